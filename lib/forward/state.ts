@@ -1,0 +1,85 @@
+/**
+ * Observable state of the data plane: the per-protocol listener state the supervisor reports and the
+ * counters the forwarders advance (read on scrape by the metrics module).
+ * @module
+ */
+
+/** A forwarded protocol. */
+export type Protocol = "tcp" | "udp";
+
+/** Where one protocol part of a forwarder stands. */
+export type ListenerState =
+  | { readonly phase: "pending" }
+  | { readonly phase: "listening"; readonly port: number }
+  /** Bind failed (`reason` is the OS error); retried with capped exponential backoff. */
+  | { readonly phase: "failed"; readonly reason: string; readonly retryInMs: number }
+  /** Another forwarder (`holder`) has the same protocol+port; taken over once it is free. */
+  | { readonly phase: "conflict"; readonly holder: string; readonly port: number };
+
+/** State of one forwarder's parts; a part missing from its spec is absent here. */
+export interface ForwarderStatus {
+  readonly name: string;
+  readonly tcp?: ListenerState;
+  readonly udp?: ListenerState;
+}
+
+/** TCP error types, a superset of the Go operator's `type` label values. */
+export const TCP_ERROR_TYPES = [
+  "Accept",
+  "DialServerTarget",
+  "DialTimeout",
+  "ResolveTargetAddress",
+  "CopyClientToTarget",
+  "CopyTargetToClient",
+  "IdleTimeout",
+  "Listen",
+] as const;
+/** One TCP error type. */
+export type TcpErrorType = typeof TCP_ERROR_TYPES[number];
+
+/** UDP error types, a superset of the Go operator's `type` label values. */
+export const UDP_ERROR_TYPES = [
+  "ResolveListenAddress",
+  "ResolveTargetAddress",
+  "Listen",
+  "DialUDPTarget",
+  "WriteToTarget",
+  "ReadFromClient",
+  "ReadFromTarget",
+  "WriteToClient",
+  "SessionLimit",
+  "Truncated",
+] as const;
+/** One UDP error type. */
+export type UdpErrorType = typeof UDP_ERROR_TYPES[number];
+
+/** Live counters of one TCP listener; plain numbers advanced in place (no allocation per event). */
+export interface TcpCounters {
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
+  activeConnections: number;
+  connectionsTotal: number;
+  readonly errors: Record<TcpErrorType, number>;
+}
+
+/** Live counters of one UDP listener. */
+export interface UdpCounters {
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
+  datagramsClientToTarget: number;
+  datagramsTargetToClient: number;
+  activeSessions: number;
+  sessionsTotal: number;
+  /** Datagrams from new clients dropped because the session cap was reached. */
+  droppedDatagrams: number;
+  /** Datagrams that did not fit the configured buffer (counted, logged, never hidden). */
+  truncatedDatagrams: number;
+  readonly errors: Record<UdpErrorType, number>;
+}
+
+/** Counters of one forwarder, by protocol part. */
+export interface ForwarderCounters {
+  readonly name: string;
+  readonly tcp?: TcpCounters;
+  readonly udp?: UdpCounters;
+}
