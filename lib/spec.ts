@@ -39,3 +39,157 @@ export interface SpecProblem {
 export type SpecResult =
   | { readonly ok: true; readonly spec: ForwarderSpec }
   | { readonly ok: false; readonly problems: readonly SpecProblem[] };
+
+/** UDP session idle timeout when `readTimeoutSeconds` is absent or 0 (as in the Go operator). */
+export const DEFAULT_READ_TIMEOUT_SECONDS = 30;
+/** UDP send bound when `writeTimeoutSeconds` is absent or 0 (as in the Go operator). */
+export const DEFAULT_WRITE_TIMEOUT_SECONDS = 5;
+
+const TCP_FIELDS = ["listenPort", "targetPort", "targetHost"] as const;
+const UDP_FIELDS = [...TCP_FIELDS, "readTimeoutSeconds", "writeTimeoutSeconds"] as const;
+const MAX_HOST_LENGTH = 253;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const DNS_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+/** The address family of an IP literal (`4`, or `6` for IPv6 without brackets), else 0. */
+export function ipLiteralFamily(host: string): 0 | 4 | 6 {
+  if (IPV4.test(host)) return 4;
+  if (!host.includes(":") || host.includes("[") || host.includes("]")) return 0;
+  try {
+    new URL(`http://[${host}]/`);
+    return 6;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Validates the `spec` of one UnDyingProxy object and applies the UDP timeout defaults.
+ *
+ * Every problem is returned at once, each naming its field and value; an invalid spec is rejected as
+ * a whole. Absent or `null` `tcp`/`udp` sections mean "not forwarded"; a missing `spec` is an empty
+ * one. Unknown fields are problems (they are usually typos).
+ *
+ * @param name The forwarder name (a CR's `namespace/name`).
+ * @param spec The object's `.spec`, as decoded from JSON or YAML.
+ * @returns The valid {@linkcode ForwarderSpec}, or every {@linkcode SpecProblem}.
+ */
+export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
+  const problems: SpecProblem[] = [];
+  if (typeof name !== "string" || name === "") {
+    problems.push({ field: "metadata.name", value: name, reason: "must be a non-empty string" });
+  }
+  if (spec === undefined || spec === null) spec = {};
+  if (!isRecord(spec)) {
+    problems.push({ field: "spec", value: spec, reason: "must be an object" });
+    return { ok: false, problems };
+  }
+  checkUnknown("spec", spec, ["tcp", "udp"], problems);
+  const tcp = parseSection("spec.tcp", spec.tcp, TCP_FIELDS, problems);
+  const udpBase = parseSection("spec.udp", spec.udp, UDP_FIELDS, problems);
+  const udpTimeouts = isRecord(spec.udp) && {
+    readTimeoutSeconds: parseTimeout(
+      "spec.udp.readTimeoutSeconds",
+      spec.udp.readTimeoutSeconds,
+      DEFAULT_READ_TIMEOUT_SECONDS,
+      problems,
+    ),
+    writeTimeoutSeconds: parseTimeout(
+      "spec.udp.writeTimeoutSeconds",
+      spec.udp.writeTimeoutSeconds,
+      DEFAULT_WRITE_TIMEOUT_SECONDS,
+      problems,
+    ),
+  };
+  const udp = udpBase && udpTimeouts && { ...udpBase, ...udpTimeouts };
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    spec: { name, ...(tcp && { tcp }), ...(udp && { udp }) },
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkUnknown(
+  path: string,
+  object: Record<string, unknown>,
+  known: readonly string[],
+  problems: SpecProblem[],
+): void {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) {
+      problems.push({
+        field: `${path}.${key}`,
+        value: object[key],
+        reason: `unknown field (known: ${known.join(", ")})`,
+      });
+    }
+  }
+}
+
+/** Checks the common fields of a `tcp`/`udp` section; undefined when absent or broken. */
+function parseSection(
+  path: string,
+  section: unknown,
+  known: readonly string[],
+  problems: SpecProblem[],
+): TcpSpec | undefined {
+  if (section === undefined || section === null) return undefined;
+  if (!isRecord(section)) {
+    problems.push({ field: path, value: section, reason: "must be an object" });
+    return undefined;
+  }
+  const before = problems.length;
+  checkUnknown(path, section, known, problems);
+  const listenPort = parsePort(`${path}.listenPort`, section.listenPort, problems);
+  const targetPort = parsePort(`${path}.targetPort`, section.targetPort, problems);
+  const targetHost = parseHost(`${path}.targetHost`, section.targetHost, problems);
+  if (problems.length > before) return undefined;
+  return { listenPort, targetPort, targetHost };
+}
+
+function parsePort(field: string, value: unknown, problems: SpecProblem[]): number {
+  if (value === undefined || value === null) {
+    problems.push({ field, value, reason: "is required (an integer from 1 to 65535)" });
+  } else if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) {
+    problems.push({ field, value, reason: "must be an integer from 1 to 65535" });
+  }
+  return value as number;
+}
+
+function parseHost(field: string, value: unknown, problems: SpecProblem[]): string {
+  const reason = hostProblem(value);
+  if (reason !== undefined) problems.push({ field, value, reason });
+  return value as string;
+}
+
+function hostProblem(value: unknown): string | undefined {
+  if (value === undefined || value === null) return "is required (a DNS name or an IP address)";
+  if (typeof value !== "string" || value === "") return "must be a non-empty string";
+  if (value.startsWith("[")) return "must be an IPv6 address without brackets";
+  if (ipLiteralFamily(value) !== 0) return undefined;
+  if (value.includes(":")) return "is not a valid IPv6 address";
+  if (value.length > MAX_HOST_LENGTH) return `must be at most ${MAX_HOST_LENGTH} characters`;
+  const labels = (value.endsWith(".") ? value.slice(0, -1) : value).split(".");
+  if (!labels.every((label) => DNS_LABEL.test(label))) {
+    return "must be a DNS name (labels of 1-63 letters, digits, '-' or '_', separated by '.') or an IP address";
+  }
+  if (labels.every((label) => /^\d+$/.test(label))) return "is not a valid IPv4 address";
+  return undefined;
+}
+
+function parseTimeout(
+  field: string,
+  value: unknown,
+  fallback: number,
+  problems: SpecProblem[],
+): number {
+  if (value === undefined || value === null || value === 0) return fallback;
+  if (!Number.isInteger(value) || (value as number) < 0) {
+    problems.push({ field, value, reason: "must be a positive integer (seconds)" });
+  }
+  return value as number;
+}

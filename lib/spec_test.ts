@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { ipLiteralFamily, parseForwarderSpec, type SpecResult } from "./spec.ts";
+
+function problemsOf(result: SpecResult): Array<[string, unknown]> {
+  return result.ok ? [] : result.problems.map((p) => [p.field, p.value]);
+}
+
+Deno.test("parseForwarderSpec() accepts tcp and udp and applies the UDP timeout defaults", () => {
+  const result = parseForwarderSpec("ns/a", {
+    tcp: { listenPort: 8000, targetPort: 80, targetHost: "web.ns.svc.cluster.local" },
+    udp: { listenPort: 5353, targetPort: 53, targetHost: "fd00::53" },
+  });
+  assert.deepEqual(result, {
+    ok: true,
+    spec: {
+      name: "ns/a",
+      tcp: { listenPort: 8000, targetPort: 80, targetHost: "web.ns.svc.cluster.local" },
+      udp: {
+        listenPort: 5353,
+        targetPort: 53,
+        targetHost: "fd00::53",
+        readTimeoutSeconds: 30,
+        writeTimeoutSeconds: 5,
+      },
+    },
+  });
+});
+
+Deno.test("parseForwarderSpec() keeps explicit timeouts and treats 0 as the default", () => {
+  const udp = { listenPort: 1, targetPort: 65535, targetHost: "10.0.0.1" };
+  const explicit = parseForwarderSpec("a", {
+    udp: { ...udp, readTimeoutSeconds: 7, writeTimeoutSeconds: 2 },
+  });
+  assert.deepEqual(explicit.ok && explicit.spec.udp, {
+    ...udp,
+    readTimeoutSeconds: 7,
+    writeTimeoutSeconds: 2,
+  });
+  const zero = parseForwarderSpec("a", {
+    udp: { ...udp, readTimeoutSeconds: 0, writeTimeoutSeconds: null },
+  });
+  assert.deepEqual(zero.ok && zero.spec.udp, {
+    ...udp,
+    readTimeoutSeconds: 30,
+    writeTimeoutSeconds: 5,
+  });
+});
+
+Deno.test("parseForwarderSpec() treats a missing spec and null sections as empty", () => {
+  assert.deepEqual(parseForwarderSpec("a", undefined), { ok: true, spec: { name: "a" } });
+  assert.deepEqual(parseForwarderSpec("a", { tcp: null, udp: null }), {
+    ok: true,
+    spec: { name: "a" },
+  });
+});
+
+Deno.test("parseForwarderSpec() returns every problem with field and value", () => {
+  const result = parseForwarderSpec("a", {
+    tcp: { listenPort: 0, targetPort: "80", targetHost: "" },
+    udp: {
+      listenPort: 65536,
+      targetPort: 1.5,
+      targetHost: "bad host",
+      readTimeoutSeconds: -1,
+      writeTimeoutSeconds: 2.5,
+      bufferBytes: 4,
+    },
+    extra: true,
+  });
+  assert.deepEqual(problemsOf(result), [
+    ["spec.extra", true],
+    ["spec.tcp.listenPort", 0],
+    ["spec.tcp.targetPort", "80"],
+    ["spec.tcp.targetHost", ""],
+    ["spec.udp.bufferBytes", 4],
+    ["spec.udp.listenPort", 65536],
+    ["spec.udp.targetPort", 1.5],
+    ["spec.udp.targetHost", "bad host"],
+    ["spec.udp.readTimeoutSeconds", -1],
+    ["spec.udp.writeTimeoutSeconds", 2.5],
+  ]);
+});
+
+Deno.test("parseForwarderSpec() reports bad timeouts even when the rest of udp is valid", () => {
+  const result = parseForwarderSpec("a", {
+    udp: {
+      listenPort: 1,
+      targetPort: 2,
+      targetHost: "h",
+      readTimeoutSeconds: -1,
+      writeTimeoutSeconds: "5",
+    },
+  });
+  assert.deepEqual(problemsOf(result), [
+    ["spec.udp.readTimeoutSeconds", -1],
+    ["spec.udp.writeTimeoutSeconds", "5"],
+  ]);
+});
+
+Deno.test("parseForwarderSpec() reports missing fields, non-objects and an empty name", () => {
+  assert.deepEqual(problemsOf(parseForwarderSpec("", { tcp: {} })), [
+    ["metadata.name", ""],
+    ["spec.tcp.listenPort", undefined],
+    ["spec.tcp.targetPort", undefined],
+    ["spec.tcp.targetHost", undefined],
+  ]);
+  assert.deepEqual(problemsOf(parseForwarderSpec("a", { udp: [1] })), [["spec.udp", [1]]]);
+  assert.deepEqual(problemsOf(parseForwarderSpec("a", "tcp")), [["spec", "tcp"]]);
+});
+
+Deno.test("parseForwarderSpec() checks targetHost as a DNS name or IP literal", () => {
+  const hostProblems = (targetHost: unknown) =>
+    problemsOf(parseForwarderSpec("a", { tcp: { listenPort: 1, targetPort: 1, targetHost } }));
+  for (
+    const good of ["localhost", "a-b.c_d.example.", "127.0.0.1", "::1", "fd00::1:2", "x".repeat(63)]
+  ) {
+    assert.deepEqual(hostProblems(good), [], good);
+  }
+  for (
+    const bad of [
+      "[::1]",
+      "1.2.3.999",
+      "::g",
+      "-a.example",
+      "a..b",
+      "x".repeat(64),
+      `${"a.".repeat(127)}aa`,
+      42,
+    ]
+  ) {
+    assert.deepEqual(hostProblems(bad), [["spec.tcp.targetHost", bad]], String(bad));
+  }
+});
+
+Deno.test("ipLiteralFamily() tells IPv4, IPv6 and names apart", () => {
+  assert.deepEqual(ipLiteralFamily("10.0.0.1"), 4);
+  assert.deepEqual(ipLiteralFamily("::ffff:10.0.0.1"), 6);
+  assert.deepEqual(ipLiteralFamily("fd00::1"), 6);
+  assert.deepEqual(ipLiteralFamily("echo.default.svc"), 0);
+  assert.deepEqual(ipLiteralFamily("[::1]"), 0);
+});
