@@ -1,0 +1,277 @@
+/**
+ * Pure computation of an UnDyingProxy's status: this replica's entry of `status.replicas` and the
+ * summary fields (`ready`, `observedGeneration`, `listening`, `target`, the `Ready` condition)
+ * derived from every fresh replica entry.
+ *
+ * Ready does not flap between replicas: only one replica, the aggregator (the smallest name among
+ * the fresh entries), writes the summary fields, and it derives them from all entries alike.
+ * Entries whose `lastUpdateTime` is older than the stale threshold are ignored and removed.
+ * @module
+ */
+
+import type { ForwarderStatus, ListenerState, Protocol } from "../forward/state.ts";
+import type { ForwarderSpec, SpecProblem } from "../spec.ts";
+
+/** `state` of one replica's listener, as the CRD defines it. */
+export type ReplicaListenerState = "Pending" | "Listening" | "Failed" | "Conflict";
+
+/** One replica's listener for one protocol (`status.replicas[].tcp` / `.udp`). */
+export interface ReplicaListener {
+  state: ReplicaListenerState;
+  port?: number;
+  message?: string;
+}
+
+/** One entry of `status.replicas`. */
+export interface ReplicaEntry {
+  name: string;
+  node?: string;
+  observedGeneration?: number;
+  lastUpdateTime?: string;
+  tcp?: ReplicaListener;
+  udp?: ReplicaListener;
+}
+
+/** Reasons of the `Ready` condition. */
+export type ReadyReason =
+  | "Listening"
+  | "Pending"
+  | "BindFailed"
+  | "PortConflict"
+  | "InvalidSpec"
+  | "ServicePortFailed"
+  | "Terminating";
+
+/** A condition in the shape of metav1.Condition. */
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+/** The status fields the aggregator writes. */
+export interface StatusSummary {
+  ready: boolean;
+  observedGeneration: number;
+  listening: string;
+  target?: string;
+  conditions: Condition[];
+}
+
+/** What the aggregator knows about one object when it computes the summary. */
+export interface SummaryInput {
+  readonly generation: number;
+  /** The valid spec, or the problems that made it invalid. */
+  readonly spec: ForwarderSpec | { readonly problems: readonly SpecProblem[] };
+  readonly deleting: boolean;
+  /** Fresh replica entries (this replica's newest one included). */
+  readonly entries: readonly ReplicaEntry[];
+  /** Why the object's Service ports could not be kept, if they could not. */
+  readonly servicePortProblem?: string | undefined;
+  /** The `Ready` condition currently stored, to keep its `lastTransitionTime`. */
+  readonly previous?: Condition | undefined;
+  readonly now: Date;
+}
+
+const MAX_MESSAGE = 4096;
+
+function listenerOf(state: ListenerState | undefined, port: number): ReplicaListener {
+  switch (state?.phase) {
+    case "listening":
+      return { state: "Listening", port: state.port };
+    case "failed":
+      return { state: "Failed", port, message: clip(state.reason) };
+    case "conflict":
+      return { state: "Conflict", port: state.port, message: `port held by ${state.holder}` };
+    default:
+      return { state: "Pending", port };
+  }
+}
+
+function clip(text: string): string {
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
+}
+
+/**
+ * This replica's entry for one object: the supervisor's state of each protocol part of the spec
+ * (no parts for an invalid spec or an object being deleted, whose listeners are stopped).
+ */
+export function replicaEntry(
+  replica: { readonly name: string; readonly node?: string | undefined },
+  generation: number,
+  spec: ForwarderSpec | undefined,
+  forwarder: ForwarderStatus | undefined,
+  now: Date,
+): ReplicaEntry {
+  const entry: ReplicaEntry = {
+    name: replica.name,
+    observedGeneration: generation,
+    lastUpdateTime: now.toISOString(),
+  };
+  if (replica.node) entry.node = replica.node;
+  if (spec?.tcp) entry.tcp = listenerOf(forwarder?.tcp, spec.tcp.listenPort);
+  if (spec?.udp) entry.udp = listenerOf(forwarder?.udp, spec.udp.listenPort);
+  return entry;
+}
+
+/** True when two entries say the same thing (`lastUpdateTime` ignored). */
+export function sameEntry(a: ReplicaEntry | undefined, b: ReplicaEntry | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const { lastUpdateTime: _a, ...restA } = a;
+  const { lastUpdateTime: _b, ...restB } = b;
+  return canonical(restA) === canonical(restB);
+}
+
+/** JSON with sorted keys, for order-insensitive comparison of plain objects. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_key, v: unknown) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => x < y ? -1 : x > y ? 1 : 0))
+        : v,
+  );
+}
+
+/** Milliseconds since the entry was written (Infinity when it has no valid time). */
+export function entryAgeMs(entry: ReplicaEntry, now: Date): number {
+  const at = Date.parse(entry.lastUpdateTime ?? "");
+  return Number.isNaN(at) ? Infinity : now.getTime() - at;
+}
+
+/** Splits entries into fresh and stale by `lastUpdateTime` and the stale threshold. */
+export function partitionEntries(
+  entries: readonly ReplicaEntry[],
+  now: Date,
+  staleAfterMs: number,
+): { fresh: ReplicaEntry[]; stale: ReplicaEntry[] } {
+  const fresh: ReplicaEntry[] = [];
+  const stale: ReplicaEntry[] = [];
+  for (const e of entries) (entryAgeMs(e, now) > staleAfterMs ? stale : fresh).push(e);
+  return { fresh, stale };
+}
+
+/** Replaces (or adds) `own` in the stored entries, so a replica sees its newest report. */
+export function withOwnEntry(entries: readonly ReplicaEntry[], own: ReplicaEntry): ReplicaEntry[] {
+  return [...entries.filter((e) => e.name !== own.name), own];
+}
+
+/** The replica that writes the summary fields: the smallest name among fresh entries. */
+export function aggregatorOf(fresh: readonly ReplicaEntry[]): string | undefined {
+  let smallest: string | undefined;
+  for (const { name } of fresh) if (smallest === undefined || name < smallest) smallest = name;
+  return smallest;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The `target` printer column: the TCP part's target, else the UDP part's, both when they differ. */
+export function targetSummary(spec: ForwarderSpec): string | undefined {
+  const tcp = spec.tcp && hostPort(spec.tcp.targetHost, spec.tcp.targetPort);
+  const udp = spec.udp && hostPort(spec.udp.targetHost, spec.udp.targetPort);
+  if (tcp && udp && tcp !== udp) return `tcp ${tcp}, udp ${udp}`;
+  return tcp ?? udp;
+}
+
+const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
+
+function describe(entry: ReplicaEntry, protocol: Protocol, l: ReplicaListener): string {
+  const what = `${entry.name}: ${protocol.toUpperCase()} port ${l.port ?? "?"}`;
+  return l.message ? `${what}: ${l.message}` : what;
+}
+
+function allListening(entry: ReplicaEntry, spec: ForwarderSpec): boolean {
+  return PROTOCOLS.every((p) => !spec[p] || entry[p]?.state === "Listening");
+}
+
+function readyVerdict(
+  input: SummaryInput,
+): { reason: ReadyReason; message: string; listening: number; reporting: number } {
+  const entries = [...input.entries].sort((a, b) => a.name < b.name ? -1 : 1);
+  const reporting = entries.length;
+  if (input.deleting) {
+    return {
+      reason: "Terminating",
+      message: "the object is being deleted",
+      listening: 0,
+      reporting,
+    };
+  }
+  if ("problems" in input.spec) {
+    const message = input.spec.problems
+      .map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`).join("; ");
+    return { reason: "InvalidSpec", message, listening: 0, reporting };
+  }
+  const spec = input.spec;
+  const current = entries.filter((e) => e.observedGeneration === input.generation);
+  const listening = current.filter((e) => allListening(e, spec)).length;
+  const problems = (state: ReplicaListenerState): string[] =>
+    current.flatMap((e) =>
+      PROTOCOLS.flatMap((p) => {
+        const l = e[p];
+        return spec[p] && l?.state === state ? [describe(e, p, l)] : [];
+      })
+    );
+  const conflicts = problems("Conflict");
+  if (conflicts.length > 0) {
+    return { reason: "PortConflict", message: conflicts.join("; "), listening, reporting };
+  }
+  const failures = problems("Failed");
+  if (failures.length > 0) {
+    return { reason: "BindFailed", message: failures.join("; "), listening, reporting };
+  }
+  if (input.servicePortProblem !== undefined) {
+    return {
+      reason: "ServicePortFailed",
+      message: input.servicePortProblem,
+      listening,
+      reporting,
+    };
+  }
+  const waiting = entries.filter((e) => !current.includes(e) || !allListening(e, spec))
+    .map((e) => e.name);
+  if (reporting === 0 || waiting.length > 0) {
+    const message = reporting === 0
+      ? "no operator replica has reported yet"
+      : `waiting for ${waiting.join(", ")}`;
+    return { reason: "Pending", message, listening, reporting };
+  }
+  const ports = PROTOCOLS.flatMap((p) => {
+    const part = spec[p];
+    return part ? [`${p.toUpperCase()} ${part.listenPort}`] : [];
+  });
+  const message = ports.length === 0
+    ? "nothing to forward"
+    : `${ports.join(" and ")} listening on ${listening} replica${listening === 1 ? "" : "s"}`;
+  return { reason: "Listening", message, listening, reporting };
+}
+
+/** Computes the summary fields from every fresh replica entry (see the module doc). */
+export function statusSummary(input: SummaryInput): StatusSummary {
+  const verdict = readyVerdict(input);
+  const status = verdict.reason === "Listening" ? "True" : "False";
+  const condition: Condition = {
+    type: "Ready",
+    status,
+    observedGeneration: input.generation,
+    lastTransitionTime: input.previous?.status === status
+      ? input.previous.lastTransitionTime
+      : input.now.toISOString(),
+    reason: verdict.reason,
+    message: clip(verdict.message),
+  };
+  const summary: StatusSummary = {
+    ready: status === "True",
+    observedGeneration: input.generation,
+    listening: `${verdict.listening}/${verdict.reporting}`,
+    conditions: [condition],
+  };
+  const target = "problems" in input.spec ? undefined : targetSummary(input.spec);
+  if (target !== undefined) summary.target = target;
+  return summary;
+}
