@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ForwarderSpec } from "../spec.ts";
+import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import {
   aggregatorOf,
   canonical,
@@ -14,16 +14,14 @@ import {
 } from "./status.ts";
 
 const NOW = new Date("2026-05-01T12:00:00Z");
+function udpPart(targetHost: string, targetPort: number, listenPort = 7001): UdpSpec {
+  return { listenPort, targetPort, targetHost, readTimeoutSeconds: 30, writeTimeoutSeconds: 5 };
+}
+
 const SPEC: ForwarderSpec = {
   name: "proxy/game",
   tcp: { listenPort: 7000, targetPort: 80, targetHost: "web" },
-  udp: {
-    listenPort: 7001,
-    targetPort: 53,
-    targetHost: "dns",
-    readTimeoutSeconds: 30,
-    writeTimeoutSeconds: 5,
-  },
+  udp: udpPart("dns", 53),
 };
 
 function listening(name: string, generation = 2): ReplicaEntry {
@@ -201,13 +199,7 @@ Deno.test("targetSummary() brackets IPv6 and merges identical targets", () => {
   const same: ForwarderSpec = {
     name: "p/x",
     tcp: { listenPort: 1, targetPort: 9, targetHost: "::1" },
-    udp: {
-      listenPort: 1,
-      targetPort: 9,
-      targetHost: "::1",
-      readTimeoutSeconds: 1,
-      writeTimeoutSeconds: 1,
-    },
+    udp: udpPart("::1", 9, 1),
   };
   assert.equal(targetSummary(same), "[::1]:9");
   assert.equal(targetSummary({ name: "p/y" }), undefined);
