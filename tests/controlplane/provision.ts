@@ -1,0 +1,237 @@
+/**
+ * `deno task controlplane`: provides `kube-apiserver` and `etcd` for the integration tests.
+ *
+ * Uses what `findControlPlaneBinaries()` finds (env vars, `KUBEBUILDER_ASSETS`, the version-keyed
+ * cache); otherwise builds both with the Go toolchain from the module in this folder (go.mod pins
+ * `k8s.io/kubernetes` and `go.etcd.io/etcd/server/v3`) into a temporary directory beside the cache
+ * entry, then renames it into place, so an interrupted build never leaves a half-filled cache.
+ *
+ * Progress goes to stderr; the last line of stdout is the directory holding both binaries.
+ * Exits non-zero with the reason when neither a binary nor a build is possible.
+ */
+import {
+  cacheRoot,
+  type ControlPlaneVersions,
+  controlPlaneVersions,
+  findControlPlaneBinaries,
+  goModUrl,
+  notExecutable,
+  versionedCacheDir,
+} from "./binaries.ts";
+
+const encoder = new TextEncoder();
+
+function progress(message: string): void {
+  Deno.stderr.writeSync(encoder.encode(`[controlplane] ${message}\n`));
+}
+
+class ProvisionError extends Error {
+  override name = "ProvisionError";
+}
+
+async function main(): Promise<string> {
+  const lookup = findControlPlaneBinaries();
+  if (lookup.found) {
+    progress(`using ${lookup.binaries.source}`);
+    return await directoryHoldingBoth(lookup.binaries.kubeApiserver, lookup.binaries.etcd);
+  }
+  if (lookup.misconfigured) throw new ProvisionError(lookup.reason);
+  progress(`no binaries yet: ${lookup.reason}`);
+  return await build(controlPlaneVersions());
+}
+
+/** The binaries' common directory; for env vars pointing at two directories, a directory of links. */
+async function directoryHoldingBoth(kubeApiserver: string, etcd: string): Promise<string> {
+  const apiserverDir = dirname(kubeApiserver);
+  if (
+    apiserverDir === dirname(etcd) && kubeApiserver.endsWith("/kube-apiserver") &&
+    etcd.endsWith("/etcd")
+  ) {
+    return apiserverDir;
+  }
+  const links = `${cacheRoot()}/controlplane/from-env`;
+  await Deno.mkdir(links, { recursive: true });
+  for (const [name, target] of [["kube-apiserver", kubeApiserver], ["etcd", etcd]] as const) {
+    await Deno.remove(`${links}/${name}`).catch(() => {});
+    await Deno.symlink(await Deno.realPath(target), `${links}/${name}`);
+  }
+  return links;
+}
+
+async function build(versions: ControlPlaneVersions): Promise<string> {
+  const finalDir = versionedCacheDir(versions);
+  const moduleDir = dirname(goModUrl().pathname);
+  const goVersion = await run(["go", "version"], moduleDir).catch((error) => {
+    throw new ProvisionError(
+      `Cannot build the control plane: the Go toolchain (\`go\`, 1.24 or newer) is not usable: ${error}`,
+    );
+  });
+  progress(
+    `building kube-apiserver ${versions.kubernetes} and etcd ${versions.etcd} with ${goVersion.trim()}`,
+  );
+  progress(`into ${finalDir} (first build takes several minutes on 2 cores; later runs reuse it)`);
+  await Deno.mkdir(dirname(finalDir), { recursive: true });
+  const tempDir = await Deno.makeTempDir({ dir: dirname(finalDir), prefix: ".build-" });
+  try {
+    const started = Date.now();
+    progress("downloading Go modules (go mod download)");
+    await run(["go", "mod", "download"], moduleDir);
+    const minor = versions.kubernetes.split(".")[1] ?? "";
+    const versionFlags = [
+      `-X k8s.io/component-base/version.gitVersion=${versions.kubernetes}`,
+      "-X k8s.io/component-base/version.gitMajor=1",
+      `-X k8s.io/component-base/version.gitMinor=${minor}`,
+      "-X k8s.io/component-base/version.gitTreeState=clean",
+    ];
+    await goBuild(
+      moduleDir,
+      "k8s.io/kubernetes/cmd/kube-apiserver",
+      `${tempDir}/kube-apiserver`,
+      versionFlags,
+    );
+    await goBuild(moduleDir, "go.etcd.io/etcd/server/v3", `${tempDir}/etcd`, []);
+    await verify(`${tempDir}/kube-apiserver`, versions.kubernetes);
+    await verify(`${tempDir}/etcd`, versions.etcd.replace(/^v/, ""));
+    const seconds = Math.round((Date.now() - started) / 1000);
+    await Deno.writeTextFile(
+      `${tempDir}/BUILD_INFO`,
+      `kubernetes ${versions.kubernetes}\netcd ${versions.etcd}\n${goVersion.trim()}\nbuild seconds ${seconds}\n`,
+    );
+    await moveIntoPlace(tempDir, finalDir);
+    progress(`built in ${seconds}s`);
+    return finalDir;
+  } finally {
+    await Deno.remove(tempDir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function goBuild(
+  moduleDir: string,
+  pkg: string,
+  output: string,
+  xFlags: string[],
+): Promise<void> {
+  const name = output.slice(output.lastIndexOf("/") + 1);
+  progress(`go build ${pkg} -> ${name}`);
+  const started = Date.now();
+  const child = new Deno.Command("go", {
+    args: [
+      "build",
+      "-v",
+      "-mod=readonly",
+      "-ldflags",
+      ["-s", "-w", ...xFlags].join(" "),
+      "-o",
+      output,
+      pkg,
+    ],
+    cwd: moduleDir,
+    env: goEnv(),
+    stdout: "inherit",
+    stderr: "piped",
+  }).spawn();
+  // `go build -v` names each package as it compiles it: report a count now and then, keep errors.
+  let packages = 0;
+  let lastReport = Date.now();
+  const errorLines: string[] = [];
+  for await (const line of lines(child.stderr)) {
+    if (/^[\w.-]+(\/[\w.~+-]+)*$/.test(line)) {
+      packages++;
+      if (Date.now() - lastReport > 15_000) {
+        progress(
+          `  ${name}: ${packages} packages compiled, ${Math.round((Date.now() - started) / 1000)}s`,
+        );
+        lastReport = Date.now();
+      }
+    } else {
+      errorLines.push(line);
+      Deno.stderr.writeSync(encoder.encode(`${line}\n`));
+    }
+  }
+  const status = await child.status;
+  if (!status.success) {
+    throw new ProvisionError(
+      `go build ${pkg} failed with exit code ${status.code}: ${errorLines.slice(-20).join("\n")}`,
+    );
+  }
+  progress(`  ${name}: done, ${packages} packages, ${Math.round((Date.now() - started) / 1000)}s`);
+}
+
+function goEnv(): Record<string, string> {
+  const inherited = Deno.env.get("GOFLAGS") ?? "";
+  return {
+    CGO_ENABLED: "0",
+    GOFLAGS: inherited.includes("-trimpath") ? inherited : `${inherited} -trimpath`.trim(),
+  };
+}
+
+async function verify(binary: string, expectedVersion: string): Promise<void> {
+  const problem = notExecutable(binary);
+  if (problem) throw new ProvisionError(`Build produced no usable binary: ${problem}`);
+  const output = await run([binary, "--version"], dirname(binary));
+  if (!output.includes(expectedVersion)) {
+    throw new ProvisionError(
+      `${binary} --version printed ${JSON.stringify(output.trim())}, expected ${expectedVersion}`,
+    );
+  }
+}
+
+async function moveIntoPlace(tempDir: string, finalDir: string): Promise<void> {
+  try {
+    await Deno.rename(tempDir, finalDir);
+  } catch (error) {
+    // Another provisioning run finished first: keep its result if it is complete.
+    const problem = notExecutable(`${finalDir}/kube-apiserver`) ??
+      notExecutable(`${finalDir}/etcd`);
+    if (problem) throw new ProvisionError(`Cannot move the build into ${finalDir}: ${error}`);
+  }
+}
+
+async function run(command: string[], cwd: string): Promise<string> {
+  const [program = "", ...args] = command;
+  const output = await new Deno.Command(program, {
+    args,
+    cwd,
+    env: goEnv(),
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const decoder = new TextDecoder();
+  if (!output.success) {
+    throw new ProvisionError(
+      `\`${command.join(" ")}\` exited with code ${output.code}: ${
+        decoder.decode(output.stderr).trim()
+      }`,
+    );
+  }
+  return decoder.decode(output.stdout) + decoder.decode(output.stderr);
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+    }
+  }
+  if (buffered) yield buffered;
+}
+
+function dirname(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? "/" : path.slice(0, slash);
+}
+
+if (import.meta.main) {
+  try {
+    const dir = await main();
+    Deno.stdout.writeSync(encoder.encode(`${dir}\n`));
+  } catch (error) {
+    progress(`FAILED: ${error instanceof ProvisionError ? error.message : String(error)}`);
+    Deno.exit(1);
+  }
+}
