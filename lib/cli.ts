@@ -1,0 +1,548 @@
+/**
+ * The command line: one flag table feeds `parseArgs`, the typed {@linkcode Options}, `--help` and the
+ * README's flag section. Flag names and spellings follow the Go operator (`--flag=value`, `-flag`,
+ * `--bool=false` all work).
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
+export interface BindAddress {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/** Log levels accepted by `--log-level` and `--zap-stacktrace-level`. */
+export type LogLevelName = "debug" | "info" | "warn" | "error" | "fatal";
+
+/** Where `--watch-namespaces` points: all namespaces, or a list (empty = the operator namespace). */
+export type WatchNamespaces = "*" | readonly string[];
+
+/** Groups of `--help`, in display order. */
+const GROUPS = [
+  "Source",
+  "Forwarding",
+  "Kubernetes operator",
+  "Metrics and probes",
+  "Logging",
+] as const;
+
+interface Flag<T> {
+  readonly group: typeof GROUPS[number];
+  /** parseArgs type: booleans take no separate value (`--x`, `--no-x`, `--x=false`). */
+  readonly boolean?: true;
+  /** Placeholder of the value in `--help`, e.g. `FILE`. */
+  readonly valueName?: string;
+  /** Default as the user would type it; parsed exactly like a user value. */
+  readonly default: string;
+  /** Shown instead of `default` when the real default is computed at run time. */
+  readonly defaultText?: string;
+  readonly help: string;
+  /** Appended to the option name: durations are `...Ms` in {@linkcode Options}. */
+  readonly unit?: "Ms";
+  /** Turns the raw text into the typed value; throws `RangeError` with the reason. */
+  readonly parse: (raw: string) => T;
+}
+
+/** The flag table: the single source of truth for names, defaults and help. */
+export const FLAGS = {
+  "config": {
+    group: "Source",
+    valueName: "FILE",
+    default: "",
+    help:
+      "YAML file of UnDyingProxy objects (standalone mode, no cluster). Watched: edits apply live. " +
+      "Without it the program runs as a Kubernetes operator.",
+    parse: optionalString,
+  },
+  "listen-address": {
+    group: "Forwarding",
+    valueName: "IP",
+    default: "::",
+    help: 'Address the forwarders listen on; "::" is every interface, IPv4 and IPv6.',
+    parse: parseListenAddress,
+  },
+  "dial-timeout": {
+    group: "Forwarding",
+    valueName: "DURATION",
+    unit: "Ms",
+    default: "5s",
+    help: "Timeout to connect to a TCP target (units ms, s, m, h).",
+    parse: (raw) => parseDurationMs(raw, { min: 1 }),
+  },
+  "drain-grace-period": {
+    group: "Forwarding",
+    valueName: "DURATION",
+    unit: "Ms",
+    default: "10s",
+    help: "On shutdown or removal, how long live TCP connections and UDP sessions may continue.",
+    parse: (raw) => parseDurationMs(raw, { min: 0 }),
+  },
+  "tcp-idle-timeout": {
+    group: "Forwarding",
+    valueName: "DURATION",
+    unit: "Ms",
+    default: "0",
+    help: "Close a TCP connection idle in both directions this long; 0 disables.",
+    parse: (raw) => parseDurationMs(raw, { min: 0 }),
+  },
+  "udp-max-sessions": {
+    group: "Forwarding",
+    valueName: "N",
+    default: "10000",
+    help:
+      "UDP sessions (client addresses) per forwarder; datagrams of new clients beyond it are dropped.",
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+  },
+  "udp-buffer-bytes": {
+    group: "Forwarding",
+    valueName: "BYTES",
+    default: "65535",
+    help:
+      "UDP receive buffer; larger datagrams are truncated and counted. The default truncates nothing.",
+    parse: (raw) => parseInteger(raw, 1, 65535),
+  },
+  "operator-namespace": {
+    group: "Kubernetes operator",
+    valueName: "NAMESPACE",
+    default: "",
+    help: "Namespace of the operator and of the managed Services; required in operator mode.",
+    parse: optionalString,
+  },
+  "watch-namespaces": {
+    group: "Kubernetes operator",
+    valueName: "LIST",
+    default: "",
+    defaultText: "the operator namespace",
+    help: 'Comma-separated namespaces to watch for UnDyingProxy objects, or "*" for all.',
+    parse: parseNamespaces,
+  },
+  "instance-name": {
+    group: "Kubernetes operator",
+    valueName: "NAME",
+    default: "",
+    help: "Handle only objects selecting this instance; empty handles objects that select none.",
+    parse: optionalString,
+  },
+  "replica-name": {
+    group: "Kubernetes operator",
+    valueName: "NAME",
+    default: "",
+    defaultText: "$POD_NAME, else the host name",
+    help: "Name of this replica in the objects' status.",
+    parse: optionalString,
+  },
+  "kubeconfig": {
+    group: "Kubernetes operator",
+    valueName: "FILE",
+    default: "",
+    defaultText: "$KUBECONFIG, in-cluster config, ~/.kube/config",
+    help: "Kubeconfig file to reach the API server.",
+    parse: optionalString,
+  },
+  "tcp-service-to-manage": {
+    group: "Kubernetes operator",
+    valueName: "NAME",
+    default: "undying-proxy-tcp",
+    help: "Service whose TCP ports follow the objects; empty disables.",
+    parse: (raw) => raw,
+  },
+  "udp-service-to-manage": {
+    group: "Kubernetes operator",
+    valueName: "NAME",
+    default: "undying-proxy-udp",
+    help: "Service whose UDP ports follow the objects; empty disables.",
+    parse: (raw) => raw,
+  },
+  "metrics-bind-address": {
+    group: "Metrics and probes",
+    valueName: "ADDR",
+    default: ":8080",
+    help: 'Serve /metrics on this host:port (":PORT" = every interface); "0" disables.',
+    parse: parseBindAddress,
+  },
+  "metrics-secure": {
+    group: "Metrics and probes",
+    boolean: true,
+    default: "false",
+    help: "Serve /metrics over HTTPS with the certificate from --metrics-cert-path.",
+    parse: parseBoolean,
+  },
+  "metrics-cert-path": {
+    group: "Metrics and probes",
+    valueName: "DIR",
+    default: "",
+    help: "Directory holding the metrics server certificate and key (with --metrics-secure).",
+    parse: optionalString,
+  },
+  "metrics-cert-name": {
+    group: "Metrics and probes",
+    valueName: "FILE",
+    default: "tls.crt",
+    help: "Certificate file name in --metrics-cert-path.",
+    parse: requiredString,
+  },
+  "metrics-cert-key": {
+    group: "Metrics and probes",
+    valueName: "FILE",
+    default: "tls.key",
+    help: "Private key file name in --metrics-cert-path.",
+    parse: requiredString,
+  },
+  "metrics-authed": {
+    group: "Metrics and probes",
+    boolean: true,
+    default: "false",
+    help: "Accepted for compatibility; true is refused (protect /metrics with a NetworkPolicy).",
+    parse: parseBoolean,
+  },
+  "enable-http2": {
+    group: "Metrics and probes",
+    boolean: true,
+    default: "false",
+    help: "Accepted for compatibility; no effect (the servers speak HTTP/1.1).",
+    parse: parseBoolean,
+  },
+  "health-probe-bind-address": {
+    group: "Metrics and probes",
+    valueName: "ADDR",
+    default: ":8081",
+    help: 'Serve /healthz and /readyz on this host:port; "0" disables.',
+    parse: parseBindAddress,
+  },
+  "log-level": {
+    group: "Logging",
+    valueName: "LEVEL",
+    default: "info",
+    help: "Lowest level logged: debug, info, warn or error.",
+    parse: parseLogLevel,
+  },
+  "log-format": {
+    group: "Logging",
+    valueName: "FORMAT",
+    default: "json",
+    help: "json (one JSON object per line) or text (human-readable).",
+    parse: (raw) => oneOf(raw, ["json", "text"] as const),
+  },
+  "zap-devel": {
+    group: "Logging",
+    boolean: true,
+    default: "false",
+    help: "Human-readable logs, same as --log-format=text (Go operator compatibility).",
+    parse: parseBoolean,
+  },
+  "zap-stacktrace-level": {
+    group: "Logging",
+    valueName: "LEVEL",
+    default: "error",
+    help: "Errors logged at this level or above include their stack trace (also: panic, dpanic).",
+    parse: parseLogLevel,
+  },
+} as const satisfies Record<string, Flag<unknown>>;
+
+/** A flag name without the leading dashes. */
+export type FlagName = keyof typeof FLAGS;
+
+type CamelCase<S extends string> = S extends `${infer H}-${infer T}`
+  ? `${H}${Capitalize<CamelCase<T>>}`
+  : S;
+
+type Unit<F> = F extends { readonly unit: infer U extends string } ? U : "";
+
+/** Every flag, typed and in camelCase, durations in milliseconds (`--dial-timeout` → `dialTimeoutMs`). */
+export type Options = {
+  readonly [K in FlagName as `${CamelCase<K>}${Unit<typeof FLAGS[K]>}`]: ReturnType<
+    typeof FLAGS[K]["parse"]
+  >;
+};
+
+/** What the command line asks for. */
+export type Command =
+  | { readonly kind: "run"; readonly options: Options }
+  | { readonly kind: "help" }
+  | { readonly kind: "version" };
+
+/** A bad command line: names the flag, the value and why. The program exits with code 2. */
+export class FlagError extends Error {
+  override readonly name = "FlagError";
+  /** The flag as typed, e.g. `--dial-timeout`, or the stray argument. */
+  readonly flag: string;
+
+  /** @param flag The flag as typed; `message` should name it. */
+  constructor(flag: string, message: string) {
+    super(message);
+    this.flag = flag;
+  }
+}
+
+/**
+ * Parses the command line.
+ * @throws {FlagError} on an unknown flag, a missing or bad value, or a stray argument.
+ */
+export function parseCommandLine(args: readonly string[]): Command {
+  const normalized = normalizeArgs(args);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: normalized,
+      options: parseArgsOptions(),
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+    }));
+  } catch (error) {
+    throw toFlagError(error);
+  }
+  if (values["help"] === true) return { kind: "help" };
+  if (values["version"] === true) return { kind: "version" };
+
+  const options: Record<string, unknown> = {};
+  for (const [name, flag] of flagEntries()) {
+    const given = values[name];
+    const raw = given === undefined ? flag.default : String(given);
+    try {
+      options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new FlagError(`--${name}`, `invalid value "${raw}" for --${name}: ${why}`);
+    }
+  }
+  const typed = options as Options;
+  checkCombinations(typed);
+  return { kind: "run", options: typed };
+}
+
+/** The `--help` text: every flag with its default, grouped. */
+export function usage(version: string): string {
+  const lines = [
+    `undying-proxy ${version}: forwards TCP and UDP ports to targets, one UnDyingProxy object each.`,
+    "",
+    "Usage:",
+    "  undying-proxy --config FILE [flags]               standalone: objects from a YAML file",
+    "  undying-proxy --operator-namespace NS [flags]     operator: objects from Kubernetes",
+    "",
+    "Flags take --name=value, --name value or -name=value; booleans also --name, --no-name.",
+  ];
+  for (const group of GROUPS) {
+    lines.push("", `${group}:`);
+    for (const [name, flag] of flagEntries()) {
+      if (flag.group !== group) continue;
+      const value = "boolean" in flag ? "" : ` ${flag.valueName}`;
+      lines.push(`  --${name}${value}`, `      ${flag.help} (default: ${shownDefault(flag, '"')})`);
+    }
+  }
+  lines.push("", "  --help       print this help", "  --version    print the version");
+  return lines.join("\n");
+}
+
+/** The flag table as Markdown (the README's flag section is this text). */
+export function flagsMarkdown(): string {
+  const rows = ["| Flag | Default | Meaning |", "|---|---|---|"];
+  for (const [name, flag] of flagEntries()) {
+    const value = "boolean" in flag ? "" : ` ${flag.valueName}`;
+    const help = flag.help.replaceAll("|", "\\|");
+    rows.push(`| \`--${name}${value}\` | ${shownDefault(flag, "`")} | ${help} |`);
+  }
+  return rows.join("\n");
+}
+
+/**
+ * Parses a duration: Go syntax with units (`500ms`, `5s`, `1m30s`, `1h`) or `0`.
+ * @returns milliseconds
+ * @throws {RangeError} naming the problem.
+ */
+export function parseDurationMs(raw: string, limits: { readonly min: number }): number {
+  const text = raw.trim();
+  let ms = 0;
+  if (text !== "0") {
+    const parts = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(text)
+      ? text.match(/\d+(?:\.\d+)?(?:ms|s|m|h)/g)
+      : null;
+    if (parts === null) {
+      throw new RangeError("not a duration: use a number with a unit (ms, s, m, h), e.g. 5s");
+    }
+    for (const part of parts) {
+      const unit = /[a-z]+$/.exec(part)?.[0] ?? "";
+      ms += Number.parseFloat(part) * (UNIT_MS[unit] ?? Number.NaN);
+    }
+    ms = Math.round(ms);
+  }
+  if (ms < limits.min) {
+    throw new RangeError(limits.min > 0 ? "must be more than 0" : "must not be negative");
+  }
+  return ms;
+}
+
+/**
+ * Parses a bind address: `host:port`, `:port` (every interface), `[ipv6]:port`, or `0` (disabled → null).
+ * @throws {RangeError} naming the problem.
+ */
+export function parseBindAddress(raw: string): BindAddress | null {
+  if (raw === "0") return null;
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(raw);
+  if (match === null) {
+    throw new RangeError('expected host:port, :port, [ipv6]:port or "0" to disable');
+  }
+  const port = Number(match[3]);
+  if (port > 65535) throw new RangeError("port must be at most 65535");
+  return { hostname: match[1] ?? match[2] ?? "", port };
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function optionalString(raw: string): string | undefined {
+  return raw === "" ? undefined : raw;
+}
+
+function requiredString(raw: string): string {
+  if (raw === "") throw new RangeError("must not be empty");
+  return raw;
+}
+
+function parseBoolean(raw: string): boolean {
+  // The spellings Go's strconv.ParseBool accepts, as the old operator's flags did.
+  if (["true", "1", "t", "T", "TRUE", "True"].includes(raw)) return true;
+  if (["false", "0", "f", "F", "FALSE", "False"].includes(raw)) return false;
+  throw new RangeError("expected true or false");
+}
+
+function parseInteger(raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new RangeError("expected a whole number");
+  const value = Number(raw);
+  if (value < min || value > max) throw new RangeError(`must be between ${min} and ${max}`);
+  return value;
+}
+
+function parseListenAddress(raw: string): string {
+  if (raw === "" || /[\s[\]]/.test(raw)) {
+    throw new RangeError('expected an IP address or host name without port or brackets, e.g. "::"');
+  }
+  return raw;
+}
+
+function parseNamespaces(raw: string): WatchNamespaces {
+  if (raw.trim() === "*") return "*";
+  const names = raw.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  for (const name of names) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) {
+      throw new RangeError(`"${name}" is not a namespace name (a DNS label)`);
+    }
+  }
+  return names;
+}
+
+function parseLogLevel(raw: string): LogLevelName {
+  const aliases: Record<string, LogLevelName> = {
+    warning: "warn",
+    dpanic: "fatal",
+    panic: "fatal",
+  };
+  return aliases[raw] ?? oneOf(raw, ["debug", "info", "warn", "error", "fatal"] as const);
+}
+
+function oneOf<const T extends string>(raw: string, allowed: readonly T[]): T {
+  const found = allowed.find((value) => value === raw);
+  if (found === undefined) throw new RangeError(`expected one of ${allowed.join(", ")}`);
+  return found;
+}
+
+function checkCombinations(options: Options): void {
+  if (options.config === undefined && options.operatorNamespace === undefined) {
+    throw new FlagError(
+      "--operator-namespace",
+      "--operator-namespace must be set in operator mode (or pass --config FILE for standalone mode)",
+    );
+  }
+  if (options.metricsAuthed) {
+    throw new FlagError(
+      "--metrics-authed",
+      "--metrics-authed=true is not supported: /metrics has no Kubernetes authentication here; " +
+        "leave it false and restrict access with a NetworkPolicy",
+    );
+  }
+  if (options.metricsSecure && options.metricsCertPath === undefined) {
+    throw new FlagError(
+      "--metrics-secure",
+      "--metrics-secure needs --metrics-cert-path (a directory with tls.crt and tls.key): " +
+        "no self-signed certificate is generated",
+    );
+  }
+}
+
+function flagEntries(): [FlagName, Flag<unknown>][] {
+  return Object.entries(FLAGS) as [FlagName, Flag<unknown>][];
+}
+
+function shownDefault(flag: Flag<unknown>, quote: string): string {
+  return flag.defaultText ?? `${quote}${flag.default}${quote}`;
+}
+
+function camelCase(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?: string }> {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+    version: { type: "boolean" },
+  };
+  for (const [name, flag] of flagEntries()) {
+    options[name] = { type: "boolean" in flag ? "boolean" : "string" };
+  }
+  return options;
+}
+
+/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`. */
+function normalizeArgs(args: readonly string[]): string[] {
+  const result: string[] = [];
+  for (const arg of args) {
+    if (arg === "--") {
+      result.push(...args.slice(args.indexOf(arg)));
+      break;
+    }
+    const long = /^-[^-]{2,}/.test(arg) ? `-${arg}` : arg;
+    const match = /^--([^=]+)=(.*)$/s.exec(long);
+    const flag = match?.[1] === undefined ? undefined : FLAGS[match[1] as FlagName];
+    if (match !== null && flag !== undefined && "boolean" in flag) {
+      const [, name = "", raw = ""] = match;
+      let value: boolean;
+      try {
+        value = parseBoolean(raw);
+      } catch {
+        throw new FlagError(
+          `--${name}`,
+          `invalid value "${raw}" for --${name}: expected true or false`,
+        );
+      }
+      result.push(value ? `--${name}` : `--no-${name}`);
+    } else {
+      result.push(long);
+    }
+  }
+  return result;
+}
+
+function toFlagError(error: unknown): FlagError {
+  if (!(error instanceof Error)) return new FlagError("", String(error));
+  const code = (error as { code?: string }).code;
+  const quoted = /'([^']+)'/.exec(error.message)?.[1] ?? "";
+  const flag = quoted.split(" ")[0] ?? quoted;
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return new FlagError(flag, `unknown flag ${flag} (see --help)`);
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return new FlagError(
+        flag,
+        `unexpected argument "${flag}": every setting is a --flag (see --help)`,
+      );
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return new FlagError(
+        flag,
+        error.message.includes("does not take an argument")
+          ? `${flag} takes no value other than true or false`
+          : `missing value for ${flag}`,
+      );
+    default:
+      return new FlagError(flag, error.message);
+  }
+}

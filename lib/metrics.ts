@@ -1,0 +1,290 @@
+/**
+ * Every Prometheus metric of the program, registered once. Forwarding metrics are computed on scrape
+ * from the supervisor's live counters and statuses (nothing is done per packet); the names, types and
+ * label keys of the Go operator's metrics are kept, with `forwarder` (object name) and `namespace`
+ * added where useful. Series of a removed forwarder disappear with it.
+ * @module
+ */
+import { Counter, Gauge, Registry } from "prom-client";
+import {
+  type ForwarderCounters,
+  type ForwarderStatus,
+  type ListenerState,
+  type Protocol,
+  TCP_ERROR_TYPES,
+  type TcpCounters,
+  UDP_ERROR_TYPES,
+  type UdpCounters,
+} from "./forward/state.ts";
+
+/** What the metrics read on scrape; the `Supervisor` provides both. */
+export interface ForwardingView {
+  statuses(): Iterable<ForwarderStatus>;
+  counters(): Iterable<ForwarderCounters>;
+}
+
+/** Outcome label of `undying_proxy_config_reloads_total`. */
+export type ReloadResult = "success" | "failure";
+
+const PHASES: readonly ListenerState["phase"][] = ["pending", "listening", "failed", "conflict"];
+const PER_FORWARDER = ["forwarder", "namespace"];
+
+type Labels = Record<string, string>;
+type Emit = (labels: Labels, value: number) => void;
+
+/** A metric with one series per forwarder, read from one protocol part's counters. */
+type PartMetric =
+  & { readonly kind: "counter" | "gauge"; readonly name: string; readonly help: string }
+  & (
+    | { readonly protocol: "tcp"; readonly value: (counters: TcpCounters) => number }
+    | { readonly protocol: "udp"; readonly value: (counters: UdpCounters) => number }
+  );
+
+/** Per-forwarder metrics: the Go operator's first, then the new ones. */
+const PART_METRICS: readonly PartMetric[] = [
+  {
+    kind: "counter",
+    protocol: "tcp",
+    name: "undying_proxy_tcp_from_clients_to_target_bytes_total",
+    help: "Bytes forwarded from TCP clients to the target.",
+    value: (c) => c.bytesClientToTarget,
+  },
+  {
+    kind: "counter",
+    protocol: "tcp",
+    name: "undying_proxy_tcp_from_target_to_clients_bytes_total",
+    help: "Bytes forwarded from the TCP target to clients.",
+    value: (c) => c.bytesTargetToClient,
+  },
+  {
+    kind: "gauge",
+    protocol: "udp",
+    name: "undying_proxy_udp_clients_connected",
+    help: "UDP sessions (client addresses) open now.",
+    value: (c) => c.activeSessions,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_from_clients_to_target_bytes_total",
+    help: "Bytes forwarded from UDP clients to the target.",
+    value: (c) => c.bytesClientToTarget,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_from_target_to_clients_bytes_total",
+    help: "Bytes forwarded from the UDP target to clients.",
+    value: (c) => c.bytesTargetToClient,
+  },
+  {
+    kind: "gauge",
+    protocol: "tcp",
+    name: "undying_proxy_tcp_active_connections",
+    help: "TCP connections open now (including draining ones).",
+    value: (c) => c.activeConnections,
+  },
+  {
+    kind: "counter",
+    protocol: "tcp",
+    name: "undying_proxy_tcp_connections_total",
+    help: "TCP connections accepted.",
+    value: (c) => c.connectionsTotal,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_from_clients_to_target_datagrams_total",
+    help: "Datagrams forwarded from UDP clients to the target.",
+    value: (c) => c.datagramsClientToTarget,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_from_target_to_clients_datagrams_total",
+    help: "Datagrams forwarded from the UDP target to clients.",
+    value: (c) => c.datagramsTargetToClient,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_sessions_total",
+    help: "UDP sessions opened.",
+    value: (c) => c.sessionsTotal,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_dropped_datagrams_total",
+    help: "Datagrams from new clients dropped because --udp-max-sessions was reached.",
+    value: (c) => c.droppedDatagrams,
+  },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_truncated_datagrams_total",
+    help: "Datagrams larger than --udp-buffer-bytes, forwarded truncated.",
+    value: (c) => c.truncatedDatagrams,
+  },
+];
+
+/** The program's metrics registry and the metrics other components advance themselves. */
+export class ProgramMetrics {
+  /** Holds every metric below. */
+  readonly registry: Registry = new Registry();
+  /** `undying_proxy_operator_errors_total{type}`: advanced by the operator (Go operator's types and more). */
+  readonly operatorErrors: Counter<"type">;
+  /** `undying_proxy_config_reloads_total{result}`: reloads of the `--config` file. */
+  readonly configReloads: Counter<"result">;
+  /** `undying_proxy_config_last_reload_successful`: 1 when the last load of `--config` was valid. */
+  readonly configLastReloadSuccessful: Gauge;
+  /** `undying_proxy_shutting_down`: 1 from the first SIGTERM/SIGINT on. */
+  readonly shuttingDown: Gauge;
+
+  /** Registers every metric, reading forwarding state from `view` on each scrape. */
+  constructor(view: ForwardingView, options: { readonly version: string }) {
+    const registers = [this.registry];
+
+    this.#gauge("undying_proxy_build_info", "Always 1; the version label says which build runs.", [
+      "version",
+    ], (emit) => emit({ version: options.version }, 1));
+    for (const protocol of ["tcp", "udp"] as const) {
+      this.#gauge(
+        `undying_proxy_${protocol}_forwarders`,
+        `${protocol.toUpperCase()} forwarders listening now.`,
+        [],
+        (emit) => emit({}, countListening(view.statuses(), protocol)),
+      );
+    }
+    for (const metric of PART_METRICS) {
+      const fill = (emit: Emit) => {
+        for (const forwarder of view.counters()) {
+          const labels = forwarderLabels(forwarder.name);
+          if (metric.protocol === "tcp" && forwarder.tcp) emit(labels, metric.value(forwarder.tcp));
+          if (metric.protocol === "udp" && forwarder.udp) emit(labels, metric.value(forwarder.udp));
+        }
+      };
+      if (metric.kind === "counter") this.#counter(metric.name, metric.help, PER_FORWARDER, fill);
+      else this.#gauge(metric.name, metric.help, PER_FORWARDER, fill);
+    }
+    const errorTypes = { tcp: TCP_ERROR_TYPES, udp: UDP_ERROR_TYPES } as const;
+    for (const protocol of ["tcp", "udp"] as const) {
+      this.#counter(
+        `undying_proxy_${protocol}_forwarding_errors_total`,
+        `${protocol.toUpperCase()} forwarding errors by type.`,
+        ["type", ...PER_FORWARDER],
+        (emit) => {
+          for (const forwarder of view.counters()) {
+            const errors: Record<string, number> | undefined = forwarder[protocol]?.errors;
+            if (errors === undefined) continue;
+            const labels = forwarderLabels(forwarder.name);
+            for (const type of errorTypes[protocol]) emit({ ...labels, type }, errors[type] ?? 0);
+          }
+        },
+      );
+    }
+
+    // State of every forwarder in the desired set.
+    this.#gauge(
+      "undying_proxy_forwarder_state",
+      "1 for the current state (pending, listening, failed, conflict) of each forwarder part.",
+      ["protocol", "state", ...PER_FORWARDER],
+      (emit) => {
+        for (const status of view.statuses()) {
+          const labels = forwarderLabels(status.name);
+          for (const protocol of ["tcp", "udp"] as const) {
+            const phase = status[protocol]?.phase;
+            if (phase === undefined) continue;
+            for (const state of PHASES) {
+              emit({ ...labels, protocol, state }, state === phase ? 1 : 0);
+            }
+          }
+        }
+      },
+    );
+
+    // Program.
+    this.operatorErrors = new Counter({
+      name: "undying_proxy_operator_errors_total",
+      help: "Operator errors by type.",
+      labelNames: ["type"],
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: "undying_proxy_config_reloads_total",
+      help: "Loads of the --config file by result (an invalid file keeps the last good config).",
+      labelNames: ["result"],
+      registers,
+    });
+    for (const result of ["success", "failure"] as const) this.configReloads.inc({ result }, 0);
+    this.configLastReloadSuccessful = new Gauge({
+      name: "undying_proxy_config_last_reload_successful",
+      help: "1 when the last load of the --config file was valid, else 0.",
+      registers,
+    });
+    this.shuttingDown = new Gauge({
+      name: "undying_proxy_shutting_down",
+      help: "1 once a shutdown signal was received (draining), else 0.",
+      registers,
+    });
+    this.shuttingDown.set(0);
+  }
+
+  /** Records the outcome of one load of the `--config` file. */
+  recordReload(result: ReloadResult): void {
+    this.configReloads.inc({ result });
+    this.configLastReloadSuccessful.set(result === "success" ? 1 : 0);
+  }
+
+  /** Answers `GET /metrics` with the exposition text; any other path is 404. */
+  async handle(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname !== "/metrics") {
+      return new Response("not found\n", { status: 404 });
+    }
+    const body = await this.registry.metrics();
+    return new Response(body, { headers: { "content-type": this.registry.contentType } });
+  }
+
+  #counter(name: string, help: string, labelNames: string[], fill: (emit: Emit) => void) {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        fill((labels, value) => this.inc(labels, value));
+      },
+    });
+  }
+
+  #gauge(name: string, help: string, labelNames: string[], fill: (emit: Emit) => void) {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        fill((labels, value) => this.set(labels, value));
+      },
+    });
+  }
+}
+
+/**
+ * Labels of a forwarder named `namespace/name` (operator) or `name`: the Go operator's `forwarder`
+ * label was the bare object name, so it stays that; the namespace gets its own label.
+ */
+export function forwarderLabels(name: string): { forwarder: string; namespace: string } {
+  const slash = name.indexOf("/");
+  return slash < 0
+    ? { forwarder: name, namespace: "" }
+    : { forwarder: name.slice(slash + 1), namespace: name.slice(0, slash) };
+}
+
+function countListening(statuses: Iterable<ForwarderStatus>, protocol: Protocol): number {
+  let count = 0;
+  for (const status of statuses) if (status[protocol]?.phase === "listening") count++;
+  return count;
+}
