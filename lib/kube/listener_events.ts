@@ -1,0 +1,115 @@
+/**
+ * Pure diff of the supervisor's listener states between two reconcile passes, turned into the
+ * Events to record (listener started, failed, in conflict, stopped) and the error metric types to
+ * advance.
+ * @module
+ */
+
+import type { ForwarderStatus, ListenerState, Protocol } from "../forward/state.ts";
+import type { ForwarderSpec } from "../spec.ts";
+import type { EventNote } from "./events.ts";
+import type { OperatorErrorType } from "./operator_errors.ts";
+
+/** One listener change worth an Event. */
+export interface ListenerTransition {
+  /** Forwarder name, `namespace/name`. */
+  readonly name: string;
+  readonly note: EventNote;
+  /** Error type to count, for failures. */
+  readonly error?: OperatorErrorType;
+}
+
+const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
+
+function same(a: ListenerState | undefined, b: ListenerState | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.phase !== b.phase) return false;
+  if (a.phase === "listening" && b.phase === "listening") return a.port === b.port;
+  if (a.phase === "conflict" && b.phase === "conflict") {
+    return a.port === b.port && a.holder === b.holder;
+  }
+  return true;
+}
+
+function transition(
+  name: string,
+  protocol: Protocol,
+  before: ListenerState | undefined,
+  after: ListenerState | undefined,
+  port: number | undefined,
+  replica: string,
+): ListenerTransition | undefined {
+  if (same(before, after)) return undefined;
+  const what = `${protocol.toUpperCase()} port ${port ?? "?"}`;
+  switch (after?.phase) {
+    case "listening":
+      return {
+        name,
+        note: {
+          type: "Normal",
+          reason: "Listening",
+          message: `${protocol.toUpperCase()} port ${after.port} listening on ${replica}`,
+        },
+      };
+    case "failed":
+      if (before?.phase === "failed") return undefined;
+      return {
+        name,
+        note: {
+          type: "Warning",
+          reason: "BindFailed",
+          message: `${what} cannot listen on ${replica}: ${after.reason} (retrying)`,
+        },
+        error: protocol === "tcp" ? "FailedSetupTCPForwarder" : "FailedSetupUDPForwarder",
+      };
+    case "conflict":
+      return {
+        name,
+        note: {
+          type: "Warning",
+          reason: "PortConflict",
+          message: `${protocol.toUpperCase()} port ${after.port} on ${replica} is held by ` +
+            `${after.holder}; taken over once it is free`,
+        },
+      };
+    case "pending":
+      return undefined;
+    case undefined:
+      if (before?.phase !== "listening") return undefined;
+      return {
+        name,
+        note: {
+          type: "Normal",
+          reason: "Stopped",
+          message: `${protocol.toUpperCase()} port ${before.port} stopped on ${replica}`,
+        },
+      };
+  }
+}
+
+/**
+ * The transitions from `previous` to `current` statuses (both keyed by forwarder name).
+ * @param specs the desired specs, for the listen port of failed listeners
+ */
+export function listenerTransitions(
+  previous: ReadonlyMap<string, ForwarderStatus>,
+  current: ReadonlyMap<string, ForwarderStatus>,
+  specs: ReadonlyMap<string, ForwarderSpec>,
+  replica: string,
+): ListenerTransition[] {
+  const transitions: ListenerTransition[] = [];
+  for (const name of new Set([...previous.keys(), ...current.keys()])) {
+    for (const protocol of PROTOCOLS) {
+      const t = transition(
+        name,
+        protocol,
+        previous.get(name)?.[protocol],
+        current.get(name)?.[protocol],
+        specs.get(name)?.[protocol]?.listenPort,
+        replica,
+      );
+      if (t) transitions.push(t);
+    }
+  }
+  return transitions;
+}
