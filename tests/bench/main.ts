@@ -1,0 +1,224 @@
+/**
+ * `deno task bench`: compares UnDyingProxy with direct (no forwarder), nginx stream, haproxy and socat
+ * on loopback. Installs what is missing, starts every peer fresh for every scenario run, repeats, and
+ * prints markdown tables (medians, min–max, ratios against direct and nginx of the same repetition)
+ * plus a JSON file with every sample.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  directPeer,
+  haproxyPeer,
+  nginxPeer,
+  type Peer,
+  type PeerContext,
+  socatPeer,
+  undyingPeer,
+} from "./peers.ts";
+import { ProcessGroup } from "./processes.ts";
+import { aggregate, DIRECT, NGINX, renderMarkdown, type RunRecord } from "./report.ts";
+import { type Budget, type Scenario, SCENARIOS } from "./scenarios.ts";
+import { Targets } from "./targets.ts";
+import { prepareTools, toolVersions } from "./toolchain.ts";
+
+const USAGE = `Usage: deno task bench [options]
+
+  --quick          smoke run: 1 repetition, short measurements (< 2 minutes)
+  --reps N         repetitions (default 5; 1 with --quick)
+  --filter LIST    comma-separated peer names and/or scenario id parts, e.g. "undying,udp-pps"
+                   (direct and nginx always run: every figure is a ratio against them)
+  --json PATH      where to write the JSON results (default dist/bench/results.json)
+  --cache-dir DIR  compiled load generators (default ~/.cache/undying-proxy/bench)
+  --help           this text
+
+Peers: direct, undying-proxy, nginx, haproxy, socat.
+Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
+`;
+
+const FULL: Budget = {
+  bulkSeconds: 3,
+  rateSeconds: 3,
+  latencyConnections: 2000,
+  udpSeconds: 2,
+  udpLatencyDatagrams: 3000,
+  holdCount: 1000,
+};
+const QUICK: Budget = {
+  bulkSeconds: 1,
+  rateSeconds: 1,
+  latencyConnections: 500,
+  udpSeconds: 0.5,
+  udpLatencyDatagrams: 1000,
+  holdCount: 1000,
+};
+
+const encoder = new TextEncoder();
+function log(line: string): void {
+  Deno.stderr.writeSync(encoder.encode(`[bench] ${line}\n`));
+}
+
+function fail(message: string): never {
+  Deno.stderr.writeSync(encoder.encode(`bench: ${message}\n\n${USAGE}`));
+  Deno.exit(2);
+}
+
+/** Splits `--filter` terms into peer names and scenario-id parts; unknown terms are an error. */
+export function applyFilter(
+  filter: string,
+  peers: readonly Peer[],
+  scenarios: readonly Scenario[],
+): { peers: Peer[]; scenarios: Scenario[] } {
+  const terms = filter.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  const peerTerms = terms.filter((t) => peers.some((p) => p.name.includes(t)));
+  const scenarioTerms = terms.filter((t) => scenarios.some((s) => s.id.includes(t)));
+  const unknown = terms.filter((t) => !peerTerms.includes(t) && !scenarioTerms.includes(t));
+  if (unknown.length > 0) {
+    throw new RangeError(`--filter: "${unknown.join(",")}" matches no peer and no scenario`);
+  }
+  return {
+    peers: peerTerms.length === 0
+      ? [...peers]
+      : peers.filter((p) =>
+        p.name === DIRECT || p.name === NGINX || peerTerms.some((t) => p.name.includes(t))
+      ),
+    scenarios: scenarioTerms.length === 0
+      ? [...scenarios]
+      : scenarios.filter((s) => scenarioTerms.some((t) => s.id.includes(t))),
+  };
+}
+
+function cacheDir(flag: string | undefined): string {
+  if (flag) return flag;
+  const base = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  return `${base}/undying-proxy/bench`;
+}
+
+async function machine(): Promise<Record<string, string | number>> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  return {
+    cpu: cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    kernel: Deno.osRelease(),
+    memoryGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
+    loadAverageAtStart: Deno.loadavg().join(" "),
+  };
+}
+
+async function runOne(
+  group: ProcessGroup,
+  ctx: PeerContext,
+  targets: Targets,
+  peer: Peer,
+  scenario: Scenario,
+  budget: Budget,
+  rep: number,
+): Promise<RunRecord> {
+  const base = { rep, scenario: scenario.id, peer: peer.name };
+  let running;
+  try {
+    running = await peer.start(ctx);
+    const sample = await scenario.run({ group, tools: ctx.tools, targets, peer: running, budget });
+    return { ...base, sample };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log(`  ${peer.name} ${scenario.id} failed: ${message}`);
+    return { ...base, error: message.slice(0, 500) };
+  } finally {
+    await running?.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      reps: { type: "string" },
+      filter: { type: "string", default: "" },
+      json: { type: "string", default: "dist/bench/results.json" },
+      "cache-dir": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    Deno.stdout.writeSync(encoder.encode(USAGE));
+    return;
+  }
+  const reps = values.reps === undefined ? (values.quick ? 1 : 5) : Number(values.reps);
+  if (!Number.isInteger(reps) || reps < 1 || reps > 50) {
+    fail(`--reps: "${values.reps}" is not an integer within 1–50`);
+  }
+  const budget = values.quick ? QUICK : FULL;
+  const repoDir = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const allPeers = [directPeer, await undyingPeer(repoDir), nginxPeer, haproxyPeer, socatPeer];
+  let selection;
+  try {
+    selection = applyFilter(values.filter, allPeers, SCENARIOS);
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
+
+  const cache = cacheDir(values["cache-dir"]);
+  const tools = await prepareTools(cache, log);
+  const group = new ProcessGroup();
+  const workDir = await Deno.makeTempDir({ prefix: "undying-bench-" });
+  const onSignal = async () => {
+    log("interrupted: stopping every process");
+    await group.close();
+    await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const started = new Date();
+  const records: RunRecord[] = [];
+  try {
+    const targets = await Targets.start(group, tools);
+    const ctx: PeerContext = { group, tools, targets: targets.ports, workDir, repoDir };
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const scenario of selection.scenarios) {
+        log(`rep ${rep}/${reps} ${scenario.id}`);
+        for (const peer of selection.peers) {
+          if (scenario.udp && !peer.udp) continue;
+          if (scenario.forwarderOnly && peer.name === DIRECT) continue;
+          records.push(await runOne(group, ctx, targets, peer, scenario, budget, rep));
+        }
+      }
+    }
+    await targets.stop();
+  } finally {
+    await group.close();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  }
+
+  const peerNames = selection.peers.map((p) => p.name);
+  const summaries = aggregate(records, selection.scenarios, peerNames);
+  const minutes = ((Date.now() - started.getTime()) / 60_000).toFixed(1);
+  const info = {
+    date: started.toISOString(),
+    machine: await machine(),
+    versions: await toolVersions(tools),
+    options: { quick: values.quick, reps, filter: values.filter, budget },
+    peers: selection.peers.map((p) => ({ name: p.name, describe: p.describe })),
+  };
+  const markdown = [
+    `Run ${info.date.slice(0, 16).replace("T", " ")} UTC, ${minutes} min, ${reps} repetition(s)` +
+    `${values.quick ? " (quick)" : ""}; ${info.machine["cpu"]}, ${info.machine["cores"]} cores; ` +
+    Object.entries(info.versions).map(([k, v]) => `${k} ${v.replace(/^\D*/, "")}`).join(", ") + ".",
+    `Peers: ${info.peers.map((p) => `${p.name} (${p.describe})`).join("; ")}.`,
+    "Cells: median (min–max) over repetitions; ×direct / ×nginx = median of per-repetition ratios.",
+    "",
+    renderMarkdown(summaries, selection.scenarios),
+  ].join("\n");
+  Deno.stdout.writeSync(encoder.encode(markdown + "\n"));
+  const jsonPath = values.json;
+  await Deno.mkdir(jsonPath.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  await Deno.writeTextFile(jsonPath, JSON.stringify({ ...info, records, summaries }, null, 2));
+  log(`results written to ${jsonPath}`);
+}
+
+if (import.meta.main) await main();

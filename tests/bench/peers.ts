@@ -1,0 +1,276 @@
+/**
+ * Starting and stopping the forwarders under test (and the targets behind them). Every peer gets the
+ * three forwards of {@linkcode ForwardPorts}; `direct` is the baseline without a forwarder.
+ * @module
+ */
+import {
+  type ForwardPorts,
+  haproxyMaxConnections,
+  LOOPBACK,
+  type PeerPorts,
+  renderHaproxyConfig,
+  renderNginxConfig,
+  renderUndyingConfig,
+  socatCommands,
+  undyingSpecs,
+} from "./peer_configs.ts";
+import { hardFileLimit } from "./procfs.ts";
+import type { ManagedProcess, ProcessGroup } from "./processes.ts";
+import type { Tools } from "./toolchain.ts";
+
+const READY_TIMEOUT_MS = 15_000;
+
+/** A started peer. */
+export interface RunningPeer {
+  /** Where the load generators connect. */
+  readonly listen: ForwardPorts;
+  /** Root processes whose trees make up the forwarder (empty for `direct`). */
+  readonly pids: readonly number[];
+  stop(): Promise<void>;
+}
+
+/** What a peer needs to start. */
+export interface PeerContext {
+  readonly group: ProcessGroup;
+  readonly tools: Tools;
+  readonly targets: ForwardPorts;
+  /** Scratch directory for config files and logs. */
+  readonly workDir: string;
+  /** Absolute path of the repository (for the UnDyingProxy program or runner). */
+  readonly repoDir: string;
+}
+
+/** One forwarder under test. */
+export interface Peer {
+  readonly name: string;
+  readonly udp: boolean;
+  /** Which UnDyingProxy entry point is used, or the peer's own binary. */
+  readonly describe: string;
+  start(ctx: PeerContext): Promise<RunningPeer>;
+}
+
+/** A free port on the loopback address (bound and released; the kernel does not hand it out again
+ * right away). */
+export function freePort(transport: "tcp" | "udp"): number {
+  if (transport === "tcp") {
+    const listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
+    const { port } = listener.addr as Deno.NetAddr;
+    listener.close();
+    return port;
+  }
+  const socket = Deno.listenDatagram({ hostname: LOOPBACK, port: 0, transport: "udp" });
+  const { port } = socket.addr as Deno.NetAddr;
+  socket.close();
+  return port;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits until `port` accepts TCP connections. */
+export async function waitTcp(port: number, what: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      (await Deno.connect({ hostname: LOOPBACK, port })).close();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`${what}: TCP port ${port} not accepting: ${error}`, { cause: error });
+      }
+      await sleep(50);
+    }
+  }
+}
+
+/** Waits until a datagram sent to `port` is echoed back. */
+export async function waitUdp(port: number, what: string): Promise<void> {
+  const socket = Deno.listenDatagram({ hostname: LOOPBACK, port: 0, transport: "udp" });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  try {
+    while (Date.now() < deadline) {
+      await socket.send(new Uint8Array([1]), { hostname: LOOPBACK, port, transport: "udp" });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const reply = await Promise.race([
+        socket.receive(new Uint8Array(64)).then(() => true),
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 200)),
+      ]);
+      clearTimeout(timer);
+      if (reply) return;
+    }
+    throw new Error(`${what}: UDP port ${port} does not echo`);
+  } finally {
+    socket.close(); // also settles a pending receive()
+  }
+}
+
+async function waitForwards(listen: ForwardPorts, udp: boolean, what: string): Promise<void> {
+  await waitTcp(listen.bulk, what);
+  await waitTcp(listen.echo, what);
+  if (udp) await waitUdp(listen.udp, what);
+}
+
+function allocateListen(): ForwardPorts {
+  return { bulk: freePort("tcp"), echo: freePort("tcp"), udp: freePort("udp") };
+}
+
+/** Starts processes, waits until they forward, and stops them all on failure. */
+async function startProcesses(
+  ctx: PeerContext,
+  listen: ForwardPorts,
+  udp: boolean,
+  spawn: () => ManagedProcess[],
+): Promise<RunningPeer> {
+  const processes = spawn();
+  const stop = async () => {
+    await Promise.all(processes.map((p) => ctx.group.stop(p)));
+  };
+  try {
+    await Promise.race([
+      waitForwards(listen, udp, processes.map((p) => p.name).join("+")),
+      ...processes.map(async (p) => {
+        const status = await p.status;
+        throw new Error(`${p.name} exited with code ${status.code}: ${p.stderrTail}`);
+      }),
+    ]);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { listen, pids: processes.map((p) => p.pid), stop };
+}
+
+/** The permission flags the program gets: the `compile` task of deno.json is the source of truth. */
+export async function programPermissions(repoDir: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${repoDir}/deno.json`)) as {
+    tasks?: Record<string, string>;
+  };
+  const flags = (config.tasks?.["compile"] ?? "").split(/\s+/).filter((f) =>
+    f.startsWith("--allow-")
+  );
+  if (flags.length === 0) throw new Error(`No --allow-* flags in the compile task of deno.json`);
+  return flags;
+}
+
+/** Whether `main.ts` exists and already accepts `--config`. */
+async function hasProgram(repoDir: string): Promise<boolean> {
+  try {
+    return (await Deno.readTextFile(`${repoDir}/main.ts`)).includes("config");
+  } catch {
+    return false;
+  }
+}
+
+/** Which UnDyingProxy entry point the benchmark can use: the program, else the engine runner. */
+export async function undyingPeer(repoDir: string): Promise<Peer> {
+  const program = await hasProgram(repoDir);
+  return {
+    name: "undying-proxy",
+    udp: true,
+    describe: program ? "main.ts --config" : "tests/bench/undying_runner.ts (Supervisor)",
+    async start(ctx) {
+      const listen = allocateListen();
+      const specs = undyingSpecs({ listen, target: ctx.targets });
+      const deno = Deno.execPath();
+      const base = ["run", "--config", `${ctx.repoDir}/deno.json`, "--no-prompt"];
+      let args: string[];
+      if (program) {
+        const configFile = `${ctx.workDir}/undying-proxy.yaml`;
+        await Deno.writeTextFile(configFile, renderUndyingConfig(specs));
+        args = [
+          ...base,
+          ...await programPermissions(ctx.repoDir),
+          `${ctx.repoDir}/main.ts`,
+          `--config=${configFile}`,
+          `--listen-address=${LOOPBACK}`,
+          "--metrics-bind-address=0",
+          `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
+        ];
+      } else {
+        args = [
+          ...base,
+          ...await programPermissions(ctx.repoDir),
+          `${ctx.repoDir}/tests/bench/undying_runner.ts`,
+          LOOPBACK,
+          JSON.stringify(specs),
+        ];
+      }
+      return startProcesses(ctx, listen, true, () => [
+        ctx.group.spawn("undying-proxy", deno, args),
+      ]);
+    },
+  };
+}
+
+/** The baseline: load generators talk to the targets themselves. */
+export const directPeer: Peer = {
+  name: "direct",
+  udp: true,
+  describe: "no forwarder",
+  start(ctx) {
+    return Promise.resolve({ listen: ctx.targets, pids: [], stop: () => Promise.resolve() });
+  },
+};
+
+/** nginx stream module, one worker. */
+export const nginxPeer: Peer = {
+  name: "nginx",
+  udp: true,
+  describe: "nginx stream, 1 worker, proxy_buffer_size 64k",
+  async start(ctx) {
+    const listen = allocateListen();
+    const dir = `${ctx.workDir}/nginx`;
+    await Deno.mkdir(dir, { recursive: true });
+    const ports: PeerPorts = { listen, target: ctx.targets };
+    await Deno.writeTextFile(
+      `${dir}/nginx.conf`,
+      renderNginxConfig(ports, dir, ctx.tools.nginxStreamModule),
+    );
+    const args = ["-p", dir, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`];
+    return startProcesses(
+      ctx,
+      listen,
+      true,
+      () => [ctx.group.spawn("nginx", ctx.tools.nginx, args)],
+    );
+  },
+};
+
+/** haproxy in TCP mode, one thread. */
+export const haproxyPeer: Peer = {
+  name: "haproxy",
+  udp: false,
+  describe: "haproxy mode tcp, nbthread 1, tune.bufsize 64k",
+  async start(ctx) {
+    const listen = allocateListen();
+    const file = `${ctx.workDir}/haproxy.cfg`;
+    await Deno.writeTextFile(
+      file,
+      renderHaproxyConfig(
+        { listen, target: ctx.targets },
+        haproxyMaxConnections(hardFileLimit()),
+      ),
+    );
+    return startProcesses(ctx, listen, false, () => [
+      ctx.group.spawn("haproxy", ctx.tools.haproxy, ["-db", "-f", file]),
+    ]);
+  },
+};
+
+/** socat, one process per forward, forking per connection/session. */
+export const socatPeer: Peer = {
+  name: "socat",
+  udp: true,
+  describe: "socat fork, -b 64k",
+  start(ctx) {
+    const listen = allocateListen();
+    const commands = socatCommands({ listen, target: ctx.targets });
+    return startProcesses(
+      ctx,
+      listen,
+      true,
+      () => commands.map((c) => ctx.group.spawn(c.name, ctx.tools.socat, c.args)),
+    );
+  },
+};
