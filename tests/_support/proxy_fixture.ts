@@ -4,6 +4,7 @@
  */
 
 import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
+import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
 
 /** `ObjectMeta` with writable fields, so tests can shape objects freely. */
 export type MutableObjectMeta = { -readonly [K in keyof ObjectMeta]: ObjectMeta[K] };
@@ -88,6 +89,11 @@ export class ProxyFixture {
   /** A deep copy of the object built so far. */
   build(): ProxyFixtureObject {
     return structuredClone(this.#object);
+  }
+
+  /** The object as the generated type (the fixture may hold invalid values on purpose). */
+  typed(): UnDyingProxy {
+    return this.build() as unknown as UnDyingProxy;
   }
 }
 

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
+import { proxy } from "../../tests/_support/proxy_fixture.ts";
+import {
+  removeEntriesPatch,
+  statusApplyConfiguration,
+  statusFieldManager,
+} from "./status_writer.ts";
+
+function withReplicas(...names: string[]): UnDyingProxy {
+  return proxy("game").status({ replicas: names.map((name) => ({ name })) })
+    .typed();
+}
+
+Deno.test("removeEntriesPatch() removes named entries from the end, testing each name", () => {
+  assert.deepEqual(removeEntriesPatch(withReplicas("a", "b", "c"), new Set(["a", "c"])), [
+    { op: "test", path: "/metadata/uid", value: "uid-proxy-game" },
+    { op: "test", path: "/status/replicas/2/name", value: "c" },
+    { op: "remove", path: "/status/replicas/2" },
+    { op: "test", path: "/status/replicas/0/name", value: "a" },
+    { op: "remove", path: "/status/replicas/0" },
+  ]);
+  assert.equal(removeEntriesPatch(withReplicas("a"), new Set(["x"])), undefined);
+  assert.equal(
+    removeEntriesPatch(proxy("game").typed(), new Set(["a"])),
+    undefined,
+  );
+});
+
+Deno.test("statusApplyConfiguration() carries only the address, the entry and the summary", () => {
+  const object = withReplicas("other");
+  const entry = { name: "r1", observedGeneration: 1 };
+  assert.deepEqual(statusApplyConfiguration(object, entry, undefined), {
+    apiVersion: "proxy.sfact.io/v1alpha1",
+    kind: "UnDyingProxy",
+    metadata: { name: "game", namespace: "proxy" },
+    status: { replicas: [entry] },
+  });
+  const summary = { ready: true, observedGeneration: 1, listening: "1/1", conditions: [] };
+  assert.deepEqual(statusApplyConfiguration(object, entry, summary).status, {
+    replicas: [entry],
+    ...summary,
+  });
+  assert.equal(statusFieldManager("r1"), "undying-proxy/r1");
+});
