@@ -1,4 +1,10 @@
-/** The message of any thrown value. */
+/** The message of any thrown value, followed by the messages of its causes. */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const parts: string[] = [];
+  for (let current = error, depth = 0; current !== undefined && depth < 5; depth++) {
+    const text = current instanceof Error ? current.message : String(current);
+    if (text && !parts.includes(text)) parts.push(text);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(": ");
 }

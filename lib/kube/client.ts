@@ -214,6 +214,8 @@ export class KubeClient {
           `${this.#maxAttempts} an integer >= 1`,
       );
     }
+    // Fails early (RangeError) on inconsistent retry delays.
+    new Backoff({ initialMs: this.#retryInitialMs, maxMs: this.#retryMaxMs });
     this.#userAgent = options.userAgent ?? "undying-proxy";
     this.#config = config;
     this.#server = config.server;

@@ -1,0 +1,98 @@
+// Faults a real API server cannot be made to produce on demand; the rest of KubeClient is tested
+// against a real kube-apiserver in tests/kube_client_test.ts.
+import assert from "node:assert/strict";
+import { json, startFaultServer, statusResponse } from "../../tests/_support/fault_server.ts";
+import { ApiError } from "./api_error.ts";
+import { KubeClient } from "./client.ts";
+import { SERVICES } from "./resources.ts";
+
+const service = { metadata: { name: "s", namespace: "n", resourceVersion: "1" } };
+
+Deno.test("request() waits as Retry-After says on 429, for any method, then succeeds", async () => {
+  await using server = startFaultServer((_request, index) =>
+    index % 2 === 0 ? statusResponse(429, "TooManyRequests", { "Retry-After": "1" }) : json(service)
+  );
+  using client = new KubeClient(server.config, { retryInitialMs: 60_000, retryMaxMs: 60_000 });
+  const got = await client.get(SERVICES, "s", { namespace: "n" });
+  assert.equal(got.metadata?.name, "s");
+  assert.equal(got.kind, "Service");
+  await client.create(SERVICES, service);
+  assert.deepEqual(server.requests.map((r) => r.method), ["GET", "GET", "POST", "POST"]);
+});
+
+Deno.test("request() retries 503 for idempotent requests only, then throws ServerError", async () => {
+  await using server = startFaultServer(() => statusResponse(503, "ServiceUnavailable"));
+  using client = new KubeClient(server.config, {
+    maxAttempts: 3,
+    retryInitialMs: 1,
+    retryMaxMs: 2,
+  });
+  await assert.rejects(client.get(SERVICES, "s", { namespace: "n" }), (error: unknown) => {
+    assert.ok(error instanceof ApiError);
+    assert.equal(error.kind, "ServerError");
+    assert.equal(error.status, 503);
+    assert.match(
+      error.message,
+      /GET \/api\/v1\/namespaces\/n\/services\/s failed: 503 ServiceUnavailable/,
+    );
+    return true;
+  });
+  assert.equal(server.requests.length, 3);
+  await assert.rejects(client.create(SERVICES, service), /POST .* 503/);
+  await assert.rejects(client.patch(SERVICES, "s", "json", [], { namespace: "n" }), /PATCH .* 503/);
+  assert.equal(server.requests.length, 5);
+  await assert.rejects(
+    client.patch(SERVICES, "s", "merge", {}, { namespace: "n" }),
+    /PATCH .* 503/,
+  );
+  assert.equal(server.requests.length, 8);
+});
+
+Deno.test("request() turns a stalled answer into a Timeout ApiError", async () => {
+  await using server = startFaultServer((_request, _index, self) =>
+    new Response(self.stalledBody(['{"kind":']), {
+      headers: { "content-type": "application/json" },
+    })
+  );
+  using client = new KubeClient(server.config, { maxAttempts: 1, timeoutMs: 100 });
+  await assert.rejects(client.get(SERVICES, "s", { namespace: "n" }), (error: unknown) => {
+    assert.ok(error instanceof ApiError);
+    assert.equal(error.kind, "Timeout");
+    assert.equal(error.status, 0);
+    assert.match(error.message, /no complete answer from http:\/\/127\.0\.0\.1:\d+ within 100 ms/);
+    return true;
+  });
+});
+
+Deno.test("request() reports a refused connection as a Network error after its attempts", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  using client = new KubeClient(
+    {
+      server: `http://127.0.0.1:${port}`,
+      caCerts: [],
+      credentials: { get: () => Promise.resolve({}), invalidate: () => false },
+      namespace: "default",
+      source: "test",
+    },
+    { maxAttempts: 2, retryInitialMs: 1, retryMaxMs: 2 },
+  );
+  await assert.rejects(client.request({ path: "/api" }), (error: unknown) => {
+    assert.ok(error instanceof ApiError);
+    assert.equal(error.kind, "Network");
+    assert.match(error.message, /cannot reach http:\/\/127\.0\.0\.1:\d+: .*(refused|Connect)/i);
+    return true;
+  });
+});
+
+Deno.test("request() stops at once when its signal aborts, with the signal's reason", async () => {
+  await using server = startFaultServer((_request, _index, self) =>
+    new Response(self.stalledBody())
+  );
+  using client = new KubeClient(server.config);
+  const controller = new AbortController();
+  const pending = client.request({ path: "/api", signal: controller.signal });
+  controller.abort(new Error("shutting down"));
+  await assert.rejects(pending, /shutting down/);
+});
