@@ -83,3 +83,33 @@ export interface ForwarderCounters {
   readonly tcp?: TcpCounters;
   readonly udp?: UdpCounters;
 }
+
+/** Fresh TCP counters, all zero. */
+export function newTcpCounters(): TcpCounters {
+  return {
+    bytesClientToTarget: 0,
+    bytesTargetToClient: 0,
+    activeConnections: 0,
+    connectionsTotal: 0,
+    errors: zeroes(TCP_ERROR_TYPES),
+  };
+}
+
+/** Fresh UDP counters, all zero. */
+export function newUdpCounters(): UdpCounters {
+  return {
+    bytesClientToTarget: 0,
+    bytesTargetToClient: 0,
+    datagramsClientToTarget: 0,
+    datagramsTargetToClient: 0,
+    activeSessions: 0,
+    sessionsTotal: 0,
+    droppedDatagrams: 0,
+    truncatedDatagrams: 0,
+    errors: zeroes(UDP_ERROR_TYPES),
+  };
+}
+
+function zeroes<T extends string>(types: readonly T[]): Record<T, number> {
+  return Object.fromEntries(types.map((type) => [type, 0])) as Record<T, number>;
+}

@@ -1,0 +1,149 @@
+/**
+ * One protocol part (TCP or UDP) of one forwarder: waits for its port claim, binds, retries a failed
+ * bind with capped exponential backoff, applies live updates, and drains on stop. The supervisor
+ * decides who may claim a port; this class only reports its state.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { TcpSpec } from "../spec.ts";
+import { backoffDelayMs } from "./backoff.ts";
+import type { ListenerState, Protocol } from "./state.ts";
+
+const log = getLogger(["undying-proxy", "supervisor"]);
+
+/** A bound, forwarding listener of either protocol. */
+export interface RunningForwarder<S> {
+  /** Resolves once the listening socket is closed and its port free again. */
+  readonly released: Promise<void>;
+  /** Applies a spec with the same listen port (new target, new timeouts). */
+  update(spec: S): void;
+  /** Stops taking new clients, lets live ones finish for up to `graceMs`, then closes all. */
+  drain(graceMs: number): Promise<void>;
+}
+
+/** How a part binds and reports. */
+export interface ListenerPartOptions<S> {
+  readonly forwarder: string;
+  readonly protocol: Protocol;
+  /** Binds `spec.listenPort` (throwing the OS error) and starts forwarding. */
+  readonly open: (spec: S) => RunningForwarder<S>;
+  readonly bindRetryInitialMs: number;
+  readonly bindRetryMaxMs: number;
+  /** Called after every state change (not after `stop()`). */
+  readonly onChange: () => void;
+}
+
+/** What `stop()` hands back: when the port is free, and when everything is closed. */
+export interface PartStop {
+  readonly released: Promise<void>;
+  readonly done: Promise<void>;
+}
+
+/** The listener of one protocol of one forwarder. */
+export class ListenerPart<S extends TcpSpec> {
+  readonly #options: ListenerPartOptions<S>;
+  #spec: S;
+  #state: ListenerState = { phase: "pending" };
+  #running: RunningForwarder<S> | undefined;
+  #claimed = false;
+  #stopped = false;
+  #attempt = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(spec: S, options: ListenerPartOptions<S>) {
+    this.#spec = spec;
+    this.#options = options;
+  }
+
+  /** The current spec. */
+  get spec(): S {
+    return this.#spec;
+  }
+
+  /** The reported state. */
+  get state(): ListenerState {
+    return this.#state;
+  }
+
+  /** True once this part holds its port claim (it binds or retries). */
+  get claimed(): boolean {
+    return this.#claimed;
+  }
+
+  /** Reports that `holder` has the port; the supervisor calls `start()` once it is free. */
+  waitFor(holder: string): void {
+    const state = this.#state;
+    if (state.phase === "conflict" && state.holder === holder) return;
+    log.warn("{protocol} port {port} of {forwarder} is held by {holder}; waiting", {
+      protocol: this.#options.protocol,
+      port: this.#spec.listenPort,
+      forwarder: this.#options.forwarder,
+      holder,
+    });
+    this.#setState({ phase: "conflict", holder, port: this.#spec.listenPort });
+  }
+
+  /** Takes the claim: binds on the next microtask, retrying until bound or stopped. */
+  start(): void {
+    if (this.#claimed || this.#stopped) return;
+    this.#claimed = true;
+    if (this.#state.phase !== "pending") this.#setState({ phase: "pending" });
+    queueMicrotask(() => this.#bind());
+  }
+
+  /** Applies a spec with the same listen port; new clients see it at once. */
+  update(spec: S): void {
+    this.#spec = spec;
+    this.#running?.update(spec);
+  }
+
+  /** Stops retrying and drains the listener (if bound); no more state changes are reported. */
+  stop(graceMs: number): PartStop {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    const running = this.#running;
+    if (running === undefined) return { released: Promise.resolve(), done: Promise.resolve() };
+    const done = running.drain(graceMs).then(() => {
+      log.info("Stopped listening on {protocol} port {port} for {forwarder}", this.#logProps());
+    });
+    return { released: running.released, done };
+  }
+
+  #bind(): void {
+    if (this.#stopped) return;
+    try {
+      this.#running = this.#options.open(this.#spec);
+    } catch (error) {
+      const retryInMs = backoffDelayMs(
+        this.#attempt++,
+        this.#options.bindRetryInitialMs,
+        this.#options.bindRetryMaxMs,
+      );
+      const reason = error instanceof Error ? error.message : String(error);
+      log.warn(
+        "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
+        { ...this.#logProps(), reason, retryInMs },
+      );
+      this.#setState({ phase: "failed", reason, retryInMs });
+      this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
+      return;
+    }
+    this.#attempt = 0;
+    log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
+    this.#setState({ phase: "listening", port: this.#spec.listenPort });
+  }
+
+  #setState(state: ListenerState): void {
+    this.#state = state;
+    if (!this.#stopped) this.#options.onChange();
+  }
+
+  #logProps(): Record<string, unknown> {
+    return {
+      protocol: this.#options.protocol,
+      port: this.#spec.listenPort,
+      forwarder: this.#options.forwarder,
+    };
+  }
+}

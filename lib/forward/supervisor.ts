@@ -1,0 +1,354 @@
+/**
+ * Converges running TCP/UDP listeners to a complete desired set of forwarder specs.
+ *
+ * Guarantees:
+ * - A forwarder whose spec part did not change is never touched (no dropped sessions elsewhere).
+ * - Target or timeout changes apply live to new connections/sessions; the listener stays open.
+ * - A new `listenPort` rebinds (the old listener drains); removing `tcp` or `udp` stops only that part.
+ * - One forwarder per protocol+port: a current holder keeps its port; newcomers get it in desired-set
+ *   order; the others report `conflict` and take the port over as soon as it is free.
+ * - A bind failure marks only that part `failed` and is retried with capped exponential backoff.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
+import { bindDualStack } from "./_bind.ts";
+import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
+import {
+  type ForwarderCounters,
+  type ForwarderStatus,
+  newTcpCounters,
+  newUdpCounters,
+  type Protocol,
+  type TcpCounters,
+  type UdpCounters,
+} from "./state.ts";
+import { TcpForwarder } from "./tcp_forwarder.ts";
+import { UdpForwarder } from "./udp_forwarder.ts";
+
+const log = getLogger(["undying-proxy", "supervisor"]);
+
+/** Options of a {@linkcode Supervisor}; checked once by the constructor. */
+export interface SupervisorOptions {
+  /** Address every listener binds. @default "::" (dual-stack); e.g. "127.0.0.2" or "0.0.0.0" */
+  listenAddress?: string;
+  /** Give up connecting to a TCP target after this long. @default 5000 */
+  dialTimeoutMs?: number;
+  /** Live connections/sessions get this long after their listener stops. @default 10000 */
+  drainGraceMs?: number;
+  /** Close a TCP connection idle this long in both directions; 0 = never. @default 0 */
+  tcpIdleTimeoutMs?: number;
+  /** UDP sessions per forwarder; datagrams from further clients are dropped. @default 10000 */
+  udpMaxSessions?: number;
+  /** UDP receive buffer per socket; smaller buffers truncate (counted). @default 65535 */
+  udpBufferBytes?: number;
+  /** First bind retry delay. @default 500 */
+  bindRetryInitialMs?: number;
+  /** Longest bind retry delay. @default 30000 */
+  bindRetryMaxMs?: number;
+}
+
+type ResolvedOptions = Readonly<Required<SupervisorOptions>>;
+
+const DEFAULTS: ResolvedOptions = {
+  listenAddress: "::",
+  dialTimeoutMs: 5000,
+  drainGraceMs: 10_000,
+  tcpIdleTimeoutMs: 0,
+  udpMaxSessions: 10_000,
+  udpBufferBytes: 65_535,
+  bindRetryInitialMs: 500,
+  bindRetryMaxMs: 30_000,
+};
+
+/** Lower bounds of the numeric options (all are integers). */
+const MINIMUMS: Readonly<Record<Exclude<keyof SupervisorOptions, "listenAddress">, number>> = {
+  dialTimeoutMs: 1,
+  drainGraceMs: 0,
+  tcpIdleTimeoutMs: 0,
+  udpMaxSessions: 1,
+  udpBufferBytes: 1,
+  bindRetryInitialMs: 1,
+  bindRetryMaxMs: 1,
+};
+
+/** The running state of one forwarder in the desired set. */
+interface Entry {
+  readonly name: string;
+  tcp?: ListenerPart<TcpSpec> | undefined;
+  udp?: ListenerPart<UdpSpec> | undefined;
+  /** Counters survive rebinds and retargets; they go when their part goes. */
+  tcpCounters?: TcpCounters | undefined;
+  udpCounters?: UdpCounters | undefined;
+  /** Rebuilt by `apply()`, read by `counters()`. */
+  counters: ForwarderCounters;
+}
+
+/** What `#stopPart()` needs of a part of either protocol. */
+type StoppablePart = Pick<ListenerPart<TcpSpec>, "stop">;
+
+/** Makes the running listeners match the desired set of forwarders. */
+export class Supervisor {
+  readonly #options: ResolvedOptions;
+  #entries = new Map<string, Entry>();
+  /** Port claims, keyed `tcp:8000`; a stopping part keeps its claim until its port is free. */
+  readonly #claims = new Map<
+    string,
+    { readonly forwarder: string; readonly part: StoppablePart }
+  >();
+  readonly #stopping = new Set<Promise<void>>();
+  readonly #listeners = new Set<(name: string) => void>();
+  /** Last status reported per forwarder, to emit changes only. */
+  readonly #reported = new Map<string, string>();
+  #closed = false;
+
+  /** @throws {RangeError} when a numeric option is not an integer within range. */
+  constructor(options: SupervisorOptions = {}) {
+    const resolved = { ...DEFAULTS };
+    for (const [key, value] of Object.entries(options)) {
+      if (value === undefined) continue;
+      if (key === "listenAddress") {
+        if (typeof value !== "string" || value === "") {
+          throw new RangeError(`Invalid listenAddress ${JSON.stringify(value)}: must be an IP`);
+        }
+        resolved.listenAddress = value;
+        continue;
+      }
+      const min = MINIMUMS[key as keyof typeof MINIMUMS];
+      if (min === undefined) throw new RangeError(`Unknown Supervisor option "${key}"`);
+      if (!Number.isSafeInteger(value) || value < min) {
+        throw new RangeError(`Invalid ${key} ${value}: must be an integer >= ${min}`);
+      }
+      (resolved as Record<string, unknown>)[key] = value;
+    }
+    if (resolved.bindRetryMaxMs < resolved.bindRetryInitialMs) {
+      throw new RangeError(
+        `Invalid bindRetryMaxMs ${resolved.bindRetryMaxMs}: must be >= bindRetryInitialMs ${resolved.bindRetryInitialMs}`,
+      );
+    }
+    this.#options = resolved;
+  }
+
+  /**
+   * Converges to the complete desired set (valid specs only). Array order is the priority for port
+   * conflicts among newcomers; a current holder keeps its port. Returns at once; binds are async.
+   * @throws {TypeError} when two specs share a name.
+   * @throws {Error} after `close()`.
+   */
+  apply(desired: readonly ForwarderSpec[]): void {
+    if (this.#closed) throw new Error("Supervisor is closed");
+    const names = new Set<string>();
+    for (const spec of desired) {
+      if (names.has(spec.name)) throw new TypeError(`Duplicate forwarder name "${spec.name}"`);
+      names.add(spec.name);
+    }
+    for (const entry of this.#entries.values()) {
+      if (!names.has(entry.name)) {
+        this.#stopPart(entry.tcp);
+        this.#stopPart(entry.udp);
+      }
+    }
+    const next = new Map<string, Entry>();
+    for (const spec of desired) {
+      const entry = this.#entries.get(spec.name) ?? {
+        name: spec.name,
+        counters: { name: spec.name },
+      };
+      entry.tcp = this.#reconcilePart(entry, "tcp", entry.tcp, spec.tcp);
+      entry.udp = this.#reconcilePart(entry, "udp", entry.udp, spec.udp);
+      entry.counters = {
+        name: spec.name,
+        ...(entry.tcpCounters && { tcp: entry.tcpCounters }),
+        ...(entry.udpCounters && { udp: entry.udpCounters }),
+      };
+      next.set(spec.name, entry);
+    }
+    const removed = [...this.#entries.keys()].filter((name) => !names.has(name));
+    this.#entries = next;
+    this.#assignPorts();
+    for (const name of removed) this.#report(name);
+    for (const name of names) this.#report(name);
+  }
+
+  /** Current state of every forwarder in the desired set, in desired-set order. */
+  statuses(): ForwarderStatus[] {
+    return [...this.#entries.values()].map(statusOf);
+  }
+
+  /**
+   * Calls `listener` with a forwarder name whenever its status changes, including removal.
+   * @returns A function that unsubscribes.
+   */
+  onChange(listener: (name: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Live counters of every forwarder in the desired set (the objects the data path advances). */
+  *counters(): Iterable<ForwarderCounters> {
+    for (const entry of this.#entries.values()) yield entry.counters;
+  }
+
+  /**
+   * Stops everything: listeners stop accepting at once, live connections and sessions get up to
+   * `graceMs` (default `drainGraceMs`), then everything is closed. Idempotent.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    const graceMs = options.graceMs ?? this.#options.drainGraceMs;
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const entry of this.#entries.values()) {
+        this.#stopPart(entry.tcp, graceMs);
+        this.#stopPart(entry.udp, graceMs);
+      }
+      const names = [...this.#entries.keys()];
+      this.#entries.clear();
+      for (const name of names) this.#report(name);
+    }
+    while (this.#stopping.size > 0) await Promise.all(this.#stopping);
+  }
+
+  /** Same as `close()` with the default grace period. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #reconcilePart<S extends TcpSpec>(
+    entry: Entry,
+    protocol: Protocol,
+    part: ListenerPart<S> | undefined,
+    spec: S | undefined,
+  ): ListenerPart<S> | undefined {
+    if (spec === undefined) {
+      this.#stopPart(part);
+      entry[`${protocol}Counters`] = undefined;
+      return undefined;
+    }
+    if (part !== undefined) {
+      if (sameSpec(part.spec, spec)) return part;
+      if (part.spec.listenPort === spec.listenPort) {
+        part.update(spec);
+        return part;
+      }
+      this.#stopPart(part);
+    }
+    return this.#newPart(entry, protocol, spec);
+  }
+
+  #newPart<S extends TcpSpec>(entry: Entry, protocol: Protocol, spec: S): ListenerPart<S> {
+    const name = entry.name;
+    let open;
+    if (protocol === "tcp") {
+      const counters = entry.tcpCounters ??= newTcpCounters();
+      open = (spec: TcpSpec) => this.#openTcp(name, spec, counters);
+    } else {
+      const counters = entry.udpCounters ??= newUdpCounters();
+      open = (spec: UdpSpec) => this.#openUdp(name, spec, counters);
+    }
+    return new ListenerPart<S>(spec, {
+      forwarder: name,
+      protocol,
+      open: open as (spec: S) => RunningForwarder<S>,
+      bindRetryInitialMs: this.#options.bindRetryInitialMs,
+      bindRetryMaxMs: this.#options.bindRetryMaxMs,
+      onChange: () => this.#report(name),
+    });
+  }
+
+  #openTcp(name: string, spec: TcpSpec, counters: TcpCounters): TcpForwarder {
+    const listener = bindDualStack(
+      this.#options.listenAddress,
+      (hostname) => Deno.listen({ hostname, port: spec.listenPort, transport: "tcp" }),
+    );
+    return new TcpForwarder(listener, {
+      name,
+      counters,
+      spec,
+      dialTimeoutMs: this.#options.dialTimeoutMs,
+      idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
+    });
+  }
+
+  #openUdp(name: string, spec: UdpSpec, counters: UdpCounters): UdpForwarder {
+    const socket = bindDualStack(
+      this.#options.listenAddress,
+      (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
+    );
+    return new UdpForwarder(socket, {
+      name,
+      counters,
+      spec,
+      maxSessions: this.#options.udpMaxSessions,
+      bufferBytes: this.#options.udpBufferBytes,
+    });
+  }
+
+  /** Grants free ports to waiting parts in desired-set order; the rest report the holder. */
+  #assignPorts(): void {
+    for (const entry of this.#entries.values()) {
+      for (const part of [entry.tcp, entry.udp]) {
+        if (part === undefined || part.claimed) continue;
+        const key = claimKey(part === entry.tcp ? "tcp" : "udp", part.spec.listenPort);
+        const holder = this.#claims.get(key);
+        if (holder === undefined) {
+          this.#claims.set(key, { forwarder: entry.name, part });
+          part.start();
+        } else if (holder.part !== part) {
+          part.waitFor(holder.forwarder);
+        }
+      }
+    }
+  }
+
+  #stopPart(part: StoppablePart | undefined, graceMs = this.#options.drainGraceMs): void {
+    if (part === undefined) return;
+    const { released, done } = part.stop(graceMs);
+    const key = [...this.#claims].find(([, claim]) => claim.part === part)?.[0];
+    if (key !== undefined) {
+      released.then(() => {
+        this.#claims.delete(key);
+        if (!this.#closed) this.#assignPorts();
+      });
+    }
+    const stopping = done.catch((error) => {
+      log.error("Stopping a listener failed: {error}", { error });
+    }).finally(() => this.#stopping.delete(stopping));
+    this.#stopping.add(stopping);
+  }
+
+  #report(name: string): void {
+    const entry = this.#entries.get(name);
+    const status = entry === undefined ? undefined : JSON.stringify(statusOf(entry));
+    if (status === this.#reported.get(name)) return;
+    if (status === undefined) this.#reported.delete(name);
+    else this.#reported.set(name, status);
+    for (const listener of this.#listeners) {
+      try {
+        listener(name);
+      } catch (error) {
+        log.error("A status listener failed for {forwarder}: {error}", { forwarder: name, error });
+      }
+    }
+  }
+}
+
+function statusOf(entry: Entry): ForwarderStatus {
+  return {
+    name: entry.name,
+    ...(entry.tcp && { tcp: entry.tcp.state }),
+    ...(entry.udp && { udp: entry.udp.state }),
+  };
+}
+
+function claimKey(protocol: Protocol, port: number): string {
+  return `${protocol}:${port}`;
+}
+
+function sameSpec(a: TcpSpec, b: TcpSpec): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((key) =>
+    (a as unknown as Record<string, unknown>)[key] ===
+      (b as unknown as Record<string, unknown>)[key]
+  );
+}

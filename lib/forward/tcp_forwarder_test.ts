@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import {
+  patternBytes,
+  readAll,
+  readExactly,
+  startTcpBlackHole,
+  startTcpEcho,
+  startTcpServer,
+  writeAll,
+} from "../../tests/_support/net_tcp.ts";
+import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import type { TcpSpec } from "../spec.ts";
+import { newTcpCounters } from "./state.ts";
+import { TcpForwarder } from "./tcp_forwarder.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Options {
+  readonly dialTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+}
+
+/** A forwarder on 127.0.0.1 to `targetPort`, drained (quickly) on dispose. */
+function forwarderTo(targetPort: number, options: Options = {}) {
+  const counters = newTcpCounters();
+  const spec: TcpSpec = { listenPort: 0, targetHost: "127.0.0.1", targetPort };
+  const forwarder = new TcpForwarder(Deno.listen({ hostname: "127.0.0.1", port: 0 }), {
+    name: "test/tcp",
+    counters,
+    spec,
+    dialTimeoutMs: options.dialTimeoutMs ?? 5000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
+  });
+  return {
+    forwarder,
+    counters,
+    connect: () => Deno.connect({ hostname: "127.0.0.1", port: forwarder.port }),
+    [Symbol.asyncDispose]: () => forwarder.drain(0),
+  };
+}
+
+/** A closed port: connecting to it is refused. */
+function refusedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  listener.close();
+  return listener.addr.port;
+}
+
+/** Sends `data` and half-closes while reading everything back. */
+async function echoThrough(conn: Deno.TcpConn, data: Uint8Array): Promise<Uint8Array> {
+  const reading = readAll(conn);
+  await writeAll(conn, data);
+  await conn.closeWrite();
+  return await reading;
+}
+
+Deno.test("TcpForwarder forwards byte-exact both ways, small and 10 MiB", async () => {
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port);
+  for (const size of [1, 1000, 10 * 1024 * 1024]) {
+    const data = patternBytes(size, size);
+    using conn = await fx.connect();
+    assert.deepEqual(await echoThrough(conn, data), data, `${size} bytes`);
+  }
+  const total = 1 + 1000 + 10 * 1024 * 1024;
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "connections closed" });
+  assert.equal(fx.counters.bytesClientToTarget, total);
+  assert.equal(fx.counters.bytesTargetToClient, total);
+  assert.equal(fx.counters.connectionsTotal, 3);
+});
+
+Deno.test("TcpForwarder propagates the target's half-close and keeps the other direction", async () => {
+  let fromClient = "";
+  await using server = startTcpServer(async (conn) => {
+    await writeAll(conn, encoder.encode("hello"));
+    await conn.closeWrite();
+    fromClient = decoder.decode(await readAll(conn));
+  });
+  await using fx = forwarderTo(server.port);
+  using conn = await fx.connect();
+  assert.equal(decoder.decode(await readAll(conn)), "hello");
+  await writeAll(conn, encoder.encode("still open"));
+  await conn.closeWrite();
+  await waitFor(() => fromClient !== "", { message: "the target to see the client's EOF" });
+  assert.equal(fromClient, "still open");
+});
+
+Deno.test("TcpForwarder propagates the client's half-close and delivers the reply", async () => {
+  await using server = startTcpServer(async (conn) => {
+    const request = await readAll(conn);
+    await writeAll(conn, encoder.encode(`got ${request.length}`));
+    await conn.closeWrite();
+  });
+  await using fx = forwarderTo(server.port);
+  using conn = await fx.connect();
+  const reply = await echoThrough(conn, patternBytes(70_000));
+  assert.equal(decoder.decode(reply), "got 70000");
+});
+
+Deno.test("TcpForwarder advances byte counters while a connection is open", async () => {
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port);
+  using conn = await fx.connect();
+  const data = patternBytes(1024 * 1024);
+  await writeAll(conn, data);
+  assert.deepEqual(await readExactly(conn, data.length), data);
+  await waitFor(() => fx.counters.bytesTargetToClient === data.length, { message: "counters" });
+  assert.equal(fx.counters.bytesClientToTarget, data.length);
+  assert.equal(fx.counters.activeConnections, 1);
+});
+
+Deno.test("TcpForwarder closes the client at once and counts when the target refuses", async () => {
+  await using fx = forwarderTo(refusedPort());
+  using conn = await fx.connect();
+  const result = await within(conn.read(new Uint8Array(1)).catch(() => null), 5000, "client close");
+  assert.equal(result, null);
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
+  assert.equal(fx.counters.errors.DialServerTarget, 1);
+});
+
+Deno.test("TcpForwarder gives up dialing a black-holed target after dialTimeoutMs", async () => {
+  await using hole = await startTcpBlackHole();
+  await using fx = forwarderTo(hole.port, { dialTimeoutMs: 200 });
+  using conn = await fx.connect();
+  const result = await within(conn.read(new Uint8Array(1)).catch(() => null), 10_000, "timeout");
+  assert.equal(result, null);
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
+  assert.equal(fx.counters.errors.DialTimeout, 1);
+  assert.equal(fx.counters.errors.DialServerTarget, 0);
+});
+
+Deno.test("TcpForwarder closes a connection idle longer than idleTimeoutMs", async () => {
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port, { idleTimeoutMs: 200 });
+  using conn = await fx.connect();
+  await writeAll(conn, encoder.encode("ping"));
+  assert.equal(decoder.decode(await readExactly(conn, 4)), "ping");
+  const result = await within(conn.read(new Uint8Array(1)).catch(() => null), 10_000, "idle close");
+  assert.equal(result, null);
+  assert.equal(fx.counters.errors.IdleTimeout, 1);
+});
+
+Deno.test("TcpForwarder.drain() refuses new clients, lets live ones finish, then returns", async () => {
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port);
+  using conn = await fx.connect();
+  await writeAll(conn, encoder.encode("a"));
+  await readExactly(conn, 1);
+  const draining = fx.forwarder.drain(60_000);
+  await fx.forwarder.released;
+  await assert.rejects(fx.connect(), Deno.errors.ConnectionRefused);
+  const data = patternBytes(100_000);
+  assert.deepEqual(await echoThrough(conn, data), data);
+  conn.close();
+  await within(draining, 10_000, "drain after the last connection ended");
+  assert.equal(fx.counters.activeConnections, 0);
+});
+
+Deno.test("TcpForwarder.drain() closes connections still open after the grace period", async () => {
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port);
+  using conn = await fx.connect();
+  await writeAll(conn, encoder.encode("a"));
+  await readExactly(conn, 1);
+  await fx.forwarder.drain(100);
+  assert.equal(await conn.read(new Uint8Array(1)).catch(() => null), null);
+  assert.equal(fx.counters.activeConnections, 0);
+  assert.equal(fx.counters.errors.CopyClientToTarget + fx.counters.errors.CopyTargetToClient, 0);
+});
+
+Deno.test("TcpForwarder.update() sends new connections to the new target only", async () => {
+  await using first = startTcpServer((conn) => writeAll(conn, encoder.encode("first")));
+  await using second = startTcpServer((conn) => writeAll(conn, encoder.encode("second")));
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port);
+  using live = await fx.connect();
+  await writeAll(live, encoder.encode("x"));
+  await readExactly(live, 1);
+  fx.forwarder.update({ listenPort: 0, targetHost: "127.0.0.1", targetPort: second.port });
+  using fresh = await fx.connect();
+  assert.equal(decoder.decode(await readAll(fresh)), "second");
+  await writeAll(live, encoder.encode("still echo"));
+  assert.equal(decoder.decode(await readExactly(live, 10)), "still echo");
+  assert.equal(first.accepted, 0);
+});

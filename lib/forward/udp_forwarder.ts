@@ -1,0 +1,384 @@
+/**
+ * A UDP listener and its sessions. Each client address gets a session with its own upstream socket
+ * (so the target sees a distinct source port per client); replies go back to the client from the
+ * listening socket. Sessions expire after `readTimeoutSeconds` without traffic in either direction;
+ * a send stuck longer than `writeTimeoutSeconds` ends its session; the number of sessions is capped.
+ *
+ * Hot path: one receive buffer per socket, reused (the next receive starts only after the send that
+ * reads it finished); no per-datagram allocation besides what `receive()` itself returns; sessions
+ * are found without building a key string; counters are plain numbers.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { UdpSpec } from "../spec.ts";
+import { abortableDelay } from "./_delay.ts";
+import type { RunningForwarder } from "./listener_part.ts";
+import { LogThrottle } from "./log_throttle.ts";
+import type { UdpCounters, UdpErrorType } from "./state.ts";
+import { type ResolvedTarget, TargetResolver } from "./target_resolver.ts";
+import { UdpSessionTable } from "./udp_session_table.ts";
+
+const log = getLogger(["undying-proxy", "udp"]);
+
+/** Options of one {@linkcode UdpForwarder}. */
+export interface UdpForwarderOptions {
+  /** Forwarder name, for logs. */
+  readonly name: string;
+  /** Advanced in place; shared with the supervisor's `counters()`. */
+  readonly counters: UdpCounters;
+  /** Target and timeouts; see {@linkcode UdpForwarder.update}. */
+  readonly spec: UdpSpec;
+  /** Sessions at most; datagrams from further clients are dropped and counted. */
+  readonly maxSessions: number;
+  /** Receive buffer per socket; a datagram that fills it may have been truncated (counted). */
+  readonly bufferBytes: number;
+  /** Minimum time between two log lines about the same kind of trouble. @default 10000 */
+  readonly logIntervalMs?: number;
+}
+
+/** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
+const MAX_UDP_PAYLOAD_BYTES = 65_527;
+/** Datagrams held per session while its target name resolves; further ones are dropped. */
+const MAX_QUEUED_DATAGRAMS = 64;
+/** Pause after an unexpected receive error, so a persistent one cannot spin. */
+const RECEIVE_ERROR_PAUSE_MS = 10;
+
+/** One client's session. */
+class UdpSession {
+  /** `Date.now()` of the last datagram in either direction. */
+  lastActiveMs: number;
+  /** Start of the send to the target in progress, or 0. */
+  toTargetSinceMs = 0;
+  /** Start of the send to the client in progress, or 0. */
+  toClientSinceMs = 0;
+  upstream: Deno.DatagramConn | undefined;
+  target: Deno.NetAddr | undefined;
+  /** Copies of datagrams that arrived while the target name resolved; undefined once connected. */
+  queue: Uint8Array[] | undefined;
+  ended = false;
+
+  constructor(readonly client: Deno.NetAddr, nowMs: number) {
+    this.lastActiveMs = nowMs;
+  }
+}
+
+/** Forwards the datagrams of one bound UDP socket (which it owns and closes). */
+export class UdpForwarder implements RunningForwarder<UdpSpec> {
+  /** Resolves once the listening socket is closed and its port free again. */
+  readonly released: Promise<void>;
+  readonly #socket: Deno.DatagramConn;
+  readonly #options: UdpForwarderOptions;
+  readonly #counters: UdpCounters;
+  readonly #sessions = new UdpSessionTable<UdpSession>();
+  /** Session tasks (reply loops, lookups) still running. */
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #closing = new AbortController();
+  readonly #logs: Record<"drop" | "target" | "truncate", LogThrottle>;
+  #spec: UdpSpec;
+  #resolver: TargetResolver;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  #draining = false;
+  #emptied: PromiseWithResolvers<void> | undefined;
+
+  constructor(socket: Deno.DatagramConn, options: UdpForwarderOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    this.#counters = options.counters;
+    const intervalMs = options.logIntervalMs ?? 10_000;
+    this.#logs = {
+      drop: new LogThrottle(intervalMs),
+      target: new LogThrottle(intervalMs),
+      truncate: new LogThrottle(intervalMs),
+    };
+    this.#spec = options.spec;
+    this.#resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    this.#startSweeper();
+    this.released = this.#receiveLoop();
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return (this.#socket.addr as Deno.NetAddr).port;
+  }
+
+  /** New sessions use the new target; timeouts apply to every session at once. */
+  update(spec: UdpSpec): void {
+    const old = this.#spec;
+    this.#spec = spec;
+    if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
+      this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
+    }
+    if (
+      old.readTimeoutSeconds !== spec.readTimeoutSeconds ||
+      old.writeTimeoutSeconds !== spec.writeTimeoutSeconds
+    ) {
+      clearInterval(this.#sweepTimer);
+      this.#startSweeper();
+    }
+  }
+
+  /**
+   * Takes no new clients from now on; live sessions keep forwarding (the socket stays bound) until
+   * they expire or `graceMs` passes; then everything is closed.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#draining = true;
+    if (this.#sessions.size > 0 && !this.#closing.signal.aborted) {
+      this.#emptied ??= Promise.withResolvers();
+      const graceOver = new AbortController();
+      await Promise.race([this.#emptied.promise, abortableDelay(graceMs, graceOver.signal)]);
+      graceOver.abort();
+    }
+    if (!this.#closing.signal.aborted) {
+      this.#closing.abort();
+      this.#socket.close();
+      for (const session of this.#sessions) this.#endSession(session);
+      clearInterval(this.#sweepTimer);
+    }
+    await this.released;
+    while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+  }
+
+  async #receiveLoop(): Promise<void> {
+    const buffer = new Uint8Array(this.#options.bufferBytes);
+    const mayTruncate = buffer.length <= MAX_UDP_PAYLOAD_BYTES;
+    const counters = this.#counters;
+    const closing = this.#closing.signal;
+    for (;;) {
+      let data: Uint8Array;
+      let from: Deno.Addr;
+      try {
+        [data, from] = await this.#socket.receive(buffer);
+      } catch (error) {
+        if (closing.aborted) return;
+        counters.errors.ReadFromClient++;
+        this.#warn("drop", "Receive failed on UDP port {port} of {forwarder}: {error}", { error });
+        await abortableDelay(RECEIVE_ERROR_PAUSE_MS, closing);
+        continue;
+      }
+      const client = from as Deno.NetAddr;
+      if (mayTruncate && data.length === buffer.length) this.#countTruncated("client");
+      const nowMs = Date.now();
+      const session = this.#sessions.get(client.hostname, client.port) ??
+        this.#openSession(client, nowMs);
+      if (session === undefined) continue;
+      session.lastActiveMs = nowMs;
+      if (session.queue === undefined) {
+        await this.#sendToTarget(session, data, nowMs);
+      } else if (session.queue.length < MAX_QUEUED_DATAGRAMS) {
+        session.queue.push(data.slice());
+      } else {
+        counters.droppedDatagrams++;
+      }
+    }
+  }
+
+  /** A new session for `client`, or undefined (counted) when none may be opened. */
+  #openSession(client: Deno.NetAddr, nowMs: number): UdpSession | undefined {
+    const counters = this.#counters;
+    if (this.#draining) {
+      counters.droppedDatagrams++;
+      return undefined;
+    }
+    if (this.#sessions.size >= this.#options.maxSessions) {
+      counters.droppedDatagrams++;
+      counters.errors.SessionLimit++;
+      this.#warn(
+        "drop",
+        "UDP port {port} of {forwarder} has {max} sessions; dropping new clients",
+        {
+          max: this.#options.maxSessions,
+        },
+      );
+      return undefined;
+    }
+    const session = new UdpSession(client, nowMs);
+    this.#sessions.add(session);
+    counters.activeSessions++;
+    counters.sessionsTotal++;
+    const resolver = this.#resolver;
+    const target = resolver.cached(nowMs);
+    if (target !== undefined) {
+      if (!this.#connect(session, target)) {
+        counters.droppedDatagrams++;
+        return undefined;
+      }
+    } else {
+      session.queue = [];
+      this.#track(this.#resolveAndFlush(session, resolver));
+    }
+    return session;
+  }
+
+  /** Opens the session's upstream socket and starts its reply loop; false (counted) on failure. */
+  #connect(session: UdpSession, target: ResolvedTarget): boolean {
+    try {
+      session.upstream = Deno.listenDatagram({
+        transport: "udp",
+        hostname: target.bindHostname,
+        port: 0,
+      });
+    } catch (error) {
+      this.#fail(session, "DialUDPTarget", error);
+      return false;
+    }
+    session.target = target.addr;
+    this.#track(this.#replyLoop(session));
+    return true;
+  }
+
+  async #resolveAndFlush(session: UdpSession, resolver: TargetResolver): Promise<void> {
+    let target: ResolvedTarget;
+    try {
+      target = await resolver.resolve();
+    } catch (error) {
+      this.#counters.droppedDatagrams += session.queue?.length ?? 0;
+      this.#fail(session, "ResolveTargetAddress", error);
+      return;
+    }
+    if (session.ended) return;
+    if (!this.#connect(session, target)) {
+      this.#counters.droppedDatagrams += session.queue?.length ?? 0;
+      return;
+    }
+    const queue = session.queue ?? [];
+    for (let datagram = queue.shift(); datagram !== undefined; datagram = queue.shift()) {
+      if (session.ended) return;
+      await this.#sendToTarget(session, datagram, Date.now());
+    }
+    session.queue = undefined;
+  }
+
+  async #sendToTarget(session: UdpSession, data: Uint8Array, nowMs: number): Promise<void> {
+    const counters = this.#counters;
+    session.toTargetSinceMs = nowMs;
+    try {
+      await session.upstream!.send(data, session.target!);
+      counters.bytesClientToTarget += data.length;
+      counters.datagramsClientToTarget++;
+    } catch (error) {
+      // A failed send drops the datagram but keeps the session (as the Go operator did).
+      if (!session.ended) {
+        counters.errors.WriteToTarget++;
+        counters.droppedDatagrams++;
+        this.#warn("target", "Cannot send to UDP target of {forwarder}: {error}", { error });
+      }
+    } finally {
+      session.toTargetSinceMs = 0;
+    }
+  }
+
+  async #replyLoop(session: UdpSession): Promise<void> {
+    const buffer = new Uint8Array(this.#options.bufferBytes);
+    const mayTruncate = buffer.length <= MAX_UDP_PAYLOAD_BYTES;
+    const upstream = session.upstream!;
+    const target = session.target!;
+    const client = session.client;
+    const counters = this.#counters;
+    const socket = this.#socket;
+    try {
+      for (;;) {
+        const [data, from] = await upstream.receive(buffer);
+        const source = from as Deno.NetAddr;
+        // The socket is not connected (Deno has no connect() for UDP): only the target may answer.
+        if (source.port !== target.port || source.hostname !== target.hostname) continue;
+        const nowMs = Date.now();
+        session.lastActiveMs = nowMs;
+        if (mayTruncate && data.length === buffer.length) this.#countTruncated("target");
+        session.toClientSinceMs = nowMs;
+        try {
+          await socket.send(data, client);
+        } catch (error) {
+          // A failed send to the client ends the session (as the Go operator did).
+          if (!session.ended && !this.#closing.signal.aborted) {
+            this.#fail(session, "WriteToClient", error);
+          }
+          return;
+        }
+        session.toClientSinceMs = 0;
+        counters.bytesTargetToClient += data.length;
+        counters.datagramsTargetToClient++;
+      }
+    } catch (error) {
+      if (!session.ended) this.#fail(session, "ReadFromTarget", error);
+    } finally {
+      this.#endSession(session);
+    }
+  }
+
+  #startSweeper(): void {
+    const readMs = this.#spec.readTimeoutSeconds * 1000;
+    const writeMs = this.#spec.writeTimeoutSeconds * 1000;
+    const everyMs = Math.max(25, Math.min(1000, Math.min(readMs, writeMs) / 4));
+    this.#sweepTimer = setInterval(() => this.#sweep(readMs, writeMs), everyMs);
+  }
+
+  /** Ends idle sessions and sessions whose send is stuck. */
+  #sweep(readMs: number, writeMs: number): void {
+    const nowMs = Date.now();
+    for (const session of this.#sessions) {
+      if (session.toTargetSinceMs > 0 && nowMs - session.toTargetSinceMs >= writeMs) {
+        this.#fail(session, "WriteToTarget", new Error(`send blocked for ${writeMs} ms`));
+      } else if (session.toClientSinceMs > 0 && nowMs - session.toClientSinceMs >= writeMs) {
+        this.#fail(session, "WriteToClient", new Error(`send blocked for ${writeMs} ms`));
+      } else if (nowMs - session.lastActiveMs >= readMs) {
+        this.#endSession(session);
+      }
+    }
+  }
+
+  /** Counts `type`, logs (rate-limited) and ends the session. */
+  #fail(session: UdpSession, type: UdpErrorType, error: unknown): void {
+    this.#counters.errors[type]++;
+    this.#warn("target", "UDP session of {forwarder} for {client} ended ({type}): {error}", {
+      client: `${session.client.hostname}:${session.client.port}`,
+      type,
+      error,
+    });
+    this.#endSession(session);
+  }
+
+  #endSession(session: UdpSession): void {
+    if (session.ended) return;
+    session.ended = true;
+    this.#sessions.delete(session);
+    this.#counters.activeSessions--;
+    try {
+      session.upstream?.close();
+    } catch {
+      // Already closed.
+    }
+    if (this.#sessions.size === 0) this.#emptied?.resolve();
+  }
+
+  #countTruncated(from: "client" | "target"): void {
+    this.#counters.truncatedDatagrams++;
+    this.#counters.errors.Truncated++;
+    this.#warn(
+      "truncate",
+      "A datagram from the {from} of {forwarder} filled the {bufferBytes}-byte buffer and may be truncated",
+      { from, bufferBytes: this.#options.bufferBytes },
+    );
+  }
+
+  #warn(
+    kind: "drop" | "target" | "truncate",
+    message: string,
+    props: Record<string, unknown>,
+  ): void {
+    const suppressed = this.#logs[kind].take();
+    if (suppressed === undefined) return;
+    log.warn(message, { forwarder: this.#options.name, port: this.port, suppressed, ...props });
+  }
+
+  #track(task: Promise<void>): void {
+    const tracked = task.catch((error) => {
+      log.error("UDP session task of {forwarder} failed: {error}", {
+        forwarder: this.#options.name,
+        error,
+      });
+    }).finally(() => this.#tasks.delete(tracked));
+    this.#tasks.add(tracked);
+  }
+}
