@@ -29,6 +29,8 @@ const USAGE = `Usage: deno task bench [options]
                    (direct and nginx always run: every figure is a ratio against them)
   --json PATH      where to write the JSON results (default dist/bench/results.json)
   --cache-dir DIR  compiled load generators (default ~/.cache/undying-proxy/bench)
+  --undying MODE   program (main.ts --config), runner (engine only, tests/bench/undying_runner.ts)
+                   or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
 Peers: direct, undying-proxy, nginx, haproxy, socat.
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
       filter: { type: "string", default: "" },
       json: { type: "string", default: "dist/bench/results.json" },
       "cache-dir": { type: "string" },
+      undying: { type: "string", default: "auto" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -152,7 +155,17 @@ async function main(): Promise<void> {
   }
   const budget = values.quick ? QUICK : FULL;
   const repoDir = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-  const allPeers = [directPeer, await undyingPeer(repoDir), nginxPeer, haproxyPeer, socatPeer];
+  const mode = values.undying;
+  if (mode !== "auto" && mode !== "program" && mode !== "runner") {
+    fail(`--undying: "${mode}" is not one of auto, program, runner`);
+  }
+  const allPeers = [
+    directPeer,
+    await undyingPeer(repoDir, mode),
+    nginxPeer,
+    haproxyPeer,
+    socatPeer,
+  ];
   let selection;
   try {
     selection = applyFilter(values.filter, allPeers, SCENARIOS);

@@ -153,51 +153,68 @@ export async function programPermissions(repoDir: string): Promise<string[]> {
   return flags;
 }
 
-/** Whether `main.ts` exists and already accepts `--config`. */
-async function hasProgram(repoDir: string): Promise<boolean> {
+/** How to run UnDyingProxy: the program (`main.ts --config`), the engine runner, or whichever works. */
+export type UndyingMode = "auto" | "program" | "runner";
+
+/** Whether the program runs here: `main.ts --help` succeeds and offers `--config`. */
+async function programWorks(repoDir: string, permissions: string[]): Promise<boolean> {
   try {
-    return (await Deno.readTextFile(`${repoDir}/main.ts`)).includes("config");
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        `${repoDir}/deno.json`,
+        ...permissions,
+        `${repoDir}/main.ts`,
+        "--help",
+      ],
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+      stdout: "piped",
+      stderr: "null",
+      signal: AbortSignal.timeout(120_000),
+    }).output();
+    return output.success && new TextDecoder().decode(output.stdout).includes("--config");
   } catch {
     return false;
   }
 }
 
-/** Which UnDyingProxy entry point the benchmark can use: the program, else the engine runner. */
-export async function undyingPeer(repoDir: string): Promise<Peer> {
-  const program = await hasProgram(repoDir);
+/** The UnDyingProxy peer; `auto` prefers the program and falls back to the engine runner. */
+export async function undyingPeer(repoDir: string, mode: UndyingMode): Promise<Peer> {
+  const permissions = await programPermissions(repoDir);
+  const program = mode === "program" ||
+    (mode === "auto" && await programWorks(repoDir, permissions));
+  const base = ["run", "--config", `${repoDir}/deno.json`, "--no-prompt", ...permissions];
   return {
     name: "undying-proxy",
     udp: true,
-    describe: program ? "main.ts --config" : "tests/bench/undying_runner.ts (Supervisor)",
+    describe: program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)",
     async start(ctx) {
       const listen = allocateListen();
       const specs = undyingSpecs({ listen, target: ctx.targets });
-      const deno = Deno.execPath();
-      const base = ["run", "--config", `${ctx.repoDir}/deno.json`, "--no-prompt"];
       let args: string[];
       if (program) {
         const configFile = `${ctx.workDir}/undying-proxy.yaml`;
         await Deno.writeTextFile(configFile, renderUndyingConfig(specs));
         args = [
           ...base,
-          ...await programPermissions(ctx.repoDir),
           `${ctx.repoDir}/main.ts`,
           `--config=${configFile}`,
           `--listen-address=${LOOPBACK}`,
+          "--drain-grace-period=0",
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
         ];
       } else {
         args = [
           ...base,
-          ...await programPermissions(ctx.repoDir),
           `${ctx.repoDir}/tests/bench/undying_runner.ts`,
           LOOPBACK,
           JSON.stringify(specs),
         ];
       }
       return startProcesses(ctx, listen, true, () => [
-        ctx.group.spawn("undying-proxy", deno, args),
+        ctx.group.spawn("undying-proxy", Deno.execPath(), args),
       ]);
     },
   };
