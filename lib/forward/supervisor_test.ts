@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { openFdCount } from "../../tests/_support/net_fd.ts";
-import { readExactly, startTcpEcho, writeAll } from "../../tests/_support/net_tcp.ts";
+import {
+  readAll,
+  readExactly,
+  startTcpEcho,
+  startTcpServer,
+  writeAll,
+} from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitFor } from "../../tests/_support/net_wait.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
@@ -31,6 +37,10 @@ function freePort(transport: "tcp" | "udp"): number {
   const socket = Deno.listenDatagram({ transport, hostname: "127.0.0.1", port: 0 });
   socket.close();
   return (socket.addr as Deno.NetAddr).port;
+}
+
+function tcp(name: string, listenPort: number, targetPort: number): ForwarderSpec {
+  return { name, tcp: { listenPort, targetPort, targetHost: "127.0.0.1" } };
 }
 
 function udpSpec(listenPort: number, targetPort: number): UdpSpec {
@@ -130,4 +140,160 @@ Deno.test("Supervisor.close() closes every socket (descriptor count back to base
   });
   assert.deepEqual(sup.statuses(), []);
   assert.throws(() => sup.apply([]), /closed/);
+});
+
+/** A server that sends `text` to every client and closes. */
+function greeter(text: string) {
+  return startTcpServer((conn) => writeAll(conn, encoder.encode(text)));
+}
+
+async function greeting(port: number): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  return decoder.decode(await readAll(conn));
+}
+
+Deno.test("Supervisor retargets live: new connections go to the new target, old ones stay", async () => {
+  await using echo = startTcpEcho();
+  await using other = greeter("other");
+  await using sup = supervisor();
+  const port = freePort("tcp");
+  sup.apply([tcp("a", port, echo.port)]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  using live = await Deno.connect({ hostname: "127.0.0.1", port });
+  assert.ok(await tcpEchoes(port, "before"));
+  await writeAll(live, encoder.encode("1"));
+  await readExactly(live, 1);
+  const events: string[] = [];
+  sup.onChange((name) => events.push(name));
+  sup.apply([tcp("a", port, other.port)]);
+  assert.equal(await greeting(port), "other");
+  await writeAll(live, encoder.encode("still here"));
+  assert.equal(decoder.decode(await readExactly(live, 10)), "still here");
+  assert.deepEqual(events, [], "a retarget does not change the status");
+});
+
+Deno.test("Supervisor rebinds on a listenPort change and frees the old port", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  const [oldPort, newPort] = [freePort("tcp"), freePort("tcp")];
+  sup.apply([tcp("a", oldPort, echo.port)]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  sup.apply([tcp("a", newPort, echo.port)]);
+  await waitFor(() => {
+    const state = stateOf(sup, "a", "tcp");
+    return state?.phase === "listening" && state.port === newPort;
+  }, { message: "listening on the new port" });
+  assert.ok(await tcpEchoes(newPort, "moved"));
+  await waitFor(async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: oldPort })).close();
+      return false;
+    } catch (error) {
+      return error instanceof Deno.errors.ConnectionRefused;
+    }
+  }, { message: "the old port refusing connections" });
+});
+
+Deno.test("Supervisor reports a port in use as failed, keeps others running, recovers", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  const squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busyPort = squatter.addr.port;
+  const goodPort = freePort("tcp");
+  sup.apply([tcp("busy", busyPort, echo.port), tcp("good", goodPort, echo.port)]);
+  await waitForPhase(sup, "busy", "tcp", "failed");
+  await waitForPhase(sup, "good", "tcp", "listening");
+  const failed = stateOf(sup, "busy", "tcp");
+  assert.ok(failed?.phase === "failed" && /in use/i.test(failed.reason), JSON.stringify(failed));
+  assert.ok(failed.retryInMs > 0 && failed.retryInMs <= 200);
+  assert.ok(await tcpEchoes(goodPort, "unaffected"));
+  squatter.close();
+  await waitForPhase(sup, "busy", "tcp", "listening");
+  assert.ok(await tcpEchoes(busyPort, "recovered"));
+});
+
+Deno.test("Supervisor: the first forwarder keeps a port, the second waits and takes it over", async () => {
+  await using first = greeter("first");
+  await using second = greeter("second");
+  await using sup = supervisor();
+  const port = freePort("tcp");
+  sup.apply([tcp("a", port, first.port)]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  // "b" comes first in the new desired set, but "a" holds the port.
+  sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
+  assert.deepEqual(stateOf(sup, "b", "tcp"), { phase: "conflict", holder: "a", port });
+  assert.equal(await greeting(port), "first");
+  sup.apply([tcp("b", port, second.port)]);
+  await waitForPhase(sup, "b", "tcp", "listening");
+  assert.equal(await greeting(port), "second");
+});
+
+Deno.test("Supervisor: among newcomers, desired-set order decides who gets a port", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  const port = freePort("tcp");
+  sup.apply([tcp("z", port, echo.port), tcp("a", port, echo.port)]);
+  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "z", port });
+  await waitForPhase(sup, "z", "tcp", "listening");
+});
+
+Deno.test("Supervisor stops only the removed part and never touches unchanged forwarders", async () => {
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  await using sup = supervisor();
+  const [tcpPort, udpPort, otherPort] = [freePort("tcp"), freePort("udp"), freePort("tcp")];
+  const both: ForwarderSpec = {
+    name: "both",
+    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+    udp: udpSpec(udpPort, udpEcho.port),
+  };
+  sup.apply([both, tcp("other", otherPort, echo.port)]);
+  await waitForPhase(sup, "both", "udp", "listening");
+  await waitForPhase(sup, "other", "tcp", "listening");
+  using client = udpClient();
+  assert.equal(decoder.decode(await client.request(encoder.encode("1"), udpPort)), "1");
+  using otherLive = await Deno.connect({ hostname: "127.0.0.1", port: otherPort });
+  await writeAll(otherLive, encoder.encode("o"));
+  await readExactly(otherLive, 1);
+
+  sup.apply([{ name: "both", udp: both.udp! }, tcp("other", otherPort, echo.port)]);
+  assert.deepEqual(sup.statuses().map((status) => Object.keys(status)), [
+    ["name", "udp"],
+    ["name", "tcp"],
+  ]);
+  assert.equal([...sup.counters()][0]?.tcp, undefined);
+  await waitFor(async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: tcpPort })).close();
+      return false;
+    } catch {
+      return true;
+    }
+  }, { message: "the removed TCP part to stop listening" });
+  assert.equal(decoder.decode(await client.request(encoder.encode("2"), udpPort)), "2");
+  assert.deepEqual(udpEcho.sourcePorts.length, 1, "the UDP session survived");
+  await writeAll(otherLive, encoder.encode("still"));
+  assert.equal(decoder.decode(await readExactly(otherLive, 5)), "still");
+});
+
+Deno.test("Supervisor removes a forwarder that left the desired set and reports it", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  const port = freePort("tcp");
+  sup.apply([tcp("a", port, echo.port)]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  const events: string[] = [];
+  sup.onChange((name) => events.push(name));
+  sup.apply([]);
+  assert.deepEqual(events, ["a"]);
+  assert.deepEqual(sup.statuses(), []);
+  assert.deepEqual([...sup.counters()], []);
+});
+
+Deno.test("Supervisor rejects bad options and duplicate names", async () => {
+  assert.throws(() => new Supervisor({ dialTimeoutMs: 0 }), RangeError);
+  assert.throws(() => new Supervisor({ udpBufferBytes: 1.5 }), RangeError);
+  assert.throws(() => new Supervisor({ bindRetryInitialMs: 10, bindRetryMaxMs: 5 }), RangeError);
+  await using sup = supervisor();
+  assert.throws(() => sup.apply([{ name: "a" }, { name: "a" }]), TypeError);
 });
