@@ -132,6 +132,16 @@ export const FLAGS = {
     help: "Name of this replica in the objects' status.",
     parse: optionalString,
   },
+  "status-heartbeat": {
+    group: "Kubernetes operator",
+    valueName: "DURATION",
+    unit: "Ms",
+    default: "1m",
+    help:
+      "Each replica rewrites its unchanged status entry this often; entries of replicas silent " +
+      "for 3 times as long are removed.",
+    parse: (raw) => parseDurationMs(raw, { min: 100 }),
+  },
   "kubeconfig": {
     group: "Kubernetes operator",
     valueName: "FILE",

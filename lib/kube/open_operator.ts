@@ -1,0 +1,76 @@
+/**
+ * Builds the operator-mode source of desired state from the program's flags: loads the cluster
+ * configuration, creates the client and the {@linkcode Operator}, and closes the client when the
+ * operator stops.
+ * @module
+ */
+
+import type { DesiredStateSource } from "../source.ts";
+import { KubeClient } from "./client.ts";
+import { loadClusterConfig } from "./cluster_config.ts";
+import type { CountOperatorError } from "./operator_errors.ts";
+import { Operator, type SupervisorView } from "./operator.ts";
+
+/** The flags operator mode reads (a subset of the program's `Options`). */
+export interface OperatorFlags {
+  readonly kubeconfig?: string | undefined;
+  readonly operatorNamespace?: string | undefined;
+  readonly watchNamespaces: "*" | readonly string[];
+  readonly instanceName?: string | undefined;
+  readonly replicaName?: string | undefined;
+  readonly tcpServiceToManage: string;
+  readonly udpServiceToManage: string;
+  readonly statusHeartbeatMs?: number | undefined;
+}
+
+/** What the operator gets from the rest of the program. */
+export interface OperatorParts {
+  readonly view: SupervisorView;
+  readonly countError: CountOperatorError;
+  /** Environment lookup (`POD_NAME`, `KUBECONFIG`). @default Deno.env.get */
+  readonly env?: (name: string) => string | undefined;
+}
+
+/**
+ * Opens the operator source. The replica name is `--replica-name`, else `$POD_NAME`, else the host
+ * name.
+ * @throws {RangeError} without `--operator-namespace`; `KubeconfigError` for an unusable config.
+ */
+export async function openOperator(
+  flags: OperatorFlags,
+  parts: OperatorParts,
+): Promise<DesiredStateSource> {
+  const env = parts.env ?? Deno.env.get;
+  const config = await loadClusterConfig({
+    env,
+    ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig } : {}),
+  });
+  const client = new KubeClient(config);
+  try {
+    const operator = new Operator({
+      client,
+      operatorNamespace: flags.operatorNamespace ?? "",
+      watchNamespaces: flags.watchNamespaces,
+      instanceName: flags.instanceName ?? "",
+      replica: flags.replicaName || env("POD_NAME") || Deno.hostname(),
+      tcpService: flags.tcpServiceToManage,
+      udpService: flags.udpServiceToManage,
+      view: parts.view,
+      countError: parts.countError,
+      ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
+    });
+    return {
+      description: operator.description,
+      run: async (apply, signal) => {
+        try {
+          await operator.run(apply, signal);
+        } finally {
+          client.close();
+        }
+      },
+    };
+  } catch (error) {
+    client.close();
+    throw error;
+  }
+}

@@ -1,0 +1,618 @@
+/**
+ * The Kubernetes source of desired state: the operator's reconcile loop.
+ *
+ * Level-based: reflectors keep stores of the UnDyingProxy objects (operator namespace, a list of
+ * namespaces, or all) and of the managed Services; any change, a supervisor state change or the
+ * periodic resync wakes ONE loop that runs a full pass over every object of this instance:
+ * 1. build the complete desired set and hand it to the supervisor (so after a restart, a missed
+ *    event or a watch gap every replica converges; an object gone unseen stops listening);
+ * 2. Events and error counts for listener transitions and invalid specs;
+ * 3. add the finalizer to objects that lack it;
+ * 4. sync the managed Services' ports;
+ * 5. write this replica's status entry when it changed or its heartbeat is due (the aggregator
+ *    also writes the summary fields), and remove entries of replicas that stopped reporting;
+ * 6. release (remove the finalizer from) deleted objects once this replica stopped listening, the
+ *    Service ports are gone (or cannot be removed: reported, never blocking) and no other fresh
+ *    replica reports listening (bounded by the stale threshold).
+ * Every step is idempotent; a failed step is counted, logged and retried with backoff by the next
+ * pass. The first pass runs only once every object reflector has listed, so readiness follows the
+ * first full list.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  UNDYING_PROXY_GROUP,
+  UNDYING_PROXY_KIND,
+  UNDYING_PROXY_PLURAL,
+  UNDYING_PROXY_VERSION,
+  type UnDyingProxy,
+} from "../../k8s/undying_proxy_types.ts";
+import type { ForwarderStatus } from "../forward/state.ts";
+import type { ForwarderSpec, SpecProblem } from "../spec.ts";
+import type { DesiredStateSource } from "../source.ts";
+import { Backoff } from "./backoff.ts";
+import type { KubeClient } from "./client.ts";
+import {
+  desiredFromProxies,
+  forwarderName,
+  isDeleting,
+  selectProxies,
+} from "./desired_from_proxies.ts";
+import { type EventDeduperOptions, type EventNote, EventRecorder } from "./events.ts";
+import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
+import { listenerTransitions } from "./listener_events.ts";
+import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
+import { defineResource, type Resource, SERVICES } from "./resources.ts";
+import { servicePortName } from "./service_port_plan.ts";
+import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
+import {
+  aggregatorOf,
+  canonical,
+  type Condition,
+  entryAgeMs,
+  partitionEntries,
+  type ReplicaEntry,
+  replicaEntry,
+  sameEntry,
+  type StatusSummary,
+  statusSummary,
+  withOwnEntry,
+} from "./status.ts";
+import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
+import { Reflector, type ReflectorOptions } from "./watch.ts";
+import type { Service } from "kubernetes-types/core/v1.d.ts";
+
+const logger = getLogger(["undying-proxy", "operator"]);
+
+/** `proxy.sfact.io/v1alpha1` UnDyingProxies, typed with the generated type. */
+export const PROXIES: Resource<UnDyingProxy> = defineResource<UnDyingProxy>({
+  group: UNDYING_PROXY_GROUP,
+  version: UNDYING_PROXY_VERSION,
+  plural: UNDYING_PROXY_PLURAL,
+  kind: UNDYING_PROXY_KIND,
+  namespaced: true,
+});
+
+/** What the operator reads from the supervisor. */
+export interface SupervisorView {
+  /** Current state of every forwarder in the desired set. */
+  statuses(): ForwarderStatus[];
+  /** Called with a forwarder name whenever its status changes. Returns unsubscribe. */
+  onChange(listener: (name: string) => void): () => void;
+}
+
+/** Options of {@linkcode Operator}. */
+export interface OperatorOptions {
+  client: KubeClient;
+  /** Namespace of the operator and of the managed Services (`--operator-namespace`). */
+  operatorNamespace: string;
+  /** Namespaces watched for objects: "*" for all, empty for the operator namespace. @default [] */
+  watchNamespaces?: "*" | readonly string[];
+  /** Handle only objects selecting this instance (`--instance-name`). @default "" */
+  instanceName?: string;
+  /** This replica's name in status entries, Events and field managers. */
+  replica: string;
+  /** The node this replica runs on, shown in its status entries. */
+  node?: string;
+  /** Service carrying the TCP ports; "" disables. @default "" */
+  tcpService?: string;
+  /** Service carrying the UDP ports; "" disables. @default "" */
+  udpService?: string;
+  /** The supervisor's statuses and change notifications. */
+  view: SupervisorView;
+  /** Advances `undying_proxy_operator_errors_total{type}`. */
+  countError?: CountOperatorError;
+  /** A replica rewrites its unchanged status entry this often. @default 60000 */
+  heartbeatMs?: number;
+  /** Entries older than this are ignored and removed. @default 3 × heartbeatMs */
+  staleAfterMs?: number;
+  /** Full pass at least this often. @default 30000 */
+  resyncMs?: number;
+  /** Reflector tuning (tests shorten the watch timeout). */
+  reflector?: Pick<ReflectorOptions, "watchTimeoutSeconds" | "livenessMarginMs" | "backoff">;
+  /** Event deduplication and rate limit. */
+  events?: EventDeduperOptions;
+}
+
+/** Wakes the loop: at once when triggered, else after a delay. */
+class Wake {
+  #pending = false;
+  #resolve: (() => void) | undefined;
+
+  trigger(): void {
+    this.#pending = true;
+    this.#resolve?.();
+  }
+
+  async wait(ms: number, signal: AbortSignal): Promise<void> {
+    if (!this.#pending && !signal.aborted) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let onAbort: (() => void) | undefined;
+      await new Promise<void>((resolve) => {
+        this.#resolve = resolve;
+        timer = setTimeout(resolve, ms);
+        onAbort = resolve;
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+      this.#resolve = undefined;
+    }
+    this.#pending = false;
+  }
+}
+
+/** The outcome of one Service sync, as the rest of the pass needs it. */
+interface ServiceOutcome {
+  /** Why an object has no port, by forwarder name. */
+  readonly problems: Map<string, string>;
+  /** True when every managed Service was synced. */
+  readonly allSynced: boolean;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** The UnDyingProxy operator, as a {@linkcode DesiredStateSource} of the program. */
+export class Operator implements DesiredStateSource {
+  readonly description: string;
+  readonly #client: KubeClient;
+  readonly #namespace: string;
+  readonly #watch: "*" | readonly string[];
+  readonly #instance: string;
+  readonly #replica: string;
+  readonly #node: string | undefined;
+  readonly #services: ManagedService[];
+  readonly #view: SupervisorView;
+  readonly #countError: CountOperatorError;
+  readonly #heartbeatMs: number;
+  readonly #staleAfterMs: number;
+  readonly #resyncMs: number;
+  readonly #reflectorOptions: OperatorOptions["reflector"];
+  readonly #recorder: EventRecorder;
+  readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  #proxyReflectors: Reflector<UnDyingProxy>[] = [];
+  #serviceReflectors = new Map<string, Reflector<Service>>();
+  #lastStatuses = new Map<string, ForwarderStatus>();
+  #lastObjects = new Map<string, UnDyingProxy>();
+  /** What this replica last wrote per object uid, while the watch has not shown it yet. */
+  #written = new Map<string, { key: string; at: number }>();
+  #reportedInvalid = new Set<string>();
+
+  /** @throws {RangeError} when the namespace is missing or a duration is not positive. */
+  constructor(options: OperatorOptions) {
+    if (options.operatorNamespace === "") {
+      throw new RangeError(
+        "--operator-namespace is required in operator mode (the namespace of the operator and " +
+          "of its Services); or pass --config FILE for standalone mode",
+      );
+    }
+    this.#client = options.client;
+    this.#namespace = options.operatorNamespace;
+    const watch = options.watchNamespaces ?? [];
+    this.#watch = watch === "*" ? "*" : watch.length === 0 ? [this.#namespace] : watch;
+    this.#instance = options.instanceName ?? "";
+    this.#replica = options.replica;
+    this.#node = options.node;
+    this.#services = managedServices(options.tcpService ?? "", options.udpService ?? "");
+    this.#view = options.view;
+    this.#countError = options.countError ?? (() => {});
+    this.#heartbeatMs = options.heartbeatMs ?? 60_000;
+    this.#staleAfterMs = options.staleAfterMs ?? 3 * this.#heartbeatMs;
+    this.#resyncMs = options.resyncMs ?? 30_000;
+    for (
+      const [name, ms] of Object.entries({
+        heartbeatMs: this.#heartbeatMs,
+        resyncMs: this.#resyncMs,
+      })
+    ) {
+      if (!(ms > 0)) throw new RangeError(`Operator option ${name} must be > 0, got ${ms}`);
+    }
+    if (!(this.#staleAfterMs > this.#heartbeatMs)) {
+      throw new RangeError(
+        `Operator option staleAfterMs (${this.#staleAfterMs}) must exceed heartbeatMs ` +
+          `(${this.#heartbeatMs}), or live replicas would be removed`,
+      );
+    }
+    this.#reflectorOptions = options.reflector;
+    this.#recorder = new EventRecorder(this.#client, {
+      replica: this.#replica,
+      countError: this.#countError,
+      ...options.events,
+    });
+    const where = this.#watch === "*" ? "all namespaces" : `namespace(s) ${this.#watch.join(", ")}`;
+    this.description = `Kubernetes ${this.#client.server} (UnDyingProxies in ${where}` +
+      `${this.#instance ? `, instance ${this.#instance}` : ""}, replica ${this.#replica})`;
+  }
+
+  /** Runs the reconcile loop until `signal` aborts; the first `apply` follows the first full list. */
+  async run(
+    apply: (desired: readonly ForwarderSpec[]) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const wake = new Wake();
+    const base = this.#reflectorOptions ?? {};
+    this.#proxyReflectors = (this.#watch === "*" ? [undefined] : this.#watch).map((namespace) =>
+      new Reflector(this.#client, PROXIES, { ...base, ...(namespace ? { namespace } : {}) })
+    );
+    this.#serviceReflectors = new Map(this.#services.map((s) => [
+      s.name,
+      new Reflector(this.#client, SERVICES, {
+        ...base,
+        namespace: this.#namespace,
+        fieldSelector: `metadata.name=${s.name}`,
+      }),
+    ]));
+    const consume = async (reflector: Reflector<UnDyingProxy> | Reflector<Service>) => {
+      for await (const event of reflector.run(signal)) {
+        if (event.type === "error") this.#countError("FailedFetch");
+        else wake.trigger();
+      }
+    };
+    const consumers = [...this.#proxyReflectors, ...this.#serviceReflectors.values()].map(consume);
+    const unsubscribe = this.#view.onChange(() => wake.trigger());
+    let delayMs = this.#resyncMs;
+    try {
+      while (!signal.aborted) {
+        await wake.wait(delayMs, signal);
+        if (signal.aborted) break;
+        if (!this.#proxyReflectors.every((r) => r.isSynced())) {
+          delayMs = this.#resyncMs;
+          continue;
+        }
+        try {
+          delayMs = await this.#pass(apply, signal);
+        } catch (error) {
+          if (signal.aborted) break;
+          delayMs = this.#backoff.next();
+          logger.error("Reconcile pass failed, retrying in {delayMs} ms: {message}", {
+            delayMs,
+            message: error instanceof Error ? error.message : String(error),
+            error,
+          });
+        }
+      }
+    } finally {
+      unsubscribe();
+      await Promise.all(consumers);
+      await this.#withdraw();
+    }
+  }
+
+  /** All objects of this instance, oldest first. */
+  #objects(): UnDyingProxy[] {
+    return selectProxies(
+      this.#proxyReflectors.flatMap((r) => [...r.store.values()]),
+      this.#instance,
+    );
+  }
+
+  /** One full reconcile pass; returns the delay until the next one. */
+  async #pass(
+    apply: (desired: readonly ForwarderSpec[]) => void,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const objects = this.#objects();
+    const desired = desiredFromProxies(objects, this.#instance);
+    apply(desired.specs);
+    const now = new Date();
+    const byName = new Map(objects.map((o) => [forwarderName(o), o]));
+    const specs = new Map(desired.specs.map((s) => [s.name, s]));
+    const invalid = new Map(desired.invalid.map((i) => [i.name, i.problems]));
+    const statuses = new Map(this.#view.statuses().map((s) => [s.name, s]));
+    const failures: OperatorErrorType[] = [];
+    const events: Promise<void>[] = [];
+    const note = (name: string, event: EventNote) => {
+      const object = byName.get(name) ?? this.#lastObjects.get(name);
+      if (object) events.push(this.#recorder.record(object, event, signal));
+    };
+
+    for (const t of listenerTransitions(this.#lastStatuses, statuses, specs, this.#replica)) {
+      if (t.error) this.#countError(t.error);
+      note(t.name, t.note);
+    }
+    this.#lastStatuses = statuses;
+    this.#reportInvalid(byName, invalid, note);
+
+    for (const object of objects) {
+      if (isDeleting(object) || hasFinalizer(object)) continue;
+      try {
+        if (await addFinalizer(this.#client, PROXIES, object, signal)) {
+          logger.debug("Added the finalizer to {object}", { object: forwarderName(object) });
+        }
+      } catch (error) {
+        failures.push("FailedAddFinalizer");
+        this.#warn("Cannot add the finalizer to {object}: {message}", forwarderName(object), error);
+      }
+    }
+
+    const services = await this.#syncServices(desired.specs, byName, note, failures, signal);
+
+    await forEachLimit(objects, 8, async (object) => {
+      try {
+        await this.#syncStatus(object, specs, invalid, statuses, services, now, signal);
+      } catch (error) {
+        failures.push("FailedUpdateStatus");
+        this.#warn("Cannot write the status of {object}: {message}", forwarderName(object), error);
+      }
+    });
+
+    for (const object of objects) {
+      if (!isDeleting(object) || !hasFinalizer(object)) continue;
+      if (!this.#mayRelease(object, statuses, services, now)) continue;
+      try {
+        if (await removeFinalizer(this.#client, PROXIES, object, signal)) {
+          logger.info("Released deleted {object}", { object: forwarderName(object) });
+        }
+      } catch (error) {
+        failures.push("FailedRemoveFinalizer");
+        this.#warn(
+          "Cannot remove the finalizer of {object}: {message}",
+          forwarderName(object),
+          error,
+        );
+      }
+    }
+
+    await Promise.all(events);
+    this.#lastObjects = byName;
+    const uids = new Set(objects.map((o) => o.metadata.uid));
+    for (const uid of this.#written.keys()) if (!uids.has(uid)) this.#written.delete(uid);
+    for (const type of failures) this.#countError(type);
+    if (failures.length > 0 && !signal.aborted) return this.#backoff.next();
+    this.#backoff.reset();
+    return Math.min(this.#resyncMs, this.#heartbeatMs / 4);
+  }
+
+  #reportInvalid(
+    byName: ReadonlyMap<string, UnDyingProxy>,
+    invalid: ReadonlyMap<string, readonly SpecProblem[]>,
+    note: (name: string, event: EventNote) => void,
+  ): void {
+    const seen = new Set<string>();
+    for (const [name, problems] of invalid) {
+      const object = byName.get(name);
+      const key = `${object?.metadata.uid}/${object?.metadata.generation}`;
+      seen.add(key);
+      if (this.#reportedInvalid.has(key)) continue;
+      const message = problems.map((p) => `${p.field}: ${p.reason}`).join("; ");
+      logger.warn("Ignoring {object}: invalid spec: {message}", { object: name, message });
+      this.#countError("InvalidSpec");
+      note(name, { type: "Warning", reason: "InvalidSpec", message });
+    }
+    this.#reportedInvalid = seen;
+  }
+
+  async #syncServices(
+    desired: readonly ForwarderSpec[],
+    byName: ReadonlyMap<string, UnDyingProxy>,
+    note: (name: string, event: EventNote) => void,
+    failures: OperatorErrorType[],
+    signal: AbortSignal,
+  ): Promise<ServiceOutcome> {
+    const problems = new Map<string, string>();
+    let allSynced = true;
+    for (const service of this.#services) {
+      const reflector = this.#serviceReflectors.get(service.name);
+      const cached = reflector?.isSynced()
+        ? reflector.store.get(`${this.#namespace}/${service.name}`)
+        : undefined;
+      const result = await syncServicePorts(this.#client, this.#namespace, service, desired, {
+        cached,
+        signal,
+      });
+      for (const [owner, problem] of result.problems) {
+        problems.set(owner, problem);
+        note(owner, { type: "Warning", reason: "ServicePortFailed", message: problem });
+      }
+      for (const added of result.added) {
+        logger.info("Added port {port} to Service {service}", {
+          port: `${added.name} (${added.protocol} ${added.port})`,
+          service: service.name,
+        });
+        note(added.owner, {
+          type: "Normal",
+          reason: "ServicePortAdded",
+          message: `Added ${added.protocol} port ${added.port} (${added.name}) to Service ` +
+            `${this.#namespace}/${service.name}`,
+        });
+      }
+      for (const removed of result.removed) {
+        logger.info("Removed port {port} from Service {service}", {
+          port: removed.name,
+          service: service.name,
+        });
+        const owner = this.#portOwner(removed.name ?? "", byName);
+        if (owner !== undefined) {
+          note(owner, {
+            type: "Normal",
+            reason: "ServicePortRemoved",
+            message:
+              `Removed ${removed.protocol ?? "TCP"} port ${removed.port} (${removed.name}) ` +
+              `from Service ${this.#namespace}/${service.name}`,
+          });
+        }
+      }
+      if (result.error) {
+        allSynced = false;
+        const deleting = [...byName.values()].some(isDeleting);
+        failures.push(
+          service.protocols.includes("TCP") ? "FailedManageTCPService" : "FailedManageUDPService",
+        );
+        if (deleting) failures.push("FailedServiceCleanup");
+        logger.warn("Cannot keep the ports of Service {service}: {message}", {
+          service: `${this.#namespace}/${service.name}`,
+          message: result.error.message,
+        });
+      }
+    }
+    return { problems, allSynced };
+  }
+
+  /** The object (by forwarder name) a Service port name belongs to, among current and last objects. */
+  #portOwner(port: string, byName: ReadonlyMap<string, UnDyingProxy>): string | undefined {
+    for (const name of new Set([...byName.keys(), ...this.#lastObjects.keys()])) {
+      const slash = name.indexOf("/");
+      const ns = name.slice(0, slash);
+      const objectName = name.slice(slash + 1);
+      for (const protocol of ["TCP", "UDP"] as const) {
+        if (servicePortName(protocol, ns, objectName, this.#namespace) === port) return name;
+      }
+    }
+    return undefined;
+  }
+
+  async #syncStatus(
+    object: UnDyingProxy,
+    specs: ReadonlyMap<string, ForwarderSpec>,
+    invalid: ReadonlyMap<string, readonly SpecProblem[]>,
+    statuses: ReadonlyMap<string, ForwarderStatus>,
+    services: ServiceOutcome,
+    now: Date,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const name = forwarderName(object);
+    const generation = object.metadata.generation ?? 0;
+    const stored: ReplicaEntry[] = object.status?.replicas ?? [];
+    const entry = replicaEntry(
+      { name: this.#replica, node: this.#node },
+      generation,
+      specs.get(name),
+      statuses.get(name),
+      now,
+    );
+    const { fresh, stale } = partitionEntries(withOwnEntry(stored, entry), now, this.#staleAfterMs);
+    let summary: StatusSummary | undefined;
+    if (aggregatorOf(fresh) === this.#replica) {
+      summary = statusSummary({
+        generation,
+        spec: specs.get(name) ?? { problems: invalid.get(name) ?? [] },
+        deleting: isDeleting(object),
+        entries: fresh,
+        servicePortProblem: services.problems.get(name),
+        previous: object.status?.conditions?.find((c) => c.type === "Ready") as
+          | Condition
+          | undefined,
+        now,
+      });
+    }
+    const storedOwn = stored.find((e) => e.name === this.#replica);
+    const key = canonical({
+      entry: { ...entry, lastUpdateTime: undefined },
+      summary: summaryKey(summary),
+    });
+    const uid = object.metadata.uid ?? name;
+    const last = this.#written.get(uid);
+    const changed = !sameEntry(storedOwn, entry) ||
+      (summary !== undefined && summaryKey(summary) !== summaryKey(storedSummary(object)));
+    const due = storedOwn === undefined || entryAgeMs(storedOwn, now) >= this.#heartbeatMs;
+    // The watch may not show our last write yet: do not repeat it before the heartbeat is due.
+    const recentlyWritten = last !== undefined && last.key === key &&
+      now.getTime() - last.at < this.#heartbeatMs;
+    if ((changed || due) && !recentlyWritten) {
+      await applyReplicaStatus(this.#client, PROXIES, object, entry, summary, signal);
+      this.#written.set(uid, { key, at: now.getTime() });
+    }
+    if (stale.length > 0) {
+      try {
+        const names = new Set(stale.map((e) => e.name));
+        if (await removeReplicaEntries(this.#client, PROXIES, object, names, signal)) {
+          logger.info("Removed stale status entries {replicas} of {object}", {
+            replicas: [...names].join(", "),
+            object: name,
+          });
+        }
+      } catch (error) {
+        this.#countError("FailedRemoveStaleReplica");
+        this.#warn("Cannot remove stale status entries of {object}: {message}", name, error);
+      }
+    }
+  }
+
+  /** True when a deleted object's finalizer may go (see the module doc, step 6). */
+  #mayRelease(
+    object: UnDyingProxy,
+    statuses: ReadonlyMap<string, ForwarderStatus>,
+    services: ServiceOutcome,
+    now: Date,
+  ): boolean {
+    const name = forwarderName(object);
+    if (statuses.has(name)) return false;
+    if (!services.allSynced) {
+      logger.warn("Releasing {object} although its Service ports could not be removed", {
+        object: name,
+      });
+    }
+    const deletedAt = Date.parse(object.metadata.deletionTimestamp ?? "");
+    if (now.getTime() - deletedAt > this.#staleAfterMs) return true;
+    const { fresh } = partitionEntries(object.status?.replicas ?? [], now, this.#staleAfterMs);
+    const stillListening = fresh.filter((e) =>
+      e.name !== this.#replica && (e.tcp?.state === "Listening" || e.udp?.state === "Listening")
+    );
+    return stillListening.length === 0;
+  }
+
+  /** At shutdown: takes this replica's entries out of every status, bounded in time. */
+  async #withdraw(): Promise<void> {
+    const signal = AbortSignal.timeout(Math.min(5_000, this.#heartbeatMs));
+    const mine = new Set([this.#replica]);
+    const objects = this.#objects().filter((o) =>
+      o.status?.replicas?.some((e) => e.name === this.#replica)
+    );
+    try {
+      await forEachLimit(objects, 8, async (object) => {
+        await removeReplicaEntries(this.#client, PROXIES, object, mine, signal);
+      });
+    } catch (error) {
+      logger.debug("Could not withdraw every status entry at shutdown: {message}", {
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  #warn(template: string, object: string, error: unknown): void {
+    logger.warn(template, {
+      object,
+      message: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+/** The summary fields without `lastTransitionTime`, for comparison. */
+function summaryKey(summary: Partial<StatusSummary> | undefined): string {
+  if (summary === undefined) return "";
+  const { conditions, ...rest } = summary;
+  return canonical({
+    ...rest,
+    conditions: (conditions ?? []).map(({ lastTransitionTime: _, ...c }) => c),
+  });
+}
+
+/** The summary fields as stored on the object. */
+function storedSummary(object: UnDyingProxy): Partial<StatusSummary> {
+  const status = object.status ?? {};
+  const ready = status.conditions?.find((c) => c.type === "Ready") as Condition | undefined;
+  return {
+    ...(status.ready !== undefined ? { ready: status.ready } : {}),
+    ...(status.observedGeneration !== undefined
+      ? { observedGeneration: status.observedGeneration }
+      : {}),
+    ...(status.listening !== undefined ? { listening: status.listening } : {}),
+    ...(status.target !== undefined ? { target: status.target } : {}),
+    conditions: ready ? [ready] : [],
+  };
+}
