@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { patternBytes } from "../../tests/_support/net_tcp.ts";
+import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
+import { waitFor } from "../../tests/_support/net_wait.ts";
+import type { UdpSpec } from "../spec.ts";
+import { newUdpCounters } from "./state.ts";
+import { UdpForwarder } from "./udp_forwarder.ts";
+
+interface Options {
+  readonly targetHost?: string;
+  readonly maxSessions?: number;
+  readonly bufferBytes?: number;
+  readonly readTimeoutSeconds?: number;
+}
+
+/** A forwarder on 127.0.0.1 to `targetPort`, drained at once on dispose. */
+function forwarderTo(targetPort: number, options: Options = {}) {
+  const counters = newUdpCounters();
+  const spec: UdpSpec = {
+    listenPort: 0,
+    targetHost: options.targetHost ?? "127.0.0.1",
+    targetPort,
+    readTimeoutSeconds: options.readTimeoutSeconds ?? 30,
+    writeTimeoutSeconds: 5,
+  };
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const forwarder = new UdpForwarder(socket, {
+    name: "test/udp",
+    counters,
+    spec,
+    maxSessions: options.maxSessions ?? 100,
+    bufferBytes: options.bufferBytes ?? 65_535,
+  });
+  return { forwarder, counters, spec, [Symbol.asyncDispose]: () => forwarder.drain(0) };
+}
+
+Deno.test("UdpForwarder forwards 0, 64, 1400, 9000 and 65507 bytes byte-exact both ways", async () => {
+  await using echo = startUdpEcho();
+  await using fx = forwarderTo(echo.port);
+  using client = udpClient();
+  let total = 0;
+  for (const size of [0, 64, 1400, 9000, 65_507]) {
+    const data = patternBytes(size, size + 1);
+    assert.deepEqual(await client.request(data, fx.forwarder.port), data, `${size} bytes`);
+    total += size;
+  }
+  assert.equal(fx.counters.bytesClientToTarget, total);
+  assert.equal(fx.counters.bytesTargetToClient, total);
+  assert.equal(fx.counters.datagramsClientToTarget, 5);
+  assert.equal(fx.counters.datagramsTargetToClient, 5);
+  assert.equal(fx.counters.truncatedDatagrams, 0);
+  assert.equal(fx.counters.sessionsTotal, 1);
+  assert.deepEqual(echo.sourcePorts.length, 1);
+});
+
+Deno.test("UdpForwarder gives each client its own upstream source port", async () => {
+  await using echo = startUdpEcho();
+  await using fx = forwarderTo(echo.port);
+  const clients = Array.from({ length: 20 }, () => udpClient());
+  try {
+    const replies = await Promise.all(
+      clients.map((client, i) => client.request(new Uint8Array([i]), fx.forwarder.port)),
+    );
+    assert.deepEqual(replies.map((reply) => reply[0]), clients.map((_, i) => i));
+    // A second round reuses the sessions.
+    await Promise.all(
+      clients.map((client) => client.request(new Uint8Array(1), fx.forwarder.port)),
+    );
+  } finally {
+    for (const client of clients) client[Symbol.dispose]();
+  }
+  assert.equal(new Set(echo.sourcePorts).size, 20);
+  assert.equal(fx.counters.activeSessions, 20);
+  assert.equal(fx.counters.sessionsTotal, 20);
+});
+
+Deno.test("UdpForwarder keeps a session with client-only traffic alive, then expires it", async () => {
+  await using sink = startUdpEcho({ echo: false });
+  await using fx = forwarderTo(sink.port, { readTimeoutSeconds: 2 });
+  using client = udpClient();
+  // 30 datagrams 100 ms apart: 3 s of one-way traffic, longer than the 2 s timeout.
+  for (let i = 0; i < 30; i++) {
+    await client.send(new Uint8Array([i]), fx.forwarder.port);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await waitFor(() => sink.received === 30, { message: "all datagrams at the target" });
+  assert.equal(sink.sourcePorts.length, 1, "one session, one upstream port");
+  assert.equal(fx.counters.sessionsTotal, 1);
+  await waitFor(() => fx.counters.activeSessions === 0, { message: "the idle session to expire" });
+  await client.send(new Uint8Array([99]), fx.forwarder.port);
+  await waitFor(() => sink.received === 31, { message: "the datagram after expiry" });
+  assert.equal(fx.counters.sessionsTotal, 2);
+});
+
+Deno.test("UdpForwarder refreshes a session on replies alone (traffic in either direction)", async () => {
+  // The target answers one request with a reply every 100 ms for 3 s (timeout: 2 s).
+  const target = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const talking = (async () => {
+    const [, from] = await target.receive(new Uint8Array(16));
+    for (let i = 0; i < 30; i++) {
+      await target.send(new Uint8Array([i]), from);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  try {
+    await using fx = forwarderTo((target.addr as Deno.NetAddr).port, { readTimeoutSeconds: 2 });
+    using client = udpClient();
+    await client.send(new Uint8Array(1), fx.forwarder.port);
+    await talking;
+    // Replies reach the client only while its session lives: all 30 means it never expired.
+    await waitFor(() => fx.counters.datagramsTargetToClient === 30, { message: "30 replies" });
+    assert.equal(fx.counters.sessionsTotal, 1);
+  } finally {
+    target.close();
+  }
+});
+
+Deno.test("UdpForwarder drops and counts datagrams of new clients beyond the session cap", async () => {
+  await using sink = startUdpEcho({ echo: false });
+  await using fx = forwarderTo(sink.port, { maxSessions: 3 });
+  const clients = Array.from({ length: 5 }, () => udpClient());
+  try {
+    for (const client of clients) await client.send(new Uint8Array(8), fx.forwarder.port);
+    await waitFor(() => fx.counters.droppedDatagrams === 2 && sink.received === 3, {
+      message: "3 forwarded, 2 dropped",
+    });
+    await clients[0]!.send(new Uint8Array(8), fx.forwarder.port);
+    await waitFor(() => sink.received === 4, { message: "an existing session still forwards" });
+  } finally {
+    for (const client of clients) client[Symbol.dispose]();
+  }
+  assert.equal(fx.counters.errors.SessionLimit, 2);
+  assert.equal(fx.counters.activeSessions, 3);
+  assert.equal(sink.sourcePorts.length, 3);
+});
+
+Deno.test("UdpForwarder counts datagrams that fill a small buffer as truncated", async () => {
+  await using echo = startUdpEcho();
+  await using fx = forwarderTo(echo.port, { bufferBytes: 100 });
+  using client = udpClient();
+  const reply = await client.request(patternBytes(300), fx.forwarder.port);
+  assert.deepEqual(reply, patternBytes(300).subarray(0, 100));
+  assert.equal(fx.counters.truncatedDatagrams, 2, "once each way");
+  assert.equal(fx.counters.errors.Truncated, 2);
+});
+
+Deno.test("UdpForwarder resolves a target name for new sessions", async () => {
+  await using echo = startUdpEcho();
+  await using fx = forwarderTo(echo.port, { targetHost: "localhost" });
+  using client = udpClient();
+  const data = patternBytes(1000);
+  assert.deepEqual(await client.request(data, fx.forwarder.port), data);
+  assert.deepEqual(await client.request(data, fx.forwarder.port), data);
+  assert.equal(fx.counters.sessionsTotal, 1);
+});
+
+Deno.test("UdpForwarder.update() sends new sessions to the new target, old ones stay", async () => {
+  await using first = startUdpEcho();
+  await using second = startUdpEcho();
+  await using fx = forwarderTo(first.port);
+  using old = udpClient();
+  await old.request(new Uint8Array(1), fx.forwarder.port);
+  fx.forwarder.update({ ...fx.spec, targetPort: second.port });
+  using fresh = udpClient();
+  await fresh.request(new Uint8Array(1), fx.forwarder.port);
+  await old.request(new Uint8Array(1), fx.forwarder.port);
+  assert.equal(first.received, 2);
+  assert.equal(second.received, 1);
+});
+
+Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, closes at the end", async () => {
+  await using echo = startUdpEcho();
+  await using fx = forwarderTo(echo.port);
+  using old = udpClient();
+  await old.request(new Uint8Array(1), fx.forwarder.port);
+  const draining = fx.forwarder.drain(60_000);
+  assert.equal((await old.request(new Uint8Array([7]), fx.forwarder.port))[0], 7);
+  using fresh = udpClient();
+  await fresh.send(new Uint8Array(1), fx.forwarder.port);
+  await waitFor(() => fx.counters.droppedDatagrams === 1, { message: "the new client dropped" });
+  // Ending the grace period early: a second drain with no grace closes everything.
+  await fx.forwarder.drain(0);
+  await draining;
+  assert.equal(fx.counters.activeSessions, 0);
+  assert.equal(echo.sourcePorts.length, 1);
+});
