@@ -177,7 +177,9 @@ async function main(): Promise<void> {
   const tools = await prepareTools(cache, log);
   const group = new ProcessGroup();
   const workDir = await Deno.makeTempDir({ prefix: "undying-bench-" });
+  let interrupted = false;
   const onSignal = async () => {
+    interrupted = true;
     log("interrupted: stopping every process");
     await group.close();
     await Deno.remove(workDir, { recursive: true }).catch(() => {});
@@ -192,8 +194,10 @@ async function main(): Promise<void> {
     const ctx: PeerContext = { group, tools, targets: targets.ports, workDir, repoDir };
     for (let rep = 1; rep <= reps; rep++) {
       for (const scenario of selection.scenarios) {
+        if (interrupted) break;
         log(`rep ${rep}/${reps} ${scenario.id}`);
         for (const peer of selection.peers) {
+          if (interrupted) break;
           if (scenario.udp && !peer.udp) continue;
           if (scenario.forwarderOnly && peer.name === DIRECT) continue;
           records.push(await runOne(group, ctx, targets, peer, scenario, budget, rep));

@@ -10,6 +10,8 @@ const STOP_GRACE_MS = 3000;
 /** Bytes of stderr kept per process for error messages. */
 const STDERR_TAIL_BYTES = 4096;
 
+import { groupMembers } from "./procfs.ts";
+
 /** Environment for every child: never let a `deno` child look up its update server. */
 const CHILD_ENV = { DENO_NO_UPDATE_CHECK: "1" };
 
@@ -187,6 +189,15 @@ export class ManagedProcess {
     try {
       if (this.#hasStdin) await this.#child.stdin.close().catch(() => {});
       const status = await this.#child.status;
+      // Forks that outlived the leader (one caught mid-fork misses the group signal); found by
+      // their group id, so no unrelated process is signalled even if the leader's pid is reused.
+      for (const pid of groupMembers(this.pid)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // exited meanwhile
+        }
+      }
       await this.#stdout?.cancel();
       await this.#stderrTask;
       return status;
@@ -199,14 +210,19 @@ export class ManagedProcess {
 /** Owner of every child process the harness starts. */
 export class ProcessGroup {
   readonly #processes = new Set<ManagedProcess>();
+  #closed = false;
 
-  /** Starts `command` in its own process group. */
+  /**
+   * Starts `command` in its own process group.
+   * @throws {Error} after `close()`, so an interrupted run starts nothing new.
+   */
   spawn(
     name: string,
     command: string,
     args: readonly string[],
     options: SpawnOptions = {},
   ): ManagedProcess {
+    if (this.#closed) throw new Error(`Not starting ${name}: the benchmark is stopping`);
     const process = new ManagedProcess(name, command, args, options);
     this.#processes.add(process);
     return process;
@@ -218,8 +234,9 @@ export class ProcessGroup {
     this.#processes.delete(process);
   }
 
-  /** Stops every process still running. */
+  /** Stops every process still running and refuses to start new ones. */
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#processes].map((p) => this.stop(p)));
   }
 }

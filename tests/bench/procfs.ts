@@ -8,6 +8,8 @@ const TICKS_PER_SECOND = 100;
 
 interface StatLine {
   readonly ppid: number;
+  /** Process group. */
+  readonly pgrp: number;
   /** utime + stime of the process itself plus cutime + cstime of its reaped children, in ticks. */
   readonly ticks: number;
 }
@@ -16,7 +18,11 @@ interface StatLine {
 export function parseStat(text: string): StatLine {
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const field = (i: number) => Number(fields[i] ?? "0");
-  return { ppid: field(1), ticks: field(11) + field(12) + field(13) + field(14) };
+  return {
+    ppid: field(1),
+    pgrp: field(2),
+    ticks: field(11) + field(12) + field(13) + field(14),
+  };
 }
 
 function readStat(pid: number): StatLine | undefined {
@@ -27,14 +33,26 @@ function readStat(pid: number): StatLine | undefined {
   }
 }
 
-/** The given processes and all their live descendants. */
-export function processTree(roots: readonly number[]): number[] {
-  const children = new Map<number, number[]>();
+function* allProcesses(): Generator<[number, StatLine]> {
   for (const entry of Deno.readDirSync("/proc")) {
     const pid = Number(entry.name);
     if (!Number.isInteger(pid)) continue;
     const stat = readStat(pid);
-    if (stat === undefined) continue;
+    if (stat !== undefined) yield [pid, stat];
+  }
+}
+
+/** Live members of process group `pgid` (e.g. forks that outlived the group leader). */
+export function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const [pid, stat] of allProcesses()) if (stat.pgrp === pgid) members.push(pid);
+  return members;
+}
+
+/** The given processes and all their live descendants. */
+export function processTree(roots: readonly number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const [pid, stat] of allProcesses()) {
     const siblings = children.get(stat.ppid) ?? [];
     siblings.push(pid);
     children.set(stat.ppid, siblings);

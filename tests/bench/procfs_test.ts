@@ -1,10 +1,18 @@
 import assert from "node:assert/strict";
-import { cpuSeconds, kibField, memoryKiB, parseStat, processTree, treeMemory } from "./procfs.ts";
+import {
+  cpuSeconds,
+  groupMembers,
+  kibField,
+  memoryKiB,
+  parseStat,
+  processTree,
+  treeMemory,
+} from "./procfs.ts";
 
 Deno.test("parseStat() counts fields after the command name, even with spaces and parens in it", () => {
   const stat = "4242 (my (odd) proc) S 17 4242 4242 0 -1 4194560 100 0 0 0 " +
     "250 30 7 3 20 0 1 0 100 1000 50";
-  assert.deepEqual(parseStat(stat), { ppid: 17, ticks: 250 + 30 + 7 + 3 });
+  assert.deepEqual(parseStat(stat), { ppid: 17, pgrp: 4242, ticks: 250 + 30 + 7 + 3 });
 });
 
 Deno.test("kibField() reads a kB field and is 0 when it is absent", () => {
@@ -26,6 +34,8 @@ Deno.test("processTree() and treeMemory() see a child of this process", async ()
     assert.equal(memory.processes, 1);
     assert.ok(memory.rssKiB > 0);
     assert.ok(cpuSeconds([child.pid]) >= 0);
+    const ownGroup = Number(Deno.readTextFileSync("/proc/self/stat").split(") ")[1]?.split(" ")[2]);
+    assert.ok(groupMembers(ownGroup).includes(child.pid));
   } finally {
     child.kill();
     await child.status;
