@@ -110,6 +110,9 @@ Deno.test("default: 3 node-spread replicas with probes, resources and a restrict
   assert.equal(pod.serviceAccountName, "undying-proxy");
   assert.equal(pod.securityContext?.runAsNonRoot, true);
   assert.equal(pod.securityContext?.seccompProfile?.type, "RuntimeDefault");
+  assert.deepEqual(pod.securityContext?.sysctls, [
+    { name: "net.ipv4.ip_unprivileged_port_start", value: "0" },
+  ], "ports below 1024 can be bound without capabilities");
 
   const container = operatorContainer(deployment);
   assert.equal(container.securityContext?.allowPrivilegeEscalation, false);
@@ -193,6 +196,7 @@ Deno.test("daemonset: host network on public-IP nodes, no LoadBalancer, no Servi
   assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
   assert.deepEqual(pod.nodeSelector, { "undying-proxy/public-ip": "true" });
   assert.equal(pod.topologySpreadConstraints, undefined);
+  assert.equal(pod.securityContext?.sysctls, undefined, "no network sysctls with host network");
   const container = operatorContainer(daemonSet);
   assert.equal(flagValue(container, "--tcp-service-to-manage"), "");
   assert.equal(flagValue(container, "--udp-service-to-manage"), "");
