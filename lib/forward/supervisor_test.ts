@@ -297,3 +297,49 @@ Deno.test("Supervisor rejects bad options and duplicate names", async () => {
   await using sup = supervisor();
   assert.throws(() => sup.apply([{ name: "a" }, { name: "a" }]), TypeError);
 });
+
+Deno.test("Supervisor on '::' accepts IPv4 and IPv6 clients (dual-stack)", async () => {
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  await using sup = supervisor({ listenAddress: "::" });
+  const [tcpPort, udpPort] = [freePort("tcp"), freePort("udp")];
+  sup.apply([{
+    name: "dual",
+    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+    udp: udpSpec(udpPort, udpEcho.port),
+  }]);
+  await waitForPhase(sup, "dual", "tcp", "listening");
+  await waitForPhase(sup, "dual", "udp", "listening");
+  for (const hostname of ["127.0.0.1", "::1"]) {
+    using conn = await Deno.connect({ hostname, port: tcpPort });
+    await writeAll(conn, encoder.encode(hostname));
+    assert.equal(decoder.decode(await readExactly(conn, hostname.length)), hostname);
+    using client = udpClient(hostname);
+    const reply = await client.request(encoder.encode(hostname), udpPort);
+    assert.equal(decoder.decode(reply), hostname);
+  }
+});
+
+Deno.test("Supervisor closes every socket of a forwarder removed from the desired set", async () => {
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  await using sup = supervisor();
+  const baseline = await openFdCount();
+  const [tcpPort, udpPort] = [freePort("tcp"), freePort("udp")];
+  sup.apply([{
+    name: "gone",
+    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+    udp: udpSpec(udpPort, udpEcho.port),
+  }]);
+  await waitForPhase(sup, "gone", "udp", "listening");
+  await waitForPhase(sup, "gone", "tcp", "listening");
+  {
+    using client = udpClient();
+    await client.request(encoder.encode("x"), udpPort);
+    assert.ok(await tcpEchoes(tcpPort, "y"));
+  }
+  sup.apply([]);
+  await waitFor(async () => (await openFdCount()) === baseline, {
+    message: "fd count at baseline",
+  });
+});

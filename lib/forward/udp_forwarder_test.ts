@@ -144,6 +144,14 @@ Deno.test("UdpForwarder counts datagrams that fill a small buffer as truncated",
   assert.equal(fx.counters.errors.Truncated, 2);
 });
 
+Deno.test("UdpForwarder forwards to an IPv6 target", async () => {
+  await using echo = startUdpEcho({ hostname: "::1" });
+  await using fx = forwarderTo(echo.port, { targetHost: "0:0::1" });
+  using client = udpClient();
+  const data = patternBytes(1200);
+  assert.deepEqual(await client.request(data, fx.forwarder.port), data);
+});
+
 Deno.test("UdpForwarder resolves a target name for new sessions", async () => {
   await using echo = startUdpEcho();
   await using fx = forwarderTo(echo.port, { targetHost: "localhost" });
