@@ -55,6 +55,8 @@ export class ServerProcess {
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
   async stop(graceMs = 10_000): Promise<void> {
+    // Unref'd so a shared server never holds the test process open; awaiting it needs a ref.
+    this.#child.ref();
     if (!this.#exited) {
       signal(this.#child, "SIGTERM");
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -312,16 +312,15 @@ class LocalControlPlane implements ControlPlane {
 
   async compactEtcd(): Promise<void> {
     this.#assertOpen();
-    const range = await this.#etcdCall("/v3/kv/range", {
-      key: btoa("compaction-probe"),
-      count_only: true,
-    });
-    const header = (range as { header?: { revision?: string } }).header;
-    if (!header?.revision) {
-      throw new Error(`etcd range answered without a revision: ${JSON.stringify(range)}`);
-    }
+    // A watch from resourceVersion N starts at revision N+1. Two writes outside /registry move the
+    // revision past every resourceVersion handed out so far, so all of them become too old.
+    const marker = { key: btoa("/undying-proxy-tests/compaction-marker"), value: btoa("x") };
+    await this.#etcdCall("/v3/kv/put", marker);
+    const put = await this.#etcdCall("/v3/kv/put", marker);
+    const revision = (put as { header?: { revision?: string } }).header?.revision;
+    if (!revision) throw new Error(`etcd put answered without a revision: ${JSON.stringify(put)}`);
     try {
-      await this.#etcdCall("/v3/kv/compaction", { revision: header.revision, physical: true });
+      await this.#etcdCall("/v3/kv/compaction", { revision, physical: true });
     } catch (error) {
       // kube-apiserver compacts on its own too; already compacted to this revision is fine.
       if (!String(error).includes("required revision has been compacted")) throw error;
@@ -438,6 +437,7 @@ class LocalControlPlane implements ControlPlane {
     await this.#etcd?.stop(10_000);
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     // The watchdog notices the directory is gone within a second and exits.
+    this.#watchdog?.ref();
     await this.#watchdog?.status;
     live.delete(this);
     if (live.size === 0) removeExitHandlers();
