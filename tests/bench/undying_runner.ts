@@ -1,0 +1,48 @@
+/**
+ * Runs the UnDyingProxy forwarding engine alone for the benchmark, in its own process:
+ * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON`. Builds a `Supervisor`, applies
+ * the specs, prints `ready` once every part listens, and closes on SIGTERM or SIGINT. Used until the
+ * program (`main.ts --config`) is available.
+ * @module
+ */
+import type { ForwarderSpec } from "../../lib/spec.ts";
+import { Supervisor } from "../../lib/forward/supervisor.ts";
+import type { ListenerState } from "../../lib/forward/state.ts";
+
+const STARTUP_TIMEOUT_MS = 10_000;
+
+function listening(state: ListenerState | undefined): boolean {
+  return state === undefined || state.phase === "listening";
+}
+
+async function run(listenAddress: string, specs: ForwarderSpec[]): Promise<void> {
+  const supervisor = new Supervisor({ listenAddress, drainGraceMs: 0 });
+  const stop = Promise.withResolvers<void>();
+  const onSignal = () => stop.resolve();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    supervisor.apply(specs);
+    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+    while (!supervisor.statuses().every((s) => listening(s.tcp) && listening(s.udp))) {
+      if (Date.now() > deadline) {
+        throw new Error(`Forwarders not listening: ${JSON.stringify(supervisor.statuses())}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await Deno.stdout.write(new TextEncoder().encode("ready\n"));
+    await stop.promise;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    await supervisor.close({ graceMs: 0 });
+  }
+}
+
+if (import.meta.main) {
+  const [listenAddress, specsJson] = Deno.args;
+  if (listenAddress === undefined || specsJson === undefined) {
+    throw new TypeError("Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON");
+  }
+  await run(listenAddress, JSON.parse(specsJson) as ForwarderSpec[]);
+}
