@@ -484,7 +484,8 @@ function flagEntries(): [FlagName, Flag<unknown>][] {
 }
 
 function shownDefault(flag: Flag<unknown>, quote: string): string {
-  return flag.defaultText ?? `${quote}${flag.default}${quote}`;
+  if (flag.defaultText !== undefined) return flag.defaultText;
+  return flag.default === "" ? '""' : `${quote}${flag.default}${quote}`;
 }
 
 function camelCase(name: string): string {

@@ -56,7 +56,8 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
   try {
     documents = loadAll(text);
   } catch (error) {
-    const reason = error instanceof YAMLException ? error.message : String(error);
+    // The compact form: "reason (line:column)" without the multi-line source snippet.
+    const reason = error instanceof YAMLException ? error.toString(true) : String(error);
     throw new ConfigError(path, [{ document: 0, field: "(YAML)", reason }], { cause: error });
   }
   const problems: ConfigProblem[] = [];
@@ -106,13 +107,16 @@ export class FileSource implements DesiredStateSource {
   /** The file's text at the last read, valid or not: a read with the same text changes nothing. */
   #seen: string;
   #desired: ForwarderSpec[];
+  readonly #directories: string[];
 
   private constructor(
     path: string,
     text: string,
     desired: ForwarderSpec[],
+    directories: string[],
     options: FileSourceOptions,
   ) {
+    this.#directories = directories;
     this.#path = path;
     this.#seen = text;
     this.#desired = desired;
@@ -130,9 +134,10 @@ export class FileSource implements DesiredStateSource {
     try {
       const text = await readConfig(path);
       const desired = parseConfig(path, text);
+      const directories = await watchedDirectories(path);
       onLoad("success");
       log.info("Loaded {path}: {count} forwarder(s)", { path, count: desired.length });
-      return new FileSource(path, text, desired, options);
+      return new FileSource(path, text, desired, directories, options);
     } catch (error) {
       onLoad("failure");
       throw error;
@@ -154,13 +159,14 @@ export class FileSource implements DesiredStateSource {
     apply: (desired: readonly ForwarderSpec[]) => void,
     signal: AbortSignal,
   ): Promise<void> {
-    apply(this.#desired);
     if (signal.aborted) return;
-    const watcher = Deno.watchFs(await this.#watchedDirectories(), { recursive: false });
+    const watcher = Deno.watchFs(this.#directories, { recursive: false });
     const stop = () => watcher.close();
     signal.addEventListener("abort", stop, { once: true });
+    apply(this.#desired);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let reloading = Promise.resolve();
+    // A change made between open() and the start of the watch has no event: read once more.
+    let reloading = this.#reload(apply);
     try {
       for await (const event of watcher) {
         if (event.kind === "access") continue;
@@ -201,18 +207,14 @@ export class FileSource implements DesiredStateSource {
     log.info("Reloaded {path}: {count} forwarder(s)", { path: this.#path, count: desired.length });
     apply(desired);
   }
+}
 
-  /** The file's directory, and the directory of the file it links to when that is elsewhere. */
-  async #watchedDirectories(): Promise<string[]> {
-    const directories = [dirname(this.#path)];
-    try {
-      const real = dirname(await Deno.realPath(this.#path));
-      if (real !== directories[0]) directories.push(real);
-    } catch {
-      // Gone right now (being replaced): the directory watch still sees it come back.
-    }
-    return directories;
-  }
+/** The file's directory, and the directory of the file it links to when that is elsewhere. */
+async function watchedDirectories(path: string): Promise<string[]> {
+  const directories = [dirname(path)];
+  const real = dirname(await Deno.realPath(path));
+  if (real !== directories[0]) directories.push(real);
+  return directories;
 }
 
 async function readConfig(path: string): Promise<string> {

@@ -5,7 +5,6 @@
  */
 import {
   configure,
-  getJsonLinesFormatter,
   getTextFormatter,
   type LogLevel,
   type LogRecord,
@@ -37,8 +36,8 @@ const ORDER: readonly LogLevel[] = ["trace", "debug", "info", "warning", "error"
 /** Configures logtape for the whole process (replacing any earlier configuration). */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const format: TextFormatter = options.format === "json"
-    ? getJsonLinesFormatter({ properties: "flatten" })
-    : getTextFormatter();
+    ? formatJsonLine
+    : getTextFormatter({ value: "bare" });
   const write = options.write ?? writeStderr;
   const stackFrom = ORDER.indexOf(LEVELS[options.stacktraceLevel]);
   const sink = (record: LogRecord): void => {
@@ -53,6 +52,37 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
+}
+
+/**
+ * One JSON object per line: `@timestamp`, `level`, `message` (strings embedded bare, unlike
+ * logtape's formatter which quotes them), `logger`, then the record's properties at the top level.
+ */
+export function formatJsonLine(record: LogRecord): string {
+  const message = record.message
+    .map((part, index) => index % 2 === 0 || typeof part === "string" ? String(part) : render(part))
+    .join("");
+  return JSON.stringify({
+    "@timestamp": new Date(record.timestamp).toISOString(),
+    level: record.level.toUpperCase(),
+    message,
+    logger: record.category.join("."),
+    ...record.properties,
+  }, jsonValue) + "\n";
+}
+
+function render(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  return typeof value === "object" && value !== null
+    ? JSON.stringify(value, jsonValue)
+    : String(value);
+}
+
+function jsonValue(_key: string, value: unknown): unknown {
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message, ...(value.stack && { stack: value.stack }) };
+  }
+  return typeof value === "bigint" ? value.toString() : value;
 }
 
 /** Errors as `{name, message}` (no stack): what records below the stack trace level carry. */

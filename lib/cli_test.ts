@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import {
+  type Command,
+  FlagError,
+  FLAGS,
+  flagsMarkdown,
+  parseBindAddress,
+  parseCommandLine,
+  parseDurationMs,
+  usage,
+} from "./cli.ts";
+
+function options(args: string[]) {
+  const command: Command = parseCommandLine(args);
+  assert.equal(command.kind, "run");
+  return command.kind === "run" ? command.options : assert.fail("not a run command");
+}
+
+function flagError(args: string[]): FlagError {
+  try {
+    parseCommandLine(args);
+  } catch (error) {
+    assert.ok(error instanceof FlagError, `expected a FlagError, got ${error}`);
+    return error;
+  }
+  return assert.fail(`${args.join(" ")} was accepted`);
+}
+
+Deno.test("parseCommandLine() applies the documented defaults", () => {
+  const parsed = options(["--config", "x.yaml"]);
+  assert.equal(parsed.config, "x.yaml");
+  assert.equal(parsed.listenAddress, "::");
+  assert.equal(parsed.dialTimeoutMs, 5000);
+  assert.equal(parsed.drainGracePeriodMs, 10_000);
+  assert.equal(parsed.tcpIdleTimeoutMs, 0);
+  assert.equal(parsed.udpMaxSessions, 10_000);
+  assert.equal(parsed.udpBufferBytes, 65535);
+  assert.deepEqual(parsed.metricsBindAddress, { hostname: "", port: 8080 });
+  assert.deepEqual(parsed.healthProbeBindAddress, { hostname: "", port: 8081 });
+  assert.equal(parsed.metricsSecure, false);
+  assert.equal(parsed.metricsAuthed, false);
+  assert.equal(parsed.tcpServiceToManage, "undying-proxy-tcp");
+  assert.equal(parsed.udpServiceToManage, "undying-proxy-udp");
+  assert.equal(parsed.logLevel, "info");
+  assert.equal(parsed.logFormat, "json");
+  assert.equal(parsed.zapDevel, false);
+  assert.equal(parsed.operatorNamespace, undefined);
+  assert.deepEqual(parsed.watchNamespaces, []);
+});
+
+Deno.test("parseCommandLine() takes the Go operator's spellings", () => {
+  const parsed = options([
+    "-operator-namespace=proxy",
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address",
+    "127.0.0.1:9000",
+    "--zap-devel=true",
+    "--metrics-secure=false",
+    "--no-enable-http2",
+    "--zap-stacktrace-level=panic",
+    "--watch-namespaces=a, b",
+  ]);
+  assert.equal(parsed.operatorNamespace, "proxy");
+  assert.equal(parsed.metricsBindAddress, null);
+  assert.deepEqual(parsed.healthProbeBindAddress, { hostname: "127.0.0.1", port: 9000 });
+  assert.equal(parsed.zapDevel, true);
+  assert.equal(parsed.metricsSecure, false);
+  assert.equal(parsed.zapStacktraceLevel, "fatal");
+  assert.deepEqual(parsed.watchNamespaces, ["a", "b"]);
+  assert.equal(options(["--config=c", "--watch-namespaces=*"]).watchNamespaces, "*");
+});
+
+Deno.test("parseCommandLine() names the flag, the value and the reason of a bad command line", () => {
+  const cases: [string[], string, RegExp][] = [
+    [["--config=c", "--bogus"], "--bogus", /unknown flag --bogus/],
+    [["--config=c", "--dial-timeout=5"], "--dial-timeout", /"5" for --dial-timeout: .*unit/],
+    [
+      ["--config=c", "--dial-timeout=0"],
+      "--dial-timeout",
+      /"0" for --dial-timeout: must be more than 0/,
+    ],
+    [
+      ["--config=c", "--zap-devel=maybe"],
+      "--zap-devel",
+      /"maybe" for --zap-devel: expected true or false/,
+    ],
+    [["--config=c", "--udp-buffer-bytes=70000"], "--udp-buffer-bytes", /between 1 and 65535/],
+    [["--config=c", "--metrics-bind-address=8080"], "--metrics-bind-address", /"8080".*host:port/],
+    [["--config=c", "--log-level=loud"], "--log-level", /"loud" for --log-level: expected one of/],
+    [["--config"], "--config", /missing value for --config/],
+    [["--config=c", "stray"], "stray", /unexpected argument "stray"/],
+    [["--config=c", "--metrics-secure"], "--metrics-secure", /--metrics-cert-path/],
+    [["--config=c", "--metrics-authed"], "--metrics-authed", /not supported/],
+    [[], "--operator-namespace", /--operator-namespace must be set.*--config/],
+  ];
+  for (const [args, flag, message] of cases) {
+    const error = flagError(args);
+    assert.equal(error.flag, flag, args.join(" "));
+    assert.match(error.message, message);
+    assert.ok(!error.message.includes("\n"), "one line");
+  }
+});
+
+Deno.test("parseCommandLine() recognizes --help, -h and --version", () => {
+  assert.deepEqual(parseCommandLine(["--help"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+});
+
+Deno.test("usage() lists every flag with its default", () => {
+  const text = usage("1.2.3");
+  assert.match(text, /1\.2\.3/);
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const shown = "defaultText" in flag ? flag.defaultText : `"${flag.default}"`;
+    assert.ok(text.includes(`--${name}`), `--${name} missing`);
+    assert.ok(text.includes(`${flag.help} (default: ${shown})`), `default of --${name} missing`);
+  }
+});
+
+Deno.test("the README's flag section is flagsMarkdown()", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = /<!-- section:flags -->([\s\S]*?)<!-- \/section:flags -->/.exec(readme)?.[1] ??
+    "";
+  // deno fmt pads table cells: compare rows without the padding.
+  const rows = (text: string) =>
+    text.split("\n").map((row) => row.replace(/ *\| */g, "|").replace(/-{3,}/g, "---").trim());
+  assert.ok(
+    rows(section).join("\n").includes(rows(flagsMarkdown()).join("\n")),
+    "README flags table is stale: replace it with the output of\n" +
+      "deno eval 'import { flagsMarkdown } from \"./lib/cli.ts\"; console.log(flagsMarkdown())'",
+  );
+});
+
+Deno.test("parseDurationMs() reads Go durations and rejects bare numbers", () => {
+  assert.equal(parseDurationMs("500ms", { min: 0 }), 500);
+  assert.equal(parseDurationMs("1m30s", { min: 0 }), 90_000);
+  assert.equal(parseDurationMs("1.5s", { min: 0 }), 1500);
+  assert.equal(parseDurationMs("2h", { min: 0 }), 7_200_000);
+  assert.equal(parseDurationMs("0", { min: 0 }), 0);
+  assert.throws(() => parseDurationMs("10", { min: 0 }), RangeError);
+  assert.throws(() => parseDurationMs("-1s", { min: 0 }), RangeError);
+  assert.throws(() => parseDurationMs("5 s", { min: 0 }), RangeError);
+});
+
+Deno.test("parseBindAddress() reads host:port, :port, [ipv6]:port and 0", () => {
+  assert.deepEqual(parseBindAddress(":8080"), { hostname: "", port: 8080 });
+  assert.deepEqual(parseBindAddress("0.0.0.0:1"), { hostname: "0.0.0.0", port: 1 });
+  assert.deepEqual(parseBindAddress("[::1]:0"), { hostname: "::1", port: 0 });
+  assert.equal(parseBindAddress("0"), null);
+  assert.throws(() => parseBindAddress("::1:80"), RangeError);
+  assert.throws(() => parseBindAddress(":70000"), RangeError);
+});

@@ -1,0 +1,172 @@
+/**
+ * `undying-proxy`: forwards TCP and UDP ports to targets, one `UnDyingProxy` object each, read from a
+ * YAML file (`--config`) or, as a Kubernetes operator, from the cluster. Wiring only: parse flags,
+ * build the parts, start them, wait for a shutdown signal, drain, set the exit code.
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import denoConfig from "./deno.json" with { type: "json" };
+import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
+import { FileSource } from "./lib/file_source.ts";
+import { openOperator } from "./lib/kube/open_operator.ts";
+import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
+import { Supervisor } from "./lib/forward/supervisor.ts";
+import { readTlsFiles, startHttpServer } from "./lib/http_server.ts";
+import { setupLogging } from "./lib/logging.ts";
+import { ProgramMetrics } from "./lib/metrics.ts";
+import { probeHandler, Readiness } from "./lib/probes.ts";
+import { ShutdownSignals } from "./lib/shutdown.ts";
+import type { DesiredStateSource } from "./lib/source.ts";
+
+const VERSION: string = denoConfig.version;
+const log = getLogger(["undying-proxy"]);
+
+/** Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line. */
+async function main(args: readonly string[]): Promise<number> {
+  let command;
+  try {
+    command = parseCommandLine(args);
+  } catch (error) {
+    if (!(error instanceof FlagError)) throw error;
+    writeLine(Deno.stderr, `undying-proxy: ${error.message}`);
+    return 2;
+  }
+  if (command.kind === "help") writeLine(Deno.stdout, usage(VERSION));
+  if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
+  return command.kind === "run" ? await run(command.options) : 0;
+}
+
+async function run(options: Options): Promise<number> {
+  await setupLogging({
+    level: options.logLevel,
+    format: options.zapDevel ? "text" : options.logFormat,
+    stacktraceLevel: options.zapStacktraceLevel,
+  });
+  using signals = new ShutdownSignals();
+  await using supervisor = new Supervisor({
+    listenAddress: options.listenAddress,
+    dialTimeoutMs: options.dialTimeoutMs,
+    drainGraceMs: options.drainGracePeriodMs,
+    tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
+    udpMaxSessions: options.udpMaxSessions,
+    udpBufferBytes: options.udpBufferBytes,
+  });
+  const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  const readiness = new Readiness(() => supervisor.statuses());
+  await using servers = new AsyncDisposableStack();
+  let source: DesiredStateSource;
+  try {
+    source = await openSource(options, { supervisor, metrics });
+    await startServers(options, { metrics, readiness, servers });
+  } catch (error) {
+    log.fatal("Cannot start: {message}", { message: messageOf(error), error });
+    return 1;
+  }
+
+  const stopSource = new AbortController();
+  const unsubscribe = supervisor.onChange(() => logFirstReady(readiness));
+  const sourceDone = source.run((desired) => {
+    supervisor.apply(desired);
+    readiness.markApplied();
+    logFirstReady(readiness);
+  }, stopSource.signal);
+  log.info("undying-proxy {version} running from {source}", {
+    version: VERSION,
+    source: source.description,
+  });
+
+  const sourceEnded = sourceDone.then(
+    () => new Error(`${source.description} stopped delivering its configuration`),
+    (error: unknown) => error,
+  );
+  const reason = await Promise.race([aborted(signals.signal), sourceEnded]);
+  let exitCode = 0;
+  if (typeof reason === "string") {
+    log.info("Received {signal}: not ready any more, draining for up to {graceMs} ms", {
+      signal: reason,
+      graceMs: options.drainGracePeriodMs,
+    });
+  } else {
+    log.fatal("Stopping: {message}", { message: messageOf(reason), error: reason });
+    exitCode = 1;
+  }
+  readiness.markShuttingDown();
+  metrics.shuttingDown.set(1);
+  unsubscribe();
+  stopSource.abort();
+  await sourceEnded;
+  await supervisor.close({ graceMs: options.drainGracePeriodMs });
+  log.info("Stopped");
+  return exitCode;
+}
+
+/** The source of desired state: the `--config` file, else the Kubernetes operator. */
+function openSource(
+  options: Options,
+  parts: { readonly supervisor: Supervisor; readonly metrics: ProgramMetrics },
+): Promise<DesiredStateSource> {
+  if (options.config !== undefined) {
+    return FileSource.open(options.config, {
+      onLoad: (result) => parts.metrics.recordReload(result),
+    });
+  }
+  // Operator mode: UnDyingProxy objects from the cluster (lib/kube/operator.ts). Every error type
+  // starts at 0 so that rate() and alerts work from the first error on.
+  for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
+  return openOperator(options, {
+    view: parts.supervisor,
+    countError: (type) => parts.metrics.operatorErrors.inc({ type }),
+  });
+}
+
+/** Starts the metrics and probe servers that are not disabled; `servers` closes them at exit. */
+async function startServers(
+  options: Options,
+  parts: { metrics: ProgramMetrics; readiness: Readiness; servers: AsyncDisposableStack },
+): Promise<void> {
+  if (options.metricsBindAddress !== null) {
+    const tls = options.metricsSecure && options.metricsCertPath !== undefined
+      ? await readTlsFiles(options.metricsCertPath, options.metricsCertName, options.metricsCertKey)
+      : undefined;
+    parts.servers.use(startHttpServer({
+      name: "metrics",
+      address: options.metricsBindAddress,
+      handler: (request) => parts.metrics.handle(request),
+      ...(tls !== undefined && { tls }),
+    }));
+  }
+  if (options.healthProbeBindAddress !== null) {
+    parts.servers.use(startHttpServer({
+      name: "probes",
+      address: options.healthProbeBindAddress,
+      handler: probeHandler(parts.readiness),
+    }));
+  }
+}
+
+let wasReady = false;
+
+function logFirstReady(readiness: Readiness): void {
+  if (wasReady || !readiness.check().ready) return;
+  wasReady = true;
+  log.info("Ready: the configuration is applied and every listener that can bind is listening");
+}
+
+function aborted(signal: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(String(signal.reason));
+    else signal.addEventListener("abort", () => resolve(String(signal.reason)), { once: true });
+  });
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = new TextEncoder().encode(`${text}\n`);
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
