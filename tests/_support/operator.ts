@@ -1,0 +1,265 @@
+/**
+ * End-to-end support for the operator: runs the real program as a `deno run` subprocess with exactly
+ * the permission flags of the `compile` task, under a ServiceAccount bound only by the shipped RBAC
+ * (`k8s/rbac/`), and reads UnDyingProxy objects back with kubectl.
+ * @module
+ */
+
+import { dump, load } from "js-yaml";
+import type { Service } from "kubernetes-types/core/v1.d.ts";
+import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
+import type { ControlPlane } from "./control_plane.ts";
+import { renderKustomization, repoRoot } from "./kustomize.ts";
+import { waitUntil } from "./_wait_until.ts";
+
+/** The `--allow-*` flags of the `compile` task in deno.json (the program's only permissions). */
+export async function compilePermissionFlags(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${repoRoot}deno.json`)) as {
+    tasks: Record<string, string>;
+  };
+  const task = config.tasks["compile"];
+  if (task === undefined) throw new Error("deno.json has no compile task");
+  const flags = task.split(/\s+/).filter((part) => /^--(allow|deny|unstable)-/.test(part));
+  if (flags.length === 0) throw new Error(`No permission flags in the compile task: ${task}`);
+  return flags;
+}
+
+/**
+ * Applies the shipped RBAC (`k8s/rbac/`) into `namespace` and returns a kubeconfig of its
+ * ServiceAccount, which has exactly those rights.
+ */
+export async function operatorKubeconfig(cp: ControlPlane, namespace: string): Promise<string> {
+  // The harness creates the ServiceAccount itself; the shipped one is then applied over it.
+  const kubeconfig = await cp.kubeconfigForServiceAccount(namespace, "undying-proxy");
+  const rendered = await renderKustomization("k8s/rbac", { namespace });
+  await cp.kubectlOk(["apply", "-n", namespace, "-f", "-"], { stdin: rendered });
+  return kubeconfig;
+}
+
+/** Creates a Service with one placeholder port (as the shipped manifests do). */
+export async function createManagedService(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  protocol: "TCP" | "UDP",
+): Promise<void> {
+  const service: Service = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace },
+    spec: {
+      selector: { app: "undying-proxy" },
+      ports: [{ name: "placeholder", port: 1, targetPort: 1, protocol }],
+    },
+  };
+  await cp.kubectlOk(["apply", "-f", "-"], { stdin: JSON.stringify(service) });
+}
+
+/** A port that was free on 127.0.0.1 for both TCP and UDP a moment ago. */
+export function freePort(): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    try {
+      Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // UDP port taken: try another.
+    }
+  }
+  throw new Error("No port free for both TCP and UDP");
+}
+
+/** A sample from `k8s/samples/` with its name, ports and target replaced (YAML for kubectl). */
+export async function sampleYaml(
+  file: string,
+  changes: {
+    name: string;
+    tcp?: { listenPort: number; targetPort: number };
+    udp?: { listenPort: number; targetPort: number };
+    targetHost?: string;
+  },
+): Promise<string> {
+  const sample = load(await Deno.readTextFile(`${repoRoot}k8s/samples/${file}`)) as UnDyingProxy;
+  sample.metadata = { ...sample.metadata, name: changes.name };
+  const spec = sample.spec ?? {};
+  for (const protocol of ["tcp", "udp"] as const) {
+    const part = spec[protocol];
+    const change = changes[protocol];
+    if (part === undefined && change !== undefined) {
+      throw new Error(`Sample ${file} has no spec.${protocol}`);
+    }
+    if (part === undefined) continue;
+    if (change === undefined) {
+      delete spec[protocol];
+      continue;
+    }
+    part.listenPort = change.listenPort;
+    part.targetPort = change.targetPort;
+    part.targetHost = changes.targetHost ?? "127.0.0.1";
+  }
+  return dump(sample);
+}
+
+/** Reads an UnDyingProxy with kubectl (admin). */
+export async function getProxy(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+): Promise<UnDyingProxy | undefined> {
+  const result = await cp.kubectl(["get", "undyingproxy", name, "-n", namespace, "-o", "json"]);
+  if (result.code !== 0) {
+    if (result.stderr.includes("NotFound")) return undefined;
+    throw new Error(`kubectl get undyingproxy ${name} failed: ${result.stderr}`);
+  }
+  return JSON.parse(result.stdout) as UnDyingProxy;
+}
+
+/** Reads a Service's ports with kubectl (admin). */
+export async function servicePorts(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+): Promise<{ name?: string; port: number; targetPort?: number | string; protocol?: string }[]> {
+  const json = await cp.kubectlOk(["get", "service", name, "-n", namespace, "-o", "json"]);
+  return (JSON.parse(json) as Service).spec?.ports ?? [];
+}
+
+/** Waits until `check` accepts the object (bounded), and returns it. */
+export function waitForProxy(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  what: string,
+  check: (object: UnDyingProxy) => boolean,
+  timeoutMs = 60_000,
+): Promise<UnDyingProxy> {
+  return waitUntil(what, async () => {
+    const object = await getProxy(cp, namespace, name);
+    return object !== undefined && check(object) ? object : undefined;
+  }, { timeoutMs, intervalMs: 250 });
+}
+
+/** The `Ready` condition of an object. */
+export function readyCondition(
+  object: UnDyingProxy,
+): { status: string; reason?: string; message?: string } | undefined {
+  return object.status?.conditions?.find((c) => c.type === "Ready");
+}
+
+/** Options of {@linkcode startOperator}. */
+export interface StartOperatorOptions {
+  readonly kubeconfig: string;
+  readonly namespace: string;
+  readonly replica: string;
+  /** @default "127.0.0.2" */
+  readonly listenAddress?: string;
+  /** Extra flags, e.g. `--tcp-service-to-manage=x`. */
+  readonly args?: readonly string[];
+}
+
+/** A running operator process. */
+export interface OperatorProcess extends AsyncDisposable {
+  readonly replica: string;
+  readonly listenAddress: string;
+  /** Everything the process wrote so far (stdout and stderr), for failure messages. */
+  output(): string;
+  /** True when `/readyz` answers 200. */
+  isReady(): Promise<boolean>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number>;
+  /** SIGKILL at once (a crash); resolves once the process is gone. */
+  kill(): Promise<void>;
+}
+
+/** Starts `main.ts` in operator mode with the compile task's permissions. */
+export async function startOperator(options: StartOperatorOptions): Promise<OperatorProcess> {
+  const probePort = freePort();
+  const listenAddress = options.listenAddress ?? "127.0.0.2";
+  const command = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...await compilePermissionFlags(),
+      `${repoRoot}main.ts`,
+      `--operator-namespace=${options.namespace}`,
+      `--kubeconfig=${options.kubeconfig}`,
+      `--replica-name=${options.replica}`,
+      `--listen-address=${listenAddress}`,
+      "--metrics-bind-address=0",
+      `--health-probe-bind-address=127.0.0.1:${probePort}`,
+      "--drain-grace-period=1s",
+      "--log-level=debug",
+      ...options.args ?? [],
+    ],
+    cwd: repoRoot,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  const chunks: string[] = [];
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) chunks.push(text);
+  };
+  const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  let exited: Promise<number> | undefined;
+  const wait = () => {
+    exited ??= child.status.then(async (status) => {
+      await collecting;
+      return status.code;
+    });
+    return exited;
+  };
+  const signal = (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch {
+      // Already gone.
+    }
+  };
+  const stop = async (graceMs = 15_000) => {
+    signal("SIGTERM");
+    const timer = setTimeout(() => signal("SIGKILL"), graceMs);
+    try {
+      return await wait();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return {
+    replica: options.replica,
+    listenAddress,
+    output: () => chunks.join(""),
+    async isReady() {
+      try {
+        const response = await fetch(`http://127.0.0.1:${probePort}/readyz`);
+        await response.body?.cancel();
+        return response.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    stop,
+    async kill() {
+      signal("SIGKILL");
+      await wait();
+    },
+    [Symbol.asyncDispose]: async () => {
+      await stop(5_000);
+    },
+  };
+}
+
+/** Waits until the operator answers ready on `/readyz`, failing with its output otherwise. */
+export async function waitReady(operator: OperatorProcess, timeoutMs = 60_000): Promise<void> {
+  try {
+    await waitUntil(`operator ${operator.replica} ready`, async () => {
+      return (await operator.isReady()) ? true : undefined;
+    }, { timeoutMs, intervalMs: 200 });
+  } catch (error) {
+    throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-6000)}`);
+  }
+}

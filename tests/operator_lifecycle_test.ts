@@ -1,0 +1,213 @@
+/**
+ * End to end: one operator process (shipped RBAC only) forwards TCP and UDP for objects applied with
+ * kubectl, keeps the managed Services' ports, applies spec edits live and cleans up on delete.
+ */
+import assert from "node:assert/strict";
+import { integrationTest } from "./_support/control_plane.ts";
+import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
+import {
+  createManagedService,
+  freePort,
+  getProxy,
+  operatorKubeconfig,
+  readyCondition,
+  sampleYaml,
+  servicePorts,
+  startOperator,
+  waitForProxy,
+  waitReady,
+} from "./_support/operator.ts";
+import { waitUntil } from "./_support/_wait_until.ts";
+
+const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function tcpRoundTrip(hostname: string, port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    await writeAll(conn, encoder.encode(text));
+    return decoder.decode(await readExactly(conn, text.length));
+  } finally {
+    conn.close();
+  }
+}
+
+async function tcpRefused(hostname: string, port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname, port })).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+integrationTest(
+  "operator: kubectl samples forward TCP and UDP, fill the Services, retarget live, clean up on delete",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-life");
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    await createManagedService(cp, ns, "undying-proxy-tcp", "TCP");
+    await createManagedService(cp, ns, "undying-proxy-udp", "UDP");
+    await using tcpTarget = startTcpEcho();
+    await using tcpTarget2 = startTcpEcho();
+    await using udpTarget = startUdpEcho();
+    const tcpPort = freePort();
+    const udpPort = freePort();
+    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
+      stdin: await sampleYaml("tcp.yaml", {
+        name: "git-ssh",
+        tcp: { listenPort: tcpPort, targetPort: tcpTarget.port },
+      }),
+    });
+    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
+      stdin: await sampleYaml("udp.yaml", {
+        name: "wireguard",
+        udp: { listenPort: udpPort, targetPort: udpTarget.port },
+      }),
+    });
+
+    await using operator = await startOperator({ kubeconfig, namespace: ns, replica: "op-a" });
+    try {
+      await waitReady(operator);
+      assert.equal(await tcpRoundTrip("127.0.0.2", tcpPort, "hello tcp"), "hello tcp");
+      {
+        using client = udpClient("127.0.0.2");
+        const reply = await client.request(encoder.encode("hello udp"), udpPort);
+        assert.equal(decoder.decode(reply), "hello udp");
+      }
+
+      // Finalizer, status and printer columns.
+      const tcpObject = await waitForProxy(
+        cp,
+        ns,
+        "git-ssh",
+        "git-ssh Ready",
+        (o) => readyCondition(o)?.status === "True",
+      );
+      assert.ok(tcpObject.metadata.finalizers?.includes(FINALIZER));
+      assert.equal(tcpObject.status?.ready, true);
+      assert.equal(tcpObject.status?.listening, "1/1");
+      assert.equal(tcpObject.status?.observedGeneration, tcpObject.metadata.generation);
+      assert.deepEqual(tcpObject.status?.replicas?.map((r) => [r.name, r.tcp?.state]), [
+        ["op-a", "Listening"],
+      ]);
+      const table = await cp.kubectlOk(["get", "undyingproxies", "-n", ns]);
+      assert.match(
+        table,
+        new RegExp(`git-ssh\\s+True\\s+${tcpPort}\\s+127\\.0\\.0\\.1:\\d+\\s+1/1`),
+      );
+
+      // Service ports: one per object and protocol, placeholder kept.
+      const tcpPorts = await waitUntil("TCP Service port", async () => {
+        const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
+        return ports.some((p) => p.name === "tcp-git-ssh") ? ports : undefined;
+      });
+      assert.deepEqual(tcpPorts.map((p) => [p.name, p.port, p.targetPort, p.protocol]), [
+        ["placeholder", 1, 1, "TCP"],
+        ["tcp-git-ssh", tcpPort, tcpPort, "TCP"],
+      ]);
+      await waitUntil("UDP Service port", async () => {
+        const ports = await servicePorts(cp, ns, "undying-proxy-udp");
+        return ports.some((p) =>
+            p.name === "udp-wireguard" && p.port === udpPort &&
+            p.protocol === "UDP"
+          )
+          ? true
+          : undefined;
+      });
+
+      // A hand edit removing our port is repaired (the Service is watched).
+      await cp.kubectlOk([
+        "patch",
+        "service",
+        "undying-proxy-tcp",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        JSON.stringify([{ op: "remove", path: "/spec/ports/1" }]),
+      ]);
+      await waitUntil("TCP Service port repaired", async () => {
+        const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
+        return ports.some((p) => p.name === "tcp-git-ssh" && p.port === tcpPort) ? true : undefined;
+      });
+
+      // Retarget live: an established connection keeps its old target, new ones get the new one.
+      const established = await Deno.connect({ hostname: "127.0.0.2", port: tcpPort });
+      try {
+        await writeAll(established, encoder.encode("before"));
+        assert.equal(decoder.decode(await readExactly(established, 6)), "before");
+        await cp.kubectlOk([
+          "patch",
+          "undyingproxy",
+          "git-ssh",
+          "-n",
+          ns,
+          "--type=merge",
+          "-p",
+          JSON.stringify({ spec: { tcp: { targetPort: tcpTarget2.port } } }),
+        ]);
+        await waitUntil("a new connection reaching the new target", async () => {
+          await tcpRoundTrip("127.0.0.2", tcpPort, "probe");
+          return tcpTarget2.accepted > 0 ? true : undefined;
+        });
+        await writeAll(established, encoder.encode("after"));
+        assert.equal(decoder.decode(await readExactly(established, 5)), "after");
+      } finally {
+        established.close();
+      }
+      await waitForProxy(
+        cp,
+        ns,
+        "git-ssh",
+        "status of generation 2",
+        (o) =>
+          o.status?.observedGeneration === o.metadata.generation &&
+          readyCondition(o)?.status === "True" &&
+          o.status?.target === `127.0.0.1:${tcpTarget2.port}`,
+      );
+
+      // Delete: ports close, Service entries go, the object goes (finalizer released).
+      await cp.kubectlOk(["delete", "undyingproxy", "git-ssh", "-n", ns, "--wait=false"]);
+      await waitUntil(
+        "git-ssh gone",
+        async () => (await getProxy(cp, ns, "git-ssh")) === undefined ? true : undefined,
+      );
+      await waitUntil(
+        "TCP port closed",
+        async () => (await tcpRefused("127.0.0.2", tcpPort)) ? true : undefined,
+      );
+      assert.deepEqual(
+        (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name),
+        [
+          "placeholder",
+        ],
+      );
+      // The UDP object is untouched.
+      {
+        using client = udpClient("127.0.0.2");
+        const reply = await client.request(encoder.encode("still"), udpPort);
+        assert.equal(decoder.decode(reply), "still");
+      }
+      const events = await cp.kubectlOk([
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector=involvedObject.name=git-ssh",
+        "-o",
+        'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+      ]);
+      for (const reason of ["Listening", "ServicePortAdded", "Stopped", "ServicePortRemoved"]) {
+        assert.ok(events.split("\n").includes(reason), `Event ${reason} missing in:\n${events}`);
+      }
+    } catch (error) {
+      throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
+        cause: error,
+      });
+    }
+    assert.equal(await operator.stop(), 0);
+  },
+);
