@@ -4,7 +4,7 @@ import type { Service } from "kubernetes-types/core/v1.d.ts";
 import { ApiError } from "../lib/kube/api_error.ts";
 import { NAMESPACES, SERVICES, UNDYING_PROXIES } from "../lib/kube/resources.ts";
 import { integrationTest } from "./_support/control_plane.ts";
-import { clientFor, undyingProxy } from "./_support/kube_clients.ts";
+import { clientFor, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
 
 function service(namespace: string, name: string, ports: number[]): Service {
   return {
@@ -179,15 +179,9 @@ integrationTest(
     using client = await clientFor(cp.adminKubeconfigPath);
     const ns = await cp.createNamespace("conflict");
     const created = await client.create(UNDYING_PROXIES, undyingProxy(ns, "p", 7000));
-    await client.replace(UNDYING_PROXIES, {
-      ...created,
-      spec: { tcp: { listenPort: 7001, targetPort: 1, targetHost: "a" } },
-    });
+    await client.replace(UNDYING_PROXIES, withListenPort(created, 7001));
     const stale = await rejectsWith(
-      client.replace(UNDYING_PROXIES, {
-        ...created,
-        spec: { tcp: { listenPort: 7002, targetPort: 1, targetHost: "b" } },
-      }),
+      client.replace(UNDYING_PROXIES, withListenPort(created, 7002)),
       "Conflict",
       409,
     );

@@ -7,7 +7,11 @@ import { KubeconfigError } from "../lib/kube/kubeconfig_error.ts";
 import { NAMESPACES } from "../lib/kube/resources.ts";
 import { integrationTest } from "./_support/control_plane.ts";
 import { clientFor } from "./_support/kube_clients.ts";
-import { issueTestClientCertificate, type KeyFormat } from "./_support/kube_test_certs.ts";
+import {
+  createTestCa,
+  issueTestClientCertificate,
+  type KeyFormat,
+} from "./_support/kube_test_certs.ts";
 
 /** Writes a one-context kubeconfig into a new folder of `cp.dir` and returns its path. */
 async function writeKubeconfig(
@@ -123,29 +127,7 @@ integrationTest("kubeconfig: a broken kubeconfig gets a clear error", async (cp)
   assert.match(configError.message, /cannot read ".*gone\.key": No such file or directory/);
 
   // A CA that did not sign the server's certificate: the TLS failure is named.
-  const otherCa = `${cp.dir}/other-ca.crt`;
-  const made = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${cp.dir}/other-ca.key`,
-      "-out",
-      otherCa,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=other",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(made.success);
+  const otherCa = (await createTestCa(cp.dir, "other-ca")).cert;
   using client = await clientFor(
     await writeKubeconfig(cp.dir, cp.serverUrl, otherCa, { token: cp.adminToken }),
     { maxAttempts: 1 },

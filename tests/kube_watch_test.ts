@@ -10,7 +10,7 @@ import {
   integrationTest,
   startControlPlane,
 } from "./_support/control_plane.ts";
-import { clientFor, pullUntil, undyingProxy } from "./_support/kube_clients.ts";
+import { clientFor, pullUntil, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
 
 /** A running reflector on UnDyingProxies of `namespace`, pulled by hand so tests can pause it. */
 class ReflectorRun implements AsyncDisposable {
@@ -79,10 +79,7 @@ integrationTest("Reflector: sees add, modify and delete in order", async (cp) =>
   assert.ok(run.reflector.isSynced());
 
   const created = await client.create(UNDYING_PROXIES, undyingProxy(ns, "p", 7001));
-  await client.replace(UNDYING_PROXIES, {
-    ...created,
-    spec: { tcp: { listenPort: 7002, targetPort: 1, targetHost: "h" } },
-  });
+  await client.replace(UNDYING_PROXIES, withListenPort(created, 7002));
   await client.delete(UNDYING_PROXIES, "p", { namespace: ns });
   await client.delete(UNDYING_PROXIES, "before", { namespace: ns });
   await run.changes([
@@ -108,10 +105,7 @@ controlPlaneTest(
     // The reflector is paused (nobody pulls) while the API server restarts and objects change, so
     // these changes can only reach it through resuming from its last resourceVersion.
     await cp.restartApiServer();
-    await client.replace(UNDYING_PROXIES, {
-      ...a,
-      spec: { tcp: { listenPort: 7001, targetPort: 1, targetHost: "h" } },
-    });
+    await client.replace(UNDYING_PROXIES, withListenPort(a, 7001));
     await client.create(UNDYING_PROXIES, undyingProxy(ns, "b", 7002));
     await client.delete(UNDYING_PROXIES, "a", { namespace: ns });
 
@@ -141,10 +135,7 @@ controlPlaneTest(
     // Paused: the API server goes away, objects change and etcd forgets the history since `before`.
     await cp.stopApiServer();
     await cp.startApiServer();
-    await client.replace(UNDYING_PROXIES, {
-      ...changed,
-      spec: { tcp: { listenPort: 7003, targetPort: 1, targetHost: "h" } },
-    });
+    await client.replace(UNDYING_PROXIES, withListenPort(changed, 7003));
     await client.create(UNDYING_PROXIES, undyingProxy(ns, "added", 7004));
     await client.delete(UNDYING_PROXIES, "deleted", { namespace: ns });
     await cp.compactEtcd();

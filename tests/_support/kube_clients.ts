@@ -24,6 +24,11 @@ export function undyingProxy(
   };
 }
 
+/** A copy of `object` whose TCP part now listens on `listenPort` (a spec change). */
+export function withListenPort(object: CustomObject, listenPort: number): CustomObject {
+  return { ...object, spec: { tcp: { listenPort, targetPort: 9001, targetHost: "example.org" } } };
+}
+
 /**
  * Pulls from `iterator` until `done(item)` is true, returning everything pulled.
  * @throws Error naming `what` and what was seen when nothing satisfies `done` within `timeoutMs`
