@@ -1,0 +1,97 @@
+/**
+ * End to end: two operator processes on different loopback addresses both forward and both report
+ * status; killing one leaves the other serving and its status entry is removed once stale.
+ */
+import assert from "node:assert/strict";
+import { integrationTest } from "./_support/control_plane.ts";
+import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import {
+  freePort,
+  operatorKubeconfig,
+  readyCondition,
+  sampleYaml,
+  startOperator,
+  waitForProxy,
+  waitReady,
+} from "./_support/operator.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function echoes(hostname: string, port: number): Promise<boolean> {
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    await writeAll(conn, encoder.encode("ping"));
+    return decoder.decode(await readExactly(conn, 4)) === "ping";
+  } finally {
+    conn.close();
+  }
+}
+
+integrationTest(
+  "operator: two replicas both forward and report; a killed one's entry goes stale and is removed",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-replicas");
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    await using target = startTcpEcho();
+    const port = freePort();
+    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
+      stdin: await sampleYaml("tcp.yaml", {
+        name: "shared",
+        tcp: { listenPort: port, targetPort: target.port },
+      }),
+    });
+    const common = {
+      kubeconfig,
+      namespace: ns,
+      // No managed Services in this namespace: Service management is disabled.
+      args: ["--tcp-service-to-manage=", "--udp-service-to-manage=", "--status-heartbeat=1s"],
+    };
+    await using a = await startOperator({
+      ...common,
+      replica: "replica-a",
+      listenAddress: "127.0.0.2",
+    });
+    await using b = await startOperator({
+      ...common,
+      replica: "replica-b",
+      listenAddress: "127.0.0.3",
+    });
+    const output = () =>
+      `--- a ---\n${a.output().slice(-4000)}\n--- b ---\n${b.output().slice(-4000)}`;
+    try {
+      await waitReady(a);
+      await waitReady(b);
+      assert.ok(await echoes("127.0.0.2", port));
+      assert.ok(await echoes("127.0.0.3", port));
+      const both = await waitForProxy(
+        cp,
+        ns,
+        "shared",
+        "both replicas listening",
+        (o) => o.status?.listening === "2/2" && readyCondition(o)?.status === "True",
+      );
+      assert.deepEqual(both.status?.replicas?.map((r) => [r.name, r.tcp?.state]).sort(), [
+        ["replica-a", "Listening"],
+        ["replica-b", "Listening"],
+      ]);
+
+      await a.kill();
+      assert.ok(await echoes("127.0.0.3", port), "the surviving replica still forwards");
+      const after = await waitForProxy(
+        cp,
+        ns,
+        "shared",
+        "stale replica-a removed",
+        (o) =>
+          o.status?.replicas?.length === 1 && o.status.replicas[0]?.name === "replica-b" &&
+          o.status.listening === "1/1" && readyCondition(o)?.status === "True",
+      );
+      assert.equal(after.status?.ready, true);
+      assert.ok(await echoes("127.0.0.3", port));
+    } catch (error) {
+      throw new Error(`${error}\n${output()}`, { cause: error });
+    }
+    assert.equal(await b.stop(), 0);
+  },
+);
