@@ -46,11 +46,11 @@ export class TcpConnection {
   async run(target: TcpTarget): Promise<void> {
     const client = this.#client;
     try {
-      client.setNoDelay(true);
+      setNoDelay(client);
       const upstream = await this.#dial(target);
       if (upstream === undefined) return;
       this.#upstream = upstream;
-      upstream.setNoDelay(true);
+      setNoDelay(upstream);
       await Promise.all([
         this.#pump(client, upstream, true),
         this.#pump(upstream, client, false),
@@ -136,6 +136,15 @@ export class TcpConnection {
     } catch {
       // The other direction already closed the socket; nothing left to signal.
     }
+  }
+}
+
+/** Small writes go out at once (Deno does not set TCP_NODELAY by default). */
+function setNoDelay(conn: Deno.TcpConn): void {
+  try {
+    conn.setNoDelay(true);
+  } catch {
+    // The peer already went away; the first read or write reports it.
   }
 }
 
