@@ -425,13 +425,13 @@ integrationTest("invalid objects are refused with messages naming field and rule
       "a name with a dot",
       "game.server",
       { tcp: VALID_TCP },
-      /metadata\.name must not contain '\.'/,
+      /metadata\.name: Invalid value.*must not contain '\.'/,
     ],
     [
       "a 64-character name",
       longName,
       { tcp: VALID_TCP },
-      /metadata\.name must be at most 63 characters/,
+      /metadata\.name: Invalid value.*must be at most 63 characters/,
     ],
   ];
   for (const [what, name, spec, expected] of cases) {
