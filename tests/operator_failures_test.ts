@@ -1,0 +1,153 @@
+/**
+ * End to end: what users see when something is wrong — an invalid object refused by the API
+ * server, a port conflict and a bind failure in `kubectl get` and `kubectl describe` (conditions and
+ * Events), recovery once the port is free, and objects of another operator instance left alone.
+ */
+import assert from "node:assert/strict";
+import { integrationTest } from "./_support/control_plane.ts";
+import { startTcpEcho } from "./_support/net_tcp.ts";
+import {
+  freePort,
+  getProxy,
+  operatorKubeconfig,
+  readyCondition,
+  sampleYaml,
+  startOperator,
+  waitForProxy,
+  waitReady,
+} from "./_support/operator.ts";
+
+integrationTest(
+  "operator: the API server refuses invalid objects with a clear message",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-invalid");
+    const bad = await sampleYaml("tcp.yaml", {
+      name: "bad-port",
+      tcp: { listenPort: 70000, targetPort: 22 },
+    });
+    const result = await cp.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: bad });
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /spec\.tcp\.listenPort/);
+    const dotted = await sampleYaml("tcp.yaml", {
+      name: "a.b",
+      tcp: { listenPort: 7, targetPort: 7 },
+    });
+    const named = await cp.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: dotted });
+    assert.notEqual(named.code, 0);
+    assert.match(named.stderr, /metadata\.name/);
+  },
+);
+
+integrationTest(
+  "operator: a port conflict and a bind failure show in kubectl get and describe, then recover",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-failures");
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    await using target = startTcpEcho();
+    const contested = freePort();
+    const busy = freePort();
+    // Something else already listens on `busy` at the operator's address.
+    const squatter = Deno.listen({ hostname: "127.0.0.2", port: busy });
+    let squatterOpen = true;
+    try {
+      const apply = async (name: string, listenPort: number, annotations?: string) => {
+        let yaml = await sampleYaml("tcp.yaml", {
+          name,
+          tcp: { listenPort, targetPort: target.port },
+        });
+        if (annotations) {
+          yaml = yaml.replace(/^metadata:\n/m, `metadata:\n  annotations:\n${annotations}`);
+        }
+        await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], { stdin: yaml });
+      };
+      await apply("older", contested);
+      // Creation timestamps have one-second resolution: make "younger" clearly younger.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await apply("younger", contested);
+      await apply("blocked", busy);
+      await apply("elsewhere", freePort(), "    proxy.sfact.io/instance: other\n");
+
+      await using operator = await startOperator({
+        kubeconfig,
+        namespace: ns,
+        replica: "op-a",
+        args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
+      });
+      try {
+        await waitReady(operator);
+        await waitForProxy(
+          cp,
+          ns,
+          "older",
+          "older listening",
+          (o) => readyCondition(o)?.status === "True",
+        );
+        const younger = await waitForProxy(
+          cp,
+          ns,
+          "younger",
+          "younger in conflict",
+          (o) => readyCondition(o)?.reason === "PortConflict",
+        );
+        assert.match(readyCondition(younger)?.message ?? "", /held by .*\/older/);
+        const blocked = await waitForProxy(
+          cp,
+          ns,
+          "blocked",
+          "blocked failing",
+          (o) => readyCondition(o)?.reason === "BindFailed",
+        );
+        assert.equal(blocked.status?.ready, false);
+        assert.equal(blocked.status?.replicas?.[0]?.tcp?.state, "Failed");
+
+        const wide = await cp.kubectlOk(["get", "undyingproxies", "-n", ns, "-o", "wide"]);
+        assert.match(wide, /younger\s+False\s.*PortConflict/);
+        assert.match(wide, /blocked\s+False\s.*BindFailed/);
+        assert.match(wide, /older\s+True\s.*Listening/);
+        const describe = await cp.kubectlOk(["describe", "undyingproxy", "blocked", "-n", ns]);
+        assert.match(describe, /Reason:\s+BindFailed/);
+        assert.match(describe, /Warning\s+BindFailed/);
+        const describeYounger = await cp.kubectlOk([
+          "describe",
+          "undyingproxy",
+          "younger",
+          "-n",
+          ns,
+        ]);
+        assert.match(describeYounger, /Warning\s+PortConflict/);
+
+        // Another instance's object: no finalizer, no status from this operator.
+        const elsewhere = await getProxy(cp, ns, "elsewhere");
+        assert.equal(elsewhere?.metadata.finalizers, undefined);
+        assert.equal(elsewhere?.status, undefined);
+
+        // The port becomes free: the listener binds on its next retry.
+        squatter.close();
+        squatterOpen = false;
+        await waitForProxy(
+          cp,
+          ns,
+          "blocked",
+          "blocked recovered",
+          (o) => readyCondition(o)?.status === "True",
+        );
+        // The older object goes: the younger one takes the port over.
+        await cp.kubectlOk(["delete", "undyingproxy", "older", "-n", ns, "--wait=false"]);
+        await waitForProxy(
+          cp,
+          ns,
+          "younger",
+          "younger took the port",
+          (o) => readyCondition(o)?.status === "True",
+        );
+      } catch (error) {
+        throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
+          cause: error,
+        });
+      }
+      assert.equal(await operator.stop(), 0);
+    } finally {
+      if (squatterOpen) squatter.close();
+    }
+  },
+);
