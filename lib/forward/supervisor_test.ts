@@ -72,6 +72,24 @@ function waitForPhase(
   });
 }
 
+/** Applies one forwarder with TCP and UDP parts on free ports and waits until both listen. */
+async function applyBoth(
+  sup: Supervisor,
+  name: string,
+  targets: { readonly tcp: number; readonly udp: number },
+): Promise<{ tcpPort: number; udpPort: number; spec: ForwarderSpec }> {
+  const [tcpPort, udpPort] = [freePort("tcp"), freePort("udp")];
+  const spec: ForwarderSpec = {
+    name,
+    tcp: { listenPort: tcpPort, targetPort: targets.tcp, targetHost: "127.0.0.1" },
+    udp: udpSpec(udpPort, targets.udp),
+  };
+  sup.apply([spec]);
+  await waitForPhase(sup, name, "tcp", "listening");
+  await waitForPhase(sup, name, "udp", "listening");
+  return { tcpPort, udpPort, spec };
+}
+
 async function tcpEchoes(port: number, text: string): Promise<boolean> {
   using conn = await Deno.connect({ hostname: "127.0.0.1", port });
   await writeAll(conn, encoder.encode(text));
@@ -84,15 +102,7 @@ Deno.test("Supervisor starts TCP and UDP listeners and reports them listening", 
   await using sup = supervisor();
   const changes: string[] = [];
   sup.onChange((name) => changes.push(name));
-  const tcpPort = freePort("tcp");
-  const udpPort = freePort("udp");
-  sup.apply([{
-    name: "ns/a",
-    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec(udpPort, udpEcho.port),
-  }]);
-  await waitForPhase(sup, "ns/a", "tcp", "listening");
-  await waitForPhase(sup, "ns/a", "udp", "listening");
+  const { tcpPort, udpPort } = await applyBoth(sup, "ns/a", { tcp: echo.port, udp: udpEcho.port });
   assert.deepEqual(
     sup.statuses(),
     [{
@@ -116,15 +126,7 @@ Deno.test("Supervisor.close() closes every socket (descriptor count back to base
   await using udpEcho = startUdpEcho();
   const baseline = await openFdCount();
   const sup = supervisor();
-  const tcpPort = freePort("tcp");
-  const udpPort = freePort("udp");
-  sup.apply([{
-    name: "a",
-    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec(udpPort, udpEcho.port),
-  }]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  await waitForPhase(sup, "a", "udp", "listening");
+  const { tcpPort, udpPort } = await applyBoth(sup, "a", { tcp: echo.port, udp: udpEcho.port });
   using live = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
   await writeAll(live, encoder.encode("x"));
   await readExactly(live, 1);
@@ -302,14 +304,7 @@ Deno.test("Supervisor on '::' accepts IPv4 and IPv6 clients (dual-stack)", async
   await using echo = startTcpEcho();
   await using udpEcho = startUdpEcho();
   await using sup = supervisor({ listenAddress: "::" });
-  const [tcpPort, udpPort] = [freePort("tcp"), freePort("udp")];
-  sup.apply([{
-    name: "dual",
-    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec(udpPort, udpEcho.port),
-  }]);
-  await waitForPhase(sup, "dual", "tcp", "listening");
-  await waitForPhase(sup, "dual", "udp", "listening");
+  const { tcpPort, udpPort } = await applyBoth(sup, "dual", { tcp: echo.port, udp: udpEcho.port });
   for (const hostname of ["127.0.0.1", "::1"]) {
     using conn = await Deno.connect({ hostname, port: tcpPort });
     await writeAll(conn, encoder.encode(hostname));
@@ -325,14 +320,7 @@ Deno.test("Supervisor closes every socket of a forwarder removed from the desire
   await using udpEcho = startUdpEcho();
   await using sup = supervisor();
   const baseline = await openFdCount();
-  const [tcpPort, udpPort] = [freePort("tcp"), freePort("udp")];
-  sup.apply([{
-    name: "gone",
-    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec(udpPort, udpEcho.port),
-  }]);
-  await waitForPhase(sup, "gone", "udp", "listening");
-  await waitForPhase(sup, "gone", "tcp", "listening");
+  const { tcpPort, udpPort } = await applyBoth(sup, "gone", { tcp: echo.port, udp: udpEcho.port });
   {
     using client = udpClient();
     await client.request(encoder.encode("x"), udpPort);
