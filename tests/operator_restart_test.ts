@@ -1,0 +1,105 @@
+/**
+ * End to end: the API server goes away and comes back while the operator runs. Forwarding goes on
+ * while it is down; afterwards the operator's watches resume and every change made after the
+ * restart is applied (nothing is lost).
+ */
+import assert from "node:assert/strict";
+import { controlPlaneTest, startControlPlane } from "./_support/control_plane.ts";
+import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import {
+  freePort,
+  getProxy,
+  operatorKubeconfig,
+  readyCondition,
+  sampleYaml,
+  startOperator,
+  waitForProxy,
+  waitReady,
+} from "./_support/operator.ts";
+import { waitUntil } from "./_support/_wait_until.ts";
+
+const encoder = new TextEncoder();
+
+async function reaches(port: number, target: { accepted: number }): Promise<boolean> {
+  const before = target.accepted;
+  const conn = await Deno.connect({ hostname: "127.0.0.2", port });
+  try {
+    await writeAll(conn, encoder.encode("x"));
+    await readExactly(conn, 1);
+  } finally {
+    conn.close();
+  }
+  return target.accepted > before;
+}
+
+controlPlaneTest("operator: an API server restart mid-run loses nothing", async () => {
+  await using cp = await startControlPlane();
+  const ns = await cp.createNamespace("op-restart");
+  const kubeconfig = await operatorKubeconfig(cp, ns);
+  await using first = startTcpEcho();
+  await using second = startTcpEcho();
+  const portA = freePort();
+  const portB = freePort();
+  await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
+    stdin: await sampleYaml("tcp.yaml", {
+      name: "alpha",
+      tcp: { listenPort: portA, targetPort: first.port },
+    }),
+  });
+  await using operator = await startOperator({
+    kubeconfig,
+    namespace: ns,
+    replica: "op-a",
+    args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
+  });
+  try {
+    await waitReady(operator);
+    assert.ok(await reaches(portA, first));
+
+    await cp.stopApiServer();
+    assert.ok(await reaches(portA, first), "forwarding goes on while the API server is down");
+    await cp.startApiServer();
+
+    // Changes after the restart: a new object, a retarget, then a delete.
+    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
+      stdin: await sampleYaml("tcp.yaml", {
+        name: "beta",
+        tcp: { listenPort: portB, targetPort: second.port },
+      }),
+    });
+    await waitForProxy(
+      cp,
+      ns,
+      "beta",
+      "beta Ready after the restart",
+      (o) => readyCondition(o)?.status === "True",
+      90_000,
+    );
+    assert.ok(await reaches(portB, second));
+    await cp.kubectlOk([
+      "patch",
+      "undyingproxy",
+      "alpha",
+      "-n",
+      ns,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { tcp: { targetPort: second.port } } }),
+    ]);
+    await waitUntil(
+      "alpha retargeted",
+      async () => (await reaches(portA, second)) ? true : undefined,
+    );
+    await cp.kubectlOk(["delete", "undyingproxy", "beta", "-n", ns, "--wait=false"]);
+    await waitUntil(
+      "beta gone",
+      async () => (await getProxy(cp, ns, "beta")) === undefined ? true : undefined,
+    );
+    assert.ok(await operator.isReady());
+  } catch (error) {
+    throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
+      cause: error,
+    });
+  }
+  assert.equal(await operator.stop(), 0);
+});
