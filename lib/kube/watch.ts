@@ -67,6 +67,7 @@ export class Reflector<T extends KubeObject> {
   #synced = false;
   #resourceVersion = "";
   #eventsSinceList = 0;
+  #running = false;
 
   /** @throws {RangeError} for a non-positive watch timeout or a negative liveness margin. */
   constructor(client: KubeClient, resource: Resource<T>, options: ReflectorOptions = {}) {
@@ -102,12 +103,21 @@ export class Reflector<T extends KubeObject> {
 
   /**
    * Runs until `signal` aborts (then it returns normally), yielding what changed. The consumer
-   * should read the store, not rebuild state from the events.
+   * should read the store, not rebuild state from the events. One run at a time.
+   * @throws {TypeError} when another run of this reflector is active.
    */
   async *run(signal: AbortSignal): AsyncGenerator<ReflectorEvent> {
-    let state: State = { phase: "list" };
-    while (state.phase !== "stopped") {
-      state = signal.aborted ? { phase: "stopped" } : yield* this.#step(state, signal);
+    if (this.#running) {
+      throw new TypeError(`Reflector of ${this.#resource.plural} is already running`);
+    }
+    this.#running = true;
+    try {
+      let state: State = { phase: "list" };
+      while (state.phase !== "stopped") {
+        state = signal.aborted ? { phase: "stopped" } : yield* this.#step(state, signal);
+      }
+    } finally {
+      this.#running = false;
     }
   }
 
@@ -197,14 +207,14 @@ export class Reflector<T extends KubeObject> {
   ): AsyncGenerator<ReflectorEvent, State> {
     if (signal.aborted) return { phase: "stopped" };
     if (error instanceof ApiError && error.kind === "Gone") {
-      // The resourceVersion is too old (compaction, API server restart): list again. Only back off
-      // when a fresh list was itself too old, so a flapping server cannot make us loop hot.
+      // The resourceVersion is too old (compaction, API server restart): list again, at once after
+      // a watch that made progress, else after a backoff so a flapping server cannot make us loop.
       this.#synced = false;
       logger.info("{plural} watch expired ({message}); listing again", {
         plural: this.#resource.plural,
         message: error.message,
       });
-      return this.#eventsSinceList > 0 || phase === "list"
+      return phase === "watch" && this.#eventsSinceList > 0
         ? { phase: "list" }
         : { phase: "backoff", delayMs: this.#backoff.next(), then: "list" };
     }
