@@ -1,0 +1,108 @@
+/**
+ * End to end: all-namespaces mode with the shipped cluster RBAC (`k8s/rbac-cluster/`): objects of
+ * the same name in two namespaces both forward and get distinct ports in the one managed Service;
+ * a managed Service that does not exist is reported on the object and never blocks its deletion.
+ */
+import assert from "node:assert/strict";
+import { integrationTest } from "./_support/control_plane.ts";
+import { renderKustomization } from "./_support/kustomize.ts";
+import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import { startUdpEcho } from "./_support/net_udp.ts";
+import {
+  createManagedService,
+  freePort,
+  getProxy,
+  readyCondition,
+  sampleYaml,
+  servicePorts,
+  startOperator,
+  waitForProxy,
+  waitReady,
+} from "./_support/operator.ts";
+import { waitUntil } from "./_support/_wait_until.ts";
+
+integrationTest(
+  "operator: all namespaces, one Service for same-named objects; a missing Service never blocks delete",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-home");
+    const apps = [await cp.createNamespace("op-app"), await cp.createNamespace("op-app")];
+    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
+    await cp.kubectlOk(["apply", "-f", "-"], {
+      stdin: await renderKustomization("k8s/rbac-cluster", { namespace: ns }),
+    });
+    await createManagedService(cp, ns, "undying-proxy-tcp", "TCP");
+    await using target = startTcpEcho();
+    await using udpTarget = startUdpEcho();
+    const ports = [freePort(), freePort()];
+    for (const [i, app] of apps.entries()) {
+      await cp.kubectlOk(["apply", "-n", app, "-f", "-"], {
+        stdin: await sampleYaml("tcp.yaml", {
+          name: "same",
+          tcp: { listenPort: ports[i] ?? 0, targetPort: target.port },
+        }),
+      });
+    }
+    const app0 = apps[0] ?? "";
+    await cp.kubectlOk(["apply", "-n", app0, "-f", "-"], {
+      stdin: await sampleYaml("udp.yaml", {
+        name: "no-service",
+        udp: { listenPort: freePort(), targetPort: udpTarget.port },
+      }),
+    });
+
+    await using operator = await startOperator({
+      kubeconfig,
+      namespace: ns,
+      replica: "op-a",
+      args: ["--watch-namespaces=*", "--udp-service-to-manage=missing-udp"],
+    });
+    try {
+      await waitReady(operator);
+      for (const port of ports) {
+        const conn = await Deno.connect({ hostname: "127.0.0.2", port });
+        try {
+          await writeAll(conn, new TextEncoder().encode("hi"));
+          assert.equal(new TextDecoder().decode(await readExactly(conn, 2)), "hi");
+        } finally {
+          conn.close();
+        }
+      }
+      const servicePortList = await waitUntil("two ports in the Service", async () => {
+        const list = await servicePorts(cp, ns, "undying-proxy-tcp");
+        return list.length === 3 ? list : undefined;
+      });
+      const names = servicePortList.map((p) => p.name ?? "");
+      assert.equal(new Set(names).size, 3, names.join(","));
+      assert.deepEqual(servicePortList.map((p) => p.port).sort(), [1, ...ports].sort());
+      for (const name of names.slice(1)) assert.match(name, /^tcp-op-app-.*-[0-9a-f]{8}$/);
+      for (const app of apps) {
+        await waitForProxy(
+          cp,
+          app,
+          "same",
+          `${app}/same Ready`,
+          (o) => readyCondition(o)?.status === "True",
+        );
+      }
+
+      const failing = await waitForProxy(
+        cp,
+        app0,
+        "no-service",
+        "ServicePortFailed",
+        (o) => readyCondition(o)?.reason === "ServicePortFailed",
+      );
+      assert.match(readyCondition(failing)?.message ?? "", /missing-udp not found/);
+      await cp.kubectlOk(["delete", "undyingproxy", "no-service", "-n", app0, "--wait=false"]);
+      await waitUntil(
+        "no-service deleted",
+        async () => (await getProxy(cp, app0, "no-service")) === undefined ? true : undefined,
+      );
+    } catch (error) {
+      throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
+        cause: error,
+      });
+    }
+    assert.equal(await operator.stop(), 0);
+  },
+);
