@@ -24,14 +24,8 @@ async function processesMentioning(dir: string): Promise<string[]> {
   return new TextDecoder().decode(output.stdout).split("\n").filter((line) => line.trim() !== "");
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+function exists(path: string): Promise<boolean> {
+  return Deno.stat(path).then(() => true, () => false);
 }
 
 /** GET `path` on the API server with the static admin token; returns status and parsed JSON. */

@@ -40,6 +40,8 @@ export interface ControlPlane {
   readonly adminToken: string;
   /** etcd's client URL (`http://127.0.0.1:<port>`). */
   readonly etcdUrl: string;
+  /** The kubectl that `kubectl()` runs (version-matched from the cache when available). */
+  readonly kubectlPath: string;
   /** Runs real kubectl against this control plane (admin unless `options.kubeconfig`). */
   kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult>;
   /** Like `kubectl`, but returns stdout and throws with the stderr when the exit code is not 0. */
@@ -196,6 +198,10 @@ class LocalControlPlane implements ControlPlane {
     return `http://127.0.0.1:${this.#etcdPort}`;
   }
 
+  get kubectlPath(): string {
+    return this.#binaries.kubectl;
+  }
+
   async start(): Promise<void> {
     live.add(this);
     installExitHandlers();
@@ -340,7 +346,7 @@ class LocalControlPlane implements ControlPlane {
 
   async kubectl(args: string[], options: KubectlOptions = {}): Promise<KubectlResult> {
     const kubeconfig = options.kubeconfig ?? this.adminKubeconfigPath;
-    const child = new Deno.Command("kubectl", {
+    const child = new Deno.Command(this.kubectlPath, {
       args: [`--kubeconfig=${kubeconfig}`, `--cache-dir=${this.dir}/kubectl-cache`, ...args],
       env: { KUBECONFIG: kubeconfig },
       stdin: options.stdin === undefined ? "null" : "piped",

@@ -5,7 +5,10 @@
  *
  * 1. `KUBE_APISERVER_BIN` and `ETCD_BIN` (both), else
  * 2. `KUBEBUILDER_ASSETS` (a directory holding `kube-apiserver` and `etcd`, as envtest users have), else
- * 3. the build cache outside the repository, keyed by the versions pinned in `go.mod` beside this file.
+ * 3. the build cache outside the repository, keyed by the versions pinned in `go.mod` beside this file
+ *    (it holds a version-matched `kubectl` too).
+ *
+ * kubectl: `KUBECTL_BIN`, else a `kubectl` beside `kube-apiserver`, else `kubectl` on the PATH.
  *
  * Everything here is synchronous because `Deno.test` registration (ignore or not) is synchronous.
  */
@@ -14,6 +17,8 @@
 export interface ControlPlaneBinaries {
   readonly kubeApiserver: string;
   readonly etcd: string;
+  /** kubectl to drive it with (a path, or `kubectl` to search the PATH). */
+  readonly kubectl: string;
   /** Human-readable origin, e.g. `KUBEBUILDER_ASSETS=/x` or `cache /root/.cache/...`. */
   readonly source: string;
 }
@@ -94,7 +99,7 @@ export function findControlPlaneBinaries(): BinariesLookup {
   } catch (error) {
     return misconfigured(String(error));
   }
-  const problem = notExecutable(`${cached}/kube-apiserver`) ?? notExecutable(`${cached}/etcd`);
+  const problem = missingFrom(cached, cachedBinaryNames);
   if (problem) {
     return {
       found: false,
@@ -129,8 +134,23 @@ function requiredVersion(goMod: string, modulePath: string): string {
   return match[1];
 }
 
+/** Names of the binaries a complete cache entry holds. */
+export const cachedBinaryNames: readonly string[] = ["kube-apiserver", "etcd", "kubectl"];
+
+/** Why `dir` lacks one of `names` as an executable, or undefined when all are there. */
+export function missingFrom(dir: string, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const problem = notExecutable(`${dir}/${name}`);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 function found(kubeApiserver: string, etcd: string, source: string): BinariesLookup {
-  return { found: true, binaries: { kubeApiserver, etcd, source } };
+  const explicit = Deno.env.get("KUBECTL_BIN");
+  const sibling = `${kubeApiserver.slice(0, kubeApiserver.lastIndexOf("/") + 1)}kubectl`;
+  const kubectl = explicit || (notExecutable(sibling) === undefined ? sibling : "kubectl");
+  return { found: true, binaries: { kubeApiserver, etcd, kubectl, source } };
 }
 
 function misconfigured(reason: string): BinariesLookup {

@@ -1,5 +1,5 @@
 /**
- * `deno task controlplane`: provides `kube-apiserver` and `etcd` for the integration tests.
+ * `deno task controlplane`: provides `kube-apiserver`, `etcd` (and a matching `kubectl`) for tests.
  *
  * Uses what `findControlPlaneBinaries()` finds (env vars, `KUBEBUILDER_ASSETS`, the version-keyed
  * cache); otherwise builds both with the Go toolchain from the module in this folder (go.mod pins
@@ -10,11 +10,13 @@
  * Exits non-zero with the reason when neither a binary nor a build is possible.
  */
 import {
+  cachedBinaryNames,
   cacheRoot,
   type ControlPlaneVersions,
   controlPlaneVersions,
   findControlPlaneBinaries,
   goModUrl,
+  missingFrom,
   notExecutable,
   versionedCacheDir,
 } from "./binaries.ts";
@@ -77,21 +79,27 @@ async function build(versions: ControlPlaneVersions): Promise<string> {
     progress("downloading Go modules (go mod download)");
     await run(["go", "mod", "download"], moduleDir);
     const minor = versions.kubernetes.split(".")[1] ?? "";
-    const versionFlags = [
-      `-X k8s.io/component-base/version.gitVersion=${versions.kubernetes}`,
-      "-X k8s.io/component-base/version.gitMajor=1",
-      `-X k8s.io/component-base/version.gitMinor=${minor}`,
-      "-X k8s.io/component-base/version.gitTreeState=clean",
-    ];
+    // What the Kubernetes release build stamps in (hack/lib/version.sh); kubectl reads client-go's.
+    const versionFlags = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"].flatMap(
+      (pkg) => [
+        `-X ${pkg}.gitVersion=${versions.kubernetes}`,
+        `-X ${pkg}.gitMajor=1`,
+        `-X ${pkg}.gitMinor=${minor}`,
+        `-X ${pkg}.gitTreeState=clean`,
+      ],
+    );
+    const kubernetesCmd = "k8s.io/kubernetes/cmd";
     await goBuild(
       moduleDir,
-      "k8s.io/kubernetes/cmd/kube-apiserver",
+      `${kubernetesCmd}/kube-apiserver`,
       `${tempDir}/kube-apiserver`,
       versionFlags,
     );
     await goBuild(moduleDir, "go.etcd.io/etcd/server/v3", `${tempDir}/etcd`, []);
-    await verify(`${tempDir}/kube-apiserver`, versions.kubernetes);
-    await verify(`${tempDir}/etcd`, versions.etcd.replace(/^v/, ""));
+    await goBuild(moduleDir, `${kubernetesCmd}/kubectl`, `${tempDir}/kubectl`, versionFlags);
+    await verify([`${tempDir}/kube-apiserver`, "--version"], versions.kubernetes);
+    await verify([`${tempDir}/etcd`, "--version"], versions.etcd.replace(/^v/, ""));
+    await verify([`${tempDir}/kubectl`, "version", "--client"], versions.kubernetes);
     const seconds = Math.round((Date.now() - started) / 1000);
     await Deno.writeTextFile(
       `${tempDir}/BUILD_INFO`,
@@ -165,10 +173,14 @@ function goEnv(): Record<string, string> {
   };
 }
 
-async function verify(binary: string, expectedVersion: string): Promise<void> {
+async function verify(
+  command: readonly [string, ...string[]],
+  expectedVersion: string,
+): Promise<void> {
+  const binary = command[0];
   const problem = notExecutable(binary);
   if (problem) throw new ProvisionError(`Build produced no usable binary: ${problem}`);
-  const output = await run([binary, "--version"], dirname(binary));
+  const output = await run([...command], dirname(binary));
   if (!output.includes(expectedVersion)) {
     throw new ProvisionError(
       `${binary} --version printed ${JSON.stringify(output.trim())}, expected ${expectedVersion}`,
@@ -179,12 +191,17 @@ async function verify(binary: string, expectedVersion: string): Promise<void> {
 async function moveIntoPlace(tempDir: string, finalDir: string): Promise<void> {
   try {
     await Deno.rename(tempDir, finalDir);
+    return;
   } catch (error) {
     // Another provisioning run finished first: keep its result if it is complete.
-    const problem = notExecutable(`${finalDir}/kube-apiserver`) ??
-      notExecutable(`${finalDir}/etcd`);
-    if (problem) throw new ProvisionError(`Cannot move the build into ${finalDir}: ${error}`);
+    if (missingFrom(finalDir, cachedBinaryNames) === undefined) return;
+    if (!(error instanceof Deno.errors.AlreadyExists) && !String(error).includes("not empty")) {
+      throw error;
+    }
   }
+  // An older, incomplete entry (e.g. from before kubectl was cached): replace it.
+  await Deno.remove(finalDir, { recursive: true });
+  await Deno.rename(tempDir, finalDir);
 }
 
 async function run(command: string[], cwd: string): Promise<string> {
