@@ -185,12 +185,35 @@ integrationTest(
           "placeholder",
         ],
       );
-      // The UDP object is untouched.
+      // The UDP object is untouched; moving its listen port rebinds and moves its Service port.
       {
         using client = udpClient("127.0.0.2");
         const reply = await client.request(encoder.encode("still"), udpPort);
         assert.equal(decoder.decode(reply), "still");
       }
+      const movedPort = freePort();
+      await cp.kubectlOk([
+        "patch",
+        "undyingproxy",
+        "wireguard",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { udp: { listenPort: movedPort } } }),
+      ]);
+      await waitUntil("UDP Service port moved", async () => {
+        const ports = await servicePorts(cp, ns, "undying-proxy-udp");
+        return ports.some((p) => p.name === "udp-wireguard" && p.port === movedPort) &&
+            ports.length === 2
+          ? true
+          : undefined;
+      });
+      await waitUntil("UDP forwarding on the new port", async () => {
+        using client = udpClient("127.0.0.2");
+        const reply = await client.request(encoder.encode("moved"), movedPort, 1000);
+        return decoder.decode(reply) === "moved" ? true : undefined;
+      });
       const events = await cp.kubectlOk([
         "get",
         "events",

@@ -7,6 +7,7 @@ import { integrationTest } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import {
   freePort,
+  getProxy,
   operatorKubeconfig,
   readyCondition,
   sampleYaml,
@@ -93,5 +94,7 @@ integrationTest(
       throw new Error(`${error}\n${output()}`, { cause: error });
     }
     assert.equal(await b.stop(), 0);
+    const withdrawn = await getProxy(cp, ns, "shared");
+    assert.deepEqual(withdrawn?.status?.replicas ?? [], [], "a clean shutdown withdraws the entry");
   },
 );
