@@ -59,7 +59,7 @@ async function run(options: Options): Promise<number> {
     source = await openSource(options, { supervisor, metrics });
     await startServers(options, { metrics, readiness, servers });
   } catch (error) {
-    log.fatal("Cannot start: {message}", { message: messageOf(error), error });
+    log.fatal("Cannot start: {reason}", { reason: messageOf(error), error });
     return 1;
   }
 
@@ -87,7 +87,7 @@ async function run(options: Options): Promise<number> {
       graceMs: options.drainGracePeriodMs,
     });
   } else {
-    log.fatal("Stopping: {message}", { message: messageOf(reason), error: reason });
+    log.fatal("Stopping: {reason}", { reason: messageOf(reason), error: reason });
     exitCode = 1;
   }
   readiness.markShuttingDown();

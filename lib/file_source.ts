@@ -193,10 +193,10 @@ export class FileSource implements DesiredStateSource {
     } catch (error) {
       this.#onLoad("failure");
       log.error(
-        "Rejected the changed config file, the last good configuration keeps running: {message}",
+        "Rejected the change, the last good configuration keeps running: {reason}",
         {
           path: this.#path,
-          message: error instanceof Error ? error.message : String(error),
+          reason: error instanceof Error ? error.message : String(error),
           problems: error instanceof ConfigError ? error.problems : undefined,
         },
       );

@@ -50,9 +50,9 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
         ...options.tls,
         onListen: () => {},
         onError: (error) => {
-          log.error("{server} server failed to answer a request: {message}", {
+          log.error("{server} server failed to answer a request: {reason}", {
             server: name,
-            message: error instanceof Error ? error.message : String(error),
+            reason: error instanceof Error ? error.message : String(error),
           });
           return new Response("internal error\n", { status: 500 });
         },

@@ -56,18 +56,19 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
 
 /**
  * One JSON object per line: `@timestamp`, `level`, `message` (strings embedded bare, unlike
- * logtape's formatter which quotes them), `logger`, then the record's properties at the top level.
+ * logtape's formatter which quotes them), `logger`, and the record's properties at the top level.
  */
 export function formatJsonLine(record: LogRecord): string {
   const message = record.message
     .map((part, index) => index % 2 === 0 || typeof part === "string" ? String(part) : render(part))
     .join("");
+  // Properties first: a property named like a fixed key never replaces it.
   return JSON.stringify({
+    ...record.properties,
     "@timestamp": new Date(record.timestamp).toISOString(),
     level: record.level.toUpperCase(),
     message,
     logger: record.category.join("."),
-    ...record.properties,
   }, jsonValue) + "\n";
 }
 

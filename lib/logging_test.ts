@@ -24,6 +24,7 @@ Deno.test("setupLogging() writes JSON lines with bare strings and top-level prop
       protocol: "tcp",
       port: 80,
       forwarder: "a/b",
+      message: "a property named like a fixed key",
     });
   });
   assert.equal(lines.length, 1);

@@ -6,21 +6,13 @@ import {
   newUdpCounters,
 } from "./forward/state.ts";
 import { forwarderLabels, ProgramMetrics } from "./metrics.ts";
+import { parseExposition } from "../tests/_support/program.ts";
 
-/** Series of the exposition text as `name{labels}` → value, plus `# TYPE` lines by name. */
 async function scrape(metrics: ProgramMetrics) {
   const response = await metrics.handle(new Request("http://x/metrics"));
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);
-  const series = new Map<string, number>();
-  const types = new Map<string, string>();
-  for (const line of (await response.text()).split("\n")) {
-    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (type) types.set(type[1] ?? "", type[2] ?? "");
-    const sample = /^([^#\s]\S*) (\S+)$/.exec(line);
-    if (sample) series.set(sample[1] ?? "", Number(sample[2]));
-  }
-  return { series, types };
+  return parseExposition(await response.text());
 }
 
 function fixture() {

@@ -1,0 +1,198 @@
+/**
+ * Runs the real program (`main.ts`) as a subprocess with exactly the permission flags of the
+ * `compile` task in deno.json, reads its JSON log lines, and scrapes its `/metrics`.
+ * @module
+ */
+import { repoRoot } from "./kustomize.ts";
+import { waitFor } from "./net_wait.ts";
+
+/** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
+export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${repoRoot}deno.json`)) as {
+    tasks: Record<string, string>;
+  };
+  const command = config.tasks[task];
+  if (command === undefined) throw new Error(`deno.json has no ${task} task`);
+  const flags = command.split(/\s+/).filter((part) => /^--(allow|deny)-/.test(part));
+  if (flags.length === 0) throw new Error(`No permission flags in the ${task} task: ${command}`);
+  return flags;
+}
+
+/** A port that was free on 127.0.0.1 for both TCP and UDP a moment ago. */
+export function freePort(): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    try {
+      Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // Taken for UDP: try another.
+    }
+  }
+  throw new Error("No port free for both TCP and UDP");
+}
+
+function programCommand(args: readonly string[], flags: readonly string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, `${repoRoot}main.ts`, ...args],
+    cwd: repoRoot,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs the program to completion (for `--help`, bad flags, bad configs). */
+export async function runProgram(
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await programCommand(args, await taskPermissionFlags()).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** One JSON log line of the program. */
+export type LogLine = Record<string, unknown> & { message: string; level: string };
+
+/** A running program. */
+export interface ProgramProcess extends AsyncDisposable {
+  /** Port of `/metrics` (bound to 127.0.0.1:0 unless `args` say otherwise). */
+  readonly metricsPort: number;
+  /** Port of `/healthz` and `/readyz`. */
+  readonly probesPort: number;
+  /** Log lines so far. */
+  logs(): LogLine[];
+  /** Everything written so far, for failure messages. */
+  output(): string;
+  /** Waits (bounded) for a log line matching `match`, and returns it. */
+  waitForLog(what: string, match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Sends a signal (ignored when the process is gone). */
+  signal(name: Deno.Signal): void;
+  /** The exit code, once the process has exited. */
+  readonly exited: Promise<number>;
+  /** GET on the probe port: status and body. */
+  probe(path: "/readyz" | "/healthz"): Promise<{ status: number; body: string }>;
+  /** Scrapes `/metrics`. */
+  scrape(): Promise<Exposition>;
+}
+
+/**
+ * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
+ * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
+ * listen. Disposing kills the process if it still runs.
+ */
+export async function startProgram(args: readonly string[]): Promise<ProgramProcess> {
+  const defaults = [
+    "--listen-address=127.0.0.1",
+    "--metrics-bind-address=127.0.0.1:0",
+    "--health-probe-bind-address=127.0.0.1:0",
+  ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
+  const child = programCommand([...defaults, ...args], await taskPermissionFlags()).spawn();
+  let text = "";
+  const lines: LogLine[] = [];
+  const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (!parse) continue;
+      const parts = (partial + chunk).split("\n");
+      partial = parts.pop() ?? "";
+      for (const part of parts) {
+        try {
+          lines.push(JSON.parse(part) as LogLine);
+        } catch {
+          // Not a log line (e.g. a Deno warning): kept in output() only.
+        }
+      }
+    }
+  };
+  const collecting = Promise.all([collect(child.stdout, false), collect(child.stderr, true)]);
+  const exited = child.status.then(async (status) => {
+    await collecting;
+    return status.code;
+  });
+  let gone = false;
+  exited.then(() => gone = true, () => gone = true);
+  const signal = (name: Deno.Signal) => {
+    try {
+      child.kill(name);
+    } catch {
+      // Already gone.
+    }
+  };
+  const waitForLog = async (
+    what: string,
+    match: (line: LogLine) => boolean,
+    timeoutMs = 30_000,
+  ) => {
+    try {
+      await waitFor(() => {
+        if (lines.some(match)) return true;
+        if (gone) throw new Error(`The program exited before ${what}`);
+        return false;
+      }, { timeoutMs, message: what });
+    } catch (error) {
+      throw new Error(`${error}\n--- program output ---\n${text.slice(-6000)}`);
+    }
+    return lines.find(match) as LogLine;
+  };
+  const portOf = async (server: string) => {
+    const line = await waitForLog(`the ${server} server`, (l) => l["server"] === server);
+    return line["port"] as number;
+  };
+  let metricsPort = 0;
+  let probesPort = 0;
+  try {
+    [metricsPort, probesPort] = await Promise.all([portOf("metrics"), portOf("probes")]);
+  } catch (error) {
+    signal("SIGKILL");
+    await exited;
+    throw error;
+  }
+  const get = async (port: number, path: string) => {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: response.status, body: await response.text() };
+  };
+  return {
+    metricsPort,
+    probesPort,
+    logs: () => [...lines],
+    output: () => text,
+    waitForLog,
+    signal,
+    exited,
+    probe: (path) => get(probesPort, path),
+    scrape: async () => parseExposition((await get(metricsPort, "/metrics")).body),
+    [Symbol.asyncDispose]: async () => {
+      signal("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Parsed Prometheus text: samples by `name{labels}` (labels as printed) and types by name. */
+export interface Exposition {
+  readonly series: ReadonlyMap<string, number>;
+  readonly types: ReadonlyMap<string, string>;
+}
+
+/** Parses the Prometheus text exposition format (as prom-client prints it). */
+export function parseExposition(text: string): Exposition {
+  const series = new Map<string, number>();
+  const types = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type) types.set(type[1] ?? "", type[2] ?? "");
+    const sample = /^([^#\s]\S*) (\S+)$/.exec(line);
+    if (sample) series.set(sample[1] ?? "", Number(sample[2]));
+  }
+  return { series, types };
+}

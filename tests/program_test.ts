@@ -1,0 +1,373 @@
+/**
+ * Black-box tests of the program: `main.ts` runs as a subprocess with the compile task's
+ * permissions, configured by a YAML file, with echo servers on loopback as targets.
+ */
+import assert from "node:assert/strict";
+import { dump } from "js-yaml";
+import { FLAGS } from "../lib/cli.ts";
+import { waitFor } from "./_support/net_wait.ts";
+import {
+  patternBytes,
+  readAll,
+  readExactly,
+  startTcpEcho,
+  startTcpServer,
+  writeAll,
+} from "./_support/net_tcp.ts";
+import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
+import {
+  freePort,
+  type ProgramProcess,
+  runProgram,
+  startProgram,
+  taskPermissionFlags,
+} from "./_support/program.ts";
+
+interface Forward {
+  readonly name: string;
+  readonly tcp?: { listenPort: number; targetPort: number };
+  readonly udp?: { listenPort: number; targetPort: number };
+}
+
+/** UnDyingProxy documents as a user writes them (no namespace: `default`). */
+function configYaml(forwards: readonly Forward[]): string {
+  return forwards.map((forward) =>
+    dump({
+      apiVersion: "proxy.sfact.io/v1alpha1",
+      kind: "UnDyingProxy",
+      metadata: { name: forward.name },
+      spec: {
+        ...(forward.tcp && { tcp: { ...forward.tcp, targetHost: "127.0.0.1" } }),
+        ...(forward.udp && { udp: { ...forward.udp, targetHost: "127.0.0.1" } }),
+      },
+    })
+  ).join("---\n");
+}
+
+/** A temporary config file; removed on dispose. */
+async function tempConfig(forwards: readonly Forward[]) {
+  const dir = await Deno.makeTempDir({ prefix: "program_test_" });
+  const path = `${dir}/proxies.yaml`;
+  await Deno.writeTextFile(path, configYaml(forwards));
+  return {
+    path,
+    write: (text: string) => Deno.writeTextFile(path, text),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+async function waitReady(program: ProgramProcess): Promise<void> {
+  try {
+    await waitFor(async () => (await program.probe("/readyz")).status === 200, {
+      timeoutMs: 30_000,
+      message: "/readyz to answer 200",
+    });
+  } catch (error) {
+    throw new Error(`${error}\n--- program output ---\n${program.output().slice(-6000)}`);
+  }
+}
+
+/** Sends `size` bytes through `port` to an echo server and checks that they come back intact. */
+async function echoThrough(port: number, size: number, seed = 1): Promise<void> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const data = patternBytes(size, seed);
+  await writeAll(conn, data);
+  assert.deepEqual(await readExactly(conn, size), data);
+}
+
+Deno.test("--help lists every flag with its default, --version the version", async () => {
+  const help = await runProgram(["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  for (const name of Object.keys(FLAGS)) {
+    assert.match(help.stdout, new RegExp(`--${name}\\b[^\\n]*\\n[^\\n]*\\(default: `), `--${name}`);
+  }
+  const version = await runProgram(["--version"]);
+  const { version: expected } = JSON.parse(await Deno.readTextFile("deno.json"));
+  assert.equal(version.stdout, `undying-proxy ${expected}\n`);
+});
+
+Deno.test("a bad command line exits 2 with one line naming the flag, value and reason", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--config=x.yaml", "--no-such-flag"], /unknown flag --no-such-flag/],
+    [["--config=x.yaml", "--dial-timeout=soon"], /"soon" for --dial-timeout: not a duration/],
+    [["--config=x.yaml", "--udp-max-sessions=0"], /"0" for --udp-max-sessions: must be between/],
+    [["--config=x.yaml", "--zap-devel=yes"], /"yes" for --zap-devel: expected true or false/],
+    [["--config=x.yaml", "stray"], /unexpected argument "stray"/],
+    [[], /--operator-namespace must be set/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runProgram(args)));
+  results.forEach((result, index) => {
+    const [args, message] = cases[index] ?? [[], /./];
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+    assert.match(result.stderr, /^undying-proxy: [^\n]+\n$/, "exactly one line");
+  });
+});
+
+Deno.test("an invalid config file at start exits 1 naming document, field and value", async () => {
+  await using config = await tempConfig([
+    { name: "fine", tcp: { listenPort: freePort(), targetPort: 1 } },
+    { name: "bad", tcp: { listenPort: 70000, targetPort: 1 } },
+  ]);
+  const result = await runProgram([`--config=${config.path}`]);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    /document 2 \(default\/bad\): spec\.tcp\.listenPort = 70000: must be/,
+  );
+});
+
+Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic", async () => {
+  await using tcpEcho = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  const [tcpPort, udpPort] = [freePort(), freePort()];
+  await using config = await tempConfig([
+    { name: "web", tcp: { listenPort: tcpPort, targetPort: tcpEcho.port } },
+    { name: "dns", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+
+  await echoThrough(tcpPort, 1000);
+  using client = udpClient();
+  const datagram = patternBytes(300, 7);
+  assert.deepEqual(await client.request(datagram, udpPort), datagram);
+
+  const expected: Record<string, number> = {
+    "undying_proxy_tcp_forwarders": 1,
+    "undying_proxy_udp_forwarders": 1,
+    'undying_proxy_tcp_from_clients_to_target_bytes_total{forwarder="web",namespace="default"}':
+      1000,
+    'undying_proxy_tcp_from_target_to_clients_bytes_total{forwarder="web",namespace="default"}':
+      1000,
+    'undying_proxy_tcp_connections_total{forwarder="web",namespace="default"}': 1,
+    'undying_proxy_tcp_forwarding_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
+      0,
+    'undying_proxy_udp_clients_connected{forwarder="dns",namespace="default"}': 1,
+    'undying_proxy_udp_from_clients_to_target_bytes_total{forwarder="dns",namespace="default"}':
+      300,
+    'undying_proxy_udp_from_target_to_clients_bytes_total{forwarder="dns",namespace="default"}':
+      300,
+    'undying_proxy_udp_from_clients_to_target_datagrams_total{forwarder="dns",namespace="default"}':
+      1,
+    'undying_proxy_udp_sessions_total{forwarder="dns",namespace="default"}': 1,
+    'undying_proxy_udp_dropped_datagrams_total{forwarder="dns",namespace="default"}': 0,
+    'undying_proxy_udp_truncated_datagrams_total{forwarder="dns",namespace="default"}': 0,
+    'undying_proxy_udp_forwarding_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
+      0,
+    'undying_proxy_forwarder_state{forwarder="web",namespace="default",protocol="tcp",state="listening"}':
+      1,
+    'undying_proxy_config_reloads_total{result="success"}': 1,
+    'undying_proxy_config_reloads_total{result="failure"}': 0,
+    "undying_proxy_config_last_reload_successful": 1,
+    "undying_proxy_shutting_down": 0,
+  };
+  let last = new Map<string, number>();
+  try {
+    // The TCP connection is closed by now, but its byte counters may be read a moment later.
+    await waitFor(async () => {
+      last = new Map((await program.scrape()).series);
+      return Object.entries(expected).every(([key, value]) => last.get(key) === value);
+    }, { timeoutMs: 10_000, message: "the expected metric values" });
+  } catch (error) {
+    const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
+    throw new Error(
+      `${error}: ${wrong.map(([key, value]) => `${key}=${last.get(key)} (want ${value})`)}`,
+    );
+  }
+  const { types } = await program.scrape();
+  for (const [name, type] of Object.entries(METRIC_TYPES)) {
+    assert.equal(types.get(name), type, name);
+  }
+  const closed = await program.waitForLog(
+    "the listener log",
+    (line) => /Listening on tcp port/.test(line.message) && line["forwarder"] === "default/web",
+  );
+  assert.equal(closed.level, "INFO");
+});
+
+/** Every metric the README documents, with its type. */
+const METRIC_TYPES: Record<string, string> = {
+  undying_proxy_tcp_forwarders: "gauge",
+  undying_proxy_tcp_from_clients_to_target_bytes_total: "counter",
+  undying_proxy_tcp_from_target_to_clients_bytes_total: "counter",
+  undying_proxy_tcp_forwarding_errors_total: "counter",
+  undying_proxy_tcp_active_connections: "gauge",
+  undying_proxy_tcp_connections_total: "counter",
+  undying_proxy_udp_forwarders: "gauge",
+  undying_proxy_udp_clients_connected: "gauge",
+  undying_proxy_udp_from_clients_to_target_bytes_total: "counter",
+  undying_proxy_udp_from_target_to_clients_bytes_total: "counter",
+  undying_proxy_udp_forwarding_errors_total: "counter",
+  undying_proxy_udp_from_clients_to_target_datagrams_total: "counter",
+  undying_proxy_udp_from_target_to_clients_datagrams_total: "counter",
+  undying_proxy_udp_sessions_total: "counter",
+  undying_proxy_udp_dropped_datagrams_total: "counter",
+  undying_proxy_udp_truncated_datagrams_total: "counter",
+  undying_proxy_forwarder_state: "gauge",
+  undying_proxy_operator_errors_total: "counter",
+  undying_proxy_config_reloads_total: "counter",
+  undying_proxy_config_last_reload_successful: "gauge",
+  undying_proxy_shutting_down: "gauge",
+  undying_proxy_build_info: "gauge",
+};
+
+Deno.test("editing the file opens a new port without touching live connections; a broken file is rejected", async () => {
+  await using echo = startTcpEcho();
+  const [firstPort, secondPort] = [freePort(), freePort()];
+  const first: Forward = { name: "first", tcp: { listenPort: firstPort, targetPort: echo.port } };
+  await using config = await tempConfig([first]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+
+  // An established connection on the first port, used before and after each reload.
+  using live = await Deno.connect({ hostname: "127.0.0.1", port: firstPort });
+  const roundTrip = async (seed: number) => {
+    const data = patternBytes(64, seed);
+    await writeAll(live, data);
+    assert.deepEqual(await readExactly(live, 64), data);
+  };
+  await roundTrip(1);
+
+  await config.write(
+    configYaml([first, { name: "second", tcp: { listenPort: secondPort, targetPort: echo.port } }]),
+  );
+  await program.waitForLog("the reload", (line) => /^Reloaded .*: 2 forwarder/.test(line.message));
+  await waitFor(async () => {
+    try {
+      await echoThrough(secondPort, 100);
+      return true;
+    } catch {
+      return false;
+    }
+  }, { message: `port ${secondPort} forwarding` });
+  await roundTrip(2);
+
+  // Broken: duplicate names and a bad port. Rejected whole; both forwarders keep serving.
+  await config.write(
+    `${configYaml([first, first])}---\n${
+      configYaml([{ name: "x", tcp: { listenPort: 0, targetPort: 1 } }])
+    }`,
+  );
+  const rejected = await program.waitForLog(
+    "the rejection",
+    (line) => /^Rejected/.test(line.message),
+  );
+  assert.equal(rejected.level, "ERROR");
+  assert.match(
+    String(rejected["message"]),
+    /document 2 \(default\/first\): metadata\.name = "default\/first": duplicate of document 1/,
+  );
+  assert.match(rejected.message, /document 3 \(default\/x\): spec\.tcp\.listenPort = 0/);
+  const { series } = await program.scrape();
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="failure"}'), 1);
+  assert.equal(series.get("undying_proxy_config_last_reload_successful"), 0);
+  await roundTrip(3);
+  await echoThrough(secondPort, 100, 4);
+  assert.equal((await program.probe("/readyz")).status, 200);
+});
+
+Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain lets a transfer finish", async () => {
+  // A target that sends a first chunk, then the rest only when the test says so.
+  let release = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const head = patternBytes(1000, 1);
+  const tail = patternBytes(200_000, 2);
+  await using target = startTcpServer(async (conn) => {
+    await writeAll(conn, head);
+    await released;
+    await writeAll(conn, tail);
+  });
+  const port = freePort();
+  await using config = await tempConfig([
+    { name: "slow", tcp: { listenPort: port, targetPort: target.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`, "--drain-grace-period=60s"]);
+
+  // Whenever /readyz says 200, the forwarder accepts connections.
+  await waitReady(program);
+  const readyBody = await program.probe("/readyz");
+  assert.deepEqual(readyBody, { status: 200, body: "ok\n" });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  assert.deepEqual(await readExactly(client, head.length), head);
+
+  program.signal("SIGTERM");
+  await program.waitForLog("the drain to start", (line) => /^Received SIGTERM/.test(line.message));
+  assert.deepEqual(await program.probe("/readyz"), {
+    status: 503,
+    body: "not ready: shutting down\n",
+  });
+  assert.equal((await program.probe("/healthz")).status, 200);
+  // The listener is closed: new connections are refused.
+  await waitFor(async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return false;
+    } catch {
+      return true;
+    }
+  }, { message: `port ${port} to refuse connections` });
+  assert.equal((await program.scrape()).series.get("undying_proxy_shutting_down"), 1);
+
+  release();
+  const rest = await readAll(client);
+  assert.equal(rest.length, tail.length);
+  assert.deepEqual(rest, tail);
+  // The target closed; our side closes too, which ends the last connection and so the drain.
+  client.close();
+  assert.equal(await program.exited, 0, program.output().slice(-3000));
+});
+
+Deno.test("a second signal ends the drain at once with a non-zero exit code", async () => {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  await using target = startTcpServer(async (conn) => {
+    await writeAll(conn, new Uint8Array([1]));
+    await released;
+  });
+  const port = freePort();
+  await using config = await tempConfig([
+    { name: "held", tcp: { listenPort: port, targetPort: target.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`, "--drain-grace-period=10m"]);
+  await waitReady(program);
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  await readExactly(client, 1);
+  program.signal("SIGTERM");
+  await program.waitForLog("the drain to start", (line) => /^Received SIGTERM/.test(line.message));
+  program.signal("SIGTERM");
+  assert.equal(await program.exited, 128 + 15);
+  release();
+});
+
+Deno.test("a port in use fails only its forwarder, visibly, and the program stays ready", async () => {
+  await using echo = startTcpEcho();
+  using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const freeOne = freePort();
+  await using config = await tempConfig([
+    { name: "blocked", tcp: { listenPort: squatter.addr.port, targetPort: echo.port } },
+    { name: "works", tcp: { listenPort: freeOne, targetPort: echo.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  await echoThrough(freeOne, 10);
+  const failed =
+    'undying_proxy_forwarder_state{forwarder="blocked",namespace="default",protocol="tcp",state="failed"}';
+  await waitFor(async () => (await program.scrape()).series.get(failed) === 1, {
+    message: "the failed state in /metrics",
+  });
+  const logged = await program.waitForLog(
+    "the bind failure",
+    (line) =>
+      line["forwarder"] === "default/blocked" && line.level !== "INFO" && line.level !== "DEBUG",
+  );
+  assert.match(logged.message, /in use|bind|listen/i);
+});
+
+Deno.test("the start task runs with the compile task's permissions", async () => {
+  assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
+  const flags = await taskPermissionFlags("compile");
+  for (const forbidden of ["--allow-write", "--allow-run", "--allow-all", "--allow-ffi"]) {
+    assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
+  }
+});
