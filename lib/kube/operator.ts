@@ -32,6 +32,7 @@ import type { ForwarderStatus } from "../forward/state.ts";
 import type { ForwarderSpec, SpecProblem } from "../spec.ts";
 import type { DesiredStateSource } from "../source.ts";
 import { Backoff } from "./backoff.ts";
+import { forEachLimit, Wake } from "./_wake.ts";
 import type { KubeClient } from "./client.ts";
 import {
   desiredFromProxies,
@@ -46,19 +47,7 @@ import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts
 import { defineResource, type Resource, SERVICES } from "./resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
-import {
-  aggregatorOf,
-  canonical,
-  type Condition,
-  entryAgeMs,
-  partitionEntries,
-  type ReplicaEntry,
-  replicaEntry,
-  sameEntry,
-  type StatusSummary,
-  statusSummary,
-  withOwnEntry,
-} from "./status.ts";
+import { othersListening, planStatus } from "./status_plan.ts";
 import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
 import { Reflector, type ReflectorOptions } from "./watch.ts";
 import type { Service } from "kubernetes-types/core/v1.d.ts";
@@ -115,56 +104,12 @@ export interface OperatorOptions {
   events?: EventDeduperOptions;
 }
 
-/** Wakes the loop: at once when triggered, else after a delay. */
-class Wake {
-  #pending = false;
-  #resolve: (() => void) | undefined;
-
-  trigger(): void {
-    this.#pending = true;
-    this.#resolve?.();
-  }
-
-  async wait(ms: number, signal: AbortSignal): Promise<void> {
-    if (!this.#pending && !signal.aborted) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let onAbort: (() => void) | undefined;
-      await new Promise<void>((resolve) => {
-        this.#resolve = resolve;
-        timer = setTimeout(resolve, ms);
-        onAbort = resolve;
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener("abort", onAbort);
-      this.#resolve = undefined;
-    }
-    this.#pending = false;
-  }
-}
-
 /** The outcome of one Service sync, as the rest of the pass needs it. */
 interface ServiceOutcome {
   /** Why an object has no port, by forwarder name. */
   readonly problems: Map<string, string>;
   /** True when every managed Service was synced. */
   readonly allSynced: boolean;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight. */
-async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** The UnDyingProxy operator, as a {@linkcode DesiredStateSource} of the program. */
@@ -257,27 +202,37 @@ export class Operator implements DesiredStateSource {
         fieldSelector: `metadata.name=${s.name}`,
       }),
     ]));
+    // A reflector that dies (it should not: it retries by itself) stops the whole source, so the
+    // program exits and restarts instead of running on a store nobody updates.
+    const failed = new AbortController();
+    let failure: unknown;
+    const running = AbortSignal.any([signal, failed.signal]);
     const consume = async (reflector: Reflector<UnDyingProxy> | Reflector<Service>) => {
-      for await (const event of reflector.run(signal)) {
-        if (event.type === "error") this.#countError("FailedFetch");
-        else wake.trigger();
+      try {
+        for await (const event of reflector.run(running)) {
+          if (event.type === "error") this.#countError("FailedFetch");
+          else wake.trigger();
+        }
+      } catch (error) {
+        failure ??= error;
+        failed.abort();
       }
     };
     const consumers = [...this.#proxyReflectors, ...this.#serviceReflectors.values()].map(consume);
     const unsubscribe = this.#view.onChange(() => wake.trigger());
     let delayMs = this.#resyncMs;
     try {
-      while (!signal.aborted) {
-        await wake.wait(delayMs, signal);
-        if (signal.aborted) break;
+      while (!running.aborted) {
+        await wake.wait(delayMs, running);
+        if (running.aborted) break;
         if (!this.#proxyReflectors.every((r) => r.isSynced())) {
           delayMs = this.#resyncMs;
           continue;
         }
         try {
-          delayMs = await this.#pass(apply, signal);
+          delayMs = await this.#pass(apply, running);
         } catch (error) {
-          if (signal.aborted) break;
+          if (running.aborted) break;
           delayMs = this.#backoff.next();
           logger.error("Reconcile pass failed, retrying in {delayMs} ms: {message}", {
             delayMs,
@@ -288,8 +243,17 @@ export class Operator implements DesiredStateSource {
       }
     } finally {
       unsubscribe();
+      failed.abort();
       await Promise.all(consumers);
       await this.#withdraw();
+    }
+    if (failure !== undefined && !signal.aborted) {
+      throw new Error(
+        `Watching the cluster failed: ${failure instanceof Error ? failure.message : failure}`,
+        {
+          cause: failure,
+        },
+      );
     }
   }
 
@@ -486,60 +450,34 @@ export class Operator implements DesiredStateSource {
     signal: AbortSignal,
   ): Promise<void> {
     const name = forwarderName(object);
-    const generation = object.metadata.generation ?? 0;
-    const stored: ReplicaEntry[] = object.status?.replicas ?? [];
-    const entry = replicaEntry(
-      { name: this.#replica, node: this.#node },
-      generation,
-      specs.get(name),
-      statuses.get(name),
-      now,
-    );
-    const { fresh, stale } = partitionEntries(withOwnEntry(stored, entry), now, this.#staleAfterMs);
-    let summary: StatusSummary | undefined;
-    if (aggregatorOf(fresh) === this.#replica) {
-      summary = statusSummary({
-        generation,
-        spec: specs.get(name) ?? { problems: invalid.get(name) ?? [] },
-        deleting: isDeleting(object),
-        entries: fresh,
-        servicePortProblem: services.problems.get(name),
-        previous: object.status?.conditions?.find((c) => c.type === "Ready") as
-          | Condition
-          | undefined,
-        now,
-      });
-    }
-    const storedOwn = stored.find((e) => e.name === this.#replica);
-    const key = canonical({
-      entry: { ...entry, lastUpdateTime: undefined },
-      summary: summaryKey(summary),
-    });
     const uid = object.metadata.uid ?? name;
-    const last = this.#written.get(uid);
-    const changed = !sameEntry(storedOwn, entry) ||
-      (summary !== undefined && summaryKey(summary) !== summaryKey(storedSummary(object)));
-    const due = storedOwn === undefined || entryAgeMs(storedOwn, now) >= this.#heartbeatMs;
-    // The watch may not show our last write yet: do not repeat it before the heartbeat is due.
-    const recentlyWritten = last !== undefined && last.key === key &&
-      now.getTime() - last.at < this.#heartbeatMs;
-    if ((changed || due) && !recentlyWritten) {
-      await applyReplicaStatus(this.#client, PROXIES, object, entry, summary, signal);
-      this.#written.set(uid, { key, at: now.getTime() });
+    const plan = planStatus({
+      object,
+      replica: { name: this.#replica, node: this.#node },
+      spec: specs.get(name) ?? { problems: invalid.get(name) ?? [] },
+      forwarder: statuses.get(name),
+      servicePortProblem: services.problems.get(name),
+      last: this.#written.get(uid),
+      heartbeatMs: this.#heartbeatMs,
+      staleAfterMs: this.#staleAfterMs,
+      now,
+    });
+    if (plan.write) {
+      await applyReplicaStatus(this.#client, PROXIES, object, plan.entry, plan.summary, signal);
+      this.#written.set(uid, { key: plan.key, at: now.getTime() });
     }
-    if (stale.length > 0) {
-      try {
-        const names = new Set(stale.map((e) => e.name));
-        if (await removeReplicaEntries(this.#client, PROXIES, object, names, signal)) {
-          logger.info("Removed stale status entries {replicas} of {object}", {
-            replicas: [...names].join(", "),
-            object: name,
-          });
-        }
-      } catch (error) {
-        this.#countError("FailedRemoveStaleReplica");
-        this.#warn("Cannot remove stale status entries of {object}: {message}", name, error);
+    if (plan.stale.length === 0) return;
+    try {
+      const names = new Set(plan.stale);
+      if (await removeReplicaEntries(this.#client, PROXIES, object, names, signal)) {
+        logger.info("Removed stale status entries {replicas} of {object}", {
+          replicas: plan.stale.join(", "),
+          object: name,
+        });
       }
+    } catch (error) {
+      this.#countError("FailedRemoveStaleReplica");
+      this.#warn("Cannot remove stale status entries of {object}: {message}", name, error);
     }
   }
 
@@ -559,11 +497,7 @@ export class Operator implements DesiredStateSource {
     }
     const deletedAt = Date.parse(object.metadata.deletionTimestamp ?? "");
     if (now.getTime() - deletedAt > this.#staleAfterMs) return true;
-    const { fresh } = partitionEntries(object.status?.replicas ?? [], now, this.#staleAfterMs);
-    const stillListening = fresh.filter((e) =>
-      e.name !== this.#replica && (e.tcp?.state === "Listening" || e.udp?.state === "Listening")
-    );
-    return stillListening.length === 0;
+    return othersListening(object, this.#replica, now, this.#staleAfterMs).length === 0;
   }
 
   /** At shutdown: takes this replica's entries out of every status, bounded in time. */
@@ -590,29 +524,4 @@ export class Operator implements DesiredStateSource {
       message: error instanceof Error ? error.message : String(error),
     });
   }
-}
-
-/** The summary fields without `lastTransitionTime`, for comparison. */
-function summaryKey(summary: Partial<StatusSummary> | undefined): string {
-  if (summary === undefined) return "";
-  const { conditions, ...rest } = summary;
-  return canonical({
-    ...rest,
-    conditions: (conditions ?? []).map(({ lastTransitionTime: _, ...c }) => c),
-  });
-}
-
-/** The summary fields as stored on the object. */
-function storedSummary(object: UnDyingProxy): Partial<StatusSummary> {
-  const status = object.status ?? {};
-  const ready = status.conditions?.find((c) => c.type === "Ready") as Condition | undefined;
-  return {
-    ...(status.ready !== undefined ? { ready: status.ready } : {}),
-    ...(status.observedGeneration !== undefined
-      ? { observedGeneration: status.observedGeneration }
-      : {}),
-    ...(status.listening !== undefined ? { listening: status.listening } : {}),
-    ...(status.target !== undefined ? { target: status.target } : {}),
-    conditions: ready ? [ready] : [],
-  };
 }

@@ -1,0 +1,50 @@
+/**
+ * Small concurrency helpers of the operator loop (private to `lib/kube/`).
+ * @module
+ */
+
+/** Wakes the loop: at once when triggered, else after a delay. */
+export class Wake {
+  #pending = false;
+  #resolve: (() => void) | undefined;
+
+  /** Wakes the current or the next `wait()` at once. */
+  trigger(): void {
+    this.#pending = true;
+    this.#resolve?.();
+  }
+
+  /** Waits until triggered (since the last wait), `ms` passed, or `signal` aborted. */
+  async wait(ms: number, signal: AbortSignal): Promise<void> {
+    if (!this.#pending && !signal.aborted) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let onAbort: (() => void) | undefined;
+      await new Promise<void>((resolve) => {
+        this.#resolve = resolve;
+        timer = setTimeout(resolve, ms);
+        onAbort = resolve;
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+      this.#resolve = undefined;
+    }
+    this.#pending = false;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
