@@ -60,10 +60,11 @@ integrationTest(
         }
         await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], { stdin: yaml });
       };
-      await apply("older", contested);
-      // Creation timestamps have one-second resolution: make "younger" clearly younger.
+      await apply("zz-older", contested);
+      // Timestamps have one-second resolution: make "aa-younger" clearly younger. Its name sorts
+      // first, so only its age can make "zz-older" win the port.
       await new Promise((resolve) => setTimeout(resolve, 1100));
-      await apply("younger", contested);
+      await apply("aa-younger", contested);
       await apply("blocked", busy);
       await apply("elsewhere", freePort(), "    proxy.sfact.io/instance: other\n");
 
@@ -78,18 +79,18 @@ integrationTest(
         await waitForProxy(
           cp,
           ns,
-          "older",
+          "zz-older",
           "older listening",
           (o) => readyCondition(o)?.status === "True",
         );
         const younger = await waitForProxy(
           cp,
           ns,
-          "younger",
+          "aa-younger",
           "younger in conflict",
           (o) => readyCondition(o)?.reason === "PortConflict",
         );
-        assert.match(readyCondition(younger)?.message ?? "", /held by .*\/older/);
+        assert.match(readyCondition(younger)?.message ?? "", /held by .*\/zz-older/);
         const blocked = await waitForProxy(
           cp,
           ns,
@@ -101,16 +102,16 @@ integrationTest(
         assert.equal(blocked.status?.replicas?.[0]?.tcp?.state, "Failed");
 
         const wide = await cp.kubectlOk(["get", "undyingproxies", "-n", ns, "-o", "wide"]);
-        assert.match(wide, /younger\s+False\s.*PortConflict/);
+        assert.match(wide, /aa-younger\s+False\s.*PortConflict/);
         assert.match(wide, /blocked\s+False\s.*BindFailed/);
-        assert.match(wide, /older\s+True\s.*Listening/);
+        assert.match(wide, /zz-older\s+True\s.*Listening/);
         const describe = await cp.kubectlOk(["describe", "undyingproxy", "blocked", "-n", ns]);
         assert.match(describe, /Reason:\s+BindFailed/);
         assert.match(describe, /Warning\s+BindFailed/);
         const describeYounger = await cp.kubectlOk([
           "describe",
           "undyingproxy",
-          "younger",
+          "aa-younger",
           "-n",
           ns,
         ]);
@@ -132,11 +133,11 @@ integrationTest(
           (o) => readyCondition(o)?.status === "True",
         );
         // The older object goes: the younger one takes the port over.
-        await cp.kubectlOk(["delete", "undyingproxy", "older", "-n", ns, "--wait=false"]);
+        await cp.kubectlOk(["delete", "undyingproxy", "zz-older", "-n", ns, "--wait=false"]);
         await waitForProxy(
           cp,
           ns,
-          "younger",
+          "aa-younger",
           "younger took the port",
           (o) => readyCondition(o)?.status === "True",
         );
