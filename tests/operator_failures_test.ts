@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
-  freePort,
   getProxy,
   operatorKubeconfig,
   readyCondition,
@@ -16,6 +15,7 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
+import { freePort } from "./_support/program.ts";
 
 integrationTest(
   "operator: the API server refuses invalid objects with a clear message",

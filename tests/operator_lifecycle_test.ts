@@ -8,7 +8,6 @@ import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
 import {
   createManagedService,
-  freePort,
   getProxy,
   operatorKubeconfig,
   readyCondition,
@@ -18,6 +17,7 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
+import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";

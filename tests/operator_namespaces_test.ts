@@ -10,7 +10,6 @@ import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import { startUdpEcho } from "./_support/net_udp.ts";
 import {
   createManagedService,
-  freePort,
   getProxy,
   readyCondition,
   sampleYaml,
@@ -19,6 +18,7 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
+import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 integrationTest(

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import {
-  freePort,
   getProxy,
   operatorKubeconfig,
   readyCondition,
@@ -15,6 +14,7 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
+import { freePort } from "./_support/program.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { controlPlaneTest, startControlPlane } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import {
-  freePort,
   getProxy,
   operatorKubeconfig,
   readyCondition,
@@ -16,6 +15,7 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
+import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 const encoder = new TextEncoder();

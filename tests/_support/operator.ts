@@ -10,19 +10,8 @@ import type { Service } from "kubernetes-types/core/v1.d.ts";
 import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
 import type { ControlPlane } from "./control_plane.ts";
 import { renderKustomization, repoRoot } from "./kustomize.ts";
+import { freePort, taskPermissionFlags } from "./program.ts";
 import { waitUntil } from "./_wait_until.ts";
-
-/** The `--allow-*` flags of the `compile` task in deno.json (the program's only permissions). */
-export async function compilePermissionFlags(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${repoRoot}deno.json`)) as {
-    tasks: Record<string, string>;
-  };
-  const task = config.tasks["compile"];
-  if (task === undefined) throw new Error("deno.json has no compile task");
-  const flags = task.split(/\s+/).filter((part) => /^--(allow|deny|unstable)-/.test(part));
-  if (flags.length === 0) throw new Error(`No permission flags in the compile task: ${task}`);
-  return flags;
-}
 
 /**
  * Applies the shipped RBAC (`k8s/rbac/`) into `namespace` and returns a kubeconfig of its
@@ -53,22 +42,6 @@ export async function createManagedService(
     },
   };
   await cp.kubectlOk(["apply", "-f", "-"], { stdin: JSON.stringify(service) });
-}
-
-/** A port that was free on 127.0.0.1 for both TCP and UDP a moment ago. */
-export function freePort(): number {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = listener.addr.port;
-    listener.close();
-    try {
-      Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch {
-      // UDP port taken: try another.
-    }
-  }
-  throw new Error("No port free for both TCP and UDP");
 }
 
 /** A sample from `k8s/samples/` with its name, ports and target replaced (YAML for kubectl). */
@@ -180,7 +153,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
   const command = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...await compilePermissionFlags(),
+      ...await taskPermissionFlags(),
       `${repoRoot}main.ts`,
       `--operator-namespace=${options.namespace}`,
       `--kubeconfig=${options.kubeconfig}`,
