@@ -62,14 +62,17 @@ export function formatJsonLine(record: LogRecord): string {
   const message = record.message
     .map((part, index) => index % 2 === 0 || typeof part === "string" ? String(part) : render(part))
     .join("");
-  // Properties first: a property named like a fixed key never replaces it.
-  return JSON.stringify({
-    ...record.properties,
+  const line: Record<string, unknown> = {
     "@timestamp": new Date(record.timestamp).toISOString(),
     level: record.level.toUpperCase(),
     message,
     logger: record.category.join("."),
-  }, jsonValue) + "\n";
+  };
+  // A property named like a fixed key never replaces it.
+  for (const [key, value] of Object.entries(record.properties)) {
+    if (!(key in line)) line[key] = value;
+  }
+  return JSON.stringify(line, jsonValue) + "\n";
 }
 
 function render(value: unknown): string {

@@ -1,0 +1,28 @@
+# undying-proxy image: a `deno compile`d binary on distroless, non-root, without a shell.
+#
+#   docker build -t undying-proxy .
+#   docker run --rm --network host -v "$PWD/k8s/samples:/config:ro" undying-proxy --config /config/local.yaml
+#
+# The binary's permissions are those of the `compile` task in deno.json (the single source of truth,
+# shared with the tests that run the program): net, read, a few env vars, the host name; no write,
+# no run.
+
+# Builder: the official Deno image, pinned to the version CI uses.
+FROM denoland/deno:2.9.6 AS build
+ENV DENO_NO_UPDATE_CHECK=1
+WORKDIR /src
+COPY deno.json deno.lock ./
+COPY main.ts ./
+COPY lib ./lib
+COPY k8s ./k8s
+# Fetch the npm packages pinned by deno.lock, then build exactly what the compile task builds.
+RUN deno install --frozen --entrypoint main.ts
+RUN deno task compile && ./dist/undying-proxy --version
+
+# Runtime: glibc + libgcc (what the Deno runtime links against), user 65532, no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/dist/undying-proxy /undying-proxy
+USER 65532:65532
+# Metrics and health probes (defaults of --metrics-bind-address and --health-probe-bind-address).
+EXPOSE 8080 8081
+ENTRYPOINT ["/undying-proxy"]
