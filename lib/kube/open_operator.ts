@@ -27,13 +27,13 @@ export interface OperatorFlags {
 export interface OperatorParts {
   readonly view: SupervisorView;
   readonly countError: CountOperatorError;
-  /** Environment lookup (`POD_NAME`, `KUBECONFIG`). @default Deno.env.get */
+  /** Environment lookup (`POD_NAME`, `NODE_NAME`, `KUBECONFIG`). @default Deno.env.get */
   readonly env?: (name: string) => string | undefined;
 }
 
 /**
  * Opens the operator source. The replica name is `--replica-name`, else `$POD_NAME`, else the host
- * name.
+ * name; the node is `$NODE_NAME` when the program may read it.
  * @throws {RangeError} without `--operator-namespace`; `KubeconfigError` for an unusable config.
  */
 export async function openOperator(
@@ -47,12 +47,14 @@ export async function openOperator(
   });
   const client = new KubeClient(config);
   try {
+    const node = optionalEnv(env, "NODE_NAME");
     const operator = new Operator({
       client,
       operatorNamespace: flags.operatorNamespace ?? "",
       watchNamespaces: flags.watchNamespaces,
       instanceName: flags.instanceName ?? "",
       replica: flags.replicaName || env("POD_NAME") || Deno.hostname(),
+      ...(node ? { node } : {}),
       tcpService: flags.tcpServiceToManage,
       udpService: flags.udpServiceToManage,
       view: parts.view,
@@ -71,6 +73,18 @@ export async function openOperator(
     };
   } catch (error) {
     client.close();
+    throw error;
+  }
+}
+
+/** Reads an environment variable the program may not be allowed to read (then: undefined). */
+function optionalEnv(env: (name: string) => string | undefined, name: string): string | undefined {
+  try {
+    return env(name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      return undefined;
+    }
     throw error;
   }
 }
