@@ -497,8 +497,20 @@ function base64(text: string): string {
   return btoa(text);
 }
 
-/** A loopback TCP port that was free a moment ago. */
+/**
+ * A loopback TCP port that was free a moment ago, below Linux's ephemeral range (32768+), so that
+ * an outgoing connection cannot take it as its source port while kube-apiserver restarts.
+ */
 function freePort(): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      using _listener = Deno.listen({ hostname: "127.0.0.1", port });
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   return listener.addr.port;
 }
