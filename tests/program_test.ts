@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { dump } from "js-yaml";
 import { FLAGS } from "../lib/cli.ts";
+import { createPki } from "./_support/_pki.ts";
 import { waitFor } from "./_support/net_wait.ts";
 import {
   patternBytes,
@@ -351,5 +352,26 @@ Deno.test("the start task runs with the compile task's permissions", async () =>
   const flags = await taskPermissionFlags("compile");
   for (const forbidden of ["--allow-write", "--allow-run", "--allow-all", "--allow-ffi"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
+  }
+});
+
+Deno.test("--metrics-secure serves /metrics over HTTPS with the certificate of --metrics-cert-path", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "program_tls_" });
+  try {
+    const pki = await createPki(dir);
+    await using config = await tempConfig([]);
+    await using program = await startProgram([
+      `--config=${config.path}`,
+      "--metrics-secure",
+      `--metrics-cert-path=${dir}`,
+      "--metrics-cert-name=apiserver.crt",
+      "--metrics-cert-key=apiserver.key",
+    ]);
+    using client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(pki.caCert)] });
+    const response = await fetch(`https://127.0.0.1:${program.metricsPort}/metrics`, { client });
+    assert.equal(response.status, 200);
+    assert.match(await response.text(), /^undying_proxy_build_info\{version="[^"]+"\} 1$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
