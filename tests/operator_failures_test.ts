@@ -16,6 +16,7 @@ import {
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
+import { waitUntil } from "./_support/_wait_until.ts";
 
 integrationTest(
   "operator: the API server refuses invalid objects with a clear message",
@@ -105,17 +106,19 @@ integrationTest(
         assert.match(wide, /aa-younger\s+False\s.*PortConflict/);
         assert.match(wide, /blocked\s+False\s.*BindFailed/);
         assert.match(wide, /zz-older\s+True\s.*Listening/);
-        const describe = await cp.kubectlOk(["describe", "undyingproxy", "blocked", "-n", ns]);
-        assert.match(describe, /Reason:\s+BindFailed/);
-        assert.match(describe, /Warning\s+BindFailed/);
-        const describeYounger = await cp.kubectlOk([
-          "describe",
-          "undyingproxy",
-          "aa-younger",
-          "-n",
-          ns,
-        ]);
-        assert.match(describeYounger, /Warning\s+PortConflict/);
+        // kubectl describe: the condition at once, the Events once written (bounded wait).
+        const describe = (name: string) =>
+          cp.kubectlOk(["describe", "undyingproxy", name, "-n", ns]);
+        assert.match(await describe("blocked"), /Reason:\s+BindFailed/);
+        await waitUntil(
+          "BindFailed and PortConflict Events in describe",
+          async () =>
+            /Warning\s+BindFailed/.test(await describe("blocked")) &&
+              /Warning\s+PortConflict/.test(await describe("aa-younger"))
+              ? true
+              : undefined,
+          { timeoutMs: 30_000 },
+        );
 
         // Another instance's object: no finalizer, no status from this operator.
         const elsewhere = await getProxy(cp, ns, "elsewhere");

@@ -214,18 +214,20 @@ integrationTest(
         const reply = await client.request(encoder.encode("moved"), movedPort, 1000);
         return decoder.decode(reply) === "moved" ? true : undefined;
       });
-      const events = await cp.kubectlOk([
-        "get",
-        "events",
-        "-n",
-        ns,
-        "--field-selector=involvedObject.name=git-ssh",
-        "-o",
-        'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
-      ]);
-      for (const reason of ["Listening", "ServicePortAdded", "Stopped", "ServicePortRemoved"]) {
-        assert.ok(events.split("\n").includes(reason), `Event ${reason} missing in:\n${events}`);
-      }
+      // Events are written alongside the status: wait for them rather than race them.
+      const wanted = ["Listening", "ServicePortAdded", "Stopped", "ServicePortRemoved"];
+      await waitUntil(`Events ${wanted.join(", ")} of git-ssh`, async () => {
+        const reasons = (await cp.kubectlOk([
+          "get",
+          "events",
+          "-n",
+          ns,
+          "--field-selector=involvedObject.name=git-ssh",
+          "-o",
+          'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+        ])).split("\n");
+        return wanted.every((reason) => reasons.includes(reason)) ? true : undefined;
+      }, { timeoutMs: 30_000 });
     } catch (error) {
       throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
         cause: error,
