@@ -172,3 +172,15 @@ Deno.test("FileSource.open() rejects a missing or invalid file", async () => {
     assert.deepEqual(loads, ["failure"]);
   });
 });
+
+Deno.test("parseConfig() accepts every UnDyingProxy sample under k8s/samples/", async () => {
+  const dir = new URL("../k8s/samples/", import.meta.url);
+  let checked = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.endsWith(".yaml") || entry.name === "kustomization.yaml") continue;
+    const specs = parseConfig(entry.name, await Deno.readTextFile(new URL(entry.name, dir)));
+    assert.ok(specs.length > 0, entry.name);
+    checked++;
+  }
+  assert.ok(checked >= 2, "samples found");
+});
