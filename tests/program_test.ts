@@ -24,6 +24,9 @@ import {
   taskPermissionFlags,
 } from "./_support/program.ts";
 
+/** Bound for every wait: generous, since the machine may be loaded by other tests. */
+const WAIT_MS = 30_000;
+
 interface Forward {
   readonly name: string;
   readonly tcp?: { listenPort: number; targetPort: number };
@@ -60,7 +63,7 @@ async function tempConfig(forwards: readonly Forward[]) {
 async function waitReady(program: ProgramProcess): Promise<void> {
   try {
     await waitFor(async () => (await program.probe("/readyz")).status === 200, {
-      timeoutMs: 30_000,
+      timeoutMs: WAIT_MS,
       message: "/readyz to answer 200",
     });
   } catch (error) {
@@ -132,7 +135,7 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
   await echoThrough(tcpPort, 1000);
   using client = udpClient();
   const datagram = patternBytes(300, 7);
-  assert.deepEqual(await client.request(datagram, udpPort), datagram);
+  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
 
   const expected: Record<string, number> = {
     "undying_proxy_tcp_forwarders": 1,
@@ -169,7 +172,7 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     await waitFor(async () => {
       last = new Map((await program.scrape()).series);
       return Object.entries(expected).every(([key, value]) => last.get(key) === value);
-    }, { timeoutMs: 10_000, message: "the expected metric values" });
+    }, { timeoutMs: WAIT_MS, message: "the expected metric values" });
   } catch (error) {
     const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
     throw new Error(
@@ -223,7 +226,7 @@ Deno.test("editing the file opens a new port without touching live connections; 
     } catch {
       return false;
     }
-  }, { message: `port ${secondPort} forwarding` });
+  }, { timeoutMs: WAIT_MS, message: `port ${secondPort} forwarding` });
   await roundTrip(2);
 
   // Broken: duplicate names and a bad port. Rejected whole; both forwarders keep serving.
@@ -289,7 +292,7 @@ Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain le
     } catch {
       return true;
     }
-  }, { message: `port ${port} to refuse connections` });
+  }, { timeoutMs: WAIT_MS, message: `port ${port} to refuse connections` });
   assert.equal((await program.scrape()).series.get("undying_proxy_shutting_down"), 1);
 
   release();
@@ -337,6 +340,7 @@ Deno.test("a port in use fails only its forwarder, visibly, and the program stay
   const failed =
     'undying_proxy_forwarder_state{forwarder="blocked",namespace="default",protocol="tcp",state="failed"}';
   await waitFor(async () => (await program.scrape()).series.get(failed) === 1, {
+    timeoutMs: WAIT_MS,
     message: "the failed state in /metrics",
   });
   const logged = await program.waitForLog(
