@@ -31,7 +31,7 @@ import {
 import type { ForwarderStatus } from "../forward/state.ts";
 import type { ForwarderSpec, SpecProblem } from "../spec.ts";
 import type { DesiredStateSource } from "../source.ts";
-import { Backoff } from "./backoff.ts";
+import { Backoff, sleep } from "./backoff.ts";
 import { forEachLimit, Wake } from "./_wake.ts";
 import type { KubeClient } from "./client.ts";
 import {
@@ -98,6 +98,8 @@ export interface OperatorOptions {
   staleAfterMs?: number;
   /** Full pass at least this often. @default 30000 */
   resyncMs?: number;
+  /** Bursts of changes are merged: passes start at least this far apart. @default 200 */
+  minPassIntervalMs?: number;
   /** Reflector tuning (tests shorten the watch timeout). */
   reflector?: Pick<ReflectorOptions, "watchTimeoutSeconds" | "livenessMarginMs" | "backoff">;
   /** Event deduplication and rate limit. */
@@ -127,6 +129,7 @@ export class Operator implements DesiredStateSource {
   readonly #heartbeatMs: number;
   readonly #staleAfterMs: number;
   readonly #resyncMs: number;
+  readonly #minPassIntervalMs: number;
   readonly #reflectorOptions: OperatorOptions["reflector"];
   readonly #recorder: EventRecorder;
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
@@ -159,6 +162,7 @@ export class Operator implements DesiredStateSource {
     this.#heartbeatMs = options.heartbeatMs ?? 60_000;
     this.#staleAfterMs = options.staleAfterMs ?? 3 * this.#heartbeatMs;
     this.#resyncMs = options.resyncMs ?? 30_000;
+    this.#minPassIntervalMs = options.minPassIntervalMs ?? 200;
     for (
       const [name, ms] of Object.entries({
         heartbeatMs: this.#heartbeatMs,
@@ -221,6 +225,7 @@ export class Operator implements DesiredStateSource {
     const consumers = [...this.#proxyReflectors, ...this.#serviceReflectors.values()].map(consume);
     const unsubscribe = this.#view.onChange(() => wake.trigger());
     let delayMs = this.#resyncMs;
+    let lastPassAt = Number.NEGATIVE_INFINITY;
     try {
       while (!running.aborted) {
         await wake.wait(delayMs, running);
@@ -230,7 +235,11 @@ export class Operator implements DesiredStateSource {
           continue;
         }
         try {
+          // Every status write (ours and other replicas') comes back as a watch event: merge such
+          // bursts into one pass instead of running a full pass per event.
+          await sleep(Math.max(0, lastPassAt + this.#minPassIntervalMs - Date.now()), running);
           delayMs = await this.#pass(apply, running);
+          lastPassAt = Date.now();
         } catch (error) {
           if (running.aborted) break;
           delayMs = this.#backoff.next();
