@@ -77,6 +77,30 @@ integrationTest(
         ["replica-b", "Listening"],
       ]);
 
+      // One field manager per replica, on the status subresource.
+      const managed = JSON.parse(
+        await cp.kubectlOk([
+          "get",
+          "undyingproxy",
+          "shared",
+          "-n",
+          ns,
+          "-o",
+          "json",
+          "--show-managed-fields",
+        ]),
+      ) as { metadata: { managedFields?: { manager?: string; subresource?: string }[] } };
+      const statusManagers = (managed.metadata.managedFields ?? [])
+        .filter((f) => f.subresource === "status").map((f) => f.manager).sort();
+      assert.deepEqual(statusManagers, ["undying-proxy/replica-a", "undying-proxy/replica-b"]);
+      // Steady state with two writers (heartbeats every second): Ready never leaves True.
+      for (let sample = 0; sample < 12; sample++) {
+        const object = await getProxy(cp, ns, "shared");
+        assert.ok(object);
+        assert.equal(readyCondition(object)?.status, "True", `Ready flapped at sample ${sample}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+
       await a.kill();
       assert.ok(await echoes("127.0.0.3", port), "the surviving replica still forwards");
       const after = await waitForProxy(
