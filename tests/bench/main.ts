@@ -24,7 +24,7 @@ import { prepareTools, toolVersions } from "./toolchain.ts";
 const USAGE = `Usage: deno task bench [options]
 
   --quick          smoke run: 1 repetition, short measurements (< 2 minutes)
-  --reps N         repetitions (default 5; 1 with --quick)
+  --reps N         repetitions (default 3, about 15 minutes; 1 with --quick)
   --filter LIST    comma-separated peer names and/or scenario id parts, e.g. "undying,udp-pps"
                    (direct and nginx always run: every figure is a ratio against them)
   --json PATH      where to write the JSON results (default dist/bench/results.json)
@@ -39,6 +39,7 @@ Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 
 const FULL: Budget = {
   bulkSeconds: 3,
+  bulkOmitSeconds: 1,
   rateSeconds: 3,
   latencyConnections: 2000,
   udpSeconds: 2,
@@ -47,6 +48,7 @@ const FULL: Budget = {
 };
 const QUICK: Budget = {
   bulkSeconds: 1,
+  bulkOmitSeconds: 0,
   rateSeconds: 1,
   latencyConnections: 500,
   udpSeconds: 0.5,
@@ -149,7 +151,7 @@ async function main(): Promise<void> {
     Deno.stdout.writeSync(encoder.encode(USAGE));
     return;
   }
-  const reps = values.reps === undefined ? (values.quick ? 1 : 5) : Number(values.reps);
+  const reps = values.reps === undefined ? (values.quick ? 1 : 3) : Number(values.reps);
   if (!Number.isInteger(reps) || reps < 1 || reps > 50) {
     fail(`--reps: "${values.reps}" is not an integer within 1–50`);
   }
@@ -195,13 +197,16 @@ async function main(): Promise<void> {
     for (let rep = 1; rep <= reps; rep++) {
       for (const scenario of selection.scenarios) {
         if (interrupted) break;
-        log(`rep ${rep}/${reps} ${scenario.id}`);
+        const times: string[] = [];
         for (const peer of selection.peers) {
           if (interrupted) break;
           if (scenario.udp && !peer.udp) continue;
           if (scenario.forwarderOnly && peer.name === DIRECT) continue;
+          const startMs = performance.now();
           records.push(await runOne(group, ctx, targets, peer, scenario, budget, rep));
+          times.push(`${peer.name} ${((performance.now() - startMs) / 1000).toFixed(1)} s`);
         }
+        log(`rep ${rep}/${reps} ${scenario.id}: ${times.join(", ")}`);
       }
     }
     await targets.stop();

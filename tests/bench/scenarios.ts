@@ -15,8 +15,9 @@ export type Sample = Record<string, number | undefined>;
 
 /** Lengths and counts of the measurements (the `--quick` and full modes differ only here). */
 export interface Budget {
-  /** iperf3 `-t` seconds (the first second is omitted from the result). */
+  /** iperf3 measured seconds, after `bulkOmitSeconds` of warm-up (iperf3 `-O`, not counted). */
   readonly bulkSeconds: number;
+  readonly bulkOmitSeconds: number;
   readonly rateSeconds: number;
   readonly latencyConnections: number;
   readonly udpSeconds: number;
@@ -117,11 +118,13 @@ function bulk(streams: number): Scenario {
     ],
     async run(ctx) {
       const args = ["-c", "127.0.0.1", "-p", String(ctx.peer.listen.bulk), "-J"];
-      args.push("-t", String(ctx.budget.bulkSeconds + 1), "-O", "1", "-P", String(streams));
+      const { bulkSeconds, bulkOmitSeconds } = ctx.budget;
+      args.push("-t", String(bulkSeconds + bulkOmitSeconds), "-O", String(bulkOmitSeconds));
+      args.push("-P", String(streams));
       const sample = await withCpu(ctx.peer, async () => {
         const process = ctx.group.spawn("iperf3", ctx.tools.iperf3, args, { stdout: true });
         try {
-          const { stdout } = await process.readAll((ctx.budget.bulkSeconds + 15) * 1000);
+          const { stdout } = await process.readAll((bulkSeconds + bulkOmitSeconds + 15) * 1000);
           const bps = iperfBitsPerSecond(stdout);
           if (typeof bps === "string") {
             await ctx.targets.restartIperf(); // a failed test can leave the server busy

@@ -218,15 +218,18 @@ static void udp_open(struct udp *u, int port, int sessions, int size) {
 
 // One round trip per session, paced WARM_CHUNK sessions at a time so a forwarder's receive buffer
 // does not overflow; unanswered sessions are retried for up to WARM_ROUNDS rounds. Returns how many
-// sessions got a reply (socat, which forks per session, loses datagrams while it forks).
+// sessions got a reply (socat, which forks per session, loses datagrams while it forks). Bounded by
+// WARM_MAX_NS in all.
 #define WARM_CHUNK 64
 #define WARM_ROUNDS 20
+#define WARM_MAX_NS 5000000000ull
 static int udp_warm(struct udp *u) {
   char *replied = calloc(u->sessions, 1);
   int warm = 0;
   struct epoll_event events[EVENTS];
+  uint64_t giveUpAt = now_ns() + WARM_MAX_NS;
   for (int round = 0; round < WARM_ROUNDS && warm < u->sessions; round++) {
-    for (int first = 0; first < u->sessions; first += WARM_CHUNK) {
+    for (int first = 0; first < u->sessions && now_ns() < giveUpAt; first += WARM_CHUNK) {
       int last = first + WARM_CHUNK < u->sessions ? first + WARM_CHUNK : u->sessions, waiting = 0;
       for (int i = first; i < last; i++)
         if (!replied[i] && send(u->fds[i], u->buf, u->size, 0) >= 0) waiting++;
