@@ -16,7 +16,14 @@ import {
   undyingPeer,
 } from "./peers.ts";
 import { ProcessGroup } from "./processes.ts";
-import { aggregate, DIRECT, NGINX, renderMarkdown, type RunRecord } from "./report.ts";
+import {
+  aggregate,
+  DIRECT,
+  NGINX,
+  renderMarkdown,
+  renderSummary,
+  type RunRecord,
+} from "./report.ts";
 import { type Budget, type Scenario, SCENARIOS } from "./scenarios.ts";
 import { Targets } from "./targets.ts";
 import { prepareTools, toolVersions } from "./toolchain.ts";
@@ -233,6 +240,10 @@ async function main(): Promise<void> {
     Object.entries(info.versions).map(([k, v]) => `${k} ${v.replace(/^\D*/, "")}`).join(", ") + ".",
     `Peers: ${info.peers.map((p) => `${p.name} (${p.describe})`).join("; ")}.`,
     "Cells: median (min–max) over repetitions; ×direct / ×nginx = median of per-repetition ratios.",
+    "",
+    "### Summary (medians)",
+    "",
+    renderSummary(summaries, selection.scenarios, peerNames),
     "",
     renderMarkdown(summaries, selection.scenarios),
   ].join("\n");

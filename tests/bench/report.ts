@@ -10,6 +10,8 @@ import { ratio, summarize, type Summary } from "./stats.ts";
 export const DIRECT = "direct";
 /** The forwarder every figure is compared with. */
 export const NGINX = "nginx";
+/** The peer the summary table is about. */
+export const SUBJECT = "undying-proxy";
 
 /** One scenario run for one peer in one repetition. */
 export interface RunRecord {
@@ -165,6 +167,31 @@ export function renderMarkdown(
       for (const error of peer.errors) out.push(`- ${peer.peer} failed, ${error}`);
     }
     if (shown.some((p) => p.errors.length > 0)) out.push("");
+  }
+  return out.join("\n");
+}
+
+/**
+ * One compact table: a row per compared figure of every scenario, the median of each peer, and the
+ * subject's (UnDyingProxy's) ratios against direct and nginx.
+ */
+export function renderSummary(
+  summaries: readonly ScenarioSummary[],
+  scenarios: readonly Scenario[],
+  peers: readonly string[],
+): string {
+  const header = ["figure", ...peers, `${SUBJECT} ×direct`, `${SUBJECT} ×nginx`];
+  const out = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+  for (const summary of summaries) {
+    const scenario = scenarios.find((s) => s.id === summary.id);
+    for (const metric of scenario?.metrics.filter((m) => m.compare) ?? []) {
+      const of = (peer: string) => summary.peers.find((p) => p.peer === peer)?.metrics[metric.key];
+      if (peers.every((peer) => of(peer)?.value === undefined)) continue;
+      const cells = peers.map((peer) => cell(of(peer)?.value, metric.decimals, false));
+      const subject = of(SUBJECT);
+      cells.push(cell(subject?.vsDirect, 2, false), cell(subject?.vsNginx, 2, false));
+      out.push(`| ${summary.id} ${metric.label} | ${cells.join(" | ")} |`);
+    }
   }
   return out.join("\n");
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { aggregate, formatNumber, renderMarkdown, type RunRecord } from "./report.ts";
+import {
+  aggregate,
+  formatNumber,
+  renderMarkdown,
+  renderSummary,
+  type RunRecord,
+} from "./report.ts";
 import type { Scenario } from "./scenarios.ts";
 
 const SCENARIO: Scenario = {
@@ -58,4 +64,14 @@ Deno.test("renderMarkdown() shows median (min–max), ratios, headroom and failu
 Deno.test("formatNumber() separates thousands and fixes decimals", () => {
   assert.equal(formatNumber(12345.678, 0), "12,346");
   assert.equal(formatNumber(0.5, 2), "0.50");
+});
+
+Deno.test("renderSummary() has a row per compared figure with the subject's ratios", () => {
+  const peers = ["direct", "undying-proxy", "nginx"];
+  const summaries = aggregate(RECORDS, [SCENARIO], peers);
+  assert.deepEqual(renderSummary(summaries, [SCENARIO], peers).split("\n"), [
+    "| figure | direct | undying-proxy | nginx | undying-proxy ×direct | undying-proxy ×nginx |",
+    "|---|---|---|---|---|---|",
+    "| demo rate | 80.0 | 22.5 | 40.0 | 0.35 | 0.75 |",
+  ]);
 });
