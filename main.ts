@@ -11,8 +11,9 @@ import { FileSource } from "./lib/file_source.ts";
 import { openOperator } from "./lib/kube/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
-import { readTlsFiles, startHttpServer } from "./lib/http_server.ts";
+import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
+import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
@@ -125,13 +126,19 @@ async function startServers(
   parts: { metrics: ProgramMetrics; readiness: Readiness; servers: AsyncDisposableStack },
 ): Promise<void> {
   if (options.metricsBindAddress !== null) {
-    const tls = options.metricsSecure && options.metricsCertPath !== undefined
-      ? await readTlsFiles(options.metricsCertPath, options.metricsCertName, options.metricsCertKey)
+    const tls = options.metricsSecure ? await metricsTls(options) : undefined;
+    const handler = (request: Request) => parts.metrics.handle(request);
+    // --metrics-authed: TokenReview + SubjectAccessReview per scrape (operator mode only).
+    if (options.metricsAuthed && !options.metricsSecure) {
+      log.warn("--metrics-authed without --metrics-secure: scrapers send their tokens unencrypted");
+    }
+    const authorizer = options.metricsAuthed
+      ? parts.servers.use(await openMetricsAuthorizer(options))
       : undefined;
     parts.servers.use(startHttpServer({
       name: "metrics",
       address: options.metricsBindAddress,
-      handler: (request) => parts.metrics.handle(request),
+      handler: authorizer?.protect(handler) ?? handler,
       ...(tls !== undefined && { tls }),
     }));
   }

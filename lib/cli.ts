@@ -175,7 +175,9 @@ export const FLAGS = {
     group: "Metrics and probes",
     boolean: true,
     default: "false",
-    help: "Serve /metrics over HTTPS with the certificate from --metrics-cert-path.",
+    help:
+      "Serve /metrics over HTTPS with the certificate from --metrics-cert-path, or without it " +
+      "a self-signed one made at start-up (in memory).",
     parse: parseBoolean,
   },
   "metrics-cert-path": {
@@ -203,14 +205,16 @@ export const FLAGS = {
     group: "Metrics and probes",
     boolean: true,
     default: "false",
-    help: "Accepted for compatibility; true is refused (protect /metrics with a NetworkPolicy).",
+    help: "Operator mode: /metrics needs a bearer token that the API server authenticates " +
+      "(TokenReview) and allows to get /metrics (SubjectAccessReview).",
     parse: parseBoolean,
   },
   "enable-http2": {
     group: "Metrics and probes",
     boolean: true,
     default: "false",
-    help: "Accepted for compatibility; no effect (the servers speak HTTP/1.1).",
+    help: "Accepted for compatibility; no effect: plain HTTP is HTTP/1.1, and HTTPS always " +
+      "offers HTTP/2 too (Deno.serve cannot turn it off).",
     parse: parseBoolean,
   },
   "health-probe-bind-address": {
@@ -463,18 +467,11 @@ function checkCombinations(options: Options): void {
       "--operator-namespace must be set in operator mode (or pass --config FILE for standalone mode)",
     );
   }
-  if (options.metricsAuthed) {
+  if (options.metricsAuthed && options.config !== undefined) {
     throw new FlagError(
       "--metrics-authed",
-      "--metrics-authed=true is not supported: /metrics has no Kubernetes authentication here; " +
-        "leave it false and restrict access with a NetworkPolicy",
-    );
-  }
-  if (options.metricsSecure && options.metricsCertPath === undefined) {
-    throw new FlagError(
-      "--metrics-secure",
-      "--metrics-secure needs --metrics-cert-path (a directory with tls.crt and tls.key): " +
-        "no self-signed certificate is generated",
+      "--metrics-authed=true needs operator mode: the Kubernetes API server checks the tokens, " +
+        "and there is none with --config; leave it false and restrict access to the metrics port",
     );
   }
 }

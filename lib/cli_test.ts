@@ -70,6 +70,19 @@ Deno.test("parseCommandLine() takes the Go operator's spellings", () => {
   assert.equal(options(["--config=c", "--watch-namespaces=*"]).watchNamespaces, "*");
 });
 
+Deno.test("the Go operator's secure metrics flags: a self-signed certificate, authed in operator mode", () => {
+  const secure = options(["--config=c", "--metrics-secure"]);
+  assert.equal(secure.metricsSecure, true);
+  assert.equal(secure.metricsCertPath, undefined);
+  const authed = options([
+    "--operator-namespace=p",
+    "--metrics-secure=true",
+    "--metrics-authed=true",
+  ]);
+  assert.equal(authed.metricsSecure, true);
+  assert.equal(authed.metricsAuthed, true);
+});
+
 Deno.test("parseCommandLine() names the flag, the value and the reason of a bad command line", () => {
   const cases: [string[], string, RegExp][] = [
     [["--config=c", "--bogus"], "--bogus", /unknown flag --bogus/],
@@ -89,8 +102,7 @@ Deno.test("parseCommandLine() names the flag, the value and the reason of a bad 
     [["--config=c", "--log-level=loud"], "--log-level", /"loud" for --log-level: expected one of/],
     [["--config"], "--config", /missing value for --config/],
     [["--config=c", "stray"], "stray", /unexpected argument "stray"/],
-    [["--config=c", "--metrics-secure"], "--metrics-secure", /--metrics-cert-path/],
-    [["--config=c", "--metrics-authed"], "--metrics-authed", /not supported/],
+    [["--config=c", "--metrics-authed"], "--metrics-authed", /needs operator mode.*--config/],
     [[], "--operator-namespace", /--operator-namespace must be set.*--config/],
   ];
   for (const [args, flag, message] of cases) {

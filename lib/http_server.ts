@@ -5,14 +5,16 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { BindAddress } from "./cli.ts";
+import {
+  createSelfSignedCertificate,
+  type PemKeyPair,
+  serverDnsNames,
+} from "./self_signed_cert.ts";
 
 const log = getLogger(["undying-proxy", "http"]);
 
 /** A PEM certificate chain and its private key. */
-export interface TlsFiles {
-  readonly cert: string;
-  readonly key: string;
-}
+export type TlsFiles = PemKeyPair;
 
 /** What to serve where. */
 export interface HttpServerOptions {
@@ -100,4 +102,45 @@ export async function readTlsFiles(
     }
   };
   return { cert: await read(certName), key: await read(keyName) };
+}
+
+/** Where the metrics certificate comes from (the `--metrics-cert-*` flags). */
+export interface MetricsTlsFlags {
+  /** Directory of the certificate and key; without it a self-signed certificate is made. */
+  readonly metricsCertPath?: string | undefined;
+  readonly metricsCertName: string;
+  readonly metricsCertKey: string;
+}
+
+/**
+ * The metrics server's certificate: the files of `--metrics-cert-path`, else a self-signed one made
+ * in memory now (for localhost, 127.0.0.1, ::1 and the host name), as the Go operator did.
+ * @throws {Error} naming the file that cannot be read.
+ */
+export async function metricsTls(flags: MetricsTlsFlags): Promise<TlsFiles> {
+  if (flags.metricsCertPath !== undefined) {
+    return await readTlsFiles(flags.metricsCertPath, flags.metricsCertName, flags.metricsCertKey);
+  }
+  const dnsNames = serverDnsNames(hostnameIfAllowed());
+  const ipAddresses = ["127.0.0.1", "::1"];
+  const tls = await createSelfSignedCertificate({
+    commonName: "undying-proxy",
+    dnsNames,
+    ipAddresses,
+  });
+  log.info(
+    "metrics server uses a self-signed certificate made at start-up for {names} (no " +
+      "--metrics-cert-path): scrapers must skip verification or trust this certificate",
+    { names: [...dnsNames, ...ipAddresses] },
+  );
+  return tls;
+}
+
+/** The host name, or undefined when the program may not read it. */
+function hostnameIfAllowed(): string | undefined {
+  try {
+    return Deno.hostname();
+  } catch {
+    return undefined;
+  }
 }

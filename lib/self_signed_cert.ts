@@ -4,7 +4,12 @@
  * WebCrypto and a small DER encoder for the X.509 v3 certificate. Nothing is written to disk.
  * @module
  */
-import type { TlsFiles } from "./http_server.ts";
+
+/** A PEM certificate and its PEM private key. */
+export interface PemKeyPair {
+  readonly cert: string;
+  readonly key: string;
+}
 
 /** What the certificate names and how long it is valid. */
 export interface SelfSignedOptions {
@@ -24,7 +29,7 @@ export interface SelfSignedOptions {
  * Creates a key pair and a self-signed certificate for it, both PEM (the key as PKCS #8).
  * @throws {RangeError} naming a host name or IP address that cannot go into the certificate.
  */
-export async function createSelfSignedCertificate(options: SelfSignedOptions): Promise<TlsFiles> {
+export async function createSelfSignedCertificate(options: SelfSignedOptions): Promise<PemKeyPair> {
   const sanEntries = [
     ...options.dnsNames.map((name) => tlv(0x82, ia5(name, "host name"))),
     ...options.ipAddresses.map((address) => tlv(0x87, ipAddressBytes(address))),
