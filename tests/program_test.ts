@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { dump } from "js-yaml";
 import { FLAGS } from "../lib/cli.ts";
 import { createPki } from "./_support/_pki.ts";
+import { peerCertificate } from "./_support/peer_certificate.ts";
 import { waitFor } from "./_support/net_wait.ts";
 import {
   patternBytes,
@@ -98,6 +99,7 @@ Deno.test("a bad command line exits 2 with one line naming the flag, value and r
     [["--config=x.yaml", "--zap-devel=yes"], /"yes" for --zap-devel: expected true or false/],
     [["--config=x.yaml", "stray"], /unexpected argument "stray"/],
     [[], /--operator-namespace must be set/],
+    [["--config=x.yaml", "--metrics-authed"], /--metrics-authed=true needs operator mode/],
   ];
   const results = await Promise.all(cases.map(([args]) => runProgram(args)));
   results.forEach((result, index) => {
@@ -378,4 +380,25 @@ Deno.test("--metrics-secure serves /metrics over HTTPS with the certificate of -
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("--metrics-secure without a certificate serves a self-signed one made at start-up", async () => {
+  await using config = await tempConfig([]);
+  await using program = await startProgram([`--config=${config.path}`, "--metrics-secure"]);
+  const notice = await program.waitForLog("the self-signed certificate notice", (line) => {
+    return line.message.includes("self-signed certificate");
+  });
+  assert.deepEqual((notice["names"] as string[]).slice(0, 1), ["localhost"]);
+  assert.deepEqual((notice["names"] as string[]).slice(-2), ["127.0.0.1", "::1"]);
+  // Trust exactly the certificate the server presents: verification (chain and the 127.0.0.1
+  // name) stays on.
+  const cert = await peerCertificate(program.metricsPort);
+  using client = Deno.createHttpClient({ caCerts: [cert] });
+  const response = await fetch(`https://127.0.0.1:${program.metricsPort}/metrics`, { client });
+  assert.equal(response.status, 200);
+  assert.match(await response.text(), /^undying_proxy_build_info\{version="[^"]+"\} 1$/m);
+  await assert.rejects(
+    fetch(`https://127.0.0.1:${program.metricsPort}/metrics`),
+    "not a public CA's",
+  );
 });
