@@ -317,3 +317,17 @@ async function watchEvents(cp: ControlPlane, path: string): Promise<WatchEvent[]
   const text = await response.text();
   return text.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
 }
+
+// These two run in order: the wrapper must bring a stopped shared API server back for the next test.
+integrationTest("a test may leave the shared API server stopped", async (cp) => {
+  await cp.stopApiServer();
+  const down = await cp.kubectl(["get", "namespaces", "--request-timeout=5s"]);
+  assert.notEqual(down.code, 0);
+});
+
+integrationTest("the next test finds the shared API server running again", async (cp) => {
+  assert.match(
+    await cp.kubectlOk(["get", "namespace", "default", "-o", "name"]),
+    /namespace\/default/,
+  );
+});

@@ -99,7 +99,11 @@ const live = new Set<LocalControlPlane>();
  * Starts etcd and kube-apiserver and waits until the API server is ready.
  * @throws Error with the reason (and server log tail) when the binaries are missing or a server fails
  */
-export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+export function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  return startLocalControlPlane(options);
+}
+
+async function startLocalControlPlane(options: ControlPlaneOptions): Promise<LocalControlPlane> {
   const lookup = findControlPlaneBinaries();
   if (!lookup.found) throw new Error(`Cannot start a control plane: ${lookup.reason}`);
   const dir = await Deno.makeTempDir({ prefix: "undying-proxy-cp-" });
@@ -121,7 +125,15 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
  * when `CI=true` (or an env var points at missing binaries): then it fails.
  */
 export function integrationTest(name: string, fn: (cp: ControlPlane) => Promise<void>): void {
-  registerTest(name, false, async () => await fn(await sharedControlPlane()));
+  registerTest(name, false, async () => {
+    const cp = await sharedControlPlane();
+    try {
+      await fn(cp);
+    } finally {
+      // A test that failed between stopApiServer() and startApiServer() must not break the next ones.
+      if (!cp.apiServerRunning) await cp.startApiServer();
+    }
+  });
 }
 
 /**
@@ -132,10 +144,10 @@ export function controlPlaneTest(name: string, fn: () => Promise<void>): void {
   registerTest(name, true, fn);
 }
 
-let shared: Promise<ControlPlane> | undefined;
+let shared: Promise<LocalControlPlane> | undefined;
 
-function sharedControlPlane(): Promise<ControlPlane> {
-  shared ??= startControlPlane();
+function sharedControlPlane(): Promise<LocalControlPlane> {
+  shared ??= startLocalControlPlane({});
   return shared;
 }
 
@@ -196,6 +208,10 @@ class LocalControlPlane implements ControlPlane {
 
   get etcdUrl(): string {
     return `http://127.0.0.1:${this.#etcdPort}`;
+  }
+
+  get apiServerRunning(): boolean {
+    return this.#apiserver !== undefined && !this.#apiserver.exited;
   }
 
   get kubectlPath(): string {
