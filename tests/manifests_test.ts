@@ -281,6 +281,56 @@ Deno.test("prometheus component: the ServiceMonitor scrapes the metrics Service 
   assert.ok(!(await render("k8s/default")).some((o) => o.kind === "ServiceMonitor"));
 });
 
+Deno.test("metrics-auth component: HTTPS and authed flags, review RBAC for the operator, a reader role", async () => {
+  const plain = operatorContainer(
+    findManifest<Deployment>(await render("k8s/default"), "Deployment", "undying-proxy"),
+  );
+  assert.ok(!plain.args?.some((arg) => /^--metrics-(secure|authed)/.test(arg)), "default: HTTP");
+  const components = ["k8s/prometheus", "k8s/metrics-auth"];
+  for (
+    const [path, kind] of [["k8s/default", "Deployment"], ["k8s/daemonset", "DaemonSet"]] as const
+  ) {
+    const objects = parseManifests(
+      await renderKustomization(path, { namespace: "proxies-system", components }),
+    );
+    const workload = findManifest<Deployment | DaemonSet>(objects, kind, "undying-proxy");
+    const container = operatorContainer(workload);
+    assert.equal(flagValue(container, "--metrics-secure"), "true", path);
+    assert.equal(flagValue(container, "--metrics-authed"), "true", path);
+
+    const auth = findManifest<ClusterRole>(objects, "ClusterRole", "undying-proxy-metrics-auth");
+    assert.deepEqual([...grants(auth.rules)].sort(), [
+      "authentication.k8s.io/tokenreviews:create",
+      "authorization.k8s.io/subjectaccessreviews:create",
+    ]);
+    const binding = findManifest<ClusterRoleBinding>(
+      objects,
+      "ClusterRoleBinding",
+      "undying-proxy-metrics-auth",
+    );
+    assert.equal(binding.roleRef.name, "undying-proxy-metrics-auth");
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: "undying-proxy", namespace: "proxies-system" },
+    ], `${path}: bound to the pods' ServiceAccount in the overlay's namespace`);
+    assert.equal(podSpec(workload).serviceAccountName, "undying-proxy");
+
+    const reader = findManifest<ClusterRole>(
+      objects,
+      "ClusterRole",
+      "undying-proxy-metrics-reader",
+    );
+    assert.deepEqual(reader.rules, [{ nonResourceURLs: ["/metrics"], verbs: ["get"] }]);
+
+    const monitor = findManifest<Manifest & { spec: { endpoints: Record<string, unknown>[] } }>(
+      objects,
+      "ServiceMonitor",
+      "undying-proxy",
+    );
+    assert.equal(monitor.spec.endpoints[0]?.["scheme"], "https");
+    assert.match(String(monitor.spec.endpoints[0]?.["bearerTokenFile"]), /serviceaccount\/token$/);
+  }
+});
+
 Deno.test("samples are UnDyingProxy objects the forwarding engine accepts", async () => {
   for (const path of SAMPLES) {
     const sample = await readManifest(path) as unknown as UnDyingProxy;
@@ -655,4 +705,16 @@ integrationTest("every kustomization passes a server-side dry run", async (cp) =
 
   await dryRunKustomization(cp, "k8s/rbac-cluster", await cp.createNamespace("cluster-rbac"));
   await dryRunKustomization(cp, "k8s/samples", await cp.createNamespace("samples-dry"));
+});
+
+integrationTest("the metrics-auth component passes a server-side dry run", async (cp) => {
+  await installServiceMonitorStub(cp);
+  const components = ["k8s/prometheus", "k8s/metrics-auth"];
+  await dryRunKustomization(
+    cp,
+    "k8s/default",
+    await cp.createNamespace("authed-default"),
+    components,
+  );
+  await dryRunKustomization(cp, "k8s/daemonset", await cp.createNamespace("authed-ds"), components);
 });
