@@ -18,13 +18,22 @@ import { startProgram } from "./_support/program.ts";
 const WAIT_MS = 30_000;
 const READER_ROLE = "undying-proxy-metrics-reader";
 
-/** Applies the shipped operator RBAC with the metrics-auth component into `namespace`. */
-async function applyOperatorRbac(cp: ControlPlane, namespace: string): Promise<void> {
+/**
+ * A namespace with the operator's ServiceAccount under the shipped RBAC plus the metrics-auth
+ * component, and a ServiceAccount `scraper` bound (ClusterRoleBinding `binding`) to the reader role.
+ */
+async function operatorAndScraper(cp: ControlPlane, prefix: string) {
+  const ns = await cp.createNamespace(prefix);
+  const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
   const rendered = await renderKustomization("k8s/rbac", {
-    namespace,
+    namespace: ns,
     components: ["k8s/metrics-auth"],
   });
   await cp.kubectlOk(["apply", "-f", "-"], { stdin: rendered });
+  const reader = await serviceAccountToken(cp, ns, "scraper");
+  const binding = `${ns}-scraper`;
+  await bindReader(cp, binding, `--serviceaccount=${ns}:scraper`);
+  return { ns, kubeconfig, reader, binding };
 }
 
 /** Creates a ServiceAccount and returns a token of it. */
@@ -53,11 +62,7 @@ function scrapeRequest(token?: string): Request {
 integrationTest(
   "--metrics-secure --metrics-authed: 401 without a valid token, 403 without the reader role, 200 with it",
   async (cp) => {
-    const ns = await cp.createNamespace("metrics-auth");
-    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
-    await applyOperatorRbac(cp, ns);
-    const reader = await serviceAccountToken(cp, ns, "scraper");
-    await bindReader(cp, `${ns}-scraper`, `--serviceaccount=${ns}:scraper`);
+    const { ns, kubeconfig, reader } = await operatorAndScraper(cp, "metrics-auth");
     const stranger = await serviceAccountToken(cp, ns, "stranger");
     // A role bound to a group works through the groups the TokenReview reports.
     const groupNs = await cp.createNamespace("metrics-group");
@@ -117,12 +122,7 @@ integrationTest(
 integrationTest(
   "the authorizer re-asks the API server once a cached decision expires",
   async (cp) => {
-    const ns = await cp.createNamespace("metrics-cache");
-    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
-    await applyOperatorRbac(cp, ns);
-    const token = await serviceAccountToken(cp, ns, "scraper");
-    const binding = `${ns}-scraper`;
-    await bindReader(cp, binding, `--serviceaccount=${ns}:scraper`);
+    const { kubeconfig, reader: token, binding } = await operatorAndScraper(cp, "metrics-cache");
     let now = 0;
     using authorizer = new MetricsAuthorizer(
       new KubeClient(await loadClusterConfig({ kubeconfig })),
