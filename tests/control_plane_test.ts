@@ -6,7 +6,8 @@ import {
   integrationTest,
   startControlPlane,
 } from "./_support/control_plane.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitFor } from "./_support/net_wait.ts";
+import { runDeno } from "./controlplane/run_deno.ts";
 import { controlPlaneVersions } from "./controlplane/binaries.ts";
 
 const repoRoot = new URL("../", import.meta.url).pathname;
@@ -68,9 +69,11 @@ async function assertNothingSurvives(signal: Deno.Signal): Promise<void> {
   );
   child.kill(signal);
   await child.status;
-  await waitUntil(`no process using ${dir} and the directory removed`, async () => {
-    return (await processesMentioning(dir)).length === 0 && !(await exists(dir)) ? true : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(async () => (await processesMentioning(dir)).length === 0 && !(await exists(dir)), {
+    timeoutMs: 60_000,
+    intervalMs: 500,
+    message: `no process using ${dir} and the directory removed`,
+  });
 }
 
 controlPlaneTest("close() stops etcd and kube-apiserver and removes the directory", async () => {
@@ -104,26 +107,10 @@ controlPlaneTest(
   async () => {
     const emptyCache = await Deno.makeTempDir({ prefix: "undying-proxy-empty-cache-" });
     try {
-      const env: Record<string, string> = {
-        PATH: Deno.env.get("PATH") ?? "",
-        HOME: Deno.env.get("HOME") ?? "",
-        DENO_NO_UPDATE_CHECK: "1",
-        UNDYING_PROXY_CACHE: emptyCache,
-      };
       const run = async (extra: Record<string, string>) => {
-        const output = await new Deno.Command(Deno.execPath(), {
-          args: ["test", "-A", "tests/_support/_integration_fixture.ts"],
-          cwd: repoRoot,
-          clearEnv: true,
-          env: { ...env, ...extra },
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const decoder = new TextDecoder();
-        return {
-          code: output.code,
-          text: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-        };
+        const args = ["test", "-A", "tests/_support/_integration_fixture.ts"];
+        const output = await runDeno(args, { UNDYING_PROXY_CACHE: emptyCache, ...extra });
+        return { code: output.code, text: output.stdout + output.stderr };
       };
       const local = await run({});
       assert.deepEqual(local.code, 0, local.text);
@@ -203,12 +190,14 @@ integrationTest(
         ],
       }),
     });
-    const allowed = await waitUntil("the RoleBinding to take effect", async () => {
+    let allowed = "";
+    await waitFor(async () => {
       const result = await cp.kubectl(["get", "configmaps", "-n", ns, "-o", "name"], {
         kubeconfig,
       });
-      return result.code === 0 ? result.stdout : undefined;
-    }, { timeoutMs: 30_000 });
+      allowed = result.stdout;
+      return result.code === 0;
+    }, { timeoutMs: 30_000, intervalMs: 200, message: "the RoleBinding to take effect" });
     assert.deepEqual(allowed.trim(), "configmap/visible");
     // Still only what the Role grants: no writes, nothing in other namespaces.
     const write = await cp.kubectl(["create", "configmap", "nope", "-n", ns], { kubeconfig });

@@ -1,33 +1,12 @@
 /** `deno task controlplane` lookup order and errors, run as a subprocess with a controlled environment. */
 import assert from "node:assert/strict";
+import { type DenoRun, runDeno } from "./run_deno.ts";
 
 const provisionScript = new URL("./provision.ts", import.meta.url).pathname;
 
-interface ProvisionRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function provision(env: Record<string, string>): Promise<ProvisionRun> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-env", "--allow-read", "--allow-write", "--allow-run", provisionScript],
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      DENO_NO_UPDATE_CHECK: "1",
-      ...env,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function provision(env: Record<string, string>): Promise<DenoRun> {
+  const permissions = ["--allow-env", "--allow-read", "--allow-write", "--allow-run"];
+  return runDeno(["run", ...permissions, provisionScript], env);
 }
 
 /** A temp dir with executable files named `names` (provisioning only checks that they exist). */

@@ -1,0 +1,34 @@
+/** Runs a Deno subcommand in a clean environment (PATH, HOME and `env` only) for black-box tests. */
+
+/** Exit code and decoded output of one Deno run. */
+export interface DenoRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `deno <args>` from the repository root with only PATH, HOME, DENO_NO_UPDATE_CHECK and `env`. */
+export async function runDeno(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<DenoRun> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [...args],
+    cwd: new URL("../../", import.meta.url).pathname,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      DENO_NO_UPDATE_CHECK: "1",
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
