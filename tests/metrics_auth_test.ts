@@ -53,9 +53,9 @@ async function bindReader(cp: ControlPlane, name: string, subject: string): Prom
   ]);
 }
 
-/** A `Request` for /metrics carrying `token`, for the in-process authorizer. */
-function scrapeRequest(token?: string): Request {
-  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+/** A `Request` for /metrics carrying `token` (or a whole Authorization header), in process. */
+function scrapeRequest(token?: string, authorization = `Bearer ${token}`): Request {
+  const headers: Record<string, string> = token ? { authorization } : {};
   return new Request("https://127.0.0.1/metrics", { headers });
 }
 
@@ -136,6 +136,12 @@ integrationTest(
       intervalMs: 500,
       message: "the reader to be allowed",
     });
+    // The scheme is case-insensitive; other schemes and an empty token carry no bearer token.
+    assert.equal(await authorizer.check(scrapeRequest(token, `bearer  ${token} `)), undefined);
+    for (const header of [`Basic ${token}`, "Bearer", "Bearer ", `Bearer ${token} x`]) {
+      const answer = await authorizer.check(scrapeRequest(token, header));
+      assert.equal(answer?.status, 401, header);
+    }
     await cp.kubectlOk(["delete", "clusterrolebinding", binding]);
     // Within the allow TTL the cached decision stands, whatever the cluster says now.
     now += 59_000;
