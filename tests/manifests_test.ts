@@ -87,7 +87,15 @@ function flagValue(container: Container, flag: string): string | undefined {
 
 Deno.test("every kustomization under k8s/ renders with kubectl kustomize", async () => {
   const dirs = await kustomizationDirs();
-  for (const expected of ["k8s/crd", "k8s/daemonset", "k8s/default", "k8s/prometheus"]) {
+  for (
+    const expected of [
+      "k8s/crd",
+      "k8s/daemonset",
+      "k8s/default",
+      "k8s/prometheus",
+      "k8s/metrics-auth",
+    ]
+  ) {
     assert.ok(dirs.includes(expected), `${expected} is a kustomization (found ${dirs})`);
   }
   for (const dir of dirs) {
