@@ -2,15 +2,23 @@
  * One forwarded TCP connection: dial the target with a timeout, then copy both ways with a manual
  * read/write loop (faster than `pipeTo` on Deno, and it keeps half-close), propagating each
  * direction's end with `closeWrite()`.
+ *
+ * Each direction starts with a small buffer from a shared pool of lazily committed slabs
+ * ({@linkcode sharedBufferPool}: an idle connection commits only the pages its few bytes touched),
+ * switches to a bulk buffer of its own once a read fills the small one (plain allocations measured
+ * ~15% faster than pooled slab slices for bulk copies), and back once reads are small again.
  * @module
  */
 
+import { sharedBufferPool } from "./buffer_pool.ts";
+import type { DialDeadlines } from "./dial_deadlines.ts";
 import type { TcpCounters, TcpErrorType } from "./state.ts";
 
 /** What a connection needs from its forwarder; read once per connection. */
 export interface TcpConnectionContext {
   readonly counters: TcpCounters;
-  readonly dialTimeoutMs: number;
+  /** Dial timeout signals, shared by the connections of one listener. */
+  readonly deadlines: DialDeadlines;
   /** Called once per dial failure, for (rate-limited) logging. */
   readonly onDialError: (type: TcpErrorType, error: unknown) => void;
 }
@@ -22,19 +30,24 @@ export interface TcpTarget {
 }
 
 /** First read buffer per direction: small, so idle connections hold little memory. */
-const SMALL_BUFFER_BYTES = 16 * 1024;
+export const SMALL_BUFFER_BYTES = 16 * 1024;
 /** A direction that fills its small buffer is a bulk flow and gets this much instead. */
-const BULK_BUFFER_BYTES = 256 * 1024;
+export const BULK_BUFFER_BYTES = 256 * 1024;
+/** A bulk direction whose read returns at most this much goes back to a small buffer. */
+const SHRINK_AT_BYTES = SMALL_BUFFER_BYTES / 2;
 
 /** A client connection being forwarded; `run()` resolves once both sockets are closed. */
 export class TcpConnection {
-  /** `Date.now()` of the last read in either direction (for the idle timeout). */
-  lastActiveMs = Date.now();
   readonly #client: Deno.TcpConn;
   readonly #context: TcpConnectionContext;
   #upstream: Deno.TcpConn | undefined;
-  #dialAbort: AbortController | undefined;
   #closed = false;
+  /** Directions that reached EOF and were half-closed. */
+  #ended = 0;
+  /** Reads so far in either direction (no clock read per read; see `idleSince()`). */
+  #reads = 0;
+  #readsSeen = 0;
+  #quietSinceMs = 0;
 
   /** @param client An accepted connection, owned (and closed) by this object from now on. */
   constructor(client: Deno.TcpConn, context: TcpConnectionContext) {
@@ -60,29 +73,33 @@ export class TcpConnection {
     }
   }
 
-  /** Closes both sockets at once (idempotent); errors caused by this are not counted. */
+  /**
+   * `nowMs` if data moved since the previous call, else when it last did: the idle sweeper calls this
+   * periodically, so idleness is measured with the sweeper's clock reads only.
+   */
+  idleSince(nowMs: number): number {
+    if (this.#reads !== this.#readsSeen || this.#quietSinceMs === 0) {
+      this.#readsSeen = this.#reads;
+      this.#quietSinceMs = nowMs;
+    }
+    return this.#quietSinceMs;
+  }
+
+  /**
+   * Closes both sockets at once (idempotent); errors caused by this are not counted. A dial in
+   * progress ends at its deadline (or when the listener aborts all dials) and is closed then.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#dialAbort?.abort();
     closeQuietly(this.#client);
     if (this.#upstream) closeQuietly(this.#upstream);
   }
 
   async #dial(target: TcpTarget): Promise<Deno.TcpConn | undefined> {
-    const abort = new AbortController();
-    this.#dialAbort = abort;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, this.#context.dialTimeoutMs);
+    const signal = this.#context.deadlines.signal();
     try {
-      const upstream = await Deno.connect({
-        hostname: target.hostname,
-        port: target.port,
-        signal: abort.signal,
-      });
+      const upstream = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
       if (this.#closed) {
         closeQuietly(upstream);
         return undefined;
@@ -90,6 +107,7 @@ export class TcpConnection {
       return upstream;
     } catch (error) {
       if (this.#closed) return undefined;
+      const timedOut = signal.aborted;
       const type: TcpErrorType = timedOut
         ? "DialTimeout"
         : isResolveError(error)
@@ -98,21 +116,22 @@ export class TcpConnection {
       this.#context.counters.errors[type]++;
       this.#context.onDialError(type, timedOut ? new Error("dial timed out") : error);
       return undefined;
-    } finally {
-      clearTimeout(timer);
-      this.#dialAbort = undefined;
     }
   }
 
-  /** Copies `from` → `to` until EOF (then half-closes `to`) or an error (then closes both). */
+  /**
+   * Copies `from` → `to` until EOF (then half-closes `to`, unless the other direction already ended:
+   * closing both sockets then sends the FIN) or an error (then closes both).
+   */
   async #pump(from: Deno.TcpConn, to: Deno.TcpConn, toTarget: boolean): Promise<void> {
     const counters = this.#context.counters;
-    let buffer = new Uint8Array(SMALL_BUFFER_BYTES);
+    let small: Uint8Array | undefined = SMALL_POOL.acquire();
+    let buffer = small;
     try {
       for (;;) {
         const n = await from.read(buffer);
         if (n === null) break;
-        this.lastActiveMs = Date.now();
+        this.#reads++;
         let written = 0;
         while (written < n) {
           const m = await to.write(
@@ -122,15 +141,24 @@ export class TcpConnection {
           if (toTarget) counters.bytesClientToTarget += m;
           else counters.bytesTargetToClient += m;
         }
-        if (n === buffer.length && n < BULK_BUFFER_BYTES) {
-          buffer = new Uint8Array(BULK_BUFFER_BYTES);
+        if (small !== undefined) {
+          if (n === buffer.length) {
+            SMALL_POOL.release(small);
+            small = undefined;
+            buffer = new Uint8Array(BULK_BUFFER_BYTES);
+          }
+        } else if (n <= SHRINK_AT_BYTES) {
+          buffer = small = SMALL_POOL.acquire();
         }
       }
     } catch {
       if (!this.#closed) counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
       this.close();
       return;
+    } finally {
+      if (small !== undefined) SMALL_POOL.release(small);
     }
+    if (++this.#ended === 2) return;
     try {
       await to.closeWrite();
     } catch {
@@ -138,6 +166,8 @@ export class TcpConnection {
     }
   }
 }
+
+const SMALL_POOL = sharedBufferPool(SMALL_BUFFER_BYTES);
 
 /** Small writes go out at once (Deno does not set TCP_NODELAY by default). */
 function setNoDelay(conn: Deno.TcpConn): void {

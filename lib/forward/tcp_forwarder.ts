@@ -6,6 +6,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { abortableDelay } from "./_delay.ts";
+import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { TcpSpec } from "../spec.ts";
 import type { RunningForwarder } from "./listener_part.ts";
@@ -39,6 +40,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #listener: Deno.TcpListener;
   readonly #options: TcpForwarderOptions;
   readonly #context: TcpConnectionContext;
+  readonly #deadlines: DialDeadlines;
   readonly #connections = new Set<TcpConnection>();
   readonly #stop = new AbortController();
   readonly #dialLog: LogThrottle;
@@ -54,9 +56,10 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     const logIntervalMs = options.logIntervalMs ?? 10_000;
     this.#dialLog = new LogThrottle(logIntervalMs);
     this.#acceptLog = new LogThrottle(logIntervalMs);
+    this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
     this.#context = {
       counters: options.counters,
-      dialTimeoutMs: options.dialTimeoutMs,
+      deadlines: this.#deadlines,
       onDialError: (type, error) => this.#logDialError(type, error),
     };
     if (options.idleTimeoutMs > 0) {
@@ -94,6 +97,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       graceOver.abort();
     }
     for (const connection of this.#connections) connection.close();
+    this.#deadlines.abortAll();
     await this.#allClosed();
     clearInterval(this.#idleTimer);
     await this.released;
@@ -133,15 +137,17 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#connections.add(connection);
     counters.activeConnections++;
     counters.connectionsTotal++;
-    connection.run(this.#target).catch((error) => {
+    const done = () => {
+      this.#connections.delete(connection);
+      counters.activeConnections--;
+      if (this.#connections.size === 0) this.#drained?.resolve();
+    };
+    connection.run(this.#target).then(done, (error) => {
       log.error("TCP connection of {forwarder} failed unexpectedly: {error}", {
         forwarder: this.#options.name,
         error,
       });
-    }).finally(() => {
-      this.#connections.delete(connection);
-      counters.activeConnections--;
-      if (this.#connections.size === 0) this.#drained?.resolve();
+      done();
     });
   }
 
@@ -154,9 +160,10 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   }
 
   #closeIdle(): void {
-    const oldest = Date.now() - this.#options.idleTimeoutMs;
+    const nowMs = Date.now();
+    const oldest = nowMs - this.#options.idleTimeoutMs;
     for (const connection of this.#connections) {
-      if (connection.lastActiveMs <= oldest) {
+      if (connection.idleSince(nowMs) <= oldest) {
         this.#options.counters.errors.IdleTimeout++;
         connection.close();
       }

@@ -10,7 +10,9 @@ import {
 } from "../../tests/_support/net_tcp.ts";
 import { waitFor, within } from "../../tests/_support/net_wait.ts";
 import type { TcpSpec } from "../spec.ts";
+import { sharedBufferPool } from "./buffer_pool.ts";
 import { newTcpCounters } from "./state.ts";
+import { SMALL_BUFFER_BYTES } from "./tcp_connection.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
 
 const encoder = new TextEncoder();
@@ -68,6 +70,29 @@ Deno.test("TcpForwarder forwards byte-exact both ways, small and 10 MiB", async 
   assert.equal(fx.counters.bytesClientToTarget, total);
   assert.equal(fx.counters.bytesTargetToClient, total);
   assert.equal(fx.counters.connectionsTotal, 3);
+});
+
+Deno.test("TcpForwarder stays byte-exact while buffers grow for bulk and shrink back", async () => {
+  const pool = sharedBufferPool(SMALL_BUFFER_BYTES);
+  const before = pool.inUse;
+  await using echo = startTcpEcho();
+  await using fx = forwarderTo(echo.port);
+  {
+    using conn = await fx.connect();
+    let seed = 0;
+    for (const size of [3 * 1024 * 1024, 10, 100, 1, 2 * 1024 * 1024, 7, 300_000, 5]) {
+      const data = patternBytes(size, ++seed);
+      await writeAll(conn, data);
+      assert.deepEqual(await readExactly(conn, size), data, `${size} bytes`);
+    }
+    assert.equal(
+      pool.inUse,
+      before + 2,
+      "a live connection holds at most one small buffer each way",
+    );
+  }
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection closed" });
+  assert.equal(pool.inUse, before, "small buffers go back to the pool");
 });
 
 Deno.test("TcpForwarder propagates the target's half-close and keeps the other direction", async () => {
