@@ -7,12 +7,14 @@ import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
+  applySample,
+  explainFailure,
   getProxy,
   operatorKubeconfig,
   readyCondition,
   sampleYaml,
   startOperator,
-  waitForProxy,
+  waitForReason,
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
@@ -51,23 +53,19 @@ integrationTest(
     const squatter = Deno.listen({ hostname: "127.0.0.2", port: busy });
     let squatterOpen = true;
     try {
-      const apply = async (name: string, listenPort: number, annotations?: string) => {
-        let yaml = await sampleYaml("tcp.yaml", {
+      const apply = (name: string, listenPort: number, annotations?: Record<string, string>) =>
+        applySample(cp, ns, "tcp.yaml", {
           name,
           tcp: { listenPort, targetPort: target.port },
+          ...(annotations ? { annotations } : {}),
         });
-        if (annotations) {
-          yaml = yaml.replace(/^metadata:\n/m, `metadata:\n  annotations:\n${annotations}`);
-        }
-        await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], { stdin: yaml });
-      };
       await apply("zz-older", contested);
       // Timestamps have one-second resolution: make "aa-younger" clearly younger. Its name sorts
       // first, so only its age can make "zz-older" win the port.
       await new Promise((resolve) => setTimeout(resolve, 1100));
       await apply("aa-younger", contested);
       await apply("blocked", busy);
-      await apply("elsewhere", freePort(), "    proxy.sfact.io/instance: other\n");
+      await apply("elsewhere", freePort(), { "proxy.sfact.io/instance": "other" });
 
       await using operator = await startOperator({
         kubeconfig,
@@ -75,30 +73,12 @@ integrationTest(
         replica: "op-a",
         args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
       });
-      try {
+      await explainFailure([operator], async () => {
         await waitReady(operator);
-        await waitForProxy(
-          cp,
-          ns,
-          "zz-older",
-          "older listening",
-          (o) => readyCondition(o)?.status === "True",
-        );
-        const younger = await waitForProxy(
-          cp,
-          ns,
-          "aa-younger",
-          "younger in conflict",
-          (o) => readyCondition(o)?.reason === "PortConflict",
-        );
+        await waitForReason(cp, ns, "zz-older", "Listening");
+        const younger = await waitForReason(cp, ns, "aa-younger", "PortConflict");
         assert.match(readyCondition(younger)?.message ?? "", /held by .*\/zz-older/);
-        const blocked = await waitForProxy(
-          cp,
-          ns,
-          "blocked",
-          "blocked failing",
-          (o) => readyCondition(o)?.reason === "BindFailed",
-        );
+        const blocked = await waitForReason(cp, ns, "blocked", "BindFailed");
         assert.equal(blocked.status?.ready, false);
         assert.equal(blocked.status?.replicas?.[0]?.tcp?.state, "Failed");
 
@@ -128,27 +108,11 @@ integrationTest(
         // The port becomes free: the listener binds on its next retry.
         squatter.close();
         squatterOpen = false;
-        await waitForProxy(
-          cp,
-          ns,
-          "blocked",
-          "blocked recovered",
-          (o) => readyCondition(o)?.status === "True",
-        );
+        await waitForReason(cp, ns, "blocked", "Listening");
         // The older object goes: the younger one takes the port over.
         await cp.kubectlOk(["delete", "undyingproxy", "zz-older", "-n", ns, "--wait=false"]);
-        await waitForProxy(
-          cp,
-          ns,
-          "aa-younger",
-          "younger took the port",
-          (o) => readyCondition(o)?.status === "True",
-        );
-      } catch (error) {
-        throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
-          cause: error,
-        });
-      }
+        await waitForReason(cp, ns, "aa-younger", "Listening");
+      });
       assert.equal(await operator.stop(), 0);
     } finally {
       if (squatterOpen) squatter.close();

@@ -7,14 +7,16 @@ import { integrationTest } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
 import {
+  applySample,
   createManagedService,
+  explainFailure,
   getProxy,
   operatorKubeconfig,
   readyCondition,
-  sampleYaml,
   servicePorts,
   startOperator,
   waitForProxy,
+  waitForReason,
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
@@ -55,21 +57,17 @@ integrationTest(
     await using udpTarget = startUdpEcho();
     const tcpPort = freePort();
     const udpPort = freePort();
-    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
-      stdin: await sampleYaml("tcp.yaml", {
-        name: "git-ssh",
-        tcp: { listenPort: tcpPort, targetPort: tcpTarget.port },
-      }),
+    await applySample(cp, ns, "tcp.yaml", {
+      name: "git-ssh",
+      tcp: { listenPort: tcpPort, targetPort: tcpTarget.port },
     });
-    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
-      stdin: await sampleYaml("udp.yaml", {
-        name: "wireguard",
-        udp: { listenPort: udpPort, targetPort: udpTarget.port },
-      }),
+    await applySample(cp, ns, "udp.yaml", {
+      name: "wireguard",
+      udp: { listenPort: udpPort, targetPort: udpTarget.port },
     });
 
     await using operator = await startOperator({ kubeconfig, namespace: ns, replica: "op-a" });
-    try {
+    await explainFailure([operator], async () => {
       await waitReady(operator);
       assert.equal(await tcpRoundTrip("127.0.0.2", tcpPort, "hello tcp"), "hello tcp");
       {
@@ -79,13 +77,7 @@ integrationTest(
       }
 
       // Finalizer, status and printer columns.
-      const tcpObject = await waitForProxy(
-        cp,
-        ns,
-        "git-ssh",
-        "git-ssh Ready",
-        (o) => readyCondition(o)?.status === "True",
-      );
+      const tcpObject = await waitForReason(cp, ns, "git-ssh", "Listening");
       assert.ok(tcpObject.metadata.finalizers?.includes(FINALIZER));
       assert.equal(tcpObject.status?.ready, true);
       assert.equal(tcpObject.status?.listening, "1/1");
@@ -228,11 +220,7 @@ integrationTest(
         ])).split("\n");
         return wanted.every((reason) => reasons.includes(reason)) ? true : undefined;
       }, { timeoutMs: 30_000 });
-    } catch (error) {
-      throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
-        cause: error,
-      });
-    }
+    });
     assert.equal(await operator.stop(), 0);
   },
 );

@@ -9,13 +9,14 @@ import { renderKustomization } from "./_support/kustomize.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import { startUdpEcho } from "./_support/net_udp.ts";
 import {
+  applySample,
   createManagedService,
+  explainFailure,
   getProxy,
   readyCondition,
-  sampleYaml,
   servicePorts,
   startOperator,
-  waitForProxy,
+  waitForReason,
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
@@ -35,19 +36,15 @@ integrationTest(
     await using udpTarget = startUdpEcho();
     const ports = [freePort(), freePort()];
     for (const [i, app] of apps.entries()) {
-      await cp.kubectlOk(["apply", "-n", app, "-f", "-"], {
-        stdin: await sampleYaml("tcp.yaml", {
-          name: "same",
-          tcp: { listenPort: ports[i] ?? 0, targetPort: target.port },
-        }),
+      await applySample(cp, app, "tcp.yaml", {
+        name: "same",
+        tcp: { listenPort: ports[i] ?? 0, targetPort: target.port },
       });
     }
     const app0 = apps[0] ?? "";
-    await cp.kubectlOk(["apply", "-n", app0, "-f", "-"], {
-      stdin: await sampleYaml("udp.yaml", {
-        name: "no-service",
-        udp: { listenPort: freePort(), targetPort: udpTarget.port },
-      }),
+    await applySample(cp, app0, "udp.yaml", {
+      name: "no-service",
+      udp: { listenPort: freePort(), targetPort: udpTarget.port },
     });
 
     await using operator = await startOperator({
@@ -56,7 +53,7 @@ integrationTest(
       replica: "op-a",
       args: ["--watch-namespaces=*", "--udp-service-to-manage=missing-udp"],
     });
-    try {
+    await explainFailure([operator], async () => {
       await waitReady(operator);
       for (const port of ports) {
         const conn = await Deno.connect({ hostname: "127.0.0.2", port });
@@ -76,33 +73,17 @@ integrationTest(
       assert.deepEqual(servicePortList.map((p) => p.port).sort(), [1, ...ports].sort());
       for (const name of names.slice(1)) assert.match(name, /^tcp-op-app-.*-[0-9a-f]{8}$/);
       for (const app of apps) {
-        await waitForProxy(
-          cp,
-          app,
-          "same",
-          `${app}/same Ready`,
-          (o) => readyCondition(o)?.status === "True",
-        );
+        await waitForReason(cp, app, "same", "Listening");
       }
 
-      const failing = await waitForProxy(
-        cp,
-        app0,
-        "no-service",
-        "ServicePortFailed",
-        (o) => readyCondition(o)?.reason === "ServicePortFailed",
-      );
+      const failing = await waitForReason(cp, app0, "no-service", "ServicePortFailed");
       assert.match(readyCondition(failing)?.message ?? "", /missing-udp not found/);
       await cp.kubectlOk(["delete", "undyingproxy", "no-service", "-n", app0, "--wait=false"]);
       await waitUntil(
         "no-service deleted",
         async () => (await getProxy(cp, app0, "no-service")) === undefined ? true : undefined,
       );
-    } catch (error) {
-      throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
-        cause: error,
-      });
-    }
+    });
     assert.equal(await operator.stop(), 0);
   },
 );

@@ -1,33 +1,23 @@
 /**
  * End to end: two operator processes on different loopback addresses both forward and both report
- * status; killing one leaves the other serving and its status entry is removed once stale.
+ * status (one field manager each, Ready steady); killing one leaves the other serving and its status
+ * entry is removed once stale; a clean shutdown withdraws the entry at once.
  */
 import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
-import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
+  applySample,
+  explainFailure,
   getProxy,
   operatorKubeconfig,
   readyCondition,
-  sampleYaml,
   startOperator,
+  tcpEchoes,
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-async function echoes(hostname: string, port: number): Promise<boolean> {
-  const conn = await Deno.connect({ hostname, port });
-  try {
-    await writeAll(conn, encoder.encode("ping"));
-    return decoder.decode(await readExactly(conn, 4)) === "ping";
-  } finally {
-    conn.close();
-  }
-}
 
 integrationTest(
   "operator: two replicas both forward and report; a killed one's entry goes stale and is removed",
@@ -36,11 +26,9 @@ integrationTest(
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
     const port = freePort();
-    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
-      stdin: await sampleYaml("tcp.yaml", {
-        name: "shared",
-        tcp: { listenPort: port, targetPort: target.port },
-      }),
+    await applySample(cp, ns, "tcp.yaml", {
+      name: "shared",
+      tcp: { listenPort: port, targetPort: target.port },
     });
     const common = {
       kubeconfig,
@@ -58,13 +46,11 @@ integrationTest(
       replica: "replica-b",
       listenAddress: "127.0.0.3",
     });
-    const output = () =>
-      `--- a ---\n${a.output().slice(-4000)}\n--- b ---\n${b.output().slice(-4000)}`;
-    try {
+    await explainFailure([a, b], async () => {
       await waitReady(a);
       await waitReady(b);
-      assert.ok(await echoes("127.0.0.2", port));
-      assert.ok(await echoes("127.0.0.3", port));
+      assert.ok(await tcpEchoes("127.0.0.2", port));
+      assert.ok(await tcpEchoes("127.0.0.3", port));
       const both = await waitForProxy(
         cp,
         ns,
@@ -79,16 +65,7 @@ integrationTest(
 
       // One field manager per replica, on the status subresource.
       const managed = JSON.parse(
-        await cp.kubectlOk([
-          "get",
-          "undyingproxy",
-          "shared",
-          "-n",
-          ns,
-          "-o",
-          "json",
-          "--show-managed-fields",
-        ]),
+        await cp.kubectlOk(["get", "undp", "shared", "-n", ns, "-o=json", "--show-managed-fields"]),
       ) as { metadata: { managedFields?: { manager?: string; subresource?: string }[] } };
       const statusManagers = (managed.metadata.managedFields ?? [])
         .filter((f) => f.subresource === "status").map((f) => f.manager).sort();
@@ -102,7 +79,7 @@ integrationTest(
       }
 
       await a.kill();
-      assert.ok(await echoes("127.0.0.3", port), "the surviving replica still forwards");
+      assert.ok(await tcpEchoes("127.0.0.3", port), "the surviving replica still forwards");
       const after = await waitForProxy(
         cp,
         ns,
@@ -113,10 +90,8 @@ integrationTest(
           o.status.listening === "1/1" && readyCondition(o)?.status === "True",
       );
       assert.equal(after.status?.ready, true);
-      assert.ok(await echoes("127.0.0.3", port));
-    } catch (error) {
-      throw new Error(`${error}\n${output()}`, { cause: error });
-    }
+      assert.ok(await tcpEchoes("127.0.0.3", port));
+    });
     assert.equal(await b.stop(), 0);
     const withdrawn = await getProxy(cp, ns, "shared");
     assert.deepEqual(withdrawn?.status?.replicas ?? [], [], "a clean shutdown withdraws the entry");

@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { controlPlaneTest, startControlPlane } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import {
+  applySample,
+  explainFailure,
   getProxy,
   operatorKubeconfig,
-  readyCondition,
-  sampleYaml,
   startOperator,
-  waitForProxy,
+  waitForReason,
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
@@ -40,11 +40,9 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
   await using second = startTcpEcho();
   const portA = freePort();
   const portB = freePort();
-  await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
-    stdin: await sampleYaml("tcp.yaml", {
-      name: "alpha",
-      tcp: { listenPort: portA, targetPort: first.port },
-    }),
+  await applySample(cp, ns, "tcp.yaml", {
+    name: "alpha",
+    tcp: { listenPort: portA, targetPort: first.port },
   });
   await using operator = await startOperator({
     kubeconfig,
@@ -52,7 +50,7 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
     replica: "op-a",
     args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
   });
-  try {
+  await explainFailure([operator], async () => {
     await waitReady(operator);
     assert.ok(await reaches(portA, first));
 
@@ -61,20 +59,11 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
     await cp.startApiServer();
 
     // Changes after the restart: a new object, a retarget, then a delete.
-    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
-      stdin: await sampleYaml("tcp.yaml", {
-        name: "beta",
-        tcp: { listenPort: portB, targetPort: second.port },
-      }),
+    await applySample(cp, ns, "tcp.yaml", {
+      name: "beta",
+      tcp: { listenPort: portB, targetPort: second.port },
     });
-    await waitForProxy(
-      cp,
-      ns,
-      "beta",
-      "beta Ready after the restart",
-      (o) => readyCondition(o)?.status === "True",
-      90_000,
-    );
+    await waitForReason(cp, ns, "beta", "Listening", 90_000);
     assert.ok(await reaches(portB, second));
     await cp.kubectlOk([
       "patch",
@@ -96,10 +85,6 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
       async () => (await getProxy(cp, ns, "beta")) === undefined ? true : undefined,
     );
     assert.ok(await operator.isReady());
-  } catch (error) {
-    throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-8000)}`, {
-      cause: error,
-    });
-  }
+  });
   assert.equal(await operator.stop(), 0);
 });

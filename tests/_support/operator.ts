@@ -10,6 +10,7 @@ import type { Service } from "kubernetes-types/core/v1.d.ts";
 import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
 import type { ControlPlane } from "./control_plane.ts";
 import { renderKustomization, repoRoot } from "./kustomize.ts";
+import { readExactly, writeAll } from "./net_tcp.ts";
 import { freePort, taskPermissionFlags } from "./program.ts";
 import { waitUntil } from "./_wait_until.ts";
 
@@ -52,10 +53,15 @@ export async function sampleYaml(
     tcp?: { listenPort: number; targetPort: number };
     udp?: { listenPort: number; targetPort: number };
     targetHost?: string;
+    annotations?: Record<string, string>;
   },
 ): Promise<string> {
   const sample = load(await Deno.readTextFile(`${repoRoot}k8s/samples/${file}`)) as UnDyingProxy;
-  sample.metadata = { ...sample.metadata, name: changes.name };
+  sample.metadata = {
+    ...sample.metadata,
+    name: changes.name,
+    ...(changes.annotations ? { annotations: changes.annotations } : {}),
+  };
   const spec = sample.spec ?? {};
   for (const protocol of ["tcp", "udp"] as const) {
     const part = spec[protocol];
@@ -73,6 +79,49 @@ export async function sampleYaml(
     part.targetHost = changes.targetHost ?? "127.0.0.1";
   }
   return dump(sample);
+}
+
+/** Applies a sample changed as by {@linkcode sampleYaml} into `namespace` with kubectl. */
+export async function applySample(
+  cp: ControlPlane,
+  namespace: string,
+  file: string,
+  changes: Parameters<typeof sampleYaml>[1],
+): Promise<void> {
+  await cp.kubectlOk(["apply", "-n", namespace, "-f", "-"], {
+    stdin: await sampleYaml(file, changes),
+  });
+}
+
+/** True when a TCP connection to `hostname:port` echoes `text` back (false when refused). */
+export async function tcpEchoes(hostname: string, port: number, text = "ping"): Promise<boolean> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname, port });
+  } catch {
+    return false;
+  }
+  try {
+    await writeAll(conn, new TextEncoder().encode(text));
+    return new TextDecoder().decode(await readExactly(conn, text.length)) === text;
+  } catch {
+    return false;
+  } finally {
+    conn.close();
+  }
+}
+
+/** Runs `body`; a failure is rethrown with the tail of every operator's output attached. */
+export async function explainFailure<T>(
+  operators: readonly OperatorProcess[],
+  body: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    const outputs = operators.map((o) => `--- ${o.replica} ---\n${o.output().slice(-6000)}`);
+    throw new Error(`${error}\n${outputs.join("\n")}`, { cause: error });
+  }
 }
 
 /** Reads an UnDyingProxy with kubectl (admin). */
@@ -112,6 +161,24 @@ export function waitForProxy(
     const object = await getProxy(cp, namespace, name);
     return object !== undefined && check(object) ? object : undefined;
   }, { timeoutMs, intervalMs: 250 });
+}
+
+/** Waits until the object's `Ready` condition has `reason` (`Listening` = Ready), and returns it. */
+export function waitForReason(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  reason: string,
+  timeoutMs = 60_000,
+): Promise<UnDyingProxy> {
+  return waitForProxy(
+    cp,
+    namespace,
+    name,
+    `${namespace}/${name} Ready reason ${reason}`,
+    (object) => readyCondition(object)?.reason === reason,
+    timeoutMs,
+  );
 }
 
 /** The `Ready` condition of an object. */
