@@ -100,6 +100,16 @@ integrationTest(
           { timeoutMs: 30_000 },
         );
 
+        // The Go operator's error counter saw the bind failure.
+        const metrics = await operator.metrics();
+        const failures =
+          /^undying_proxy_operator_errors_total\{type="FailedSetupTCPForwarder"\} (\d+)$/m
+            .exec(metrics);
+        assert.ok(
+          Number(failures?.[1]) >= 1,
+          metrics.split("\n").filter((l) => l.includes("operator_errors")).join("\n"),
+        );
+
         // Another instance's object: no finalizer, no status from this operator.
         const elsewhere = await getProxy(cp, ns, "elsewhere");
         assert.equal(elsewhere?.metadata.finalizers, undefined);

@@ -207,6 +207,8 @@ export interface OperatorProcess extends AsyncDisposable {
   output(): string;
   /** True when `/readyz` answers 200. */
   isReady(): Promise<boolean>;
+  /** The `/metrics` exposition text. */
+  metrics(): Promise<string>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
   stop(graceMs?: number): Promise<number>;
   /** SIGKILL at once (a crash); resolves once the process is gone. */
@@ -216,6 +218,7 @@ export interface OperatorProcess extends AsyncDisposable {
 /** Starts `main.ts` in operator mode with the compile task's permissions. */
 export async function startOperator(options: StartOperatorOptions): Promise<OperatorProcess> {
   const probePort = freePort();
+  const metricsPort = freePort();
   const listenAddress = options.listenAddress ?? "127.0.0.2";
   const command = new Deno.Command(Deno.execPath(), {
     args: [
@@ -226,7 +229,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
       `--kubeconfig=${options.kubeconfig}`,
       `--replica-name=${options.replica}`,
       `--listen-address=${listenAddress}`,
-      "--metrics-bind-address=0",
+      `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       `--health-probe-bind-address=127.0.0.1:${probePort}`,
       "--drain-grace-period=1s",
       "--log-level=debug",
@@ -273,6 +276,14 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     replica: options.replica,
     listenAddress,
     output: () => chunks.join(""),
+    async metrics() {
+      const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      if (!response.ok) {
+        await response.body?.cancel();
+        throw new Error(`GET /metrics of ${options.replica} answered ${response.status}`);
+      }
+      return await response.text();
+    },
     async isReady() {
       try {
         const response = await fetch(`http://127.0.0.1:${probePort}/readyz`);
