@@ -8,16 +8,19 @@ import { integrationTest } from "./_support/control_plane.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
   applySample,
+  createManagedService,
   explainFailure,
   getProxy,
   operatorKubeconfig,
   readyCondition,
+  servicePorts,
   startOperator,
   tcpEchoes,
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
 import { freePort } from "./_support/program.ts";
+import { waitUntil } from "./_support/_wait_until.ts";
 
 integrationTest(
   "operator: two replicas both forward and report; a killed one's entry goes stale and is removed",
@@ -30,11 +33,12 @@ integrationTest(
       name: "shared",
       tcp: { listenPort: port, targetPort: target.port },
     });
+    await createManagedService(cp, ns, "undying-proxy-tcp", "TCP");
     const common = {
       kubeconfig,
       namespace: ns,
-      // No managed Services in this namespace: Service management is disabled.
-      args: ["--tcp-service-to-manage=", "--udp-service-to-manage=", "--status-heartbeat=1s"],
+      // Both replicas keep the same TCP Service (conflicting writes are re-planned).
+      args: ["--udp-service-to-manage=", "--status-heartbeat=1s"],
     };
     await using a = await startOperator({
       ...common,
@@ -62,6 +66,16 @@ integrationTest(
         ["replica-a", "Listening"],
         ["replica-b", "Listening"],
       ]);
+
+      // Two writers, one Service: exactly one port for the object, the placeholder kept.
+      await waitUntil("the object's port in the Service", async () => {
+        const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
+        return ports.some((p) => p.name === "tcp-shared") ? true : undefined;
+      });
+      assert.deepEqual(
+        (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => [p.name, p.port]),
+        [["placeholder", 1], ["tcp-shared", port]],
+      );
 
       // One field manager per replica, on the status subresource.
       const managed = JSON.parse(
