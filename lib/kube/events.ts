@@ -146,7 +146,6 @@ export class EventRecorder {
   readonly #replica: string;
   readonly #deduper: EventDeduper;
   readonly #countError: CountOperatorError | undefined;
-  #sequence = 0;
 
   /** Records as `replica` through `client`. */
   constructor(client: KubeClient, options: EventRecorderOptions) {
@@ -163,7 +162,8 @@ export class EventRecorder {
       note.message;
     if (!this.#deduper.admit(key)) return;
     const now = new Date();
-    const suffix = `${now.getTime().toString(16)}${(this.#sequence++ % 4096).toString(16)}`;
+    // Unique across replicas recording at the same millisecond (client-go uses time + random too).
+    const suffix = `${now.getTime().toString(16)}${crypto.randomUUID().slice(0, 8)}`;
     const event = buildEvent(subject, note, this.#replica, now, suffix);
     try {
       await this.#client.create(CORE_EVENTS, event, signal ? { signal } : {});
