@@ -1,7 +1,7 @@
 /**
  * End to end: the API server goes away and comes back while the operator runs. Forwarding goes on
- * while it is down; afterwards the operator's watches resume and every change made after the
- * restart is applied (nothing is lost).
+ * while it is down; a replica started meanwhile stays unready until its first list; afterwards the
+ * watches resume and every change made after the restart is applied (nothing is lost).
  */
 import assert from "node:assert/strict";
 import { controlPlaneTest, startControlPlane } from "./_support/control_plane.ts";
@@ -20,9 +20,13 @@ import { waitUntil } from "./_support/_wait_until.ts";
 
 const encoder = new TextEncoder();
 
-async function reaches(port: number, target: { accepted: number }): Promise<boolean> {
+async function reaches(
+  port: number,
+  target: { accepted: number },
+  hostname = "127.0.0.2",
+): Promise<boolean> {
   const before = target.accepted;
-  const conn = await Deno.connect({ hostname: "127.0.0.2", port });
+  const conn = await Deno.connect({ hostname, port });
   try {
     await writeAll(conn, encoder.encode("x"));
     await readExactly(conn, 1);
@@ -56,7 +60,21 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
 
     await cp.stopApiServer();
     assert.ok(await reaches(portA, first), "forwarding goes on while the API server is down");
+    // A replica starting now cannot list the objects: it must not report ready until it has.
+    await using late = await startOperator({
+      kubeconfig,
+      namespace: ns,
+      replica: "op-b",
+      listenAddress: "127.0.0.3",
+      args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
+    });
+    await waitUntil(
+      "op-b answering /readyz with 503",
+      async () => (await late.readyzStatus()) === 503 ? true : undefined,
+    );
     await cp.startApiServer();
+    await waitReady(late, 90_000);
+    assert.ok(await reaches(portA, first, "127.0.0.3"), "op-b forwards after its first list");
 
     // Changes after the restart: a new object, a retarget, then a delete.
     await applySample(cp, ns, "tcp.yaml", {
@@ -85,6 +103,7 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
       async () => (await getProxy(cp, ns, "beta")) === undefined ? true : undefined,
     );
     assert.ok(await operator.isReady());
+    assert.equal(await late.stop(), 0);
   });
   assert.equal(await operator.stop(), 0);
 });

@@ -205,6 +205,8 @@ export interface OperatorProcess extends AsyncDisposable {
   readonly listenAddress: string;
   /** Everything the process wrote so far (stdout and stderr), for failure messages. */
   output(): string;
+  /** The HTTP status of `/readyz`, or undefined while the probe server does not answer. */
+  readyzStatus(): Promise<number | undefined>;
   /** True when `/readyz` answers 200. */
   isReady(): Promise<boolean>;
   /** The `/metrics` exposition text. */
@@ -263,6 +265,15 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
       // Already gone.
     }
   };
+  const readyzStatus = async () => {
+    try {
+      const response = await fetch(`http://127.0.0.1:${probePort}/readyz`);
+      await response.body?.cancel();
+      return response.status;
+    } catch {
+      return undefined;
+    }
+  };
   const stop = async (graceMs = 15_000) => {
     signal("SIGTERM");
     const timer = setTimeout(() => signal("SIGKILL"), graceMs);
@@ -284,14 +295,9 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
       }
       return await response.text();
     },
+    readyzStatus,
     async isReady() {
-      try {
-        const response = await fetch(`http://127.0.0.1:${probePort}/readyz`);
-        await response.body?.cancel();
-        return response.status === 200;
-      } catch {
-        return false;
-      }
+      return (await readyzStatus()) === 200;
     },
     stop,
     async kill() {
