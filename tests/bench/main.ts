@@ -31,7 +31,7 @@ import { prepareTools, toolVersions } from "./toolchain.ts";
 const USAGE = `Usage: deno task bench [options]
 
   --quick          smoke run: 1 repetition, short measurements (< 2 minutes)
-  --reps N         repetitions (default 3, about 15 minutes; 1 with --quick)
+  --reps N         repetitions (default 4, about 12–15 minutes; 1 with --quick)
   --filter LIST    comma-separated peer names and/or scenario id parts, e.g. "undying,udp-pps"
                    (direct and nginx always run: every figure is a ratio against them)
   --json PATH      where to write the JSON results (default dist/bench/results.json)
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     Deno.stdout.writeSync(encoder.encode(USAGE));
     return;
   }
-  const reps = values.reps === undefined ? (values.quick ? 1 : 3) : Number(values.reps);
+  const reps = values.reps === undefined ? (values.quick ? 1 : 4) : Number(values.reps);
   if (!Number.isInteger(reps) || reps < 1 || reps > 50) {
     fail(`--reps: "${values.reps}" is not an integer within 1–50`);
   }
