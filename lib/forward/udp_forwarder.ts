@@ -6,7 +6,13 @@
  *
  * Hot path: one receive buffer per socket, reused (the next receive starts only after the send that
  * reads it finished); no per-datagram allocation besides what `receive()` itself returns; sessions
- * are found without building a key string; counters are plain numbers.
+ * are found without building a key string (and the previous datagram's session is checked first);
+ * counters are plain numbers.
+ *
+ * Memory: a session's pending upstream receive holds its whole buffer (`bufferBytes`, lossless by
+ * default). Session buffers come from a shared pool of lazily committed slabs
+ * ({@linkcode sharedBufferPool}), so an idle session costs the pages its replies touched (one 4 KiB
+ * page for datagrams up to 4 KiB), not `bufferBytes`.
  * @module
  */
 
@@ -15,6 +21,7 @@ import type { UdpSpec } from "../spec.ts";
 import { abortableDelay } from "./_delay.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import { LogThrottle } from "./log_throttle.ts";
+import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
 import type { UdpCounters, UdpErrorType } from "./state.ts";
 import { type ResolvedTarget, TargetResolver } from "./target_resolver.ts";
 import { UdpSessionTable } from "./udp_session_table.ts";
@@ -71,6 +78,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   readonly #options: UdpForwarderOptions;
   readonly #counters: UdpCounters;
   readonly #sessions = new UdpSessionTable<UdpSession>();
+  /** Upstream receive buffers of the sessions. */
+  readonly #buffers: BufferPool;
   /** Session tasks (reply loops, lookups) still running. */
   readonly #tasks = new Set<Promise<void>>();
   readonly #closing = new AbortController();
@@ -91,6 +100,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       target: new LogThrottle(intervalMs),
       truncate: new LogThrottle(intervalMs),
     };
+    this.#buffers = sharedBufferPool(options.bufferBytes);
     this.#spec = options.spec;
     this.#resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
     this.#startSweeper();
@@ -145,11 +155,13 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const mayTruncate = buffer.length <= MAX_UDP_PAYLOAD_BYTES;
     const counters = this.#counters;
     const closing = this.#closing.signal;
+    const socket = this.#socket;
+    let last: UdpSession | undefined;
     for (;;) {
       let data: Uint8Array;
       let from: Deno.Addr;
       try {
-        [data, from] = await this.#socket.receive(buffer);
+        [data, from] = await socket.receive(buffer);
       } catch (error) {
         if (closing.aborted) return;
         counters.errors.ReadFromClient++;
@@ -160,9 +172,16 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       const client = from as Deno.NetAddr;
       if (mayTruncate && data.length === buffer.length) this.#countTruncated("client");
       const nowMs = Date.now();
-      const session = this.#sessions.get(client.hostname, client.port) ??
-        this.#openSession(client, nowMs);
-      if (session === undefined) continue;
+      let session = last;
+      if (
+        session === undefined || session.ended || session.client.port !== client.port ||
+        session.client.hostname !== client.hostname
+      ) {
+        session = this.#sessions.get(client.hostname, client.port) ??
+          this.#openSession(client, nowMs);
+        if (session === undefined) continue;
+        last = session;
+      }
       session.lastActiveMs = nowMs;
       if (session.queue === undefined) {
         await this.#sendToTarget(session, data, nowMs);
@@ -264,13 +283,13 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         counters.droppedDatagrams++;
         this.#warn("target", "Cannot send to UDP target of {forwarder}: {error}", { error });
       }
-    } finally {
-      session.toTargetSinceMs = 0;
     }
+    session.toTargetSinceMs = 0;
   }
 
   async #replyLoop(session: UdpSession): Promise<void> {
-    const buffer = new Uint8Array(this.#options.bufferBytes);
+    const pool = this.#buffers;
+    const buffer = pool.acquire();
     const mayTruncate = buffer.length <= MAX_UDP_PAYLOAD_BYTES;
     const upstream = session.upstream!;
     const target = session.target!;
@@ -304,6 +323,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       if (!session.ended) this.#fail(session, "ReadFromTarget", error);
     } finally {
       this.#endSession(session);
+      pool.release(buffer);
     }
   }
 

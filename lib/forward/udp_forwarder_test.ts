@@ -3,6 +3,7 @@ import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitFor } from "../../tests/_support/net_wait.ts";
 import type { UdpSpec } from "../spec.ts";
+import { sharedBufferPool } from "./buffer_pool.ts";
 import { newUdpCounters } from "./state.ts";
 import { UdpForwarder } from "./udp_forwarder.ts";
 
@@ -51,6 +52,28 @@ Deno.test("UdpForwarder forwards 0, 64, 1400, 9000 and 65507 bytes byte-exact bo
   assert.equal(fx.counters.truncatedDatagrams, 0);
   assert.equal(fx.counters.sessionsTotal, 1);
   assert.deepEqual(echo.sourcePorts.length, 1);
+});
+
+Deno.test("UdpForwarder sessions keep their pooled buffers apart and return them", async () => {
+  const pool = sharedBufferPool(65_535);
+  const before = pool.inUse;
+  await using echo = startUdpEcho();
+  const fx = forwarderTo(echo.port);
+  const clients = Array.from({ length: 20 }, () => udpClient());
+  try {
+    for (let round = 0; round < 3; round++) {
+      const sent = clients.map((_, i) => patternBytes(1000 + i * 10, round * 100 + i));
+      const replies = await Promise.all(
+        clients.map((client, i) => client.request(sent[i]!, fx.forwarder.port)),
+      );
+      replies.forEach((reply, i) => assert.deepEqual(reply, sent[i], `client ${i}`));
+    }
+    assert.equal(pool.inUse, before + 20, "one pooled buffer per session");
+  } finally {
+    for (const client of clients) client[Symbol.dispose]();
+    await fx.forwarder.drain(0);
+  }
+  assert.equal(pool.inUse, before, "ended sessions give their buffers back");
 });
 
 Deno.test("UdpForwarder gives each client its own upstream source port", async () => {
