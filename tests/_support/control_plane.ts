@@ -405,7 +405,7 @@ class LocalControlPlane implements ControlPlane {
 
   async kubeconfigForServiceAccount(namespace: string, name: string): Promise<string> {
     const created = await this.kubectl(["create", "serviceaccount", name, "-n", namespace]);
-    if (created.code !== 0 && !created.stderr.includes("AlreadyExists")) {
+    if (created.code !== 0 && !/already ?exists/i.test(created.stderr)) {
       throw new Error(
         `Cannot create ServiceAccount ${namespace}/${name}: ${created.stderr.trim()}`,
       );
