@@ -145,11 +145,16 @@ export class ProgramMetrics {
   constructor(view: ForwardingView, options: { readonly version: string }) {
     const registers = [this.registry];
 
-    this.#gauge("undying_proxy_build_info", "Always 1; the version label says which build runs.", [
-      "version",
-    ], (emit) => emit({ version: options.version }, 1));
+    this.#collected(
+      "gauge",
+      "undying_proxy_build_info",
+      "Always 1; the version label says which build runs.",
+      ["version"],
+      (emit) => emit({ version: options.version }, 1),
+    );
     for (const protocol of ["tcp", "udp"] as const) {
-      this.#gauge(
+      this.#collected(
+        "gauge",
         `undying_proxy_${protocol}_forwarders`,
         `${protocol.toUpperCase()} forwarders listening now.`,
         [],
@@ -164,12 +169,12 @@ export class ProgramMetrics {
           if (metric.protocol === "udp" && forwarder.udp) emit(labels, metric.value(forwarder.udp));
         }
       };
-      if (metric.kind === "counter") this.#counter(metric.name, metric.help, PER_FORWARDER, fill);
-      else this.#gauge(metric.name, metric.help, PER_FORWARDER, fill);
+      this.#collected(metric.kind, metric.name, metric.help, PER_FORWARDER, fill);
     }
     const errorTypes = { tcp: TCP_ERROR_TYPES, udp: UDP_ERROR_TYPES } as const;
     for (const protocol of ["tcp", "udp"] as const) {
-      this.#counter(
+      this.#collected(
+        "counter",
         `undying_proxy_${protocol}_forwarding_errors_total`,
         `${protocol.toUpperCase()} forwarding errors by type.`,
         ["type", ...PER_FORWARDER],
@@ -185,7 +190,8 @@ export class ProgramMetrics {
     }
 
     // State of every forwarder in the desired set.
-    this.#gauge(
+    this.#collected(
+      "gauge",
       "undying_proxy_forwarder_state",
       "1 for the current state (pending, listening, failed, conflict) of each forwarder part.",
       ["protocol", "state", ...PER_FORWARDER],
@@ -245,30 +251,32 @@ export class ProgramMetrics {
     return new Response(body, { headers: { "content-type": this.registry.contentType } });
   }
 
-  #counter(name: string, help: string, labelNames: string[], fill: (emit: Emit) => void) {
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        fill((labels, value) => this.inc(labels, value));
-      },
-    });
-  }
-
-  #gauge(name: string, help: string, labelNames: string[], fill: (emit: Emit) => void) {
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        fill((labels, value) => this.set(labels, value));
-      },
-    });
+  /** Registers a metric whose series are recomputed by `fill` on every scrape. */
+  #collected(
+    kind: "counter" | "gauge",
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (emit: Emit) => void,
+  ) {
+    const configuration = { name, help, labelNames, registers: [this.registry] };
+    if (kind === "counter") {
+      new Counter({
+        ...configuration,
+        collect() {
+          this.reset();
+          fill((labels, value) => this.inc(labels, value));
+        },
+      });
+    } else {
+      new Gauge({
+        ...configuration,
+        collect() {
+          this.reset();
+          fill((labels, value) => this.set(labels, value));
+        },
+      });
+    }
   }
 }
 
