@@ -146,11 +146,30 @@ export function isStatus(value: unknown): value is Status {
     (value as { kind?: unknown }).kind === "Status";
 }
 
-/** Parses a `Retry-After` header given in seconds (HTTP dates are ignored). */
-export function parseRetryAfter(header: string | null): number | undefined {
+/** The three HTTP-date forms of RFC 9110 §5.6.7 (IMF-fixdate, RFC 850, asctime). */
+const HTTP_DATE_FORMS = [
+  /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/,
+  /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/,
+  /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/,
+];
+
+/**
+ * Parses a `Retry-After` header (RFC 9110 §10.2.3): delay seconds, or an HTTP date turned into the
+ * seconds left until it (0 when it has passed).
+ * @returns undefined for a missing or malformed header
+ */
+export function parseRetryAfter(
+  header: string | null,
+  now: number = Date.now(),
+): number | undefined {
   if (header === null) return undefined;
-  const seconds = Number(header.trim());
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  const form = HTTP_DATE_FORMS.findIndex((pattern) => pattern.test(value));
+  if (form < 0) return undefined;
+  // asctime carries no zone; HTTP dates are always GMT.
+  const at = Date.parse(form === 2 ? `${value} GMT` : value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 function toFieldCause(cause: StatusCause): FieldCause {

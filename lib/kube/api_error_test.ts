@@ -61,10 +61,17 @@ Deno.test("ApiError keeps a non-Status body as truncated text", () => {
   assert.match(error.message, /^GET \/p failed: 502 ServerError: x{256}…$/);
 });
 
-Deno.test("parseRetryAfter() reads seconds and ignores dates or garbage", () => {
+Deno.test("parseRetryAfter() reads delay seconds or an HTTP date, and ignores garbage", () => {
   assert.equal(parseRetryAfter("3"), 3);
   assert.equal(parseRetryAfter(" 0 "), 0);
   assert.equal(parseRetryAfter(null), undefined);
-  assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT"), undefined);
-  assert.equal(parseRetryAfter("-1"), undefined);
+  const now = Date.parse("2015-10-21T07:28:00Z");
+  assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:28:07 GMT", now), 7);
+  assert.equal(parseRetryAfter("Wednesday, 21-Oct-15 07:28:30 GMT", now), 30);
+  assert.equal(parseRetryAfter("Wed Oct 21 07:29:00 2015", now), 60);
+  assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now), 0, "a past date: at once");
+  assert.equal(parseRetryAfter("Wed, 21 Oct 2015 07:28:00.5 GMT", now), undefined);
+  for (const garbage of ["", "-1", "1.5", "1 2", "soon"]) {
+    assert.equal(parseRetryAfter(garbage, now), undefined, JSON.stringify(garbage));
+  }
 });

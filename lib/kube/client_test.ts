@@ -1,22 +1,35 @@
 // Faults a real API server cannot be made to produce on demand; the rest of KubeClient is tested
 // against a real kube-apiserver in tests/kube_client_test.ts.
 import assert from "node:assert/strict";
-import { json, startFaultServer, statusResponse } from "../../tests/_support/fault_server.ts";
+import {
+  json,
+  plainHttpConfig,
+  startFaultServer,
+  statusResponse,
+} from "../../tests/_support/fault_server.ts";
+import { startTcpServer, writeAll } from "../../tests/_support/net_tcp.ts";
 import { ApiError } from "./api_error.ts";
 import { KubeClient } from "./client.ts";
 import { SERVICES } from "./resources.ts";
 
 const service = { metadata: { name: "s", namespace: "n", resourceVersion: "1" } };
 
-Deno.test("request() waits as Retry-After says on 429, for any method, then succeeds", async () => {
+Deno.test("request() waits as Retry-After says on 429 (seconds or HTTP date), for any method", async () => {
+  const retryAfter = ["1", new Date(Date.now() + 1_000).toUTCString()];
   await using server = startFaultServer((_request, index) =>
-    index % 2 === 0 ? statusResponse(429, "TooManyRequests", { "Retry-After": "1" }) : json(service)
+    index % 2 === 0
+      ? statusResponse(429, "TooManyRequests", { "Retry-After": retryAfter[index / 2] ?? "1" })
+      : json(service)
   );
-  using client = new KubeClient(server.config, { retryInitialMs: 60_000, retryMaxMs: 60_000 });
-  const got = await client.get(SERVICES, "s", { namespace: "n" });
+  // A backoff of 10 minutes: only the server's Retry-After lets these calls finish in time.
+  using client = new KubeClient(server.config, { retryInitialMs: 600_000, retryMaxMs: 600_000 });
+  const got = await client.get(SERVICES, "s", {
+    namespace: "n",
+    signal: AbortSignal.timeout(30_000),
+  });
   assert.equal(got.metadata?.name, "s");
   assert.equal(got.kind, "Service");
-  await client.create(SERVICES, service);
+  await client.create(SERVICES, service, { signal: AbortSignal.timeout(30_000) });
   assert.deepEqual(server.requests.map((r) => r.method), ["GET", "GET", "POST", "POST"]);
 });
 
@@ -64,20 +77,54 @@ Deno.test("request() turns a stalled answer into a Timeout ApiError", async () =
   });
 });
 
+Deno.test("request() retries a dropped connection for idempotent requests only", async () => {
+  const answer = JSON.stringify(service);
+  await using server = startTcpServer(async (conn) => {
+    // Connections 1 and 3 are dropped before any answer; the others get a minimal HTTP answer.
+    if (server.accepted % 2 === 1) return;
+    const buffer = new Uint8Array(64 * 1024);
+    let request = "";
+    while (!request.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) return;
+      request += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    await writeAll(
+      conn,
+      new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n" +
+          `content-length: ${answer.length}\r\n\r\n${answer}`,
+      ),
+    );
+  });
+  using client = new KubeClient(plainHttpConfig(server.port), {
+    maxAttempts: 2,
+    retryInitialMs: 1,
+    retryMaxMs: 2,
+  });
+  const got = await client.get(SERVICES, "s", { namespace: "n" });
+  assert.equal(got.metadata?.name, "s");
+  assert.equal(server.accepted, 2, "the GET was sent again on a new connection");
+  await assert.rejects(client.create(SERVICES, service), (error: unknown) => {
+    assert.ok(error instanceof ApiError && error.kind === "Network", String(error));
+    assert.match(
+      error.message,
+      /^POST \/api\/v1\/namespaces\/n\/services failed: Network: cannot reach/,
+    );
+    return true;
+  });
+  assert.equal(server.accepted, 3, "a POST is not sent twice");
+});
+
 Deno.test("request() reports a refused connection as a Network error after its attempts", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();
-  using client = new KubeClient(
-    {
-      server: `http://127.0.0.1:${port}`,
-      caCerts: [],
-      credentials: { get: () => Promise.resolve({}), invalidate: () => false },
-      namespace: "default",
-      source: "test",
-    },
-    { maxAttempts: 2, retryInitialMs: 1, retryMaxMs: 2 },
-  );
+  using client = new KubeClient(plainHttpConfig(port), {
+    maxAttempts: 2,
+    retryInitialMs: 1,
+    retryMaxMs: 2,
+  });
   await assert.rejects(client.request({ path: "/api" }), (error: unknown) => {
     assert.ok(error instanceof ApiError);
     assert.equal(error.kind, "Network");

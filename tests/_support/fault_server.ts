@@ -38,13 +38,7 @@ export function startFaultServer(
   );
   const server: FaultServer = {
     requests,
-    config: {
-      server: `http://127.0.0.1:${httpServer.addr.port}`,
-      caCerts: [],
-      credentials: NO_CREDENTIALS,
-      namespace: "default",
-      source: "fault server",
-    },
+    config: plainHttpConfig(httpServer.addr.port),
     stalledBody(lines = []) {
       return new ReadableStream({
         start(stream) {
@@ -66,6 +60,17 @@ export function startFaultServer(
     },
   };
   return server;
+}
+
+/** A configuration for a `KubeClient` that talks plain HTTP to 127.0.0.1:`port`, without credentials. */
+export function plainHttpConfig(port: number): ClusterConfig {
+  return {
+    server: `http://127.0.0.1:${port}`,
+    caCerts: [],
+    credentials: NO_CREDENTIALS,
+    namespace: "default",
+    source: "fault server",
+  };
 }
 
 /** A JSON response with `status`. */
