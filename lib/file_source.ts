@@ -56,9 +56,11 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
   try {
     documents = loadAll(text);
   } catch (error) {
+    if (!(error instanceof YAMLException)) throw error;
     // The compact form: "reason (line:column)" without the multi-line source snippet.
-    const reason = error instanceof YAMLException ? error.toString(true) : String(error);
-    throw new ConfigError(path, [{ document: 0, field: "(YAML)", reason }], { cause: error });
+    const document = documentAtLine(text, error.mark?.line ?? 0);
+    const problem = { document, field: "(YAML)", reason: error.toString(true) };
+    throw new ConfigError(path, [problem], { cause: error });
   }
   const problems: ConfigProblem[] = [];
   const specs: ForwarderSpec[] = [];
@@ -207,6 +209,28 @@ export class FileSource implements DesiredStateSource {
     log.info("Reloaded {path}: {count} forwarder(s)", { path: this.#path, count: desired.length });
     apply(desired);
   }
+}
+
+/**
+ * The 1-based number of the document of a YAML stream that holds 0-based line `line`, counted as
+ * `loadAll` counts documents: a `---` line starts a document (one at the very start, after only
+ * comments, starts the first), `...` ends one, and content outside a document starts the next.
+ */
+function documentAtLine(text: string, line: number): number {
+  let number = 0;
+  let open = false;
+  for (const row of text.split("\n").slice(0, line + 1)) {
+    if (/^---(\s|$)/.test(row)) {
+      number++;
+      open = true;
+    } else if (/^\.\.\.(\s|$)/.test(row)) {
+      open = false;
+    } else if (!open && /^(?!%)\s*[^\s#]/.test(row)) {
+      number++;
+      open = true;
+    }
+  }
+  return Math.max(number, 1);
 }
 
 /** The file's directory, and the directory of the file it links to when that is elsewhere. */

@@ -87,6 +87,23 @@ Deno.test("parseConfig() rejects duplicate names, bad metadata and YAML errors",
   assert.match(configError("a: [").message, /\(YAML\): .*unexpected end of the stream.*\(1:5\)$/);
 });
 
+Deno.test("parseConfig() numbers the document of a YAML syntax error as it numbers the others", () => {
+  const cases: [string, number][] = [
+    ["kind: [", 1],
+    [`${TCP_DOC}---\nkind: [\n`, 2],
+    [`# comment\n---\n${TCP_DOC}---\n---\nkind: [\n`, 3],
+    [`${TCP_DOC}...\n---\nkind: [\n`, 2],
+  ];
+  for (const [text, document] of cases) {
+    const syntax = configError(text);
+    assert.deepEqual(syntax.problems.map((p) => [p.document, p.field]), [[document, "(YAML)"]]);
+    assert.match(syntax.message, new RegExp(`: document ${document}: \\(YAML\\): `));
+    // The same stream, valid YAML with a wrong kind there: the same document number.
+    const schema = configError(text.replace("kind: [", "kind: Nope"));
+    assert.equal(schema.problems.find((p) => p.field === "kind")?.document, document, text);
+  }
+});
+
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "file_source_test_" });
   try {
