@@ -1,4 +1,12 @@
 /** Certificates and keys for a test control plane, made with the `openssl` CLI. */
+import {
+  type CertificateFiles,
+  createCa,
+  createEcKey,
+  openssl,
+  signCertificate,
+  subjectOf,
+} from "./_openssl.ts";
 
 /** Paths of every PEM file a control plane needs (all inside one directory). */
 export interface Pki {
@@ -18,8 +26,6 @@ export interface ClientSubject {
   readonly groups: readonly string[];
 }
 
-const validDays = "7";
-
 /** Creates a CA, a serving certificate for 127.0.0.1/localhost, an admin client cert and SA keys. */
 export async function createPki(dir: string): Promise<Pki> {
   const pki: Pki = {
@@ -32,21 +38,7 @@ export async function createPki(dir: string): Promise<Pki> {
     serviceAccountKey: `${dir}/sa.key`,
     serviceAccountPub: `${dir}/sa.pub`,
   };
-  await openssl(
-    "req",
-    "-x509",
-    ...ecKey(pki.caKey),
-    "-out",
-    pki.caCert,
-    "-days",
-    validDays,
-    "-subj",
-    "/CN=undying-proxy-test-ca",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-  );
+  await createCa({ cert: pki.caCert, key: pki.caKey }, "undying-proxy-test-ca");
   await signedCertificate(pki, dir, "apiserver", "/CN=kube-apiserver", [
     "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default," +
     "DNS:kubernetes.default.svc,IP:10.0.0.1",
@@ -75,76 +67,21 @@ export async function issueClientCertificate(
   dir: string,
   name: string,
   subject: ClientSubject,
-): Promise<{ cert: string; key: string }> {
-  const subj = `/CN=${escapeSubject(subject.user)}` +
-    subject.groups.map((g) => `/O=${escapeSubject(g)}`).join("");
-  return await signedCertificate(pki, dir, name, subj, ["extendedKeyUsage=clientAuth"]);
+): Promise<CertificateFiles> {
+  return await signedCertificate(pki, dir, name, subjectOf(subject.user, subject.groups), [
+    "extendedKeyUsage=clientAuth",
+  ]);
 }
 
 async function signedCertificate(
   pki: Pki,
   dir: string,
   name: string,
-  subj: string,
+  subject: string,
   extensions: readonly string[],
-): Promise<{ cert: string; key: string }> {
-  const key = `${dir}/${name}.key`;
-  const csr = `${dir}/${name}.csr`;
-  const cert = `${dir}/${name}.crt`;
-  const extFile = `${dir}/${name}.ext`;
-  await openssl("req", "-new", ...ecKey(key), "-out", csr, "-subj", subj);
-  await Deno.writeTextFile(extFile, extensions.join("\n") + "\n");
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    csr,
-    "-CA",
-    pki.caCert,
-    "-CAkey",
-    pki.caKey,
-    "-CAcreateserial",
-    "-days",
-    validDays,
-    "-extfile",
-    extFile,
-    "-out",
-    cert,
-  );
-  await Deno.remove(csr);
-  await Deno.remove(extFile);
-  return { cert, key };
-}
-
-/** openssl arguments that create a new P-256 key, unencrypted, written to `keyPath`. */
-function ecKey(keyPath: string): string[] {
-  return [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    keyPath,
-  ];
-}
-
-function escapeSubject(value: string): string {
-  return value.replaceAll("\\", "\\\\").replaceAll("/", "\\/").replaceAll("+", "\\+").replaceAll(
-    "=",
-    "\\=",
-  );
-}
-
-async function openssl(...args: string[]): Promise<void> {
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command("openssl", { args, stdout: "piped", stderr: "piped" }).output();
-  } catch (error) {
-    throw new Error(`Cannot run openssl (needed to make test certificates): ${error}`);
-  }
-  if (!output.success) {
-    const stderr = new TextDecoder().decode(output.stderr).trim();
-    throw new Error(`openssl ${args.join(" ")} exited with code ${output.code}: ${stderr}`);
-  }
+): Promise<CertificateFiles> {
+  const files = { cert: `${dir}/${name}.crt`, key: `${dir}/${name}.key` };
+  await createEcKey(files.key);
+  await signCertificate({ cert: pki.caCert, key: pki.caKey }, files, subject, extensions);
+  return files;
 }

@@ -1,40 +1,22 @@
 /** Client certificates in every key format the Kubernetes client must accept, made with openssl. */
+import {
+  type CertificateFiles,
+  createCa,
+  createEcKey,
+  openssl,
+  signCertificate,
+  subjectOf,
+} from "./_openssl.ts";
+
+export type { CertificateFiles };
 
 /** Private key formats found in real kubeconfigs. */
 export type KeyFormat = "rsa-pkcs1" | "rsa-pkcs8" | "ec-sec1" | "ec-pkcs8";
 
-/** PEM files of one certificate and its key. */
-export interface CertificateFiles {
-  /** Certificate path. */
-  readonly cert: string;
-  /** Private key path. */
-  readonly key: string;
-}
-
 /** Creates a self-signed test CA as `<dir>/<name>.crt` and `<dir>/<name>.key`. */
 export async function createTestCa(dir: string, name = "test-ca"): Promise<CertificateFiles> {
   const files = { cert: `${dir}/${name}.crt`, key: `${dir}/${name}.key` };
-  await openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    files.key,
-    "-out",
-    files.cert,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign",
-  );
+  await createCa(files, name);
   return files;
 }
 
@@ -53,15 +35,7 @@ export async function issueTestClientCertificate(
   if (options.format.startsWith("rsa")) {
     await openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", raw);
   } else {
-    await openssl(
-      "genpkey",
-      "-algorithm",
-      "EC",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-out",
-      raw,
-    );
+    await createEcKey(raw);
   }
   switch (options.format) {
     case "rsa-pkcs1":
@@ -73,40 +47,9 @@ export async function issueTestClientCertificate(
     default:
       await openssl("pkcs8", "-topk8", "-nocrypt", "-in", raw, "-out", files.key);
   }
-  const subject = `/CN=${options.user}` + (options.groups ?? []).map((g) => `/O=${g}`).join("");
-  const csr = `${dir}/${name}.csr`;
-  const ext = `${dir}/${name}.ext`;
-  await openssl("req", "-new", "-key", files.key, "-out", csr, "-subj", subject);
-  await Deno.writeTextFile(ext, "extendedKeyUsage=clientAuth\n");
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    csr,
-    "-CA",
-    ca.cert,
-    "-CAkey",
-    ca.key,
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    ext,
-    "-out",
-    files.cert,
-  );
-  for (const temp of [raw, csr, ext]) await Deno.remove(temp);
+  await Deno.remove(raw);
+  await signCertificate(ca, files, subjectOf(options.user, options.groups), [
+    "extendedKeyUsage=clientAuth",
+  ]);
   return files;
-}
-
-async function openssl(...args: string[]): Promise<void> {
-  const output = await new Deno.Command("openssl", { args, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!output.success) {
-    throw new Error(
-      `openssl ${args.join(" ")} failed (${output.code}): ${
-        new TextDecoder().decode(output.stderr)
-      }`,
-    );
-  }
 }
