@@ -14,6 +14,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind.ts";
+import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
 import {
   type ForwarderCounters,
@@ -47,6 +48,15 @@ export interface SupervisorOptions {
   bindRetryInitialMs?: number;
   /** Longest bind retry delay. @default 30000 */
   bindRetryMaxMs?: number;
+  /**
+   * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
+   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. UDP
+   * stays on the main thread (Deno cannot share a UDP port). Note: with `reusePort`, another process
+   * of the same user binding the same port shares it instead of failing. @default 1
+   */
+  workers?: number;
+  /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
+  tcpReusePort?: boolean;
 }
 
 type ResolvedOptions = Readonly<Required<SupervisorOptions>>;
@@ -60,10 +70,14 @@ const DEFAULTS: ResolvedOptions = {
   udpBufferBytes: 65_535,
   bindRetryInitialMs: 500,
   bindRetryMaxMs: 30_000,
+  workers: 1,
+  tcpReusePort: false,
 };
 
 /** Lower bounds of the numeric options (all are integers). */
-const MINIMUMS: Readonly<Record<Exclude<keyof SupervisorOptions, "listenAddress">, number>> = {
+const MINIMUMS: Readonly<
+  Record<Exclude<keyof SupervisorOptions, "listenAddress" | "tcpReusePort">, number>
+> = {
   dialTimeoutMs: 1,
   drainGraceMs: 0,
   tcpIdleTimeoutMs: 0,
@@ -71,6 +85,7 @@ const MINIMUMS: Readonly<Record<Exclude<keyof SupervisorOptions, "listenAddress"
   udpBufferBytes: 1,
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
+  workers: 1,
 };
 
 /** The running state of one forwarder in the desired set. */
@@ -101,6 +116,8 @@ export class Supervisor {
   readonly #listeners = new Set<(name: string) => void>();
   /** Last status reported per forwarder, to emit changes only. */
   readonly #reported = new Map<string, string>();
+  /** The other forwarding threads, when `workers` > 1. */
+  readonly #workers: ForwardWorkers | undefined;
   #closed = false;
 
   /** @throws {RangeError} when a numeric option is not an integer within range. */
@@ -115,6 +132,13 @@ export class Supervisor {
         resolved.listenAddress = value;
         continue;
       }
+      if (key === "tcpReusePort") {
+        if (typeof value !== "boolean") {
+          throw new RangeError(`Invalid tcpReusePort ${JSON.stringify(value)}: must be a boolean`);
+        }
+        resolved.tcpReusePort = value;
+        continue;
+      }
       const min = MINIMUMS[key as keyof typeof MINIMUMS];
       if (min === undefined) throw new RangeError(`Unknown Supervisor option "${key}"`);
       if (!Number.isSafeInteger(value) || value < min) {
@@ -126,6 +150,11 @@ export class Supervisor {
       throw new RangeError(
         `Invalid bindRetryMaxMs ${resolved.bindRetryMaxMs}: must be >= bindRetryInitialMs ${resolved.bindRetryInitialMs}`,
       );
+    }
+    if (resolved.workers > 1) {
+      resolved.tcpReusePort = true;
+      const { workers: _, ...perWorker } = options;
+      this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
     }
     this.#options = resolved;
   }
@@ -169,6 +198,7 @@ export class Supervisor {
     this.#assignPorts();
     for (const name of removed) this.#report(name);
     for (const name of names) this.#report(name);
+    this.#workers?.apply(desired);
   }
 
   /** Current state of every forwarder in the desired set, in desired-set order. */
@@ -185,9 +215,22 @@ export class Supervisor {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Live counters of every forwarder in the desired set (the objects the data path advances). */
+  /**
+   * Live counters of every forwarder in the desired set (the objects the data path advances). With
+   * workers, TCP counters are fresh sums of this thread's and the workers' latest reports.
+   */
   *counters(): Iterable<ForwarderCounters> {
-    for (const entry of this.#entries.values()) yield entry.counters;
+    const workers = this.#workers;
+    for (const entry of this.#entries.values()) {
+      const counters = entry.counters;
+      if (workers === undefined || counters.tcp === undefined) {
+        yield counters;
+        continue;
+      }
+      const tcp = copyTcpCounters(counters.tcp);
+      workers.addTcpCounters(entry.name, tcp);
+      yield { ...counters, tcp };
+    }
   }
 
   /**
@@ -205,6 +248,7 @@ export class Supervisor {
       const names = [...this.#entries.keys()];
       this.#entries.clear();
       for (const name of names) this.#report(name);
+      if (this.#workers) this.#track(this.#workers.close(graceMs));
     }
     while (this.#stopping.size > 0) await Promise.all(this.#stopping);
   }
@@ -259,7 +303,13 @@ export class Supervisor {
   #openTcp(name: string, spec: TcpSpec, counters: TcpCounters): TcpForwarder {
     const listener = bindDualStack(
       this.#options.listenAddress,
-      (hostname) => Deno.listen({ hostname, port: spec.listenPort, transport: "tcp" }),
+      (hostname) =>
+        Deno.listen({
+          hostname,
+          port: spec.listenPort,
+          transport: "tcp",
+          reusePort: this.#options.tcpReusePort,
+        }),
     );
     return new TcpForwarder(listener, {
       name,
@@ -311,6 +361,11 @@ export class Supervisor {
         if (!this.#closed) this.#assignPorts();
       });
     }
+    this.#track(done);
+  }
+
+  /** Keeps `done` in the set `close()` waits for. */
+  #track(done: Promise<void>): void {
     const stopping = done.catch((error) => {
       log.error("Stopping a listener failed: {error}", { error });
     }).finally(() => this.#stopping.delete(stopping));

@@ -1,0 +1,56 @@
+/**
+ * Entry point of a forwarding Web Worker (see {@linkcode ForwardWorkers}): runs its own
+ * {@linkcode Supervisor} for the TCP parts of the desired set, on listeners bound with `reusePort`
+ * so the kernel spreads new connections over every thread; reports its counters periodically and
+ * its statuses on change.
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import type { ForwarderCounters, TcpCounters } from "./state.ts";
+import { Supervisor } from "./supervisor.ts";
+import type { FromWorker, ToWorker } from "./worker_messages.ts";
+
+/** How often counters go to the main thread (a scrape sees them at most this old). */
+const COUNTERS_INTERVAL_MS = 1000;
+
+let supervisor: Supervisor | undefined;
+let timer: ReturnType<typeof setInterval> | undefined;
+
+function post(message: FromWorker): void {
+  self.postMessage(message);
+}
+
+function tcpCounters(): Array<{ name: string; tcp: TcpCounters }> {
+  const result: Array<{ name: string; tcp: TcpCounters }> = [];
+  for (const counters of supervisor?.counters() ?? ([] as ForwarderCounters[])) {
+    if (counters.tcp) result.push({ name: counters.name, tcp: counters.tcp });
+  }
+  return result;
+}
+
+self.onmessage = async (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  switch (message.kind) {
+    case "start": {
+      supervisor = new Supervisor({ ...message.options, workers: 1, tcpReusePort: true });
+      supervisor.onChange(() => post({ kind: "statuses", statuses: supervisor!.statuses() }));
+      timer = setInterval(
+        () => post({ kind: "counters", counters: tcpCounters() }),
+        COUNTERS_INTERVAL_MS,
+      );
+      break;
+    }
+    case "apply":
+      supervisor?.apply(message.desired);
+      break;
+    case "close": {
+      clearInterval(timer);
+      const closing = supervisor?.close({ graceMs: message.graceMs });
+      await closing;
+      post({ kind: "closed", counters: tcpCounters() });
+      break;
+    }
+  }
+};

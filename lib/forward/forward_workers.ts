@@ -1,0 +1,129 @@
+/**
+ * Extra forwarding threads (`SupervisorOptions.workers`): Web Workers that each run the TCP part of
+ * the desired set on `reusePort` listeners (the kernel spreads new connections over the threads by
+ * hash). UDP stays on the main thread: Deno cannot share a UDP port between sockets
+ * (`Deno.listenDatagram({ reuseAddress })` sets SO_REUSEADDR only, so the last socket bound gets every
+ * datagram). Workers report their counters every second; the supervisor adds them up on scrape.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ForwarderSpec } from "../spec.ts";
+import { newTcpCounters, TCP_ERROR_TYPES, type TcpCounters } from "./state.ts";
+import type { SupervisorOptions } from "./supervisor.ts";
+import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
+
+const log = getLogger(["undying-proxy", "supervisor"]);
+
+interface Thread {
+  /** 1-based, for logs (the main thread is forwarding thread 0). */
+  readonly index: number;
+  readonly worker: Worker;
+  /** Latest counters by forwarder name. */
+  counters: Map<string, WorkerTcpCounters>;
+  /** Parts reported failed, as `name/protocol`, to log each failure once. */
+  failed: Set<string>;
+  readonly closed: PromiseWithResolvers<void>;
+}
+
+/** A fixed set of forwarding workers mirroring the main thread's TCP forwarders. */
+export class ForwardWorkers {
+  readonly #threads: Thread[] = [];
+
+  /** Starts `count` workers; `options` as given to the main supervisor. */
+  constructor(count: number, options: SupervisorOptions) {
+    const url = new URL("./forward_worker.ts", import.meta.url);
+    for (let index = 0; index < count; index++) {
+      const thread: Thread = {
+        index: index + 1,
+        worker: new Worker(url, { type: "module", name: `forward-${index + 1}` }),
+        counters: new Map(),
+        failed: new Set(),
+        closed: Promise.withResolvers(),
+      };
+      thread.worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(thread, event);
+      thread.worker.onerror = (event) => {
+        event.preventDefault();
+        log.error("Forwarding worker {index} failed: {error}", {
+          index: index + 1,
+          error: event.message,
+        });
+        thread.closed.resolve();
+      };
+      this.#post(thread, { kind: "start", options });
+      this.#threads.push(thread);
+    }
+  }
+
+  /** Sends the TCP parts of the desired set to every worker. */
+  apply(desired: readonly ForwarderSpec[]): void {
+    const tcpOnly = desired.flatMap((spec) => spec.tcp ? [{ name: spec.name, tcp: spec.tcp }] : []);
+    for (const thread of this.#threads) this.#post(thread, { kind: "apply", desired: tcpOnly });
+  }
+
+  /** Adds the workers' latest TCP counters of forwarder `name` to `total`. */
+  addTcpCounters(name: string, total: TcpCounters): void {
+    for (const thread of this.#threads) {
+      const counters = thread.counters.get(name)?.tcp;
+      if (counters !== undefined) addInto(total, counters);
+    }
+  }
+
+  /** Drains every worker (`graceMs` as for the main thread), then ends them. */
+  async close(graceMs: number): Promise<void> {
+    for (const thread of this.#threads) this.#post(thread, { kind: "close", graceMs });
+    await Promise.all(this.#threads.map((thread) => thread.closed.promise));
+    for (const thread of this.#threads) thread.worker.terminate();
+  }
+
+  #post(thread: Thread, message: ToWorker): void {
+    thread.worker.postMessage(message);
+  }
+
+  #receive(thread: Thread, event: MessageEvent<FromWorker>): void {
+    const message = event.data;
+    if (message.kind === "statuses") {
+      this.#logFailures(thread, message.statuses);
+      return;
+    }
+    thread.counters = new Map(message.counters.map((entry) => [entry.name, entry]));
+    if (message.kind === "closed") thread.closed.resolve();
+  }
+
+  #logFailures(
+    thread: Thread,
+    statuses: Extract<FromWorker, { kind: "statuses" }>["statuses"],
+  ): void {
+    const failed = new Set<string>();
+    for (const status of statuses) {
+      const state = status.tcp;
+      if (state?.phase !== "failed") continue;
+      const key = `${status.name}/tcp`;
+      failed.add(key);
+      if (!thread.failed.has(key)) {
+        log.warn("Worker {worker} cannot listen on TCP for {forwarder}: {reason}", {
+          worker: thread.index,
+          forwarder: status.name,
+          reason: state.reason,
+        });
+      }
+    }
+    thread.failed = failed;
+  }
+}
+
+/** `total += add`, field by field. */
+function addInto(total: TcpCounters, add: TcpCounters): void {
+  total.bytesClientToTarget += add.bytesClientToTarget;
+  total.bytesTargetToClient += add.bytesTargetToClient;
+  total.activeConnections += add.activeConnections;
+  total.connectionsTotal += add.connectionsTotal;
+  for (const type of TCP_ERROR_TYPES) total.errors[type] += add.errors[type];
+}
+
+/** A copy of `counters` (to add worker counters to, without touching the live object). */
+export function copyTcpCounters(counters: TcpCounters): TcpCounters {
+  const copy = newTcpCounters();
+  addInto(copy, counters);
+  return copy;
+}

@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import {
+  patternBytes,
+  readAll,
+  readExactly,
+  startTcpEcho,
+  writeAll,
+} from "../../tests/_support/net_tcp.ts";
+import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
+import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { ForwardWorkers } from "./forward_workers.ts";
+import { newTcpCounters } from "./state.ts";
+import { Supervisor } from "./supervisor.ts";
+
+/** Workers load their module from disk when run from source (a compiled binary embeds it). */
+const ignore = Deno.permissions.querySync({
+  name: "read",
+  path: new URL("./forward_worker.ts", import.meta.url),
+}).state !== "granted";
+
+function freeTcpPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  listener.close();
+  return listener.addr.port;
+}
+
+function freeUdpPort(): number {
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  socket.close();
+  return (socket.addr as Deno.NetAddr).port;
+}
+
+async function connectWhenListening(port: number): Promise<Deno.TcpConn> {
+  let conn: Deno.TcpConn | undefined;
+  await waitFor(async () => {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+    return conn !== undefined;
+  }, { message: `a listener on ${port}` });
+  return conn!;
+}
+
+async function echoThrough(conn: Deno.TcpConn, data: Uint8Array): Promise<Uint8Array> {
+  const reading = readAll(conn);
+  await writeAll(conn, data);
+  await conn.closeWrite();
+  return await reading;
+}
+
+Deno.test({
+  name:
+    "ForwardWorkers: a worker alone forwards TCP, reports counters and drains (needs --allow-read)",
+  ignore,
+}, async () => {
+  await using echo = startTcpEcho();
+  const port = freeTcpPort();
+  const workers = new ForwardWorkers(1, { listenAddress: "127.0.0.1" });
+  try {
+    workers.apply([{
+      name: "w/tcp",
+      tcp: { listenPort: port, targetPort: echo.port, targetHost: "127.0.0.1" },
+    }]);
+    const data = patternBytes(300_000, 7);
+    {
+      using conn = await connectWhenListening(port);
+      assert.deepEqual(await echoThrough(conn, data), data);
+    }
+    const total = newTcpCounters();
+    await waitFor(() => {
+      total.connectionsTotal = 0;
+      total.bytesTargetToClient = 0;
+      workers.addTcpCounters("w/tcp", total);
+      return total.connectionsTotal === 1 && total.bytesTargetToClient === data.length;
+    }, { message: "the worker's counters" });
+  } finally {
+    await workers.close(100);
+  }
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port }),
+    Deno.errors.ConnectionRefused,
+  );
+});
+
+Deno.test({
+  name:
+    "Supervisor with workers forwards on every thread, sums counters, drains (needs --allow-read)",
+  ignore,
+}, async () => {
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  const tcpPort = freeTcpPort();
+  const udpPort = freeUdpPort();
+  const sup = new Supervisor({ listenAddress: "127.0.0.1", workers: 2, drainGraceMs: 100 });
+  let closed = false;
+  try {
+    sup.apply([{
+      name: "ns/both",
+      tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+      udp: {
+        listenPort: udpPort,
+        targetPort: udpEcho.port,
+        targetHost: "127.0.0.1",
+        readTimeoutSeconds: 1, // expires during the drain below
+        writeTimeoutSeconds: 5,
+      },
+    }]);
+    (await connectWhenListening(tcpPort)).close(); // counted too
+    const count = 30;
+    for (let i = 0; i < count; i++) {
+      using conn = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
+      const data = patternBytes(1000 + i, i);
+      assert.deepEqual(await echoThrough(conn, data), data, `connection ${i}`);
+    }
+    using client = udpClient();
+    const datagram = patternBytes(1200, 3);
+    assert.deepEqual(await client.request(datagram, udpPort), datagram);
+    const tcpOf = () => [...sup.counters()].find((c) => c.name === "ns/both")?.tcp;
+    await waitFor(() => tcpOf()?.connectionsTotal === count + 1, {
+      message: "connections of both threads summed",
+    });
+    assert.equal(tcpOf()?.activeConnections, 0);
+    // A live connection (on whichever thread) finishes during the drain.
+    using live = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
+    await writeAll(live, new Uint8Array([1]));
+    await readExactly(live, 1);
+    const closing = sup.close({ graceMs: 60_000 });
+    const data = patternBytes(100_000, 9);
+    assert.deepEqual(await echoThrough(live, data), data);
+    live.close();
+    await within(closing, 20_000, "close after the last connection ended");
+    closed = true;
+  } finally {
+    if (!closed) await sup.close({ graceMs: 0 });
+  }
+});

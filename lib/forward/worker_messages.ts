@@ -1,0 +1,27 @@
+/**
+ * Messages between the main thread ({@linkcode ForwardWorkers}) and a forwarding worker
+ * (`forward_worker.ts`).
+ * @module
+ */
+
+import type { ForwarderSpec } from "../spec.ts";
+import type { ForwarderStatus, TcpCounters } from "./state.ts";
+import type { SupervisorOptions } from "./supervisor.ts";
+
+/** Main thread → worker. */
+export type ToWorker =
+  | { readonly kind: "start"; readonly options: SupervisorOptions }
+  | { readonly kind: "apply"; readonly desired: readonly ForwarderSpec[] }
+  | { readonly kind: "close"; readonly graceMs: number };
+
+/** TCP counters of one forwarder in one worker. */
+export interface WorkerTcpCounters {
+  readonly name: string;
+  readonly tcp: TcpCounters;
+}
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { readonly kind: "counters"; readonly counters: readonly WorkerTcpCounters[] }
+  | { readonly kind: "statuses"; readonly statuses: readonly ForwarderStatus[] }
+  | { readonly kind: "closed"; readonly counters: readonly WorkerTcpCounters[] };
