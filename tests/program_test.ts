@@ -18,7 +18,9 @@ import {
 } from "./_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
 import {
+  bundleProgram,
   freePort,
+  type LogLine,
   type ProgramProcess,
   runProgram,
   startProgram,
@@ -80,6 +82,18 @@ async function echoThrough(port: number, size: number, seed = 1): Promise<void> 
   assert.deepEqual(await readExactly(conn, size), data);
 }
 
+/** Waits (bounded) until nothing accepts TCP connections on `port`. */
+async function waitRefused(port: number): Promise<void> {
+  await waitFor(async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return false;
+    } catch {
+      return true;
+    }
+  }, { timeoutMs: WAIT_MS, message: `port ${port} to refuse connections` });
+}
+
 Deno.test("--help lists every flag with its default, --version the version", async () => {
   const help = await runProgram(["--help"]);
   assert.equal(help.code, 0, help.stderr);
@@ -110,17 +124,23 @@ Deno.test("a bad command line exits 2 with one line naming the flag, value and r
   });
 });
 
-Deno.test("an invalid config file at start exits 1 naming document, field and value", async () => {
+Deno.test("an invalid config file at start exits 1 naming document, field and value, in the log format asked for", async () => {
   await using config = await tempConfig([
     { name: "fine", tcp: { listenPort: freePort(), targetPort: 1 } },
     { name: "bad", tcp: { listenPort: 70000, targetPort: 1 } },
   ]);
-  const result = await runProgram([`--config=${config.path}`]);
-  assert.equal(result.code, 1, result.stderr);
-  assert.match(
-    result.stderr,
-    /document 2 \(default\/bad\): spec\.tcp\.listenPort = 70000: must be/,
-  );
+  const problem = /document 2 \(default\/bad\): spec\.tcp\.listenPort = 70000: must be/;
+  const json = await runProgram([`--config=${config.path}`]);
+  assert.equal(json.code, 1, json.stderr);
+  const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
+  assert.equal(fatal.level, "FATAL");
+  assert.match(fatal.message, problem);
+  // --zap-devel: the same, human-readable.
+  const text = await runProgram([`--config=${config.path}`, "--zap-devel"]);
+  assert.equal(text.code, 1, text.stderr);
+  assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/);
+  assert.match(text.stderr, problem);
+  assert.ok(!text.stderr.trimStart().startsWith("{"), "not JSON");
 });
 
 Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic", async () => {
@@ -253,6 +273,16 @@ Deno.test("editing the file opens a new port without touching live connections; 
   await roundTrip(3);
   await echoThrough(secondPort, 100, 4);
   assert.equal((await program.probe("/readyz")).status, 200);
+
+  // Removing "second" closes its port and its series leave /metrics; "first" is untouched.
+  await config.write(configYaml([first]));
+  await program.waitForLog("the removal", (line) => /^Reloaded .*: 1 forwarder/.test(line.message));
+  await waitFor(async () => {
+    const keys = [...(await program.scrape()).series.keys()];
+    return !keys.some((key) => key.includes('forwarder="second"'));
+  }, { timeoutMs: WAIT_MS, message: "the series of the removed forwarder to disappear" });
+  await waitRefused(secondPort);
+  await roundTrip(5);
 });
 
 Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain lets a transfer finish", async () => {
@@ -287,14 +317,7 @@ Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain le
   });
   assert.equal((await program.probe("/healthz")).status, 200);
   // The listener is closed: new connections are refused.
-  await waitFor(async () => {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return false;
-    } catch {
-      return true;
-    }
-  }, { timeoutMs: WAIT_MS, message: `port ${port} to refuse connections` });
+  await waitRefused(port);
   assert.equal((await program.scrape()).series.get("undying_proxy_shutting_down"), 1);
 
   release();
@@ -351,6 +374,57 @@ Deno.test("a port in use fails only its forwarder, visibly, and the program stay
       line["forwarder"] === "default/blocked" && line.level !== "INFO" && line.level !== "DEBUG",
   );
   assert.match(logged.message, /in use|bind|listen/i);
+});
+
+Deno.test("dial errors are counted and logged with the forwarder's name, rate-limited", async () => {
+  const [listenPort, closedPort] = [freePort(), freePort()];
+  await using config = await tempConfig([
+    { name: "refused", tcp: { listenPort, targetPort: closedPort } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  const started = Date.now();
+  const attempts = 20;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    // The target refuses: the program closes the client at once, without a byte.
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: listenPort });
+    assert.equal((await readAll(conn)).length, 0);
+  }
+  const counter =
+    'undying_proxy_tcp_forwarding_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
+  await waitFor(async () => (await program.scrape()).series.get(counter) === attempts, {
+    timeoutMs: WAIT_MS,
+    message: `${counter} to reach ${attempts}`,
+  });
+  const elapsedMs = Date.now() - started;
+  const isDialError = (line: LogLine) =>
+    line["forwarder"] === "default/refused" && line["type"] === "DialServerTarget";
+  const first = await program.waitForLog("the dial error", isDialError);
+  assert.equal(first.level, "WARNING");
+  assert.match(first.message, new RegExp(`127\\.0\\.0\\.1:${closedPort}`));
+  // At most one line a second (the limit is looser than the program's), not one per attempt.
+  const logged = program.logs().filter(isDialError).length;
+  assert.ok(logged <= 1 + Math.floor(elapsedMs / 1000), `${logged} lines in ${elapsedMs} ms`);
+});
+
+Deno.test("the bundle the compile task embeds runs the program with its permissions", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "program_bundle_" });
+  try {
+    const entry = `${dir}/undying-proxy.js`;
+    await bundleProgram(entry);
+    await using echo = startTcpEcho();
+    const port = freePort();
+    await using config = await tempConfig([
+      { name: "bundled", tcp: { listenPort: port, targetPort: echo.port } },
+    ]);
+    await using program = await startProgram([`--config=${config.path}`], { entry });
+    await waitReady(program);
+    await echoThrough(port, 10_000);
+    program.signal("SIGTERM");
+    assert.equal(await program.exited, 0, program.output().slice(-3000));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the start task runs with the compile task's permissions", async () => {

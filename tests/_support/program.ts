@@ -8,14 +8,19 @@ import { waitFor } from "./net_wait.ts";
 
 /** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
 export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
+  const command = await taskCommand(task);
+  const flags = command.split(/\s+/).filter((part) => /^--(allow|deny)-/.test(part));
+  if (flags.length === 0) throw new Error(`No permission flags in the ${task} task: ${command}`);
+  return flags;
+}
+
+async function taskCommand(task: string): Promise<string> {
   const config = JSON.parse(await Deno.readTextFile(`${repoRoot}deno.json`)) as {
     tasks: Record<string, string>;
   };
   const command = config.tasks[task];
   if (command === undefined) throw new Error(`deno.json has no ${task} task`);
-  const flags = command.split(/\s+/).filter((part) => /^--(allow|deny)-/.test(part));
-  if (flags.length === 0) throw new Error(`No permission flags in the ${task} task: ${command}`);
-  return flags;
+  return command;
 }
 
 /** A port that was free on 127.0.0.1 for both TCP and UDP a moment ago. */
@@ -34,9 +39,48 @@ export function freePort(): number {
   throw new Error("No port free for both TCP and UDP");
 }
 
-function programCommand(args: readonly string[], flags: readonly string[]): Deno.Command {
+/**
+ * The bundle step of the `compile` task, writing to `output` instead: the single JavaScript file
+ * that `deno compile` embeds, i.e. exactly the code the image runs.
+ * @throws {Error} when the task has no bundle step or compiles something other than its output.
+ */
+export async function bundleProgram(output: string): Promise<void> {
+  const steps = (await taskCommand("compile")).split("&&").map((step) => step.trim().split(/\s+/));
+  const bundle = steps.find((words) => words.includes("bundle"));
+  const compile = steps.find((words) => words.includes("compile"));
+  const outputAt = bundle?.indexOf("-o") ?? -1;
+  const bundled = bundle?.[outputAt + 1];
+  if (bundle === undefined || outputAt < 0 || bundled === undefined) {
+    throw new Error("The compile task has no `deno bundle ... -o FILE` step");
+  }
+  if (compile?.at(-1) !== bundled) {
+    throw new Error(`The compile task does not compile the bundle ${bundled} it builds`);
+  }
+  const args = bundle.slice(bundle.indexOf("bundle"));
+  args[outputAt - bundle.indexOf("bundle") + 1] = output;
+  const result = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: repoRoot,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!result.success) {
+    throw new Error(`deno ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
+  }
+}
+
+/**
+ * `deno run` of the program with `flags` (use {@linkcode taskPermissionFlags}) in a clean
+ * environment, from the repository root; `entry` is `main.ts` unless given (e.g. a bundle).
+ */
+export function programCommand(
+  args: readonly string[],
+  flags: readonly string[],
+  entry = `${repoRoot}main.ts`,
+): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, `${repoRoot}main.ts`, ...args],
+    args: ["run", ...flags, entry, ...args],
     cwd: repoRoot,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
     clearEnv: true,
@@ -87,15 +131,20 @@ export interface ProgramProcess extends AsyncDisposable {
 /**
  * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
  * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
- * listen. Disposing kills the process if it still runs.
+ * listen. `entry` is the module to run (default `main.ts`). Disposing kills the process if it still
+ * runs.
  */
-export async function startProgram(args: readonly string[]): Promise<ProgramProcess> {
+export async function startProgram(
+  args: readonly string[],
+  options: { readonly entry?: string } = {},
+): Promise<ProgramProcess> {
   const defaults = [
     "--listen-address=127.0.0.1",
     "--metrics-bind-address=127.0.0.1:0",
     "--health-probe-bind-address=127.0.0.1:0",
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
-  const child = programCommand([...defaults, ...args], await taskPermissionFlags()).spawn();
+  const flags = await taskPermissionFlags();
+  const child = programCommand([...defaults, ...args], flags, options.entry).spawn();
   let text = "";
   const lines: LogLine[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {
