@@ -51,6 +51,7 @@ async function run(options: Options): Promise<number> {
     tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
+    workers: options.workers,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
   const readiness = new Readiness(() => supervisor.statuses());

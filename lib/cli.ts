@@ -102,6 +102,15 @@ export const FLAGS = {
       "UDP receive buffer; larger datagrams are truncated and counted. The default truncates nothing.",
     parse: (raw) => parseInteger(raw, 1, 65535),
   },
+  "workers": {
+    group: "Forwarding",
+    valueName: "N",
+    default: "1",
+    help:
+      "Threads forwarding TCP; above 1, listeners use SO_REUSEPORT and the kernel spreads new " +
+      "connections over the threads. UDP stays on one thread.",
+    parse: (raw) => parseInteger(raw, 1, 64),
+  },
   "operator-namespace": {
     group: "Kubernetes operator",
     valueName: "NAMESPACE",
