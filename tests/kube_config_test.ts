@@ -7,6 +7,7 @@ import { KubeconfigError } from "../lib/kube/kubeconfig_error.ts";
 import { NAMESPACES } from "../lib/kube/resources.ts";
 import { integrationTest } from "./_support/control_plane.ts";
 import { clientFor } from "./_support/kube_clients.ts";
+import { startConnectProxy } from "./_support/kube_http_peers.ts";
 import {
   createTestCa,
   issueTestClientCertificate,
@@ -19,13 +20,14 @@ async function writeKubeconfig(
   server: string,
   caPath: string,
   user: Record<string, unknown>,
+  cluster: Record<string, unknown> = {},
 ): Promise<string> {
   const folder = await Deno.makeTempDir({ dir: parent, prefix: "kubeconfig-" });
   const path = `${folder}/config`;
   await Deno.writeTextFile(
     path,
     JSON.stringify({
-      clusters: [{ name: "k", cluster: { server, "certificate-authority": caPath } }],
+      clusters: [{ name: "k", cluster: { server, "certificate-authority": caPath, ...cluster } }],
       users: [{ name: "me", user }],
       contexts: [{ name: "c", context: { cluster: "k", user: "me" } }],
       "current-context": "c",
@@ -89,11 +91,11 @@ integrationTest(
   "in-cluster config: service-account files and env; the token is read per request",
   async (cp) => {
     const ns = await cp.createNamespace("in-cluster");
-    const saKubeconfig = JSON.parse(
-      await Deno.readTextFile(await cp.kubeconfigForServiceAccount(ns, "op")),
-    );
+    const tokenOf = async (name: string): Promise<string> =>
+      JSON.parse(await Deno.readTextFile(await cp.kubeconfigForServiceAccount(ns, name)))
+        .users[0].user.token;
     const saDir = await Deno.makeTempDir({ dir: cp.dir, prefix: "sa-" });
-    await Deno.writeTextFile(`${saDir}/token`, saKubeconfig.users[0].user.token);
+    await Deno.writeTextFile(`${saDir}/token`, await tokenOf("op"));
     await Deno.copyFile(cp.caCertPath, `${saDir}/ca.crt`);
     await Deno.writeTextFile(`${saDir}/namespace`, ns);
     const port = new URL(cp.serverUrl).port;
@@ -103,12 +105,16 @@ integrationTest(
     assert.equal(config.server, cp.serverUrl);
     using client = new KubeClient(config);
     assert.equal(client.namespace, ns);
-    const review = await client.request<{ status?: { userInfo?: { username?: string } } }>({
-      method: "POST",
-      path: "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-      body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
-    });
-    assert.equal(review.status?.userInfo?.username, `system:serviceaccount:${ns}:op`);
+    const whoAmI = async () =>
+      (await client.request<{ status?: { userInfo?: { username?: string } } }>({
+        method: "POST",
+        path: "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+      })).status?.userInfo?.username;
+    assert.equal(await whoAmI(), `system:serviceaccount:${ns}:op`);
+    // The kubelet rotates the projected token in place: the next request carries the new one.
+    await Deno.writeTextFile(`${saDir}/token`, await tokenOf("op-rotated"));
+    assert.equal(await whoAmI(), `system:serviceaccount:${ns}:op-rotated`);
     await Deno.writeTextFile(`${saDir}/token`, "rotated-but-invalid");
     const error = await client.request({ path: "/api" }).then(() => undefined, (e) => e);
     assert.ok(error instanceof ApiError && error.kind === "Unauthorized", String(error));
@@ -146,3 +152,30 @@ integrationTest("kubeconfig: a broken kubeconfig gets a clear error", async (cp)
   assert.ok(authError instanceof ApiError && authError.kind === "Unauthorized", String(authError));
   assert.equal(authError.status, 401);
 });
+
+integrationTest(
+  "kubeconfig: proxy-url tunnels to the API server through an HTTP proxy",
+  async (cp) => {
+    await using proxy = startConnectProxy(Number(new URL(cp.serverUrl).port));
+    // The kubeconfig names a closed loopback port: only the proxy's tunnel reaches the API server.
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    closed.close();
+    const server = `https://127.0.0.1:${closed.addr.port}`;
+    const user = { token: cp.adminToken };
+    using direct = await clientFor(await writeKubeconfig(cp.dir, server, cp.caCertPath, user), {
+      maxAttempts: 1,
+    });
+    const unreachable = await direct.get(NAMESPACES, "default").then(() => undefined, (e) => e);
+    assert.ok(
+      unreachable instanceof ApiError && unreachable.kind === "Network",
+      String(unreachable),
+    );
+
+    using proxied = await clientFor(
+      await writeKubeconfig(cp.dir, server, cp.caCertPath, user, { "proxy-url": proxy.url }),
+      { maxAttempts: 1 },
+    );
+    assert.equal((await proxied.get(NAMESPACES, "default")).metadata?.name, "default");
+    assert.deepEqual(proxy.targets, [new URL(server).host]);
+  },
+);

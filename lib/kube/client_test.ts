@@ -7,6 +7,7 @@ import {
   startFaultServer,
   statusResponse,
 } from "../../tests/_support/fault_server.ts";
+import { readRequestHead } from "../../tests/_support/kube_http_peers.ts";
 import { startTcpServer, writeAll } from "../../tests/_support/net_tcp.ts";
 import { ApiError } from "./api_error.ts";
 import { KubeClient } from "./client.ts";
@@ -82,13 +83,7 @@ Deno.test("request() retries a dropped connection for idempotent requests only",
   await using server = startTcpServer(async (conn) => {
     // Connections 1 and 3 are dropped before any answer; the others get a minimal HTTP answer.
     if (server.accepted % 2 === 1) return;
-    const buffer = new Uint8Array(64 * 1024);
-    let request = "";
-    while (!request.includes("\r\n\r\n")) {
-      const n = await conn.read(buffer);
-      if (n === null) return;
-      request += new TextDecoder().decode(buffer.subarray(0, n));
-    }
+    if (await readRequestHead(conn) === undefined) return;
     await writeAll(
       conn,
       new TextEncoder().encode(
