@@ -4,12 +4,15 @@
  * Events), recovery once the port is free, and objects of another operator instance left alone.
  */
 import assert from "node:assert/strict";
+import { OPERATOR_ERROR_TYPES } from "../lib/kube/operator_errors.ts";
 import { integrationTest } from "./_support/control_plane.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
   applySample,
   explainFailure,
   getProxy,
+  nextFreePort,
+  NO_MANAGED_SERVICES,
   operatorKubeconfig,
   readyCondition,
   sampleYaml,
@@ -17,7 +20,6 @@ import {
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
-import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 integrationTest(
@@ -47,8 +49,8 @@ integrationTest(
     const ns = await cp.createNamespace("op-failures");
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
-    const contested = freePort();
-    const busy = freePort();
+    const contested = nextFreePort();
+    const busy = nextFreePort();
     // Something else already listens on `busy` at the operator's address.
     const squatter = Deno.listen({ hostname: "127.0.0.2", port: busy });
     let squatterOpen = true;
@@ -65,13 +67,13 @@ integrationTest(
       await new Promise((resolve) => setTimeout(resolve, 1100));
       await apply("aa-younger", contested);
       await apply("blocked", busy);
-      await apply("elsewhere", freePort(), { "proxy.sfact.io/instance": "other" });
+      await apply("elsewhere", nextFreePort(), { "proxy.sfact.io/instance": "other" });
 
       await using operator = await startOperator({
         kubeconfig,
         namespace: ns,
         replica: "op-a",
-        args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
+        args: NO_MANAGED_SERVICES,
       });
       await explainFailure([operator], async () => {
         await waitReady(operator);
@@ -100,15 +102,15 @@ integrationTest(
           { timeoutMs: 30_000 },
         );
 
-        // The Go operator's error counter saw the bind failure.
+        // The Go operator's error counter (a counter, every type exported from 0) saw the bind
+        // failure.
         const metrics = await operator.metrics();
-        const failures =
-          /^undying_proxy_operator_errors_total\{type="FailedSetupTCPForwarder"\} (\d+)$/m
-            .exec(metrics);
-        assert.ok(
-          Number(failures?.[1]) >= 1,
-          metrics.split("\n").filter((l) => l.includes("operator_errors")).join("\n"),
-        );
+        const errors = (type: string) =>
+          metrics.series.get(`undying_proxy_operator_errors_total{type="${type}"}`);
+        assert.equal(metrics.types.get("undying_proxy_operator_errors_total"), "counter");
+        for (const type of OPERATOR_ERROR_TYPES) assert.notEqual(errors(type), undefined, type);
+        assert.ok((errors("FailedSetupTCPForwarder") ?? 0) >= 1);
+        assert.equal(errors("FailedSetupUDPForwarder"), 0);
 
         // Another instance's object: no finalizer, no status from this operator.
         const elsewhere = await getProxy(cp, ns, "elsewhere");

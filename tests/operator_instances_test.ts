@@ -8,20 +8,21 @@ import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
   applySample,
   explainFailure,
+  nextFreePort,
+  NO_MANAGED_SERVICES,
   operatorKubeconfig,
   startOperator,
   tcpEchoes,
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
-import { freePort } from "./_support/program.ts";
 
 integrationTest("operator: instances sharing a namespace handle only their objects", async (cp) => {
   const ns = await cp.createNamespace("op-instances");
   const kubeconfig = await operatorKubeconfig(cp, ns);
   await using target = startTcpEcho();
-  const plainPort = freePort();
-  const bluePort = freePort();
+  const plainPort = nextFreePort();
+  const bluePort = nextFreePort();
   await applySample(cp, ns, "tcp.yaml", {
     name: "plain",
     tcp: { listenPort: plainPort, targetPort: target.port },
@@ -31,7 +32,7 @@ integrationTest("operator: instances sharing a namespace handle only their objec
     tcp: { listenPort: bluePort, targetPort: target.port },
     annotations: { "proxy.sfact.io/instance": "blue" },
   });
-  const args = ["--tcp-service-to-manage=", "--udp-service-to-manage="];
+  const args = NO_MANAGED_SERVICES;
   const common = { kubeconfig, namespace: ns };
   await using standard = await startOperator({
     ...common,

@@ -11,6 +11,7 @@ import {
   createManagedService,
   explainFailure,
   getProxy,
+  nextFreePort,
   operatorKubeconfig,
   readyCondition,
   servicePorts,
@@ -19,7 +20,6 @@ import {
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
-import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";
@@ -55,8 +55,8 @@ integrationTest(
     await using tcpTarget = startTcpEcho();
     await using tcpTarget2 = startTcpEcho();
     await using udpTarget = startUdpEcho();
-    const tcpPort = freePort();
-    const udpPort = freePort();
+    const tcpPort = nextFreePort();
+    const udpPort = nextFreePort();
     await applySample(cp, ns, "tcp.yaml", {
       name: "git-ssh",
       tcp: { listenPort: tcpPort, targetPort: tcpTarget.port },
@@ -183,7 +183,7 @@ integrationTest(
         const reply = await client.request(encoder.encode("still"), udpPort);
         assert.equal(decoder.decode(reply), "still");
       }
-      const movedPort = freePort();
+      const movedPort = nextFreePort();
       await cp.kubectlOk([
         "patch",
         "undyingproxy",

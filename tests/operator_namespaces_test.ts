@@ -13,13 +13,13 @@ import {
   createManagedService,
   explainFailure,
   getProxy,
+  nextFreePort,
   readyCondition,
   servicePorts,
   startOperator,
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
-import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 integrationTest(
@@ -34,7 +34,7 @@ integrationTest(
     await createManagedService(cp, ns, "undying-proxy-tcp", "TCP");
     await using target = startTcpEcho();
     await using udpTarget = startUdpEcho();
-    const ports = [freePort(), freePort()];
+    const ports = [nextFreePort(), nextFreePort()];
     for (const [i, app] of apps.entries()) {
       await applySample(cp, app, "tcp.yaml", {
         name: "same",
@@ -44,7 +44,7 @@ integrationTest(
     const app0 = apps[0] ?? "";
     await applySample(cp, app0, "udp.yaml", {
       name: "no-service",
-      udp: { listenPort: freePort(), targetPort: udpTarget.port },
+      udp: { listenPort: nextFreePort(), targetPort: udpTarget.port },
     });
 
     await using operator = await startOperator({

@@ -11,6 +11,7 @@ import {
   createManagedService,
   explainFailure,
   getProxy,
+  nextFreePort,
   operatorKubeconfig,
   readyCondition,
   servicePorts,
@@ -19,7 +20,6 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
-import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 integrationTest(
@@ -28,7 +28,7 @@ integrationTest(
     const ns = await cp.createNamespace("op-replicas");
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
-    const port = freePort();
+    const port = nextFreePort();
     await applySample(cp, ns, "tcp.yaml", {
       name: "shared",
       tcp: { listenPort: port, targetPort: target.port },

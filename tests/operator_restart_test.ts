@@ -10,12 +10,13 @@ import {
   applySample,
   explainFailure,
   getProxy,
+  nextFreePort,
+  NO_MANAGED_SERVICES,
   operatorKubeconfig,
   startOperator,
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
-import { freePort } from "./_support/program.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
 const encoder = new TextEncoder();
@@ -42,8 +43,8 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
   const kubeconfig = await operatorKubeconfig(cp, ns);
   await using first = startTcpEcho();
   await using second = startTcpEcho();
-  const portA = freePort();
-  const portB = freePort();
+  const portA = nextFreePort();
+  const portB = nextFreePort();
   await applySample(cp, ns, "tcp.yaml", {
     name: "alpha",
     tcp: { listenPort: portA, targetPort: first.port },
@@ -52,7 +53,7 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
     kubeconfig,
     namespace: ns,
     replica: "op-a",
-    args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
+    args: NO_MANAGED_SERVICES,
   });
   await explainFailure([operator], async () => {
     await waitReady(operator);
@@ -66,7 +67,7 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
       namespace: ns,
       replica: "op-b",
       listenAddress: "127.0.0.3",
-      args: ["--tcp-service-to-manage=", "--udp-service-to-manage="],
+      args: NO_MANAGED_SERVICES,
     });
     await waitUntil(
       "op-b answering /readyz with 503",

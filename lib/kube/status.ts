@@ -9,28 +9,15 @@
  * @module
  */
 
+import type { Condition } from "kubernetes-types/meta/v1.d.ts";
+import type {
+  UnDyingProxyListenerStatus,
+  UnDyingProxyListenState,
+  UnDyingProxyReplicaStatus,
+  UnDyingProxyStatus,
+} from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderStatus, ListenerState, Protocol } from "../forward/state.ts";
 import type { ForwarderSpec, SpecProblem } from "../spec.ts";
-
-/** `state` of one replica's listener, as the CRD defines it. */
-export type ReplicaListenerState = "Pending" | "Listening" | "Failed" | "Conflict";
-
-/** One replica's listener for one protocol (`status.replicas[].tcp` / `.udp`). */
-export interface ReplicaListener {
-  state: ReplicaListenerState;
-  port?: number;
-  message?: string;
-}
-
-/** One entry of `status.replicas`. */
-export interface ReplicaEntry {
-  name: string;
-  node?: string;
-  observedGeneration?: number;
-  lastUpdateTime?: string;
-  tcp?: ReplicaListener;
-  udp?: ReplicaListener;
-}
 
 /** Reasons of the `Ready` condition. */
 export type ReadyReason =
@@ -42,24 +29,10 @@ export type ReadyReason =
   | "ServicePortFailed"
   | "Terminating";
 
-/** A condition in the shape of metav1.Condition. */
-export interface Condition {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  observedGeneration?: number;
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-}
-
-/** The status fields the aggregator writes. */
-export interface StatusSummary {
-  ready: boolean;
-  observedGeneration: number;
-  listening: string;
-  target?: string;
-  conditions: Condition[];
-}
+/** The status fields the aggregator writes (the generated status type, these fields required). */
+export type StatusSummary =
+  & Required<Pick<UnDyingProxyStatus, "ready" | "observedGeneration" | "listening" | "conditions">>
+  & Pick<UnDyingProxyStatus, "target">;
 
 /** What the aggregator knows about one object when it computes the summary. */
 export interface SummaryInput {
@@ -68,7 +41,7 @@ export interface SummaryInput {
   readonly spec: ForwarderSpec | { readonly problems: readonly SpecProblem[] };
   readonly deleting: boolean;
   /** Fresh replica entries (this replica's newest one included). */
-  readonly entries: readonly ReplicaEntry[];
+  readonly entries: readonly UnDyingProxyReplicaStatus[];
   /** Why the object's Service ports could not be kept, if they could not. */
   readonly servicePortProblem?: string | undefined;
   /** The `Ready` condition currently stored, to keep its `lastTransitionTime`. */
@@ -78,7 +51,7 @@ export interface SummaryInput {
 
 const MAX_MESSAGE = 4096;
 
-function listenerOf(state: ListenerState | undefined, port: number): ReplicaListener {
+function listenerOf(state: ListenerState | undefined, port: number): UnDyingProxyListenerStatus {
   switch (state?.phase) {
     case "listening":
       return { state: "Listening", port: state.port };
@@ -105,8 +78,8 @@ export function replicaEntry(
   spec: ForwarderSpec | undefined,
   forwarder: ForwarderStatus | undefined,
   now: Date,
-): ReplicaEntry {
-  const entry: ReplicaEntry = {
+): UnDyingProxyReplicaStatus {
+  const entry: UnDyingProxyReplicaStatus = {
     name: replica.name,
     observedGeneration: generation,
     lastUpdateTime: now.toISOString(),
@@ -118,7 +91,10 @@ export function replicaEntry(
 }
 
 /** True when two entries say the same thing (`lastUpdateTime` ignored). */
-export function sameEntry(a: ReplicaEntry | undefined, b: ReplicaEntry | undefined): boolean {
+export function sameEntry(
+  a: UnDyingProxyReplicaStatus | undefined,
+  b: UnDyingProxyReplicaStatus | undefined,
+): boolean {
   if (a === undefined || b === undefined) return a === b;
   const { lastUpdateTime: _a, ...restA } = a;
   const { lastUpdateTime: _b, ...restB } = b;
@@ -137,30 +113,33 @@ export function canonical(value: unknown): string {
 }
 
 /** Milliseconds since the entry was written (Infinity when it has no valid time). */
-export function entryAgeMs(entry: ReplicaEntry, now: Date): number {
+export function entryAgeMs(entry: UnDyingProxyReplicaStatus, now: Date): number {
   const at = Date.parse(entry.lastUpdateTime ?? "");
   return Number.isNaN(at) ? Infinity : now.getTime() - at;
 }
 
 /** Splits entries into fresh and stale by `lastUpdateTime` and the stale threshold. */
 export function partitionEntries(
-  entries: readonly ReplicaEntry[],
+  entries: readonly UnDyingProxyReplicaStatus[],
   now: Date,
   staleAfterMs: number,
-): { fresh: ReplicaEntry[]; stale: ReplicaEntry[] } {
-  const fresh: ReplicaEntry[] = [];
-  const stale: ReplicaEntry[] = [];
+): { fresh: UnDyingProxyReplicaStatus[]; stale: UnDyingProxyReplicaStatus[] } {
+  const fresh: UnDyingProxyReplicaStatus[] = [];
+  const stale: UnDyingProxyReplicaStatus[] = [];
   for (const e of entries) (entryAgeMs(e, now) > staleAfterMs ? stale : fresh).push(e);
   return { fresh, stale };
 }
 
 /** Replaces (or adds) `own` in the stored entries, so a replica sees its newest report. */
-export function withOwnEntry(entries: readonly ReplicaEntry[], own: ReplicaEntry): ReplicaEntry[] {
+export function withOwnEntry(
+  entries: readonly UnDyingProxyReplicaStatus[],
+  own: UnDyingProxyReplicaStatus,
+): UnDyingProxyReplicaStatus[] {
   return [...entries.filter((e) => e.name !== own.name), own];
 }
 
 /** The replica that writes the summary fields: the smallest name among fresh entries. */
-export function aggregatorOf(fresh: readonly ReplicaEntry[]): string | undefined {
+export function aggregatorOf(fresh: readonly UnDyingProxyReplicaStatus[]): string | undefined {
   let smallest: string | undefined;
   for (const { name } of fresh) if (smallest === undefined || name < smallest) smallest = name;
   return smallest;
@@ -180,12 +159,16 @@ export function targetSummary(spec: ForwarderSpec): string | undefined {
 
 const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
-function describe(entry: ReplicaEntry, protocol: Protocol, l: ReplicaListener): string {
+function describe(
+  entry: UnDyingProxyReplicaStatus,
+  protocol: Protocol,
+  l: UnDyingProxyListenerStatus,
+): string {
   const what = `${entry.name}: ${protocol.toUpperCase()} port ${l.port ?? "?"}`;
   return l.message ? `${what}: ${l.message}` : what;
 }
 
-function allListening(entry: ReplicaEntry, spec: ForwarderSpec): boolean {
+function allListening(entry: UnDyingProxyReplicaStatus, spec: ForwarderSpec): boolean {
   return PROTOCOLS.every((p) => !spec[p] || entry[p]?.state === "Listening");
 }
 
@@ -210,7 +193,7 @@ function readyVerdict(
   const spec = input.spec;
   const current = entries.filter((e) => e.observedGeneration === input.generation);
   const listening = current.filter((e) => allListening(e, spec)).length;
-  const problems = (state: ReplicaListenerState): string[] =>
+  const problems = (state: UnDyingProxyListenState): string[] =>
     current.flatMap((e) =>
       PROTOCOLS.flatMap((p) => {
         const l = e[p];

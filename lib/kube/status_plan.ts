@@ -6,16 +6,15 @@
  * @module
  */
 
-import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
+import type { Condition } from "kubernetes-types/meta/v1.d.ts";
+import type { UnDyingProxy, UnDyingProxyReplicaStatus } from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderStatus } from "../forward/state.ts";
 import type { ForwarderSpec, SpecProblem } from "../spec.ts";
 import {
   aggregatorOf,
   canonical,
-  type Condition,
   entryAgeMs,
   partitionEntries,
-  type ReplicaEntry,
   replicaEntry,
   sameEntry,
   type StatusSummary,
@@ -47,7 +46,7 @@ export interface StatusPlanInput {
 
 /** What to do for one object. */
 export interface StatusPlan {
-  readonly entry: ReplicaEntry;
+  readonly entry: UnDyingProxyReplicaStatus;
   /** Set when this replica is the aggregator. */
   readonly summary?: StatusSummary;
   /** True when the entry (and summary) must be applied now. */
@@ -70,7 +69,7 @@ export function summaryKey(summary: Partial<StatusSummary> | undefined): string 
 
 /** The `Ready` condition stored on the object. */
 function storedReady(object: UnDyingProxy): Condition | undefined {
-  return object.status?.conditions?.find((c) => c.type === "Ready") as Condition | undefined;
+  return object.status?.conditions?.find((c) => c.type === "Ready");
 }
 
 /** The summary fields as stored on the object. */
@@ -92,7 +91,7 @@ export function storedSummary(object: UnDyingProxy): Partial<StatusSummary> {
 export function planStatus(input: StatusPlanInput): StatusPlan {
   const { object, now } = input;
   const generation = object.metadata.generation ?? 0;
-  const stored: ReplicaEntry[] = object.status?.replicas ?? [];
+  const stored: UnDyingProxyReplicaStatus[] = object.status?.replicas ?? [];
   const spec = "problems" in input.spec ? undefined : input.spec;
   const entry = replicaEntry(input.replica, generation, spec, input.forwarder, now);
   const { fresh, stale } = partitionEntries(withOwnEntry(stored, entry), now, input.staleAfterMs);

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import type { UnDyingProxyReplicaStatus } from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import {
   aggregatorOf,
   canonical,
   partitionEntries,
-  type ReplicaEntry,
   replicaEntry,
   sameEntry,
   statusSummary,
@@ -24,7 +24,7 @@ const SPEC: ForwarderSpec = {
   udp: udpPart("dns", 53),
 };
 
-function listening(name: string, generation = 2): ReplicaEntry {
+function listening(name: string, generation = 2): UnDyingProxyReplicaStatus {
   return replicaEntry({ name }, generation, SPEC, {
     name: SPEC.name,
     tcp: { phase: "listening", port: 7000 },
@@ -73,7 +73,7 @@ Deno.test("sameEntry() ignores lastUpdateTime and key order", () => {
   const a = listening("r1");
   const b = { ...listening("r1"), lastUpdateTime: "2030-01-01T00:00:00Z" };
   assert.ok(sameEntry(a, b));
-  assert.ok(sameEntry(a, JSON.parse(canonical(a)) as ReplicaEntry));
+  assert.ok(sameEntry(a, JSON.parse(canonical(a)) as UnDyingProxyReplicaStatus));
   assert.ok(!sameEntry(a, { ...a, tcp: { state: "Pending", port: 7000 } }));
   assert.ok(!sameEntry(a, undefined));
 });

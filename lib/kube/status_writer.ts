@@ -7,12 +7,12 @@
  * @module
  */
 
-import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
+import type { UnDyingProxy, UnDyingProxyReplicaStatus } from "../../k8s/undying_proxy_types.ts";
 import { ApiError } from "./api_error.ts";
 import type { KubeClient } from "./client.ts";
 import type { JsonPatchOperation } from "./finalizer.ts";
 import type { Resource } from "./resources.ts";
-import type { ReplicaEntry, StatusSummary } from "./status.ts";
+import type { StatusSummary } from "./status.ts";
 
 /** The field manager of one replica's status writes. */
 export function statusFieldManager(replica: string): string {
@@ -22,7 +22,7 @@ export function statusFieldManager(replica: string): string {
 /** The apply configuration of one replica's status write. */
 export function statusApplyConfiguration(
   object: UnDyingProxy,
-  entry: ReplicaEntry,
+  entry: UnDyingProxyReplicaStatus,
   summary: StatusSummary | undefined,
 ): UnDyingProxy {
   return {
@@ -44,7 +44,7 @@ export async function applyReplicaStatus(
   client: KubeClient,
   resource: Resource<UnDyingProxy>,
   object: UnDyingProxy,
-  entry: ReplicaEntry,
+  entry: UnDyingProxyReplicaStatus,
   summary: StatusSummary | undefined,
   signal?: AbortSignal,
 ): Promise<void> {

@@ -11,7 +11,7 @@ import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
 import type { ControlPlane } from "./control_plane.ts";
 import { renderKustomization, repoRoot } from "./kustomize.ts";
 import { readExactly, writeAll } from "./net_tcp.ts";
-import { freePort, taskPermissionFlags } from "./program.ts";
+import { type Exposition, freePort, startProgram } from "./program.ts";
 import { waitUntil } from "./_wait_until.ts";
 
 /**
@@ -188,6 +188,28 @@ export function readyCondition(
   return object.status?.conditions?.find((c) => c.type === "Ready");
 }
 
+/** Flags that turn Service management off (tests that do not look at Services). */
+export const NO_MANAGED_SERVICES: readonly string[] = [
+  "--tcp-service-to-manage=",
+  "--udp-service-to-manage=",
+];
+
+const handedOut = new Set<number>();
+
+/**
+ * A port free on 127.0.0.1 for TCP and UDP a moment ago, and never handed out before by this
+ * function in this process (two quick `freePort()` calls may return the same port).
+ */
+export function nextFreePort(): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = freePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("No free port that was not handed out before");
+}
+
 /** Options of {@linkcode startOperator}. */
 export interface StartOperatorOptions {
   readonly kubeconfig: string;
@@ -205,80 +227,54 @@ export interface OperatorProcess extends AsyncDisposable {
   readonly listenAddress: string;
   /** Everything the process wrote so far (stdout and stderr), for failure messages. */
   output(): string;
+  /** The exit code once the process has exited, else undefined. */
+  exitCode(): number | undefined;
   /** The HTTP status of `/readyz`, or undefined while the probe server does not answer. */
   readyzStatus(): Promise<number | undefined>;
   /** True when `/readyz` answers 200. */
   isReady(): Promise<boolean>;
-  /** The `/metrics` exposition text. */
-  metrics(): Promise<string>;
+  /** The parsed `/metrics` exposition. */
+  metrics(): Promise<Exposition>;
+  /** SIGSTOP: the process freezes (its connections stay open, nothing is read). */
+  pause(): void;
+  /** SIGCONT after {@linkcode pause}. */
+  resume(): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
   stop(graceMs?: number): Promise<number>;
   /** SIGKILL at once (a crash); resolves once the process is gone. */
   kill(): Promise<void>;
 }
 
-/** Starts `main.ts` in operator mode with the compile task's permissions. */
+/**
+ * Starts `main.ts` in operator mode with the compile task's permissions (via `startProgram`:
+ * metrics and probes on ports read back from its log). Resolves once both servers listen.
+ */
 export async function startOperator(options: StartOperatorOptions): Promise<OperatorProcess> {
-  const probePort = freePort();
-  const metricsPort = freePort();
   const listenAddress = options.listenAddress ?? "127.0.0.2";
-  const command = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...await taskPermissionFlags(),
-      `${repoRoot}main.ts`,
-      `--operator-namespace=${options.namespace}`,
-      `--kubeconfig=${options.kubeconfig}`,
-      `--replica-name=${options.replica}`,
-      `--listen-address=${listenAddress}`,
-      `--metrics-bind-address=127.0.0.1:${metricsPort}`,
-      `--health-probe-bind-address=127.0.0.1:${probePort}`,
-      "--drain-grace-period=1s",
-      "--log-level=debug",
-      ...options.args ?? [],
-    ],
-    cwd: repoRoot,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = command.spawn();
-  const chunks: string[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) chunks.push(text);
-  };
-  const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  let exited: Promise<number> | undefined;
-  const wait = () => {
-    exited ??= child.status.then(async (status) => {
-      await collecting;
-      return status.code;
-    });
-    return exited;
-  };
-  const signal = (name: Deno.Signal) => {
-    try {
-      child.kill(name);
-    } catch {
-      // Already gone.
-    }
-  };
+  const program = await startProgram([
+    `--operator-namespace=${options.namespace}`,
+    `--kubeconfig=${options.kubeconfig}`,
+    `--replica-name=${options.replica}`,
+    `--listen-address=${listenAddress}`,
+    "--drain-grace-period=1s",
+    "--log-level=debug",
+    ...options.args ?? [],
+  ]);
+  let code: number | undefined;
+  program.exited.then((c) => code = c);
   const readyzStatus = async () => {
     try {
-      const response = await fetch(`http://127.0.0.1:${probePort}/readyz`);
-      await response.body?.cancel();
-      return response.status;
+      return (await program.probe("/readyz")).status;
     } catch {
       return undefined;
     }
   };
   const stop = async (graceMs = 15_000) => {
-    signal("SIGTERM");
-    const timer = setTimeout(() => signal("SIGKILL"), graceMs);
+    program.signal("SIGCONT");
+    program.signal("SIGTERM");
+    const timer = setTimeout(() => program.signal("SIGKILL"), graceMs);
     try {
-      return await wait();
+      return await program.exited;
     } finally {
       clearTimeout(timer);
     }
@@ -286,23 +282,19 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
   return {
     replica: options.replica,
     listenAddress,
-    output: () => chunks.join(""),
-    async metrics() {
-      const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-      if (!response.ok) {
-        await response.body?.cancel();
-        throw new Error(`GET /metrics of ${options.replica} answered ${response.status}`);
-      }
-      return await response.text();
-    },
+    output: () => program.output(),
+    exitCode: () => code,
+    metrics: () => program.scrape(),
     readyzStatus,
     async isReady() {
       return (await readyzStatus()) === 200;
     },
+    pause: () => program.signal("SIGSTOP"),
+    resume: () => program.signal("SIGCONT"),
     stop,
     async kill() {
-      signal("SIGKILL");
-      await wait();
+      program.signal("SIGKILL");
+      await program.exited;
     },
     [Symbol.asyncDispose]: async () => {
       await stop(5_000);
@@ -312,11 +304,18 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
 
 /** Waits until the operator answers ready on `/readyz`, failing with its output otherwise. */
 export async function waitReady(operator: OperatorProcess, timeoutMs = 60_000): Promise<void> {
+  const explain = (what: unknown) =>
+    new Error(`${what}\n--- operator output ---\n${operator.output().slice(-6000)}`);
+  let outcome: "ready" | "exited";
   try {
-    await waitUntil(`operator ${operator.replica} ready`, async () => {
-      return (await operator.isReady()) ? true : undefined;
+    outcome = await waitUntil(`operator ${operator.replica} ready`, async () => {
+      if (operator.exitCode() !== undefined) return "exited";
+      return (await operator.isReady()) ? "ready" : undefined;
     }, { timeoutMs, intervalMs: 200 });
   } catch (error) {
-    throw new Error(`${error}\n--- operator output ---\n${operator.output().slice(-6000)}`);
+    throw explain(error);
+  }
+  if (outcome === "exited") {
+    throw explain(`operator ${operator.replica} exited with ${operator.exitCode()} before ready`);
   }
 }
