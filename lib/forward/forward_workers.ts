@@ -32,7 +32,12 @@ export class ForwardWorkers {
 
   /** Starts `count` workers; `options` as given to the main supervisor. */
   constructor(count: number, options: SupervisorOptions) {
-    const url = new URL("./forward_worker.ts", import.meta.url);
+    // From source the worker is this directory's .ts module; in the bundle the compile task builds,
+    // it is the separately bundled dist/forward_worker.js next to the program's bundle.
+    const url = new URL(
+      import.meta.url.endsWith(".ts") ? "./forward_worker.ts" : "./forward_worker.js",
+      import.meta.url,
+    );
     for (let index = 0; index < count; index++) {
       const thread: Thread = {
         index: index + 1,
