@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
-import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
+import { startUdpEcho } from "./_support/net_udp.ts";
 import {
   applySample,
   createManagedService,
@@ -16,6 +16,8 @@ import {
   readyCondition,
   servicePorts,
   startOperator,
+  tcpEchoes,
+  udpEchoes,
   waitForProxy,
   waitForReason,
   waitReady,
@@ -25,16 +27,6 @@ import { waitUntil } from "./_support/_wait_until.ts";
 const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-async function tcpRoundTrip(hostname: string, port: number, text: string): Promise<string> {
-  const conn = await Deno.connect({ hostname, port });
-  try {
-    await writeAll(conn, encoder.encode(text));
-    return decoder.decode(await readExactly(conn, text.length));
-  } finally {
-    conn.close();
-  }
-}
 
 async function tcpRefused(hostname: string, port: number): Promise<boolean> {
   try {
@@ -69,12 +61,8 @@ integrationTest(
     await using operator = await startOperator({ kubeconfig, namespace: ns, replica: "op-a" });
     await explainFailure([operator], async () => {
       await waitReady(operator);
-      assert.equal(await tcpRoundTrip("127.0.0.2", tcpPort, "hello tcp"), "hello tcp");
-      {
-        using client = udpClient("127.0.0.2");
-        const reply = await client.request(encoder.encode("hello udp"), udpPort);
-        assert.equal(decoder.decode(reply), "hello udp");
-      }
+      assert.ok(await tcpEchoes("127.0.0.2", tcpPort, "hello tcp"));
+      assert.ok(await udpEchoes("127.0.0.2", udpPort, "hello udp"));
 
       // Finalizer, status and printer columns.
       const tcpObject = await waitForReason(cp, ns, "git-ssh", "Listening");
@@ -142,7 +130,7 @@ integrationTest(
           JSON.stringify({ spec: { tcp: { targetPort: tcpTarget2.port } } }),
         ]);
         await waitUntil("a new connection reaching the new target", async () => {
-          await tcpRoundTrip("127.0.0.2", tcpPort, "probe");
+          await tcpEchoes("127.0.0.2", tcpPort, "probe");
           return tcpTarget2.accepted > 0 ? true : undefined;
         });
         await writeAll(established, encoder.encode("after"));
@@ -178,11 +166,7 @@ integrationTest(
         ],
       );
       // The UDP object is untouched; moving its listen port rebinds and moves its Service port.
-      {
-        using client = udpClient("127.0.0.2");
-        const reply = await client.request(encoder.encode("still"), udpPort);
-        assert.equal(decoder.decode(reply), "still");
-      }
+      assert.ok(await udpEchoes("127.0.0.2", udpPort, "still"));
       const movedPort = nextFreePort();
       await cp.kubectlOk([
         "patch",
@@ -202,9 +186,7 @@ integrationTest(
           : undefined;
       });
       await waitUntil("UDP forwarding on the new port", async () => {
-        using client = udpClient("127.0.0.2");
-        const reply = await client.request(encoder.encode("moved"), movedPort, 1000);
-        return decoder.decode(reply) === "moved" ? true : undefined;
+        return (await udpEchoes("127.0.0.2", movedPort, "moved", 1000)) ? true : undefined;
       });
       // Events are written alongside the status: wait for them rather than race them.
       const wanted = ["Listening", "ServicePortAdded", "Stopped", "ServicePortRemoved"];

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
-import { renderKustomization } from "./_support/kustomize.ts";
+import { renderKustomization, repoRoot } from "./_support/kustomize.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import { startUdpEcho } from "./_support/net_udp.ts";
 import {
@@ -14,9 +14,12 @@ import {
   explainFailure,
   getProxy,
   nextFreePort,
+  operatorKubeconfig,
   readyCondition,
   servicePorts,
   startOperator,
+  tcpEchoes,
+  udpEchoes,
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
@@ -83,6 +86,108 @@ integrationTest(
         "no-service deleted",
         async () => (await getProxy(cp, app0, "no-service")) === undefined ? true : undefined,
       );
+    });
+    assert.equal(await operator.stop(), 0);
+  },
+);
+
+integrationTest(
+  "operator: a list of namespaces (RoleBinding each) and one Service named by both flags",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-list");
+    const [a, b, unwatched] = [
+      await cp.createNamespace("op-list-a"),
+      await cp.createNamespace("op-list-b"),
+      await cp.createNamespace("op-list-c"),
+    ];
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    // The documented recipe: the ClusterRole, bound by a RoleBinding in each watched namespace.
+    await cp.kubectlOk(["apply", "-f", `${repoRoot}k8s/rbac-cluster/cluster_role.yaml`]);
+    for (const watched of [a, b]) {
+      await cp.kubectlOk([
+        "create",
+        "rolebinding",
+        "undying-proxy",
+        "-n",
+        watched,
+        "--clusterrole=undying-proxy",
+        `--serviceaccount=${ns}:undying-proxy`,
+      ]);
+    }
+    await createManagedService(cp, ns, "undying-proxy", "TCP");
+    await using tcpTarget = startTcpEcho();
+    await using udpTarget = startUdpEcho();
+    const gamePort = nextFreePort();
+    const dnsPort = nextFreePort();
+    const ignoredPort = nextFreePort();
+    await applySample(cp, a, "game_server.yaml", {
+      name: "game",
+      tcp: { listenPort: gamePort, targetPort: tcpTarget.port },
+      udp: { listenPort: gamePort, targetPort: udpTarget.port },
+    });
+    await applySample(cp, b, "udp.yaml", {
+      name: "dns",
+      udp: { listenPort: dnsPort, targetPort: udpTarget.port },
+    });
+    await applySample(cp, unwatched, "tcp.yaml", {
+      name: "ignored",
+      tcp: { listenPort: ignoredPort, targetPort: tcpTarget.port },
+    });
+
+    await using operator = await startOperator({
+      kubeconfig,
+      namespace: ns,
+      replica: "op-a",
+      args: [
+        `--watch-namespaces=${a},${b}`,
+        "--tcp-service-to-manage=undying-proxy",
+        "--udp-service-to-manage=undying-proxy",
+      ],
+    });
+    await explainFailure([operator], async () => {
+      await waitReady(operator);
+      await waitForReason(cp, a, "game", "Listening");
+      await waitForReason(cp, b, "dns", "Listening");
+      assert.ok(await tcpEchoes("127.0.0.2", gamePort));
+      assert.ok(await udpEchoes("127.0.0.2", gamePort));
+      assert.ok(await udpEchoes("127.0.0.2", dnsPort));
+      // The namespace not in the list: not served, not touched.
+      assert.equal(await tcpEchoes("127.0.0.2", ignoredPort), false);
+      const ignored = await getProxy(cp, unwatched, "ignored");
+      assert.equal(ignored?.metadata.finalizers, undefined);
+      assert.equal(ignored?.status, undefined);
+
+      // One Service, both protocols: the same port number once per protocol, placeholder kept.
+      const byProtocol = (ports: Awaited<ReturnType<typeof servicePorts>>) =>
+        ports.map((p) => `${p.protocol}/${p.port}/${p.targetPort}`).sort();
+      const expected = [
+        "TCP/1/1",
+        `TCP/${gamePort}/${gamePort}`,
+        `UDP/${dnsPort}/${dnsPort}`,
+        `UDP/${gamePort}/${gamePort}`,
+      ];
+      await waitUntil("both protocols in the one Service", async () => {
+        const ports = await servicePorts(cp, ns, "undying-proxy");
+        return JSON.stringify(byProtocol(ports)) === JSON.stringify(expected.sort())
+          ? true
+          : undefined;
+      });
+      const names = (await servicePorts(cp, ns, "undying-proxy")).map((p) => p.name ?? "");
+      assert.equal(new Set(names).size, 4, names.join(","));
+
+      // Deleting the TCP+UDP object takes both of its ports out, and nothing else.
+      await cp.kubectlOk(["delete", "undyingproxy", "game", "-n", a, "--wait=false"]);
+      await waitUntil(
+        "game gone",
+        async () => (await getProxy(cp, a, "game")) === undefined ? true : undefined,
+      );
+      await waitUntil("only the placeholder and dns left", async () => {
+        const ports = byProtocol(await servicePorts(cp, ns, "undying-proxy"));
+        return JSON.stringify(ports) === JSON.stringify(["TCP/1/1", `UDP/${dnsPort}/${dnsPort}`])
+          ? true
+          : undefined;
+      });
+      assert.equal(await tcpEchoes("127.0.0.2", gamePort), false);
     });
     assert.equal(await operator.stop(), 0);
   },

@@ -1,19 +1,24 @@
 /**
  * End to end: the API server goes away and comes back while the operator runs. Forwarding goes on
  * while it is down; a replica started meanwhile stays unready until its first list; afterwards the
- * watches resume and every change made after the restart is applied (nothing is lost).
+ * watches resume and every change made after the restart is applied (nothing is lost). A watch
+ * gap with etcd compacted in between (410 Gone on resume) ends in a re-list and the same converged
+ * state, including an object deleted unseen.
  */
 import assert from "node:assert/strict";
-import { controlPlaneTest, startControlPlane } from "./_support/control_plane.ts";
+import { controlPlaneTest, integrationTest, startControlPlane } from "./_support/control_plane.ts";
 import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import {
   applySample,
+  createManagedService,
   explainFailure,
   getProxy,
   nextFreePort,
   NO_MANAGED_SERVICES,
   operatorKubeconfig,
+  servicePorts,
   startOperator,
+  tcpEchoes,
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
@@ -108,3 +113,88 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
   });
   assert.equal(await operator.stop(), 0);
 });
+
+integrationTest(
+  "operator: a watch gap across an etcd compaction (410) re-lists and converges",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-gap");
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    await createManagedService(cp, ns, "undying-proxy-tcp", "TCP");
+    await using first = startTcpEcho();
+    await using second = startTcpEcho();
+    const [keptPort, doomedPort, newPort] = [nextFreePort(), nextFreePort(), nextFreePort()];
+    const apply = (name: string, listenPort: number) =>
+      applySample(cp, ns, "tcp.yaml", { name, tcp: { listenPort, targetPort: first.port } });
+    await apply("kept", keptPort);
+    await apply("doomed", doomedPort);
+    const portNames = async () =>
+      (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name).sort().join(",");
+    await using operator = await startOperator({
+      kubeconfig,
+      namespace: ns,
+      replica: "op-a",
+      args: ["--udp-service-to-manage="],
+    });
+    await explainFailure([operator], async () => {
+      await waitReady(operator);
+      await waitForReason(cp, ns, "doomed", "Listening");
+      assert.ok(await tcpEchoes("127.0.0.2", doomedPort));
+      await waitUntil(
+        "both ports in the Service",
+        async () => (await portNames()) === "placeholder,tcp-doomed,tcp-kept" ? true : undefined,
+      );
+
+      // The operator sees nothing while it is frozen: an object goes (its finalizer removed by
+      // hand), one comes, one is retargeted; etcd is compacted past all of it, and the restart
+      // ends every watch, so the resumed watches get 410 Gone.
+      operator.pause();
+      try {
+        await cp.kubectlOk(["delete", "undyingproxy", "doomed", "-n", ns, "--wait=false"]);
+        await cp.kubectlOk([
+          "patch",
+          "undyingproxy",
+          "doomed",
+          "-n",
+          ns,
+          "--type=json",
+          "-p",
+          JSON.stringify([{ op: "remove", path: "/metadata/finalizers" }]),
+        ]);
+        assert.equal(await getProxy(cp, ns, "doomed"), undefined);
+        await apply("newcomer", newPort);
+        await cp.kubectlOk([
+          "patch",
+          "undyingproxy",
+          "kept",
+          "-n",
+          ns,
+          "--type=merge",
+          "-p",
+          JSON.stringify({ spec: { tcp: { targetPort: second.port } } }),
+        ]);
+        await cp.compactEtcd();
+        await cp.restartApiServer();
+      } finally {
+        operator.resume();
+      }
+
+      await waitForReason(cp, ns, "newcomer", "Listening", 90_000);
+      assert.ok(await tcpEchoes("127.0.0.2", newPort));
+      await waitUntil(
+        "the port of the object deleted unseen closed",
+        async () => (await tcpEchoes("127.0.0.2", doomedPort)) ? undefined : true,
+      );
+      await waitUntil(
+        "kept retargeted",
+        async () => (await reaches(keptPort, second)) || undefined,
+      );
+      await waitUntil(
+        "the Service converged",
+        async () => (await portNames()) === "placeholder,tcp-kept,tcp-newcomer" ? true : undefined,
+      );
+      assert.match(operator.output(), /undyingproxies watch expired/);
+      assert.ok(await operator.isReady());
+    });
+    assert.equal(await operator.stop(), 0);
+  },
+);

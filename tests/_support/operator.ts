@@ -11,6 +11,7 @@ import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
 import type { ControlPlane } from "./control_plane.ts";
 import { renderKustomization, repoRoot } from "./kustomize.ts";
 import { readExactly, writeAll } from "./net_tcp.ts";
+import { udpClient } from "./net_udp.ts";
 import { type Exposition, freePort, startProgram } from "./program.ts";
 import { waitUntil } from "./_wait_until.ts";
 
@@ -108,6 +109,22 @@ export async function tcpEchoes(hostname: string, port: number, text = "ping"): 
     return false;
   } finally {
     conn.close();
+  }
+}
+
+/** True when a UDP request to `hostname:port` is answered with `text` within `timeoutMs`. */
+export async function udpEchoes(
+  hostname: string,
+  port: number,
+  text = "ping",
+  timeoutMs = 2000,
+): Promise<boolean> {
+  using client = udpClient(hostname);
+  try {
+    const reply = await client.request(new TextEncoder().encode(text), port, timeoutMs);
+    return new TextDecoder().decode(reply) === text;
+  } catch {
+    return false;
   }
 }
 
