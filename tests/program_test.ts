@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { dump } from "js-yaml";
 import { FLAGS } from "../lib/cli.ts";
 import { createPki } from "./_support/_pki.ts";
+import { repoRoot } from "./_support/kustomize.ts";
 import { peerCertificate } from "./_support/peer_certificate.ts";
 import { waitFor } from "./_support/net_wait.ts";
 import {
@@ -407,21 +408,34 @@ Deno.test("dial errors are counted and logged with the forwarder's name, rate-li
   assert.ok(logged <= 1 + Math.floor(elapsedMs / 1000), `${logged} lines in ${elapsedMs} ms`);
 });
 
-Deno.test("the bundle the compile task embeds runs the program with its permissions", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "program_bundle_" });
+Deno.test("the bundles the compile task embeds run the program with its permissions", async () => {
+  await Deno.mkdir(`${repoRoot}dist`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${repoRoot}dist`, prefix: "test_bundle_" });
   try {
-    const entry = `${dir}/undying-proxy.js`;
-    await bundleProgram(entry);
-    await using echo = startTcpEcho();
-    const port = freePort();
+    const entry = await bundleProgram(dir);
+    await using tcpEcho = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    const [tcpPort, udpPort] = [freePort(), freePort()];
     await using config = await tempConfig([
-      { name: "bundled", tcp: { listenPort: port, targetPort: echo.port } },
+      { name: "bundled", tcp: { listenPort: tcpPort, targetPort: tcpEcho.port } },
+      { name: "bundled-udp", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
     ]);
-    await using program = await startProgram([`--config=${config.path}`], { entry });
+    // Two forwarding threads: the worker's own bundle must be found too.
+    await using program = await startProgram([
+      `--config=${config.path}`,
+      "--workers=2",
+      "--drain-grace-period=1s",
+    ], {
+      entry,
+    });
     await waitReady(program);
-    await echoThrough(port, 10_000);
+    for (let seed = 0; seed < 4; seed++) await echoThrough(tcpPort, 10_000, seed);
+    using client = udpClient();
+    const datagram = patternBytes(1200, 3);
+    assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
     program.signal("SIGTERM");
     assert.equal(await program.exited, 0, program.output().slice(-3000));
+    assert.ok(!/error|failed/i.test(program.output()), program.output().slice(-3000));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -39,42 +39,71 @@ export function freePort(): number {
   throw new Error("No port free for both TCP and UDP");
 }
 
+/** The `deno bundle` steps of the `compile` task: source entry and output file, both repo-relative. */
+export interface BundleStep {
+  readonly entry: string;
+  readonly output: string;
+  /** The `deno bundle` arguments after `deno`. */
+  readonly args: readonly string[];
+}
+
 /**
- * The bundle step of the `compile` task, writing to `output` instead: the single JavaScript file
- * that `deno compile` embeds, i.e. exactly the code the image runs.
- * @throws {Error} when the task has no bundle step or compiles something other than its output.
+ * Reads the `compile` task: its bundle steps, the bundle that `deno compile` starts, and the
+ * binary it writes (repo-relative).
+ * @throws {Error} when the task compiles something it did not bundle, or leaves a bundle out.
  */
-export async function bundleProgram(output: string): Promise<void> {
+export async function compileTaskSteps(): Promise<
+  { bundles: BundleStep[]; compiled: string; binary: string }
+> {
   const steps = (await taskCommand("compile")).split("&&").map((step) => step.trim().split(/\s+/));
-  const bundle = steps.find((words) => words.includes("bundle"));
-  const compile = steps.find((words) => words.includes("compile"));
-  const outputAt = bundle?.indexOf("-o") ?? -1;
-  const bundled = bundle?.[outputAt + 1];
-  if (bundle === undefined || outputAt < 0 || bundled === undefined) {
-    throw new Error("The compile task has no `deno bundle ... -o FILE` step");
+  const compile = steps.find((words) => words.includes("compile")) ?? [];
+  const bundles = steps.filter((words) => words.includes("bundle")).map((words) => {
+    const args = words.slice(words.indexOf("bundle"));
+    return { args, output: args[args.indexOf("-o") + 1] ?? "", entry: args.at(-1) ?? "" };
+  });
+  const compiled = compile.at(-1) ?? "";
+  if (!bundles.some((bundle) => bundle.output === compiled)) {
+    throw new Error(`The compile task compiles ${compiled}, which none of its bundle steps builds`);
   }
-  if (compile?.at(-1) !== bundled) {
-    throw new Error(`The compile task does not compile the bundle ${bundled} it builds`);
+  for (const { output } of bundles) {
+    if (output !== compiled && compile[compile.indexOf(output) - 1] !== "--include") {
+      throw new Error(`The compile task bundles ${output} but does not --include it`);
+    }
   }
-  const args = bundle.slice(bundle.indexOf("bundle"));
-  args[outputAt - bundle.indexOf("bundle") + 1] = output;
-  const result = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: repoRoot,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!result.success) {
-    throw new Error(`deno ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
+  return { bundles, compiled, binary: compile[compile.indexOf("-o") + 1] ?? "" };
+}
+
+/**
+ * Runs the bundle steps of the `compile` task with their outputs in `dir` instead: the JavaScript
+ * that `deno compile` embeds, i.e. exactly the code the image runs. Put `dir` inside the
+ * repository so that deno.json applies (its `unstable` list), as it does when compiling.
+ * @returns the program's bundle, the module the compiled binary starts.
+ */
+export async function bundleProgram(dir: string): Promise<string> {
+  const { bundles, compiled } = await compileTaskSteps();
+  const inDir = (path: string) => `${dir}/${path.slice(path.lastIndexOf("/") + 1)}`;
+  for (const { args, output } of bundles) {
+    const relocated = args.map((arg) => arg === output ? inDir(output) : arg);
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: relocated,
+      cwd: repoRoot,
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!result.success) {
+      const why = new TextDecoder().decode(result.stderr);
+      throw new Error(`deno ${relocated.join(" ")} failed: ${why}`);
+    }
   }
+  return inDir(compiled);
 }
 
 /**
  * `deno run` of the program with `flags` (use {@linkcode taskPermissionFlags}) in a clean
  * environment, from the repository root; `entry` is `main.ts` unless given (e.g. a bundle).
  */
-export function programCommand(
+function programCommand(
   args: readonly string[],
   flags: readonly string[],
   entry = `${repoRoot}main.ts`,
