@@ -278,6 +278,11 @@ Deno.test("editing the file opens a new port without touching live connections; 
   // Removing "second" closes its port and its series leave /metrics; "first" is untouched.
   await config.write(configYaml([first]));
   await program.waitForLog("the removal", (line) => /^Reloaded .*: 1 forwarder/.test(line.message));
+  const stopped = await program.waitForLog(
+    "the stopped listener",
+    (line) => /^Stopped listening on tcp port/.test(line.message),
+  );
+  assert.equal(stopped["forwarder"], "default/second");
   await waitFor(async () => {
     const keys = [...(await program.scrape()).series.keys()];
     return !keys.some((key) => key.includes('forwarder="second"'));
@@ -345,8 +350,9 @@ Deno.test("a second signal ends the drain at once with a non-zero exit code", as
   await waitReady(program);
   using client = await Deno.connect({ hostname: "127.0.0.1", port });
   await readExactly(client, 1);
-  program.signal("SIGTERM");
-  await program.waitForLog("the drain to start", (line) => /^Received SIGTERM/.test(line.message));
+  // Ctrl-C twice in a terminal: SIGINT starts the drain as SIGTERM does; the second one ends it.
+  program.signal("SIGINT");
+  await program.waitForLog("the drain to start", (line) => /^Received SIGINT/.test(line.message));
   program.signal("SIGTERM");
   assert.equal(await program.exited, 128 + 15);
   release();
