@@ -1,6 +1,7 @@
 // The list-then-watch Reflector against a real kube-apiserver: event order, API server restarts and
 // 410 Gone after etcd compaction.
 import assert from "node:assert/strict";
+import { sleep } from "../lib/kube/backoff.ts";
 import type { KubeClient } from "../lib/kube/client.ts";
 import { type CustomObject, UNDYING_PROXIES } from "../lib/kube/resources.ts";
 import { Reflector, type ReflectorEvent } from "../lib/kube/watch.ts";
@@ -11,6 +12,7 @@ import {
   startControlPlane,
 } from "./_support/control_plane.ts";
 import { clientFor, pullUntil, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
+import { waitFor } from "./_support/net_wait.ts";
 
 /** A running reflector on UnDyingProxies of `namespace`, pulled by hand so tests can pause it. */
 class ReflectorRun implements AsyncDisposable {
@@ -158,5 +160,86 @@ controlPlaneTest(
     // And it keeps watching from the new list.
     await client.delete(UNDYING_PROXIES, "kept", { namespace: ns });
     await run.changes([[`${ns}/kept`, "DELETED"]]);
+  },
+);
+
+/** Patches an UnDyingProxy of `namespace` every 300 ms until disposed: the resource's version moves. */
+async function keepWriting(client: KubeClient, namespace: string): Promise<AsyncDisposable> {
+  await client.create(UNDYING_PROXIES, undyingProxy(namespace, "ticker", 7000));
+  const stop = new AbortController();
+  const writing = (async () => {
+    for (let tick = 0; !stop.signal.aborted; tick++) {
+      await client.patch(UNDYING_PROXIES, "ticker", "merge", {
+        metadata: { labels: { tick: String(tick) } },
+      }, { namespace, signal: stop.signal }).catch((error) => {
+        if (!stop.signal.aborted) throw error;
+      });
+      await sleep(300, stop.signal).catch(() => {});
+    }
+  })();
+  return {
+    async [Symbol.asyncDispose]() {
+      stop.abort();
+      await writing;
+    },
+  };
+}
+
+controlPlaneTest(
+  "watch-cache BOOKMARKs advance the resourceVersion of a quiet watch",
+  async () => {
+    // Only kube-apiserver's watch cache sends bookmarks, 2 s before a watch's timeoutSeconds (and
+    // at the latest every minute), and only with a resourceVersion newer than what the watch has
+    // covered: short server timeouts and writes in another namespace make them come within seconds.
+    await using cp = await startControlPlane({ watchCache: true });
+    using client = await clientFor(cp.adminKubeconfigPath);
+    const quiet = await cp.createNamespace("bookmark-quiet");
+    await using _writer = await keepWriting(client, await cp.createNamespace("bookmark-busy"));
+
+    // The Reflector moves its resourceVersion with them, without a re-list or a change event.
+    const reflector = new Reflector(client, UNDYING_PROXIES, {
+      namespace: quiet,
+      watchTimeoutSeconds: 5,
+      backoff: { initialMs: 100, maxMs: 1_000 },
+    });
+    const controller = new AbortController();
+    const seen: ReflectorEvent[] = [];
+    const running = (async () => {
+      for await (const event of reflector.run(controller.signal)) seen.push(event);
+    })();
+    try {
+      await waitFor(() => reflector.isSynced(), { timeoutMs: 30_000, message: "the first list" });
+      const listedAt = BigInt(reflector.resourceVersion);
+      await waitFor(() => BigInt(reflector.resourceVersion) > listedAt, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        message: `the Reflector's resourceVersion to pass ${listedAt}`,
+      });
+    } finally {
+      controller.abort();
+      await running;
+    }
+    assert.deepEqual(seen.map((e) => e.type), ["synced"], JSON.stringify(seen));
+
+    // One watch each way: bookmarks come only when asked for, each newer than the watch's start.
+    const watchFromNow = async (allowWatchBookmarks: boolean) => {
+      const start = (await client.list(UNDYING_PROXIES, { namespace: quiet })).resourceVersion;
+      const events = client.watch(UNDYING_PROXIES, {
+        namespace: quiet,
+        resourceVersion: start,
+        timeoutSeconds: 5,
+        allowWatchBookmarks,
+      });
+      const seen: string[] = [];
+      for await (const event of events) {
+        const newer = BigInt(event.object.metadata?.resourceVersion ?? "0") > BigInt(start);
+        seen.push(`${event.type}${newer ? "" : " (not newer)"}`);
+      }
+      return seen;
+    };
+    assert.deepEqual(await watchFromNow(false), [], "no bookmarks unless asked for");
+    const bookmarks = await watchFromNow(true);
+    assert.ok(bookmarks.length > 0, "a BOOKMARK before the server timeout");
+    assert.deepEqual(bookmarks, bookmarks.map(() => "BOOKMARK"));
   },
 );
