@@ -39,8 +39,8 @@ async function main(args: readonly string[]): Promise<number> {
 
 async function run(options: Options): Promise<number> {
   await setupLogging({
-    level: options.logLevel,
-    format: options.zapDevel ? "text" : options.logFormat,
+    level: options.zapLogLevel ?? options.logLevel,
+    format: options.zapEncoder ?? (options.zapDevel ? "text" : options.logFormat),
     stacktraceLevel: options.zapStacktraceLevel,
   });
   using signals = new ShutdownSignals();

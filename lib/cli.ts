@@ -261,6 +261,23 @@ export const FLAGS = {
     help: "Errors logged at this level or above include their stack trace (also: panic, dpanic).",
     parse: parseLogLevel,
   },
+  "zap-log-level": {
+    group: "Logging",
+    valueName: "LEVEL",
+    default: "",
+    defaultText: "from --log-level",
+    help: "Go operator compatibility: replaces --log-level; a number (zap's V level) means debug.",
+    parse: parseZapLogLevel,
+  },
+  "zap-encoder": {
+    group: "Logging",
+    valueName: "ENCODER",
+    default: "",
+    defaultText: "from --log-format",
+    help:
+      "Go operator compatibility: json, or console (= text); replaces --log-format and --zap-devel.",
+    parse: parseZapEncoder,
+  },
 } as const satisfies Record<string, Flag<unknown>>;
 
 /** A flag name without the leading dashes. */
@@ -461,6 +478,17 @@ function parseLogLevel(raw: string): LogLevelName {
     panic: "fatal",
   };
   return aliases[raw] ?? oneOf(raw, ["debug", "info", "warn", "error", "fatal"] as const);
+}
+
+/** zap's levels: names, or a positive number for its verbose V levels (all debug here). */
+function parseZapLogLevel(raw: string): LogLevelName | undefined {
+  if (raw === "") return undefined;
+  return /^[1-9]\d*$/.test(raw) ? "debug" : parseLogLevel(raw);
+}
+
+function parseZapEncoder(raw: string): "json" | "text" | undefined {
+  if (raw === "") return undefined;
+  return oneOf(raw, ["json", "console"] as const) === "json" ? "json" : "text";
 }
 
 function oneOf<const T extends string>(raw: string, allowed: readonly T[]): T {

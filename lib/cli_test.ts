@@ -83,6 +83,19 @@ Deno.test("the Go operator's secure metrics flags: a self-signed certificate, au
   assert.equal(authed.metricsAuthed, true);
 });
 
+Deno.test("parseCommandLine() takes the Go operator's other zap flags", () => {
+  const defaults = options(["--config=c"]);
+  assert.equal(defaults.zapLogLevel, undefined);
+  assert.equal(defaults.zapEncoder, undefined);
+  const zap = options(["--config=c", "--zap-log-level=2", "--zap-encoder=console"]);
+  assert.equal(zap.zapLogLevel, "debug");
+  assert.equal(zap.zapEncoder, "text");
+  assert.equal(options(["--config=c", "--zap-log-level=error"]).zapLogLevel, "error");
+  assert.equal(options(["--config=c", "--zap-encoder=json"]).zapEncoder, "json");
+  assert.match(flagError(["--config=c", "--zap-encoder=xml"]).message, /"xml" for --zap-encoder/);
+  assert.match(flagError(["--config=c", "--zap-log-level=0"]).message, /"0" for --zap-log-level/);
+});
+
 Deno.test("parseCommandLine() names the flag, the value and the reason of a bad command line", () => {
   const cases: [string[], string, RegExp][] = [
     [["--config=c", "--bogus"], "--bogus", /unknown flag --bogus/],

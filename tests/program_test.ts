@@ -136,12 +136,14 @@ Deno.test("an invalid config file at start exits 1 naming document, field and va
   const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
   assert.equal(fatal.level, "FATAL");
   assert.match(fatal.message, problem);
-  // --zap-devel: the same, human-readable.
-  const text = await runProgram([`--config=${config.path}`, "--zap-devel"]);
-  assert.equal(text.code, 1, text.stderr);
-  assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/);
-  assert.match(text.stderr, problem);
-  assert.ok(!text.stderr.trimStart().startsWith("{"), "not JSON");
+  // --zap-devel, or the Go operator's --zap-encoder=console: the same, human-readable.
+  for (const flag of ["--zap-devel", "--zap-encoder=console"]) {
+    const text = await runProgram([`--config=${config.path}`, flag]);
+    assert.equal(text.code, 1, text.stderr);
+    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, flag);
+    assert.match(text.stderr, problem);
+    assert.ok(!text.stderr.trimStart().startsWith("{"), `${flag}: not JSON`);
+  }
 });
 
 Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic", async () => {
