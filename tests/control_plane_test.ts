@@ -103,7 +103,7 @@ controlPlaneTest("SIGKILL of the test process: the watchdog kills the servers", 
 });
 
 controlPlaneTest(
-  "integrationTest() is ignored loudly without binaries, and fails under CI=true",
+  "integrationTest() is ignored loudly without binaries, and fails under CI=true or bad variables",
   async () => {
     const emptyCache = await Deno.makeTempDir({ prefix: "undying-proxy-empty-cache-" });
     try {
@@ -120,6 +120,14 @@ controlPlaneTest(
       assert.notEqual(ci.code, 0, ci.text);
       assertIncludes(ci.text, "control plane unavailable");
       assert.match(ci.text, /1 failed/);
+      // What .ci/run exports, pointing at binaries that are gone: a failure too, even without CI.
+      const gone = await run({
+        KUBE_APISERVER_BIN: `${emptyCache}/kube-apiserver`,
+        ETCD_BIN: `${emptyCache}/etcd`,
+      });
+      assert.notEqual(gone.code, 0, gone.text);
+      assertIncludes(gone.text, `${emptyCache}/kube-apiserver does not exist`);
+      assert.match(gone.text, /1 failed/);
     } finally {
       await Deno.remove(emptyCache, { recursive: true });
     }

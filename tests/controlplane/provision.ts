@@ -63,13 +63,9 @@ async function directoryHoldingBoth(kubeApiserver: string, etcd: string): Promis
 async function build(versions: ControlPlaneVersions): Promise<string> {
   const finalDir = versionedCacheDir(versions);
   const moduleDir = dirname(goModUrl().pathname);
-  const goVersion = await run(["go", "version"], moduleDir).catch((error) => {
-    throw new ProvisionError(
-      `Cannot build the control plane: the Go toolchain (\`go\`, 1.24 or newer) is not usable: ${error}`,
-    );
-  });
+  const go = await findGo(moduleDir);
   progress(
-    `building kube-apiserver ${versions.kubernetes} and etcd ${versions.etcd} with ${goVersion.trim()}`,
+    `building kube-apiserver ${versions.kubernetes} and etcd ${versions.etcd} with ${go.version} (${go.path})`,
   );
   progress(`into ${finalDir} (first build takes several minutes on 2 cores; later runs reuse it)`);
   await Deno.mkdir(dirname(finalDir), { recursive: true });
@@ -77,7 +73,7 @@ async function build(versions: ControlPlaneVersions): Promise<string> {
   try {
     const started = Date.now();
     progress("downloading Go modules (go mod download)");
-    await run(["go", "mod", "download"], moduleDir);
+    await run([go.path, "mod", "download"], moduleDir);
     const minor = versions.kubernetes.split(".")[1] ?? "";
     // What the Kubernetes release build stamps in (hack/lib/version.sh); kubectl reads client-go's.
     const versionFlags = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"].flatMap(
@@ -89,21 +85,21 @@ async function build(versions: ControlPlaneVersions): Promise<string> {
       ],
     );
     const kubernetesCmd = "k8s.io/kubernetes/cmd";
-    await goBuild(
-      moduleDir,
-      `${kubernetesCmd}/kube-apiserver`,
-      `${tempDir}/kube-apiserver`,
-      versionFlags,
-    );
-    await goBuild(moduleDir, "go.etcd.io/etcd/server/v3", `${tempDir}/etcd`, []);
-    await goBuild(moduleDir, `${kubernetesCmd}/kubectl`, `${tempDir}/kubectl`, versionFlags);
+    const builds: Array<[string, string, string[]]> = [
+      [`${kubernetesCmd}/kube-apiserver`, "kube-apiserver", versionFlags],
+      ["go.etcd.io/etcd/server/v3", "etcd", []],
+      [`${kubernetesCmd}/kubectl`, "kubectl", versionFlags],
+    ];
+    for (const [pkg, name, xFlags] of builds) {
+      await goBuild(go.path, moduleDir, pkg, `${tempDir}/${name}`, xFlags);
+    }
     await verify([`${tempDir}/kube-apiserver`, "--version"], versions.kubernetes);
     await verify([`${tempDir}/etcd`, "--version"], versions.etcd.replace(/^v/, ""));
     await verify([`${tempDir}/kubectl`, "version", "--client"], versions.kubernetes);
     const seconds = Math.round((Date.now() - started) / 1000);
     await Deno.writeTextFile(
       `${tempDir}/BUILD_INFO`,
-      `kubernetes ${versions.kubernetes}\netcd ${versions.etcd}\n${goVersion.trim()}\nbuild seconds ${seconds}\n`,
+      `kubernetes ${versions.kubernetes}\netcd ${versions.etcd}\n${go.version}\nbuild seconds ${seconds}\n`,
     );
     await moveIntoPlace(tempDir, finalDir);
     progress(`built in ${seconds}s`);
@@ -114,6 +110,7 @@ async function build(versions: ControlPlaneVersions): Promise<string> {
 }
 
 async function goBuild(
+  goPath: string,
   moduleDir: string,
   pkg: string,
   output: string,
@@ -122,7 +119,7 @@ async function goBuild(
   const name = output.slice(output.lastIndexOf("/") + 1);
   progress(`go build ${pkg} -> ${name}`);
   const started = Date.now();
-  const child = new Deno.Command("go", {
+  const child = new Deno.Command(goPath, {
     args: [
       "build",
       "-v",
@@ -165,6 +162,47 @@ async function goBuild(
   progress(`  ${name}: done, ${packages} packages, ${Math.round((Date.now() - started) / 1000)}s`);
 }
 
+/** A Go toolchain: its path and `go version` line. */
+interface GoToolchain {
+  readonly path: string;
+  readonly version: string;
+}
+
+/**
+ * The first `go` that exists among PATH, `$GOROOT/bin` and `/usr/local/go/bin` (where the official
+ * tarball goes, often missing from PATH in CI shells), checked against go.mod's `go` line.
+ * @throws ProvisionError naming every place looked at, or the version found and the one needed
+ */
+async function findGo(moduleDir: string): Promise<GoToolchain> {
+  const required = /^go (\d+)\.(\d+)/m.exec(await Deno.readTextFile(goModUrl()));
+  const [needMajor, needMinor] = [Number(required?.[1] ?? 1), Number(required?.[2] ?? 24)];
+  const candidates = [
+    ...(Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir !== ""),
+    ...(Deno.env.get("GOROOT") ? [`${Deno.env.get("GOROOT")}/bin`] : []),
+    "/usr/local/go/bin",
+  ].map((dir) => `${dir}/go`);
+  const path = candidates.find((candidate) => notExecutable(candidate) === undefined);
+  const install = `install Go ${needMajor}.${needMinor} or newer (https://go.dev/dl/), or point ` +
+    "KUBEBUILDER_ASSETS or KUBE_APISERVER_BIN and ETCD_BIN at existing binaries";
+  if (path === undefined) {
+    throw new ProvisionError(
+      `Cannot build the control plane: no Go toolchain on PATH, in $GOROOT/bin or in ` +
+        `/usr/local/go/bin; ${install}`,
+    );
+  }
+  // GOTOOLCHAIN=local: report an old Go instead of letting it fetch another toolchain.
+  const version = (await run([path, "version"], moduleDir, { GOTOOLCHAIN: "local" })).trim();
+  const found = /go(\d+)\.(\d+)/.exec(version);
+  const [major, minor] = [Number(found?.[1] ?? 0), Number(found?.[2] ?? 0)];
+  if (major < needMajor || (major === needMajor && minor < needMinor)) {
+    throw new ProvisionError(
+      `Cannot build the control plane: ${path} is "${version}", but tests/controlplane/go.mod ` +
+        `needs Go ${needMajor}.${needMinor} or newer; ${install}`,
+    );
+  }
+  return { path, version };
+}
+
 function goEnv(): Record<string, string> {
   const inherited = Deno.env.get("GOFLAGS") ?? "";
   return {
@@ -204,12 +242,16 @@ async function moveIntoPlace(tempDir: string, finalDir: string): Promise<void> {
   await Deno.rename(tempDir, finalDir);
 }
 
-async function run(command: string[], cwd: string): Promise<string> {
+async function run(
+  command: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<string> {
   const [program = "", ...args] = command;
   const output = await new Deno.Command(program, {
     args,
     cwd,
-    env: goEnv(),
+    env: { ...goEnv(), ...env },
     stdout: "piped",
     stderr: "piped",
   })

@@ -108,3 +108,39 @@ Deno.test("provision uses a complete version-keyed cache entry without building"
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("provision finds a Go off the PATH in $GOROOT/bin, refuses one older than go.mod needs", async () => {
+  const goroot = await Deno.makeTempDir({ prefix: "undying-proxy-goroot-" });
+  const cache = await Deno.makeTempDir();
+  /** Installs a fake `go` that reports `version` and fails every other command with code 3. */
+  const fakeGo = (version: string) =>
+    Deno.writeTextFile(
+      `${goroot}/bin/go`,
+      `#!/bin/sh\n[ "$1" = version ] && echo "go version ${version} linux/amd64" && exit 0\nexit 3\n`,
+      { mode: 0o755 },
+    );
+  const env = { PATH: "/usr/bin:/bin", GOROOT: goroot, UNDYING_PROXY_CACHE: cache };
+  try {
+    await Deno.mkdir(`${goroot}/bin`);
+    await fakeGo("go1.22.5");
+    const old = await provision(env);
+    assert.equal(old.code, 1, old.stderr);
+    assert.equal(old.stdout, "");
+    assert.ok(
+      old.stderr.includes(
+        `${goroot}/bin/go is "go version go1.22.5 linux/amd64", but tests/controlplane/go.mod ` +
+          "needs Go 1.24 or newer; install Go 1.24 or newer",
+      ),
+      old.stderr,
+    );
+
+    await fakeGo("go1.26.0");
+    const recent = await provision(env);
+    assert.equal(recent.code, 1, recent.stderr);
+    assert.ok(recent.stderr.includes(`with go version go1.26.0 linux/amd64 (${goroot}/bin/go)`));
+    assert.ok(recent.stderr.includes(`\`${goroot}/bin/go mod download\` exited with code 3`));
+  } finally {
+    await Deno.remove(goroot, { recursive: true });
+    await Deno.remove(cache, { recursive: true });
+  }
+});
