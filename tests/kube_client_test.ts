@@ -1,10 +1,19 @@
 // The typed Kubernetes client against a real kube-apiserver + etcd.
 import assert from "node:assert/strict";
 import type { Service } from "kubernetes-types/core/v1.d.ts";
+import type { ClusterRole } from "kubernetes-types/rbac/v1.d.ts";
 import { ApiError } from "../lib/kube/api_error.ts";
-import { NAMESPACES, SERVICES, UNDYING_PROXIES } from "../lib/kube/resources.ts";
+import { defineResource, NAMESPACES, SERVICES, UNDYING_PROXIES } from "../lib/kube/resources.ts";
 import { integrationTest } from "./_support/control_plane.ts";
 import { clientFor, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
+
+const CLUSTER_ROLES = defineResource<ClusterRole>({
+  group: "rbac.authorization.k8s.io",
+  version: "v1",
+  plural: "clusterroles",
+  kind: "ClusterRole",
+  namespaced: false,
+});
 
 function service(namespace: string, name: string, ports: number[]): Service {
   return {
@@ -61,6 +70,32 @@ integrationTest("KubeClient: Service create, get, list, replace, delete", async 
   // Cluster-scoped resources work too.
   const namespace = await client.get(NAMESPACES, ns);
   assert.equal(namespace.metadata?.name, ns);
+});
+
+integrationTest("KubeClient: cluster-scoped create, list, patch, replace, delete", async (cp) => {
+  using client = await clientFor(cp.adminKubeconfigPath);
+  const name = `undying-proxy-test-${crypto.randomUUID().slice(0, 8)}`;
+  const labelSelector = `test=${name}`;
+  const rule = { apiGroups: [""], resources: ["services"], verbs: ["get"] };
+  const created = await client.create(CLUSTER_ROLES, {
+    metadata: { name, labels: { test: name } },
+    rules: [rule],
+  });
+  assert.equal(created.metadata?.namespace, undefined);
+  const listed = await client.list(CLUSTER_ROLES, { labelSelector });
+  assert.deepEqual(listed.items.map((r) => [r.kind, r.metadata?.name]), [["ClusterRole", name]]);
+  const patched = await client.patch(CLUSTER_ROLES, name, "merge", {
+    rules: [{ ...rule, verbs: ["get", "list"] }],
+  });
+  assert.deepEqual(patched.rules?.[0]?.verbs, ["get", "list"]);
+  const replaced = await client.replace(CLUSTER_ROLES, { ...patched, rules: [] });
+  assert.deepEqual(replaced.rules ?? [], []);
+  assert.match(
+    await cp.kubectlOk(["get", "clusterrole", name, "-o", "jsonpath={.metadata.name}"]),
+    new RegExp(`^${name}$`),
+  );
+  await client.delete(CLUSTER_ROLES, name);
+  await rejectsWith(client.get(CLUSTER_ROLES, name), "NotFound", 404);
 });
 
 integrationTest("KubeClient: every patch type on a Service's ports", async (cp) => {
