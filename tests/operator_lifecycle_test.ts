@@ -9,10 +9,11 @@ import { startUdpEcho } from "./_support/net_udp.ts";
 import {
   applySample,
   createManagedService,
+  deleteProxy,
   explainFailure,
-  getProxy,
   nextFreePort,
   operatorKubeconfig,
+  patchObject,
   readyCondition,
   servicePorts,
   startOperator,
@@ -99,16 +100,10 @@ integrationTest(
       });
 
       // A hand edit removing our port is repaired (the Service is watched).
-      await cp.kubectlOk([
-        "patch",
-        "service",
-        "undying-proxy-tcp",
-        "-n",
-        ns,
-        "--type=json",
-        "-p",
-        JSON.stringify([{ op: "remove", path: "/spec/ports/1" }]),
-      ]);
+      await patchObject(cp, ns, "service", "undying-proxy-tcp", [{
+        op: "remove",
+        path: "/spec/ports/1",
+      }]);
       await waitUntil("TCP Service port repaired", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
         return ports.some((p) => p.name === "tcp-git-ssh" && p.port === tcpPort) ? true : undefined;
@@ -119,16 +114,9 @@ integrationTest(
       try {
         await writeAll(established, encoder.encode("before"));
         assert.equal(decoder.decode(await readExactly(established, 6)), "before");
-        await cp.kubectlOk([
-          "patch",
-          "undyingproxy",
-          "git-ssh",
-          "-n",
-          ns,
-          "--type=merge",
-          "-p",
-          JSON.stringify({ spec: { tcp: { targetPort: tcpTarget2.port } } }),
-        ]);
+        await patchObject(cp, ns, "undyingproxy", "git-ssh", {
+          spec: { tcp: { targetPort: tcpTarget2.port } },
+        });
         await waitUntil("a new connection reaching the new target", async () => {
           await tcpEchoes("127.0.0.2", tcpPort, "probe");
           return tcpTarget2.accepted > 0 ? true : undefined;
@@ -150,11 +138,7 @@ integrationTest(
       );
 
       // Delete: ports close, Service entries go, the object goes (finalizer released).
-      await cp.kubectlOk(["delete", "undyingproxy", "git-ssh", "-n", ns, "--wait=false"]);
-      await waitUntil(
-        "git-ssh gone",
-        async () => (await getProxy(cp, ns, "git-ssh")) === undefined ? true : undefined,
-      );
+      await deleteProxy(cp, ns, "git-ssh");
       await waitUntil(
         "TCP port closed",
         async () => (await tcpRefused("127.0.0.2", tcpPort)) ? true : undefined,
@@ -168,16 +152,9 @@ integrationTest(
       // The UDP object is untouched; moving its listen port rebinds and moves its Service port.
       assert.ok(await udpEchoes("127.0.0.2", udpPort, "still"));
       const movedPort = nextFreePort();
-      await cp.kubectlOk([
-        "patch",
-        "undyingproxy",
-        "wireguard",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { udp: { listenPort: movedPort } } }),
-      ]);
+      await patchObject(cp, ns, "undyingproxy", "wireguard", {
+        spec: { udp: { listenPort: movedPort } },
+      });
       await waitUntil("UDP Service port moved", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-udp");
         return ports.some((p) => p.name === "udp-wireguard" && p.port === movedPort) &&

@@ -11,6 +11,7 @@ import { startUdpEcho } from "./_support/net_udp.ts";
 import {
   applySample,
   createManagedService,
+  deleteProxy,
   explainFailure,
   getProxy,
   nextFreePort,
@@ -81,11 +82,7 @@ integrationTest(
 
       const failing = await waitForReason(cp, app0, "no-service", "ServicePortFailed");
       assert.match(readyCondition(failing)?.message ?? "", /missing-udp not found/);
-      await cp.kubectlOk(["delete", "undyingproxy", "no-service", "-n", app0, "--wait=false"]);
-      await waitUntil(
-        "no-service deleted",
-        async () => (await getProxy(cp, app0, "no-service")) === undefined ? true : undefined,
-      );
+      await deleteProxy(cp, app0, "no-service");
     });
     assert.equal(await operator.stop(), 0);
   },
@@ -176,11 +173,7 @@ integrationTest(
       assert.equal(new Set(names).size, 4, names.join(","));
 
       // Deleting the TCP+UDP object takes both of its ports out, and nothing else.
-      await cp.kubectlOk(["delete", "undyingproxy", "game", "-n", a, "--wait=false"]);
-      await waitUntil(
-        "game gone",
-        async () => (await getProxy(cp, a, "game")) === undefined ? true : undefined,
-      );
+      await deleteProxy(cp, a, "game");
       await waitUntil("only the placeholder and dns left", async () => {
         const ports = byProtocol(await servicePorts(cp, ns, "undying-proxy"));
         return JSON.stringify(ports) === JSON.stringify(["TCP/1/1", `UDP/${dnsPort}/${dnsPort}`])

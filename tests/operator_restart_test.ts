@@ -11,11 +11,13 @@ import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
 import {
   applySample,
   createManagedService,
+  deleteProxy,
   explainFailure,
   getProxy,
   nextFreePort,
   NO_MANAGED_SERVICES,
   operatorKubeconfig,
+  patchObject,
   servicePorts,
   startOperator,
   tcpEchoes,
@@ -89,25 +91,14 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
     });
     await waitForReason(cp, ns, "beta", "Listening", 90_000);
     assert.ok(await reaches(portB, second));
-    await cp.kubectlOk([
-      "patch",
-      "undyingproxy",
-      "alpha",
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { tcp: { targetPort: second.port } } }),
-    ]);
+    await patchObject(cp, ns, "undyingproxy", "alpha", {
+      spec: { tcp: { targetPort: second.port } },
+    });
     await waitUntil(
       "alpha retargeted",
       async () => (await reaches(portA, second)) ? true : undefined,
     );
-    await cp.kubectlOk(["delete", "undyingproxy", "beta", "-n", ns, "--wait=false"]);
-    await waitUntil(
-      "beta gone",
-      async () => (await getProxy(cp, ns, "beta")) === undefined ? true : undefined,
-    );
+    await deleteProxy(cp, ns, "beta");
     assert.ok(await operator.isReady());
     assert.equal(await late.stop(), 0);
   });
@@ -144,36 +135,23 @@ integrationTest(
         async () => (await portNames()) === "placeholder,tcp-doomed,tcp-kept" ? true : undefined,
       );
 
-      // The operator sees nothing while it is frozen: an object goes (its finalizer removed by
-      // hand), one comes, one is retargeted; etcd is compacted past all of it, and the restart
-      // ends every watch, so the resumed watches get 410 Gone.
+      // The operator sees nothing while it is frozen: the restart ends its watches (with no event
+      // pending in them), then an object goes (its finalizer removed by hand), one comes, one is
+      // retargeted, and etcd is compacted past all of it: the resumed watches get 410 Gone.
       operator.pause();
       try {
+        await cp.restartApiServer();
         await cp.kubectlOk(["delete", "undyingproxy", "doomed", "-n", ns, "--wait=false"]);
-        await cp.kubectlOk([
-          "patch",
-          "undyingproxy",
-          "doomed",
-          "-n",
-          ns,
-          "--type=json",
-          "-p",
-          JSON.stringify([{ op: "remove", path: "/metadata/finalizers" }]),
-        ]);
+        await patchObject(cp, ns, "undyingproxy", "doomed", [{
+          op: "remove",
+          path: "/metadata/finalizers",
+        }]);
         assert.equal(await getProxy(cp, ns, "doomed"), undefined);
         await apply("newcomer", newPort);
-        await cp.kubectlOk([
-          "patch",
-          "undyingproxy",
-          "kept",
-          "-n",
-          ns,
-          "--type=merge",
-          "-p",
-          JSON.stringify({ spec: { tcp: { targetPort: second.port } } }),
-        ]);
+        await patchObject(cp, ns, "undyingproxy", "kept", {
+          spec: { tcp: { targetPort: second.port } },
+        });
         await cp.compactEtcd();
-        await cp.restartApiServer();
       } finally {
         operator.resume();
       }

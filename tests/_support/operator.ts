@@ -155,6 +155,40 @@ export async function getProxy(
   return JSON.parse(result.stdout) as UnDyingProxy;
 }
 
+/** `kubectl patch KIND NAME` with a merge patch (an object) or a JSON patch (an array). */
+export async function patchObject(
+  cp: ControlPlane,
+  namespace: string,
+  kind: "undyingproxy" | "service",
+  name: string,
+  patch: object,
+): Promise<void> {
+  const type = Array.isArray(patch) ? "json" : "merge";
+  await cp.kubectlOk([
+    "patch",
+    kind,
+    name,
+    "-n",
+    namespace,
+    `--type=${type}`,
+    "-p",
+    JSON.stringify(patch),
+  ]);
+}
+
+/** Deletes an UnDyingProxy with kubectl and waits (bounded) until it is gone. */
+export async function deleteProxy(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+): Promise<void> {
+  await cp.kubectlOk(["delete", "undyingproxy", name, "-n", namespace, "--wait=false"]);
+  await waitUntil(
+    `${namespace}/${name} gone`,
+    async () => (await getProxy(cp, namespace, name)) === undefined ? true : undefined,
+  );
+}
+
 /** Reads a Service's ports with kubectl (admin). */
 export async function servicePorts(
   cp: ControlPlane,
