@@ -204,9 +204,13 @@ export class FileSource implements DesiredStateSource {
       );
       return;
     }
+    const changes = changedNames(this.#desired, desired);
     this.#desired = desired;
     this.#onLoad("success");
-    log.info("Reloaded {path}: {count} forwarder(s)", { path: this.#path, count: desired.length });
+    log.info(
+      "Reloaded {path}: {count} forwarder(s); added {added}, changed {changed}, removed {removed}",
+      { path: this.#path, count: desired.length, ...changes },
+    );
     apply(desired);
   }
 }
@@ -231,6 +235,23 @@ function documentAtLine(text: string, line: number): number {
     }
   }
   return Math.max(number, 1);
+}
+
+/** Names of the forwarders a reload adds, changes and removes. */
+function changedNames(
+  before: readonly ForwarderSpec[],
+  after: readonly ForwarderSpec[],
+): { added: string[]; changed: string[]; removed: string[] } {
+  const old = new Map(before.map((spec) => [spec.name, JSON.stringify(spec)]));
+  const names = new Set(after.map((spec) => spec.name));
+  return {
+    added: after.filter((spec) => !old.has(spec.name)).map((spec) => spec.name),
+    changed: after.filter((spec) =>
+      old.has(spec.name) && old.get(spec.name) !== JSON.stringify(spec)
+    )
+      .map((spec) => spec.name),
+    removed: before.filter((spec) => !names.has(spec.name)).map((spec) => spec.name),
+  };
 }
 
 /** The file's directory, and the directory of the file it links to when that is elsewhere. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ConfigError, FileSource, parseConfig } from "./file_source.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import { waitFor } from "../tests/_support/net_wait.ts";
@@ -154,6 +155,41 @@ Deno.test("FileSource applies the file, then every valid change, keeping the las
       assert.deepEqual(loads, ["success", "success", "failure", "success"]);
     });
   });
+});
+
+Deno.test("FileSource logs the names each reload adds, changes and removes", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { test: (record) => records.push(record) },
+    loggers: [
+      { category: ["undying-proxy", "config"], lowestLevel: "info", sinks: ["test"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/proxies.yaml`;
+      await Deno.writeTextFile(path, `${TCP_DOC}---${UDP_DOC}`);
+      await watching(path, async (applied) => {
+        // web retargeted, dns removed, a new one added.
+        const added = TCP_DOC.replace("name: web", "name: new");
+        await Deno.writeTextFile(
+          path,
+          `${TCP_DOC.replace("targetPort: 80", "targetPort: 81")}---${added}`,
+        );
+        await waitFor(() => applied.length === 2, { message: "the reload" });
+      });
+    });
+  } finally {
+    await reset();
+  }
+  const reload = records.find((record) => String(record.message[0]).startsWith("Reloaded"));
+  assert.ok(reload, "a reload record");
+  assert.deepEqual(
+    [reload.properties["added"], reload.properties["changed"], reload.properties["removed"]],
+    [["default/new"], ["default/web"], ["infra/dns"]],
+  );
 });
 
 Deno.test("FileSource follows a ConfigMap-style symlink swap", async () => {

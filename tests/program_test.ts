@@ -243,7 +243,11 @@ Deno.test("editing the file opens a new port without touching live connections; 
   await config.write(
     configYaml([first, { name: "second", tcp: { listenPort: secondPort, targetPort: echo.port } }]),
   );
-  await program.waitForLog("the reload", (line) => /^Reloaded .*: 2 forwarder/.test(line.message));
+  const reloaded = await program.waitForLog(
+    "the reload",
+    (line) => /^Reloaded .*: 2 forwarder/.test(line.message),
+  );
+  assert.deepEqual([reloaded["added"], reloaded["changed"]], [["default/second"], []]);
   await waitFor(async () => {
     try {
       await echoThrough(secondPort, 100);
@@ -279,7 +283,11 @@ Deno.test("editing the file opens a new port without touching live connections; 
 
   // Removing "second" closes its port and its series leave /metrics; "first" is untouched.
   await config.write(configYaml([first]));
-  await program.waitForLog("the removal", (line) => /^Reloaded .*: 1 forwarder/.test(line.message));
+  const removal = await program.waitForLog(
+    "the removal",
+    (line) => /^Reloaded .*: 1 forwarder/.test(line.message),
+  );
+  assert.deepEqual(removal["removed"], ["default/second"]);
   const stopped = await program.waitForLog(
     "the stopped listener",
     (line) => /^Stopped listening on tcp port/.test(line.message),
