@@ -393,6 +393,25 @@ Deno.test("a port in use fails only its forwarder, visibly, and the program stay
   assert.match(logged.message, /in use|bind|listen/i);
 });
 
+Deno.test("--metrics-bind-address=0 and --health-probe-bind-address=0 serve neither", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort();
+  await using config = await tempConfig([{
+    name: "quiet",
+    tcp: { listenPort: port, targetPort: echo.port },
+  }]);
+  await using program = await startProgram([
+    `--config=${config.path}`,
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address=0",
+  ]);
+  await program.waitForLog("readiness", (line) => /^Ready/.test(line.message));
+  await echoThrough(port, 100);
+  assert.deepEqual(program.logs().filter((line) => line["server"] !== undefined), []);
+  program.signal("SIGTERM");
+  assert.equal(await program.exited, 0);
+});
+
 Deno.test("dial errors are counted and logged with the forwarder's name, rate-limited", async () => {
   const [listenPort, closedPort] = [freePort(), freePort()];
   await using config = await tempConfig([

@@ -137,9 +137,9 @@ export type LogLine = Record<string, unknown> & { message: string; level: string
 
 /** A running program. */
 export interface ProgramProcess extends AsyncDisposable {
-  /** Port of `/metrics` (bound to 127.0.0.1:0 unless `args` say otherwise). */
+  /** Port of `/metrics` (bound to 127.0.0.1:0 unless `args` say otherwise; 0 when disabled). */
   readonly metricsPort: number;
-  /** Port of `/healthz` and `/readyz`. */
+  /** Port of `/healthz` and `/readyz` (0 when disabled). */
   readonly probesPort: number;
   /** Log lines so far. */
   logs(): LogLine[];
@@ -222,14 +222,18 @@ export async function startProgram(
     }
     return lines.find(match) as LogLine;
   };
-  const portOf = async (server: string) => {
+  const portOf = async (server: string, flag: string) => {
+    if (args.includes(`--${flag}=0`)) return 0; // Disabled: nothing to wait for.
     const line = await waitForLog(`the ${server} server`, (l) => l["server"] === server);
     return line["port"] as number;
   };
   let metricsPort = 0;
   let probesPort = 0;
   try {
-    [metricsPort, probesPort] = await Promise.all([portOf("metrics"), portOf("probes")]);
+    [metricsPort, probesPort] = await Promise.all([
+      portOf("metrics", "metrics-bind-address"),
+      portOf("probes", "health-probe-bind-address"),
+    ]);
   } catch (error) {
     signal("SIGKILL");
     await exited;
