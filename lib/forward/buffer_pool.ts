@@ -21,8 +21,10 @@ export const LAZY_SLAB_BYTES = 33 * 1024 * 1024;
 
 interface Slab {
   readonly buffer: ArrayBuffer;
-  /** Free slot indexes; the last one is handed out next. */
-  readonly free: number[];
+  /** Stack of free slot indexes (a typed array: a plain array this long would be a dictionary). */
+  readonly free: Uint32Array;
+  /** Entries of `free` in use; `free[freeCount - 1]` is handed out next. */
+  freeCount: number;
   /** 1 where the slot is handed out, to catch a double release (which would share a buffer). */
   readonly used: Uint8Array;
 }
@@ -58,13 +60,13 @@ export class BufferPool {
 
   /** A buffer of `slotBytes` bytes; its contents are whatever the previous user left. */
   acquire(): Uint8Array {
-    let slab = this.#slabs.find((candidate) => candidate.free.length > 0);
+    let slab = this.#slabs.find((candidate) => candidate.freeCount > 0);
     if (slab === undefined) {
       slab = this.#newSlab();
       this.#slabs.push(slab);
       this.#byBuffer.set(slab.buffer, slab);
     }
-    const index = slab.free.pop()!;
+    const index = slab.free[--slab.freeCount]!;
     slab.used[index] = 1;
     this.#inUse++;
     return new Uint8Array(slab.buffer, index * this.slotBytes, this.slotBytes);
@@ -81,23 +83,28 @@ export class BufferPool {
       throw new Error("BufferPool.release(): not an outstanding buffer of this pool");
     }
     slab.used[index] = 0;
-    slab.free.push(index);
+    slab.free[slab.freeCount++] = index;
     this.#inUse--;
-    if (slab.free.length === this.#slotsPerSlab) this.#dropEmptySlabs();
+    if (slab.freeCount === this.#slotsPerSlab) this.#dropEmptySlabs();
   }
 
   #newSlab(): Slab {
     const count = this.#slotsPerSlab;
-    const free = new Array<number>(count);
+    const free = new Uint32Array(count);
     for (let i = 0; i < count; i++) free[i] = count - 1 - i;
-    return { buffer: new ArrayBuffer(count * this.slotBytes), free, used: new Uint8Array(count) };
+    return {
+      buffer: new ArrayBuffer(count * this.slotBytes),
+      free,
+      freeCount: count,
+      used: new Uint8Array(count),
+    };
   }
 
   /** Unmaps (at the next garbage collection) every empty slab but one. */
   #dropEmptySlabs(): void {
     let spare = false;
     this.#slabs = this.#slabs.filter((slab) => {
-      if (slab.free.length < this.#slotsPerSlab) return true;
+      if (slab.freeCount < this.#slotsPerSlab) return true;
       if (!spare) return spare = true;
       this.#byBuffer.delete(slab.buffer);
       return false;

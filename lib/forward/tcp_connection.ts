@@ -3,10 +3,10 @@
  * read/write loop (faster than `pipeTo` on Deno, and it keeps half-close), propagating each
  * direction's end with `closeWrite()`.
  *
- * Each direction starts with a small buffer from a shared pool of lazily committed slabs
- * ({@linkcode sharedBufferPool}: an idle connection commits only the pages its few bytes touched),
- * switches to a bulk buffer of its own once a read fills the small one (plain allocations measured
- * ~15% faster than pooled slab slices for bulk copies), and back once reads are small again.
+ * Each direction starts with a 1 KiB buffer from a shared pool of lazily committed slabs
+ * ({@linkcode sharedBufferPool}: four idle directions share one committed page), moves up to 16 KiB
+ * (pooled) and 256 KiB (a plain allocation: measured ~15% faster than pooled slab slices for bulk
+ * copies) as reads fill their buffer, and back down once reads are small again.
  * @module
  */
 
@@ -29,12 +29,13 @@ export interface TcpTarget {
   readonly port: number;
 }
 
-/** First read buffer per direction: small, so idle connections hold little memory. */
-export const SMALL_BUFFER_BYTES = 16 * 1024;
-/** A direction that fills its small buffer is a bulk flow and gets this much instead. */
-export const BULK_BUFFER_BYTES = 256 * 1024;
-/** A bulk direction whose read returns at most this much goes back to a small buffer. */
-const SHRINK_AT_BYTES = SMALL_BUFFER_BYTES / 2;
+/**
+ * Read buffer sizes per direction, smallest first. A direction starts with the first; a read that
+ * fills its buffer moves it one size up; a read that would fit twice into a smaller size moves it
+ * down to that size. The first two come from shared pools; the largest (bulk) is a plain allocation.
+ */
+export const BUFFER_TIERS = [1024, 16 * 1024, 256 * 1024] as const;
+const POOLS = [sharedBufferPool(BUFFER_TIERS[0]), sharedBufferPool(BUFFER_TIERS[1])] as const;
 
 /** A client connection being forwarded; `run()` resolves once both sockets are closed. */
 export class TcpConnection {
@@ -125,8 +126,8 @@ export class TcpConnection {
    */
   async #pump(from: Deno.TcpConn, to: Deno.TcpConn, toTarget: boolean): Promise<void> {
     const counters = this.#context.counters;
-    let small: Uint8Array | undefined = SMALL_POOL.acquire();
-    let buffer = small;
+    let tier = 0;
+    let buffer = POOLS[0].acquire();
     try {
       for (;;) {
         const n = await from.read(buffer);
@@ -141,14 +142,17 @@ export class TcpConnection {
           if (toTarget) counters.bytesClientToTarget += m;
           else counters.bytesTargetToClient += m;
         }
-        if (small !== undefined) {
-          if (n === buffer.length) {
-            SMALL_POOL.release(small);
-            small = undefined;
-            buffer = new Uint8Array(BULK_BUFFER_BYTES);
-          }
-        } else if (n <= SHRINK_AT_BYTES) {
-          buffer = small = SMALL_POOL.acquire();
+        const next = n === buffer.length
+          ? Math.min(tier + 1, 2)
+          : 2 * n <= BUFFER_TIERS[0]
+          ? 0
+          : 2 * n <= BUFFER_TIERS[1]
+          ? Math.min(tier, 1)
+          : tier;
+        if (next !== tier) {
+          POOLS[tier]?.release(buffer);
+          tier = next;
+          buffer = POOLS[tier]?.acquire() ?? new Uint8Array(BUFFER_TIERS[2]);
         }
       }
     } catch {
@@ -156,7 +160,7 @@ export class TcpConnection {
       this.close();
       return;
     } finally {
-      if (small !== undefined) SMALL_POOL.release(small);
+      POOLS[tier]?.release(buffer);
     }
     if (++this.#ended === 2) return;
     try {
@@ -166,8 +170,6 @@ export class TcpConnection {
     }
   }
 }
-
-const SMALL_POOL = sharedBufferPool(SMALL_BUFFER_BYTES);
 
 /** Small writes go out at once (Deno does not set TCP_NODELAY by default). */
 function setNoDelay(conn: Deno.TcpConn): void {
