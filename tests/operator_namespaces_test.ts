@@ -2,6 +2,8 @@
  * End to end: all-namespaces mode with the shipped cluster RBAC (`k8s/rbac-cluster/`): objects of
  * the same name in two namespaces both forward and get distinct ports in the one managed Service;
  * a managed Service that does not exist is reported on the object and never blocks its deletion.
+ * A list of namespaces with the documented per-namespace RoleBindings: only those are served, one
+ * Service named by both flags carries both protocols, and removing a protocol live stops only it.
  */
 import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
@@ -16,6 +18,7 @@ import {
   getProxy,
   nextFreePort,
   operatorKubeconfig,
+  patchObject,
   readyCondition,
   servicePorts,
   startOperator,
@@ -172,7 +175,20 @@ integrationTest(
       const names = (await servicePorts(cp, ns, "undying-proxy")).map((p) => p.name ?? "");
       assert.equal(new Set(names).size, 4, names.join(","));
 
-      // Deleting the TCP+UDP object takes both of its ports out, and nothing else.
+      // Removing the UDP part live stops only UDP and takes only its Service port out.
+      await patchObject(cp, a, "undyingproxy", "game", [{ op: "remove", path: "/spec/udp" }]);
+      await waitUntil("game's UDP part gone", async () => {
+        const ports = byProtocol(await servicePorts(cp, ns, "undying-proxy"));
+        return !ports.includes(`UDP/${gamePort}/${gamePort}`) ? true : undefined;
+      });
+      await waitUntil(
+        "game's UDP port closed",
+        async () => (await udpEchoes("127.0.0.2", gamePort, "x", 500)) ? undefined : true,
+      );
+      assert.ok(await tcpEchoes("127.0.0.2", gamePort));
+      assert.ok(await udpEchoes("127.0.0.2", dnsPort));
+
+      // Deleting the object takes its remaining port out, and nothing else.
       await deleteProxy(cp, a, "game");
       await waitUntil("only the placeholder and dns left", async () => {
         const ports = byProtocol(await servicePorts(cp, ns, "undying-proxy"));

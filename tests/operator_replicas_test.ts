@@ -1,6 +1,6 @@
 /**
  * End to end: two operator processes on different loopback addresses both forward and both report
- * status (one field manager each, Ready steady); killing one leaves the other serving and its status
+ * status (one field manager each, Ready steady); a delete closes the port on both; killing one leaves the other serving and its status
  * entry is removed once stale; a clean shutdown withdraws the entry at once.
  */
 import assert from "node:assert/strict";
@@ -9,6 +9,7 @@ import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
   applySample,
   createManagedService,
+  deleteProxy,
   explainFailure,
   getProxy,
   nextFreePort,
@@ -29,6 +30,7 @@ integrationTest(
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
     const port = nextFreePort();
+    const doomedPort = nextFreePort();
     await applySample(cp, ns, "tcp.yaml", {
       name: "shared",
       tcp: { listenPort: port, targetPort: target.port },
@@ -91,6 +93,27 @@ integrationTest(
         assert.equal(readyCondition(object)?.status, "True", `Ready flapped at sample ${sample}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
+
+      // A delete: every replica stops listening, one releases the finalizer, the port goes.
+      await applySample(cp, ns, "tcp.yaml", {
+        name: "doomed",
+        tcp: { listenPort: doomedPort, targetPort: target.port },
+      });
+      await waitForProxy(cp, ns, "doomed", "doomed on both", (o) => o.status?.listening === "2/2");
+      assert.ok(await tcpEchoes("127.0.0.2", doomedPort));
+      assert.ok(await tcpEchoes("127.0.0.3", doomedPort));
+      await deleteProxy(cp, ns, "doomed");
+      await waitUntil(
+        "doomed closed on both replicas",
+        async () =>
+          !(await tcpEchoes("127.0.0.2", doomedPort)) && !(await tcpEchoes("127.0.0.3", doomedPort))
+            ? true
+            : undefined,
+      );
+      await waitUntil("doomed's Service port removed", async () => {
+        const names = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name);
+        return names.join(",") === "placeholder,tcp-shared" ? true : undefined;
+      });
 
       await a.kill();
       assert.ok(await tcpEchoes("127.0.0.3", port), "the surviving replica still forwards");

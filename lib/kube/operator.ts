@@ -35,6 +35,7 @@ import { Backoff, sleep } from "./backoff.ts";
 import { forEachLimit, Wake } from "./_wake.ts";
 import type { KubeClient } from "./client.ts";
 import {
+  describeProblems,
   desiredFromProxies,
   forwarderName,
   isDeleting,
@@ -362,7 +363,7 @@ export class Operator implements DesiredStateSource {
       const key = `${object?.metadata.uid}/${object?.metadata.generation}`;
       seen.add(key);
       if (this.#reportedInvalid.has(key)) continue;
-      const message = problems.map((p) => `${p.field}: ${p.reason}`).join("; ");
+      const message = describeProblems(problems);
       logger.warn("Ignoring {object}: invalid spec: {message}", { object: name, message });
       this.#countError("InvalidSpec");
       note(name, { type: "Warning", reason: "InvalidSpec", message });

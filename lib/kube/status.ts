@@ -18,6 +18,7 @@ import type {
 } from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderStatus, ListenerState, Protocol } from "../forward/state.ts";
 import type { ForwarderSpec, SpecProblem } from "../spec.ts";
+import { describeProblems } from "./desired_from_proxies.ts";
 
 /** Reasons of the `Ready` condition. */
 export type ReadyReason =
@@ -186,9 +187,12 @@ function readyVerdict(
     };
   }
   if ("problems" in input.spec) {
-    const message = input.spec.problems
-      .map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`).join("; ");
-    return { reason: "InvalidSpec", message, listening: 0, reporting };
+    return {
+      reason: "InvalidSpec",
+      message: describeProblems(input.spec.problems),
+      listening: 0,
+      reporting,
+    };
   }
   const spec = input.spec;
   const current = entries.filter((e) => e.observedGeneration === input.generation);
