@@ -7,7 +7,8 @@
  * per event. A dropped connection or an API server restart resumes from the last event's or
  * bookmark's resourceVersion; a 410 Gone (HTTP or `ERROR` event) lists again. A stream that stays
  * silent longer than the server timeout plus a margin is abandoned and reopened, so the reflector
- * never stalls silently. Errors back off exponentially with jitter; an AbortSignal stops it.
+ * never stalls silently; one that ends without an event before half its timeout counts as a failure,
+ * so it never spins either. Errors back off exponentially with jitter; an AbortSignal stops it.
  *
  * @module
  */
@@ -181,10 +182,22 @@ export class Reflector<T extends KubeObject> {
       idleTimeoutMs: this.#watchTimeoutSeconds * 1000 + this.#livenessMarginMs,
       signal,
     });
+    const startedAt = Date.now();
+    let received = 0;
     for await (const event of events) {
+      received++;
       this.#eventsSinceList++;
       const change = this.#apply(event);
       if (change) yield change;
+    }
+    if (received === 0 && Date.now() - startedAt < this.#watchTimeoutSeconds * 500) {
+      // Not the server's timeout: something (a proxy, a restarting server) cut the stream at once.
+      // Back off like client-go's "very short watch" instead of reconnecting in a tight loop.
+      throw new Error(
+        `${this.#resource.plural} watch ended without an event after ${
+          Date.now() - startedAt
+        } ms, long before its ${this.#watchTimeoutSeconds} s timeout`,
+      );
     }
     // The server ended the watch (its timeout): resume at once from the last resourceVersion.
     return { phase: "watch" };

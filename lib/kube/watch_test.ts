@@ -41,3 +41,35 @@ Deno.test("Reflector abandons a silent watch after timeout + margin and resumes 
   assert.equal(watchRequests[0]?.url.searchParams.get("allowWatchBookmarks"), "true");
   assert.ok(reflector.isSynced());
 });
+
+Deno.test("Reflector backs off when watches end at once without an event, instead of spinning", async () => {
+  const controller = new AbortController();
+  let watches = 0;
+  await using server = startFaultServer((request) => {
+    const url = new URL(request.url);
+    if (url.searchParams.get("watch") !== "true") {
+      return json({ kind: "ServiceList", metadata: { resourceVersion: "7" }, items: [] });
+    }
+    // Without the guard the reflector would loop on these silently: stop it so the test fails.
+    if (++watches > 50) controller.abort();
+    return new Response(""); // what a misbehaving proxy does: 200, then nothing
+  });
+  using client = new KubeClient(server.config);
+  const reflector = new Reflector(client, SERVICES, {
+    watchTimeoutSeconds: 60,
+    backoff: { initialMs: 10, maxMs: 20 },
+  });
+  const seen: ReflectorEvent[] = [];
+  for await (const event of reflector.run(controller.signal)) {
+    seen.push(event);
+    if (seen.length === 3) controller.abort();
+  }
+  assert.deepEqual(seen.map((e) => e.type), ["synced", "error", "error"]);
+  const error = seen[1]?.type === "error" ? seen[1].error : undefined;
+  assert.match(
+    String(error),
+    /services watch ended without an event after \d+ ms, long before its 60 s/,
+  );
+  assert.equal(watches, 2, "one watch per backoff step, not a tight loop");
+  assert.ok(reflector.isSynced(), "the store stays valid");
+});
