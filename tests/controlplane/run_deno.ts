@@ -7,14 +7,18 @@ export interface DenoRun {
   readonly stderr: string;
 }
 
-/** Runs `deno <args>` from the repository root with only PATH, HOME, DENO_NO_UPDATE_CHECK and `env`. */
+/**
+ * Runs `deno <args>` in `cwd` (default: the repository root) with only PATH, HOME,
+ * DENO_NO_UPDATE_CHECK and `env`.
+ */
 export async function runDeno(
   args: readonly string[],
   env: Record<string, string> = {},
+  cwd: string = new URL("../../", import.meta.url).pathname,
 ): Promise<DenoRun> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: [...args],
-    cwd: new URL("../../", import.meta.url).pathname,
+    cwd,
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
