@@ -9,16 +9,14 @@ import { integrationTest } from "./_support/control_plane.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
   applySample,
-  explainFailure,
   getProxy,
   nextFreePort,
   NO_MANAGED_SERVICES,
   operatorKubeconfig,
   readyCondition,
   sampleYaml,
-  startOperator,
   waitForReason,
-  waitReady,
+  withOperator,
 } from "./_support/operator.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
@@ -69,14 +67,11 @@ integrationTest(
       await apply("blocked", busy);
       await apply("elsewhere", nextFreePort(), { "proxy.sfact.io/instance": "other" });
 
-      await using operator = await startOperator({
+      await withOperator({
         kubeconfig,
         namespace: ns,
-        replica: "op-a",
         args: NO_MANAGED_SERVICES,
-      });
-      await explainFailure([operator], async () => {
-        await waitReady(operator);
+      }, async (operator) => {
         await waitForReason(cp, ns, "zz-older", "Listening");
         const younger = await waitForReason(cp, ns, "aa-younger", "PortConflict");
         assert.match(readyCondition(younger)?.message ?? "", /held by .*\/zz-older/);
@@ -125,7 +120,6 @@ integrationTest(
         await cp.kubectlOk(["delete", "undyingproxy", "zz-older", "-n", ns, "--wait=false"]);
         await waitForReason(cp, ns, "aa-younger", "Listening");
       });
-      assert.equal(await operator.stop(), 0);
     } finally {
       if (squatterOpen) squatter.close();
     }

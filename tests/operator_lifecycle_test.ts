@@ -10,18 +10,16 @@ import {
   applySample,
   createManagedService,
   deleteProxy,
-  explainFailure,
   nextFreePort,
   operatorKubeconfig,
   patchObject,
   readyCondition,
   servicePorts,
-  startOperator,
   tcpEchoes,
   udpEchoes,
   waitForProxy,
   waitForReason,
-  waitReady,
+  withOperator,
 } from "./_support/operator.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
@@ -59,9 +57,7 @@ integrationTest(
       udp: { listenPort: udpPort, targetPort: udpTarget.port },
     });
 
-    await using operator = await startOperator({ kubeconfig, namespace: ns, replica: "op-a" });
-    await explainFailure([operator], async () => {
-      await waitReady(operator);
+    await withOperator({ kubeconfig, namespace: ns }, async () => {
       assert.ok(await tcpEchoes("127.0.0.2", tcpPort, "hello tcp"));
       assert.ok(await udpEchoes("127.0.0.2", udpPort, "hello udp"));
 
@@ -180,6 +176,5 @@ integrationTest(
         return wanted.every((reason) => reasons.includes(reason)) ? true : undefined;
       }, { timeoutMs: 30_000 });
     });
-    assert.equal(await operator.stop(), 0);
   },
 );

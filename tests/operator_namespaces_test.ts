@@ -14,18 +14,16 @@ import {
   applySample,
   createManagedService,
   deleteProxy,
-  explainFailure,
   getProxy,
   nextFreePort,
   operatorKubeconfig,
   patchObject,
   readyCondition,
   servicePorts,
-  startOperator,
   tcpEchoes,
   udpEchoes,
   waitForReason,
-  waitReady,
+  withOperator,
 } from "./_support/operator.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
@@ -54,14 +52,11 @@ integrationTest(
       udp: { listenPort: nextFreePort(), targetPort: udpTarget.port },
     });
 
-    await using operator = await startOperator({
+    await withOperator({
       kubeconfig,
       namespace: ns,
-      replica: "op-a",
       args: ["--watch-namespaces=*", "--udp-service-to-manage=missing-udp"],
-    });
-    await explainFailure([operator], async () => {
-      await waitReady(operator);
+    }, async () => {
       for (const port of ports) {
         const conn = await Deno.connect({ hostname: "127.0.0.2", port });
         try {
@@ -87,7 +82,6 @@ integrationTest(
       assert.match(readyCondition(failing)?.message ?? "", /missing-udp not found/);
       await deleteProxy(cp, app0, "no-service");
     });
-    assert.equal(await operator.stop(), 0);
   },
 );
 
@@ -134,18 +128,15 @@ integrationTest(
       tcp: { listenPort: ignoredPort, targetPort: tcpTarget.port },
     });
 
-    await using operator = await startOperator({
+    await withOperator({
       kubeconfig,
       namespace: ns,
-      replica: "op-a",
       args: [
         `--watch-namespaces=${a},${b}`,
         "--tcp-service-to-manage=undying-proxy",
         "--udp-service-to-manage=undying-proxy",
       ],
-    });
-    await explainFailure([operator], async () => {
-      await waitReady(operator);
+    }, async () => {
       await waitForReason(cp, a, "game", "Listening");
       await waitForReason(cp, b, "dns", "Listening");
       assert.ok(await tcpEchoes("127.0.0.2", gamePort));
@@ -198,6 +189,5 @@ integrationTest(
       });
       assert.equal(await tcpEchoes("127.0.0.2", gamePort), false);
     });
-    assert.equal(await operator.stop(), 0);
   },
 );

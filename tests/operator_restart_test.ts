@@ -12,7 +12,6 @@ import {
   applySample,
   createManagedService,
   deleteProxy,
-  explainFailure,
   getProxy,
   nextFreePort,
   NO_MANAGED_SERVICES,
@@ -23,6 +22,7 @@ import {
   tcpEchoes,
   waitForReason,
   waitReady,
+  withOperator,
 } from "./_support/operator.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
 
@@ -56,14 +56,11 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
     name: "alpha",
     tcp: { listenPort: portA, targetPort: first.port },
   });
-  await using operator = await startOperator({
+  await withOperator({
     kubeconfig,
     namespace: ns,
-    replica: "op-a",
     args: NO_MANAGED_SERVICES,
-  });
-  await explainFailure([operator], async () => {
-    await waitReady(operator);
+  }, async (operator) => {
     assert.ok(await reaches(portA, first));
 
     await cp.stopApiServer();
@@ -102,7 +99,6 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
     assert.ok(await operator.isReady());
     assert.equal(await late.stop(), 0);
   });
-  assert.equal(await operator.stop(), 0);
 });
 
 integrationTest(
@@ -120,14 +116,11 @@ integrationTest(
     await apply("doomed", doomedPort);
     const portNames = async () =>
       (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name).sort().join(",");
-    await using operator = await startOperator({
+    await withOperator({
       kubeconfig,
       namespace: ns,
-      replica: "op-a",
       args: ["--udp-service-to-manage="],
-    });
-    await explainFailure([operator], async () => {
-      await waitReady(operator);
+    }, async (operator) => {
       await waitForReason(cp, ns, "doomed", "Listening");
       assert.ok(await tcpEchoes("127.0.0.2", doomedPort));
       await waitUntil(
@@ -173,6 +166,5 @@ integrationTest(
       assert.match(operator.output(), /undyingproxies watch expired/);
       assert.ok(await operator.isReady());
     });
-    assert.equal(await operator.stop(), 0);
   },
 );

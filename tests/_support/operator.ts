@@ -353,6 +353,25 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
   };
 }
 
+/**
+ * Starts an operator (replica `op-a` unless given), waits until it is ready, runs `body` (a failure
+ * carries the operator's output), then stops it and checks that it exited with 0.
+ */
+export async function withOperator(
+  options: Omit<StartOperatorOptions, "replica"> & { readonly replica?: string },
+  body: (operator: OperatorProcess) => Promise<void>,
+): Promise<void> {
+  await using operator = await startOperator({ replica: "op-a", ...options });
+  await explainFailure([operator], async () => {
+    await waitReady(operator);
+    await body(operator);
+  });
+  const code = await operator.stop();
+  if (code !== 0) {
+    throw new Error(`operator ${operator.replica} exited with ${code}\n${operator.output()}`);
+  }
+}
+
 /** Waits until the operator answers ready on `/readyz`, failing with its output otherwise. */
 export async function waitReady(operator: OperatorProcess, timeoutMs = 60_000): Promise<void> {
   const explain = (what: unknown) =>
