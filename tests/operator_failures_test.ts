@@ -13,6 +13,8 @@ import {
   nextFreePort,
   NO_MANAGED_SERVICES,
   operatorKubeconfig,
+  patchObject,
+  reaches,
   readyCondition,
   sampleYaml,
   waitForReason,
@@ -123,5 +125,36 @@ integrationTest(
     } finally {
       if (squatterOpen) squatter.close();
     }
+  },
+);
+
+integrationTest(
+  "operator: an older object moved onto a younger one's port takes it over (oldest wins)",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-oldest");
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    await using oldTarget = startTcpEcho();
+    await using youngTarget = startTcpEcho();
+    const [oldPort, shared] = [nextFreePort(), nextFreePort()];
+    await applySample(cp, ns, "tcp.yaml", {
+      name: "older",
+      tcp: { listenPort: oldPort, targetPort: oldTarget.port },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // creationTimestamp is in seconds
+    await applySample(cp, ns, "tcp.yaml", {
+      name: "younger",
+      tcp: { listenPort: shared, targetPort: youngTarget.port },
+    });
+    await withOperator({ kubeconfig, namespace: ns, args: NO_MANAGED_SERVICES }, async () => {
+      await waitForReason(cp, ns, "younger", "Listening");
+      assert.ok(await reaches(shared, youngTarget));
+      // The holder is younger: a replica started now would give the port to "older"; so must this
+      // one, which has run all along.
+      await patchObject(cp, ns, "undyingproxy", "older", { spec: { tcp: { listenPort: shared } } });
+      const younger = await waitForReason(cp, ns, "younger", "PortConflict");
+      assert.match(readyCondition(younger)?.message ?? "", /held by .*\/older/);
+      await waitForReason(cp, ns, "older", "Listening");
+      assert.ok(await reaches(shared, oldTarget));
+    });
   },
 );

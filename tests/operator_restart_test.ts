@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { controlPlaneTest, integrationTest, startControlPlane } from "./_support/control_plane.ts";
-import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import { startTcpEcho } from "./_support/net_tcp.ts";
 import {
   applySample,
   createManagedService,
@@ -17,6 +17,7 @@ import {
   NO_MANAGED_SERVICES,
   operatorKubeconfig,
   patchObject,
+  reaches,
   servicePorts,
   startOperator,
   tcpEchoes,
@@ -25,24 +26,6 @@ import {
   withOperator,
 } from "./_support/operator.ts";
 import { waitUntil } from "./_support/_wait_until.ts";
-
-const encoder = new TextEncoder();
-
-async function reaches(
-  port: number,
-  target: { accepted: number },
-  hostname = "127.0.0.2",
-): Promise<boolean> {
-  const before = target.accepted;
-  const conn = await Deno.connect({ hostname, port });
-  try {
-    await writeAll(conn, encoder.encode("x"));
-    await readExactly(conn, 1);
-  } finally {
-    conn.close();
-  }
-  return target.accepted > before;
-}
 
 controlPlaneTest("operator: an API server restart mid-run loses nothing", async () => {
   await using cp = await startControlPlane();

@@ -128,6 +128,26 @@ export async function udpEchoes(
   }
 }
 
+/**
+ * True when a TCP exchange through `hostname:port` reached `target` (its accept count grew);
+ * throws when the connection is refused or not answered.
+ */
+export async function reaches(
+  port: number,
+  target: { readonly accepted: number },
+  hostname = "127.0.0.2",
+): Promise<boolean> {
+  const before = target.accepted;
+  const conn = await Deno.connect({ hostname, port });
+  try {
+    await writeAll(conn, new TextEncoder().encode("x"));
+    await readExactly(conn, 1);
+  } finally {
+    conn.close();
+  }
+  return target.accepted > before;
+}
+
 /** Runs `body`; a failure is rethrown with the tail of every operator's output attached. */
 export async function explainFailure<T>(
   operators: readonly OperatorProcess[],
