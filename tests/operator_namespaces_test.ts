@@ -2,7 +2,8 @@
  * End to end: all-namespaces mode with the shipped cluster RBAC (`k8s/rbac-cluster/`): objects of
  * the same name in two namespaces both forward and get distinct ports in the one managed Service;
  * a managed Service that does not exist is reported on the object and never blocks its deletion.
- * A list of namespaces with the documented per-namespace RoleBindings: only those are served, one
+ * A list of namespaces with the documented per-namespace RoleBindings: only those are served (a
+ * namespace without the binding keeps the operator unready and is counted as FailedFetch), one
  * Service named by both flags carries both protocols, and removing a protocol live stops only it.
  */
 import assert from "node:assert/strict";
@@ -16,10 +17,12 @@ import {
   deleteProxy,
   getProxy,
   nextFreePort,
+  NO_MANAGED_SERVICES,
   operatorKubeconfig,
   patchObject,
   readyCondition,
   servicePorts,
+  startOperator,
   tcpEchoes,
   udpEchoes,
   waitForReason,
@@ -127,6 +130,36 @@ integrationTest(
       name: "ignored",
       tcp: { listenPort: ignoredPort, targetPort: tcpTarget.port },
     });
+
+    // A watched namespace without the RoleBinding: never ready, the failure counted and logged.
+    {
+      await using blind = await startOperator({
+        kubeconfig,
+        namespace: ns,
+        replica: "blind",
+        listenAddress: "127.0.0.3",
+        args: [`--watch-namespaces=${a},${unwatched}`, ...NO_MANAGED_SERVICES],
+      });
+      const failedFetch = async () =>
+        (await blind.metrics()).series.get(
+          'undying_proxy_operator_errors_total{type="FailedFetch"}',
+        );
+      await waitUntil(
+        "FailedFetch counted",
+        async () => ((await failedFetch()) ?? 0) >= 1 || undefined,
+      );
+      assert.equal(await blind.readyzStatus(), 503);
+      assert.match(
+        blind.output(),
+        new RegExp(`namespaces/${unwatched}/undyingproxies.*forbidden`, "i"),
+      );
+      assert.equal(
+        await tcpEchoes("127.0.0.3", gamePort),
+        false,
+        "nothing applied before a full list",
+      );
+      assert.equal(await blind.stop(), 0);
+    }
 
     await withOperator({
       kubeconfig,
