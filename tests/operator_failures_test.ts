@@ -1,7 +1,8 @@
 /**
  * End to end: what users see when something is wrong — an invalid object refused by the API
- * server, a port conflict and a bind failure in `kubectl get` and `kubectl describe` (conditions and
- * Events), recovery once the port is free, and objects of another operator instance left alone.
+ * server, a port conflict, a bind failure and a spec only the operator rejects in `kubectl get` and
+ * `kubectl describe` (conditions and Events), the error counter, recovery once the port is free,
+ * objects of another operator instance left alone, and the oldest object winning a contested port.
  */
 import assert from "node:assert/strict";
 import { OPERATOR_ERROR_TYPES } from "../lib/kube/operator_errors.ts";
@@ -68,6 +69,12 @@ integrationTest(
       await apply("aa-younger", contested);
       await apply("blocked", busy);
       await apply("elsewhere", nextFreePort(), { "proxy.sfact.io/instance": "other" });
+      // Lexically an IPv6 address, so the API server takes it; the operator's full parse does not.
+      await applySample(cp, ns, "tcp.yaml", {
+        name: "bad-host",
+        tcp: { listenPort: nextFreePort(), targetPort: target.port },
+        targetHost: "1::2::3",
+      });
 
       await withOperator({
         kubeconfig,
@@ -85,15 +92,23 @@ integrationTest(
         assert.match(wide, /aa-younger\s+False\s.*PortConflict/);
         assert.match(wide, /blocked\s+False\s.*BindFailed/);
         assert.match(wide, /zz-older\s+True\s.*Listening/);
+        const invalid = await waitForReason(cp, ns, "bad-host", "InvalidSpec");
+        assert.match(
+          readyCondition(invalid)?.message ?? "",
+          /^spec\.tcp\.targetHost: "1::2::3": is not a valid IPv6 address$/,
+        );
         // kubectl describe: the condition at once, the Events once written (bounded wait).
         const describe = (name: string) =>
           cp.kubectlOk(["describe", "undyingproxy", name, "-n", ns]);
         assert.match(await describe("blocked"), /Reason:\s+BindFailed/);
         await waitUntil(
-          "BindFailed and PortConflict Events in describe",
+          "BindFailed, PortConflict and InvalidSpec Events in describe",
           async () =>
             /Warning\s+BindFailed/.test(await describe("blocked")) &&
-              /Warning\s+PortConflict/.test(await describe("aa-younger"))
+              /Warning\s+PortConflict/.test(await describe("aa-younger")) &&
+              /Warning\s+InvalidSpec\s.*spec\.tcp\.targetHost: "1::2::3"/.test(
+                await describe("bad-host"),
+              )
               ? true
               : undefined,
           { timeoutMs: 30_000 },
@@ -108,6 +123,7 @@ integrationTest(
         for (const type of OPERATOR_ERROR_TYPES) assert.notEqual(errors(type), undefined, type);
         assert.ok((errors("FailedSetupTCPForwarder") ?? 0) >= 1);
         assert.equal(errors("FailedSetupUDPForwarder"), 0);
+        assert.equal(errors("InvalidSpec"), 1, "counted once per generation, not per pass");
 
         // Another instance's object: no finalizer, no status from this operator.
         const elsewhere = await getProxy(cp, ns, "elsewhere");

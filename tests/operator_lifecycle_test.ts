@@ -56,6 +56,8 @@ integrationTest(
       name: "wireguard",
       udp: { listenPort: udpPort, targetPort: udpTarget.port },
     });
+    // An empty spec forwards nothing, yet gets the finalizer and is Ready (as with the Go operator).
+    await applySample(cp, ns, "tcp.yaml", { name: "empty" });
 
     await withOperator({ kubeconfig, namespace: ns }, async () => {
       assert.ok(await tcpEchoes("127.0.0.2", tcpPort, "hello tcp"));
@@ -69,6 +71,12 @@ integrationTest(
       assert.equal(tcpObject.status?.observedGeneration, tcpObject.metadata.generation);
       assert.deepEqual(tcpObject.status?.replicas?.map((r) => [r.name, r.tcp?.state]), [
         ["op-a", "Listening"],
+      ]);
+      const empty = await waitForReason(cp, ns, "empty", "Listening");
+      assert.ok(empty.metadata.finalizers?.includes(FINALIZER));
+      assert.deepEqual([empty.status?.ready, readyCondition(empty)?.message], [
+        true,
+        "nothing to forward",
       ]);
       const table = await cp.kubectlOk(["get", "undyingproxies", "-n", ns]);
       assert.match(
@@ -94,6 +102,23 @@ integrationTest(
           ? true
           : undefined;
       });
+
+      // Written with the Go operator's field manager.
+      const managers = JSON.parse(
+        await cp.kubectlOk([
+          "get",
+          "service",
+          "undying-proxy-tcp",
+          "-n",
+          ns,
+          "-o=json",
+          "--show-managed-fields",
+        ]),
+      ) as { metadata: { managedFields?: { manager?: string }[] } };
+      assert.ok(
+        managers.metadata.managedFields?.some((f) => f.manager === "undying-proxy-operator"),
+        JSON.stringify(managers.metadata.managedFields?.map((f) => f.manager)),
+      );
 
       // A hand edit removing our port is repaired (the Service is watched).
       await patchObject(cp, ns, "service", "undying-proxy-tcp", [{
