@@ -21,10 +21,12 @@ export const LAZY_SLAB_BYTES = 33 * 1024 * 1024;
 
 interface Slab {
   readonly buffer: ArrayBuffer;
-  /** Stack of free slot indexes (a typed array: a plain array this long would be a dictionary). */
+  /** Stack of released slot indexes (a typed array: a plain array this long would be a dictionary). */
   readonly free: Uint32Array;
   /** Entries of `free` in use; `free[freeCount - 1]` is handed out next. */
   freeCount: number;
+  /** Slots from here on were never handed out (no loop fills `free` up front). */
+  fresh: number;
   /** 1 where the slot is handed out, to catch a double release (which would share a buffer). */
   readonly used: Uint8Array;
 }
@@ -60,13 +62,15 @@ export class BufferPool {
 
   /** A buffer of `slotBytes` bytes; its contents are whatever the previous user left. */
   acquire(): Uint8Array {
-    let slab = this.#slabs.find((candidate) => candidate.freeCount > 0);
+    let slab = this.#slabs.find((candidate) =>
+      candidate.freeCount > 0 || candidate.fresh < this.#slotsPerSlab
+    );
     if (slab === undefined) {
       slab = this.#newSlab();
       this.#slabs.push(slab);
       this.#byBuffer.set(slab.buffer, slab);
     }
-    const index = slab.free[--slab.freeCount]!;
+    const index = slab.freeCount > 0 ? slab.free[--slab.freeCount]! : slab.fresh++;
     slab.used[index] = 1;
     this.#inUse++;
     return new Uint8Array(slab.buffer, index * this.slotBytes, this.slotBytes);
@@ -85,17 +89,16 @@ export class BufferPool {
     slab.used[index] = 0;
     slab.free[slab.freeCount++] = index;
     this.#inUse--;
-    if (slab.freeCount === this.#slotsPerSlab) this.#dropEmptySlabs();
+    if (slab.freeCount === slab.fresh) this.#dropEmptySlabs();
   }
 
   #newSlab(): Slab {
     const count = this.#slotsPerSlab;
-    const free = new Uint32Array(count);
-    for (let i = 0; i < count; i++) free[i] = count - 1 - i;
     return {
       buffer: new ArrayBuffer(count * this.slotBytes),
-      free,
-      freeCount: count,
+      free: new Uint32Array(count),
+      freeCount: 0,
+      fresh: 0,
       used: new Uint8Array(count),
     };
   }
@@ -104,7 +107,7 @@ export class BufferPool {
   #dropEmptySlabs(): void {
     let spare = false;
     this.#slabs = this.#slabs.filter((slab) => {
-      if (slab.freeCount < this.#slotsPerSlab) return true;
+      if (slab.freeCount < slab.fresh) return true;
       if (!spare) return spare = true;
       this.#byBuffer.delete(slab.buffer);
       return false;
