@@ -1,7 +1,8 @@
 /**
  * End to end: two operator processes on different loopback addresses both forward and both report
- * status (one field manager each, Ready steady); a delete closes the port on both; killing one leaves the other serving and its status
- * entry is removed once stale; a clean shutdown withdraws the entry at once.
+ * status (one field manager each, Ready steady); a delete closes the port on both; killing one
+ * leaves the other serving, a delete is not held up by the dead one for longer than its entry takes
+ * to go stale, and its entry is removed; a clean shutdown withdraws the entry at once.
  */
 import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
@@ -31,6 +32,7 @@ integrationTest(
     await using target = startTcpEcho();
     const port = nextFreePort();
     const doomedPort = nextFreePort();
+    const orphanedPort = nextFreePort();
     await applySample(cp, ns, "tcp.yaml", {
       name: "shared",
       tcp: { listenPort: port, targetPort: target.port },
@@ -95,11 +97,15 @@ integrationTest(
       }
 
       // A delete: every replica stops listening, one releases the finalizer, the port goes.
-      await applySample(cp, ns, "tcp.yaml", {
-        name: "doomed",
-        tcp: { listenPort: doomedPort, targetPort: target.port },
-      });
-      await waitForProxy(cp, ns, "doomed", "doomed on both", (o) => o.status?.listening === "2/2");
+      for (
+        const [name, listenPort] of [["doomed", doomedPort], ["orphaned", orphanedPort]] as const
+      ) {
+        await applySample(cp, ns, "tcp.yaml", {
+          name,
+          tcp: { listenPort, targetPort: target.port },
+        });
+        await waitForProxy(cp, ns, name, `${name} on both`, (o) => o.status?.listening === "2/2");
+      }
       assert.ok(await tcpEchoes("127.0.0.2", doomedPort));
       assert.ok(await tcpEchoes("127.0.0.3", doomedPort));
       await deleteProxy(cp, ns, "doomed");
@@ -111,12 +117,15 @@ integrationTest(
             : undefined,
       );
       await waitUntil("doomed's Service port removed", async () => {
-        const names = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name);
-        return names.join(",") === "placeholder,tcp-shared" ? true : undefined;
+        const names = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name).sort();
+        return names.join(",") === "placeholder,tcp-orphaned,tcp-shared" ? true : undefined;
       });
 
       await a.kill();
       assert.ok(await tcpEchoes("127.0.0.3", port), "the surviving replica still forwards");
+      // A dead replica's entry still says Listening: the finalizer waits only until it is stale.
+      await deleteProxy(cp, ns, "orphaned");
+      assert.equal(await tcpEchoes("127.0.0.3", orphanedPort), false);
       const after = await waitForProxy(
         cp,
         ns,
