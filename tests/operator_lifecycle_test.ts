@@ -17,6 +17,7 @@ import {
   servicePorts,
   tcpEchoes,
   udpEchoes,
+  waitForEvents,
   waitForProxy,
   waitForReason,
   withOperator,
@@ -186,20 +187,12 @@ integrationTest(
       await waitUntil("UDP forwarding on the new port", async () => {
         return (await udpEchoes("127.0.0.2", movedPort, "moved", 1000)) ? true : undefined;
       });
-      // Events are written alongside the status: wait for them rather than race them.
-      const wanted = ["Listening", "ServicePortAdded", "Stopped", "ServicePortRemoved"];
-      await waitUntil(`Events ${wanted.join(", ")} of git-ssh`, async () => {
-        const reasons = (await cp.kubectlOk([
-          "get",
-          "events",
-          "-n",
-          ns,
-          "--field-selector=involvedObject.name=git-ssh",
-          "-o",
-          'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
-        ])).split("\n");
-        return wanted.every((reason) => reasons.includes(reason)) ? true : undefined;
-      }, { timeoutMs: 30_000 });
+      await waitForEvents(cp, ns, "git-ssh", [
+        "Listening",
+        "ServicePortAdded",
+        "Stopped",
+        "ServicePortRemoved",
+      ]);
     });
   },
 );

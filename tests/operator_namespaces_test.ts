@@ -25,6 +25,7 @@ import {
   startOperator,
   tcpEchoes,
   udpEchoes,
+  waitForEvents,
   waitForReason,
   withOperator,
 } from "./_support/operator.ts";
@@ -83,6 +84,7 @@ integrationTest(
 
       const failing = await waitForReason(cp, app0, "no-service", "ServicePortFailed");
       assert.match(readyCondition(failing)?.message ?? "", /missing-udp not found/);
+      await waitForEvents(cp, app0, "no-service", ["ServicePortFailed"]);
       await deleteProxy(cp, app0, "no-service");
     });
   },

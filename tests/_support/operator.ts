@@ -209,6 +209,28 @@ export async function deleteProxy(
   );
 }
 
+/** Waits (bounded) until Events with every reason in `reasons` exist for the object `name`. */
+export async function waitForEvents(
+  cp: ControlPlane,
+  namespace: string,
+  name: string,
+  reasons: readonly string[],
+): Promise<void> {
+  // Events are written alongside the status: wait for them rather than race them.
+  await waitUntil(`Events ${reasons.join(", ")} of ${namespace}/${name}`, async () => {
+    const seen = (await cp.kubectlOk([
+      "get",
+      "events",
+      "-n",
+      namespace,
+      `--field-selector=involvedObject.name=${name}`,
+      "-o",
+      'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+    ])).split("\n");
+    return reasons.every((reason) => seen.includes(reason)) ? true : undefined;
+  }, { timeoutMs: 30_000 });
+}
+
 /** Reads a Service's ports with kubectl (admin). */
 export async function servicePorts(
   cp: ControlPlane,
