@@ -18,10 +18,14 @@ COPY k8s ./k8s
 # Fetch the npm packages pinned by deno.lock, then build exactly what the compile task builds.
 RUN deno install --frozen --entrypoint main.ts
 RUN deno task compile && ./dist/undying-proxy --version
+# The Go operator's image ran `/manager`: keep that path as a link, so manifests that name it work.
+RUN mkdir /links && ln -s /undying-proxy /links/manager
 
 # Runtime: glibc + libgcc (what the Deno runtime links against), user 65532, no shell.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/dist/undying-proxy /undying-proxy
+# A directory copy keeps the link a link.
+COPY --from=build /links/ /
 USER 65532:65532
 # Metrics and health probes (defaults of --metrics-bind-address and --health-probe-bind-address).
 EXPOSE 8080 8081

@@ -237,7 +237,8 @@ export const FLAGS = {
     group: "Logging",
     valueName: "LEVEL",
     default: "info",
-    help: "Lowest level logged: debug, info, warn or error.",
+    help:
+      "Lowest level logged: debug, info, warn or error (zap's warning, dpanic, panic, fatal too).",
     parse: parseLogLevel,
   },
   "log-format": {
@@ -277,6 +278,18 @@ export const FLAGS = {
     help:
       "Go operator compatibility: json, or console (= text); replaces --log-format and --zap-devel.",
     parse: parseZapEncoder,
+  },
+  "zap-time-encoding": {
+    group: "Logging",
+    valueName: "ENCODING",
+    default: "",
+    defaultText: "ISO 8601",
+    help:
+      "Go operator compatibility: epoch, millis, nano, iso8601, rfc3339 or rfc3339nano are accepted; log records always carry ISO 8601 timestamps.",
+    parse: (raw) =>
+      raw === ""
+        ? undefined
+        : oneOf(raw, ["epoch", "millis", "nano", "iso8601", "rfc3339", "rfc3339nano"] as const),
   },
 } as const satisfies Record<string, Flag<unknown>>;
 

@@ -94,6 +94,11 @@ Deno.test("parseCommandLine() takes the Go operator's other zap flags", () => {
   assert.equal(options(["--config=c", "--zap-encoder=json"]).zapEncoder, "json");
   assert.match(flagError(["--config=c", "--zap-encoder=xml"]).message, /"xml" for --zap-encoder/);
   assert.match(flagError(["--config=c", "--zap-log-level=0"]).message, /"0" for --zap-log-level/);
+  assert.equal(options(["--config=c", "--zap-time-encoding=rfc3339"]).zapTimeEncoding, "rfc3339");
+  assert.match(
+    flagError(["--config=c", "--zap-time-encoding=unix"]).message,
+    /"unix" for --zap-time-encoding/,
+  );
 });
 
 Deno.test("parseCommandLine() names the flag, the value and the reason of a bad command line", () => {
