@@ -61,6 +61,13 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       counters: options.counters,
       deadlines: this.#deadlines,
       onDialError: (type, error) => this.#logDialError(type, error),
+      onClosed: (connection) => this.#closed(connection),
+      onBug: (error) => {
+        log.error("TCP connection of {forwarder} failed unexpectedly: {error}", {
+          forwarder: this.#options.name,
+          error,
+        });
+      },
     };
     if (options.idleTimeoutMs > 0) {
       const everyMs = Math.max(10, Math.min(1000, options.idleTimeoutMs / 4));
@@ -137,18 +144,13 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#connections.add(connection);
     counters.activeConnections++;
     counters.connectionsTotal++;
-    const done = () => {
-      this.#connections.delete(connection);
-      counters.activeConnections--;
-      if (this.#connections.size === 0) this.#drained?.resolve();
-    };
-    connection.run(this.#target).then(done, (error) => {
-      log.error("TCP connection of {forwarder} failed unexpectedly: {error}", {
-        forwarder: this.#options.name,
-        error,
-      });
-      done();
-    });
+    connection.start(this.#target);
+  }
+
+  #closed(connection: TcpConnection): void {
+    this.#connections.delete(connection);
+    this.#options.counters.activeConnections--;
+    if (this.#connections.size === 0) this.#drained?.resolve();
   }
 
   #allClosed(): Promise<void> {
