@@ -153,6 +153,17 @@ Deno.test("TcpForwarder gives up dialing a black-holed target after dialTimeoutM
   assert.equal(fx.counters.errors.DialServerTarget, 0);
 });
 
+Deno.test("TcpForwarder.drain() ends dials in progress at once", async () => {
+  await using hole = await startTcpBlackHole();
+  await using fx = forwarderTo(hole.port, { dialTimeoutMs: 60_000 });
+  using conn = await fx.connect();
+  await waitFor(() => fx.counters.activeConnections === 1, { message: "the dial to start" });
+  await within(fx.forwarder.drain(0), 10_000, "drain with a dial in progress");
+  assert.equal(await conn.read(new Uint8Array(1)).catch(() => null), null);
+  assert.equal(fx.counters.activeConnections, 0);
+  assert.equal(fx.counters.errors.DialTimeout + fx.counters.errors.DialServerTarget, 0);
+});
+
 Deno.test("TcpForwarder closes a connection idle longer than idleTimeoutMs", async () => {
   await using echo = startTcpEcho();
   await using fx = forwarderTo(echo.port, { idleTimeoutMs: 200 });
