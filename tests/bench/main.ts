@@ -12,6 +12,7 @@ import {
   nginxPeer,
   type Peer,
   type PeerContext,
+  resolveUndying,
   socatPeer,
   undyingPeer,
 } from "./peers.ts";
@@ -20,6 +21,7 @@ import {
   aggregate,
   DIRECT,
   NGINX,
+  renderHeadroom,
   renderMarkdown,
   renderSummary,
   type RunRecord,
@@ -28,19 +30,24 @@ import { type Budget, type Scenario, SCENARIOS } from "./scenarios.ts";
 import { Targets } from "./targets.ts";
 import { prepareTools, toolVersions } from "./toolchain.ts";
 
+/** Forwarding threads of the scaling variant `undying-proxy-w2` (`--workers`). */
+const SCALE_WORKERS = 2;
+
 const USAGE = `Usage: deno task bench [options]
 
   --quick          smoke run: 1 repetition, short measurements (< 2 minutes)
-  --reps N         repetitions (default 4, about 12–15 minutes; 1 with --quick)
+  --reps N         repetitions (default 4, about 15–20 minutes; 1 with --quick)
   --filter LIST    comma-separated peer names and/or scenario id parts, e.g. "undying,udp-pps"
-                   (direct and nginx always run: every figure is a ratio against them)
+                   (a peer name part selects every peer containing it, a full name only that
+                   peer; direct and nginx always run: every figure is a ratio against them)
   --json PATH      where to write the JSON results (default dist/bench/results.json)
   --cache-dir DIR  compiled load generators (default ~/.cache/undying-proxy/bench)
   --undying MODE   program (main.ts --config), runner (engine only, tests/bench/undying_runner.ts)
                    or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
-Peers: direct, undying-proxy, nginx, haproxy, socat.
+Peers: direct, undying-proxy, undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}), nginx, haproxy,
+socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 
@@ -73,14 +80,19 @@ function fail(message: string): never {
   Deno.exit(2);
 }
 
-/** Splits `--filter` terms into peer names and scenario-id parts; unknown terms are an error. */
+/**
+ * Splits `--filter` terms into peers and scenario-id parts: a full peer name selects that peer, a
+ * part of one every peer containing it. Unknown terms are an error.
+ */
 export function applyFilter(
   filter: string,
   peers: readonly Peer[],
   scenarios: readonly Scenario[],
 ): { peers: Peer[]; scenarios: Scenario[] } {
   const terms = filter.split(",").map((t) => t.trim()).filter((t) => t !== "");
-  const peerTerms = terms.filter((t) => peers.some((p) => p.name.includes(t)));
+  const selects = (term: string, peer: Peer) =>
+    peers.some((p) => p.name === term) ? peer.name === term : peer.name.includes(term);
+  const peerTerms = terms.filter((t) => peers.some((p) => selects(t, p)));
   const scenarioTerms = terms.filter((t) => scenarios.some((s) => s.id.includes(t)));
   const unknown = terms.filter((t) => !peerTerms.includes(t) && !scenarioTerms.includes(t));
   if (unknown.length > 0) {
@@ -90,7 +102,7 @@ export function applyFilter(
     peers: peerTerms.length === 0
       ? [...peers]
       : peers.filter((p) =>
-        p.name === DIRECT || p.name === NGINX || peerTerms.some((t) => p.name.includes(t))
+        p.name === DIRECT || p.name === NGINX || peerTerms.some((t) => selects(t, p))
       ),
     scenarios: scenarioTerms.length === 0
       ? [...scenarios]
@@ -104,14 +116,19 @@ function cacheDir(flag: string | undefined): string {
   return `${base}/undying-proxy/bench`;
 }
 
-async function machine(): Promise<Record<string, string | number>> {
+function loadAverage(): string {
+  return Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+}
+
+async function machine(loadAtStart: string): Promise<Record<string, string | number>> {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
   return {
     cpu: cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown",
     cores: navigator.hardwareConcurrency,
     kernel: Deno.osRelease(),
     memoryGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
-    loadAverageAtStart: Deno.loadavg().join(" "),
+    loadAverageAtStart: loadAtStart,
+    loadAverageAtEnd: loadAverage(),
   };
 }
 
@@ -168,9 +185,11 @@ async function main(): Promise<void> {
   if (mode !== "auto" && mode !== "program" && mode !== "runner") {
     fail(`--undying: "${mode}" is not one of auto, program, runner`);
   }
+  const undying = await resolveUndying(repoDir, mode);
   const allPeers = [
     directPeer,
-    await undyingPeer(repoDir, mode),
+    undyingPeer(undying, 1),
+    undyingPeer(undying, SCALE_WORKERS),
     nginxPeer,
     haproxyPeer,
     socatPeer,
@@ -197,6 +216,7 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const started = new Date();
+  const loadAtStart = loadAverage();
   const records: RunRecord[] = [];
   try {
     const targets = await Targets.start(group, tools);
@@ -229,7 +249,7 @@ async function main(): Promise<void> {
   const minutes = ((Date.now() - started.getTime()) / 60_000).toFixed(1);
   const info = {
     date: started.toISOString(),
-    machine: await machine(),
+    machine: await machine(loadAtStart),
     versions: await toolVersions(tools),
     options: { quick: values.quick, reps, filter: values.filter, budget },
     peers: selection.peers.map((p) => ({ name: p.name, describe: p.describe })),
@@ -237,13 +257,16 @@ async function main(): Promise<void> {
   const markdown = [
     `Run ${info.date.slice(0, 16).replace("T", " ")} UTC, ${minutes} min, ${reps} repetition(s)` +
     `${values.quick ? " (quick)" : ""}; ${info.machine["cpu"]}, ${info.machine["cores"]} cores; ` +
-    Object.entries(info.versions).map(([k, v]) => `${k} ${v.replace(/^\D*/, "")}`).join(", ") + ".",
+    Object.entries(info.versions).map(([k, v]) => `${k} ${v.replace(/^\D*/, "")}`).join(", ") +
+    `; load average ${loadAtStart} at start, ${info.machine["loadAverageAtEnd"]} at end.`,
     `Peers: ${info.peers.map((p) => `${p.name} (${p.describe})`).join("; ")}.`,
     "Cells: median (min–max) over repetitions; ×direct / ×nginx = median of per-repetition ratios.",
     "",
     "### Summary (medians)",
     "",
     renderSummary(summaries, selection.scenarios, peerNames),
+    "",
+    renderHeadroom(summaries),
     "",
     renderMarkdown(summaries, selection.scenarios),
   ].join("\n");

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import { applyFilter } from "./main.ts";
-import { directPeer, haproxyPeer, nginxPeer, socatPeer } from "./peers.ts";
+import { directPeer, haproxyPeer, nginxPeer, socatPeer, undyingPeer } from "./peers.ts";
 import { SCENARIOS } from "./scenarios.ts";
 
-const PEERS = [directPeer, nginxPeer, haproxyPeer, socatPeer];
+const ENTRY = { program: true, permissions: ["--allow-net"] };
+const PEERS = [
+  directPeer,
+  undyingPeer(ENTRY, 1),
+  undyingPeer(ENTRY, 2),
+  nginxPeer,
+  haproxyPeer,
+  socatPeer,
+];
 
 Deno.test("applyFilter() keeps direct and nginx when selecting peers", () => {
   const { peers, scenarios } = applyFilter("socat", PEERS, SCENARIOS);
@@ -19,6 +27,13 @@ Deno.test("applyFilter() selects scenarios by id part and peers by name together
     "udp-pps-64-100",
     "udp-pps-64-1000",
   ]);
+});
+
+Deno.test("applyFilter() selects one UnDyingProxy variant by full name, both by a name part", () => {
+  const names = (filter: string) => applyFilter(filter, PEERS, SCENARIOS).peers.map((p) => p.name);
+  assert.deepEqual(names("undying-proxy"), ["direct", "undying-proxy", "nginx"]);
+  assert.deepEqual(names("undying-proxy-w2"), ["direct", "undying-proxy-w2", "nginx"]);
+  assert.deepEqual(names("undying"), ["direct", "undying-proxy", "undying-proxy-w2", "nginx"]);
 });
 
 Deno.test("applyFilter() with no terms keeps everything", () => {

@@ -9,8 +9,11 @@ import type { ForwarderSpec } from "../../lib/spec.ts";
 export const BUFFER_BYTES = 65536;
 /** Loopback address every peer listens on and forwards to. */
 export const LOOPBACK = "127.0.0.1";
-/** UDP session idle timeout for every peer, long enough to outlive each measurement. */
-export const UDP_TIMEOUT_SECONDS = 30;
+/**
+ * UDP session idle timeout for every peer: longer than any pause within a measurement (the bounded
+ * UDP warm-up takes at most 5 s), short enough to wait for sessions to expire in the memory run.
+ */
+export const UDP_TIMEOUT_SECONDS = 10;
 
 /** The three forwards each peer provides: TCP bulk (to iperf3), TCP echo and UDP echo. */
 export interface ForwardPorts {

@@ -8,6 +8,7 @@ import {
   renderNginxConfig,
   renderUndyingConfig,
   socatCommands,
+  UDP_TIMEOUT_SECONDS,
   undyingSpecs,
 } from "./peer_configs.ts";
 
@@ -25,6 +26,7 @@ Deno.test("renderNginxConfig() forwards each port on loopback with one worker an
   assert.match(config, /listen 127\.0\.0\.1:41001 backlog=4096;\s+proxy_pass 127\.0\.0\.1:42001;/);
   assert.match(config, /listen 127\.0\.0\.1:41002 backlog=4096;\s+proxy_pass 127\.0\.0\.1:42002;/);
   assert.match(config, /listen 127\.0\.0\.1:41003 udp;\s+proxy_pass 127\.0\.0\.1:42003;/);
+  assert.match(config, new RegExp(`proxy_timeout ${UDP_TIMEOUT_SECONDS}s;`));
   assert.doesNotMatch(config, /0\.0\.0\.0|\[::\]/);
   assert.equal(config.split("{").length, config.split("}").length, "balanced braces");
 });
@@ -56,6 +58,7 @@ Deno.test("socatCommands() runs one forking socat per forward, bound to loopback
   ]);
   assert.ok(commands[2]?.args.includes("UDP4-LISTEN:41003,bind=127.0.0.1,fork,reuseaddr"));
   assert.ok(commands[2]?.args.includes("UDP4:127.0.0.1:42003"));
+  assert.ok(commands[2]?.args.includes(`-T${UDP_TIMEOUT_SECONDS}`));
 });
 
 Deno.test("renderUndyingConfig() writes UnDyingProxy documents that carry the specs", () => {
@@ -78,7 +81,7 @@ Deno.test("renderUndyingConfig() writes UnDyingProxy documents that carry the sp
           listenPort: 41003,
           targetPort: 42003,
           targetHost: "127.0.0.1",
-          readTimeoutSeconds: 30,
+          readTimeoutSeconds: UDP_TIMEOUT_SECONDS,
           writeTimeoutSeconds: 5,
         },
       },

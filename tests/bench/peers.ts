@@ -14,7 +14,7 @@ import {
   socatCommands,
   undyingSpecs,
 } from "./peer_configs.ts";
-import { hardFileLimit } from "./procfs.ts";
+import { hardFileLimit, tcpListeners } from "./procfs.ts";
 import type { ManagedProcess, ProcessGroup } from "./processes.ts";
 import type { Tools } from "./toolchain.ts";
 
@@ -105,6 +105,21 @@ export async function waitUdp(port: number, what: string): Promise<void> {
   }
 }
 
+/** Waits until every port has `count` listening sockets (one per thread, with SO_REUSEPORT). */
+async function waitListeners(ports: readonly number[], count: number, what: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const seen = ports.map(tcpListeners);
+    if (seen.every((n) => n >= count)) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${what}: ${seen.join(", ")} listeners on ports ${ports.join(", ")}, want ${count}`,
+      );
+    }
+    await sleep(50);
+  }
+}
+
 async function waitForwards(listen: ForwardPorts, udp: boolean, what: string): Promise<void> {
   await waitTcp(listen.bulk, what);
   await waitTcp(listen.echo, what);
@@ -179,43 +194,78 @@ async function programWorks(repoDir: string, permissions: string[]): Promise<boo
   }
 }
 
-/** The UnDyingProxy peer; `auto` prefers the program and falls back to the engine runner. */
-export async function undyingPeer(repoDir: string, mode: UndyingMode): Promise<Peer> {
+/** How UnDyingProxy is started, resolved once for every variant. */
+export interface UndyingEntry {
+  /** The program (`main.ts --config`) rather than the engine runner. */
+  readonly program: boolean;
+  /** The program's permission flags (from the `compile` task). */
+  readonly permissions: readonly string[];
+}
+
+/** Resolves `mode`: `auto` prefers the program and falls back to the engine runner. */
+export async function resolveUndying(repoDir: string, mode: UndyingMode): Promise<UndyingEntry> {
   const permissions = await programPermissions(repoDir);
   const program = mode === "program" ||
     (mode === "auto" && await programWorks(repoDir, permissions));
-  const base = ["run", "--config", `${repoDir}/deno.json`, "--no-prompt", ...permissions];
+  return { program, permissions };
+}
+
+/** Peer name of UnDyingProxy with `workers` forwarding threads (`undying-proxy`, `undying-proxy-w2`). */
+export function undyingName(workers: number): string {
+  return workers === 1 ? "undying-proxy" : `undying-proxy-w${workers}`;
+}
+
+/** The UnDyingProxy peer with `workers` forwarding threads (TCP on all, UDP on the main thread). */
+export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
+  const threads = workers === 1
+    ? "1 thread"
+    : `--workers ${workers}: TCP on ${workers} threads (SO_REUSEPORT), UDP on 1`;
   return {
-    name: "undying-proxy",
+    name: undyingName(workers),
     udp: true,
-    describe: program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)",
+    describe: `${
+      entry.program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)"
+    }, ${threads}`,
     async start(ctx) {
       const listen = allocateListen();
       const specs = undyingSpecs({ listen, target: ctx.targets });
-      let args: string[];
-      if (program) {
-        const configFile = `${ctx.workDir}/undying-proxy.yaml`;
+      const args = [
+        "run",
+        "--config",
+        `${ctx.repoDir}/deno.json`,
+        "--no-prompt",
+        ...entry.permissions,
+      ];
+      if (entry.program) {
+        const configFile = `${ctx.workDir}/${undyingName(workers)}.yaml`;
         await Deno.writeTextFile(configFile, renderUndyingConfig(specs));
-        args = [
-          ...base,
+        args.push(
           `${ctx.repoDir}/main.ts`,
           `--config=${configFile}`,
           `--listen-address=${LOOPBACK}`,
+          `--workers=${workers}`,
           "--drain-grace-period=0",
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
-        ];
+        );
       } else {
-        args = [
-          ...base,
+        args.push(
           `${ctx.repoDir}/tests/bench/undying_runner.ts`,
           LOOPBACK,
           JSON.stringify(specs),
-        ];
+          String(workers),
+        );
       }
-      return startProcesses(ctx, listen, true, () => [
-        ctx.group.spawn("undying-proxy", Deno.execPath(), args),
+      const running = await startProcesses(ctx, listen, true, () => [
+        ctx.group.spawn(undyingName(workers), Deno.execPath(), args),
       ]);
+      try {
+        await waitListeners([listen.bulk, listen.echo], workers, undyingName(workers));
+      } catch (error) {
+        await running.stop();
+        throw error;
+      }
+      return running;
     },
   };
 }

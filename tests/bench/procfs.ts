@@ -118,3 +118,22 @@ export function hardFileLimit(): number {
   const hard = line?.split(/\s{2,}/)[2];
   return hard === undefined || hard === "unlimited" ? 1 << 20 : Number(hard);
 }
+
+/** TCP state code of a listening socket in `/proc/net/tcp`. */
+const TCP_LISTEN = "0A";
+
+/** How many sockets in `/proc/net/tcp`-format `text` listen on local `port` (SO_REUSEPORT: > 1). */
+export function countListeners(text: string, port: number): number {
+  const wanted = port.toString(16).toUpperCase().padStart(4, "0");
+  let count = 0;
+  for (const line of text.split("\n").slice(1)) {
+    const [, local, , state] = line.trim().split(/\s+/);
+    if (state === TCP_LISTEN && local?.split(":")[1] === wanted) count++;
+  }
+  return count;
+}
+
+/** Listening IPv4 TCP sockets on `port` in this network namespace. */
+export function tcpListeners(port: number): number {
+  return countListeners(Deno.readTextFileSync("/proc/net/tcp"), port);
+}

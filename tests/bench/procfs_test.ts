@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { kibField, memoryKiB, parseStat } from "./procfs.ts";
+import { countListeners, kibField, memoryKiB, parseStat } from "./procfs.ts";
 
 Deno.test("parseStat() counts fields after the command name, even with spaces and parens in it", () => {
   const stat = "4242 (my (odd) proc) S 17 4242 4242 0 -1 4194560 100 0 0 0 " +
@@ -11,6 +11,20 @@ Deno.test("kibField() reads a kB field and is 0 when it is absent", () => {
   const status = "Name:\tx\nVmPeak:\t  2048 kB\nVmRSS:\t  1536 kB\n";
   assert.equal(kibField(status, "VmRSS"), 1536);
   assert.equal(kibField(status, "Pss"), 0);
+});
+
+Deno.test("countListeners() counts listening sockets on one port, not connections or other ports", () => {
+  const table = [
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid",
+    "   0: 0100007F:A028 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0",
+    "   1: 0100007F:A028 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0",
+    "   2: 0100007F:A028 0100007F:9781 01 00000000:00000000 00:00000000 00000000     0",
+    "   3: 0100007F:0A28 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0",
+    "",
+  ].join("\n");
+  assert.equal(countListeners(table, 0xa028), 2);
+  assert.equal(countListeners(table, 0x0a28), 1);
+  assert.equal(countListeners(table, 0x9781), 0);
 });
 
 Deno.test("memoryKiB() takes RSS of one process and the PSS sum of several", () => {

@@ -10,8 +10,10 @@ import { ratio, summarize, type Summary } from "./stats.ts";
 export const DIRECT = "direct";
 /** The forwarder every figure is compared with. */
 export const NGINX = "nginx";
-/** The peer the summary table is about. */
-export const SUBJECT = "undying-proxy";
+/** Peers whose names start with this are the subjects: the summary shows their ratios. */
+export const SUBJECT_PREFIX = "undying-proxy";
+/** Headroom below this (direct over the fastest forwarder) means the load generator may limit. */
+export const MIN_HEADROOM = 1.5;
 
 /** One scenario run for one peer in one repetition. */
 export interface RunRecord {
@@ -172,15 +174,20 @@ export function renderMarkdown(
 }
 
 /**
- * One compact table: a row per compared figure of every scenario, the median of each peer, and the
- * subject's (UnDyingProxy's) ratios against direct and nginx.
+ * One compact table: a row per compared figure of every scenario, the median of each peer, and each
+ * subject's (UnDyingProxy variant's) ratios against direct and nginx.
  */
 export function renderSummary(
   summaries: readonly ScenarioSummary[],
   scenarios: readonly Scenario[],
   peers: readonly string[],
 ): string {
-  const header = ["figure", ...peers, `${SUBJECT} ×direct`, `${SUBJECT} ×nginx`];
+  const subjects = peers.filter((p) => p.startsWith(SUBJECT_PREFIX));
+  const header = [
+    "figure",
+    ...peers,
+    ...subjects.flatMap((s) => [`${s} ×direct`, `${s} ×nginx`]),
+  ];
   const out = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
   for (const summary of summaries) {
     const scenario = scenarios.find((s) => s.id === summary.id);
@@ -188,10 +195,27 @@ export function renderSummary(
       const of = (peer: string) => summary.peers.find((p) => p.peer === peer)?.metrics[metric.key];
       if (peers.every((peer) => of(peer)?.value === undefined)) continue;
       const cells = peers.map((peer) => cell(of(peer)?.value, metric.decimals, false));
-      const subject = of(SUBJECT);
-      cells.push(cell(subject?.vsDirect, 2, false), cell(subject?.vsNginx, 2, false));
+      for (const subject of subjects) {
+        cells.push(cell(of(subject)?.vsDirect, 2, false), cell(of(subject)?.vsNginx, 2, false));
+      }
       out.push(`| ${summary.id} ${metric.label} | ${cells.join(" | ")} |`);
     }
   }
   return out.join("\n");
+}
+
+/**
+ * One line on the load generators: the range of direct's lead over the fastest forwarder across the
+ * throughput scenarios, naming every scenario where it is below {@linkcode MIN_HEADROOM}.
+ */
+export function renderHeadroom(summaries: readonly ScenarioSummary[]): string {
+  const measured = summaries.filter((s) => s.headroom !== undefined);
+  if (measured.length === 0) return "Load generator headroom: not measured (no direct run).";
+  const values = measured.map((s) => s.headroom ?? 0);
+  const line = `Load generator headroom: direct ran ${Math.min(...values).toFixed(1)}–` +
+    `${Math.max(...values).toFixed(1)}× above the fastest forwarder in every throughput scenario.`;
+  const low = measured.filter((s) => (s.headroom ?? 0) < MIN_HEADROOM);
+  if (low.length === 0) return line;
+  return `${line} Below ${MIN_HEADROOM}× (the load generator may limit the forwarders): ` +
+    `${low.map((s) => `${s.id} ${(s.headroom ?? 0).toFixed(1)}×`).join(", ")}.`;
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   aggregate,
   formatNumber,
+  renderHeadroom,
   renderMarkdown,
   renderSummary,
   type RunRecord,
@@ -34,6 +35,9 @@ const RECORDS: RunRecord[] = [
   record(3, "direct", 80, 10),
   record(3, "nginx", 40, 20),
   { rep: 3, scenario: "demo", peer: "undying-proxy", error: "crashed" },
+  record(1, "undying-proxy-w2", 30, 40),
+  record(2, "undying-proxy-w2", 30, 40),
+  record(3, "undying-proxy-w2", 40, 30),
 ];
 
 Deno.test("aggregate() takes medians of per-repetition ratios against direct and nginx", () => {
@@ -66,12 +70,36 @@ Deno.test("formatNumber() separates thousands and fixes decimals", () => {
   assert.equal(formatNumber(0.5, 2), "0.50");
 });
 
-Deno.test("renderSummary() has a row per compared figure with the subject's ratios", () => {
-  const peers = ["direct", "undying-proxy", "nginx"];
+Deno.test("renderSummary() has a row per compared figure with every subject's ratios", () => {
+  const peers = ["direct", "undying-proxy", "undying-proxy-w2", "nginx"];
   const summaries = aggregate(RECORDS, [SCENARIO], peers);
   assert.deepEqual(renderSummary(summaries, [SCENARIO], peers).split("\n"), [
-    "| figure | direct | undying-proxy | nginx | undying-proxy ×direct | undying-proxy ×nginx |",
-    "|---|---|---|---|---|---|",
-    "| demo rate | 80.0 | 22.5 | 40.0 | 0.35 | 0.75 |",
+    "| figure | direct | undying-proxy | undying-proxy-w2 | nginx | undying-proxy ×direct | " +
+    "undying-proxy ×nginx | undying-proxy-w2 ×direct | undying-proxy-w2 ×nginx |",
+    "|---|---|---|---|---|---|---|---|---|",
+    // w2: 30/100, 30/50, 40/80 against direct; 30/40, 30/25, 40/40 against nginx
+    "| demo rate | 80.0 | 22.5 | 30.0 | 40.0 | 0.35 | 0.75 | 0.50 | 1.00 |",
   ]);
+});
+
+Deno.test("renderHeadroom() gives the range and names scenarios where direct barely leads", () => {
+  const peers = ["direct", "undying-proxy", "undying-proxy-w2", "nginx"];
+  const summaries = aggregate(RECORDS, [SCENARIO], peers);
+  // direct's median 80 over the fastest forwarder's median 40 (nginx; w2's median is 30)
+  assert.equal(
+    renderHeadroom(summaries),
+    "Load generator headroom: direct ran 2.0–2.0× above the fastest forwarder in every " +
+      "throughput scenario.",
+  );
+  const close = aggregate(
+    [...RECORDS, record(4, "direct", 50, 10), record(5, "direct", 50, 10)],
+    [SCENARIO],
+    peers,
+  );
+  assert.equal(
+    renderHeadroom(close),
+    "Load generator headroom: direct ran 1.3–1.3× above the fastest forwarder in every " +
+      "throughput scenario. Below 1.5× (the load generator may limit the forwarders): demo 1.3×.",
+  );
+  assert.match(renderHeadroom(aggregate(RECORDS, [SCENARIO], ["nginx"])), /not measured/);
 });

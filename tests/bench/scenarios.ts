@@ -3,6 +3,7 @@
  * sample: named figures of one repetition (`undefined` when not applicable, e.g. CPU of `direct`).
  * @module
  */
+import { UDP_TIMEOUT_SECONDS } from "./peer_configs.ts";
 import { cpuSeconds, memoryKiB, treeMemory } from "./procfs.ts";
 import type { RunningPeer } from "./peers.ts";
 import type { ProcessGroup } from "./processes.ts";
@@ -277,32 +278,35 @@ function udpRoundTrip(bytes: number): Scenario {
   };
 }
 
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 500));
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Time for memory figures to settle after a change of load. */
+const SETTLE_MS = 500;
+/** After the UDP holder closes: its sessions idle out on every peer (plus a sweep's slack). */
+const UDP_EXPIRY_WAIT_MS = UDP_TIMEOUT_SECONDS * 1000 + 2000;
 
 function memory(transport: "tcp" | "udp"): Scenario {
   const unit = transport === "tcp" ? "connection" : "session";
-  const metrics: Metric[] = [
-    { key: "idleMiB", label: "idle MiB", decimals: 1, compare: true },
-    { key: "loadedMiB", label: `MiB with ${unit}s`, decimals: 1 },
-    { key: "kibPerItem", label: `KiB per ${unit}`, decimals: 1, compare: true },
-    { key: "held", label: `${unit}s held`, decimals: 0 },
-  ];
-  if (transport === "tcp") {
-    metrics.push({ key: "afterCloseMiB", label: "MiB after close", decimals: 1 });
-  }
+  const after = transport === "tcp" ? "after close" : "after sessions expire";
   return {
     id: `mem-${transport}`,
-    title: `Memory: idle, then holding idle ${transport.toUpperCase()} ${unit}s ` +
+    title: `Memory: idle, holding ${transport.toUpperCase()} ${unit}s, ${after} ` +
       `(RSS; PSS sum for multi-process peers)`,
     udp: transport === "udp",
     forwarderOnly: true,
-    metrics,
+    metrics: [
+      { key: "idleMiB", label: "idle MiB", decimals: 1, compare: true },
+      { key: "loadedMiB", label: `MiB with ${unit}s`, decimals: 1 },
+      { key: "kibPerItem", label: `KiB per ${unit}`, decimals: 1, compare: true },
+      { key: "held", label: `${unit}s held`, decimals: 0 },
+      { key: "afterCloseMiB", label: `MiB ${after}`, decimals: 1 },
+    ],
     async run(ctx) {
       const count = ctx.budget.holdCount;
       const mib = () => memoryKiB(treeMemory(ctx.peer.pids)) / 1024;
-      await settle();
+      await sleep(SETTLE_MS);
       const idleMiB = mib();
       const port = transport === "tcp" ? ctx.peer.listen.echo : ctx.peer.listen.udp;
       const args = [`${transport}-hold`, String(port), String(count)];
@@ -314,18 +318,17 @@ function memory(transport: "tcp" | "udp"): Scenario {
         const ready = await holder.readLine(60_000);
         const held = Number(ready.split(" ")[1]);
         if (!(held > 0)) throw new Error(`holding ${count} ${unit}s: ${ready}`);
-        await settle();
+        await sleep(SETTLE_MS);
         const loadedMiB = mib();
         await holder.writeLine("close");
         await holder.readLine(30_000);
-        await settle();
-        await settle();
+        await sleep(transport === "tcp" ? 2 * SETTLE_MS : UDP_EXPIRY_WAIT_MS);
         return {
           idleMiB,
           loadedMiB,
           held,
           kibPerItem: ((loadedMiB - idleMiB) * 1024) / held,
-          afterCloseMiB: transport === "tcp" ? mib() : undefined,
+          afterCloseMiB: mib(),
         };
       } finally {
         await ctx.group.stop(holder);

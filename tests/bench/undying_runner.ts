@@ -1,6 +1,6 @@
 /**
  * Runs the UnDyingProxy forwarding engine alone for the benchmark, in its own process:
- * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON`. Builds a `Supervisor`, applies
+ * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS]`. Builds a `Supervisor`, applies
  * the specs, prints `ready` once every part listens, and closes on SIGTERM or SIGINT. Used until the
  * program (`main.ts --config`) is available.
  * @module
@@ -15,8 +15,8 @@ function listening(state: ListenerState | undefined): boolean {
   return state === undefined || state.phase === "listening";
 }
 
-async function run(listenAddress: string, specs: ForwarderSpec[]): Promise<void> {
-  const supervisor = new Supervisor({ listenAddress, drainGraceMs: 0 });
+async function run(listenAddress: string, specs: ForwarderSpec[], workers: number): Promise<void> {
+  const supervisor = new Supervisor({ listenAddress, drainGraceMs: 0, workers });
   const stop = Promise.withResolvers<void>();
   const onSignal = () => stop.resolve();
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -40,9 +40,10 @@ async function run(listenAddress: string, specs: ForwarderSpec[]): Promise<void>
 }
 
 if (import.meta.main) {
-  const [listenAddress, specsJson] = Deno.args;
-  if (listenAddress === undefined || specsJson === undefined) {
-    throw new TypeError("Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON");
+  const [listenAddress, specsJson, workersArg = "1"] = Deno.args;
+  const workers = Number(workersArg);
+  if (listenAddress === undefined || specsJson === undefined || !Number.isInteger(workers)) {
+    throw new TypeError("Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS]");
   }
-  await run(listenAddress, JSON.parse(specsJson) as ForwarderSpec[]);
+  await run(listenAddress, JSON.parse(specsJson) as ForwarderSpec[], workers);
 }
