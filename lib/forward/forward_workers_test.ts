@@ -6,6 +6,7 @@ import {
   startTcpEcho,
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
+import { freePort } from "../../tests/_support/net_ports.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitFor, within } from "../../tests/_support/net_wait.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
@@ -17,18 +18,6 @@ const ignore = Deno.permissions.querySync({
   name: "read",
   path: new URL("./forward_worker.ts", import.meta.url),
 }).state !== "granted";
-
-function freeTcpPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  listener.close();
-  return listener.addr.port;
-}
-
-function freeUdpPort(): number {
-  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  socket.close();
-  return (socket.addr as Deno.NetAddr).port;
-}
 
 async function connectWhenListening(port: number): Promise<Deno.TcpConn> {
   let conn: Deno.TcpConn | undefined;
@@ -52,7 +41,7 @@ Deno.test({
   ignore,
 }, async () => {
   await using echo = startTcpEcho();
-  const port = freeTcpPort();
+  const port = freePort("tcp");
   const workers = new ForwardWorkers(1, { listenAddress: "127.0.0.1" });
   try {
     workers.apply([{
@@ -87,8 +76,8 @@ Deno.test({
 }, async () => {
   await using echo = startTcpEcho();
   await using udpEcho = startUdpEcho();
-  const tcpPort = freeTcpPort();
-  const udpPort = freeUdpPort();
+  const tcpPort = freePort("tcp");
+  const udpPort = freePort("udp");
   const sup = new Supervisor({ listenAddress: "127.0.0.1", workers: 2, drainGraceMs: 100 });
   let closed = false;
   try {

@@ -28,6 +28,8 @@ export interface ListenerPartOptions<S> {
   readonly protocol: Protocol;
   /** Binds `spec.listenPort` (throwing the OS error) and starts forwarding. */
   readonly open: (spec: S) => RunningForwarder<S>;
+  /** Called with every bind failure (for the error counters). */
+  readonly onBindError: (error: unknown) => void;
   readonly bindRetryInitialMs: number;
   readonly bindRetryMaxMs: number;
   /** Called after every state change (not after `stop()`). */
@@ -115,6 +117,7 @@ export class ListenerPart<S extends TcpSpec> {
     try {
       this.#running = this.#options.open(this.#spec);
     } catch (error) {
+      this.#options.onBindError(error);
       const retryInMs = backoffDelayMs(
         this.#attempt++,
         this.#options.bindRetryInitialMs,

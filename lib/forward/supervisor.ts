@@ -14,6 +14,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind.ts";
+import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
 import {
@@ -127,7 +128,9 @@ export class Supervisor {
       if (value === undefined) continue;
       if (key === "listenAddress") {
         if (typeof value !== "string" || value === "") {
-          throw new RangeError(`Invalid listenAddress ${JSON.stringify(value)}: must be an IP`);
+          throw new RangeError(
+            `Invalid listenAddress ${JSON.stringify(value)}: must be an IP address or host name`,
+          );
         }
         resolved.listenAddress = value;
         continue;
@@ -283,17 +286,22 @@ export class Supervisor {
   #newPart<S extends TcpSpec>(entry: Entry, protocol: Protocol, spec: S): ListenerPart<S> {
     const name = entry.name;
     let open;
+    let onBindError;
     if (protocol === "tcp") {
       const counters = entry.tcpCounters ??= newTcpCounters();
       open = (spec: TcpSpec) => this.#openTcp(name, spec, counters);
+      onBindError = () => counters.errors.Listen++;
     } else {
       const counters = entry.udpCounters ??= newUdpCounters();
       open = (spec: UdpSpec) => this.#openUdp(name, spec, counters);
+      onBindError = (error: unknown) =>
+        counters.errors[isLookupError(error) ? "ResolveListenAddress" : "Listen"]++;
     }
     return new ListenerPart<S>(spec, {
       forwarder: name,
       protocol,
       open: open as (spec: S) => RunningForwarder<S>,
+      onBindError,
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
       onChange: () => this.#report(name),

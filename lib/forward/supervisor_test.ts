@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { openFdCount } from "../../tests/_support/net_fd.ts";
+import { freePort } from "../../tests/_support/net_ports.ts";
 import {
   readAll,
   readExactly,
@@ -25,18 +26,6 @@ function supervisor(options: SupervisorOptions = {}): Supervisor {
     bindRetryMaxMs: 200,
     ...options,
   });
-}
-
-/** A port that is free on 127.0.0.1 for `transport` right now. */
-function freePort(transport: "tcp" | "udp"): number {
-  if (transport === "tcp") {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    listener.close();
-    return listener.addr.port;
-  }
-  const socket = Deno.listenDatagram({ transport, hostname: "127.0.0.1", port: 0 });
-  socket.close();
-  return (socket.addr as Deno.NetAddr).port;
 }
 
 function tcp(name: string, listenPort: number, targetPort: number): ForwarderSpec {
@@ -196,22 +185,47 @@ Deno.test("Supervisor rebinds on a listenPort change and frees the old port", as
   }, { message: "the old port refusing connections" });
 });
 
-Deno.test("Supervisor reports a port in use as failed, keeps others running, recovers", async () => {
+Deno.test("Supervisor: a port in use fails only its part, counted, retried with capped backoff", async () => {
   await using echo = startTcpEcho();
-  await using sup = supervisor();
-  const squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const busyPort = squatter.addr.port;
+  await using udpEcho = startUdpEcho();
+  await using sup = supervisor(); // retries after 50 ms, doubling up to 200 ms (±20% jitter)
+  const tcpSquatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const udpSquatter = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const busy: ForwarderSpec = {
+    name: "busy",
+    tcp: { listenPort: tcpSquatter.addr.port, targetPort: echo.port, targetHost: "127.0.0.1" },
+    udp: udpSpec((udpSquatter.addr as Deno.NetAddr).port, udpEcho.port),
+  };
   const goodPort = freePort("tcp");
-  sup.apply([tcp("busy", busyPort, echo.port), tcp("good", goodPort, echo.port)]);
-  await waitForPhase(sup, "busy", "tcp", "failed");
+  const retries: number[] = [];
+  let seen: ListenerState | undefined;
+  sup.onChange(() => {
+    const state = stateOf(sup, "busy", "tcp");
+    if (state !== seen && state?.phase === "failed") retries.push(state.retryInMs);
+    seen = state;
+  });
+  sup.apply([busy, tcp("good", goodPort, echo.port)]);
   await waitForPhase(sup, "good", "tcp", "listening");
-  const failed = stateOf(sup, "busy", "tcp");
-  assert.ok(failed?.phase === "failed" && /in use/i.test(failed.reason), JSON.stringify(failed));
-  assert.ok(failed.retryInMs > 0 && failed.retryInMs <= 200);
   assert.ok(await tcpEchoes(goodPort, "unaffected"));
-  squatter.close();
+  await waitFor(() => retries.length >= 4, { message: "four failed binds" });
+  const [first, second, third, ...capped] = retries as [number, number, number, number];
+  assert.ok(first >= 40 && first <= 60, `first retry ${first}`);
+  assert.ok(second >= 80 && second <= 120, `second retry ${second}`);
+  assert.ok(capped.concat(third).every((ms) => ms >= 160 && ms <= 200), `capped ${retries}`);
+  for (const protocol of ["tcp", "udp"] as const) {
+    const failed = stateOf(sup, "busy", protocol);
+    assert.ok(failed?.phase === "failed" && /in use/i.test(failed.reason), JSON.stringify(failed));
+    const counters = [...sup.counters()].find((c) => c.name === "busy")?.[protocol];
+    assert.ok(counters !== undefined && counters.errors.Listen >= 1, protocol);
+  }
+  tcpSquatter.close();
+  udpSquatter.close();
   await waitForPhase(sup, "busy", "tcp", "listening");
-  assert.ok(await tcpEchoes(busyPort, "recovered"));
+  await waitForPhase(sup, "busy", "udp", "listening");
+  assert.ok(await tcpEchoes(busy.tcp!.listenPort, "recovered"));
+  using client = udpClient();
+  const reply = await client.request(encoder.encode("recovered"), busy.udp!.listenPort);
+  assert.equal(decoder.decode(reply), "recovered");
 });
 
 Deno.test("Supervisor: the first forwarder keeps a port, the second waits and takes it over", async () => {
@@ -300,10 +314,10 @@ Deno.test("Supervisor rejects bad options and duplicate names", async () => {
   assert.throws(() => sup.apply([{ name: "a" }, { name: "a" }]), TypeError);
 });
 
-Deno.test("Supervisor on '::' accepts IPv4 and IPv6 clients (dual-stack)", async () => {
+Deno.test("Supervisor listens dual-stack by default: IPv4 and IPv6 clients", async () => {
   await using echo = startTcpEcho();
   await using udpEcho = startUdpEcho();
-  await using sup = supervisor({ listenAddress: "::" });
+  await using sup = new Supervisor({ drainGraceMs: 100 }); // no listenAddress
   const { tcpPort, udpPort } = await applyBoth(sup, "dual", { tcp: echo.port, udp: udpEcho.port });
   for (const hostname of ["127.0.0.1", "::1"]) {
     using conn = await Deno.connect({ hostname, port: tcpPort });
@@ -313,6 +327,39 @@ Deno.test("Supervisor on '::' accepts IPv4 and IPv6 clients (dual-stack)", async
     const reply = await client.request(encoder.encode(hostname), udpPort);
     assert.equal(decoder.decode(reply), hostname);
   }
+});
+
+Deno.test("Supervisor binds only the configured listen address", async () => {
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  await using sup = supervisor({ listenAddress: "127.0.0.2" });
+  const [tcpPort, udpPort] = [freePort("tcp", "127.0.0.2"), freePort("udp", "127.0.0.2")];
+  sup.apply([{
+    name: "a",
+    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+    udp: udpSpec(udpPort, udpEcho.port),
+  }]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  await waitForPhase(sup, "a", "udp", "listening");
+  {
+    using conn = await Deno.connect({ hostname: "127.0.0.2", port: tcpPort });
+    await writeAll(conn, encoder.encode("two"));
+    assert.equal(decoder.decode(await readExactly(conn, 3)), "two");
+  }
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port: tcpPort }),
+    Deno.errors.ConnectionRefused,
+  );
+  using client = udpClient();
+  const socket = client.socket;
+  await socket.send(encoder.encode("two"), {
+    transport: "udp",
+    hostname: "127.0.0.2",
+    port: udpPort,
+  });
+  const [reply, from] = await socket.receive(new Uint8Array(16));
+  assert.equal(decoder.decode(reply), "two");
+  assert.deepEqual({ ...from }, { transport: "udp", hostname: "127.0.0.2", port: udpPort });
 });
 
 Deno.test("Supervisor closes every socket of a forwarder removed from the desired set", async () => {

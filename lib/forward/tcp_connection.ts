@@ -10,6 +10,7 @@
  * @module
  */
 
+import { isLookupError } from "./_lookup_error.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import type { DialDeadlines } from "./dial_deadlines.ts";
 import type { TcpCounters, TcpErrorType } from "./state.ts";
@@ -138,7 +139,7 @@ export class TcpConnection {
       const timedOut = signal.aborted;
       const type: TcpErrorType = timedOut
         ? "DialTimeout"
-        : isResolveError(error)
+        : isLookupError(error)
         ? "ResolveTargetAddress"
         : "DialServerTarget";
       this.#context.counters.errors[type]++;
@@ -214,9 +215,4 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // Already closed.
   }
-}
-
-/** Deno reports a failed name lookup in `Deno.connect` as a plain Error with this message. */
-function isResolveError(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith("failed to lookup address");
 }

@@ -8,6 +8,7 @@ import {
   startTcpServer,
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
+import { freePort } from "../../tests/_support/net_ports.ts";
 import { waitFor, within } from "../../tests/_support/net_wait.ts";
 import type { TcpSpec } from "../spec.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
@@ -40,13 +41,6 @@ function forwarderTo(targetPort: number, options: Options = {}) {
     connect: () => Deno.connect({ hostname: "127.0.0.1", port: forwarder.port }),
     [Symbol.asyncDispose]: () => forwarder.drain(0),
   };
-}
-
-/** A closed port: connecting to it is refused. */
-function refusedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  listener.close();
-  return listener.addr.port;
 }
 
 /** Sends `data` and half-closes while reading everything back. */
@@ -134,7 +128,7 @@ Deno.test("TcpForwarder advances byte counters while a connection is open", asyn
 });
 
 Deno.test("TcpForwarder closes the client at once and counts when the target refuses", async () => {
-  await using fx = forwarderTo(refusedPort());
+  await using fx = forwarderTo(freePort("tcp")); // nothing listens there: refused
   using conn = await fx.connect();
   const result = await within(conn.read(new Uint8Array(1)).catch(() => null), 5000, "client close");
   assert.equal(result, null);
