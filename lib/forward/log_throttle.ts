@@ -11,7 +11,7 @@ export class LogThrottle {
   #suppressed = 0;
 
   /** @param intervalMs Minimum time between two events let through. */
-  constructor(intervalMs: number) {
+  constructor(intervalMs: number = 10_000) {
     this.#intervalMs = intervalMs;
   }
 

@@ -16,23 +16,21 @@ export interface ResolvedTarget {
   readonly bindHostname: string;
 }
 
-/** How long a looked-up name is reused. @default 5000 */
-const DEFAULT_CACHE_MS = 5000;
+/** How long a looked-up name is reused. */
+const CACHE_MS = 5000;
 
 /** Resolves one `host:port`, caching names for a short time. */
 export class TargetResolver {
   readonly #host: string;
   readonly #port: number;
-  readonly #cacheMs: number;
   #cached: ResolvedTarget | undefined;
   #expiresAtMs = 0;
   #inFlight: Promise<ResolvedTarget> | undefined;
 
   /** @param host DNS name or IP literal (IPv6 without brackets). */
-  constructor(host: string, port: number, options: { cacheMs?: number } = {}) {
+  constructor(host: string, port: number) {
     this.#host = host;
     this.#port = port;
-    this.#cacheMs = options.cacheMs ?? DEFAULT_CACHE_MS;
     const literal = literalTarget(host, port);
     if (literal !== undefined) {
       this.#cached = literal;
@@ -57,7 +55,7 @@ export class TargetResolver {
     const { address, family } = await lookup(this.#host);
     const resolved = target(address, family === 6 ? 6 : 4, this.#port);
     this.#cached = resolved;
-    this.#expiresAtMs = Date.now() + this.#cacheMs;
+    this.#expiresAtMs = Date.now() + CACHE_MS;
     return resolved;
   }
 }

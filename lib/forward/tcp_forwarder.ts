@@ -26,8 +26,6 @@ export interface TcpForwarderOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
-  /** Minimum time between two log lines about dial or accept errors. @default 10000 */
-  readonly logIntervalMs?: number;
 }
 
 /** Longest pause after repeated accept errors (e.g. out of file descriptors). */
@@ -53,9 +51,8 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#listener = listener;
     this.#options = options;
     this.#target = targetOf(options.spec);
-    const logIntervalMs = options.logIntervalMs ?? 10_000;
-    this.#dialLog = new LogThrottle(logIntervalMs);
-    this.#acceptLog = new LogThrottle(logIntervalMs);
+    this.#dialLog = new LogThrottle();
+    this.#acceptLog = new LogThrottle();
     this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
     this.#context = {
       counters: options.counters,

@@ -20,6 +20,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 interface Options {
+  readonly targetHost?: string;
   readonly dialTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
 }
@@ -27,7 +28,8 @@ interface Options {
 /** A forwarder on 127.0.0.1 to `targetPort`, drained (quickly) on dispose. */
 function forwarderTo(targetPort: number, options: Options = {}) {
   const counters = newTcpCounters();
-  const spec: TcpSpec = { listenPort: 0, targetHost: "127.0.0.1", targetPort };
+  const targetHost = options.targetHost ?? "127.0.0.1";
+  const spec: TcpSpec = { listenPort: 0, targetHost, targetPort };
   const forwarder = new TcpForwarder(Deno.listen({ hostname: "127.0.0.1", port: 0 }), {
     name: "test/tcp",
     counters,
@@ -134,6 +136,36 @@ Deno.test("TcpForwarder closes the client at once and counts when the target ref
   assert.equal(result, null);
   await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
   assert.equal(fx.counters.errors.DialServerTarget, 1);
+});
+
+Deno.test("TcpForwarder closes both sides and counts once when a copy fails", async () => {
+  // The target reads one byte and closes: a FIN, then a reset for the data it left unread.
+  await using server = startTcpServer(async (conn) => {
+    await conn.read(new Uint8Array(1));
+  });
+  await using fx = forwarderTo(server.port);
+  using conn = await fx.connect();
+  await writeAll(conn, patternBytes(64 * 1024));
+  assert.equal(await conn.read(new Uint8Array(1)), null, "the target's FIN reaches the client");
+  assert.equal(fx.counters.activeConnections, 1, "the client's direction stays open");
+  // Writing to the reset target fails: the forwarder closes the client too.
+  await writeAll(conn, patternBytes(64 * 1024)).catch(() => {});
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "both sockets closed" });
+  assert.equal(fx.counters.errors.CopyClientToTarget, 1);
+  assert.equal(fx.counters.errors.CopyTargetToClient, 0, "the close it caused is not counted");
+  await waitFor(() => conn.write(new Uint8Array(1)).then(() => false, () => true), {
+    message: "writes to the closed client socket to fail",
+  });
+});
+
+Deno.test("TcpForwarder dials a target given by name", async () => {
+  await using echo = startTcpEcho({ hostname: "::" }); // "localhost" may be 127.0.0.1 or ::1
+  await using fx = forwarderTo(echo.port, { targetHost: "localhost" });
+  for (const text of ["first", "second"]) {
+    using conn = await fx.connect();
+    assert.equal(decoder.decode(await echoThrough(conn, encoder.encode(text))), text);
+  }
+  assert.equal(echo.accepted, 2);
 });
 
 Deno.test("TcpForwarder gives up dialing a black-holed target after dialTimeoutMs", async () => {

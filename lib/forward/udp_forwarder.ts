@@ -2,7 +2,12 @@
  * A UDP listener and its sessions. Each client address gets a session with its own upstream socket
  * (so the target sees a distinct source port per client); replies go back to the client from the
  * listening socket. Sessions expire after `readTimeoutSeconds` without traffic in either direction;
- * a send stuck longer than `writeTimeoutSeconds` ends its session; the number of sessions is capped.
+ * the number of sessions is capped.
+ *
+ * Write timeout: a send stuck longer than `writeTimeoutSeconds` (a full socket send buffer) is
+ * counted and ends its session. Deno cannot cancel a send, so the task waiting on it is abandoned:
+ * when that task is the receive loop of the listening socket, a fresh receive loop takes over, so
+ * one stuck target never stalls the other clients.
  *
  * Hot path: one receive buffer per socket, reused (the next receive starts only after the send that
  * reads it finished); no per-datagram allocation besides what `receive()` itself returns; sessions
@@ -38,18 +43,34 @@ export interface UdpForwarderOptions {
   readonly spec: UdpSpec;
   /** Sessions at most; datagrams from further clients are dropped and counted. */
   readonly maxSessions: number;
-  /** Receive buffer per socket; a datagram that fills it may have been truncated (counted). */
+  /** Longest datagram forwarded; longer ones are cut to this size (counted and logged). */
   readonly bufferBytes: number;
-  /** Minimum time between two log lines about the same kind of trouble. @default 10000 */
-  readonly logIntervalMs?: number;
+  /**
+   * Opens a session's upstream socket on `hostname` (a wildcard address), any port. Tests pass a
+   * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
+   */
+  readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
 }
 
 /** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
+
 /** Datagrams held per session while its target name resolves; further ones are dropped. */
 const MAX_QUEUED_DATAGRAMS = 64;
 /** Pause after an unexpected receive error, so a persistent one cannot spin. */
 const RECEIVE_ERROR_PAUSE_MS = 10;
+
+/**
+ * Bytes per receive buffer: one more than `bufferBytes` when a datagram could be longer, so that a
+ * longer datagram is told apart from one that fits exactly.
+ */
+function receiveBufferBytes(bufferBytes: number): number {
+  return bufferBytes < MAX_UDP_PAYLOAD_BYTES ? bufferBytes + 1 : bufferBytes;
+}
+
+function openUpstream(hostname: string): Deno.DatagramConn {
+  return Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+}
 
 /** One client's session. */
 class UdpSession {
@@ -74,6 +95,7 @@ class UdpSession {
 export class UdpForwarder implements RunningForwarder<UdpSpec> {
   /** Resolves once the listening socket is closed and its port free again. */
   readonly released: Promise<void>;
+  readonly #released = Promise.withResolvers<void>();
   readonly #socket: Deno.DatagramConn;
   readonly #options: UdpForwarderOptions;
   readonly #counters: UdpCounters;
@@ -87,6 +109,10 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   #spec: UdpSpec;
   #resolver: TargetResolver;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  /** The current receive loop; a loop whose number is older was abandoned in a stuck send. */
+  #receiver = 0;
+  /** The session the receive loop is sending a datagram for, if any. */
+  #receiverSendingFor: UdpSession | undefined;
   #draining = false;
   #emptied: PromiseWithResolvers<void> | undefined;
 
@@ -94,17 +120,17 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     this.#socket = socket;
     this.#options = options;
     this.#counters = options.counters;
-    const intervalMs = options.logIntervalMs ?? 10_000;
     this.#logs = {
-      drop: new LogThrottle(intervalMs),
-      target: new LogThrottle(intervalMs),
-      truncate: new LogThrottle(intervalMs),
+      drop: new LogThrottle(),
+      target: new LogThrottle(),
+      truncate: new LogThrottle(),
     };
-    this.#buffers = sharedBufferPool(options.bufferBytes);
+    this.#buffers = sharedBufferPool(receiveBufferBytes(options.bufferBytes));
     this.#spec = options.spec;
     this.#resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
     this.#startSweeper();
-    this.released = this.#receiveLoop();
+    this.released = this.#released.promise;
+    this.#startReceiver();
   }
 
   /** The bound port. */
@@ -150,15 +176,25 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
   }
 
-  async #receiveLoop(): Promise<void> {
-    const buffer = new Uint8Array(this.#options.bufferBytes);
-    const mayTruncate = buffer.length <= MAX_UDP_PAYLOAD_BYTES;
+  /** Starts a receive loop on the listening socket; an older one stops after its current send. */
+  #startReceiver(): void {
+    const receiver = ++this.#receiver;
+    this.#track(
+      this.#receiveLoop(receiver).finally(() => {
+        if (receiver === this.#receiver) this.#released.resolve();
+      }),
+    );
+  }
+
+  async #receiveLoop(receiver: number): Promise<void> {
+    const bufferBytes = this.#options.bufferBytes;
+    const buffer = new Uint8Array(receiveBufferBytes(bufferBytes));
     const counters = this.#counters;
     const closing = this.#closing.signal;
     const socket = this.#socket;
     let last: UdpSession | undefined;
     for (;;) {
-      let data: Uint8Array;
+      let data: Uint8Array<ArrayBuffer>;
       let from: Deno.Addr;
       try {
         [data, from] = await socket.receive(buffer);
@@ -170,7 +206,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         continue;
       }
       const client = from as Deno.NetAddr;
-      if (mayTruncate && data.length === buffer.length) this.#countTruncated("client");
+      if (data.length > bufferBytes) data = this.#truncate(data, "client");
       const nowMs = Date.now();
       let session = last;
       if (
@@ -184,7 +220,10 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       }
       session.lastActiveMs = nowMs;
       if (session.queue === undefined) {
+        this.#receiverSendingFor = session;
         await this.#sendToTarget(session, data, nowMs);
+        if (receiver !== this.#receiver) return; // abandoned by the sweeper
+        this.#receiverSendingFor = undefined;
       } else if (session.queue.length < MAX_QUEUED_DATAGRAMS) {
         session.queue.push(data.slice());
       } else {
@@ -233,11 +272,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   /** Opens the session's upstream socket and starts its reply loop; false (counted) on failure. */
   #connect(session: UdpSession, target: ResolvedTarget): boolean {
     try {
-      session.upstream = Deno.listenDatagram({
-        transport: "udp",
-        hostname: target.bindHostname,
-        port: 0,
-      });
+      session.upstream = (this.#options.openUpstream ?? openUpstream)(target.bindHostname);
     } catch (error) {
       this.#fail(session, "DialUDPTarget", error);
       return false;
@@ -290,7 +325,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   async #replyLoop(session: UdpSession): Promise<void> {
     const pool = this.#buffers;
     const buffer = pool.acquire();
-    const mayTruncate = buffer.length <= MAX_UDP_PAYLOAD_BYTES;
+    const bufferBytes = this.#options.bufferBytes;
     const upstream = session.upstream!;
     const target = session.target!;
     const client = session.client;
@@ -298,13 +333,13 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const socket = this.#socket;
     try {
       for (;;) {
-        const [data, from] = await upstream.receive(buffer);
+        let [data, from] = await upstream.receive(buffer);
         const source = from as Deno.NetAddr;
         // The socket is not connected (Deno has no connect() for UDP): only the target may answer.
         if (source.port !== target.port || source.hostname !== target.hostname) continue;
         const nowMs = Date.now();
         session.lastActiveMs = nowMs;
-        if (mayTruncate && data.length === buffer.length) this.#countTruncated("target");
+        if (data.length > bufferBytes) data = this.#truncate(data, "target");
         session.toClientSinceMs = nowMs;
         try {
           await socket.send(data, client);
@@ -340,6 +375,10 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     for (const session of this.#sessions) {
       if (session.toTargetSinceMs > 0 && nowMs - session.toTargetSinceMs >= writeMs) {
         this.#fail(session, "WriteToTarget", new Error(`send blocked for ${writeMs} ms`));
+        if (session === this.#receiverSendingFor) {
+          this.#receiverSendingFor = undefined;
+          this.#startReceiver();
+        }
       } else if (session.toClientSinceMs > 0 && nowMs - session.toClientSinceMs >= writeMs) {
         this.#fail(session, "WriteToClient", new Error(`send blocked for ${writeMs} ms`));
       } else if (nowMs - session.lastActiveMs >= readMs) {
@@ -372,14 +411,17 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     if (this.#sessions.size === 0) this.#emptied?.resolve();
   }
 
-  #countTruncated(from: "client" | "target"): void {
+  /** Counts and logs a datagram longer than `bufferBytes`; returns its first `bufferBytes`. */
+  #truncate(data: Uint8Array<ArrayBuffer>, from: "client" | "target"): Uint8Array<ArrayBuffer> {
+    const bufferBytes = this.#options.bufferBytes;
     this.#counters.truncatedDatagrams++;
     this.#counters.errors.Truncated++;
     this.#warn(
       "truncate",
-      "A datagram from the {from} of {forwarder} filled the {bufferBytes}-byte buffer and may be truncated",
-      { from, bufferBytes: this.#options.bufferBytes },
+      "A datagram from the {from} of {forwarder} is longer than {bufferBytes} bytes; forwarding only those",
+      { from, bufferBytes },
     );
+    return data.subarray(0, bufferBytes);
   }
 
   #warn(

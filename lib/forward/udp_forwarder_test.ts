@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
-import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
+import { SendStalls, startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitFor } from "../../tests/_support/net_wait.ts";
 import type { UdpSpec } from "../spec.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
@@ -12,6 +12,10 @@ interface Options {
   readonly maxSessions?: number;
   readonly bufferBytes?: number;
   readonly readTimeoutSeconds?: number;
+  readonly writeTimeoutSeconds?: number;
+  /** The listening socket. @default a fresh one on 127.0.0.1 */
+  readonly socket?: Deno.DatagramConn;
+  readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
 }
 
 /** A forwarder on 127.0.0.1 to `targetPort`, drained at once on dispose. */
@@ -22,15 +26,17 @@ function forwarderTo(targetPort: number, options: Options = {}) {
     targetHost: options.targetHost ?? "127.0.0.1",
     targetPort,
     readTimeoutSeconds: options.readTimeoutSeconds ?? 30,
-    writeTimeoutSeconds: 5,
+    writeTimeoutSeconds: options.writeTimeoutSeconds ?? 5,
   };
-  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const socket = options.socket ??
+    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const forwarder = new UdpForwarder(socket, {
     name: "test/udp",
     counters,
     spec,
     maxSessions: options.maxSessions ?? 100,
     bufferBytes: options.bufferBytes ?? 65_535,
+    ...(options.openUpstream && { openUpstream: options.openUpstream }),
   });
   return { forwarder, counters, spec, [Symbol.asyncDispose]: () => forwarder.drain(0) };
 }
@@ -42,7 +48,9 @@ Deno.test("UdpForwarder forwards 0, 64, 1400, 9000 and 65507 bytes byte-exact bo
   let total = 0;
   for (const size of [0, 64, 1400, 9000, 65_507]) {
     const data = patternBytes(size, size + 1);
-    assert.deepEqual(await client.request(data, fx.forwarder.port), data, `${size} bytes`);
+    const reply = await client.exchange(data, fx.forwarder.port);
+    assert.deepEqual(reply.data, data, `${size} bytes`);
+    assert.equal(reply.from.port, fx.forwarder.port, "replies leave from the listening socket");
     total += size;
   }
   assert.equal(fx.counters.bytesClientToTarget, total);
@@ -157,14 +165,80 @@ Deno.test("UdpForwarder drops and counts datagrams of new clients beyond the ses
   assert.equal(sink.sourcePorts.length, 3);
 });
 
-Deno.test("UdpForwarder counts datagrams that fill a small buffer as truncated", async () => {
+Deno.test("UdpForwarder forwards bufferBytes whole and cuts longer datagrams (counted)", async () => {
   await using echo = startUdpEcho();
   await using fx = forwarderTo(echo.port, { bufferBytes: 100 });
   using client = udpClient();
-  const reply = await client.request(patternBytes(300), fx.forwarder.port);
-  assert.deepEqual(reply, patternBytes(300).subarray(0, 100));
-  assert.equal(fx.counters.truncatedDatagrams, 2, "once each way");
+  const exact = patternBytes(100, 1);
+  assert.deepEqual(await client.request(exact, fx.forwarder.port), exact);
+  assert.equal(fx.counters.truncatedDatagrams, 0, "a datagram that fits exactly is whole");
+  for (const size of [101, 300]) {
+    const data = patternBytes(size, size);
+    assert.deepEqual(await client.request(data, fx.forwarder.port), data.subarray(0, 100));
+  }
+  assert.equal(fx.counters.truncatedDatagrams, 2, "the echoes of cut datagrams fit");
   assert.equal(fx.counters.errors.Truncated, 2);
+  assert.equal(fx.counters.bytesClientToTarget, 300);
+});
+
+Deno.test("UdpForwarder cuts replies longer than bufferBytes (counted)", async () => {
+  const long = patternBytes(300, 3);
+  await using target = startUdpEcho({ reply: () => long });
+  await using fx = forwarderTo(target.port, { bufferBytes: 100 });
+  using client = udpClient();
+  assert.deepEqual(
+    await client.request(new Uint8Array(1), fx.forwarder.port),
+    long.subarray(0, 100),
+  );
+  assert.equal(fx.counters.truncatedDatagrams, 1);
+  assert.equal(fx.counters.bytesTargetToClient, 100);
+});
+
+Deno.test("UdpForwarder abandons a send to the target stuck past writeTimeoutSeconds", async () => {
+  await using echo = startUdpEcho();
+  const stalls = new SendStalls(1);
+  const fx = forwarderTo(echo.port, {
+    writeTimeoutSeconds: 1,
+    openUpstream: (hostname) =>
+      stalls.wrap(Deno.listenDatagram({ transport: "udp", hostname, port: 0 })),
+  });
+  try {
+    using stuck = udpClient();
+    using other = udpClient();
+    await stuck.send(new Uint8Array([1]), fx.forwarder.port);
+    await waitFor(() => stalls.stalled === 1, { message: "the first send to stall" });
+    // The receive loop waits on that send; after the timeout a fresh one serves the other client.
+    const data = patternBytes(100);
+    assert.deepEqual(await other.request(data, fx.forwarder.port, 10_000), data);
+    assert.equal(fx.counters.errors.WriteToTarget, 1);
+    assert.equal(echo.received, 1, "the stalled datagram never reached the target");
+    // The stuck client's session ended: its next datagram opens a new one.
+    assert.deepEqual(await stuck.request(data, fx.forwarder.port), data);
+    assert.equal(fx.counters.sessionsTotal, 3);
+  } finally {
+    stalls.release();
+    await fx.forwarder.drain(0);
+  }
+});
+
+Deno.test("UdpForwarder ends a session whose reply is stuck past writeTimeoutSeconds", async () => {
+  await using echo = startUdpEcho();
+  const stalls = new SendStalls(1);
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const fx = forwarderTo(echo.port, { writeTimeoutSeconds: 1, socket: stalls.wrap(socket) });
+  try {
+    using client = udpClient();
+    await client.send(new Uint8Array([1]), fx.forwarder.port);
+    await waitFor(() => stalls.stalled === 1, { message: "the reply's send to stall" });
+    await waitFor(() => fx.counters.errors.WriteToClient === 1, { message: "the write timeout" });
+    assert.equal(fx.counters.activeSessions, 0, "the session ended");
+    const data = patternBytes(100);
+    assert.deepEqual(await client.request(data, fx.forwarder.port), data, "a new session answers");
+    assert.equal(fx.counters.sessionsTotal, 2);
+  } finally {
+    stalls.release();
+    await fx.forwarder.drain(0);
+  }
 });
 
 Deno.test("UdpForwarder forwards to an IPv6 target", async () => {
