@@ -97,6 +97,21 @@ Deno.test("parseForwarderSpec() reports bad timeouts even when the rest of udp i
   ]);
 });
 
+Deno.test("parseForwarderSpec() rejects a spec as a whole: a valid tcp part is not kept", () => {
+  const result = parseForwarderSpec("a", {
+    tcp: { listenPort: 80, targetPort: 80, targetHost: "web" },
+    udp: { listenPort: 53, targetPort: 53, targetHost: "dns", writeTimeoutSeconds: -5 },
+  });
+  assert.deepEqual(result, {
+    ok: false,
+    problems: [{
+      field: "spec.udp.writeTimeoutSeconds",
+      value: -5,
+      reason: "must be a positive integer (seconds)",
+    }],
+  });
+});
+
 Deno.test("parseForwarderSpec() reports missing fields, non-objects and an empty name", () => {
   assert.deepEqual(problemsOf(parseForwarderSpec("", { tcp: {} })), [
     ["metadata.name", ""],

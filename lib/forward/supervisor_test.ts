@@ -362,6 +362,24 @@ Deno.test("Supervisor binds only the configured listen address", async () => {
   assert.deepEqual({ ...from }, { transport: "udp", hostname: "127.0.0.2", port: udpPort });
 });
 
+Deno.test("Supervisor counts a listen address that does not resolve", async () => {
+  // glibc refuses "-" as a host name without sending a query: no DNS traffic leaves the machine.
+  await using sup = supervisor({ listenAddress: "-" });
+  sup.apply([{
+    name: "a",
+    tcp: { listenPort: 1, targetPort: 1, targetHost: "h" },
+    udp: udpSpec(1, 1),
+  }]);
+  await waitForPhase(sup, "a", "tcp", "failed");
+  await waitForPhase(sup, "a", "udp", "failed");
+  const [counters] = [...sup.counters()];
+  assert.ok((counters?.udp?.errors.ResolveListenAddress ?? 0) >= 1, "one per attempt");
+  assert.equal(counters?.udp?.errors.Listen, 0);
+  assert.ok((counters?.tcp?.errors.Listen ?? 0) >= 1, "TCP has one type for every bind failure");
+  const failed = stateOf(sup, "a", "udp");
+  assert.ok(failed?.phase === "failed" && /lookup/.test(failed.reason), JSON.stringify(failed));
+});
+
 Deno.test("Supervisor closes every socket of a forwarder removed from the desired set", async () => {
   await using echo = startTcpEcho();
   await using udpEcho = startUdpEcho();

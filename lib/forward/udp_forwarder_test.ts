@@ -259,6 +259,40 @@ Deno.test("UdpForwarder resolves a target name for new sessions", async () => {
   assert.equal(fx.counters.sessionsTotal, 1);
 });
 
+Deno.test("UdpForwarder drops and counts datagrams whose target name does not resolve", async () => {
+  // glibc refuses "-" as a host name without sending a query: no DNS traffic leaves the machine.
+  await using fx = forwarderTo(1, { targetHost: "-" });
+  using client = udpClient();
+  await client.send(new Uint8Array(8), fx.forwarder.port);
+  await waitFor(() => fx.counters.errors.ResolveTargetAddress === 1, {
+    message: "the lookup error",
+  });
+  assert.equal(fx.counters.droppedDatagrams, 1);
+  assert.equal(fx.counters.activeSessions, 0);
+});
+
+Deno.test("UdpForwarder drops and counts a datagram when no upstream socket can be opened", async () => {
+  await using echo = startUdpEcho();
+  let fail = true;
+  await using fx = forwarderTo(echo.port, {
+    // Injected: running out of descriptors or ports is what a real bind failure would take.
+    openUpstream: (hostname) => {
+      if (fail) throw new Deno.errors.AddrInUse("injected bind failure");
+      return Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+    },
+  });
+  using client = udpClient();
+  await client.send(new Uint8Array(8), fx.forwarder.port);
+  await waitFor(() => fx.counters.errors.DialUDPTarget === 1, { message: "the bind error" });
+  assert.equal(fx.counters.droppedDatagrams, 1);
+  assert.equal(fx.counters.activeSessions, 0);
+  fail = false;
+  assert.deepEqual(
+    await client.request(new Uint8Array([5]), fx.forwarder.port),
+    new Uint8Array([5]),
+  );
+});
+
 Deno.test("UdpForwarder.update() sends new sessions to the new target, old ones stay", async () => {
   await using first = startUdpEcho();
   await using second = startUdpEcho();
