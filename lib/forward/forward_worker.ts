@@ -47,8 +47,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       break;
     case "close": {
       clearInterval(timer);
-      const closing = supervisor?.close({ graceMs: message.graceMs });
-      await closing;
+      await supervisor?.close({ graceMs: message.graceMs });
       post({ kind: "closed", counters: tcpCounters() });
       break;
     }

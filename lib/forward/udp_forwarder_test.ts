@@ -307,6 +307,16 @@ Deno.test("UdpForwarder.update() sends new sessions to the new target, old ones 
   assert.equal(second.received, 1);
 });
 
+Deno.test("UdpForwarder.update() applies new timeouts to live sessions", async () => {
+  await using echo = startUdpEcho();
+  await using fx = forwarderTo(echo.port, { readTimeoutSeconds: 3600 });
+  using client = udpClient();
+  await client.request(new Uint8Array(1), fx.forwarder.port);
+  assert.equal(fx.counters.activeSessions, 1);
+  fx.forwarder.update({ ...fx.spec, readTimeoutSeconds: 1 });
+  await waitFor(() => fx.counters.activeSessions === 0, { message: "the session to expire" });
+});
+
 Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, closes at the end", async () => {
   await using echo = startUdpEcho();
   await using fx = forwarderTo(echo.port);
