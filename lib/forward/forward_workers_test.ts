@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {
+  echoThrough,
   patternBytes,
-  readAll,
   readExactly,
   startTcpEcho,
   writeAll,
@@ -26,13 +26,6 @@ async function connectWhenListening(port: number): Promise<Deno.TcpConn> {
     return conn !== undefined;
   }, { message: `a listener on ${port}` });
   return conn!;
-}
-
-async function echoThrough(conn: Deno.TcpConn, data: Uint8Array): Promise<Uint8Array> {
-  const reading = readAll(conn);
-  await writeAll(conn, data);
-  await conn.closeWrite();
-  return await reading;
 }
 
 Deno.test({

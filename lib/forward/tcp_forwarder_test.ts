@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  echoThrough,
   patternBytes,
   readAll,
   readExactly,
@@ -43,14 +44,6 @@ function forwarderTo(targetPort: number, options: Options = {}) {
     connect: () => Deno.connect({ hostname: "127.0.0.1", port: forwarder.port }),
     [Symbol.asyncDispose]: () => forwarder.drain(0),
   };
-}
-
-/** Sends `data` and half-closes while reading everything back. */
-async function echoThrough(conn: Deno.TcpConn, data: Uint8Array): Promise<Uint8Array> {
-  const reading = readAll(conn);
-  await writeAll(conn, data);
-  await conn.closeWrite();
-  return await reading;
 }
 
 /** Connects through `fx` and expects the client closed and exactly one dial error, of `type`. */

@@ -124,6 +124,14 @@ export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void>
   }
 }
 
+/** Writes `data` and half-closes while reading everything the peer sends until its EOF. */
+export async function echoThrough(conn: Deno.TcpConn, data: Uint8Array): Promise<Uint8Array> {
+  const reading = readAll(conn);
+  await writeAll(conn, data);
+  await conn.closeWrite();
+  return await reading;
+}
+
 /** Reads until EOF. */
 export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
