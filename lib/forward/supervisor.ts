@@ -28,66 +28,15 @@ import {
 } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
 import { UdpForwarder } from "./udp_forwarder.ts";
+import {
+  type ResolvedSupervisorOptions,
+  resolveSupervisorOptions,
+  type SupervisorOptions,
+} from "./supervisor_options.ts";
+
+export type { SupervisorOptions };
 
 const log = getLogger(["undying-proxy", "supervisor"]);
-
-/** Options of a {@linkcode Supervisor}; checked once by the constructor. */
-export interface SupervisorOptions {
-  /** Address every listener binds. @default "::" (dual-stack); e.g. "127.0.0.2" or "0.0.0.0" */
-  listenAddress?: string;
-  /** Give up connecting to a TCP target after this long. @default 5000 */
-  dialTimeoutMs?: number;
-  /** Live connections/sessions get this long after their listener stops. @default 10000 */
-  drainGraceMs?: number;
-  /** Close a TCP connection idle this long in both directions; 0 = never. @default 0 */
-  tcpIdleTimeoutMs?: number;
-  /** UDP sessions per forwarder; datagrams from further clients are dropped. @default 10000 */
-  udpMaxSessions?: number;
-  /** UDP receive buffer per socket; smaller buffers truncate (counted). @default 65535 */
-  udpBufferBytes?: number;
-  /** First bind retry delay. @default 500 */
-  bindRetryInitialMs?: number;
-  /** Longest bind retry delay. @default 30000 */
-  bindRetryMaxMs?: number;
-  /**
-   * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
-   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. UDP
-   * stays on the main thread (Deno cannot share a UDP port). Note: with `reusePort`, another process
-   * of the same user binding the same port shares it instead of failing. @default 1
-   */
-  workers?: number;
-  /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
-  tcpReusePort?: boolean;
-}
-
-type ResolvedOptions = Readonly<Required<SupervisorOptions>>;
-
-const DEFAULTS: ResolvedOptions = {
-  listenAddress: "::",
-  dialTimeoutMs: 5000,
-  drainGraceMs: 10_000,
-  tcpIdleTimeoutMs: 0,
-  udpMaxSessions: 10_000,
-  udpBufferBytes: 65_535,
-  bindRetryInitialMs: 500,
-  bindRetryMaxMs: 30_000,
-  workers: 1,
-  tcpReusePort: false,
-};
-
-/** Lower bounds of the numeric options (all are integers). */
-const MINIMUMS: Readonly<
-  Record<Exclude<keyof SupervisorOptions, "listenAddress" | "tcpReusePort">, number>
-> = {
-  dialTimeoutMs: 1,
-  drainGraceMs: 0,
-  tcpIdleTimeoutMs: 0,
-  udpMaxSessions: 1,
-  udpBufferBytes: 1,
-  bindRetryInitialMs: 1,
-  bindRetryMaxMs: 1,
-  workers: 1,
-};
 
 /** The running state of one forwarder in the desired set. */
 interface Entry {
@@ -106,7 +55,7 @@ type StoppablePart = Pick<ListenerPart<TcpSpec>, "stop">;
 
 /** Makes the running listeners match the desired set of forwarders. */
 export class Supervisor {
-  readonly #options: ResolvedOptions;
+  readonly #options: ResolvedSupervisorOptions;
   #entries = new Map<string, Entry>();
   /** Port claims, keyed `tcp:8000`; a stopping part keeps its claim until its port is free. */
   readonly #claims = new Map<
@@ -121,41 +70,10 @@ export class Supervisor {
   readonly #workers: ForwardWorkers | undefined;
   #closed = false;
 
-  /** @throws {RangeError} when a numeric option is not an integer within range. */
+  /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
-    const resolved = { ...DEFAULTS };
-    for (const [key, value] of Object.entries(options)) {
-      if (value === undefined) continue;
-      if (key === "listenAddress") {
-        if (typeof value !== "string" || value === "") {
-          throw new RangeError(
-            `Invalid listenAddress ${JSON.stringify(value)}: must be an IP address or host name`,
-          );
-        }
-        resolved.listenAddress = value;
-        continue;
-      }
-      if (key === "tcpReusePort") {
-        if (typeof value !== "boolean") {
-          throw new RangeError(`Invalid tcpReusePort ${JSON.stringify(value)}: must be a boolean`);
-        }
-        resolved.tcpReusePort = value;
-        continue;
-      }
-      const min = MINIMUMS[key as keyof typeof MINIMUMS];
-      if (min === undefined) throw new RangeError(`Unknown Supervisor option "${key}"`);
-      if (!Number.isSafeInteger(value) || value < min) {
-        throw new RangeError(`Invalid ${key} ${value}: must be an integer >= ${min}`);
-      }
-      (resolved as Record<string, unknown>)[key] = value;
-    }
-    if (resolved.bindRetryMaxMs < resolved.bindRetryInitialMs) {
-      throw new RangeError(
-        `Invalid bindRetryMaxMs ${resolved.bindRetryMaxMs}: must be >= bindRetryInitialMs ${resolved.bindRetryInitialMs}`,
-      );
-    }
+    const resolved = resolveSupervisorOptions(options);
     if (resolved.workers > 1) {
-      resolved.tcpReusePort = true;
       const { workers: _, ...perWorker } = options;
       this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
     }
