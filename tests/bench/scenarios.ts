@@ -301,7 +301,7 @@ function memory(transport: "tcp" | "udp"): Scenario {
       { key: "loadedMiB", label: `MiB with ${unit}s`, decimals: 1 },
       { key: "kibPerItem", label: `KiB per ${unit}`, decimals: 1, compare: true },
       { key: "held", label: `${unit}s held`, decimals: 0 },
-      { key: "afterCloseMiB", label: `MiB ${after}`, decimals: 1 },
+      { key: "afterCloseMiB", label: `MiB ${after}`, decimals: 1, compare: true },
     ],
     async run(ctx) {
       const count = ctx.budget.holdCount;
