@@ -10,10 +10,30 @@ export interface TcpSpec {
   readonly targetPort: number;
   /** DNS name or IP literal (IPv6 without brackets). Resolved on every dial. */
   readonly targetHost: string;
+  /**
+   * Send a PROXY protocol header (the client's address) to the target before the client's bytes;
+   * absent = none. UDP accepts `v2` only (a header before every datagram).
+   */
+  readonly proxyProtocol?: ProxyProtocolVersion;
+  /**
+   * TCP only: read and strip a PROXY header (v1 or v2) from every client; its address becomes the
+   * client address. Absent = the program's default (`--accept-proxy-protocol`).
+   */
+  readonly acceptProxyProtocol?: boolean;
+  /**
+   * One access log record per connection/session (from `spec.accessLog`, copied into each part).
+   * Absent = the program's default (`--access-log`).
+   */
+  readonly accessLog?: boolean;
 }
+
+/** A PROXY protocol version we send. */
+export type ProxyProtocolVersion = "v1" | "v2";
 
 /** One UDP forward, with its session timeouts. */
 export interface UdpSpec extends TcpSpec {
+  /** Only v2 exists for datagrams. */
+  readonly proxyProtocol?: "v2";
   /** A session expires after this many seconds without traffic in either direction. @default 30 */
   readonly readTimeoutSeconds: number;
   /** Upper bound for each send. @default 5 */
@@ -45,8 +65,9 @@ export const DEFAULT_READ_TIMEOUT_SECONDS = 30;
 /** UDP send bound when `writeTimeoutSeconds` is absent or 0 (as in the Go operator). */
 export const DEFAULT_WRITE_TIMEOUT_SECONDS = 5;
 
-const TCP_FIELDS = ["listenPort", "targetPort", "targetHost"] as const;
-const UDP_FIELDS = [...TCP_FIELDS, "readTimeoutSeconds", "writeTimeoutSeconds"] as const;
+const BASE_FIELDS = ["listenPort", "targetPort", "targetHost", "proxyProtocol"] as const;
+const TCP_FIELDS = [...BASE_FIELDS, "acceptProxyProtocol"] as const;
+const UDP_FIELDS = [...BASE_FIELDS, "readTimeoutSeconds", "writeTimeoutSeconds"] as const;
 const MAX_HOST_LENGTH = 253;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const DNS_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
@@ -84,9 +105,26 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
     problems.push({ field: "spec", value: spec, reason: "must be an object" });
     return { ok: false, problems };
   }
-  checkUnknown("spec", spec, ["tcp", "udp"], problems);
-  const tcp = parseSection("spec.tcp", spec.tcp, TCP_FIELDS, problems);
+  checkUnknown("spec", spec, ["tcp", "udp", "accessLog"], problems);
+  const accessLog = parseOptionalBoolean("spec.accessLog", spec.accessLog, problems);
+  const shared = { ...(accessLog !== undefined && { accessLog }) };
+  const tcpBase = parseSection("spec.tcp", spec.tcp, TCP_FIELDS, problems);
+  const tcpAccept = isRecord(spec.tcp)
+    ? parseOptionalBoolean("spec.tcp.acceptProxyProtocol", spec.tcp.acceptProxyProtocol, problems)
+    : undefined;
+  const tcp = tcpBase && {
+    ...tcpBase,
+    ...(tcpAccept !== undefined && { acceptProxyProtocol: tcpAccept }),
+    ...shared,
+  };
   const udpBase = parseSection("spec.udp", spec.udp, UDP_FIELDS, problems);
+  if (isRecord(spec.udp) && spec.udp.proxyProtocol === "v1") {
+    problems.push({
+      field: "spec.udp.proxyProtocol",
+      value: "v1",
+      reason: "must be v2 (PROXY protocol v1 carries TCP only)",
+    });
+  }
   const udpTimeouts = isRecord(spec.udp) && {
     readTimeoutSeconds: parseTimeout(
       "spec.udp.readTimeoutSeconds",
@@ -101,7 +139,7 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
       problems,
     ),
   };
-  const udp = udpBase && udpTimeouts && { ...udpBase, ...udpTimeouts };
+  const udp = udpBase && udpTimeouts && { ...udpBase, ...udpTimeouts, ...shared } as UdpSpec;
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -147,8 +185,35 @@ function parseSection(
   const listenPort = parsePort(`${path}.listenPort`, section.listenPort, problems);
   const targetPort = parsePort(`${path}.targetPort`, section.targetPort, problems);
   const targetHost = parseHost(`${path}.targetHost`, section.targetHost, problems);
+  const proxyProtocol = section.proxyProtocol;
+  if (proxyProtocol !== undefined && proxyProtocol !== null && !isProxyVersion(proxyProtocol)) {
+    problems.push({
+      field: `${path}.proxyProtocol`,
+      value: proxyProtocol,
+      reason: "must be v1 or v2 (or absent: no PROXY header)",
+    });
+  }
   if (problems.length > before) return undefined;
-  return { listenPort, targetPort, targetHost };
+  return {
+    listenPort,
+    targetPort,
+    targetHost,
+    ...(isProxyVersion(proxyProtocol) && { proxyProtocol }),
+  };
+}
+
+function isProxyVersion(value: unknown): value is ProxyProtocolVersion {
+  return value === "v1" || value === "v2";
+}
+
+function parseOptionalBoolean(
+  field: string,
+  value: unknown,
+  problems: SpecProblem[],
+): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "boolean") problems.push({ field, value, reason: "must be true or false" });
+  return value === true;
 }
 
 function parsePort(field: string, value: unknown, problems: SpecProblem[]): number {
