@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { TcpSpec } from "../spec.ts";
+import type { StopCause } from "./access_log.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { ListenerState, Protocol } from "./state.ts";
 
@@ -18,8 +19,11 @@ export interface RunningForwarder<S> {
   readonly released: Promise<void>;
   /** Applies a spec with the same listen port (new target, new timeouts). */
   update(spec: S): void;
-  /** Stops taking new clients, lets live ones finish for up to `graceMs`, then closes all. */
-  drain(graceMs: number): Promise<void>;
+  /**
+   * Stops taking new clients, lets live ones finish for up to `graceMs`, then closes all (their
+   * access records say `cause`, default `drained`).
+   */
+  drain(graceMs: number, cause?: StopCause): Promise<void>;
 }
 
 /** How a part binds and reports. */
@@ -100,13 +104,16 @@ export class ListenerPart<S extends TcpSpec> {
     this.#running?.update(spec);
   }
 
-  /** Stops retrying and drains the listener (if bound); no more state changes are reported. */
-  stop(graceMs: number): PartStop {
+  /**
+   * Stops retrying and drains the listener (if bound); no more state changes are reported.
+   * @param cause Why, for the access records of what is still open then.
+   */
+  stop(graceMs: number, cause?: StopCause): PartStop {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
     const running = this.#running;
     if (running === undefined) return { released: Promise.resolve(), done: Promise.resolve() };
-    const done = running.drain(graceMs).then(() => {
+    const done = running.drain(graceMs, cause).then(() => {
       log.info("Stopped listening on {protocol} port {port} for {forwarder}", this.#logProps());
     });
     return { released: running.released, done };

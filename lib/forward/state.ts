@@ -33,6 +33,9 @@ export const TCP_ERROR_TYPES = [
   "CopyTargetToClient",
   "IdleTimeout",
   "Listen",
+  "ProxyHeaderMissing",
+  "ProxyHeaderMalformed",
+  "ProxyHeaderTimeout",
 ] as const;
 /** One TCP error type. */
 export type TcpErrorType = typeof TCP_ERROR_TYPES[number];
@@ -49,6 +52,7 @@ export const UDP_ERROR_TYPES = [
   "WriteToClient",
   "SessionLimit",
   "Truncated",
+  "ProxyHeaderTooLarge",
 ] as const;
 /** One UDP error type. */
 export type UdpErrorType = typeof UDP_ERROR_TYPES[number];

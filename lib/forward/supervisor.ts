@@ -14,6 +14,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
+import type { StopCause } from "./access_log.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
@@ -95,8 +96,8 @@ export class Supervisor {
     }
     for (const entry of this.#entries.values()) {
       if (!names.has(entry.name)) {
-        this.#stopPart(entry.tcp);
-        this.#stopPart(entry.udp);
+        this.#stopPart(entry.tcp, "removed");
+        this.#stopPart(entry.udp, "removed");
       }
     }
     const next = new Map<string, Entry>();
@@ -163,8 +164,8 @@ export class Supervisor {
     if (!this.#closed) {
       this.#closed = true;
       for (const entry of this.#entries.values()) {
-        this.#stopPart(entry.tcp, graceMs);
-        this.#stopPart(entry.udp, graceMs);
+        this.#stopPart(entry.tcp, "drained", graceMs);
+        this.#stopPart(entry.udp, "drained", graceMs);
       }
       const names = [...this.#entries.keys()];
       this.#entries.clear();
@@ -186,7 +187,7 @@ export class Supervisor {
     spec: S | undefined,
   ): ListenerPart<S> | undefined {
     if (spec === undefined) {
-      this.#stopPart(part);
+      this.#stopPart(part, "removed");
       entry[`${protocol}Counters`] = undefined;
       return undefined;
     }
@@ -196,7 +197,7 @@ export class Supervisor {
         part.update(spec);
         return part;
       }
-      this.#stopPart(part);
+      this.#stopPart(part, "replaced");
     }
     return this.#newPart(entry, protocol, spec);
   }
@@ -243,6 +244,10 @@ export class Supervisor {
       spec,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
+      acceptProxyProtocol: this.#options.acceptProxyProtocol,
+      proxyHeaderTimeoutMs: this.#options.proxyHeaderTimeoutMs,
+      accessLog: this.#options.accessLog,
+      accessLogSampleRate: this.#options.accessLogSampleRate,
     });
   }
 
@@ -257,6 +262,8 @@ export class Supervisor {
       spec,
       maxSessions: this.#options.udpMaxSessions,
       bufferBytes: this.#options.udpBufferBytes,
+      accessLog: this.#options.accessLog,
+      accessLogSampleRate: this.#options.accessLogSampleRate,
     });
   }
 
@@ -277,9 +284,13 @@ export class Supervisor {
     }
   }
 
-  #stopPart(part: StoppablePart | undefined, graceMs = this.#options.drainGraceMs): void {
+  #stopPart(
+    part: StoppablePart | undefined,
+    cause: StopCause,
+    graceMs = this.#options.drainGraceMs,
+  ): void {
     if (part === undefined) return;
-    const { released, done } = part.stop(graceMs);
+    const { released, done } = part.stop(graceMs, cause);
     const key = [...this.#claims].find(([, claim]) => claim.part === part)?.[0];
     if (key !== undefined) {
       released.then(() => {

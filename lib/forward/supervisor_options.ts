@@ -30,6 +30,14 @@ export interface SupervisorOptions {
   workers?: number;
   /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
   tcpReusePort?: boolean;
+  /** TCP clients must send a PROXY header unless their spec says `acceptProxyProtocol: false`. @default false */
+  acceptProxyProtocol?: boolean;
+  /** Deadline for a client's whole PROXY header. @default 5000 */
+  proxyHeaderTimeoutMs?: number;
+  /** Access records for every object unless its spec says `accessLog: false`. @default false */
+  accessLog?: boolean;
+  /** Share of connections/sessions with an access record, above 0 and at most 1. @default 1 */
+  accessLogSampleRate?: number;
 }
 
 /** Every option, defaults filled in. */
@@ -46,11 +54,23 @@ const DEFAULTS: ResolvedSupervisorOptions = {
   bindRetryMaxMs: 30_000,
   workers: 1,
   tcpReusePort: false,
+  acceptProxyProtocol: false,
+  proxyHeaderTimeoutMs: 5000,
+  accessLog: false,
+  accessLogSampleRate: 1,
 };
+
+const BOOLEANS = new Set(["tcpReusePort", "acceptProxyProtocol", "accessLog"]);
 
 /** Lower bounds of the numeric options (all are integers). */
 const MINIMUMS: Readonly<
-  Record<Exclude<keyof SupervisorOptions, "listenAddress" | "tcpReusePort">, number>
+  Record<
+    Exclude<
+      keyof SupervisorOptions,
+      "listenAddress" | "tcpReusePort" | "acceptProxyProtocol" | "accessLog" | "accessLogSampleRate"
+    >,
+    number
+  >
 > = {
   dialTimeoutMs: 1,
   drainGraceMs: 0,
@@ -60,6 +80,7 @@ const MINIMUMS: Readonly<
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
   workers: 1,
+  proxyHeaderTimeoutMs: 1,
 };
 
 /**
@@ -80,11 +101,18 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
       resolved.listenAddress = value;
       continue;
     }
-    if (key === "tcpReusePort") {
+    if (BOOLEANS.has(key)) {
       if (typeof value !== "boolean") {
-        throw new RangeError(`Invalid tcpReusePort ${JSON.stringify(value)}: must be a boolean`);
+        throw new RangeError(`Invalid ${key} ${JSON.stringify(value)}: must be a boolean`);
       }
-      resolved.tcpReusePort = value;
+      (resolved as Record<string, unknown>)[key] = value;
+      continue;
+    }
+    if (key === "accessLogSampleRate") {
+      if (typeof value !== "number" || !(value > 0 && value <= 1)) {
+        throw new RangeError(`Invalid accessLogSampleRate ${value}: must be above 0 and at most 1`);
+      }
+      resolved.accessLogSampleRate = value;
       continue;
     }
     const min = MINIMUMS[key as keyof typeof MINIMUMS];

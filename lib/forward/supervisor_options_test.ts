@@ -13,6 +13,10 @@ Deno.test("resolveSupervisorOptions() fills in the defaults", () => {
     bindRetryMaxMs: 30_000,
     workers: 1,
     tcpReusePort: false,
+    acceptProxyProtocol: false,
+    proxyHeaderTimeoutMs: 5000,
+    accessLog: false,
+    accessLogSampleRate: 1,
   });
   const given = resolveSupervisorOptions({ listenAddress: "127.0.0.2", drainGraceMs: 0 });
   assert.equal(given.listenAddress, "127.0.0.2");
@@ -24,6 +28,10 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
   const bad: Array<[SupervisorOptions, RegExp]> = [
     [{ dialTimeoutMs: 0 }, /Invalid dialTimeoutMs 0: must be an integer >= 1/],
     [{ udpBufferBytes: 1.5 }, /Invalid udpBufferBytes 1.5/],
+    [{ accessLogSampleRate: 0 }, /Invalid accessLogSampleRate 0: must be above 0 and at most 1/],
+    [{ accessLogSampleRate: 1.5 }, /Invalid accessLogSampleRate 1.5/],
+    [{ accessLog: "yes" as unknown as boolean }, /Invalid accessLog "yes": must be a boolean/],
+    [{ proxyHeaderTimeoutMs: 0 }, /Invalid proxyHeaderTimeoutMs 0/],
     [{ drainGraceMs: -1 }, /Invalid drainGraceMs -1/],
     [{ listenAddress: "" }, /Invalid listenAddress ""/],
     [

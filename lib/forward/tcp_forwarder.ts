@@ -6,6 +6,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { abortableDelay } from "./_abortable_delay.ts";
+import type { StopCause } from "./access_log.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { TcpSpec } from "../spec.ts";
@@ -26,6 +27,14 @@ export interface TcpForwarderOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Whether clients send a PROXY header when the spec does not say. @default false */
+  readonly acceptProxyProtocol?: boolean;
+  /** Deadline for a client's whole PROXY header. @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
+  /** Whether connections get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of connections with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
 }
 
 /** Longest pause after repeated accept errors (e.g. out of file descriptors). */
@@ -43,6 +52,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #stop = new AbortController();
   readonly #dialLog: LogThrottle;
   readonly #acceptLog: LogThrottle;
+  readonly #proxyHeaderLog = new LogThrottle();
   #target: TcpTarget;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #drained: PromiseWithResolvers<void> | undefined;
@@ -50,11 +60,18 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   constructor(listener: Deno.TcpListener, options: TcpForwarderOptions) {
     this.#listener = listener;
     this.#options = options;
-    this.#target = targetOf(options.spec);
+    this.#target = this.#targetOf(options.spec);
     this.#dialLog = new LogThrottle();
     this.#acceptLog = new LogThrottle();
     this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
     this.#context = {
+      name: options.name,
+      listenPort: listener.addr.port,
+      ...(options.proxyHeaderTimeoutMs !== undefined &&
+        { proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs }),
+      ...(options.accessLogSampleRate !== undefined &&
+        { accessLogSampleRate: options.accessLogSampleRate }),
+      onProxyHeaderError: (fault, detail, peer) => this.#logProxyHeaderError(fault, detail, peer),
       counters: options.counters,
       deadlines: this.#deadlines,
       onDialError: (type, error) => this.#logDialError(type, error),
@@ -80,14 +97,14 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   /** Sends new connections to the target of `spec`; live connections keep theirs. */
   update(spec: TcpSpec): void {
-    this.#target = targetOf(spec);
+    this.#target = this.#targetOf(spec);
   }
 
   /**
    * Stops accepting at once, gives live connections up to `graceMs` to finish, then closes the
-   * rest. Resolves when every socket is closed.
+   * rest (their access records say `cause`). Resolves when every socket is closed.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     if (!this.#stop.signal.aborted) {
       this.#stop.abort();
       this.#listener.close();
@@ -100,7 +117,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       ]);
       graceOver.abort();
     }
-    for (const connection of this.#connections) connection.close();
+    for (const connection of this.#connections) connection.close(cause);
     this.#deadlines.abortAll();
     await this.#allClosed();
     clearInterval(this.#idleTimer);
@@ -164,7 +181,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     for (const connection of this.#connections) {
       if (connection.idleSince(nowMs) <= oldest) {
         this.#options.counters.errors.IdleTimeout++;
-        connection.close();
+        connection.close("idle_timeout");
       }
     }
   }
@@ -181,8 +198,27 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       suppressed,
     });
   }
-}
 
-function targetOf(spec: TcpSpec): TcpTarget {
-  return { hostname: spec.targetHost, port: spec.targetPort };
+  #logProxyHeaderError(fault: string, detail: string, peer: Deno.NetAddr): void {
+    const suppressed = this.#proxyHeaderLog.take();
+    if (suppressed === undefined) return;
+    log.warn("Refused a TCP client of {forwarder} from {peer}: PROXY header {fault}: {detail}", {
+      forwarder: this.#options.name,
+      peer: `${peer.hostname}:${peer.port}`,
+      fault,
+      detail,
+      suppressed,
+    });
+  }
+
+  /** What new connections do under `spec`, with this forwarder's defaults. */
+  #targetOf(spec: TcpSpec): TcpTarget {
+    return {
+      hostname: spec.targetHost,
+      port: spec.targetPort,
+      proxyProtocol: spec.proxyProtocol,
+      acceptProxyHeader: spec.acceptProxyProtocol ?? this.#options.acceptProxyProtocol ?? false,
+      accessLog: spec.accessLog ?? this.#options.accessLog ?? false,
+    };
+  }
 }
