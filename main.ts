@@ -52,6 +52,10 @@ async function run(options: Options): Promise<number> {
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
     workers: options.workers,
+    acceptProxyProtocol: options.acceptProxyProtocol,
+    proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs,
+    accessLog: options.accessLog,
+    accessLogSampleRate: options.accessLogSampleRate,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
   const readiness = new Readiness(() => supervisor.statuses());

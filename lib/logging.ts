@@ -11,6 +11,7 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import type { LogLevelName } from "./cli.ts";
+import { ACCESS_LOG_CATEGORY } from "./forward/access_log.ts";
 
 /** How to log. */
 export interface LoggingOptions {
@@ -49,6 +50,13 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
     sinks: { main: sink },
     loggers: [
       { category: ["undying-proxy"], lowestLevel: LEVELS[options.level], sinks: ["main"] },
+      // Access records are turned on per object or by --access-log, whatever --log-level says.
+      {
+        category: [...ACCESS_LOG_CATEGORY],
+        lowestLevel: "info",
+        sinks: ["main"],
+        parentSinks: "override",
+      },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
