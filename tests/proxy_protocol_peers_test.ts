@@ -24,7 +24,7 @@ const HAPROXY = "/usr/sbin/haproxy";
 const decoder = new TextDecoder();
 
 await installPackages(
-  (line) => console.error(`proxy_protocol_peers_test: ${line}`),
+  (line) => Deno.stderr.writeSync(new TextEncoder().encode(`proxy_protocol_peers_test: ${line}\n`)),
   ["nginx", "libnginx-mod-stream", "haproxy"],
 );
 
