@@ -10,6 +10,7 @@
 
 import type { ForwarderCounters, TcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
+import { forwardLogsTo } from "./worker_logs.ts";
 import type { FromWorker, ToWorker } from "./worker_messages.ts";
 
 /** How often counters go to the main thread (a scrape sees them at most this old). */
@@ -17,6 +18,8 @@ const COUNTERS_INTERVAL_MS = 1000;
 
 let supervisor: Supervisor | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
+/** Logging set up by "start"; later messages wait for it, in order. */
+let logging: Promise<void> = Promise.resolve();
 
 function post(message: FromWorker): void {
   self.postMessage(message);
@@ -34,6 +37,8 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.kind) {
     case "start": {
+      logging = forwardLogsTo((record) => post({ kind: "log", record }));
+      await logging;
       supervisor = new Supervisor({ ...message.options, workers: 1, tcpReusePort: true });
       supervisor.onChange(() => post({ kind: "statuses", statuses: supervisor!.statuses() }));
       timer = setInterval(
@@ -43,9 +48,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       break;
     }
     case "apply":
+      await logging; // resumes after "start" resumed (FIFO), so the supervisor exists
       supervisor?.apply(message.desired);
       break;
     case "close": {
+      await logging;
       clearInterval(timer);
       await supervisor?.close({ graceMs: message.graceMs });
       post({ kind: "closed", counters: tcpCounters() });

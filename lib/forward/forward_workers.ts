@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec } from "../spec.ts";
 import { newTcpCounters, TCP_ERROR_TYPES, type TcpCounters } from "./state.ts";
 import type { SupervisorOptions } from "./supervisor.ts";
+import { emitWorkerLog } from "./worker_logs.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);
@@ -89,6 +90,10 @@ export class ForwardWorkers {
     const message = event.data;
     if (message.kind === "statuses") {
       this.#logFailures(thread, message.statuses);
+      return;
+    }
+    if (message.kind === "log") {
+      emitWorkerLog(message.record);
       return;
     }
     thread.counters = new Map(message.counters.map((entry) => [entry.name, entry]));
