@@ -46,8 +46,8 @@ const USAGE = `Usage: deno task bench [options]
                    or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
-Peers: direct, undying-proxy, undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}), nginx, haproxy,
-socat.
+Peers: direct, undying-proxy, undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}), undying-proxy-log
+(--access-log), nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 
@@ -190,6 +190,7 @@ async function main(): Promise<void> {
     directPeer,
     undyingPeer(undying, 1),
     undyingPeer(undying, SCALE_WORKERS),
+    undyingPeer(undying, 1, { accessLog: true }),
     nginxPeer,
     haproxyPeer,
     socatPeer,

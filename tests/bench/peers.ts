@@ -17,6 +17,7 @@ import {
 import { hardFileLimit, tcpListeners } from "./procfs.ts";
 import type { ManagedProcess, ProcessGroup } from "./processes.ts";
 import type { Tools } from "./toolchain.ts";
+import type { ForwarderSpec } from "../../lib/spec.ts";
 
 const READY_TIMEOUT_MS = 15_000;
 
@@ -215,20 +216,31 @@ export function undyingName(workers: number): string {
   return workers === 1 ? "undying-proxy" : `undying-proxy-w${workers}`;
 }
 
-/** The UnDyingProxy peer with `workers` forwarding threads (TCP on all, UDP on the main thread). */
-export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
+/**
+ * The UnDyingProxy peer with `workers` forwarding threads (TCP on all, UDP on the main thread);
+ * with `accessLog`, named `...-log`, every connection and session writes an access record (to the
+ * harness's stderr pipe, as to a container log).
+ */
+export function undyingPeer(
+  entry: UndyingEntry,
+  workers: number,
+  options: { readonly accessLog?: boolean } = {},
+): Peer {
   const threads = workers === 1
     ? "1 thread"
     : `--workers ${workers}: TCP on ${workers} threads (SO_REUSEPORT), UDP on 1`;
+  const accessLog = options.accessLog ?? false;
   return {
-    name: undyingName(workers),
+    name: undyingName(workers) + (accessLog ? "-log" : ""),
     udp: true,
     describe: `${
       entry.program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)"
-    }, ${threads}`,
+    }, ${threads}${accessLog ? ", --access-log" : ""}`,
     async start(ctx) {
       const listen = allocateListen();
-      const specs = undyingSpecs({ listen, target: ctx.targets });
+      const specs = undyingSpecs({ listen, target: ctx.targets }).map((spec) =>
+        accessLog && !entry.program ? withAccessLog(spec) : spec
+      );
       const args = [
         "run",
         "--config",
@@ -245,6 +257,7 @@ export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
           `--listen-address=${LOOPBACK}`,
           `--workers=${workers}`,
           "--drain-grace-period=0",
+          ...(accessLog ? ["--access-log"] : []),
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
         );
@@ -267,6 +280,15 @@ export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
       }
       return running;
     },
+  };
+}
+
+/** `spec` with access records on for both parts (the runner has no flags). */
+function withAccessLog(spec: ForwarderSpec): ForwarderSpec {
+  return {
+    name: spec.name,
+    ...(spec.tcp && { tcp: { ...spec.tcp, accessLog: true } }),
+    ...(spec.udp && { udp: { ...spec.udp, accessLog: true } }),
   };
 }
 
