@@ -12,7 +12,7 @@ import { openOperator } from "./lib/kube/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
 import { metricsTls, startHttpServer } from "./lib/http_server.ts";
-import { setupLogging } from "./lib/logging.ts";
+import { droppedAccessRecords, flushLogs, setupLogging } from "./lib/logging.ts";
 import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
@@ -57,7 +57,10 @@ async function run(options: Options): Promise<number> {
     accessLog: options.accessLog,
     accessLogSampleRate: options.accessLogSampleRate,
   });
-  const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  const metrics = new ProgramMetrics(supervisor, {
+    version: VERSION,
+    droppedAccessRecords,
+  });
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
   let source: DesiredStateSource;
@@ -103,6 +106,7 @@ async function run(options: Options): Promise<number> {
   await sourceEnded;
   await supervisor.close({ graceMs: options.drainGracePeriodMs });
   log.info("Stopped");
+  await flushLogs();
   return exitCode;
 }
 
