@@ -125,10 +125,14 @@ export function serviceHost(namespace: string, service: string, clusterDomain: s
   return `${service}.${namespace}.svc.${clusterDomain}`;
 }
 
+/** A ConfigMap named by a flag (`--tcp-services-configmap=NAMESPACE/NAME`). */
+export interface ConfigMapRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
 /** `namespace/name` of a ConfigMap flag value, or why it is not one. */
-export function parseConfigMapRef(
-  value: string,
-): { namespace: string; name: string } | string {
+export function parseConfigMapRef(value: string): ConfigMapRef | string {
   const parts = value.split("/");
   const [namespace = "", name = ""] = parts;
   if (parts.length !== 2 || !DNS_1123_LABEL.test(namespace) || namespace.length > 63) {

@@ -9,7 +9,8 @@
  * never a silently dropped suffix.
  * @module
  */
-import { describeProblems, type ForwarderSpec, parseForwarderSpec } from "../spec.ts";
+import { type ForwarderSpec, parseForwarderSpec } from "../spec.ts";
+import { describeProblems } from "../kube/desired_from_proxies.ts";
 import { serviceHost, type StreamService } from "./stream_services.ts";
 
 /** One protocol section of an UnDyingProxy spec, as written in YAML. */
