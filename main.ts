@@ -8,8 +8,8 @@ import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { FileSource } from "./lib/file_source.ts";
-import { openOperator } from "./lib/kube/open_operator.ts";
-import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
+import { openOperator } from "./lib/operator/open_operator.ts";
+import { OPERATOR_ERROR_TYPES } from "./lib/operator/operator_errors.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
 import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
@@ -112,7 +112,7 @@ function openSource(
       onLoad: (result) => parts.metrics.recordReload(result),
     });
   }
-  // Operator mode: UnDyingProxy objects from the cluster (lib/kube/operator.ts). Every error type
+  // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
   // starts at 0 so that rate() and alerts work from the first error on.
   for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
   return openOperator(options, {

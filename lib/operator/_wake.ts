@@ -1,5 +1,5 @@
 /**
- * Small concurrency helpers of the operator loop (private to `lib/kube/`).
+ * Small concurrency helpers of the operator loop (private to `lib/operator/`).
  * @module
  */
 

@@ -31,13 +31,12 @@ import {
   type UnDyingProxy,
 } from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderStatus } from "../forward/state.ts";
-import type { ForwarderSpec, SpecProblem } from "../spec.ts";
+import { describeProblems, type ForwarderSpec, type SpecProblem } from "../spec.ts";
 import type { DesiredStateSource } from "../source.ts";
-import { Backoff, sleep } from "./backoff.ts";
+import { Backoff, sleep } from "../util/backoff.ts";
 import { forEachLimit, Wake } from "./_wake.ts";
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
 import {
-  describeProblems,
   desiredFromProxies,
   forwarderName,
   isDeleting,
@@ -48,12 +47,12 @@ import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
 import { yieldToOlder } from "./port_priority.ts";
-import { defineResource, type Resource, SERVICES } from "./resources.ts";
+import { defineResource, type Resource, SERVICES } from "../kube/resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
 import { othersListening, planStatus } from "./status_plan.ts";
 import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
-import { Reflector, type ReflectorOptions } from "./watch.ts";
+import { Reflector, type ReflectorOptions } from "../kube/reflector.ts";
 import type { Service } from "kubernetes-types/core/v1.d.ts";
 
 const logger = getLogger(["undying-proxy", "operator"]);

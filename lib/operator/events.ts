@@ -9,9 +9,9 @@
 import { getLogger } from "@logtape/logtape";
 import type { Event } from "kubernetes-types/core/v1.d.ts";
 import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
-import { CORE_EVENTS } from "./resources.ts";
+import { CORE_EVENTS } from "../kube/resources.ts";
 
 const logger = getLogger(["undying-proxy", "kube"]);
 
