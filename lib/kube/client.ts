@@ -11,7 +11,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Status } from "kubernetes-types/meta/v1.d.ts";
 import { ApiError, decodeErrorBody, parseRetryAfter } from "./api_error.ts";
-import { Backoff, sleep } from "../util/backoff.ts";
+import { sleep } from "../util/abortable_delay.ts";
+import { Backoff } from "../util/backoff.ts";
 import type { ClientCertificate, ClusterConfig, CredentialSource } from "./cluster.ts";
 import { KubeconfigError } from "./kubeconfig_error.ts";
 import { apiVersionOf, type KubeObject, type Resource, resourcePath } from "./resources.ts";

@@ -14,7 +14,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { ApiError } from "./api_error.ts";
-import { Backoff, type BackoffOptions, sleep } from "../util/backoff.ts";
+import { sleep } from "../util/abortable_delay.ts";
+import { Backoff, type BackoffOptions } from "../util/backoff.ts";
 import type { KubeClient } from "./client.ts";
 import { type KubeObject, objectKey, type Resource } from "./resources.ts";
 import type { WatchEvent } from "./watch_stream.ts";

@@ -12,6 +12,7 @@ import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
 import { CORE_EVENTS } from "../kube/resources.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "kube"]);
 
@@ -173,7 +174,7 @@ export class EventRecorder {
       logger.warn("Cannot record Event {reason} for {object}: {error}", {
         reason: note.reason,
         object: `${meta.namespace}/${meta.name}`,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
     }
   }

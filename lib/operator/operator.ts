@@ -33,7 +33,8 @@ import {
 import type { ForwarderStatus } from "../forward/state.ts";
 import { describeProblems, type ForwarderSpec, type SpecProblem } from "../spec.ts";
 import type { DesiredStateSource } from "../source.ts";
-import { Backoff, sleep } from "../util/backoff.ts";
+import { sleep } from "../util/abortable_delay.ts";
+import { Backoff } from "../util/backoff.ts";
 import { forEachLimit, Wake } from "./_wake.ts";
 import type { KubeClient } from "../kube/client.ts";
 import {
@@ -54,6 +55,7 @@ import { othersListening, planStatus } from "./status_plan.ts";
 import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
 import { Reflector, type ReflectorOptions } from "../kube/reflector.ts";
 import type { Service } from "kubernetes-types/core/v1.d.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "operator"]);
 
@@ -250,7 +252,7 @@ export class Operator implements DesiredStateSource {
           delayMs = this.#backoff.next();
           logger.error("Reconcile pass failed, retrying in {delayMs} ms: {message}", {
             delayMs,
-            message: error instanceof Error ? error.message : String(error),
+            message: errorMessage(error),
             error,
           });
         }
@@ -263,7 +265,7 @@ export class Operator implements DesiredStateSource {
     }
     if (failure !== undefined && !signal.aborted) {
       throw new Error(
-        `Watching the cluster failed: ${failure instanceof Error ? failure.message : failure}`,
+        `Watching the cluster failed: ${errorMessage(failure)}`,
         {
           cause: failure,
         },
@@ -530,7 +532,7 @@ export class Operator implements DesiredStateSource {
       });
     } catch (error) {
       logger.debug("Could not withdraw every status entry at shutdown: {message}", {
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
     }
   }
@@ -538,7 +540,7 @@ export class Operator implements DesiredStateSource {
   #warn(template: string, object: string, error: unknown): void {
     logger.warn(template, {
       object,
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     });
   }
 }
