@@ -9,8 +9,7 @@
  * never a silently dropped suffix.
  * @module
  */
-import { type ForwarderSpec, parseForwarderSpec } from "../spec.ts";
-import { describeProblems } from "../kube/desired_from_proxies.ts";
+import { describeProblems, type ForwarderSpec, parseForwarderSpec } from "../spec.ts";
 import { serviceHost, type StreamService } from "./stream_services.ts";
 
 /** One protocol section of an UnDyingProxy spec, as written in YAML. */
