@@ -80,6 +80,25 @@ async function hostsFile(names: Record<string, string>): Promise<string> {
   return path;
 }
 
+/** Starts the operator reading both ConfigMaps of `cmNs`, seeing `hosts` as /etc/hosts. */
+function startConfigMapOperator(
+  setup: { kubeconfig: string; op: string; cmNs: string; hosts: string },
+  args: readonly string[] = [],
+): Promise<OperatorProcess> {
+  return startOperator({
+    kubeconfig: setup.kubeconfig,
+    namespace: setup.op,
+    replica: "op-a",
+    listenAddress: LISTEN,
+    hostsFile: setup.hosts,
+    args: [
+      ...args,
+      `--tcp-services-configmap=${setup.cmNs}/tcp-services`,
+      `--udp-services-configmap=${setup.cmNs}/udp-services`,
+    ],
+  });
+}
+
 function waitEchoes(protocol: "TCP" | "UDP", port: number, expected = true): Promise<true> {
   return waitUntil(
     `${protocol} ${LISTEN}:${port} ${expected ? "forwards" : "is closed"}`,
@@ -120,18 +139,10 @@ integrationTest(
       "example-go.default.svc.cluster.local": "127.0.0.6",
       "kube-dns.kube-system.svc.cluster.local": "127.0.0.6",
     });
-    await using operator = await startOperator({
-      kubeconfig,
-      namespace: op,
-      replica: "op-a",
-      listenAddress: LISTEN,
-      hostsFile: hosts,
-      args: [
-        ...NO_MANAGED_SERVICES,
-        `--tcp-services-configmap=${cmNs}/tcp-services`,
-        `--udp-services-configmap=${cmNs}/udp-services`,
-      ],
-    });
+    await using operator = await startConfigMapOperator(
+      { kubeconfig, op, cmNs, hosts },
+      NO_MANAGED_SERVICES,
+    );
     await explainFailure([operator], async () => {
       await waitReady(operator);
       await waitEchoes("TCP", 9000);
@@ -185,17 +196,7 @@ integrationTest(
     await applyConfigMap(cp, cmNs, "tcp-services", tcp);
     await applyConfigMap(cp, cmNs, "udp-services", udp);
     const hosts = await hostsFile(names);
-    await using operator = await startOperator({
-      kubeconfig,
-      namespace: op,
-      replica: "op-a",
-      listenAddress: LISTEN,
-      hostsFile: hosts,
-      args: [
-        `--tcp-services-configmap=${cmNs}/tcp-services`,
-        `--udp-services-configmap=${cmNs}/udp-services`,
-      ],
-    });
+    await using operator = await startConfigMapOperator({ kubeconfig, op, cmNs, hosts });
     await explainFailure([operator], async () => {
       await waitReady(operator);
       for (const port of tcpPorts) await waitEchoes("TCP", port);

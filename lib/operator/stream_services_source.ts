@@ -16,6 +16,7 @@ import {
   parseStreamServices,
   type StreamProtocol,
   type StreamService,
+  type StreamServiceProblem,
 } from "../ingress_nginx/stream_services.ts";
 import {
   servicePortNumber,
@@ -46,12 +47,8 @@ export interface StreamServicesOptions {
 }
 
 /** An entry that cannot be forwarded, with the ConfigMap it came from. */
-export interface RejectedEntry {
+export interface RejectedEntry extends StreamServiceProblem {
   readonly configMap: ConfigMap;
-  readonly protocol: StreamProtocol;
-  readonly key: string;
-  readonly value: string;
-  readonly reason: string;
 }
 
 /** What the ConfigMaps ask for in one pass. */
