@@ -28,7 +28,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
-import { abortableDelay } from "./_abortable_delay.ts";
+import { abortableDelay } from "../util/abortable_delay.ts";
 import {
   detailOf,
   type EndReason,
