@@ -10,6 +10,7 @@ import {
 } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitFor } from "../../tests/_support/net_wait.ts";
+import { captureAccessRecords } from "../../tests/_support/net_proxy_protocol.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import type { ForwarderStatus, ListenerState } from "./state.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
@@ -393,4 +394,46 @@ Deno.test("Supervisor closes every socket of a forwarder removed from the desire
   await waitFor(async () => (await openFdCount()) === baseline, {
     message: "fd count at baseline",
   });
+});
+
+Deno.test("Supervisor: access records of connections cut by a spec change say replaced, removed or drained", async () => {
+  await using capture = await captureAccessRecords();
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  const sup = supervisor({ drainGraceMs: 0, accessLog: true });
+  const [first, second, third] = [freePort("tcp"), freePort("tcp"), freePort("tcp")];
+  const openConnection = async (port: number) => {
+    let conn: Deno.TcpConn | undefined;
+    await waitFor(async () => {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+      return conn !== undefined;
+    }, { message: `port ${port}` });
+    await writeAll(conn!, encoder.encode("x"));
+    await readExactly(conn!, 1);
+    return conn!;
+  };
+  try {
+    sup.apply([tcp("ns/moved", first, echo.port), tcp("ns/gone", third, echo.port)]);
+    const moved = await openConnection(first);
+    const gone = await openConnection(third);
+    sup.apply([tcp("ns/moved", second, echo.port), tcp("ns/gone", third, echo.port)]);
+    await waitFor(() => capture.records.length === 1, { message: "the moved connection's record" });
+    sup.apply([tcp("ns/moved", second, echo.port)]);
+    await waitFor(() => capture.records.length === 2, { message: "the removed one's record" });
+    const last = await openConnection(second);
+    using client = udpClient();
+    sup.apply([{ ...tcp("ns/moved", second, echo.port), udp: udpSpec(first, udpEcho.port) }]);
+    await waitFor(async () => {
+      const reply = await client.request(Uint8Array.of(1), first, 200).catch(() => undefined);
+      return reply !== undefined;
+    }, { message: "UDP forwarding" });
+    await sup.close({ graceMs: 0 });
+    await waitFor(() => capture.records.length === 4, { message: "the records at shutdown" });
+    for (const conn of [moved, gone, last]) conn.close();
+    const ends = capture.records.map((r) => `${r.forwarder} ${r.protocol} ${r.endReason}`);
+    assert.deepEqual(ends.slice(0, 2), ["ns/moved tcp replaced", "ns/gone tcp removed"]);
+    assert.deepEqual(ends.slice(2).sort(), ["ns/moved tcp drained", "ns/moved udp drained"]);
+  } finally {
+    await sup.close({ graceMs: 0 });
+  }
 });
