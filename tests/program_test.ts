@@ -591,7 +591,8 @@ Deno.test("file mode: a PROXY header is accepted and sent on, and access records
   assert.equal(record.endReason, "client_closed");
   assert.equal(
     record.message,
-    `tcp 198.51.100.9 port 1234 -> 127.0.0.1:${target.port} via default/pp ended: client_closed`,
+    `tcp 198.51.100.9 port 1234 -> 127.0.0.1:${target.port} via default/pp ended: client_closed ` +
+      `after ${record.durationMs} ms, 5 B up, 0 B down`,
   );
   assert.ok(!program.logs().some((l) => l.level === "INFO" && l.logger !== "undying-proxy.access"));
 });

@@ -78,10 +78,14 @@ export function sampled(enabled: boolean, sampleRate: number): boolean {
   return enabled && (sampleRate >= 1 || Math.random() < sampleRate);
 }
 
-/** Writes one access record at level info. */
+/**
+ * Writes one access record at level info. The message repeats the main fields for the text format
+ * (which shows only the message); the JSON format has every field as a property.
+ */
 export function writeAccessRecord(record: AccessRecord): void {
   log.info(
-    "{protocol} {clientAddress} port {clientPort} -> {targetHost}:{targetPort} via {forwarder} ended: {endReason}",
+    "{protocol} {clientAddress} port {clientPort} -> {targetHost}:{targetPort} via {forwarder} " +
+      "ended: {endReason} after {durationMs} ms, {bytesClientToTarget} B up, {bytesTargetToClient} B down",
     { ...record },
   );
 }
