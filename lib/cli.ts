@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { ipLiteralFamily } from "./spec.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
 export interface BindAddress {
@@ -59,7 +60,9 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "IP",
     default: "::",
-    help: 'Address the forwarders listen on; "::" is every interface, IPv4 and IPv6.',
+    help:
+      'IP address the forwarders listen on; "::" is every interface, IPv4 and IPv6, "0.0.0.0" ' +
+      "every IPv4 one.",
     parse: parseListenAddress,
   },
   "dial-timeout": {
@@ -466,11 +469,17 @@ function parseInteger(raw: string, min: number, max: number): number {
   return value;
 }
 
+/** An IP literal (IPv6 without brackets): a name would be looked up on every bind, and could fail. */
 function parseListenAddress(raw: string): string {
-  if (raw === "" || /[\s[\]]/.test(raw)) {
-    throw new RangeError('expected an IP address or host name without port or brackets, e.g. "::"');
+  if (ipLiteralFamily(raw) !== 0) return raw;
+  const example = 'e.g. "::" (every interface), "0.0.0.0" or "127.0.0.1"';
+  if (/^\[.*\]$/.test(raw)) {
+    throw new RangeError(`write an IPv6 address without brackets, ${example}`);
   }
-  return raw;
+  if (/:\d+$/.test(raw) && ipLiteralFamily(raw.replace(/:\d+$/, "")) === 4) {
+    throw new RangeError(`an IP address without a port is expected, ${example}`);
+  }
+  throw new RangeError(`not an IP address, ${example}`);
 }
 
 function parseNamespaces(raw: string): WatchNamespaces {

@@ -112,6 +112,7 @@ Deno.test("a bad command line exits 2 with one line naming the flag, value and r
     [["--config=x.yaml", "--dial-timeout=soon"], /"soon" for --dial-timeout: not a duration/],
     [["--config=x.yaml", "--udp-max-sessions=0"], /"0" for --udp-max-sessions: must be between/],
     [["--config=x.yaml", "--zap-devel=yes"], /"yes" for --zap-devel: expected true or false/],
+    [["--config=x.yaml", "--listen-address=127.0.0.l"], /"127.0.0.l" for --listen-address: not an/],
     [["--config=x.yaml", "stray"], /unexpected argument "stray"/],
     [[], /--operator-namespace must be set/],
     [["--config=x.yaml", "--metrics-authed"], /--metrics-authed=true needs operator mode/],
