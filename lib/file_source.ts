@@ -9,6 +9,7 @@ import { loadAll, YAMLException } from "js-yaml";
 import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
+import { yamlSyntaxProblem } from "./yaml_error.ts";
 
 const log = getLogger(["undying-proxy", "config"]);
 
@@ -24,6 +25,9 @@ const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export interface ConfigProblem {
   /** 1-based index of the YAML document; 0 when the file as a whole is unreadable. */
   readonly document: number;
+  /** 1-based line and column in the file, for YAML syntax errors. */
+  readonly line?: number;
+  readonly column?: number;
   /** `namespace/name` of the object, when known. */
   readonly object?: string;
   readonly field: string;
@@ -57,9 +61,9 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
     documents = loadAll(text);
   } catch (error) {
     if (!(error instanceof YAMLException)) throw error;
-    // The compact form: "reason (line:column)" without the multi-line source snippet.
-    const document = documentAtLine(text, error.mark?.line ?? 0);
-    const problem = { document, field: "(YAML)", reason: error.toString(true) };
+    const { line, column, cause } = yamlSyntaxProblem(text, error);
+    const document = documentAtLine(text, line - 1);
+    const problem = { document, line, column, field: "YAML syntax", reason: cause };
     throw new ConfigError(path, [problem], { cause: error });
   }
   const problems: ConfigProblem[] = [];
@@ -318,12 +322,13 @@ function checkObject(
 }
 
 function describeProblem(problem: ConfigProblem): string {
-  const where = problem.document === 0
+  const object = problem.object === undefined ? "" : ` (${problem.object})`;
+  const position = problem.line === undefined
     ? ""
-    : `document ${problem.document}${problem.object === undefined ? "" : ` (${problem.object})`}: `;
-  const value = "value" in problem
-    ? ` = ${truncate(JSON.stringify(problem.value) ?? "undefined")}`
-    : "";
+    : `, line ${problem.line}, column ${problem.column}`;
+  const where = problem.document === 0 ? "" : `document ${problem.document}${object}${position}: `;
+  // An absent field has no value to show: its reason says "missing".
+  const value = problem.value === undefined ? "" : ` = ${truncate(JSON.stringify(problem.value))}`;
   return `${where}${problem.field}${value}: ${problem.reason}`;
 }
 

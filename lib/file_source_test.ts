@@ -85,7 +85,31 @@ Deno.test("parseConfig() rejects duplicate names, bad metadata and YAML errors",
     configError("- a\n- b").message,
     /document 1: \(document\) = \["a","b"\]: must be an object/,
   );
-  assert.match(configError("a: [").message, /\(YAML\): .*unexpected end of the stream.*\(1:5\)$/);
+  assert.match(
+    configError("a: [").message,
+    /document 1, line 1, column 4: YAML syntax: this "\[" is never closed/,
+  );
+});
+
+Deno.test("parseConfig() says a missing field is missing, and where a YAML error is, plainly", () => {
+  const missing = configError(UDP_DOC.replace("targetHost: ::1, ", ""));
+  assert.match(
+    missing.message,
+    /document 1 \(infra\/dns\): spec\.udp\.targetHost: missing \(a DNS name or an IP address\)$/,
+  );
+  assert.doesNotMatch(missing.message, /undefined|required/);
+  // The user's case: a "{" left open; the parser only notices at the next line.
+  const unclosed = configError(TCP_DOC.replace("targetPort: 80 }", "targetPort: 80\nstatus: {}"));
+  assert.deepEqual(
+    unclosed.problems.map((p) => [p.document, p.line, p.column, p.field]),
+    [[1, 7, 8, "YAML syntax"]],
+  );
+  assert.equal(
+    unclosed.message,
+    'Invalid config file c.yaml: document 1, line 7, column 8: YAML syntax: this "{" is never ' +
+      'closed: add "}" at the end of the value',
+  );
+  assert.doesNotMatch(unclosed.message, /YAMLException|deficient/);
 });
 
 Deno.test("parseConfig() numbers the document of a YAML syntax error as it numbers the others", () => {
@@ -97,8 +121,13 @@ Deno.test("parseConfig() numbers the document of a YAML syntax error as it numbe
   ];
   for (const [text, document] of cases) {
     const syntax = configError(text);
-    assert.deepEqual(syntax.problems.map((p) => [p.document, p.field]), [[document, "(YAML)"]]);
-    assert.match(syntax.message, new RegExp(`: document ${document}: \\(YAML\\): `));
+    assert.deepEqual(syntax.problems.map((p) => [p.document, p.field]), [
+      [document, "YAML syntax"],
+    ]);
+    assert.match(
+      syntax.message,
+      new RegExp(`: document ${document}, line \\d+, column \\d+: YAML`),
+    );
     // The same stream, valid YAML with a wrong kind there: the same document number.
     const schema = configError(text.replace("kind: [", "kind: Nope"));
     assert.equal(schema.problems.find((p) => p.field === "kind")?.document, document, text);

@@ -153,7 +153,7 @@ function parseSection(
 
 function parsePort(field: string, value: unknown, problems: SpecProblem[]): number {
   if (value === undefined || value === null) {
-    problems.push({ field, value, reason: "is required (an integer from 1 to 65535)" });
+    problems.push({ field, value, reason: "missing (an integer from 1 to 65535)" });
   } else if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) {
     problems.push({ field, value, reason: "must be an integer from 1 to 65535" });
   }
@@ -167,7 +167,7 @@ function parseHost(field: string, value: unknown, problems: SpecProblem[]): stri
 }
 
 function hostProblem(value: unknown): string | undefined {
-  if (value === undefined || value === null) return "is required (a DNS name or an IP address)";
+  if (value === undefined || value === null) return "missing (a DNS name or an IP address)";
   if (typeof value !== "string" || value === "") return "must be a non-empty string";
   if (value.startsWith("[")) return "must be an IPv6 address without brackets";
   if (ipLiteralFamily(value) !== 0) return undefined;

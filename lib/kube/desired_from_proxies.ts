@@ -44,10 +44,16 @@ export function forwarderName(object: ProxyObject): string {
   return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
 }
 
-/** Every problem as `field: value: reason`, joined by "; " (conditions, Events and logs). */
+/**
+ * Every problem as `field: value: reason` (`field: reason` for an absent field, whose reason says
+ * "missing"), joined by "; " (conditions, Events and logs).
+ */
 export function describeProblems(problems: readonly SpecProblem[]): string {
-  return problems.map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`)
-    .join("; ");
+  return problems.map((p) =>
+    p.value === undefined
+      ? `${p.field}: ${p.reason}`
+      : `${p.field}: ${JSON.stringify(p.value)}: ${p.reason}`
+  ).join("; ");
 }
 
 /** True when the object belongs to the operator instance named `instanceName` ("" = default). */
