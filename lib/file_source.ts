@@ -112,6 +112,10 @@ export class FileSource implements DesiredStateSource {
   readonly #onLoad: (result: "success" | "failure") => void;
   /** The file's text at the last read, valid or not: a read with the same text changes nothing. */
   #seen: string;
+  /** Whether `#seen` is valid (it is the text `#desired` came from). */
+  #seenValid = true;
+  /** The outcome of the last load, for a read of unchanged text after a failed one. */
+  #lastLoad: "success" | "failure" = "success";
   #desired: ForwarderSpec[];
   readonly #directories: string[];
 
@@ -127,7 +131,11 @@ export class FileSource implements DesiredStateSource {
     this.#seen = text;
     this.#desired = desired;
     this.#debounceMs = options.debounceMs ?? 200;
-    this.#onLoad = options.onLoad ?? (() => {});
+    const onLoad = options.onLoad ?? (() => {});
+    this.#onLoad = (result) => {
+      this.#lastLoad = result;
+      onLoad(result);
+    };
   }
 
   /**
@@ -193,9 +201,18 @@ export class FileSource implements DesiredStateSource {
     let desired: ForwarderSpec[];
     try {
       const text = await readConfig(this.#path);
-      if (text === this.#seen) return;
+      if (text === this.#seen) {
+        // Unchanged, e.g. restored after it was deleted: a valid file is a successful load again.
+        if (this.#seenValid && this.#lastLoad === "failure") {
+          this.#onLoad("success");
+          log.info("Reloaded {path}: unchanged, valid again", { path: this.#path });
+        }
+        return;
+      }
       this.#seen = text;
+      this.#seenValid = false;
       desired = parseConfig(this.#path, text);
+      this.#seenValid = true;
     } catch (error) {
       this.#onLoad("failure");
       log.error(

@@ -186,6 +186,25 @@ Deno.test("FileSource applies the file, then every valid change, keeping the las
   });
 });
 
+Deno.test("FileSource counts a file deleted and restored unchanged as a failed, then a good load", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/proxies.yaml`;
+    await Deno.writeTextFile(path, TCP_DOC);
+    await watching(path, async (applied, loads) => {
+      await Deno.remove(path);
+      await waitFor(() => loads.at(-1) === "failure", { message: "the failed read" });
+      await Deno.writeTextFile(path, TCP_DOC);
+      await waitFor(() => loads.at(-1) === "success", { message: "the good load" });
+      assert.deepEqual(loads, ["success", "failure", "success"]);
+      assert.equal(applied.length, 1, "nothing changed: nothing applied again");
+      // Unchanged and valid again: a later read of the same text records nothing more.
+      await Deno.writeTextFile(path, TCP_DOC);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(loads, ["success", "failure", "success"]);
+    });
+  });
+});
+
 Deno.test("FileSource logs the names each reload adds, changes and removes", async () => {
   const records: LogRecord[] = [];
   await configure({

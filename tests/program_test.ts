@@ -302,6 +302,31 @@ Deno.test("editing the file opens a new port without touching live connections; 
   await roundTrip(5);
 });
 
+Deno.test("a config file deleted and restored unchanged reports its reload successful again", async () => {
+  await using config = await tempConfig([
+    { name: "kept", tcp: { listenPort: freePort(), targetPort: 1 } },
+  ]);
+  const text = await Deno.readTextFile(config.path);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  const lastReload = async () =>
+    (await program.scrape()).series.get("undying_proxy_config_last_reload_successful");
+  assert.equal(await lastReload(), 1);
+  await Deno.remove(config.path);
+  await waitFor(async () => await lastReload() === 0, {
+    timeoutMs: WAIT_MS,
+    message: "the failed read of the deleted file",
+  });
+  await config.write(text);
+  await waitFor(async () => await lastReload() === 1, {
+    timeoutMs: WAIT_MS,
+    message: "undying_proxy_config_last_reload_successful to be 1 again",
+  });
+  const { series } = await program.scrape();
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="success"}'), 2);
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="failure"}'), 1);
+});
+
 Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain lets a transfer finish", async () => {
   // A target that sends a first chunk, then the rest only when the test says so.
   let release = () => {};
