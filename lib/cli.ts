@@ -56,6 +56,14 @@ export const FLAGS = {
       "Without it the program runs as a Kubernetes operator.",
     parse: optionalString,
   },
+  "check-config": {
+    group: "Source",
+    boolean: true,
+    default: "false",
+    help: "With --config: validate the file as a reload would, print every problem or a " +
+      "one-line summary, and exit 0 (valid) or 1 (invalid) without starting anything.",
+    parse: parseBoolean,
+  },
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",
@@ -376,6 +384,7 @@ export function usage(version: string): string {
     "Usage:",
     "  undying-proxy --config FILE [flags]               standalone: objects from a YAML file",
     "  undying-proxy --operator-namespace NS [flags]     operator: objects from Kubernetes",
+    "  undying-proxy --check-config --config FILE        validate the file, start nothing",
     "",
     "Flags take --name=value, --name value or -name=value; booleans also --name, --no-name.",
   ];
@@ -520,6 +529,9 @@ function oneOf<const T extends string>(raw: string, allowed: readonly T[]): T {
 }
 
 function checkCombinations(options: Options): void {
+  if (options.checkConfig && options.config === undefined) {
+    throw new FlagError("--check-config", "--check-config needs --config FILE: the file to check");
+  }
   if (options.config === undefined && options.operatorNamespace === undefined) {
     throw new FlagError(
       "--operator-namespace",

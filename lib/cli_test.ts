@@ -133,6 +133,7 @@ Deno.test("parseCommandLine() names the flag, the value and the reason of a bad 
     [["--config=c", "stray"], "stray", /unexpected argument "stray"/],
     [["--config=c", "--metrics-authed"], "--metrics-authed", /needs operator mode.*--config/],
     [[], "--operator-namespace", /--operator-namespace must be set.*--config/],
+    [["--check-config"], "--check-config", /--check-config needs --config FILE/],
   ];
   for (const [args, flag, message] of cases) {
     const error = flagError(args);

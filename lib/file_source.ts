@@ -283,7 +283,11 @@ async function watchedDirectories(path: string): Promise<string[]> {
   return directories;
 }
 
-async function readConfig(path: string): Promise<string> {
+/**
+ * Reads the config file as every load does.
+ * @throws {ConfigError} when it cannot be read.
+ */
+export async function readConfig(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
@@ -338,7 +342,8 @@ function checkObject(
   return `${namespace}/${name}`;
 }
 
-function describeProblem(problem: ConfigProblem): string {
+/** One problem as one line: document (and object, line, column), field, value and why. */
+export function describeProblem(problem: ConfigProblem): string {
   const object = problem.object === undefined ? "" : ` (${problem.object})`;
   const position = problem.line === undefined
     ? ""

@@ -147,6 +147,41 @@ Deno.test("an invalid config file at start exits 1 naming document, field and va
   }
 });
 
+Deno.test("--check-config validates the file as a reload would, starts nothing, exits 0 or 1", async () => {
+  const [tcpPort, udpPort] = [freePort(), freePort()];
+  await using config = await tempConfig([
+    { name: "web", tcp: { listenPort: tcpPort, targetPort: 80 } },
+    { name: "dns", udp: { listenPort: udpPort, targetPort: 53 } },
+  ]);
+  const valid = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(valid.code, 0, valid.stderr);
+  assert.equal(
+    valid.stdout,
+    `${config.path}: valid, 2 forwarders: TCP port ${tcpPort}, UDP port ${udpPort}\n`,
+  );
+  assert.equal(valid.stderr, "", "no log: nothing started");
+
+  // Every problem, one per line, in the words of a rejected reload.
+  await config.write(
+    `${configYaml([{ name: "web", tcp: { listenPort: 70000, targetPort: 80 } }])}---\n` +
+      "apiVersion: proxy.sfact.io/v1alpha1\nkind: UnDyingProxy\nmetadata: { name: dns }\n" +
+      "spec: { udp: { listenPort: 53, targetPort: 53 } }\n",
+  );
+  const invalid = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(invalid.code, 1, invalid.stderr);
+  assert.equal(invalid.stdout, "");
+  assert.deepEqual(invalid.stderr.split("\n"), [
+    `${config.path}: invalid, 2 problems:`,
+    "  document 1 (default/web): spec.tcp.listenPort = 70000: must be an integer from 1 to 65535",
+    "  document 2 (default/dns): spec.udp.targetHost: missing (a DNS name or an IP address)",
+    "",
+  ]);
+  await config.write("spec: {\n");
+  const syntax = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(syntax.code, 1);
+  assert.match(syntax.stderr, /^ {2}document 1, line 1, column 7: YAML syntax: this "\{"/m);
+});
+
 Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic", async () => {
   await using tcpEcho = startTcpEcho();
   await using udpEcho = startUdpEcho();
