@@ -429,6 +429,34 @@ Deno.test("a second signal ends the drain at once with a non-zero exit code", as
   release();
 });
 
+Deno.test("one Ctrl-C under `deno task start` drains and exits 0: SIGINT to the process group counts once", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort();
+  await using config = await tempConfig([
+    { name: "live", tcp: { listenPort: port, targetPort: echo.port } },
+  ]);
+  await using program = await startProgram(
+    [`--config=${config.path}`, "--drain-grace-period=10m"],
+    { task: "start" },
+  );
+  await waitReady(program);
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const roundTrip = async (seed: number) => {
+    const data = patternBytes(32, seed);
+    await writeAll(client, data);
+    assert.deepEqual(await readExactly(client, 32), data);
+  };
+  await roundTrip(1);
+  // A terminal sends SIGINT to the whole group, and `deno task` forwards it to the program again.
+  program.signalGroup("SIGINT");
+  await program.waitForLog("the drain to start", (line) => /^Received SIGINT/.test(line.message));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await roundTrip(2); // Still draining: the live connection works.
+  client.close();
+  assert.equal(await program.exited, 0, program.output().slice(-3000));
+  assert.ok(program.logs().some((line) => line.message === "Stopped"));
+});
+
 Deno.test("a port in use fails only its forwarder, visibly, and the program stays ready", async () => {
   await using echo = startTcpEcho();
   using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
