@@ -129,7 +129,7 @@ function taskProcessCommand(task: string, args: readonly string[]): Deno.Command
   return new Deno.Command("setsid", {
     args: [Deno.execPath(), "task", task, ...args],
     cwd: repoRoot,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", PATH: `${denoDir}:/usr/bin:/bin` },
+    env: cleanEnv({ NO_COLOR: "1", PATH: `${denoDir}:/usr/bin:/bin` }),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
