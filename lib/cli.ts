@@ -387,6 +387,7 @@ export function usage(version: string): string {
     "  undying-proxy --check-config --config FILE        validate the file, start nothing",
     "",
     "Flags take --name=value, --name value or -name=value; booleans also --name, --no-name.",
+    "A later flag overrides an earlier one.",
   ];
   for (const group of GROUPS) {
     lines.push("", `${group}:`);
@@ -571,14 +572,12 @@ function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?
   return options;
 }
 
-/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`. */
+/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`; no `--`. */
 function normalizeArgs(args: readonly string[]): string[] {
   const result: string[] = [];
   for (const arg of args) {
-    if (arg === "--") {
-      result.push(...args.slice(args.indexOf(arg)));
-      break;
-    }
+    // `deno task start -- --flag` passes the "--" on; every setting is a flag, so it means nothing.
+    if (arg === "--") continue;
     const long = /^-[^-]{2,}/.test(arg) ? `-${arg}` : arg;
     const match = /^--([^=]+)=(.*)$/s.exec(long);
     const flag = match?.[1] === undefined ? undefined : FLAGS[match[1] as FlagName];

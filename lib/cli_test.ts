@@ -48,6 +48,20 @@ Deno.test("parseCommandLine() applies the documented defaults", () => {
   assert.deepEqual(parsed.watchNamespaces, []);
 });
 
+Deno.test('a later flag overrides an earlier one, and a "--" (deno task start -- ...) is ignored', () => {
+  const parsed = options([
+    "--config=a.yaml",
+    "--zap-devel",
+    "--",
+    "--config",
+    "b.yaml",
+    "--no-zap-devel",
+  ]);
+  assert.equal(parsed.config, "b.yaml");
+  assert.equal(parsed.zapDevel, false);
+  assert.match(flagError(["--config=c", "--", "stray"]).message, /unexpected argument "stray"/);
+});
+
 Deno.test("--listen-address takes IPv4 and IPv6 literals", () => {
   for (const address of ["0.0.0.0", "127.0.0.1", "::", "::1", "fd00::10"]) {
     assert.equal(options(["--config=c", `--listen-address=${address}`]).listenAddress, address);
