@@ -565,8 +565,9 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
   }
 });
 
-Deno.test("the start task runs with the compile task's permissions", async () => {
+Deno.test("the start and operator tasks run with the compile task's permissions", async () => {
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
+  assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
   for (const forbidden of ["--allow-write", "--allow-run", "--allow-all", "--allow-ffi"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
