@@ -10,6 +10,7 @@ import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
 import { yamlSyntaxProblem } from "./yaml_error.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "config"]);
 
@@ -219,7 +220,7 @@ export class FileSource implements DesiredStateSource {
         "Rejected the change, the last good configuration keeps running: {reason}",
         {
           path: this.#path,
-          reason: error instanceof Error ? error.message : String(error),
+          reason: errorMessage(error),
           problems: error instanceof ConfigError ? error.problems : undefined,
         },
       );
@@ -291,7 +292,7 @@ export async function readConfig(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    const reason = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
+    const reason = `cannot be read: ${errorMessage(error)}`;
     throw new ConfigError(path, [{ document: 0, field: "(file)", reason }], { cause: error });
   }
 }

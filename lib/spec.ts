@@ -35,6 +35,18 @@ export interface SpecProblem {
   readonly reason: string;
 }
 
+/**
+ * Every problem as `field: value: reason` (`field: reason` for an absent field, whose reason says
+ * "missing"), joined by "; " (conditions, Events and logs).
+ */
+export function describeProblems(problems: readonly SpecProblem[]): string {
+  return problems.map((p) =>
+    p.value === undefined
+      ? `${p.field}: ${p.reason}`
+      : `${p.field}: ${JSON.stringify(p.value)}: ${p.reason}`
+  ).join("; ");
+}
+
 /** Result of {@linkcode parseForwarderSpec}: a valid spec or every problem found. */
 export type SpecResult =
   | { readonly ok: true; readonly spec: ForwarderSpec }

@@ -44,18 +44,6 @@ export function forwarderName(object: ProxyObject): string {
   return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
 }
 
-/**
- * Every problem as `field: value: reason` (`field: reason` for an absent field, whose reason says
- * "missing"), joined by "; " (conditions, Events and logs).
- */
-export function describeProblems(problems: readonly SpecProblem[]): string {
-  return problems.map((p) =>
-    p.value === undefined
-      ? `${p.field}: ${p.reason}`
-      : `${p.field}: ${JSON.stringify(p.value)}: ${p.reason}`
-  ).join("; ");
-}
-
 /** True when the object belongs to the operator instance named `instanceName` ("" = default). */
 export function isSelected(object: ProxyObject, instanceName: string): boolean {
   return (object.metadata?.annotations?.[INSTANCE_ANNOTATION] ?? "") === instanceName;
