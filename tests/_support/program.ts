@@ -100,17 +100,45 @@ export async function bundleProgram(dir: string): Promise<string> {
   return inDir(compiled);
 }
 
+/** Where and how the program runs (see {@linkcode startProgram}). */
+export interface ProgramOptions {
+  /** The module to run. @default main.ts */
+  readonly entry?: string;
+  /**
+   * A hosts file the program sees as `/etc/hosts` (in a private mount namespace: needs root), so
+   * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
+   */
+  readonly hostsFile?: string;
+  /**
+   * Run through `deno task <task>` (its flags first, `args` after them win) in a process group of
+   * its own, with JSON logs, instead of `deno run` with the compile task's permissions
+   * ({@linkcode startProgram} only; `entry` and `hostsFile` do not apply).
+   */
+  readonly task?: string;
+}
+
 /**
  * `deno run` of the program with `flags` (use {@linkcode taskPermissionFlags}) in a clean
- * environment, from the repository root; `entry` is `main.ts` unless given (e.g. a bundle).
+ * environment, from the repository root.
  */
 function programCommand(
   args: readonly string[],
   flags: readonly string[],
-  entry = `${repoRoot}main.ts`,
+  options: ProgramOptions = {},
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, entry, ...args],
+  const deno = [Deno.execPath(), "run", ...flags, options.entry ?? `${repoRoot}main.ts`, ...args];
+  const [command = "", ...commandArgs] = options.hostsFile === undefined ? deno : [
+    "unshare",
+    "--mount",
+    "--",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    options.hostsFile,
+    ...deno,
+  ];
+  return new Deno.Command(command, {
+    args: commandArgs,
     cwd: repoRoot,
     env: cleanEnv({ NO_COLOR: "1" }),
     clearEnv: true,
@@ -177,17 +205,6 @@ export interface ProgramProcess extends AsyncDisposable {
   scrape(): Promise<Exposition>;
 }
 
-/** Options of {@linkcode startProgram}. */
-export interface StartProgramOptions {
-  /** The module to run. @default `main.ts` */
-  readonly entry?: string;
-  /**
-   * Run through `deno task <task>` (its flags first, `args` after them win) in a process group of
-   * its own, with JSON logs, instead of `deno run` with the compile task's permissions.
-   */
-  readonly task?: string;
-}
-
 /**
  * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
  * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
@@ -195,7 +212,7 @@ export interface StartProgramOptions {
  */
 export async function startProgram(
   args: readonly string[],
-  options: StartProgramOptions = {},
+  options: ProgramOptions = {},
 ): Promise<ProgramProcess> {
   const defaults = [
     "--listen-address=127.0.0.1",
@@ -204,7 +221,7 @@ export async function startProgram(
     ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
   const child = options.task === undefined
-    ? programCommand([...defaults, ...args], await taskPermissionFlags(), options.entry).spawn()
+    ? programCommand([...defaults, ...args], await taskPermissionFlags(), options).spawn()
     : taskProcessCommand(options.task, [...defaults, ...args]).spawn();
   let text = "";
   const lines: LogLine[] = [];
