@@ -314,7 +314,12 @@ function checkObject(
   }
   const object = document as Record<string, unknown>;
   const problem = (field: string, value: unknown, reason: string) =>
-    problems.push({ document: number, field, value, reason });
+    problems.push({
+      document: number,
+      field,
+      value,
+      reason: value === undefined ? `missing (${reason})` : reason,
+    });
   if (object["apiVersion"] !== API_VERSION) {
     problem("apiVersion", object["apiVersion"], `must be ${API_VERSION}`);
   }

@@ -98,6 +98,10 @@ Deno.test("parseConfig() says a missing field is missing, and where a YAML error
     /document 1 \(infra\/dns\): spec\.udp\.targetHost: missing \(a DNS name or an IP address\)$/,
   );
   assert.doesNotMatch(missing.message, /undefined|required/);
+  assert.match(
+    configError("kind: UnDyingProxy\nmetadata: {}\n").message,
+    /document 1: apiVersion: missing \(must be proxy\.sfact\.io\/v1alpha1\); document 1: metadata\.name: missing \(must be a Kubernetes object name/,
+  );
   // The user's case: a "{" left open; the parser only notices at the next line.
   const unclosed = configError(TCP_DOC.replace("targetPort: 80 }", "targetPort: 80\nstatus: {}"));
   assert.deepEqual(
