@@ -10,8 +10,13 @@ import { repoRoot } from "./_support/kustomize.ts";
 import { waitFor } from "./_support/net_wait.ts";
 import { findControlPlaneBinaries } from "./controlplane/binaries.ts";
 
-/** The forwarders listen here, so the samples' fixed ports collide with nothing else. */
-const LISTEN = "127.0.0.9";
+/**
+ * The forwarders listen on a loopback address of this run's own, so the samples' fixed ports
+ * collide with nothing else (another run of this test, a user's dev:cluster on 127.0.0.1).
+ */
+const LISTEN = `127.${100 + Math.floor(Math.random() * 100)}.${
+  1 + Math.floor(Math.random() * 250)
+}.${1 + Math.floor(Math.random() * 250)}`;
 const SAMPLES = ["game-server-1001", "game-server-27015", "git-ssh", "wireguard"];
 
 /** Processes in process group `pgid` (pgrep from procps). */
