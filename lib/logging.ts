@@ -106,7 +106,12 @@ export function formatJsonLine(record: LogRecord): string {
   for (const [key, value] of Object.entries(record.properties)) {
     if (!(key in line)) line[key] = value;
   }
-  return JSON.stringify(line, jsonValue) + "\n";
+  // Without a replacer JSON.stringify is several times faster; it is needed only for errors, bigints
+  // and objects that may hold them.
+  const plain = Object.values(record.properties).every((value) =>
+    value === null || (typeof value !== "object" && typeof value !== "bigint")
+  );
+  return (plain ? JSON.stringify(line) : JSON.stringify(line, jsonValue)) + "\n";
 }
 
 function render(value: unknown): string {

@@ -83,11 +83,14 @@ export function sampled(enabled: boolean, sampleRate: number): boolean {
  * (which shows only the message); the JSON format has every field as a property.
  */
 export function writeAccessRecord(record: AccessRecord): void {
-  log.info(
-    "{protocol} {clientAddress} port {clientPort} -> {targetHost}:{targetPort} via {forwarder} " +
-      "ended: {endReason} after {durationMs} ms, {bytesClientToTarget} B up, {bytesTargetToClient} B down",
-    { ...record },
-  );
+  // Rendered here rather than as a template with placeholders: logtape parses a template on every
+  // call, which costs more than the rest of the record. No value holds braces (addresses, DNS
+  // names, numbers, reasons), so the text needs no escaping.
+  const message = `${record.protocol} ${record.clientAddress} port ${record.clientPort} -> ` +
+    `${record.targetHost}:${record.targetPort} via ${record.forwarder} ended: ${record.endReason} ` +
+    `after ${record.durationMs} ms, ${record.bytesClientToTarget} B up, ` +
+    `${record.bytesTargetToClient} B down`;
+  log.info(message, { ...record });
 }
 
 /** `namespace` and `name` of a forwarder called `namespace/name` (namespace "" without one). */

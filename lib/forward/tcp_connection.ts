@@ -22,6 +22,7 @@ import { sharedBufferPool } from "./buffer_pool.ts";
 import type { DialDeadlines } from "./dial_deadlines.ts";
 import {
   PROXY_V1_MAX_BYTES,
+  PROXY_V2_MAX_WRITTEN_BYTES,
   proxyEndpoints,
   writeProxyV1Header,
   writeProxyV2Header,
@@ -102,6 +103,8 @@ export class TcpConnection {
   readonly #startMs = Date.now();
   #target: TcpTarget | undefined;
   #clientAddress: Deno.NetAddr;
+  /** True once a PROXY header gave the client's address. */
+  #carried = false;
   #bytesToTarget = 0;
   #bytesToClient = 0;
   #endReason: EndReason | undefined;
@@ -183,6 +186,7 @@ export class TcpConnection {
     }
     if (read.source !== undefined) {
       this.#clientAddress = { transport: "tcp", ...read.source };
+      this.#carried = true;
     }
     return read.rest;
   }
@@ -194,7 +198,8 @@ export class TcpConnection {
     let out = early ?? new Uint8Array(0);
     if (version !== undefined) {
       const endpoints = proxyEndpoints(this.#clientAddress, this.#client.localAddr);
-      out = new Uint8Array(PROXY_V1_MAX_BYTES + 52 + (early?.length ?? 0));
+      const room = Math.max(PROXY_V1_MAX_BYTES, PROXY_V2_MAX_WRITTEN_BYTES);
+      out = new Uint8Array(room + (early?.length ?? 0));
       const length = version === "v1"
         ? writeProxyV1Header(out, 0, endpoints)
         : writeProxyV2Header(out, 0, "stream", endpoints);
@@ -258,7 +263,7 @@ export class TcpConnection {
       protocol: "tcp",
       clientAddress: client.hostname,
       clientPort: client.port,
-      ...(client !== peer && { peerAddress: peer.hostname, peerPort: peer.port }),
+      ...(this.#carried && { peerAddress: peer.hostname, peerPort: peer.port }),
       listenPort: context.listenPort ?? 0,
       targetHost: target.hostname,
       ...(resolved !== undefined && { targetAddress: resolved.hostname }),

@@ -208,7 +208,10 @@ Deno.test("TCP access records say why: target closed, dial failed, idle timeout,
     assert.ok(await closedByPeer(conn));
     conn.close();
   }
-  assert.equal((await lastRecord("first", 1)).endReason, "client_closed");
+  const first = await lastRecord("first", 1);
+  assert.equal(first.endReason, "client_closed");
+  assert.equal(first.clientAddress, "127.0.0.1");
+  assert.ok(!("peerAddress" in first) && !("peerPort" in first), "no PROXY header, no peer fields");
   {
     const closedPort = freePort("tcp");
     await using fx = forwarder({ targetPort: closedPort, accessLog: true });

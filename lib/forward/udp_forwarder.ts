@@ -37,7 +37,12 @@ import {
   type StopCause,
   writeAccessRecord,
 } from "./access_log.ts";
-import { proxyEndpoints, proxyV2HeaderBytes, writeProxyV2Header } from "./proxy_protocol/encode.ts";
+import {
+  PROXY_V2_MAX_WRITTEN_BYTES,
+  proxyEndpoints,
+  proxyV2HeaderBytes,
+  writeProxyV2Header,
+} from "./proxy_protocol/encode.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
@@ -74,8 +79,6 @@ export interface UdpForwarderOptions {
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
 /** Largest UDP payload over IPv4 (65535 minus the 20-byte IP and 8-byte UDP headers). */
 const MAX_UDP_PAYLOAD_BYTES_IPV4 = 65_507;
-/** Longest PROXY v2 header we send (IPv6, no TLVs). */
-const MAX_PROXY_HEADER_BYTES = 52;
 
 /** Datagrams held per session while its target name resolves; further ones are dropped. */
 const MAX_QUEUED_DATAGRAMS = 64;
@@ -264,7 +267,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       if (session.queue === undefined) {
         this.#receiverSendingFor = session;
         if (session.proxyHeader !== undefined) {
-          framed ??= new Uint8Array(MAX_PROXY_HEADER_BYTES + bufferBytes);
+          framed ??= new Uint8Array(PROXY_V2_MAX_WRITTEN_BYTES + bufferBytes);
         }
         await this.#sendToTarget(session, data, nowMs, framed);
         if (receiver !== this.#receiver) return; // abandoned by the sweeper

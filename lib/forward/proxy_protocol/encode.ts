@@ -29,6 +29,8 @@ export const PROXY_V2_SIGNATURE: Uint8Array = Uint8Array.of(
 export const PROXY_V1_MAX_BYTES = 107;
 /** Version 2 header bytes before the addresses: signature, version/command, family, length. */
 export const PROXY_V2_FIXED_BYTES = 16;
+/** Longest version 2 header we write (IPv6 addresses, no TLVs). */
+export const PROXY_V2_MAX_WRITTEN_BYTES = 52;
 
 /** A transport a version 2 header can name. */
 export type ProxyTransport = "stream" | "dgram";
