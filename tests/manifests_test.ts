@@ -468,16 +468,16 @@ integrationTest("invalid objects are refused with messages naming field and rule
       /spec\.tcp\.targetHost: Required value/,
     ],
     [
-      "read timeout 0",
-      "rt0",
-      { udp: { ...VALID_TCP, readTimeoutSeconds: 0 } },
-      /spec\.udp\.readTimeoutSeconds.*greater than or equal to 1/,
+      "read timeout -1",
+      "rt",
+      { udp: { ...VALID_TCP, readTimeoutSeconds: -1 } },
+      /spec\.udp\.readTimeoutSeconds.*greater than or equal to 0/,
     ],
     [
       "write timeout -1",
       "wt",
       { udp: { ...VALID_TCP, writeTimeoutSeconds: -1 } },
-      /spec\.udp\.writeTimeoutSeconds.*greater than or equal to 1/,
+      /spec\.udp\.writeTimeoutSeconds.*greater than or equal to 0/,
     ],
     [
       "a name with a dot",
@@ -499,6 +499,10 @@ integrationTest("invalid objects are refused with messages naming field and rule
   }
   const ok = await dryRun(cp, ns, proxyManifest("a".repeat(63), { tcp: VALID_TCP }));
   assert.equal(ok.code, 0, `a 63-character name is fine: ${ok.stderr}`);
+  // The Go operator read 0 as "the default": GitOps re-applies of its objects must pass.
+  const zero = { udp: { ...VALID_TCP, readTimeoutSeconds: 0, writeTimeoutSeconds: 0 } };
+  const zeroOk = await dryRun(cp, ns, proxyManifest("zero-timeouts", zero));
+  assert.equal(zeroOk.code, 0, `timeouts of 0 are accepted: ${zeroOk.stderr}`);
 });
 
 integrationTest("targetHost: the API server and parseForwarderSpec agree", async (cp) => {
@@ -520,6 +524,11 @@ integrationTest("targetHost: the API server and parseForwarderSpec agree", async
     "a..b",
     "two words",
     "[::1]",
+    "[fd00::1:2]",
+    "[::1",
+    "::1]",
+    "[10.0.0.1]",
+    "[localhost]",
     "host:80",
     `${"a".repeat(64)}.example`,
   ];
