@@ -34,15 +34,17 @@ async function main(args: readonly string[]): Promise<number> {
   }
   if (command.kind === "help") writeLine(Deno.stdout, usage(VERSION));
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
-  return command.kind === "run" ? await run(command.options) : 0;
+  return command.kind === "run" ? await run(command.options, command.warnings) : 0;
 }
 
-async function run(options: Options): Promise<number> {
+async function run(options: Options, warnings: readonly string[]): Promise<number> {
+  // --zap-devel (default true, as in the Go operator) already chose the defaults of these.
   await setupLogging({
     level: options.zapLogLevel ?? options.logLevel,
-    format: options.zapEncoder ?? (options.zapDevel ? "text" : options.logFormat),
+    format: options.zapEncoder ?? options.logFormat,
     stacktraceLevel: options.zapStacktraceLevel,
   });
+  for (const warning of warnings) log.warn("Flag {warning}", { warning });
   using signals = new ShutdownSignals();
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,

@@ -131,18 +131,44 @@ Deno.test("an invalid config file at start exits 1 naming document, field and va
     { name: "bad", tcp: { listenPort: 70000, targetPort: 1 } },
   ]);
   const problem = /document 2 \(default\/bad\): spec\.tcp\.listenPort = 70000: must be/;
-  const json = await runProgram([`--config=${config.path}`]);
-  assert.equal(json.code, 1, json.stderr);
-  const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
-  assert.equal(fatal.level, "FATAL");
-  assert.match(fatal.message, problem);
-  // --zap-devel, or the Go operator's --zap-encoder=console: the same, human-readable.
-  for (const flag of ["--zap-devel", "--zap-encoder=console"]) {
-    const text = await runProgram([`--config=${config.path}`, flag]);
+  for (const flag of ["--zap-devel=false", "--log-format=json"]) {
+    const json = await runProgram([`--config=${config.path}`, flag]);
+    assert.equal(json.code, 1, json.stderr);
+    const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
+    assert.equal(fatal.level, "FATAL", flag);
+    assert.match(fatal.message, problem);
+  }
+  // Nothing (--zap-devel defaults to true, as in the Go operator), --zap-devel, or the Go
+  // operator's --zap-encoder=console: the same, human-readable.
+  for (const flags of [[], ["--zap-devel"], ["--zap-encoder=console"]]) {
+    const text = await runProgram([`--config=${config.path}`, ...flags]);
+    const what = flags.join(" ") || "no flag";
     assert.equal(text.code, 1, text.stderr);
-    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, flag);
+    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, what);
     assert.match(text.stderr, problem);
-    assert.ok(!text.stderr.trimStart().startsWith("{"), `${flag}: not JSON`);
+    assert.ok(!text.stderr.trimStart().startsWith("{"), `${what}: not JSON`);
+  }
+});
+
+Deno.test("--udp-buffer-bytes above 65535 or in hex (the Go operator took both) runs with a warning", async () => {
+  await using config = await tempConfig([]);
+  for (
+    const [value, expected] of [["0x20000", /0x20000: 131072 bytes .*using 65535/], [
+      "0x400",
+      null,
+    ]] as const
+  ) {
+    await using program = await startProgram([
+      `--config=${config.path}`,
+      `--udp-buffer-bytes=${value}`,
+    ]);
+    await waitReady(program);
+    const warnings = program.logs().filter((line) => line.level === "WARNING");
+    if (expected === null) {
+      assert.deepEqual(warnings, [], `${value}: 1024, no warning`);
+    } else {
+      assert.match(String(warnings[0]?.message), expected);
+    }
   }
 });
 

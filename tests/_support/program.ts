@@ -158,20 +158,33 @@ export interface ProgramProcess extends AsyncDisposable {
 }
 
 /**
- * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
- * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
+ * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics (plain HTTP unless
+ * `metricsDefaults`) and probes on 127.0.0.1:0 (read back from the JSON log), unless `args` set
+ * those flags. Resolves once both servers
  * listen. `entry` is the module to run (default `main.ts`). Disposing kills the process if it still
  * runs.
  */
 export async function startProgram(
   args: readonly string[],
-  options: { readonly entry?: string } = {},
+  options: {
+    readonly entry?: string;
+    /** Keep the program's own metrics defaults (HTTPS and token review in operator mode). */
+    readonly metricsDefaults?: boolean;
+  } = {},
 ): Promise<ProgramProcess> {
+  // JSON logs (read back below) and plain /metrics (scraped below) unless `args` ask otherwise: the
+  // program's own defaults are the Go operator's (text logs; HTTPS and token review in operator mode).
+  const given = (name: string) =>
+    args.some((arg) =>
+      arg === name || arg.startsWith(`${name}=`) || arg === `--no-${name.slice(2)}`
+    );
   const defaults = [
     "--listen-address=127.0.0.1",
     "--metrics-bind-address=127.0.0.1:0",
     "--health-probe-bind-address=127.0.0.1:0",
-  ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
+    "--log-format=json",
+    ...options.metricsDefaults ? [] : ["--metrics-secure=false", "--metrics-authed=false"],
+  ].filter((flag) => !given(flag.slice(0, flag.indexOf("="))));
   const flags = await taskPermissionFlags();
   const child = programCommand([...defaults, ...args], flags, options.entry).spawn();
   let text = "";
