@@ -418,7 +418,7 @@ export class Operator implements DesiredStateSource {
           port: removed.name,
           service: service.name,
         });
-        const owner = this.#portOwner(removed.name ?? "", byName);
+        const owner = this.#portOwner(removed.name ?? "", service, byName);
         if (owner !== undefined) {
           note(owner, {
             type: "Normal",
@@ -446,13 +446,20 @@ export class Operator implements DesiredStateSource {
   }
 
   /** The object (by forwarder name) a Service port name belongs to, among current and last objects. */
-  #portOwner(port: string, byName: ReadonlyMap<string, UnDyingProxy>): string | undefined {
+  #portOwner(
+    port: string,
+    service: ManagedService,
+    byName: ReadonlyMap<string, UnDyingProxy>,
+  ): string | undefined {
+    const prefixed = service.protocols.length > 1;
     for (const name of new Set([...byName.keys(), ...this.#lastObjects.keys()])) {
       const slash = name.indexOf("/");
       const ns = name.slice(0, slash);
       const objectName = name.slice(slash + 1);
-      for (const protocol of ["TCP", "UDP"] as const) {
-        if (servicePortName(protocol, ns, objectName, this.#namespace) === port) return name;
+      for (const protocol of service.protocols) {
+        if (servicePortName(protocol, ns, objectName, this.#namespace, prefixed) === port) {
+          return name;
+        }
       }
     }
     return undefined;
