@@ -15,6 +15,8 @@ import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
 import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
+import { ControllerMetrics } from "./lib/controller_metrics.ts";
+import { registerProcessMetrics } from "./lib/process_metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
@@ -57,6 +59,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     workers: options.workers,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  registerProcessMetrics(metrics.registry);
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
   let source: DesiredStateSource;
@@ -118,9 +121,12 @@ function openSource(
   // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
   // starts at 0 so that rate() and alerts work from the first error on.
   for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
+  const controller = new ControllerMetrics(parts.metrics.registry);
   return openOperator(options, {
     view: parts.supervisor,
     countError: (type) => parts.metrics.operatorErrors.inc({ type }),
+    observer: controller,
+    onRequest: (result) => controller.request(result),
   });
 }
 

@@ -196,7 +196,8 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     'undying_proxy_tcp_from_target_to_clients_bytes_total{forwarder="web",namespace="default"}':
       1000,
     'undying_proxy_tcp_connections_total{forwarder="web",namespace="default"}': 1,
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
+    'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}': 0,
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
       0,
     'undying_proxy_udp_clients_connected{forwarder="dns",namespace="default"}': 1,
     'undying_proxy_udp_from_clients_to_target_bytes_total{forwarder="dns",namespace="default"}':
@@ -208,7 +209,9 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     'undying_proxy_udp_sessions_total{forwarder="dns",namespace="default"}': 1,
     'undying_proxy_udp_dropped_datagrams_total{forwarder="dns",namespace="default"}': 0,
     'undying_proxy_udp_truncated_datagrams_total{forwarder="dns",namespace="default"}': 0,
-    'undying_proxy_udp_forwarding_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
+    'undying_proxy_udp_forwarding_errors_total{type="WriteToTarget"}': 0,
+    'undying_proxy_udp_forwarding_errors_total{type="SetReadDeadlineTargetToClient"}': 0,
+    'undying_proxy_udp_forwarder_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
       0,
     'undying_proxy_forwarder_state{forwarder="web",namespace="default",protocol="tcp",state="listening"}':
       1,
@@ -217,6 +220,8 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     "undying_proxy_config_last_reload_successful": 1,
     "undying_proxy_shutting_down": 0,
   };
+  // The process metrics dashboards and alerts of the Go operator use (real values, not 0).
+  const processSeries = ["process_resident_memory_bytes", "process_start_time_seconds"];
   let last = new Map<string, number>();
   try {
     // The TCP connection is closed by now, but its byte counters may be read a moment later.
@@ -230,6 +235,7 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
       `${error}: ${wrong.map(([key, value]) => `${key}=${last.get(key)} (want ${value})`)}`,
     );
   }
+  for (const name of processSeries) assert.ok((last.get(name) ?? 0) > 0, `${name} > 0`);
   // Every metric served is documented with its type, and every documented one is served.
   const { types } = await program.scrape();
   const served = new Map([...types].filter(([name]) => name.startsWith("undying_proxy_")));
@@ -453,11 +459,14 @@ Deno.test("dial errors are counted and logged with the forwarder's name, rate-li
     assert.equal((await readAll(conn)).length, 0);
   }
   const counter =
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
   await waitFor(async () => (await program.scrape()).series.get(counter) === attempts, {
     timeoutMs: WAIT_MS,
     message: `${counter} to reach ${attempts}`,
   });
+  // The Go operator's counter: the same count, labelled by type only.
+  const goCounter = 'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}';
+  assert.equal((await program.scrape()).series.get(goCounter), attempts);
   const elapsedMs = Date.now() - started;
   const isDialError = (line: LogLine) =>
     line["forwarder"] === "default/refused" && line["type"] === "DialServerTarget";
