@@ -10,6 +10,7 @@
 import type { Service, ServicePort } from "kubernetes-types/core/v1.d.ts";
 import type { UnDyingProxy } from "../../k8s/undying_proxy_types.ts";
 import type { ControlPlane, KubectlResult } from "./control_plane.ts";
+import { patchObject } from "./operator.ts";
 
 const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";
 
@@ -63,16 +64,7 @@ export async function goReconcile(
   const name = object.metadata.name ?? "";
   if (!object.metadata.finalizers?.includes(FINALIZER)) {
     const finalizers = [...object.metadata.finalizers ?? [], FINALIZER];
-    await cp.kubectlOk([
-      "patch",
-      "undyingproxy",
-      name,
-      "-n",
-      namespace,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ metadata: { finalizers } }),
-    ]);
+    await patchObject(cp, namespace, "undyingproxy", name, { metadata: { finalizers } });
   }
   const parts = [
     ["undying-proxy-tcp", object.spec?.tcp?.listenPort, "TCP"],
