@@ -5,8 +5,10 @@
  * zero UDP timeouts. Then the documented swap: our CRD and RBAC applied, the Deployment's image
  * replaced, and this program run with the Deployment's own arguments (only the bind addresses moved
  * to loopback). Everything keeps forwarding, the Services keep their shape and port names, and the
- * metrics dashboards and alerts use are scraped with a token over HTTPS. Then the rollback: the Go
- * CRD again and the Go operator's Service writes for every object, with no `Duplicate value`.
+ * metrics dashboards and alerts use are scraped with a token over HTTPS. Then the whole of
+ * `k8s/default` over it (an overlay replacing `loadBalancerIP`, as Go users had) and the program with
+ * our Deployment's arguments: the same again. Then the rollback: the Go CRD again and the Go
+ * operator's Service writes for every object, with no `Duplicate value`.
  */
 import assert from "node:assert/strict";
 import denoConfig from "../deno.json" with { type: "json" };
@@ -86,16 +88,100 @@ async function applyJson(cp: ControlPlane, ns: string, object: unknown): Promise
   await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], { stdin: JSON.stringify(object) });
 }
 
-/** The Deployment's container arguments, as the kubelet would expand them, bound to loopback. */
+/**
+ * The Deployment's container arguments as the kubelet would expand them (`$(VAR)` of the pod's
+ * namespace), with the bind addresses moved to loopback (a shared test host).
+ */
 async function deploymentArgs(cp: ControlPlane, ns: string): Promise<string[]> {
   const deployment = JSON.parse(
     await cp.kubectlOk(["get", "deployment", "undying-proxy", "-n", ns, "-o", "json"]),
   ) as Deployment;
-  const container = deployment.spec?.template.spec?.containers[0];
+  const containers = deployment.spec?.template.spec?.containers ?? [];
+  assert.equal(containers.length, 1, "one operator container");
+  const container = containers[0];
   assert.equal(container?.image, `ghcr.io/sfact/undying-proxy:${denoConfig.version}`);
-  return (container?.args ?? []).map((arg) =>
-    arg.replace("$(OPERATOR_NAMESPACE)", ns).replace(/=:(8080|8081)$/, "=127.0.0.1:0")
+  const env = new Map(
+    (container?.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
   );
+  return (container?.args ?? []).map((arg) =>
+    arg.replace(/\$\((\w+)\)/g, (_, name: string) => {
+      assert.equal(env.get(name), "metadata.namespace", `$(${name}) is the pod's namespace`);
+      return ns;
+    }).replace(/=:(8080|8081)$/, "=127.0.0.1:0")
+  );
+}
+
+/** Starts the program as the Deployment in `ns` would run it, as ServiceAccount `undying-proxy`. */
+async function startAsDeployment(cp: ControlPlane, ns: string): Promise<ProgramProcess> {
+  const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
+  const args = await deploymentArgs(cp, ns);
+  return await startProgram(
+    [...args, `--kubeconfig=${kubeconfig}`, "--replica-name=swap-a", "--drain-grace-period=1s"],
+    { metricsDefaults: true },
+  );
+}
+
+/** Runs `body`; a failure carries the tail of the program's output. */
+async function explained(program: ProgramProcess, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    throw new Error(`${error}\n--- program output ---\n${program.output().slice(-6000)}`);
+  }
+}
+
+/** A token of ServiceAccount `scraper`, bound to the shipped metrics reader ClusterRole. */
+async function scraperToken(cp: ControlPlane, ns: string): Promise<string> {
+  await cp.kubectlOk(["create", "serviceaccount", "scraper", "-n", ns]);
+  await cp.kubectlOk([
+    "create",
+    "clusterrolebinding",
+    `${ns}-scraper`,
+    "--clusterrole=undying-proxy-metrics-reader",
+    `--serviceaccount=${ns}:scraper`,
+  ]);
+  return (await cp.kubectlOk(["create", "token", "scraper", "-n", ns])).trim();
+}
+
+/**
+ * Scrapes over HTTPS (401 without a token) and checks what the Go operator's dashboards and alerts
+ * read: its ten metrics with their types, its error counters by `type` only with every Go type,
+ * live byte counters, and the process, controller, work queue and API client metrics.
+ */
+async function assertGoMetrics(program: ProgramProcess, token: string, ns: string) {
+  assert.equal((await scrapeTls(program)).status, 401, "no token, no metrics");
+  const body = await waitUntil("an authorized scrape", async () => {
+    const answer = await scrapeTls(program, token);
+    return answer.status === 200 ? answer.body : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 500 });
+  const { series, types } = parseExposition(body);
+  for (const [name, type] of Object.entries(GO_METRICS)) assert.equal(types.get(name), type, name);
+  for (const protocol of ["tcp", "udp"] as const) {
+    const name = `undying_proxy_${protocol}_forwarding_errors_total`;
+    const labelSets = [...series.keys()].filter((key) => key.startsWith(`${name}{`));
+    assert.ok(labelSets.every((key) => /\{type="\w+"\}$/.test(key)), `${name}: type only`);
+    for (const type of GO_ERROR_TYPES[protocol]) {
+      assert.ok(series.has(`${name}{type="${type}"}`), `${name}{type="${type}"}`);
+    }
+  }
+  const game = `{forwarder="game",namespace="${ns}"}`;
+  const positive = [
+    `undying_proxy_tcp_from_clients_to_target_bytes_total${game}`,
+    `undying_proxy_udp_from_target_to_clients_bytes_total${game}`,
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    'controller_runtime_reconcile_total{controller="undyingproxy",result="success"}',
+    'controller_runtime_reconcile_time_seconds_count{controller="undyingproxy"}',
+    'workqueue_adds_total{name="undyingproxy"}',
+  ];
+  for (const key of positive) assert.ok((series.get(key) ?? 0) > 0, `${key} > 0`);
+  assert.equal(types.get("process_cpu_seconds_total"), "counter");
+  assert.ok(series.has('controller_runtime_reconcile_errors_total{controller="undyingproxy"}'));
+  assert.ok(series.has('workqueue_depth{name="undyingproxy"}'));
+  const requests = [...series.keys()].filter((key) =>
+    /^rest_client_requests_total\{code="200",method="GET",host="127\.0\.0\.1:\d+"\}$/.test(key)
+  );
+  assert.equal(requests.length, 1, "rest_client_requests_total by code, method and host");
 }
 
 /** Scrapes `/metrics` over HTTPS (the self-signed certificate) with `token`. */
@@ -178,15 +264,29 @@ controlPlaneTest(
       "deployment/undying-proxy",
       `manager=ghcr.io/sfact/undying-proxy:${denoConfig.version}`,
     ]);
-    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
-    const args = await deploymentArgs(cp, ns);
-    await using program = await startProgram(
-      [...args, `--kubeconfig=${kubeconfig}`, "--replica-name=swap-a", "--drain-grace-period=1s"],
-      { metricsDefaults: true },
-    );
-    const explain = (error: unknown) =>
-      new Error(`${error}\n--- program output ---\n${program.output().slice(-6000)}`);
-    try {
+    const token = await scraperToken(cp, ns);
+    const forwardsAll = async (what: string) => {
+      assert.ok(await tcpEchoes("127.0.0.1", gamePort, "tcp v4"), what);
+      assert.ok(await udpEchoes("127.0.0.1", gamePort, "udp v4"), what);
+      assert.ok(await tcpEchoes("127.0.0.1", v6Port, "tcp to [::1]"), what);
+      assert.ok(await udpEchoes("127.0.0.1", v6Port, "udp to [::1]"), what);
+    };
+    /** The Services as the Go operator left them, plus `extra` ports, adopted by this operator. */
+    const servicesKept = async (owned: string, extraTcp: string[] = []) => {
+      for (const [i, service] of SERVICES.entries()) {
+        const after = await waitUntil(`${service} adopted`, async () => {
+          const shape = await serviceShape(cp, ns, service);
+          const want = i === 0 ? owned : "game,ipv6-game";
+          return shape.annotations["proxy.sfact.io/managed-ports"] === want ? shape : undefined;
+        });
+        const extra = i === 0 ? extraTcp : [];
+        assert.deepEqual(after.ports, [...before[i]?.ports ?? [], ...extra], `${service}: kept`);
+        assert.equal(after.loadBalancerIP, "203.0.113.10");
+      }
+    };
+
+    await using program = await startAsDeployment(cp, ns);
+    await explained(program, async () => {
       for (const { name } of objects) {
         const object = await waitForReason(cp, ns, name, "Listening");
         assert.equal(object.status?.ready, true, name);
@@ -195,77 +295,11 @@ controlPlaneTest(
       const v6 = await getProxy(cp, ns, "ipv6-game");
       assert.equal(v6?.spec?.tcp?.targetHost, "[::1]");
       assert.equal(v6?.spec?.udp?.readTimeoutSeconds, 0);
-      assert.ok(await tcpEchoes("127.0.0.1", gamePort, "tcp v4"));
-      assert.ok(await udpEchoes("127.0.0.1", gamePort, "udp v4"));
-      assert.ok(await tcpEchoes("127.0.0.1", v6Port, "tcp to [::1]"));
-      assert.ok(await udpEchoes("127.0.0.1", v6Port, "udp to [::1]"));
+      await forwardsAll("with the Go Deployment's arguments");
       assert.ok(udp6.received > 0, "the UDP datagram reached the [::1] target");
-
       // The Services: taken over as they are (same names, ports, nodePorts, loadBalancerIP).
-      for (const [i, service] of SERVICES.entries()) {
-        const after = await waitUntil(`${service} adopted`, async () => {
-          const shape = await serviceShape(cp, ns, service);
-          return shape.annotations["proxy.sfact.io/managed-ports"] ? shape : undefined;
-        });
-        assert.equal(after.annotations["proxy.sfact.io/managed-ports"], "game,ipv6-game");
-        assert.deepEqual(after.ports, before[i]?.ports, `${service}: unchanged`);
-        assert.equal(after.loadBalancerIP, "203.0.113.10");
-      }
-
-      // Metrics: HTTPS with token review by default, as the Go operator's code had.
-      await cp.kubectlOk(["create", "serviceaccount", "scraper", "-n", ns]);
-      await cp.kubectlOk([
-        "create",
-        "clusterrolebinding",
-        `${ns}-scraper`,
-        "--clusterrole=undying-proxy-metrics-reader",
-        `--serviceaccount=${ns}:scraper`,
-      ]);
-      const token = (await cp.kubectlOk(["create", "token", "scraper", "-n", ns])).trim();
-      assert.equal((await scrapeTls(program)).status, 401, "no token, no metrics");
-      const body = await waitUntil("an authorized scrape", async () => {
-        const answer = await scrapeTls(program, token);
-        return answer.status === 200 ? answer.body : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 500 });
-      const { series, types } = parseExposition(body);
-      for (const [name, type] of Object.entries(GO_METRICS)) {
-        assert.equal(types.get(name), type, name);
-      }
-      for (const protocol of ["tcp", "udp"] as const) {
-        const name = `undying_proxy_${protocol}_forwarding_errors_total`;
-        const labelSets = [...series.keys()].filter((key) => key.startsWith(`${name}{`));
-        assert.ok(labelSets.every((key) => /\{type="\w+"\}$/.test(key)), `${name}: type only`);
-        for (const type of GO_ERROR_TYPES[protocol]) {
-          assert.ok(series.has(`${name}{type="${type}"}`), `${name}{type="${type}"}`);
-        }
-      }
-      const game = `{forwarder="game",namespace="${ns}"}`;
-      assert.ok(
-        (series.get(`undying_proxy_tcp_from_clients_to_target_bytes_total${game}`) ?? 0) > 0,
-      );
-      assert.ok(
-        (series.get(`undying_proxy_udp_from_target_to_clients_bytes_total${game}`) ?? 0) > 0,
-      );
-      assert.ok((series.get("process_resident_memory_bytes") ?? 0) > 0);
-      assert.ok((series.get("process_start_time_seconds") ?? 0) > 0);
-      assert.equal(types.get("process_cpu_seconds_total"), "counter");
-      const controller = '{controller="undyingproxy"}';
-      assert.ok(
-        (series.get(
-          `controller_runtime_reconcile_total{controller="undyingproxy",result="success"}`,
-        ) ??
-          0) > 0,
-      );
-      assert.ok(series.has(`controller_runtime_reconcile_errors_total${controller}`));
-      assert.ok(
-        (series.get(`controller_runtime_reconcile_time_seconds_count${controller}`) ?? 0) > 0,
-      );
-      assert.ok(series.has('workqueue_depth{name="undyingproxy"}'));
-      assert.ok((series.get('workqueue_adds_total{name="undyingproxy"}') ?? 0) > 0);
-      const requests = [...series.keys()].filter((key) =>
-        /^rest_client_requests_total\{code="200",method="GET",host="127\.0\.0\.1:\d+"\}$/.test(key)
-      );
-      assert.equal(requests.length, 1, "rest_client_requests_total by code, method and host");
+      await servicesKept("game,ipv6-game");
+      await assertGoMetrics(program, token, ns);
 
       // An object made under this image gets a port the Go operator will recognise.
       await applyJson(cp, ns, {
@@ -275,17 +309,43 @@ controlPlaneTest(
         spec: { tcp: { listenPort: newPort, targetHost: "127.0.0.1", targetPort: tcp4.port } },
       });
       await waitForReason(cp, ns, "newcomer", "Listening");
-      await waitUntil("newcomer's port", async () => {
-        const ports = (await serviceShape(cp, ns, "undying-proxy-tcp")).ports;
-        return ports.some((p) => p.startsWith(`newcomer/${newPort}/`)) ? true : undefined;
-      });
-    } catch (error) {
-      throw explain(error);
-    }
+    });
+    const newcomer = await waitUntil("newcomer's port", async () => {
+      const ports = (await serviceShape(cp, ns, "undying-proxy-tcp")).ports;
+      return ports.find((p) => p.startsWith(`newcomer/${newPort}/${newPort}/TCP/`));
+    });
     program.signal("SIGTERM");
     assert.equal(await program.exited, 0, program.output().slice(-3000));
 
-    // 3. The rollback: the Go CRD, then the Go operator's Service write for every object.
+    // 3. The whole default install over the Go one, with an overlay keeping its loadBalancerIP;
+    // then the program with our Deployment's arguments.
+    const lbPatch = (name: string) => ({
+      target: { kind: "Service", name },
+      patch: JSON.stringify([
+        { op: "replace", path: "/spec/loadBalancerIP", value: "203.0.113.10" },
+      ]),
+    });
+    const install = await renderKustomization("k8s/default", {
+      namespace: ns,
+      patches: SERVICES.map(lbPatch),
+    });
+    await cp.kubectlOk(["apply", "--server-side", "--force-conflicts", "-f", "-"], {
+      stdin: install,
+    });
+    await using ours = await startAsDeployment(cp, ns);
+    await explained(ours, async () => {
+      for (const name of ["game", "ipv6-game", "newcomer"]) {
+        await waitForReason(cp, ns, name, "Listening");
+      }
+      await forwardsAll("with our Deployment's arguments");
+      assert.ok(await tcpEchoes("127.0.0.1", newPort, "newcomer"));
+      await servicesKept("game,ipv6-game,newcomer", [newcomer]);
+      await assertGoMetrics(ours, token, ns);
+    });
+    ours.signal("SIGTERM");
+    assert.equal(await ours.exited, 0, ours.output().slice(-3000));
+
+    // 4. The rollback: the Go CRD, then the Go operator's Service write for every object.
     await cp.kubectlOk(["apply", "-f", `${GO}crd.yaml`]);
     for (const name of ["game", "ipv6-game", "newcomer"]) {
       const object = await getProxy(cp, ns, name);
