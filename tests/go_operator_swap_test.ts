@@ -12,6 +12,7 @@
  */
 import assert from "node:assert/strict";
 import denoConfig from "../deno.json" with { type: "json" };
+import { FLAGS } from "../lib/cli.ts";
 import type { Deployment } from "kubernetes-types/apps/v1.d.ts";
 import type { Service } from "kubernetes-types/core/v1.d.ts";
 import type { UnDyingProxy } from "../k8s/undying_proxy_types.ts";
@@ -115,8 +116,17 @@ async function deploymentArgs(cp: ControlPlane, ns: string): Promise<string[]> {
 async function startAsDeployment(cp: ControlPlane, ns: string): Promise<ProgramProcess> {
   const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
   const args = await deploymentArgs(cp, ns);
+  // The targets here are on loopback, which a default target deny list (where the program has
+  // one) refuses in operator mode; a cluster's targets are Service and pod addresses.
+  const allowLoopback = "denied-target-cidrs" in FLAGS ? ["--denied-target-cidrs="] : [];
   return await startProgram(
-    [...args, `--kubeconfig=${kubeconfig}`, "--replica-name=swap-a", "--drain-grace-period=1s"],
+    [
+      ...args,
+      `--kubeconfig=${kubeconfig}`,
+      "--replica-name=swap-a",
+      "--drain-grace-period=1s",
+      ...allowLoopback,
+    ],
     { metricsDefaults: true },
   );
 }
