@@ -228,20 +228,39 @@ Deno.test("Supervisor: a port in use fails only its part, counted, retried with 
   assert.equal(decoder.decode(reply), "recovered");
 });
 
-Deno.test("Supervisor: the first forwarder keeps a port, the second waits and takes it over", async () => {
+Deno.test("Supervisor: desired-set order decides a port, also against a holder, which drains and waits", async () => {
   await using first = greeter("first");
   await using second = greeter("second");
   await using sup = supervisor();
   const port = freePort("tcp");
   sup.apply([tcp("a", port, first.port)]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  // "b" comes first in the new desired set, but "a" holds the port.
-  sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
-  assert.deepEqual(stateOf(sup, "b", "tcp"), { phase: "conflict", holder: "a", port });
   assert.equal(await greeting(port), "first");
-  sup.apply([tcp("b", port, second.port)]);
+  // "b" comes first in the new desired set: "a" gives the port up and waits for it.
+  sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
+  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
   await waitForPhase(sup, "b", "tcp", "listening");
   assert.equal(await greeting(port), "second");
+  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
+  // A fresh supervisor given the same desired set ends up the same way.
+  await using fresh = supervisor();
+  const freshPort = freePort("tcp");
+  fresh.apply([tcp("b", freshPort, second.port), tcp("a", freshPort, first.port)]);
+  assert.deepEqual(stateOf(fresh, "a", "tcp"), { phase: "conflict", holder: "b", port: freshPort });
+  assert.equal(await greeting(freshPort), "second");
+  // Once "b" lets go, "a" takes the port over.
+  sup.apply([tcp("a", port, first.port)]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  assert.equal(await greeting(port), "first");
+});
+
+Deno.test("Supervisor.apply() binds before it returns: statuses() already says listening or failed", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = freePort("tcp");
+  sup.apply([tcp("free", port, echo.port), tcp("busy", squatter.addr.port, echo.port)]);
+  assert.deepEqual(stateOf(sup, "free", "tcp"), { phase: "listening", port });
+  assert.equal(stateOf(sup, "busy", "tcp")?.phase, "failed");
 });
 
 Deno.test("Supervisor: among newcomers, desired-set order decides who gets a port", async () => {

@@ -5,9 +5,9 @@
  * namespaces, or all) and of the managed Services; any change, a supervisor state change or the
  * periodic resync wakes ONE loop that runs a full pass over every object of this instance:
  * 1. build the complete desired set and hand it to the supervisor (so after a restart, a missed
- *    event or a watch gap every replica converges; an object gone unseen stops listening); a
- *    younger object holding a port an older one wants yields it for one pass (`port_priority.ts`),
- *    so the oldest wins on every replica alike;
+ *    event or a watch gap every replica converges; an object gone unseen stops listening); the
+ *    set is oldest first and the supervisor gives a contested port to the first in it, so the
+ *    oldest wins on every replica alike;
  * 2. Events and error counts for listener transitions and invalid specs;
  * 3. add the finalizer to objects that lack it;
  * 4. sync the managed Services' ports;
@@ -47,7 +47,6 @@ import { type EventDeduperOptions, type EventNote, EventRecorder } from "./event
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
-import { yieldToOlder } from "./port_priority.ts";
 import { defineResource, type Resource, SERVICES } from "../kube/resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
@@ -142,8 +141,6 @@ export class Operator implements DesiredStateSource {
   #serviceReflectors = new Map<string, Reflector<Service>>();
   #lastStatuses = new Map<string, ForwarderStatus>();
   #lastObjects = new Map<string, UnDyingProxy>();
-  /** The specs handed to the supervisor by the last pass. */
-  #applied = new Map<string, ForwarderSpec>();
   /** What this replica last wrote per object uid, while the watch has not shown it yet. */
   #written = new Map<string, { key: string; at: number }>();
   #reportedInvalid = new Set<string>();
@@ -288,10 +285,9 @@ export class Operator implements DesiredStateSource {
   ): Promise<number> {
     const objects = this.#objects();
     const desired = desiredFromProxies(objects, this.#instance);
-    const before = new Map(this.#view.statuses().map((s) => [s.name, s]));
-    const applying = yieldToOlder(desired.specs, this.#applied, before);
-    apply(applying);
-    this.#applied = new Map(applying.map((s) => [s.name, s]));
+    // Oldest first: the supervisor gives a contested port to the first in this order, and binds
+    // before apply() returns, so the statuses read next are the ones to report.
+    apply(desired.specs);
     const now = new Date();
     const byName = new Map(objects.map((o) => [forwarderName(o), o]));
     const specs = new Map(desired.specs.map((s) => [s.name, s]));
