@@ -18,9 +18,19 @@ interface Options {
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
 }
 
-/** A forwarder on 127.0.0.1 to `targetPort`, drained at once on dispose. */
+/** The forwarder's clock: time moves only when a test moves it, so timeouts need no real waits. */
+class ManualClock {
+  ms = 1_000_000;
+  readonly now = (): number => this.ms;
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+/** A forwarder on 127.0.0.1 to `targetPort` on a {@linkcode ManualClock}, drained on dispose. */
 function forwarderTo(targetPort: number, options: Options = {}) {
   const counters = newUdpCounters();
+  const clock = new ManualClock();
   const spec: UdpSpec = {
     listenPort: 0,
     targetHost: options.targetHost ?? "127.0.0.1",
@@ -37,8 +47,9 @@ function forwarderTo(targetPort: number, options: Options = {}) {
     maxSessions: options.maxSessions ?? 100,
     bufferBytes: options.bufferBytes ?? 65_535,
     ...(options.openUpstream && { openUpstream: options.openUpstream }),
+    now: clock.now,
   });
-  return { forwarder, counters, spec, [Symbol.asyncDispose]: () => forwarder.drain(0) };
+  return { forwarder, counters, spec, clock, [Symbol.asyncDispose]: () => forwarder.drain(0) };
 }
 
 Deno.test("UdpForwarder forwards 0, 64, 1400, 9000 and 65507 bytes byte-exact both ways", async () => {
@@ -112,11 +123,13 @@ Deno.test("UdpForwarder keeps a session with client-only traffic alive, then exp
   // 30 datagrams 100 ms apart: 3 s of one-way traffic, longer than the 2 s timeout.
   for (let i = 0; i < 30; i++) {
     await client.send(new Uint8Array([i]), fx.forwarder.port);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(() => sink.received === i + 1, { message: `datagram ${i} at the target` });
+    fx.clock.advance(100);
   }
-  await waitFor(() => sink.received === 30, { message: "all datagrams at the target" });
   assert.equal(sink.sourcePorts.length, 1, "one session, one upstream port");
   assert.equal(fx.counters.sessionsTotal, 1);
+  assert.equal(fx.counters.activeSessions, 1);
+  fx.clock.advance(2000);
   await waitFor(() => fx.counters.activeSessions === 0, { message: "the idle session to expire" });
   await client.send(new Uint8Array([99]), fx.forwarder.port);
   await waitFor(() => sink.received === 31, { message: "the datagram after expiry" });
@@ -124,23 +137,25 @@ Deno.test("UdpForwarder keeps a session with client-only traffic alive, then exp
 });
 
 Deno.test("UdpForwarder refreshes a session on replies alone (traffic in either direction)", async () => {
-  // The target answers one request with a reply every 100 ms for 3 s (timeout: 2 s).
+  // The target answers one request with 30 replies, 100 ms apart on the clock (timeout: 2 s).
   const target = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const talking = (async () => {
-    const [, from] = await target.receive(new Uint8Array(16));
-    for (let i = 0; i < 30; i++) {
-      await target.send(new Uint8Array([i]), from);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  })();
   try {
     await using fx = forwarderTo((target.addr as Deno.NetAddr).port, { readTimeoutSeconds: 2 });
     using client = udpClient();
     await client.send(new Uint8Array(1), fx.forwarder.port);
-    await talking;
-    // Replies reach the client only while its session lives: all 30 means it never expired.
-    await waitFor(() => fx.counters.datagramsTargetToClient === 30, { message: "30 replies" });
+    const [, from] = await target.receive(new Uint8Array(16));
+    for (let i = 0; i < 30; i++) {
+      await target.send(new Uint8Array([i]), from);
+      // Replies reach the client only while its session lives.
+      await waitFor(() => fx.counters.datagramsTargetToClient === i + 1, { message: `reply ${i}` });
+      fx.clock.advance(100);
+    }
     assert.equal(fx.counters.sessionsTotal, 1);
+    assert.equal(fx.counters.activeSessions, 1);
+    fx.clock.advance(2000);
+    await waitFor(() => fx.counters.activeSessions === 0, {
+      message: "the quiet session to expire",
+    });
   } finally {
     target.close();
   }
@@ -207,6 +222,7 @@ Deno.test("UdpForwarder abandons a send to the target stuck past writeTimeoutSec
     using other = udpClient();
     await stuck.send(new Uint8Array([1]), fx.forwarder.port);
     await waitFor(() => stalls.stalled === 1, { message: "the first send to stall" });
+    fx.clock.advance(1000);
     // The receive loop waits on that send; after the timeout a fresh one serves the other client.
     const data = patternBytes(100);
     assert.deepEqual(await other.request(data, fx.forwarder.port, 10_000), data);
@@ -230,6 +246,7 @@ Deno.test("UdpForwarder ends a session whose reply is stuck past writeTimeoutSec
     using client = udpClient();
     await client.send(new Uint8Array([1]), fx.forwarder.port);
     await waitFor(() => stalls.stalled === 1, { message: "the reply's send to stall" });
+    fx.clock.advance(1000);
     await waitFor(() => fx.counters.errors.WriteToClient === 1, { message: "the write timeout" });
     assert.equal(fx.counters.activeSessions, 0, "the session ended");
     const data = patternBytes(100);
@@ -314,6 +331,7 @@ Deno.test("UdpForwarder.update() applies new timeouts to live sessions", async (
   await client.request(new Uint8Array(1), fx.forwarder.port);
   assert.equal(fx.counters.activeSessions, 1);
   fx.forwarder.update({ ...fx.spec, readTimeoutSeconds: 1 });
+  fx.clock.advance(1000);
   await waitFor(() => fx.counters.activeSessions === 0, { message: "the session to expire" });
 });
 
