@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ShutdownSignals } from "./shutdown.ts";
-import { waitFor } from "../tests/_support/net_wait.ts";
+import { waitUntil } from "../tests/_support/wait.ts";
 
 Deno.test("ShutdownSignals aborts on the first signal and escalates on the second", async () => {
   const second: Deno.Signal[] = [];
@@ -10,10 +10,10 @@ Deno.test("ShutdownSignals aborts on the first signal and escalates on the secon
   });
   assert.equal(signals.signal.aborted, false);
   Deno.kill(Deno.pid, "SIGUSR2");
-  await waitFor(() => signals.signal.aborted, { message: "the first signal" });
+  await waitUntil("the first signal", () => signals.signal.aborted);
   assert.equal(signals.signal.reason, "SIGUSR2");
   assert.deepEqual(second, []);
   Deno.kill(Deno.pid, "SIGUSR2");
-  await waitFor(() => second.length === 1, { message: "the second signal" });
+  await waitUntil("the second signal", () => second.length === 1);
   assert.deepEqual(second, ["SIGUSR2"]);
 });

@@ -12,7 +12,7 @@ import {
   startControlPlane,
 } from "./_support/control_plane.ts";
 import { clientFor, pullUntil, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 /** A running reflector on UnDyingProxies of `namespace`, pulled by hand so tests can pause it. */
 class ReflectorRun implements AsyncDisposable {
@@ -208,13 +208,13 @@ controlPlaneTest(
       for await (const event of reflector.run(controller.signal)) seen.push(event);
     })();
     try {
-      await waitFor(() => reflector.isSynced(), { timeoutMs: 30_000, message: "the first list" });
+      await waitUntil("the first list", () => reflector.isSynced(), { timeoutMs: 30_000 });
       const listedAt = BigInt(reflector.resourceVersion);
-      await waitFor(() => BigInt(reflector.resourceVersion) > listedAt, {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        message: `the Reflector's resourceVersion to pass ${listedAt}`,
-      });
+      await waitUntil(
+        `the Reflector's resourceVersion to pass ${listedAt}`,
+        () => BigInt(reflector.resourceVersion) > listedAt,
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
     } finally {
       controller.abort();
       await running;

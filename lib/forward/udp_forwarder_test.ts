@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { SendStalls, startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import type { UdpSpec } from "../spec.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import { newUdpCounters } from "./state.ts";
@@ -123,16 +123,16 @@ Deno.test("UdpForwarder keeps a session with client-only traffic alive, then exp
   // 30 datagrams 100 ms apart: 3 s of one-way traffic, longer than the 2 s timeout.
   for (let i = 0; i < 30; i++) {
     await client.send(new Uint8Array([i]), fx.forwarder.port);
-    await waitFor(() => sink.received === i + 1, { message: `datagram ${i} at the target` });
+    await waitUntil(`datagram ${i} at the target`, () => sink.received === i + 1);
     fx.clock.advance(100);
   }
   assert.equal(sink.sourcePorts.length, 1, "one session, one upstream port");
   assert.equal(fx.counters.sessionsTotal, 1);
   assert.equal(fx.counters.activeSessions, 1);
   fx.clock.advance(2000);
-  await waitFor(() => fx.counters.activeSessions === 0, { message: "the idle session to expire" });
+  await waitUntil("the idle session to expire", () => fx.counters.activeSessions === 0);
   await client.send(new Uint8Array([99]), fx.forwarder.port);
-  await waitFor(() => sink.received === 31, { message: "the datagram after expiry" });
+  await waitUntil("the datagram after expiry", () => sink.received === 31);
   assert.equal(fx.counters.sessionsTotal, 2);
 });
 
@@ -147,15 +147,13 @@ Deno.test("UdpForwarder refreshes a session on replies alone (traffic in either 
     for (let i = 0; i < 30; i++) {
       await target.send(new Uint8Array([i]), from);
       // Replies reach the client only while its session lives.
-      await waitFor(() => fx.counters.datagramsTargetToClient === i + 1, { message: `reply ${i}` });
+      await waitUntil(`reply ${i}`, () => fx.counters.datagramsTargetToClient === i + 1);
       fx.clock.advance(100);
     }
     assert.equal(fx.counters.sessionsTotal, 1);
     assert.equal(fx.counters.activeSessions, 1);
     fx.clock.advance(2000);
-    await waitFor(() => fx.counters.activeSessions === 0, {
-      message: "the quiet session to expire",
-    });
+    await waitUntil("the quiet session to expire", () => fx.counters.activeSessions === 0);
   } finally {
     target.close();
   }
@@ -167,11 +165,12 @@ Deno.test("UdpForwarder drops and counts datagrams of new clients beyond the ses
   const clients = Array.from({ length: 5 }, () => udpClient());
   try {
     for (const client of clients) await client.send(new Uint8Array(8), fx.forwarder.port);
-    await waitFor(() => fx.counters.droppedDatagrams === 2 && sink.received === 3, {
-      message: "3 forwarded, 2 dropped",
-    });
+    await waitUntil(
+      "3 forwarded, 2 dropped",
+      () => fx.counters.droppedDatagrams === 2 && sink.received === 3,
+    );
     await clients[0]!.send(new Uint8Array(8), fx.forwarder.port);
-    await waitFor(() => sink.received === 4, { message: "an existing session still forwards" });
+    await waitUntil("an existing session still forwards", () => sink.received === 4);
   } finally {
     for (const client of clients) client[Symbol.dispose]();
   }
@@ -221,7 +220,7 @@ Deno.test("UdpForwarder abandons a send to the target stuck past writeTimeoutSec
     using stuck = udpClient();
     using other = udpClient();
     await stuck.send(new Uint8Array([1]), fx.forwarder.port);
-    await waitFor(() => stalls.stalled === 1, { message: "the first send to stall" });
+    await waitUntil("the first send to stall", () => stalls.stalled === 1);
     fx.clock.advance(1000);
     // The receive loop waits on that send; after the timeout a fresh one serves the other client.
     const data = patternBytes(100);
@@ -245,9 +244,9 @@ Deno.test("UdpForwarder ends a session whose reply is stuck past writeTimeoutSec
   try {
     using client = udpClient();
     await client.send(new Uint8Array([1]), fx.forwarder.port);
-    await waitFor(() => stalls.stalled === 1, { message: "the reply's send to stall" });
+    await waitUntil("the reply's send to stall", () => stalls.stalled === 1);
     fx.clock.advance(1000);
-    await waitFor(() => fx.counters.errors.WriteToClient === 1, { message: "the write timeout" });
+    await waitUntil("the write timeout", () => fx.counters.errors.WriteToClient === 1);
     assert.equal(fx.counters.activeSessions, 0, "the session ended");
     const data = patternBytes(100);
     assert.deepEqual(await client.request(data, fx.forwarder.port), data, "a new session answers");
@@ -281,9 +280,7 @@ Deno.test("UdpForwarder drops and counts datagrams whose target name does not re
   await using fx = forwarderTo(1, { targetHost: "-" });
   using client = udpClient();
   await client.send(new Uint8Array(8), fx.forwarder.port);
-  await waitFor(() => fx.counters.errors.ResolveTargetAddress === 1, {
-    message: "the lookup error",
-  });
+  await waitUntil("the lookup error", () => fx.counters.errors.ResolveTargetAddress === 1);
   assert.equal(fx.counters.droppedDatagrams, 1);
   assert.equal(fx.counters.activeSessions, 0);
 });
@@ -300,7 +297,7 @@ Deno.test("UdpForwarder drops and counts a datagram when no upstream socket can 
   });
   using client = udpClient();
   await client.send(new Uint8Array(8), fx.forwarder.port);
-  await waitFor(() => fx.counters.errors.DialUDPTarget === 1, { message: "the bind error" });
+  await waitUntil("the bind error", () => fx.counters.errors.DialUDPTarget === 1);
   assert.equal(fx.counters.droppedDatagrams, 1);
   assert.equal(fx.counters.activeSessions, 0);
   fail = false;
@@ -332,7 +329,7 @@ Deno.test("UdpForwarder.update() applies new timeouts to live sessions", async (
   assert.equal(fx.counters.activeSessions, 1);
   fx.forwarder.update({ ...fx.spec, readTimeoutSeconds: 1 });
   fx.clock.advance(1000);
-  await waitFor(() => fx.counters.activeSessions === 0, { message: "the session to expire" });
+  await waitUntil("the session to expire", () => fx.counters.activeSessions === 0);
 });
 
 Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, closes at the end", async () => {
@@ -344,7 +341,7 @@ Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, close
   assert.equal((await old.request(new Uint8Array([7]), fx.forwarder.port))[0], 7);
   using fresh = udpClient();
   await fresh.send(new Uint8Array(1), fx.forwarder.port);
-  await waitFor(() => fx.counters.droppedDatagrams === 1, { message: "the new client dropped" });
+  await waitUntil("the new client dropped", () => fx.counters.droppedDatagrams === 1);
   // Ending the grace period early: a second drain with no grace closes everything.
   await fx.forwarder.drain(0);
   await draining;
