@@ -44,7 +44,7 @@ export type QueryValue = string | number | boolean | undefined;
 /** Options of one raw API request. */
 export interface RequestOptions {
   /** @default "GET" */
-  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  method?: "GET" | "POST" | "PATCH" | "DELETE";
   /** Path below the server URL, e.g. `/api/v1/namespaces`. */
   path: string;
   /** Query parameters. */
@@ -91,28 +91,19 @@ export interface ListOptions extends CallOptions {
   limit?: number;
 }
 
-/** Options of create and replace. */
+/** Options of create and patch. */
 export interface WriteOptions extends CallOptions {
   /** Field manager recorded in `managedFields`. */
   fieldManager?: string;
-  /** Let the server validate without persisting. */
-  dryRun?: boolean;
-}
-
-/** Options of {@linkcode KubeClient.replace}. */
-export interface ReplaceOptions extends WriteOptions {
-  /** Replace a subresource, e.g. `status`. */
-  subresource?: "status";
 }
 
 /** The patch formats the API server accepts. */
-export type PatchType = "json" | "merge" | "strategic" | "apply";
+export type PatchType = "json" | "merge" | "apply";
 
 /** Content type of each {@linkcode PatchType}. */
 export const PATCH_CONTENT_TYPES: Readonly<Record<PatchType, string>> = {
   json: "application/json-patch+json",
   merge: "application/merge-patch+json",
-  strategic: "application/strategic-merge-patch+json",
   apply: "application/apply-patch+yaml",
 };
 
@@ -139,20 +130,12 @@ export interface ApplyOptions extends CallOptions {
   force?: boolean;
   /** Apply to a subresource, e.g. `status`. */
   subresource?: "status";
-  /** Let the server validate without persisting. */
-  dryRun?: boolean;
 }
 
 /** Options of {@linkcode KubeClient.delete}. */
 export interface DeleteOptions extends CallOptions {
   /** Namespace (namespaced resources only). */
   namespace?: string;
-  /** `Orphan`, `Background` or `Foreground`. */
-  propagationPolicy?: "Orphan" | "Background" | "Foreground";
-  /** Delete only if the object still has this uid / resourceVersion. */
-  preconditions?: { uid?: string; resourceVersion?: string };
-  /** Grace period override. */
-  gracePeriodSeconds?: number;
 }
 
 /** Options of {@linkcode KubeClient.watch}. */
@@ -365,25 +348,7 @@ export class KubeClient {
     );
   }
 
-  /** Replaces an object (or its `status`); a stale `metadata.resourceVersion` gets a Conflict. */
-  async replace<T extends KubeObject>(
-    resource: Resource<T>,
-    object: T,
-    options: ReplaceOptions = {},
-  ): Promise<T> {
-    return decodeObject(
-      resource,
-      await this.request({
-        ...call(options),
-        method: "PUT",
-        path: resourcePath(resource, { ...addressOf(object), subresource: options.subresource }),
-        query: writeQuery(options),
-        body: withType(resource, object),
-      }),
-    );
-  }
-
-  /** Patches an object (or its `status`) with a JSON, merge, strategic-merge or apply patch. */
+  /** Patches an object (or its `status`) with a JSON, merge or server-side apply patch. */
   async patch<T extends KubeObject>(
     resource: Resource<T>,
     name: string,
@@ -443,15 +408,6 @@ export class KubeClient {
       ...call(options),
       method: "DELETE",
       path: resourcePath(resource, { namespace: options.namespace, name }),
-      body: {
-        apiVersion: "v1",
-        kind: "DeleteOptions",
-        ...(options.propagationPolicy ? { propagationPolicy: options.propagationPolicy } : {}),
-        ...(options.preconditions ? { preconditions: options.preconditions } : {}),
-        ...(options.gracePeriodSeconds !== undefined
-          ? { gracePeriodSeconds: options.gracePeriodSeconds }
-          : {}),
-      },
     });
     return answer.kind === "Status" ? undefined : decodeObject(resource, answer);
   }
@@ -649,7 +605,7 @@ function call(options: CallOptions): Pick<RequestOptions, "signal" | "timeoutMs"
 }
 
 function writeQuery(options: WriteOptions): Record<string, QueryValue> {
-  return { fieldManager: options.fieldManager, dryRun: options.dryRun ? "All" : undefined };
+  return { fieldManager: options.fieldManager };
 }
 
 function addressOf(object: KubeObject): { namespace?: string; name: string } {
