@@ -125,6 +125,19 @@ interface ServiceOutcome {
   readonly allSynced: boolean;
 }
 
+/** What one pass knows, as the steps after the apply need it. */
+interface PassState {
+  /** Valid specs by forwarder name. */
+  readonly specs: ReadonlyMap<string, ForwarderSpec>;
+  /** Problems of invalid specs by forwarder name. */
+  readonly invalid: ReadonlyMap<string, readonly SpecProblem[]>;
+  /** The supervisor's statuses right after the apply, by forwarder name. */
+  readonly statuses: ReadonlyMap<string, ForwarderStatus>;
+  readonly services: ServiceOutcome;
+  readonly now: Date;
+  readonly signal: AbortSignal;
+}
+
 /** The UnDyingProxy operator, as a {@linkcode DesiredStateSource} of the program. */
 export class Operator implements DesiredStateSource {
   readonly description: string;
@@ -331,7 +344,12 @@ export class Operator implements DesiredStateSource {
     this.#reportRejected(streams?.rejected ?? [], (configMap, event) => {
       events.push(this.#recorder.record(configMap, event, signal));
     });
-    const transitions = listenerTransitions(this.#lastStatuses, statuses, specs, this.#replica);
+    const transitions = listenerTransitions({
+      previous: this.#lastStatuses,
+      current: statuses,
+      specs,
+      replica: this.#replica,
+    });
     for (const t of transitions.sort((a, b) => warningsFirst(a.note) - warningsFirst(b.note))) {
       if (t.error) this.#countError(t.error);
       note(t.name, t.note);
@@ -341,7 +359,7 @@ export class Operator implements DesiredStateSource {
     for (const object of objects) {
       if (isDeleting(object) || hasFinalizer(object)) continue;
       try {
-        if (await addFinalizer(this.#client, PROXIES, object, signal)) {
+        if (await addFinalizer({ client: this.#client, resource: PROXIES, object, signal })) {
           logger.debug("Added the finalizer to {object}", { object: forwarderName(object) });
         }
       } catch (error) {
@@ -360,7 +378,7 @@ export class Operator implements DesiredStateSource {
 
     await forEachLimit(objects, 8, async (object) => {
       try {
-        await this.#syncStatus(object, specs, invalid, statuses, services, now, signal);
+        await this.#syncStatus(object, { specs, invalid, statuses, services, now, signal });
       } catch (error) {
         failures.push("FailedUpdateStatus");
         this.#warn("Cannot write the status of {object}: {message}", forwarderName(object), error);
@@ -369,9 +387,9 @@ export class Operator implements DesiredStateSource {
 
     for (const object of objects) {
       if (!isDeleting(object) || !hasFinalizer(object)) continue;
-      if (!this.#mayRelease(object, statuses, services, now)) continue;
+      if (!this.#mayRelease(object, { statuses, services, now })) continue;
       try {
-        if (await removeFinalizer(this.#client, PROXIES, object, signal)) {
+        if (await removeFinalizer({ client: this.#client, resource: PROXIES, object, signal })) {
           logger.info("Released deleted {object}", { object: forwarderName(object) });
         }
       } catch (error) {
@@ -519,15 +537,8 @@ export class Operator implements DesiredStateSource {
     return undefined;
   }
 
-  async #syncStatus(
-    object: UnDyingProxy,
-    specs: ReadonlyMap<string, ForwarderSpec>,
-    invalid: ReadonlyMap<string, readonly SpecProblem[]>,
-    statuses: ReadonlyMap<string, ForwarderStatus>,
-    services: ServiceOutcome,
-    now: Date,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #syncStatus(object: UnDyingProxy, pass: PassState): Promise<void> {
+    const { specs, invalid, statuses, services, now, signal } = pass;
     const name = forwarderName(object);
     const uid = object.metadata.uid ?? name;
     const plan = planStatus({
@@ -542,13 +553,28 @@ export class Operator implements DesiredStateSource {
       now,
     });
     if (plan.write) {
-      await applyReplicaStatus(this.#client, PROXIES, object, plan.entry, plan.summary, signal);
+      await applyReplicaStatus({
+        client: this.#client,
+        resource: PROXIES,
+        object,
+        entry: plan.entry,
+        summary: plan.summary,
+        signal,
+      });
       this.#written.set(uid, { key: plan.key, at: now.getTime() });
     }
     if (plan.stale.length === 0) return;
     try {
       const names = new Set(plan.stale);
-      if (await removeReplicaEntries(this.#client, PROXIES, object, names, signal)) {
+      if (
+        await removeReplicaEntries({
+          client: this.#client,
+          resource: PROXIES,
+          object,
+          names,
+          signal,
+        })
+      ) {
         logger.info("Removed stale status entries {replicas} of {object}", {
           replicas: plan.stale.join(", "),
           object: name,
@@ -563,10 +589,9 @@ export class Operator implements DesiredStateSource {
   /** True when a deleted object's finalizer may go (see the module doc, step 6). */
   #mayRelease(
     object: UnDyingProxy,
-    statuses: ReadonlyMap<string, ForwarderStatus>,
-    services: ServiceOutcome,
-    now: Date,
+    pass: Pick<PassState, "statuses" | "services" | "now">,
   ): boolean {
+    const { statuses, services, now } = pass;
     const name = forwarderName(object);
     if (statuses.has(name)) return false;
     if (!services.allSynced) {
@@ -576,7 +601,12 @@ export class Operator implements DesiredStateSource {
     }
     const deletedAt = Date.parse(object.metadata.deletionTimestamp ?? "");
     if (now.getTime() - deletedAt > this.#staleAfterMs) return true;
-    return othersListening(object, this.#replica, now, this.#staleAfterMs).length === 0;
+    return othersListening({
+      object,
+      replica: this.#replica,
+      now,
+      staleAfterMs: this.#staleAfterMs,
+    }).length === 0;
   }
 
   /** At shutdown: takes this replica's entries out of every status, bounded in time. */
@@ -588,7 +618,13 @@ export class Operator implements DesiredStateSource {
     );
     try {
       await forEachLimit(objects, 8, async (object) => {
-        await removeReplicaEntries(this.#client, PROXIES, object, mine, signal);
+        await removeReplicaEntries({
+          client: this.#client,
+          resource: PROXIES,
+          object,
+          names: mine,
+          signal,
+        });
       });
     } catch (error) {
       logger.debug("Could not withdraw every status entry at shutdown: {message}", {

@@ -35,18 +35,28 @@ export function statusApplyConfiguration(
   };
 }
 
+/** Where a status write goes: the client, the resource and the object written to. */
+export interface StatusTarget {
+  readonly client: KubeClient;
+  readonly resource: Resource<UnDyingProxy>;
+  readonly object: UnDyingProxy;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What {@linkcode applyReplicaStatus} writes. */
+export interface ReplicaStatusWrite extends StatusTarget {
+  /** This replica's entry in `status.replicas`. */
+  readonly entry: UnDyingProxyReplicaStatus;
+  /** The summary fields, written by the aggregating replica only. */
+  readonly summary?: StatusSummary | undefined;
+}
+
 /**
  * Server-side applies this replica's entry (and the summary when given) to the object's status.
  * A vanished object is not an error.
  */
-export async function applyReplicaStatus(
-  client: KubeClient,
-  resource: Resource<UnDyingProxy>,
-  object: UnDyingProxy,
-  entry: UnDyingProxyReplicaStatus,
-  summary: StatusSummary | undefined,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function applyReplicaStatus(write: ReplicaStatusWrite): Promise<void> {
+  const { client, resource, object, entry, summary, signal } = write;
   try {
     await client.apply(resource, statusApplyConfiguration(object, entry, summary), {
       fieldManager: statusFieldManager(entry.name),
@@ -85,12 +95,9 @@ export function removeEntriesPatch(
  * changed the list first (the caller's next pass sees the new list) or the object is gone.
  */
 export async function removeReplicaEntries(
-  client: KubeClient,
-  resource: Resource<UnDyingProxy>,
-  object: UnDyingProxy,
-  names: ReadonlySet<string>,
-  signal?: AbortSignal,
+  target: StatusTarget & { readonly names: ReadonlySet<string> },
 ): Promise<boolean> {
+  const { client, resource, object, names, signal } = target;
   const patch = removeEntriesPatch(object, names);
   if (patch === undefined) return false;
   try {
