@@ -107,8 +107,8 @@ export class Supervisor {
         name: spec.name,
         counters: { name: spec.name },
       };
-      entry.tcp = this.#reconcilePart(entry, "tcp", entry.tcp, spec.tcp);
-      entry.udp = this.#reconcilePart(entry, "udp", entry.udp, spec.udp);
+      entry.tcp = this.#reconcilePart(entry, { protocol: "tcp", part: entry.tcp, spec: spec.tcp });
+      entry.udp = this.#reconcilePart(entry, { protocol: "udp", part: entry.udp, spec: spec.udp });
       entry.counters = {
         name: spec.name,
         ...(entry.tcpCounters && { tcp: entry.tcpCounters }),
@@ -181,12 +181,16 @@ export class Supervisor {
     return this.close();
   }
 
+  /** Keeps, updates, replaces or stops one protocol part of `entry` to match `change.spec`. */
   #reconcilePart<S extends TcpSpec>(
     entry: Entry,
-    protocol: Protocol,
-    part: ListenerPart<S> | undefined,
-    spec: S | undefined,
+    change: {
+      readonly protocol: Protocol;
+      readonly part: ListenerPart<S> | undefined;
+      readonly spec: S | undefined;
+    },
   ): ListenerPart<S> | undefined {
+    const { protocol, part, spec } = change;
     if (spec === undefined) {
       this.#stopPart(part);
       entry[`${protocol}Counters`] = undefined;

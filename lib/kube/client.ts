@@ -475,7 +475,13 @@ export class KubeClient {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const timer = setTimeout(() => timeout.abort(), timeoutMs);
     const failed = (error: unknown) =>
-      this.#transportError(error, options.signal, timeout.signal, method, shownPath, timeoutMs);
+      this.#transportError(error, {
+        callerSignal: options.signal,
+        timeoutSignal: timeout.signal,
+        method,
+        path: shownPath,
+        timeoutMs,
+      });
     try {
       const credentials = await this.#credentials.get();
       const headers = new Headers({ "Accept": "application/json", "User-Agent": this.#userAgent });
@@ -514,14 +520,18 @@ export class KubeClient {
     }
   }
 
+  /** The error to throw for a request that got no answer: the caller's abort, a timeout, or the network. */
   #transportError(
     error: unknown,
-    callerSignal: AbortSignal | undefined,
-    timeoutSignal: AbortSignal,
-    method: string,
-    path: string,
-    timeoutMs: number,
+    request: {
+      readonly callerSignal: AbortSignal | undefined;
+      readonly timeoutSignal: AbortSignal;
+      readonly method: string;
+      readonly path: string;
+      readonly timeoutMs: number;
+    },
   ): unknown {
+    const { callerSignal, timeoutSignal, method, path, timeoutMs } = request;
     if (callerSignal?.aborted) return callerSignal.reason;
     if (timeoutSignal.aborted) {
       return new ApiError({

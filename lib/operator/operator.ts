@@ -472,7 +472,11 @@ export class Operator implements DesiredStateSource {
       const cached = reflector?.isSynced()
         ? reflector.store.get(`${this.#namespace}/${service.name}`)
         : undefined;
-      const result = await syncServicePorts(this.#client, this.#namespace, service, desired, {
+      const result = await syncServicePorts({
+        client: this.#client,
+        namespace: this.#namespace,
+        managed: service,
+        desired,
         cached,
         signal,
       });
@@ -531,7 +535,8 @@ export class Operator implements DesiredStateSource {
       const ns = name.slice(0, slash);
       const objectName = name.slice(slash + 1);
       for (const protocol of ["TCP", "UDP"] as const) {
-        if (servicePortName(protocol, ns, objectName, this.#namespace) === port) return name;
+        const owner = { namespace: ns, name: objectName, operatorNamespace: this.#namespace };
+        if (servicePortName(protocol, owner) === port) return name;
       }
     }
     return undefined;

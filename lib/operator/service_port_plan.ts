@@ -72,10 +72,9 @@ function fnv1aHex(text: string): string {
 /** The ServicePort name of one object and protocol, e.g. `tcp-game` (see the module doc for the rule). */
 export function servicePortName(
   protocol: ServiceProtocol,
-  namespace: string,
-  name: string,
-  operatorNamespace: string,
+  object: { readonly namespace: string; readonly name: string; readonly operatorNamespace: string },
 ): string {
+  const { namespace, name, operatorNamespace } = object;
   const prefix = `${protocol.toLowerCase()}-`;
   const plain = prefix + name;
   if (namespace === operatorNamespace && plain.length <= MAX_LABEL && DNS_LABEL.test(plain)) {
@@ -115,7 +114,7 @@ export function wantedServicePorts(
       if (taken.has(key)) continue;
       taken.add(key);
       wanted.push({
-        name: servicePortName(protocol, namespace, name, operatorNamespace),
+        name: servicePortName(protocol, { namespace, name, operatorNamespace }),
         port: part.listenPort,
         protocol,
         owner: spec.name,

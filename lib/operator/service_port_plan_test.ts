@@ -37,26 +37,54 @@ const PLACEHOLDER: ServicePort = {
 };
 
 Deno.test("servicePortName() prefixes the protocol for objects in the operator namespace", () => {
-  assert.equal(servicePortName("TCP", "proxy", "game", "proxy"), "tcp-game");
-  assert.equal(servicePortName("UDP", "proxy", "game", "proxy"), "udp-game");
+  assert.equal(
+    servicePortName("TCP", { namespace: "proxy", name: "game", operatorNamespace: "proxy" }),
+    "tcp-game",
+  );
+  assert.equal(
+    servicePortName("UDP", { namespace: "proxy", name: "game", operatorNamespace: "proxy" }),
+    "udp-game",
+  );
 });
 
 Deno.test("servicePortName() hashes names that would be too long or invalid, deterministically", () => {
   const long = "a".repeat(63);
-  const name = servicePortName("TCP", "proxy", long, "proxy");
+  const name = servicePortName("TCP", {
+    namespace: "proxy",
+    name: long,
+    operatorNamespace: "proxy",
+  });
   assert.ok(name.length <= 63 && DNS_LABEL.test(name), name);
-  assert.equal(name, servicePortName("TCP", "proxy", long, "proxy"));
-  assert.notEqual(name, servicePortName("TCP", "proxy", "a".repeat(62), "proxy"));
-  const dotted = servicePortName("UDP", "proxy", "game.eu", "proxy");
+  assert.equal(
+    name,
+    servicePortName("TCP", { namespace: "proxy", name: long, operatorNamespace: "proxy" }),
+  );
+  assert.notEqual(
+    name,
+    servicePortName("TCP", {
+      namespace: "proxy",
+      name: "a".repeat(62),
+      operatorNamespace: "proxy",
+    }),
+  );
+  const dotted = servicePortName("UDP", {
+    namespace: "proxy",
+    name: "game.eu",
+    operatorNamespace: "proxy",
+  });
   assert.ok(DNS_LABEL.test(dotted) && dotted.startsWith("udp-game-eu-"), dotted);
 });
 
 Deno.test("servicePortName() keeps objects of other namespaces apart even when the text collides", () => {
-  const a = servicePortName("TCP", "a-b", "c", "proxy");
-  const b = servicePortName("TCP", "a", "b-c", "proxy");
+  const a = servicePortName("TCP", { namespace: "a-b", name: "c", operatorNamespace: "proxy" });
+  const b = servicePortName("TCP", { namespace: "a", name: "b-c", operatorNamespace: "proxy" });
   assert.notEqual(a, b);
   for (const n of [a, b]) assert.ok(DNS_LABEL.test(n) && n.length <= 63, n);
-  const huge = servicePortName("TCP", "n".repeat(63), "m".repeat(63), "proxy");
+  const huge = servicePortName("TCP", {
+    namespace: "n".repeat(63),
+    name: "m".repeat(63),
+    operatorNamespace: "proxy",
+  });
   assert.ok(DNS_LABEL.test(huge) && huge.length <= 63, huge);
 });
 
