@@ -51,9 +51,14 @@ integrationTest("KubeClient: Service create, get, list, patch, delete", async (c
   assert.equal(listed.items[0]?.kind, "Service", "list items get their kind filled in");
   assert.ok(listed.resourceVersion !== "");
 
-  const patched = await client.patch(SERVICES, "web", "merge", {
-    spec: { ports: [{ name: "p81", port: 81, protocol: "TCP" }] },
-  }, { namespace: ns });
+  const patched = await client.patch(SERVICES, {
+    name: "web",
+    type: "merge",
+    patch: {
+      spec: { ports: [{ name: "p81", port: 81, protocol: "TCP" }] },
+    },
+    namespace: ns,
+  });
   assert.deepEqual(portsOf(patched), [81]);
   assert.deepEqual(
     JSON.parse(await cp.kubectlOk(["get", "svc", "web", "-n", ns, "-o", "json"])).spec.ports[0]
@@ -85,13 +90,21 @@ integrationTest("KubeClient: cluster-scoped create, list, patch, delete", async 
   assert.equal(created.metadata?.namespace, undefined);
   const listed = await client.list(CLUSTER_ROLES, { labelSelector });
   assert.deepEqual(listed.items.map((r) => [r.kind, r.metadata?.name]), [["ClusterRole", name]]);
-  const patched = await client.patch(CLUSTER_ROLES, name, "merge", {
-    rules: [{ ...rule, verbs: ["get", "list"] }],
+  const patched = await client.patch(CLUSTER_ROLES, {
+    name,
+    type: "merge",
+    patch: {
+      rules: [{ ...rule, verbs: ["get", "list"] }],
+    },
   });
   assert.deepEqual(patched.rules?.[0]?.verbs, ["get", "list"]);
-  const emptied = await client.patch(CLUSTER_ROLES, name, "json", [
-    { op: "replace", path: "/rules", value: [] },
-  ]);
+  const emptied = await client.patch(CLUSTER_ROLES, {
+    name,
+    type: "json",
+    patch: [
+      { op: "replace", path: "/rules", value: [] },
+    ],
+  });
   assert.deepEqual(emptied.rules ?? [], []);
   assert.match(
     await cp.kubectlOk(["get", "clusterrole", name, "-o", "jsonpath={.metadata.name}"]),
@@ -107,14 +120,24 @@ integrationTest("KubeClient: every patch type on a Service's ports", async (cp) 
   await client.create(SERVICES, service(ns, "web", [80]));
   const at = { namespace: ns };
 
-  const jsonPatched = await client.patch(SERVICES, "web", "json", [
-    { op: "add", path: "/spec/ports/-", value: { name: "p81", port: 81, protocol: "TCP" } },
-  ], at);
+  const jsonPatched = await client.patch(SERVICES, {
+    name: "web",
+    type: "json",
+    patch: [
+      { op: "add", path: "/spec/ports/-", value: { name: "p81", port: 81, protocol: "TCP" } },
+    ],
+    ...at,
+  });
   assert.deepEqual(portsOf(jsonPatched), [80, 81]);
 
-  const mergePatched = await client.patch(SERVICES, "web", "merge", {
-    spec: { ports: [{ name: "p82", port: 82, protocol: "TCP" }] },
-  }, at);
+  const mergePatched = await client.patch(SERVICES, {
+    name: "web",
+    type: "merge",
+    patch: {
+      spec: { ports: [{ name: "p82", port: 82, protocol: "TCP" }] },
+    },
+    ...at,
+  });
   assert.deepEqual(portsOf(mergePatched), [82], "a merge patch replaces the whole list");
 
   const applied = await client.apply(SERVICES, {
@@ -168,14 +191,26 @@ integrationTest(
     assert.equal(moved.metadata?.generation, 2);
 
     // Status goes only through the subresource; the main resource ignores status changes.
-    const withStatus = await client.patch(UNDYING_PROXIES, "p0", "merge", {
-      status: { ready: true, listening: "1/1" },
-    }, { namespace: ns, subresource: "status" });
+    const withStatus = await client.patch(UNDYING_PROXIES, {
+      name: "p0",
+      type: "merge",
+      patch: {
+        status: { ready: true, listening: "1/1" },
+      },
+      namespace: ns,
+      subresource: "status",
+    });
     assert.deepEqual(withStatus.status, { ready: true, listening: "1/1" });
     assert.equal(withStatus.metadata?.generation, 2, "a status write does not bump generation");
-    const patched = await client.patch(UNDYING_PROXIES, "p0", "merge", {
-      status: { listening: "0/1", ready: false },
-    }, { namespace: ns, subresource: "status" });
+    const patched = await client.patch(UNDYING_PROXIES, {
+      name: "p0",
+      type: "merge",
+      patch: {
+        status: { listening: "0/1", ready: false },
+      },
+      namespace: ns,
+      subresource: "status",
+    });
     assert.deepEqual(patched.status, { ready: false, listening: "0/1" });
     const applied = await client.apply(UNDYING_PROXIES, {
       metadata: { namespace: ns, name: "p0" },
@@ -192,9 +227,14 @@ integrationTest(
       subresource: "status",
     });
     assert.deepEqual(statusRead.status, applied.status);
-    const specWrite = await client.patch(UNDYING_PROXIES, "p0", "merge", {
-      status: { ready: true },
-    }, { namespace: ns });
+    const specWrite = await client.patch(UNDYING_PROXIES, {
+      name: "p0",
+      type: "merge",
+      patch: {
+        status: { ready: true },
+      },
+      namespace: ns,
+    });
     assert.deepEqual(specWrite.status, applied.status, "the main resource ignores status");
 
     await client.delete(UNDYING_PROXIES, "p1", { namespace: ns });

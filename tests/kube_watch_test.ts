@@ -169,9 +169,15 @@ async function keepWriting(client: KubeClient, namespace: string): Promise<Async
   const stop = new AbortController();
   const writing = (async () => {
     for (let tick = 0; !stop.signal.aborted; tick++) {
-      await client.patch(UNDYING_PROXIES, "ticker", "merge", {
-        metadata: { labels: { tick: String(tick) } },
-      }, { namespace, signal: stop.signal }).catch((error) => {
+      await client.patch(UNDYING_PROXIES, {
+        name: "ticker",
+        type: "merge",
+        patch: {
+          metadata: { labels: { tick: String(tick) } },
+        },
+        namespace,
+        signal: stop.signal,
+      }).catch((error) => {
         if (!stop.signal.aborted) throw error;
       });
       await sleep(300, stop.signal).catch(() => {});

@@ -112,8 +112,13 @@ export type JsonPatchOperation =
   | { op: "test" | "add" | "replace"; path: string; value: unknown }
   | { op: "remove"; path: string };
 
-/** Options of {@linkcode KubeClient.patch}. */
-export interface PatchOptions extends WriteOptions {
+/** A request of {@linkcode KubeClient.patch}. */
+export interface PatchRequest extends WriteOptions {
+  /** The object's name. */
+  name: string;
+  type: PatchType;
+  /** The patch document: JSON patch operations, a merge patch, or an apply configuration. */
+  patch: unknown;
   /** Namespace (namespaced resources only). */
   namespace?: string;
   /** Patch a subresource, e.g. `status`. */
@@ -349,13 +354,8 @@ export class KubeClient {
   }
 
   /** Patches an object (or its `status`) with a JSON, merge or server-side apply patch. */
-  async patch<T extends KubeObject>(
-    resource: Resource<T>,
-    name: string,
-    type: PatchType,
-    patch: unknown,
-    options: PatchOptions = {},
-  ): Promise<T> {
+  async patch<T extends KubeObject>(resource: Resource<T>, request: PatchRequest): Promise<T> {
+    const { name, type, patch, ...options } = request;
     if (type === "apply" && !options.fieldManager) {
       throw new TypeError(
         `A server-side apply patch of ${resource.kind} "${name}" needs a fieldManager`,
@@ -388,7 +388,10 @@ export class KubeClient {
     options: ApplyOptions,
   ): Promise<T> {
     const { namespace, name } = addressOf(object);
-    return this.patch(resource, name, "apply", withType(resource, object), {
+    return this.patch(resource, {
+      name,
+      type: "apply",
+      patch: withType(resource, object),
       ...options,
       ...(namespace !== undefined ? { namespace } : {}),
     });

@@ -69,7 +69,10 @@ async function patchWithRetry(
     const patch = makePatch(current);
     if (patch === undefined) return false;
     try {
-      await client.patch(resource, name, "json", patch, {
+      await client.patch(resource, {
+        name,
+        type: "json",
+        patch,
         namespace,
         ...(signal ? { signal } : {}),
       });

@@ -115,7 +115,10 @@ export async function syncServicePorts(
       spec: { ports: plan.ports },
     };
     try {
-      await client.patch(SERVICES, managed.name, "merge", patch, {
+      await client.patch(SERVICES, {
+        name: managed.name,
+        type: "merge",
+        patch,
         namespace,
         fieldManager: options.fieldManager ?? "undying-proxy-operator",
         ...signal,

@@ -101,7 +101,10 @@ export async function removeReplicaEntries(
   const patch = removeEntriesPatch(object, names);
   if (patch === undefined) return false;
   try {
-    await client.patch(resource, object.metadata.name ?? "", "json", patch, {
+    await client.patch(resource, {
+      name: object.metadata.name ?? "",
+      type: "json",
+      patch,
       namespace: object.metadata.namespace ?? "",
       subresource: "status",
       ...(signal ? { signal } : {}),

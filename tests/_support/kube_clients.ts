@@ -34,10 +34,15 @@ export function moveListenPort(
   listenPort: number,
 ): Promise<CustomObject> {
   const namespace = object.metadata?.namespace;
-  return client.patch(UNDYING_PROXIES, object.metadata?.name ?? "", "merge", {
-    metadata: { resourceVersion: object.metadata?.resourceVersion },
-    spec: { tcp: { listenPort, targetPort: 9001, targetHost: "example.org" } },
-  }, namespace ? { namespace } : {});
+  return client.patch(UNDYING_PROXIES, {
+    name: object.metadata?.name ?? "",
+    type: "merge",
+    patch: {
+      metadata: { resourceVersion: object.metadata?.resourceVersion },
+      spec: { tcp: { listenPort, targetPort: 9001, targetHost: "example.org" } },
+    },
+    ...(namespace ? { namespace } : {}),
+  });
 }
 
 /**
