@@ -1,0 +1,68 @@
+/**
+ * Messages between the main thread (`batched_engine.ts`) and an engine thread
+ * (`engine_worker.ts`). Addresses travel as encoded `sockaddr` bytes; requests carry a `seq` that
+ * the answer repeats.
+ * @module
+ */
+
+/** Where new sessions of a listener send; undefined while the target name does not resolve. */
+export interface EngineTarget {
+  readonly sockaddr: Uint8Array;
+  readonly family: 4 | 6;
+}
+
+/** Timeouts of a listener's sessions. */
+export interface EngineTimeouts {
+  readonly readTimeoutMs: number;
+  readonly writeTimeoutMs: number;
+}
+
+/** Main thread → engine thread. */
+export type ToEngine =
+  | {
+    readonly kind: "start";
+    readonly control: SharedArrayBuffer;
+    /** This thread's row in every counter block. */
+    readonly row: number;
+  }
+  | {
+    readonly kind: "listen";
+    readonly seq: number;
+    readonly id: number;
+    /** IP literal to bind ("::" binds dual-stack). */
+    readonly hostname: string;
+    readonly port: number;
+    readonly reusePort: boolean;
+    readonly maxSessions: number;
+    readonly bufferBytes: number;
+    readonly counters: SharedArrayBuffer;
+    /** One Int32: sessions open over every thread (the cap is shared). */
+    readonly sessionsInUse: SharedArrayBuffer;
+    readonly target: EngineTarget | undefined;
+    readonly timeouts: EngineTimeouts;
+  }
+  | {
+    readonly kind: "update";
+    readonly id: number;
+    readonly target: EngineTarget | undefined;
+    readonly timeouts: EngineTimeouts;
+  }
+  | { readonly kind: "drain"; readonly seq: number; readonly id: number }
+  | { readonly kind: "close"; readonly seq: number; readonly id: number };
+
+/** Engine thread → main thread. */
+export type FromEngine =
+  | { readonly kind: "ready" }
+  | { readonly kind: "failed"; readonly message: string }
+  | { readonly kind: "listening"; readonly seq: number; readonly port: number }
+  | { readonly kind: "listenFailed"; readonly seq: number; readonly message: string }
+  /** A draining listener has no sessions left (or `drain` found none). */
+  | { readonly kind: "drained"; readonly seq: number }
+  | { readonly kind: "closed"; readonly seq: number }
+  | {
+    readonly kind: "log";
+    readonly level: "warn" | "error";
+    readonly message: string;
+    readonly properties: Record<string, unknown>;
+  }
+  | { readonly kind: "stopped" };
