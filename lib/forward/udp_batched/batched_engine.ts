@@ -88,11 +88,6 @@ export class BatchedUdpEngine {
     return answer.promise;
   }
 
-  /** Sends `message` (no answer) to every thread. */
-  broadcast(message: Extract<ToEngine, { kind: "update" }>): void {
-    for (const thread of this.#threads) this.#post(thread, message);
-  }
-
   /** Stops every thread (their sockets close) and ends the workers. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;

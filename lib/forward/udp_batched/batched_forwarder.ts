@@ -17,7 +17,7 @@ import type { RunningForwarder } from "../listener_part.ts";
 import { LogThrottle } from "../log_throttle.ts";
 import { TargetResolver } from "../target_resolver.ts";
 import type { BatchedUdpEngine } from "./batched_engine.ts";
-import type { EngineTarget, EngineTimeouts } from "./messages.ts";
+import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
 import type { SharedUdpCounters } from "./shared_udp_counters.ts";
 
 const log = getLogger(["undying-proxy", "udp"]);
@@ -55,6 +55,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   #spec: UdpSpec;
   #resolver: TargetResolver;
   #target: EngineTarget | undefined;
+  readonly #settings: ListenerSettings;
   #timer: ReturnType<typeof setInterval> | undefined;
   #drained: Promise<unknown> | undefined;
   #closing: Promise<void> | undefined;
@@ -72,6 +73,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     const target = await resolveTarget(resolver, options.name, undefined);
     const id = ++lastId;
     const sessionsInUse = new SharedArrayBuffer(4);
+    const settings = new ListenerSettings();
+    settings.write(target, timeoutsOf(options.spec));
     let port = options.spec.listenPort;
     const bound: number[] = [];
     try {
@@ -86,8 +89,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
           bufferBytes: options.bufferBytes,
           counters: options.counters.block.buffer,
           sessionsInUse,
-          target,
-          timeouts: timeoutsOf(options.spec),
+          settings: settings.buffer,
         });
         if (answer.kind !== "listening") {
           throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
@@ -101,7 +103,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       );
       throw error;
     }
-    return new BatchedUdpForwarder(engine, { id, port, resolver, target, options });
+    return new BatchedUdpForwarder(engine, { id, port, resolver, target, settings, options });
   }
 
   private constructor(
@@ -111,6 +113,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       port: number;
       resolver: TargetResolver;
       target: EngineTarget | undefined;
+      settings: ListenerSettings;
       options: BatchedUdpForwarderOptions;
     },
   ) {
@@ -121,6 +124,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     this.#spec = bound.options.spec;
     this.#resolver = bound.resolver;
     this.#target = bound.target;
+    this.#settings = bound.settings;
     this.released = this.#released.promise;
     this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
@@ -130,7 +134,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     return this.#port;
   }
 
-  /** New sessions use the new target; timeouts apply to every session at once. */
+  /** New sessions use the new target; timeouts apply to every session at once (shared memory). */
   update(spec: UdpSpec): void {
     const old = this.#spec;
     this.#spec = spec;
@@ -143,7 +147,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       }
       this.#target = engineTarget(literal.addr.hostname, literal.addr.port);
     }
-    this.#sendUpdate();
+    this.#publish();
   }
 
   /**
@@ -186,17 +190,12 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       // A failed lookup keeps the last good address for new sessions.
       if (target === undefined && this.#target !== undefined) return;
       this.#target = target;
-      this.#sendUpdate();
+      this.#publish();
     });
   }
 
-  #sendUpdate(): void {
-    this.#engine.broadcast({
-      kind: "update",
-      id: this.#id,
-      target: this.#target,
-      timeouts: timeoutsOf(this.#spec),
-    });
+  #publish(): void {
+    this.#settings.write(this.#target, timeoutsOf(this.#spec));
   }
 }
 

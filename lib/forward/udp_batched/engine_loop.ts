@@ -25,7 +25,8 @@ import { LogThrottle } from "../log_throttle.ts";
 import type { UdpErrorType } from "../state.ts";
 import { E, F, UDP_FIELD_COUNT } from "./counter_fields.ts";
 import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
-import type { EngineTarget, EngineTimeouts, FromEngine, ToEngine } from "./messages.ts";
+import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
+import type { FromEngine, ToEngine } from "./messages.ts";
 import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
 
 /** Events per epoll_wait. */
@@ -48,6 +49,9 @@ interface Listener {
   readonly inUse: Int32Array<SharedArrayBuffer>;
   readonly maxSessions: number;
   readonly receiveBytes: number;
+  readonly settings: ListenerSettings;
+  /** The settings as last read (when `settings.generation` moves on, they are read again). */
+  generation: number;
   target: EngineTarget | undefined;
   timeouts: EngineTimeouts;
   readonly sessions: Map<number | string, Session>;
@@ -96,6 +100,9 @@ export class EngineLoop {
   /** Next free data slot of `#fromTargets` (>= `#replyCount` once a reply was dropped). */
   #replySlots = 0;
   readonly #replySessions: (Session | undefined)[] = new Array(BATCH).fill(undefined);
+  /** Bytes of each datagram queued in `#toTarget` and `#toClients`. */
+  readonly #toTargetLengths = new Int32Array(BATCH);
+  readonly #toClientLengths = new Int32Array(BATCH);
   #lastSession: Session | undefined;
   #nextSweepMs = 0;
 
@@ -128,14 +135,6 @@ export class EngineLoop {
     switch (message.kind) {
       case "listen":
         return this.#listen(message);
-      case "update": {
-        const listener = this.#listeners.get(message.id);
-        if (listener === undefined) return;
-        listener.target = message.target;
-        listener.timeouts = message.timeouts;
-        listener.nextSweepMs = 0;
-        return;
-      }
       case "drain": {
         const listener = this.#listeners.get(message.id);
         if (listener === undefined || listener.sessions.size === 0) {
@@ -204,6 +203,8 @@ export class EngineLoop {
       return;
     }
     const offset = this.#row * UDP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
+    const settings = new ListenerSettings(message.settings);
+    const { generation, target, timeouts } = settings.read();
     const listener: Listener = {
       id: message.id,
       fd,
@@ -212,8 +213,10 @@ export class EngineLoop {
       inUse: new Int32Array(message.sessionsInUse),
       maxSessions: message.maxSessions,
       receiveBytes: Math.min(message.bufferBytes, SLOT_BYTES),
-      target: message.target,
-      timeouts: message.timeouts,
+      settings,
+      generation,
+      target,
+      timeouts,
       sessions: new Map(),
       drainSeq: undefined,
       nextSweepMs: 0,
@@ -282,41 +285,49 @@ export class EngineLoop {
           pending = session;
           queued = 0;
         }
-        toTarget.point(queued++, batch, j, batch.length(j));
+        const length = batch.length(j);
+        toTarget.point(queued, batch, j, length);
+        this.#toTargetLengths[queued++] = length;
       }
       if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
       if (received < BATCH) return;
     }
   }
 
-  /** Sends the first `count` datagrams of `#toTarget` on the session's upstream socket. */
+  /**
+   * Sends the first `count` datagrams of `#toTarget` on the session's upstream socket. They are
+   * counted before they leave (and uncounted if dropped), so a counter never lags behind a reply.
+   */
   #sendToTarget(session: Session, count: number, nowMs: number): void {
     const toTarget = this.#toTarget;
+    const lengths = this.#toTargetLengths;
     const counters = session.listener.counters;
+    let bytes = 0;
+    for (let k = 0; k < count; k++) bytes += lengths[k]!;
+    counters[F.bytesClientToTarget]! += bytes;
+    counters[F.datagramsClientToTarget]! += count;
     let sent = 0;
     while (sent < count) {
       const done = this.#libc.sendmmsg(session.fd, toTarget.from(sent), count - sent, 0);
-      if (done < 0) {
-        const errno = this.#errno.get();
-        counters[F.droppedDatagrams]!++;
-        if (errno === Errno.EAGAIN) {
-          if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
-        } else {
-          // A failed send drops the datagram but keeps the session (as the portable engine).
-          counters[E.WriteToTarget]!++;
-          this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
-            error: new OsError("sendmmsg", errno).message,
-          });
-        }
-        sent++;
+      if (done >= 0) {
+        session.toTargetBlockedSinceMs = 0;
+        sent += done;
         continue;
       }
-      for (let k = sent; k < sent + done; k++) {
-        counters[F.bytesClientToTarget]! += toTarget.length(k);
+      const errno = this.#errno.get();
+      counters[F.bytesClientToTarget]! -= lengths[sent]!;
+      counters[F.datagramsClientToTarget]!--;
+      counters[F.droppedDatagrams]!++;
+      if (errno === Errno.EAGAIN) {
+        if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
+      } else {
+        // A failed send drops the datagram but keeps the session (as the portable engine).
+        counters[E.WriteToTarget]!++;
+        this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
+          error: new OsError("sendmmsg", errno).message,
+        });
       }
-      counters[F.datagramsClientToTarget]! += done;
-      session.toTargetBlockedSinceMs = 0;
-      sent += done;
+      sent++;
     }
   }
 
@@ -355,7 +366,9 @@ export class EngineLoop {
           continue;
         }
         const k = this.#replyCount++;
-        toClients.point(k, batch, j, batch.length(j));
+        const length = batch.length(j);
+        toClients.point(k, batch, j, length);
+        this.#toClientLengths[k] = length;
         toClients.setName(k, session.client);
         this.#replySessions[k] = session;
       }
@@ -364,7 +377,7 @@ export class EngineLoop {
     }
   }
 
-  /** Sends the gathered replies from the listening socket to their clients. */
+  /** Sends the gathered replies from the listening socket (counted first, as to the target). */
   #flushToClients(nowMs: number): void {
     const listener = this.#replyListener;
     const count = this.#replyCount;
@@ -372,30 +385,33 @@ export class EngineLoop {
     this.#replySlots = 0;
     if (listener === undefined || count === 0) return;
     const toClients = this.#toClients;
+    const lengths = this.#toClientLengths;
     const counters = listener.counters;
     const sessions = this.#replySessions;
+    let bytes = 0;
+    for (let k = 0; k < count; k++) bytes += lengths[k]!;
+    counters[F.bytesTargetToClient]! += bytes;
+    counters[F.datagramsTargetToClient]! += count;
     let sent = 0;
     while (sent < count) {
       const done = this.#libc.sendmmsg(listener.fd, toClients.from(sent), count - sent, 0);
-      if (done < 0) {
-        const errno = this.#errno.get();
-        const session = sessions[sent]!;
-        if (errno === Errno.EAGAIN) {
-          counters[F.droppedDatagrams]!++;
-          if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
-        } else if (!session.ended) {
-          // A failed send to the client ends the session (as the portable engine).
-          this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
-        }
-        sent++;
+      if (done >= 0) {
+        for (let k = sent; k < sent + done; k++) sessions[k]!.toClientBlockedSinceMs = 0;
+        sent += done;
         continue;
       }
-      for (let k = sent; k < sent + done; k++) {
-        counters[F.bytesTargetToClient]! += toClients.length(k);
-        sessions[k]!.toClientBlockedSinceMs = 0;
+      const errno = this.#errno.get();
+      const session = sessions[sent]!;
+      counters[F.bytesTargetToClient]! -= lengths[sent]!;
+      counters[F.datagramsTargetToClient]!--;
+      if (errno === Errno.EAGAIN) {
+        counters[F.droppedDatagrams]!++;
+        if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
+      } else if (!session.ended) {
+        // A failed send to the client ends the session (as the portable engine).
+        this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
       }
-      counters[F.datagramsTargetToClient]! += done;
-      sent += done;
+      sent++;
     }
     sessions.fill(undefined, 0, count);
   }
@@ -422,6 +438,7 @@ export class EngineLoop {
       });
       return undefined;
     }
+    this.#refreshSettings(listener);
     const target = listener.target;
     let fd: number;
     try {
@@ -486,10 +503,21 @@ export class EngineLoop {
     return key + String.fromCharCode(port);
   }
 
+  /** Reads the listener's settings again if the main thread changed them; true if so. */
+  #refreshSettings(listener: Listener): boolean {
+    if (listener.settings.generation === listener.generation) return false;
+    const { generation, target, timeouts } = listener.settings.read();
+    listener.generation = generation;
+    listener.target = target;
+    listener.timeouts = timeouts;
+    return true;
+  }
+
   /** Ends idle sessions and sessions whose sends kept blocking. */
   #sweep(nowMs: number): void {
     this.#nextSweepMs = nowMs + SWEEP_MS;
     for (const listener of this.#listeners.values()) {
+      if (this.#refreshSettings(listener)) listener.nextSweepMs = 0;
       if (nowMs < listener.nextSweepMs) continue;
       const { readTimeoutMs, writeTimeoutMs } = listener.timeouts;
       listener.nextSweepMs = nowMs +

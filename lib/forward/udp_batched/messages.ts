@@ -5,18 +5,6 @@
  * @module
  */
 
-/** Where new sessions of a listener send; undefined while the target name does not resolve. */
-export interface EngineTarget {
-  readonly sockaddr: Uint8Array;
-  readonly family: 4 | 6;
-}
-
-/** Timeouts of a listener's sessions. */
-export interface EngineTimeouts {
-  readonly readTimeoutMs: number;
-  readonly writeTimeoutMs: number;
-}
-
 /** Main thread → engine thread. */
 export type ToEngine =
   | {
@@ -38,14 +26,8 @@ export type ToEngine =
     readonly counters: SharedArrayBuffer;
     /** One Int32: sessions open over every thread (the cap is shared). */
     readonly sessionsInUse: SharedArrayBuffer;
-    readonly target: EngineTarget | undefined;
-    readonly timeouts: EngineTimeouts;
-  }
-  | {
-    readonly kind: "update";
-    readonly id: number;
-    readonly target: EngineTarget | undefined;
-    readonly timeouts: EngineTimeouts;
+    /** A `ListenerSettings` (target and timeouts, updated in place). */
+    readonly settings: SharedArrayBuffer;
   }
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
   | { readonly kind: "close"; readonly seq: number; readonly id: number };

@@ -8,6 +8,7 @@
 import type { BatchedUdpEngine } from "./batched_engine.ts";
 import { currentLayout } from "../../ffi/layout.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
+import { ListenerSettings } from "./listener_settings.ts";
 import { SharedUdpCounters } from "./shared_udp_counters.ts";
 
 const SIZES = [1, 1472, 65_507];
@@ -55,6 +56,11 @@ async function roundTrip(
 ): Promise<void> {
   const counters = new SharedUdpCounters(engine.threads);
   const id = -1 - index;
+  const settings = new ListenerSettings();
+  settings.write(
+    { sockaddr: encodeSockaddr(layout, "127.0.0.1", echoPort), family: 4 },
+    { readTimeoutMs: 10_000, writeTimeoutMs: 1000 },
+  );
   const answer = await engine.request(index, {
     kind: "listen",
     id,
@@ -65,8 +71,7 @@ async function roundTrip(
     bufferBytes: 65_535,
     counters: counters.block.buffer,
     sessionsInUse: new SharedArrayBuffer(4),
-    target: { sockaddr: encodeSockaddr(layout, "127.0.0.1", echoPort), family: 4 },
-    timeouts: { readTimeoutMs: 10_000, writeTimeoutMs: 1000 },
+    settings: settings.buffer,
   });
   if (answer.kind !== "listening") {
     throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
