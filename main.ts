@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
+import { revokeFfi } from "./lib/ffi/ffi_worker.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { openOperator } from "./lib/kube/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
@@ -52,8 +53,22 @@ async function run(options: Options): Promise<number> {
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
     workers: options.workers,
+    udpEngine: options.udpEngine,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  try {
+    const udpEngine = await supervisor.udpEngine();
+    log.info("UDP engine: {engine} ({threads} thread(s))", {
+      engine: udpEngine,
+      threads: udpEngine === "batched" ? options.workers : 1,
+    });
+    metrics.recordUdpEngine(udpEngine);
+  } catch (error) {
+    log.fatal("Cannot start: {reason}", { reason: messageOf(error), error });
+    return 1;
+  }
+  // Only the engine threads (started above, with their own permissions) keep FFI.
+  dropFfi();
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
   let source: DesiredStateSource;
@@ -150,6 +165,11 @@ async function startServers(
       handler: probeHandler(parts.readiness),
     }));
   }
+}
+
+/** Revokes FFI on this thread if it was granted (the engine threads keep theirs). */
+function dropFfi(): void {
+  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") revokeFfi();
 }
 
 let wasReady = false;

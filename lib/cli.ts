@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
 export interface BindAddress {
@@ -107,9 +108,19 @@ export const FLAGS = {
     valueName: "N",
     default: "1",
     help:
-      "Threads forwarding TCP; above 1, listeners use SO_REUSEPORT and the kernel spreads new " +
-      "connections over the threads. UDP stays on one thread.",
+      "Forwarding threads; above 1, listeners use SO_REUSEPORT and the kernel spreads new TCP " +
+      "connections and UDP clients over the threads. UDP on the portable engine stays on one thread.",
     parse: (raw) => parseInteger(raw, 1, 64),
+  },
+  "udp-engine": {
+    group: "Forwarding",
+    valueName: "ENGINE",
+    default: "auto",
+    help:
+      "batched (libc through FFI in engine threads: epoll, recvmmsg/sendmmsg; needs --allow-ffi), " +
+      "portable (Deno.listenDatagram), or auto (batched on Linux x86-64/aarch64 when FFI is allowed " +
+      "and its self-test passes, else portable with a warning).",
+    parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
   },
   "operator-namespace": {
     group: "Kubernetes operator",

@@ -15,6 +15,16 @@ import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.
 
 const log = getLogger(["undying-proxy", "supervisor"]);
 
+const INHERIT_ALL = {
+  env: "inherit",
+  import: "inherit",
+  net: "inherit",
+  read: "inherit",
+  run: "inherit",
+  sys: "inherit",
+  write: "inherit",
+} as const;
+
 interface Thread {
   /** 1-based, for logs (the main thread is forwarding thread 0). */
   readonly index: number;
@@ -41,7 +51,12 @@ export class ForwardWorkers {
     for (let index = 0; index < count; index++) {
       const thread: Thread = {
         index: index + 1,
-        worker: new Worker(url, { type: "module", name: `forward-${index + 1}` }),
+        worker: new Worker(url, {
+          type: "module",
+          name: `forward-${index + 1}`,
+          // Everything this thread may do, except FFI: only the UDP engine threads hold that.
+          deno: { permissions: { ...INHERIT_ALL, ffi: false } },
+        }),
         counters: new Map(),
         failed: new Set(),
         closed: Promise.withResolvers(),

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine.ts";
+import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
 /** Options of a {@linkcode Supervisor}; checked once by the constructor. */
 export interface SupervisorOptions {

@@ -20,13 +20,9 @@ import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
 import { selfTest } from "./udp_batched/self_test.ts";
 import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
 import { UdpForwarder } from "./udp_forwarder.ts";
+import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
 
-/** Values of `--udp-engine`. */
-export const UDP_ENGINE_CHOICES = ["auto", "batched", "portable"] as const;
-/** One value of `--udp-engine`. */
-export type UdpEngineChoice = typeof UDP_ENGINE_CHOICES[number];
-/** The engine in use. */
-export type UdpEngineKind = "batched" | "portable";
+export type { UdpEngineChoice, UdpEngineKind };
 
 /** What every UDP listener of a supervisor shares. */
 export interface UdpEngineOptions {

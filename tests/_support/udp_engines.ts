@@ -11,7 +11,7 @@ import { BatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.t
 import { BatchedUdpForwarder } from "../../lib/forward/udp_batched/batched_forwarder.ts";
 import { SharedUdpCounters } from "../../lib/forward/udp_batched/shared_udp_counters.ts";
 import { UdpForwarder } from "../../lib/forward/udp_forwarder.ts";
-import type { UdpEngineKind } from "../../lib/forward/udp_engine.ts";
+import type { UdpEngineKind } from "../../lib/forward/udp_engine_choice.ts";
 
 /** Both engines, the portable one first. */
 export const UDP_ENGINES: readonly UdpEngineKind[] = ["portable", "batched"];
