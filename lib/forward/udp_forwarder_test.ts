@@ -8,7 +8,7 @@ import {
   udpForwarderTo,
 } from "../../tests/_support/udp_engines.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
-import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
+import type { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
 
 // Behaviour both engines share: every test runs on the portable and on the batched engine.
 for (const engine of UDP_ENGINES) {
