@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
 export interface BindAddress {
@@ -99,8 +100,8 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "BYTES",
     default: "65535",
-    help:
-      "UDP receive buffer; larger datagrams are truncated and counted. The default truncates nothing.",
+    help: "UDP receive buffer; larger datagrams are counted and cut (portable engine) or dropped " +
+      "(batched engine). The default truncates nothing.",
     parse: (raw) => parseInteger(raw, 1, 65535),
   },
   "workers": {
@@ -367,7 +368,7 @@ export function parseCommandLine(args: readonly string[]): Command {
     try {
       options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       throw new FlagError(`--${name}`, `invalid value "${raw}" for --${name}: ${why}`);
     }
   }

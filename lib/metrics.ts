@@ -123,7 +123,8 @@ const PART_METRICS: readonly PartMetric[] = [
     kind: "counter",
     protocol: "udp",
     name: "undying_proxy_udp_truncated_datagrams_total",
-    help: "Datagrams larger than --udp-buffer-bytes, forwarded truncated.",
+    help:
+      "Datagrams larger than --udp-buffer-bytes: forwarded cut (portable UDP engine) or dropped (batched).",
     value: (c) => c.truncatedDatagrams,
   },
 ];

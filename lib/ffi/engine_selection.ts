@@ -8,6 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { currentLayout } from "./layout.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "ffi"]);
 
@@ -55,7 +56,7 @@ export async function startNativeEngine<E>(
     return engine;
   } catch (error) {
     if (engine !== undefined) await starter.close(engine);
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     if (starter.choice === "native") {
       throw new Error(`The ${starter.name} engine cannot run: ${reason}`);
     }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { AbiLayout } from "./layout.ts";
+import type { AbiLayout } from "./abi_layout.ts";
 
 /** The x86-64 layout. */
 export const LAYOUT_X86_64: AbiLayout = {

@@ -13,6 +13,7 @@ Deno.test("resolveSupervisorOptions() fills in the defaults", () => {
     bindRetryMaxMs: 30_000,
     workers: 1,
     tcpReusePort: false,
+    udpEngine: "portable",
   });
   const given = resolveSupervisorOptions({ listenAddress: "127.0.0.2", drainGraceMs: 0 });
   assert.equal(given.listenAddress, "127.0.0.2");
@@ -31,6 +32,10 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
       /bindRetryMaxMs 5: must be >= bindRetryInitialMs 10/,
     ],
     [{ nope: 1 } as SupervisorOptions, /Unknown Supervisor option "nope"/],
+    [
+      { udpEngine: "fast" } as unknown as SupervisorOptions,
+      /Invalid udpEngine "fast": must be one of auto, batched, portable/,
+    ],
   ];
   for (const [options, message] of bad) {
     assert.throws(

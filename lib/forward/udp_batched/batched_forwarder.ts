@@ -12,13 +12,14 @@ import { lookup } from "node:dns/promises";
 import { currentLayout } from "../../ffi/layout.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
 import { ipLiteralFamily, type UdpSpec } from "../../spec.ts";
-import { abortableDelay } from "../_abortable_delay.ts";
+import { abortableDelay } from "../../util/abortable_delay.ts";
 import type { RunningForwarder } from "../listener_part.ts";
 import { LogThrottle } from "../log_throttle.ts";
 import { TargetResolver } from "../target_resolver.ts";
 import type { BatchedUdpEngine } from "./batched_engine.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
 import type { SharedUdpCounters } from "./shared_udp_counters.ts";
+import { errorMessage } from "../../util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "udp"]);
 
@@ -206,7 +207,7 @@ async function listenHostname(address: string): Promise<string> {
     return (await lookup(address)).address;
   } catch (error) {
     // The message the portable engine's lookup errors carry, so both count ResolveListenAddress.
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     throw new Error(`failed to lookup address information: ${reason}`);
   }
 }

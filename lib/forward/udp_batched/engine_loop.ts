@@ -28,6 +28,7 @@ import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
 import type { FromEngine, ToEngine } from "./messages.ts";
 import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
+import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
 const MAX_EVENTS = 256;
@@ -198,7 +199,7 @@ export class EngineLoop {
         throw error;
       }
     } catch (error) {
-      const text = error instanceof Error ? error.message : String(error);
+      const text = errorMessage(error);
       this.#post({ kind: "listenFailed", seq: message.seq, message: text });
       return;
     }
@@ -457,7 +458,7 @@ export class EngineLoop {
       counters[E[type]]!++;
       this.#warn(listener, "target", "Cannot open a UDP session ({type}): {error}", {
         type,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
       return undefined;
     }

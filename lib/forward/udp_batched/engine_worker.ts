@@ -13,6 +13,7 @@ import { currentLayout } from "../../ffi/layout.ts";
 import { BATCH_SYMBOLS, openLibc, SOCKET_SYMBOLS } from "../../ffi/libc.ts";
 import { EngineLoop } from "./engine_loop.ts";
 import type { FromEngine, ToEngine } from "./messages.ts";
+import { errorMessage } from "../../util/error_message.ts";
 
 let loop: EngineLoop | undefined;
 
@@ -29,14 +30,14 @@ function start(control: SharedArrayBuffer, row: number): void {
     const libc = openLibc({ ...SOCKET_SYMBOLS, ...BATCH_SYMBOLS });
     loop = new EngineLoop(libc, layout, new WorkerControl(control), row, post);
   } catch (error) {
-    post({ kind: "failed", message: error instanceof Error ? error.message : String(error) });
+    post({ kind: "failed", message: errorMessage(error) });
     return;
   }
   post({ kind: "ready" });
   loop.run().then(
     () => post({ kind: "stopped" }),
     (error: unknown) => {
-      post({ kind: "failed", message: error instanceof Error ? error.message : String(error) });
+      post({ kind: "failed", message: errorMessage(error) });
       post({ kind: "stopped" });
     },
   );

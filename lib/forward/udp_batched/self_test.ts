@@ -10,6 +10,7 @@ import { currentLayout } from "../../ffi/layout.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
 import { ListenerSettings } from "./listener_settings.ts";
 import { SharedUdpCounters } from "./shared_udp_counters.ts";
+import { errorMessage } from "../../util/error_message.ts";
 
 const SIZES = [1, 1472, 65_507];
 const TIMEOUT_MS = 3000;
@@ -33,7 +34,7 @@ export async function selfTest(engine: BatchedUdpEngine): Promise<void> {
       await roundTrip(engine, index, (echo.addr as Deno.NetAddr).port, client, layout);
     }
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     throw new Error(`self-test failed: ${reason}`);
   } finally {
     clearTimeout(timer);
