@@ -185,6 +185,42 @@ Deno.test("Supervisor rejects bad options and duplicate names", async () => {
 
 // Tests with UDP parts run on both UDP engines.
 for (const udpEngine of UDP_ENGINES) {
+  Deno.test(`Supervisor moves a UDP listen port and retargets live; other ports keep their sessions (${udpEngine} UDP engine)`, async () => {
+    await using first = startUdpEcho();
+    await using second = startUdpEcho();
+    await using sup = supervisor({ udpEngine });
+    const [oldPort, newPort, otherPort] = [freePort("udp"), freePort("udp"), freePort("udp")];
+    sup.apply([
+      { name: "a", udp: udpSpec(oldPort, first.port) },
+      { name: "other", udp: udpSpec(otherPort, first.port) },
+    ]);
+    await waitForPhase(sup, "a", "udp", "listening");
+    await waitForPhase(sup, "other", "udp", "listening");
+    using client = udpClient();
+    assert.equal(decoder.decode(await client.request(encoder.encode("1"), otherPort)), "1");
+    const otherSessions = first.sourcePorts.length;
+    sup.apply([
+      { name: "a", udp: udpSpec(newPort, second.port) },
+      { name: "other", udp: udpSpec(otherPort, first.port) },
+    ]);
+    await waitFor(() => {
+      const state = stateOf(sup, "a", "udp");
+      return state?.phase === "listening" && state.port === newPort;
+    }, { message: "listening on the new port" });
+    assert.equal(decoder.decode(await client.request(encoder.encode("2"), newPort)), "2");
+    assert.equal(second.received, 1, "the moved listener forwards to its new target");
+    await waitFor(() => {
+      try {
+        Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: oldPort }).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, { message: "the old port free again" });
+    assert.equal(decoder.decode(await client.request(encoder.encode("3"), otherPort)), "3");
+    assert.equal(first.sourcePorts.length, otherSessions, "the other port's session survived");
+  });
+
   Deno.test(`Supervisor starts TCP and UDP listeners and reports them listening (${udpEngine} UDP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();

@@ -120,11 +120,15 @@ function programCommand(
   });
 }
 
-/** Runs the program to completion (for `--help`, bad flags, bad configs). */
+/**
+ * Runs the program to completion (for `--help`, bad flags, bad configs), with the compile task's
+ * permission flags unless `flags` are given.
+ */
 export async function runProgram(
   args: readonly string[],
+  flags?: readonly string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await programCommand(args, await taskPermissionFlags()).output();
+  const output = await programCommand(args, flags ?? await taskPermissionFlags()).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -166,14 +170,18 @@ export interface ProgramProcess extends AsyncDisposable {
  */
 export async function startProgram(
   args: readonly string[],
-  options: { readonly entry?: string } = {},
+  options: {
+    readonly entry?: string;
+    /** Permission flags instead of the compile task's (to test with fewer). */
+    readonly flags?: readonly string[];
+  } = {},
 ): Promise<ProgramProcess> {
   const defaults = [
     "--listen-address=127.0.0.1",
     "--metrics-bind-address=127.0.0.1:0",
     "--health-probe-bind-address=127.0.0.1:0",
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
-  const flags = await taskPermissionFlags();
+  const flags = options.flags ?? await taskPermissionFlags();
   const child = programCommand([...defaults, ...args], flags, options.entry).spawn();
   let text = "";
   const lines: LogLine[] = [];

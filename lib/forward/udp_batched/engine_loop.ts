@@ -11,9 +11,9 @@
  * (EAGAIN: full socket buffer) drops that datagram (counted) and a session whose sends keep
  * blocking for `writeTimeoutSeconds` ends.
  *
- * The loop yields to the event loop between polls (and every few ms when busy, or at once when the
- * main thread posted a message) so that control messages arrive; it stops when the shared stop
- * flag is set. This module imports no third-party code.
+ * The loop yields to the event loop when a poll times out, at once when the main thread posted a
+ * message (a shared count says so), and at least every 200 ms when busy, so that control messages
+ * arrive; it stops when the shared stop flag is set. This module imports no third-party code.
  * @module
  */
 
@@ -34,8 +34,11 @@ import { errorMessage } from "../../util/error_message.ts";
 const MAX_EVENTS = 256;
 /** Longest wait for events: bounds how late a stop flag or control message is seen. */
 const POLL_MS = 20;
-/** A busy loop yields to the event loop at least this often. */
-const BUSY_YIELD_MS = 10;
+/**
+ * A busy loop yields to the event loop at least this often (a safety net: it yields at once when
+ * the main thread posted a message, and whenever a poll times out).
+ */
+const BUSY_YIELD_MS = 200;
 /** How often sessions are checked for idle and write timeouts (at most). */
 const SWEEP_MS = 25;
 /** recvmmsg calls per ready listening socket per poll, so one busy port cannot starve others. */
