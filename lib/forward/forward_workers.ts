@@ -1,7 +1,8 @@
 /**
  * Extra forwarding threads (`SupervisorOptions.workers`): Web Workers that each run the TCP part of
  * the desired set on `reusePort` listeners (the kernel spreads new connections over the threads by
- * hash). UDP stays on the main thread: Deno cannot share a UDP port between sockets
+ * hash). UDP is not theirs: the batched UDP engine runs its own threads (`udp_batched/`), and the
+ * portable one stays on the main thread, since Deno cannot share a UDP port between sockets
  * (`Deno.listenDatagram({ reuseAddress })` sets SO_REUSEADDR only, so the last socket bound gets every
  * datagram). Workers report their counters every second; the supervisor adds them up on scrape.
  * @module
