@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
 import { SUPERVISOR_DEFAULTS } from "./forward/supervisor_options.ts";
@@ -128,8 +129,9 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "BYTES",
     default: String(SUPERVISOR_DEFAULTS.udpBufferBytes),
-    help: "UDP receive buffer; larger datagrams are truncated and counted. The default truncates " +
-      "nothing. Go integer syntax (0x... too); values above 65535 are lowered to 65535 with a warning.",
+    help: "UDP receive buffer; larger datagrams are counted and cut (portable engine) or dropped " +
+      "(batched engine). The default truncates nothing. Go integer syntax (0x... too); values " +
+      "above 65535 are lowered to 65535 with a warning.",
     parse: parseUdpBufferBytes,
   },
   "workers": {
@@ -137,9 +139,19 @@ export const FLAGS = {
     valueName: "N",
     default: String(SUPERVISOR_DEFAULTS.workers),
     help:
-      "Threads forwarding TCP; above 1, listeners use SO_REUSEPORT and the kernel spreads new " +
-      "connections over the threads. UDP stays on one thread.",
+      "Forwarding threads; above 1, listeners use SO_REUSEPORT and the kernel spreads new TCP " +
+      "connections and UDP clients over the threads. UDP on the portable engine stays on one thread.",
     parse: (raw) => parseInteger(raw, 1, 64),
+  },
+  "udp-engine": {
+    group: "Forwarding",
+    valueName: "ENGINE",
+    default: "auto",
+    help:
+      "batched (libc through FFI in engine threads: epoll, recvmmsg/sendmmsg; needs --allow-ffi), " +
+      "portable (Deno.listenDatagram), or auto (batched on Linux x86-64/aarch64 when FFI is allowed " +
+      "and its self-test passes, else portable with a warning).",
+    parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
   },
   "operator-namespace": {
     group: "Kubernetes operator",

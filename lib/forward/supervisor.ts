@@ -22,13 +22,12 @@ import {
   type ForwarderCounters,
   type ForwarderStatus,
   newTcpCounters,
-  newUdpCounters,
   type Protocol,
   type TcpCounters,
   type UdpCounters,
 } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
-import { UdpForwarder } from "./udp_forwarder.ts";
+import { UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
 import {
   type ResolvedSupervisorOptions,
   resolveSupervisorOptions,
@@ -69,6 +68,7 @@ export class Supervisor {
   readonly #reported = new Map<string, string>();
   /** The other forwarding threads, when `workers` > 1. */
   readonly #workers: ForwardWorkers | undefined;
+  readonly #udpEngine: UdpEngine;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
@@ -79,6 +79,21 @@ export class Supervisor {
       this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
     }
     this.#options = resolved;
+    this.#udpEngine = new UdpEngine({
+      choice: resolved.udpEngine,
+      threads: resolved.workers,
+      listenAddress: resolved.listenAddress,
+      maxSessions: resolved.udpMaxSessions,
+      bufferBytes: resolved.udpBufferBytes,
+    });
+  }
+
+  /**
+   * The UDP engine in use, once the batched engine passed its self-test or was ruled out.
+   * @throws when `udpEngine` is "batched" and that engine cannot run.
+   */
+  udpEngine(): Promise<UdpEngineKind> {
+    return this.#udpEngine.ready;
   }
 
   /**
@@ -174,6 +189,7 @@ export class Supervisor {
       if (this.#workers) this.#track(this.#workers.close(graceMs));
     }
     while (this.#stopping.size > 0) await Promise.all(this.#stopping);
+    await this.#udpEngine.close();
   }
 
   /** Same as `close()` with the default grace period. */
@@ -216,15 +232,15 @@ export class Supervisor {
       open = (spec: TcpSpec) => this.#openTcp(name, spec, counters);
       onBindError = () => counters.errors.Listen++;
     } else {
-      const counters = entry.udpCounters ??= newUdpCounters();
-      open = (spec: UdpSpec) => this.#openUdp(name, spec, counters);
+      const counters = entry.udpCounters ??= this.#udpEngine.newCounters();
+      open = (spec: UdpSpec) => this.#udpEngine.open(name, spec, counters);
       onBindError = (error: unknown) =>
         counters.errors[isLookupError(error) ? "ResolveListenAddress" : "Listen"]++;
     }
     return new ListenerPart<S>(spec, {
       forwarder: name,
       protocol,
-      open: open as (spec: S) => RunningForwarder<S>,
+      open: open as unknown as (spec: S) => RunningForwarder<S> | Promise<RunningForwarder<S>>,
       onBindError,
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
@@ -249,20 +265,6 @@ export class Supervisor {
       spec,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
-    });
-  }
-
-  #openUdp(name: string, spec: UdpSpec, counters: UdpCounters): UdpForwarder {
-    const socket = bindDualStack(
-      this.#options.listenAddress,
-      (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
-    );
-    return new UdpForwarder(socket, {
-      name,
-      counters,
-      spec,
-      maxSessions: this.#options.udpMaxSessions,
-      bufferBytes: this.#options.udpBufferBytes,
     });
   }
 

@@ -4,6 +4,7 @@
  * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
+import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
 /** Options of a {@linkcode Supervisor}, checked once by its constructor; defaults below. */
 export interface SupervisorOptions {
@@ -25,13 +26,22 @@ export interface SupervisorOptions {
   bindRetryMaxMs?: number;
   /**
    * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
-   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. UDP
-   * stays on the main thread (Deno cannot share a UDP port). Note: with `reusePort`, another process
-   * of the same user binding the same port shares it instead of failing.
+   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. On
+   * the batched UDP engine, `workers` engine threads bind every UDP port (SO_REUSEPORT); the
+   * portable UDP engine stays on the main thread (Deno cannot share a UDP port). Note: with
+   * `reusePort`, another process of the same user binding the same port shares it instead of
+   * failing.
    */
   workers?: number;
   /** Bind TCP listeners with `reusePort` (set for and by workers). */
   tcpReusePort?: boolean;
+  /**
+   * UDP engine: "batched" (libc through FFI in `workers` engine threads; fails when it cannot
+   * run), "portable" (`Deno.listenDatagram` on this thread), or "auto" (batched when it can run and
+   * passes its self-test, else portable with a warning). The library default is "portable"; the
+   * command line's is "auto".
+   */
+  udpEngine?: UdpEngineChoice;
 }
 
 /** Every option, defaults filled in. */
@@ -49,11 +59,12 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   bindRetryMaxMs: 30_000,
   workers: 1,
   tcpReusePort: false,
+  udpEngine: "portable",
 };
 
 /** Lower bounds of the numeric options (all are integers). */
 const MINIMUMS: Readonly<
-  Record<Exclude<keyof SupervisorOptions, "listenAddress" | "tcpReusePort">, number>
+  Record<Exclude<keyof SupervisorOptions, "listenAddress" | "tcpReusePort" | "udpEngine">, number>
 > = {
   dialTimeoutMs: 1,
   drainGraceMs: 0,
@@ -88,6 +99,17 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         throw new RangeError(`Invalid tcpReusePort ${JSON.stringify(value)}: must be a boolean`);
       }
       resolved.tcpReusePort = value;
+      continue;
+    }
+    if (key === "udpEngine") {
+      if (!(UDP_ENGINE_CHOICES as readonly unknown[]).includes(value)) {
+        throw new RangeError(
+          `Invalid udpEngine ${JSON.stringify(value)}: must be one of ${
+            UDP_ENGINE_CHOICES.join(", ")
+          }`,
+        );
+      }
+      resolved.udpEngine = value as UdpEngineChoice;
       continue;
     }
     const min = MINIMUMS[key as keyof typeof MINIMUMS];

@@ -32,6 +32,10 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
       /bindRetryMaxMs 5: must be >= bindRetryInitialMs 10/,
     ],
     [{ nope: 1 } as SupervisorOptions, /Unknown Supervisor option "nope"/],
+    [
+      { udpEngine: "fast" } as unknown as SupervisorOptions,
+      /Invalid udpEngine "fast": must be one of auto, batched, portable/,
+    ],
   ];
   for (const [options, message] of bad) {
     assert.throws(

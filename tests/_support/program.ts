@@ -117,6 +117,8 @@ export interface ProgramOptions {
    * ({@linkcode startProgram} only; `entry` and `hostsFile` do not apply).
    */
   readonly task?: string;
+  /** Permission flags instead of the compile task's (to test with fewer; not with `task`). */
+  readonly flags?: readonly string[];
 }
 
 /**
@@ -167,11 +169,15 @@ function taskProcessCommand(task: string, args: readonly string[]): Deno.Command
   });
 }
 
-/** Runs the program to completion (for `--help`, bad flags, bad configs). */
+/**
+ * Runs the program to completion (for `--help`, bad flags, bad configs), with the compile task's
+ * permission flags unless `flags` are given.
+ */
 export async function runProgram(
   args: readonly string[],
+  flags?: readonly string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await programCommand(args, await taskPermissionFlags()).output();
+  const output = await programCommand(args, flags ?? await taskPermissionFlags()).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -232,7 +238,8 @@ export async function startProgram(
     ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
   ].filter((flag) => !given(flag.slice(0, flag.indexOf("="))));
   const child = options.task === undefined
-    ? programCommand([...defaults, ...args], await taskPermissionFlags(), options).spawn()
+    ? programCommand([...defaults, ...args], options.flags ?? await taskPermissionFlags(), options)
+      .spawn()
     : taskProcessCommand(options.task, [...defaults, ...args]).spawn();
   let text = "";
   const lines: LogLine[] = [];
