@@ -39,12 +39,21 @@ async function main(): Promise<string> {
     // default for `helm template`/`helm lint` (else v1.20, older than any chart's kubeVersion).
     const goMod = await Deno.readTextFile(helmGoModUrl());
     const kubeMinor = /^\s*k8s\.io\/client-go\s+v0\.(\d+)\./m.exec(goMod)?.[1];
-    if (kubeMinor === undefined) throw new ProvisionError("go.mod does not require k8s.io/client-go");
+    if (kubeMinor === undefined) {
+      throw new ProvisionError("go.mod does not require k8s.io/client-go");
+    }
     const xFlags = [`-X helm.sh/helm/v3/internal/version.version=${version}`];
     for (const pkg of ["helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"]) {
       xFlags.push(`-X ${pkg}.k8sVersionMajor=1`, `-X ${pkg}.k8sVersionMinor=${kubeMinor}`);
     }
-    await goBuild(go.path, moduleDir, "helm.sh/helm/v3/cmd/helm", `${tempDir}/helm`, xFlags, progress);
+    await goBuild(
+      go.path,
+      moduleDir,
+      "helm.sh/helm/v3/cmd/helm",
+      `${tempDir}/helm`,
+      xFlags,
+      progress,
+    );
     const printed = await run([`${tempDir}/helm`, "version", "--short"], moduleDir);
     if (!printed.startsWith(version)) {
       throw new ProvisionError(`helm version printed ${JSON.stringify(printed)}, not ${version}`);

@@ -1,0 +1,413 @@
+/**
+ * The Helm chart `charts/undying-proxy/` with a real helm (`tests/tools/helm/`): `helm lint`, and
+ * `helm template` for each mode; with the defaults it renders the same objects as the kustomize
+ * manifests (drift test); against a real kube-apiserver every rendering passes a server-side dry
+ * run, and an installed release works: an operator run with the release's ServiceAccount, flags
+ * and Services makes objects Ready and forwards.
+ */
+
+import assert from "node:assert/strict";
+import { load } from "js-yaml";
+import type { DaemonSet, Deployment } from "kubernetes-types/apps/v1.d.ts";
+import type { Container, Service } from "kubernetes-types/core/v1.d.ts";
+import type { ClusterRoleBinding, RoleBinding } from "kubernetes-types/rbac/v1.d.ts";
+import { FLAGS } from "../lib/cli.ts";
+import { installMonitoringCrdStubs, serverDryRun } from "./_support/dry_run.ts";
+import { chartDir, type ChartOptions, helmIntegrationTest, helmTest } from "./_support/helm.ts";
+import {
+  findManifest,
+  type Manifest,
+  parseManifests,
+  projectVersion,
+  renderKustomization,
+  repoRoot,
+} from "./_support/kustomize.ts";
+import {
+  applySample,
+  deleteProxy,
+  explainFailure,
+  nextFreePort,
+  readyCondition,
+  servicePorts,
+  startOperator,
+  tcpEchoes,
+  waitForProxy,
+  waitReady,
+} from "./_support/operator.ts";
+import { startTcpEcho } from "./_support/net_tcp.ts";
+
+/** Renderings every chart test covers: each mode and each optional part. */
+const VARIANTS: Record<string, ChartOptions> = {
+  "defaults": {},
+  "daemonset": { values: { mode: "daemonset" } },
+  "namespace list": { values: { watchNamespaces: ["undying-proxy", "games", "db"] } },
+  "all namespaces": { values: { watchNamespaces: ["*"] } },
+  "monitoring and metrics auth": {
+    values: {
+      serviceMonitor: { enabled: true, labels: { release: "kube-prometheus-stack" } },
+      prometheusRule: { enabled: true },
+      grafanaDashboard: { enabled: true, annotations: { grafana_folder: "Networking" } },
+      metrics: { secure: true, authed: true, readers: [{ namespace: "monitoring", name: "prom" }] },
+    },
+  },
+  "second instance with its own IP": {
+    release: "undying-proxy-eu",
+    values: {
+      instanceName: "eu",
+      replicaCount: 2,
+      services: {
+        tcp: {
+          annotations: { "service.beta.kubernetes.io/aws-load-balancer-proxy-protocol": "*" },
+          loadBalancerIP: "203.0.113.10",
+        },
+        udp: { loadBalancerIP: "203.0.113.10", loadBalancerSourceRanges: ["198.51.100.0/24"] },
+      },
+      flags: { "udp-max-sessions": 1000000, "dial-timeout": "2s", "log-level": "debug" },
+      nodeSelector: { "node-role/edge": "true" },
+      tolerations: [{ key: "edge", operator: "Exists", effect: "NoSchedule" }],
+      resources: { requests: { cpu: "500m", memory: "128Mi" }, limits: { memory: "1Gi" } },
+    },
+  },
+};
+
+/** Labels only the chart sets (Helm's conventions); the drift test ignores them. */
+const HELM_ONLY_LABELS = [
+  "app.kubernetes.io/instance",
+  "app.kubernetes.io/managed-by",
+  "app.kubernetes.io/version",
+  "helm.sh/chart",
+];
+
+/** Program flags the chart sets itself from values, so `flags:` may not name them. */
+const FLAGS_SET_BY_CHART = [
+  "config",
+  "kubeconfig",
+  "operator-namespace",
+  "tcp-service-to-manage",
+  "udp-service-to-manage",
+  "metrics-bind-address",
+  "health-probe-bind-address",
+  "watch-namespaces",
+  "instance-name",
+  "metrics-secure",
+  "metrics-authed",
+  "metrics-cert-path",
+];
+
+/** An object without Helm's own labels and with container args sorted, for comparison. */
+function comparable(object: Manifest): unknown {
+  const strip = (value: unknown, key?: string): unknown => {
+    if (Array.isArray(value)) {
+      const items = value.map((item) => strip(item));
+      return key === "args" ? items.toSorted() : items;
+    }
+    if (value === null || typeof value !== "object") return value;
+    const entries = Object.entries(value).map(([k, v]) => [k, strip(v, k)] as const);
+    const out = Object.fromEntries(entries) as Record<string, unknown>;
+    const labels = out["labels"];
+    if (key === "metadata" && labels && typeof labels === "object") {
+      const kept = Object.entries(labels).filter(([name]) => !HELM_ONLY_LABELS.includes(name));
+      if (kept.length === 0) delete out["labels"];
+      else out["labels"] = Object.fromEntries(kept);
+    }
+    return out;
+  };
+  return strip(object);
+}
+
+/** Objects by `Kind/namespace/name`, comparable. */
+function byIdentity(objects: readonly Manifest[]): Map<string, unknown> {
+  return new Map(
+    objects.map((
+      o,
+    ) => [`${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`, comparable(o)]),
+  );
+}
+
+function workloadContainer(objects: readonly Manifest[], release = "undying-proxy"): Container {
+  const workload = objects.find((o) =>
+    ["Deployment", "DaemonSet"].includes(o.kind) && o.metadata.name === release
+  ) as Deployment | DaemonSet | undefined;
+  const container = workload?.spec?.template.spec?.containers[0];
+  assert.ok(container, `a workload named ${release} with a container`);
+  return container;
+}
+
+function flagValue(container: Container, flag: string): string | undefined {
+  return container.args?.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+}
+
+helmTest("helm lint --strict passes with the defaults and every variant", async (helm) => {
+  for (const [name, options] of Object.entries(VARIANTS)) {
+    // `helm lint` takes the chart, the namespace and the values, but no release name.
+    const result = await helm.run(["lint", "--strict", ...helm.chartArgs(options).slice(1)]);
+    assert.equal(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
+    assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }
+});
+
+helmTest(
+  "with the defaults the chart renders the objects of kustomize's k8s/default",
+  async (helm) => {
+    const kustomize = parseManifests(await renderKustomization("k8s/default"));
+    const chart = parseManifests(await helm.template());
+    // The Namespace stays kustomize's: Helm installs into a namespace (--create-namespace).
+    const expected = byIdentity(
+      kustomize.filter((o) => !["Namespace", "CustomResourceDefinition"].includes(o.kind)),
+    );
+    assert.deepEqual(byIdentity(chart), expected);
+  },
+);
+
+helmTest(
+  "chart and kustomize agree for the daemonset mode, the monitoring parts and all namespaces",
+  async (helm) => {
+    const pairs: [string, Promise<string>, ChartOptions, (o: Manifest) => boolean][] = [
+      [
+        "k8s/daemonset",
+        renderKustomization("k8s/daemonset"),
+        VARIANTS["daemonset"] ?? {},
+        () => true,
+      ],
+      [
+        "k8s/default with k8s/prometheus and k8s/metrics-auth",
+        renderKustomization("k8s/default", { components: ["k8s/prometheus", "k8s/metrics-auth"] }),
+        { values: { serviceMonitor: { enabled: true }, metrics: { secure: true, authed: true } } },
+        () => true,
+      ],
+      [
+        "k8s/rbac-cluster",
+        renderKustomization("k8s/rbac-cluster"),
+        VARIANTS["all namespaces"] ?? {},
+        (o) => /^(ServiceAccount|Role|RoleBinding|ClusterRole|ClusterRoleBinding)$/.test(o.kind),
+      ],
+    ];
+    for (const [what, rendered, options, compared] of pairs) {
+      const kustomize = parseManifests(await rendered).filter((o) =>
+        !["Namespace", "CustomResourceDefinition"].includes(o.kind)
+      );
+      const chart = parseManifests(await helm.template(options)).filter(compared);
+      assert.deepEqual(byIdentity(chart), byIdentity(kustomize), what);
+    }
+  },
+);
+
+helmTest("the chart ships k8s/crd's CRD and deno.json's version", async (helm) => {
+  const crd = "proxy.sfact.io_undyingproxies.yaml";
+  assert.equal(
+    await Deno.readTextFile(`${chartDir}/crds/${crd}`),
+    await Deno.readTextFile(`${repoRoot}k8s/crd/${crd}`),
+    "charts/undying-proxy/crds/ is a copy of k8s/crd/ (copy it after changing the CRD)",
+  );
+  const withCrds = parseManifests(await helm.template({ includeCrds: true }));
+  findManifest(withCrds, "CustomResourceDefinition", "undyingproxies.proxy.sfact.io");
+  const chart = load(await Deno.readTextFile(`${chartDir}/Chart.yaml`)) as Record<string, string>;
+  const version = await projectVersion();
+  assert.equal(chart["version"], version);
+  assert.equal(chart["appVersion"], version);
+  const container = workloadContainer(parseManifests(await helm.template()));
+  assert.equal(container.image, `ghcr.io/sfact/undying-proxy:${version}`);
+});
+
+helmTest(
+  "values.schema.json lets flags: name exactly the program flags the chart leaves open",
+  async (helm) => {
+    const schema = JSON.parse(await Deno.readTextFile(`${chartDir}/values.schema.json`));
+    const allowed: string[] = schema.properties.flags.propertyNames.enum;
+    const expected = Object.keys(FLAGS).filter((name) => !FLAGS_SET_BY_CHART.includes(name));
+    assert.deepEqual(allowed.toSorted(), expected.toSorted());
+    for (const name of FLAGS_SET_BY_CHART) {
+      assert.ok(name in FLAGS, `${name} is a program flag`);
+    }
+    const typo = await helm.run([
+      "template",
+      ...helm.chartArgs({ values: { flags: { "dial-timout": "1s" } } }),
+    ]);
+    assert.notEqual(typo.code, 0, "a misspelt flag is refused");
+    assert.match(typo.stderr, /invalid propertyName 'dial-timout'/);
+    const mode = await helm.run(["template", ...helm.chartArgs({ values: { mode: "sidecar" } })]);
+    assert.notEqual(mode.code, 0);
+    assert.match(mode.stderr, /\/mode.*must be one of 'deployment', 'daemonset'/);
+  },
+);
+
+helmTest("helm template renders what each mode promises", async (helm) => {
+  const render = async (name: string) => {
+    const options = VARIANTS[name];
+    assert.ok(options, name);
+    return parseManifests(await helm.template(options));
+  };
+
+  const daemonset = await render("daemonset");
+  assert.ok(!daemonset.some((o) => ["Deployment", "PodDisruptionBudget"].includes(o.kind)));
+  assert.ok(!daemonset.some((o) => (o as unknown as Service).spec?.type === "LoadBalancer"));
+  const ds = findManifest<DaemonSet>(daemonset, "DaemonSet", "undying-proxy");
+  assert.equal(ds.spec?.template.spec?.hostNetwork, true);
+  assert.deepEqual(ds.spec?.template.spec?.nodeSelector, { "undying-proxy/public-ip": "true" });
+  assert.equal(flagValue(workloadContainer(daemonset), "--tcp-service-to-manage"), "");
+
+  const list = await render("namespace list");
+  assert.equal(
+    flagValue(workloadContainer(list), "--watch-namespaces"),
+    "undying-proxy,games,db",
+  );
+  const bindings = list.filter((o) => o.kind === "RoleBinding") as unknown as RoleBinding[];
+  assert.deepEqual(
+    bindings.map((b) => [b.metadata?.namespace, b.roleRef.kind]),
+    [["undying-proxy", "Role"], ["games", "ClusterRole"], ["db", "ClusterRole"]],
+  );
+  assert.ok(!list.some((o) => o.kind === "ClusterRoleBinding"), "no cluster-wide binding");
+
+  const all = await render("all namespaces");
+  assert.equal(flagValue(workloadContainer(all), "--watch-namespaces"), "*");
+  const clusterBinding = findManifest<ClusterRoleBinding>(
+    all,
+    "ClusterRoleBinding",
+    "undying-proxy",
+  );
+  assert.deepEqual(clusterBinding.subjects, [
+    { kind: "ServiceAccount", name: "undying-proxy", namespace: "undying-proxy" },
+  ]);
+
+  const eu = await render("second instance with its own IP");
+  const container = workloadContainer(eu, "undying-proxy-eu");
+  assert.equal(flagValue(container, "--instance-name"), "eu");
+  assert.equal(flagValue(container, "--tcp-service-to-manage"), "undying-proxy-eu-tcp");
+  assert.equal(flagValue(container, "--udp-max-sessions"), "1000000", "no 1e+06");
+  assert.equal(flagValue(container, "--dial-timeout"), "2s");
+  assert.equal(container.resources?.requests?.["cpu"], "500m");
+  const deployment = findManifest<Deployment>(eu, "Deployment", "undying-proxy-eu");
+  assert.equal(deployment.spec?.replicas, 2);
+  assert.deepEqual(deployment.spec?.selector.matchLabels, { app: "undying-proxy-eu" });
+  assert.deepEqual(deployment.spec?.template.spec?.nodeSelector, { "node-role/edge": "true" });
+  const tcp = findManifest<Service>(eu, "Service", "undying-proxy-eu-tcp");
+  assert.equal(
+    tcp.metadata?.annotations?.["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"],
+    "*",
+  );
+  assert.equal(tcp.spec?.loadBalancerIP, "203.0.113.10");
+  assert.deepEqual(tcp.spec?.selector, { app: "undying-proxy-eu" });
+  const udp = findManifest<Service>(eu, "Service", "undying-proxy-eu-udp");
+  assert.deepEqual(udp.spec?.loadBalancerSourceRanges, ["198.51.100.0/24"]);
+  assert.ok(
+    eu.every((o) => o.metadata.name.startsWith("undying-proxy-eu")),
+    "every object of the second release has its own name",
+  );
+});
+
+// ---- against the real API server ----
+
+helmIntegrationTest(
+  "every rendering of the chart passes a server-side dry run",
+  async (helm, cp) => {
+    await installMonitoringCrdStubs(cp);
+    for (const [name, options] of Object.entries(VARIANTS)) {
+      const ns = await cp.createNamespace("chart");
+      // The restricted Pod Security Standard warns about any violation in this namespace.
+      await cp.kubectlOk(["label", "ns", ns, "pod-security.kubernetes.io/warn=restricted"]);
+      const watched = (options.values?.["watchNamespaces"] ?? []) as string[];
+      for (const other of watched.filter((n) => n !== "*")) {
+        await cp.kubectl(["create", "namespace", other]);
+      }
+      const yaml = await helm.template({ ...options, namespace: ns, includeCrds: true });
+      const warnings = await serverDryRun(cp, yaml, `chart ${name}`);
+      if (name === "daemonset") {
+        assert.match(warnings, /would violate PodSecurity "restricted:.*host namespaces/);
+      } else {
+        assert.doesNotMatch(warnings, /PodSecurity/, `${name} meets the restricted standard`);
+      }
+    }
+  },
+);
+
+helmIntegrationTest(
+  "an installed release works: an operator with its ServiceAccount, flags and Services makes objects Ready",
+  async (helm, cp) => {
+    const ns = await cp.createNamespace("release");
+    const games = await cp.createNamespace("release-games");
+    const install = await helm.run(
+      [
+        "install",
+        ...helm.chartArgs({ namespace: ns, values: { watchNamespaces: [ns, games] } }),
+        "--wait=false",
+      ],
+      cp.adminKubeconfigPath,
+    );
+    assert.equal(install.code, 0, install.stderr);
+    const status = JSON.parse(
+      await helm.runOk(["status", "undying-proxy", "-n", ns, "-o", "json"], cp.adminKubeconfigPath),
+    );
+    assert.equal(status.info.status, "deployed");
+
+    // No kubelet here: the Deployment's pods never run. The release's own Deployment args and
+    // ServiceAccount (bound only by the release's RBAC) run locally instead.
+    const manifest = parseManifests(
+      await helm.runOk(["get", "manifest", "undying-proxy", "-n", ns], cp.adminKubeconfigPath),
+    );
+    const releaseArgs = workloadContainer(manifest).args ?? [];
+    const args = releaseArgs.filter((arg) =>
+      !/^--(operator-namespace|metrics-bind-address|health-probe-bind-address)=/.test(arg)
+    );
+    assert.deepEqual(args, [
+      "--tcp-service-to-manage=undying-proxy-tcp",
+      "--udp-service-to-manage=undying-proxy-udp",
+      `--watch-namespaces=${ns},${games}`,
+    ]);
+    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
+    await using echo = startTcpEcho();
+    const [ownPort, gamesPort] = [nextFreePort(), nextFreePort()];
+    await using operator = await startOperator({
+      kubeconfig,
+      namespace: ns,
+      replica: "pod-1",
+      args,
+    });
+    await explainFailure([operator], async () => {
+      await waitReady(operator);
+      await applySample(cp, ns, "tcp.yaml", {
+        name: "own",
+        tcp: { listenPort: ownPort, targetPort: echo.port },
+      });
+      await applySample(cp, games, "tcp.yaml", {
+        name: "game",
+        tcp: { listenPort: gamesPort, targetPort: echo.port },
+      });
+      for (const [namespace, name] of [[ns, "own"], [games, "game"]] as const) {
+        const ready = await waitForProxy(
+          cp,
+          namespace,
+          name,
+          `${namespace}/${name} Ready`,
+          (o) => readyCondition(o)?.status === "True",
+        );
+        assert.equal(ready.status?.listening, "1/1");
+      }
+      assert.ok(await tcpEchoes(operator.listenAddress, ownPort));
+      assert.ok(await tcpEchoes(operator.listenAddress, gamesPort));
+      const ports = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.port).sort();
+      assert.deepEqual(ports, [1, ownPort, gamesPort].sort((a, b) => a - b));
+      // Objects go while the operator runs (it removes their finalizers).
+      await deleteProxy(cp, ns, "own");
+      await deleteProxy(cp, games, "game");
+    });
+    assert.equal(await operator.stop(), 0);
+
+    await helm.runOk(["uninstall", "undying-proxy", "-n", ns, "--wait"], cp.adminKubeconfigPath);
+    const left = await cp.kubectlOk([
+      "get",
+      "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget",
+      "-n",
+      ns,
+      "-o",
+      "name",
+    ]);
+    assert.deepEqual(
+      left.trim().split("\n").filter((line) =>
+        line !== "" && !/serviceaccount\/default$/.test(line)
+      ),
+      [],
+      "uninstall removes the release's objects",
+    );
+    await cp.kubectlOk(["get", "crd", "undyingproxies.proxy.sfact.io"]);
+  },
+);
