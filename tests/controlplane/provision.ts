@@ -209,11 +209,16 @@ export async function findGo(
   const [major, minor] = [Number(found?.[1] ?? 0), Number(found?.[2] ?? 0)];
   if (major < needMajor || (major === needMajor && minor < needMinor)) {
     throw new ProvisionError(
-      `Cannot build ${what}: ${path} is "${version}", but ${goMod.pathname} ` +
+      `Cannot build ${what}: ${path} is "${version}", but ${fromRepoRoot(goMod)} ` +
         `needs Go ${needMajor}.${needMinor} or newer; ${install}`,
     );
   }
   return { path, version };
+}
+
+/** A file's path relative to the repository root, as messages show it. */
+function fromRepoRoot(file: URL): string {
+  return file.pathname.replace(new URL("../../", import.meta.url).pathname, "");
 }
 
 function goEnv(): Record<string, string> {
