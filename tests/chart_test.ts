@@ -47,7 +47,12 @@ const VARIANTS: Record<string, ChartOptions> = {
       serviceMonitor: { enabled: true, labels: { release: "kube-prometheus-stack" } },
       prometheusRule: { enabled: true },
       grafanaDashboard: { enabled: true, annotations: { grafana_folder: "Networking" } },
-      metrics: { secure: true, authed: true, readers: [{ namespace: "monitoring", name: "prom" }] },
+      metrics: {
+        secure: true,
+        authed: true,
+        certSecret: "undying-proxy-metrics-tls",
+        readers: [{ namespace: "monitoring", name: "prom" }],
+      },
     },
   },
   "second instance with its own IP": {
@@ -334,6 +339,11 @@ helmIntegrationTest(
       cp.adminKubeconfigPath,
     );
     assert.equal(install.code, 0, install.stderr);
+    assert.match(install.stdout, /Forward a port: create an UnDyingProxy object, e\.g\./, "NOTES");
+    assert.match(
+      install.stdout,
+      new RegExp(`get svc -n ${ns} undying-proxy-tcp undying-proxy-udp`),
+    );
     const status = JSON.parse(
       await helm.runOk(["status", "undying-proxy", "-n", ns, "-o", "json"], cp.adminKubeconfigPath),
     );

@@ -43,3 +43,16 @@ app: {{ include "undying-proxy.fullname" . }}
 {{- define "undying-proxy.otherWatchedNamespaces" -}}
 {{- without .Values.watchNamespaces .Release.Namespace | toJson -}}
 {{- end -}}
+
+{{/*
+"true" when /metrics is served over HTTPS (.Values.metrics.secure, else the program's default:
+off), or with token review ("authed"). Flip the defaults here when the program's defaults change.
+*/}}
+{{- define "undying-proxy.metricsSecure" -}}
+{{- $default := false -}}
+{{- if (kindIs "invalid" .Values.metrics.secure) | ternary $default .Values.metrics.secure }}true{{ end -}}
+{{- end -}}
+{{- define "undying-proxy.metricsAuthed" -}}
+{{- $default := false -}}
+{{- if (kindIs "invalid" .Values.metrics.authed) | ternary $default .Values.metrics.authed }}true{{ end -}}
+{{- end -}}
