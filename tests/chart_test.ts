@@ -13,7 +13,14 @@ import type { Container, Service } from "kubernetes-types/core/v1.d.ts";
 import type { ClusterRoleBinding, RoleBinding } from "kubernetes-types/rbac/v1.d.ts";
 import { FLAGS } from "../lib/cli.ts";
 import { installMonitoringCrdStubs, serverDryRun } from "./_support/dry_run.ts";
-import { chartDir, type ChartOptions, helmIntegrationTest, helmTest } from "./_support/helm.ts";
+import type { ControlPlane } from "./_support/control_plane.ts";
+import {
+  chartDir,
+  type ChartOptions,
+  type Helm,
+  helmIntegrationTest,
+  helmTest,
+} from "./_support/helm.ts";
 import {
   findManifest,
   type Manifest,
@@ -26,6 +33,7 @@ import {
   applySample,
   deleteProxy,
   explainFailure,
+  getProxy,
   nextFreePort,
   readyCondition,
   servicePorts,
@@ -325,44 +333,74 @@ helmIntegrationTest(
   },
 );
 
+/** `helm install` into `ns`; returns the release's objects (`helm get manifest`). */
+async function install(
+  helm: Helm,
+  cp: ControlPlane,
+  options: ChartOptions & { namespace: string },
+): Promise<{ objects: Manifest[]; notes: string }> {
+  const release = options.release ?? "undying-proxy";
+  const installed = await helm.run(
+    ["install", ...helm.chartArgs(options), "--wait=false"],
+    cp.adminKubeconfigPath,
+  );
+  assert.equal(installed.code, 0, installed.stderr);
+  const status = JSON.parse(
+    await helm.runOk(
+      ["status", release, "-n", options.namespace, "-o", "json"],
+      cp.adminKubeconfigPath,
+    ),
+  );
+  assert.equal(status.info.status, "deployed");
+  const manifest = await helm.runOk(
+    ["get", "manifest", release, "-n", options.namespace],
+    cp.adminKubeconfigPath,
+  );
+  return { objects: parseManifests(manifest), notes: installed.stdout };
+}
+
+/**
+ * The release's workload args as a local operator takes them: no kubelet runs the pods here, so
+ * the test runs them, minus the namespace and bind addresses the harness sets itself.
+ */
+function localArgs(objects: readonly Manifest[], release = "undying-proxy"): string[] {
+  return (workloadContainer(objects, release).args ?? []).filter((arg) =>
+    !/^--(operator-namespace|metrics-bind-address|health-probe-bind-address)=/.test(arg)
+  );
+}
+
+/** Waits until the object's Ready condition is True and one replica of one listens. */
+async function waitListening(cp: ControlPlane, namespace: string, name: string): Promise<void> {
+  const ready = await waitForProxy(
+    cp,
+    namespace,
+    name,
+    `${namespace}/${name} Ready`,
+    (o) => readyCondition(o)?.status === "True",
+  );
+  assert.equal(ready.status?.listening, "1/1");
+}
+
 helmIntegrationTest(
   "an installed release works: an operator with its ServiceAccount, flags and Services makes objects Ready",
   async (helm, cp) => {
     const ns = await cp.createNamespace("release");
     const games = await cp.createNamespace("release-games");
-    const install = await helm.run(
-      [
-        "install",
-        ...helm.chartArgs({ namespace: ns, values: { watchNamespaces: [ns, games] } }),
-        "--wait=false",
-      ],
-      cp.adminKubeconfigPath,
-    );
-    assert.equal(install.code, 0, install.stderr);
-    assert.match(install.stdout, /Forward a port: create an UnDyingProxy object, e\.g\./, "NOTES");
-    assert.match(
-      install.stdout,
-      new RegExp(`get svc -n ${ns} undying-proxy-tcp undying-proxy-udp`),
-    );
-    const status = JSON.parse(
-      await helm.runOk(["status", "undying-proxy", "-n", ns, "-o", "json"], cp.adminKubeconfigPath),
-    );
-    assert.equal(status.info.status, "deployed");
-
-    // No kubelet here: the Deployment's pods never run. The release's own Deployment args and
-    // ServiceAccount (bound only by the release's RBAC) run locally instead.
-    const manifest = parseManifests(
-      await helm.runOk(["get", "manifest", "undying-proxy", "-n", ns], cp.adminKubeconfigPath),
-    );
-    const releaseArgs = workloadContainer(manifest).args ?? [];
-    const args = releaseArgs.filter((arg) =>
-      !/^--(operator-namespace|metrics-bind-address|health-probe-bind-address)=/.test(arg)
-    );
+    const { objects, notes } = await install(helm, cp, {
+      namespace: ns,
+      values: { watchNamespaces: [ns, games] },
+    });
+    assert.match(notes, /Forward a port: create an UnDyingProxy object, e\.g\./, "NOTES");
+    assert.match(notes, new RegExp(`get svc -n ${ns} undying-proxy-tcp undying-proxy-udp`));
+    const args = localArgs(objects);
     assert.deepEqual(args, [
       "--tcp-service-to-manage=undying-proxy-tcp",
       "--udp-service-to-manage=undying-proxy-udp",
       `--watch-namespaces=${ns},${games}`,
     ]);
+    const placeholders = findManifest<Service>(objects, "Service", "undying-proxy-tcp").spec?.ports
+      ?.map((p) => p.port) ?? [];
+    // Only the rights the release's RBAC gives its ServiceAccount.
     const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
     await using echo = startTcpEcho();
     const [ownPort, gamesPort] = [nextFreePort(), nextFreePort()];
@@ -382,20 +420,13 @@ helmIntegrationTest(
         name: "game",
         tcp: { listenPort: gamesPort, targetPort: echo.port },
       });
-      for (const [namespace, name] of [[ns, "own"], [games, "game"]] as const) {
-        const ready = await waitForProxy(
-          cp,
-          namespace,
-          name,
-          `${namespace}/${name} Ready`,
-          (o) => readyCondition(o)?.status === "True",
-        );
-        assert.equal(ready.status?.listening, "1/1");
-      }
+      await waitListening(cp, ns, "own");
+      await waitListening(cp, games, "game");
       assert.ok(await tcpEchoes(operator.listenAddress, ownPort));
       assert.ok(await tcpEchoes(operator.listenAddress, gamesPort));
-      const ports = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.port).sort();
-      assert.deepEqual(ports, [1, ownPort, gamesPort].sort((a, b) => a - b));
+      const ports = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.port);
+      const byNumber = (a: number, b: number) => a - b;
+      assert.deepEqual(ports.sort(byNumber), [...placeholders, ownPort, gamesPort].sort(byNumber));
       // Objects go while the operator runs (it removes their finalizers).
       await deleteProxy(cp, ns, "own");
       await deleteProxy(cp, games, "game");
@@ -419,5 +450,58 @@ helmIntegrationTest(
       "uninstall removes the release's objects",
     );
     await cp.kubectlOk(["get", "crd", "undyingproxies.proxy.sfact.io"]);
+  },
+);
+
+helmIntegrationTest(
+  "a daemonset release of one instance: its operator manages no Service and serves its objects only",
+  async (helm, cp) => {
+    const ns = await cp.createNamespace("release-ds");
+    const { objects } = await install(helm, cp, {
+      namespace: ns,
+      release: "edge",
+      values: { mode: "daemonset", instanceName: "edge" },
+    });
+    assert.ok(
+      !objects.some((o) =>
+        o.kind === "Service" && o.metadata.name !== "edge-undying-proxy-metrics"
+      ),
+    );
+    const args = localArgs(objects, "edge-undying-proxy");
+    assert.deepEqual(args, [
+      "--tcp-service-to-manage=",
+      "--udp-service-to-manage=",
+      "--instance-name=edge",
+    ]);
+    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "edge-undying-proxy");
+    await using echo = startTcpEcho();
+    const [edgePort, otherPort] = [nextFreePort(), nextFreePort()];
+    await using operator = await startOperator({
+      kubeconfig,
+      namespace: ns,
+      replica: "node-1",
+      args,
+    });
+    await explainFailure([operator], async () => {
+      await waitReady(operator);
+      // Applied first: once edge is Ready, the operator has seen other too.
+      await applySample(cp, ns, "tcp.yaml", {
+        name: "other",
+        tcp: { listenPort: otherPort, targetPort: echo.port },
+      });
+      await applySample(cp, ns, "tcp.yaml", {
+        name: "edge",
+        tcp: { listenPort: edgePort, targetPort: echo.port },
+        annotations: { "proxy.sfact.io/instance": "edge" },
+      });
+      await waitListening(cp, ns, "edge");
+      assert.ok(await tcpEchoes(operator.listenAddress, edgePort));
+      assert.ok(!(await tcpEchoes(operator.listenAddress, otherPort)), "not this instance's");
+      const other = await getProxy(cp, ns, "other");
+      assert.equal(other?.metadata.finalizers, undefined, "no finalizer on another instance's");
+      await deleteProxy(cp, ns, "edge");
+      await cp.kubectlOk(["delete", "undyingproxy", "other", "-n", ns]);
+    });
+    assert.equal(await operator.stop(), 0);
   },
 );
