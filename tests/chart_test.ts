@@ -150,14 +150,35 @@ function flagValue(container: Container, flag: string): string | undefined {
   return container.args?.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
 }
 
-helmTest("helm lint --strict passes with the defaults and every variant", async (helm) => {
-  for (const [name, options] of Object.entries(VARIANTS)) {
-    // `helm lint` takes the chart, the namespace and the values, but no release name.
-    const result = await helm.run(["lint", "--strict", ...helm.chartArgs(options).slice(1)]);
-    assert.equal(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
-    assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
-  }
-});
+helmTest(
+  "helm lint --strict passes with the defaults and every variant; helm package holds the files",
+  async (helm) => {
+    for (const [name, options] of Object.entries(VARIANTS)) {
+      // `helm lint` takes the chart, the namespace and the values, but no release name.
+      const result = await helm.run(["lint", "--strict", ...helm.chartArgs(options).slice(1)]);
+      assert.equal(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+    const dir = await Deno.makeTempDir({ prefix: "undying-proxy-package-" });
+    try {
+      await helm.runOk(["package", chartDir, "--destination", dir]);
+      const packaged = `${dir}/undying-proxy-${await projectVersion()}.tgz`;
+      const listing = await new Deno.Command("tar", { args: ["-tzf", packaged], stdout: "piped" })
+        .output();
+      const files = new TextDecoder().decode(listing.stdout).split("\n");
+      for (
+        const file of [
+          "crds/proxy.sfact.io_undyingproxies.yaml",
+          "files/prometheus-rules.yaml",
+          "files/grafana-dashboard.json",
+          "values.schema.json",
+        ]
+      ) assert.ok(files.includes(`undying-proxy/${file}`), `the package holds ${file}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 helmTest(
   "with the defaults the chart renders the objects of kustomize's k8s/default",
