@@ -63,6 +63,14 @@ const VARIANTS: Record<string, ChartOptions> = {
       },
     },
   },
+  "ingress-nginx ConfigMaps": {
+    values: {
+      ingressNginx: {
+        tcpServicesConfigMap: "ingress-nginx/ingress-nginx-tcp",
+        udpServicesConfigMap: "ingress-nginx/ingress-nginx-udp",
+      },
+    },
+  },
   "second instance with its own IP": {
     release: "undying-proxy-eu",
     values: {
@@ -105,6 +113,8 @@ const FLAGS_SET_BY_CHART = [
   "metrics-secure",
   "metrics-authed",
   "metrics-cert-path",
+  "tcp-services-configmap",
+  "udp-services-configmap",
 ];
 
 /** An object without Helm's own labels and with container args sorted, for comparison. */
@@ -303,6 +313,24 @@ helmTest("helm template renders what each mode promises", async (helm) => {
     { kind: "ServiceAccount", name: "undying-proxy", namespace: "undying-proxy" },
   ]);
 
+  const nginx = await render("ingress-nginx ConfigMaps");
+  const nginxArgs = workloadContainer(nginx);
+  assert.equal(flagValue(nginxArgs, "--tcp-services-configmap"), "ingress-nginx/ingress-nginx-tcp");
+  assert.equal(flagValue(nginxArgs, "--udp-services-configmap"), "ingress-nginx/ingress-nginx-udp");
+  // The rights of k8s/ingress-nginx, narrowed to the two ConfigMaps named.
+  const kustomized = parseManifests(await renderKustomization("k8s/ingress-nginx"));
+  for (const kind of ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]) {
+    const chartObject = nginx.find((o) =>
+      o.kind === kind && /-(stream-services|service-reader)$/.test(o.metadata.name)
+    ) as Manifest & { rules?: { resourceNames?: string[] }[] } | undefined;
+    const kustomizeObject = kustomized.find((o) => o.kind === kind) as typeof chartObject;
+    assert.ok(chartObject && kustomizeObject, kind);
+    for (const rule of kustomizeObject.rules ?? []) {
+      if (rule.resourceNames) rule.resourceNames = ["ingress-nginx-tcp", "ingress-nginx-udp"];
+    }
+    assert.deepEqual(comparable(chartObject), comparable(kustomizeObject), kind);
+  }
+
   const eu = await render("second instance with its own IP");
   const container = workloadContainer(eu, "undying-proxy-eu");
   assert.equal(flagValue(container, "--instance-name"), "eu");
@@ -340,7 +368,9 @@ helmIntegrationTest(
       // The restricted Pod Security Standard warns about any violation in this namespace.
       await cp.kubectlOk(["label", "ns", ns, "pod-security.kubernetes.io/warn=restricted"]);
       const watched = (options.values?.["watchNamespaces"] ?? []) as string[];
-      for (const other of watched.filter((n) => n !== "*")) {
+      const streamServices = Object.values(options.values?.["ingressNginx"] ?? {}) as string[];
+      const configMapNamespaces = streamServices.map((ref) => ref.split("/")[0] ?? "");
+      for (const other of [...watched, ...configMapNamespaces].filter((n) => n !== "*")) {
         await cp.kubectl(["create", "namespace", other]);
       }
       const yaml = await helm.template({ ...options, namespace: ns, includeCrds: true });
