@@ -190,6 +190,8 @@ helmTest(
   },
 );
 
+// When k8s/ changes, change the chart to match: templates/ for the shape, values.yaml for the
+// defaults (placeholder ports, flags), templates/_helpers.tpl for the program's metrics defaults.
 helmTest(
   "with the defaults the chart renders the objects of kustomize's k8s/default",
   async (helm) => {
