@@ -32,15 +32,13 @@ import {
 import {
   applySample,
   deleteProxy,
-  explainFailure,
   getProxy,
   nextFreePort,
   readyCondition,
   servicePorts,
-  startOperator,
   tcpEchoes,
   waitForProxy,
-  waitReady,
+  withOperator,
 } from "./_support/operator.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 
@@ -457,14 +455,7 @@ helmIntegrationTest(
     const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
     await using echo = startTcpEcho();
     const [ownPort, gamesPort] = [nextFreePort(), nextFreePort()];
-    await using operator = await startOperator({
-      kubeconfig,
-      namespace: ns,
-      replica: "pod-1",
-      args,
-    });
-    await explainFailure([operator], async () => {
-      await waitReady(operator);
+    await withOperator({ kubeconfig, namespace: ns, replica: "pod-1", args }, async (operator) => {
       await applySample(cp, ns, "tcp.yaml", {
         name: "own",
         tcp: { listenPort: ownPort, targetPort: echo.port },
@@ -484,7 +475,6 @@ helmIntegrationTest(
       await deleteProxy(cp, ns, "own");
       await deleteProxy(cp, games, "game");
     });
-    assert.equal(await operator.stop(), 0);
 
     await helm.runOk(["uninstall", "undying-proxy", "-n", ns, "--wait"], cp.adminKubeconfigPath);
     const left = await cp.kubectlOk([
@@ -529,14 +519,7 @@ helmIntegrationTest(
     const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "edge-undying-proxy");
     await using echo = startTcpEcho();
     const [edgePort, otherPort] = [nextFreePort(), nextFreePort()];
-    await using operator = await startOperator({
-      kubeconfig,
-      namespace: ns,
-      replica: "node-1",
-      args,
-    });
-    await explainFailure([operator], async () => {
-      await waitReady(operator);
+    await withOperator({ kubeconfig, namespace: ns, replica: "node-1", args }, async (operator) => {
       // Applied first: once edge is Ready, the operator has seen other too.
       await applySample(cp, ns, "tcp.yaml", {
         name: "other",
@@ -555,6 +538,5 @@ helmIntegrationTest(
       await deleteProxy(cp, ns, "edge");
       await cp.kubectlOk(["delete", "undyingproxy", "other", "-n", ns]);
     });
-    assert.equal(await operator.stop(), 0);
   },
 );
