@@ -41,6 +41,9 @@ import {
   withOperator,
 } from "./_support/operator.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
+import { waitFor } from "./_support/net_wait.ts";
+import { peerCertificate } from "./_support/peer_certificate.ts";
+import { startProgram } from "./_support/program.ts";
 
 /** Renderings every chart test covers: each mode and each optional part. */
 const VARIANTS: Record<string, ChartOptions> = {
@@ -538,5 +541,52 @@ helmIntegrationTest(
       await deleteProxy(cp, ns, "edge");
       await cp.kubectlOk(["delete", "undyingproxy", "other", "-n", ns]);
     });
+  },
+);
+
+helmIntegrationTest(
+  "a release with metrics.secure and metrics.authed: its reader binding lets the named scraper in",
+  async (helm, cp) => {
+    const ns = await cp.createNamespace("release-metrics");
+    const { objects } = await install(helm, cp, {
+      namespace: ns,
+      values: {
+        metrics: { secure: true, authed: true, readers: [{ namespace: ns, name: "prometheus" }] },
+      },
+    });
+    const args = localArgs(objects);
+    assert.ok(args.includes("--metrics-secure=true") && args.includes("--metrics-authed=true"));
+    const token = async (name: string) => {
+      await cp.kubectl(["create", "serviceaccount", name, "-n", ns]);
+      return (await cp.kubectlOk(["create", "token", name, "-n", ns])).trim();
+    };
+    const [reader, stranger] = [await token("prometheus"), await token("stranger")];
+    // Only the rights of the release's RBAC (the TokenReview and SubjectAccessReview included).
+    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
+    await using program = await startProgram([
+      `--operator-namespace=${ns}`,
+      `--kubeconfig=${kubeconfig}`,
+      ...args,
+    ]);
+    using client = Deno.createHttpClient({
+      caCerts: [await peerCertificate(program.metricsPort)],
+    });
+    const scrape = async (bearer: string) => {
+      const response = await fetch(`https://127.0.0.1:${program.metricsPort}/metrics`, {
+        client,
+        headers: { authorization: `Bearer ${bearer}` },
+      });
+      await response.body?.cancel();
+      return response.status;
+    };
+    let status = 0;
+    await waitFor(async () => (status = await scrape(reader)) === 200, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      message: "the reader's scrape to succeed",
+    }).catch((error) => {
+      throw new Error(`${error}; last status ${status}\n${program.output().slice(-4000)}`);
+    });
+    assert.equal(await scrape(stranger), 403);
   },
 );
