@@ -100,9 +100,13 @@ const HELM_ONLY_LABELS = [
   "helm.sh/chart",
 ];
 
-/** Program flags the chart sets itself from values, so `flags:` may not name them. */
-const FLAGS_SET_BY_CHART = [
+/**
+ * Program flags `flags:` may not name: the chart sets them itself from values, or they make no
+ * sense in a cluster (file mode, a kubeconfig).
+ */
+const FLAGS_NOT_IN_VALUES = [
   "config",
+  "check-config",
   "kubeconfig",
   "operator-namespace",
   "tcp-service-to-manage",
@@ -265,9 +269,9 @@ helmTest(
   async (helm) => {
     const schema = JSON.parse(await Deno.readTextFile(`${chartDir}/values.schema.json`));
     const allowed: string[] = schema.properties.flags.propertyNames.enum;
-    const expected = Object.keys(FLAGS).filter((name) => !FLAGS_SET_BY_CHART.includes(name));
+    const expected = Object.keys(FLAGS).filter((name) => !FLAGS_NOT_IN_VALUES.includes(name));
     assert.deepEqual(allowed.toSorted(), expected.toSorted());
-    for (const name of FLAGS_SET_BY_CHART) {
+    for (const name of FLAGS_NOT_IN_VALUES) {
       assert.ok(name in FLAGS, `${name} is a program flag`);
     }
     const typo = await helm.run([
