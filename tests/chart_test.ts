@@ -221,10 +221,21 @@ helmTest(
         () => true,
       ],
       [
-        "k8s/default with k8s/prometheus and k8s/metrics-auth",
-        renderKustomization("k8s/default", { components: ["k8s/prometheus", "k8s/metrics-auth"] }),
-        { values: { serviceMonitor: { enabled: true }, metrics: { secure: true, authed: true } } },
+        "k8s/default with k8s/prometheus",
+        renderKustomization("k8s/default", { components: ["k8s/prometheus"] }),
+        { values: { serviceMonitor: { enabled: true } } },
         () => true,
+      ],
+      [
+        "k8s/default with k8s/prometheus and k8s/metrics-plain",
+        renderKustomization("k8s/default", {
+          components: ["k8s/prometheus", "k8s/metrics-plain"],
+        }),
+        {
+          values: { serviceMonitor: { enabled: true }, metrics: { secure: false, authed: false } },
+        },
+        // Without token review the chart leaves out the review RBAC; kustomize keeps it.
+        (o) => !/-metrics-(auth|reader)$/.test(o.metadata.name),
       ],
       [
         "k8s/rbac-cluster",
@@ -235,7 +246,7 @@ helmTest(
     ];
     for (const [what, rendered, options, compared] of pairs) {
       const kustomize = parseManifests(await rendered).filter((o) =>
-        !["Namespace", "CustomResourceDefinition"].includes(o.kind)
+        !["Namespace", "CustomResourceDefinition"].includes(o.kind) && compared(o)
       );
       const chart = parseManifests(await helm.template(options)).filter(compared);
       assert.deepEqual(byIdentity(chart), byIdentity(kustomize), what);
@@ -311,7 +322,13 @@ helmTest("helm template renders what each mode promises", async (helm) => {
     bindings.map((b) => [b.metadata?.namespace, b.roleRef.kind]),
     [["undying-proxy", "Role"], ["games", "ClusterRole"], ["db", "ClusterRole"]],
   );
-  assert.ok(!list.some((o) => o.kind === "ClusterRoleBinding"), "no cluster-wide binding");
+  assert.ok(
+    !list.some((o) =>
+      o.kind === "ClusterRoleBinding" &&
+      (o as unknown as ClusterRoleBinding).roleRef.name === "undying-proxy"
+    ),
+    "no cluster-wide binding for the objects",
+  );
 
   const all = await render("all namespaces");
   assert.equal(flagValue(workloadContainer(all), "--watch-namespaces"), "*");
@@ -459,6 +476,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=undying-proxy-tcp",
       "--udp-service-to-manage=undying-proxy-udp",
       `--watch-namespaces=${ns},${games}`,
+      "--zap-devel=false",
     ]);
     const placeholders = findManifest<Service>(objects, "Service", "undying-proxy-tcp").spec?.ports
       ?.map((p) => p.port) ?? [];
@@ -526,6 +544,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=",
       "--udp-service-to-manage=",
       "--instance-name=edge",
+      "--zap-devel=false",
     ]);
     const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "edge-undying-proxy");
     await using echo = startTcpEcho();
@@ -553,29 +572,28 @@ helmIntegrationTest(
 );
 
 helmIntegrationTest(
-  "a release with metrics.secure and metrics.authed: its reader binding lets the named scraper in",
+  "by default a release serves metrics over HTTPS with token review; metrics.readers lets a scraper in",
   async (helm, cp) => {
     const ns = await cp.createNamespace("release-metrics");
+    // Cluster-scoped objects carry the release's name: one name per cluster.
     const { objects } = await install(helm, cp, {
       namespace: ns,
-      values: {
-        metrics: { secure: true, authed: true, readers: [{ namespace: ns, name: "prometheus" }] },
-      },
+      release: "metrics",
+      values: { metrics: { readers: [{ namespace: ns, name: "prometheus" }] } },
     });
-    const args = localArgs(objects);
-    assert.ok(args.includes("--metrics-secure=true") && args.includes("--metrics-authed=true"));
+    const args = localArgs(objects, "metrics-undying-proxy");
+    assert.ok(!args.some((arg) => /^--metrics-(secure|authed)/.test(arg)), "the program's default");
     const token = async (name: string) => {
       await cp.kubectl(["create", "serviceaccount", name, "-n", ns]);
       return (await cp.kubectlOk(["create", "token", name, "-n", ns])).trim();
     };
     const [reader, stranger] = [await token("prometheus"), await token("stranger")];
     // Only the rights of the release's RBAC (the TokenReview and SubjectAccessReview included).
-    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
-    await using program = await startProgram([
-      `--operator-namespace=${ns}`,
-      `--kubeconfig=${kubeconfig}`,
-      ...args,
-    ]);
+    const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "metrics-undying-proxy");
+    await using program = await startProgram(
+      [`--operator-namespace=${ns}`, `--kubeconfig=${kubeconfig}`, ...args],
+      { metricsDefaults: true },
+    );
     using client = Deno.createHttpClient({
       caCerts: [await peerCertificate(program.metricsPort)],
     });

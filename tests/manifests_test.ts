@@ -378,6 +378,7 @@ Deno.test("default install: HTTPS and authed metrics (flag defaults), review RBA
       port: "metrics",
       path: "/metrics",
       interval: "30s",
+      honorLabels: true,
     });
   }
 });

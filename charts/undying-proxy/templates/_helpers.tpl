@@ -45,14 +45,15 @@ app: {{ include "undying-proxy.fullname" . }}
 {{- end -}}
 
 {{/*
-"true" when /metrics is served over HTTPS (.Values.metrics.secure, else the program's default:
-off), or with token review ("authed"). Flip the defaults here when the program's defaults change.
+"true" when /metrics is served over HTTPS (.Values.metrics.secure, else the program's default in
+operator mode: on), or with token review ("authed", default on too). Change the defaults here when
+the program's change.
 */}}
 {{- define "undying-proxy.metricsSecure" -}}
-{{- $default := false -}}
+{{- $default := true -}}
 {{- if (kindIs "invalid" .Values.metrics.secure) | ternary $default .Values.metrics.secure }}true{{ end -}}
 {{- end -}}
 {{- define "undying-proxy.metricsAuthed" -}}
-{{- $default := false -}}
+{{- $default := true -}}
 {{- if (kindIs "invalid" .Values.metrics.authed) | ternary $default .Values.metrics.authed }}true{{ end -}}
 {{- end -}}
