@@ -471,6 +471,7 @@ helmIntegrationTest(
     });
     assert.match(notes, /Forward a port: create an UnDyingProxy object, e\.g\./, "NOTES");
     assert.match(notes, new RegExp(`get svc -n ${ns} undying-proxy-tcp undying-proxy-udp`));
+    assert.match(notes, /bind ClusterRole undying-proxy-metrics-reader/);
     const args = localArgs(objects);
     assert.deepEqual(args, [
       "--tcp-service-to-manage=undying-proxy-tcp",
