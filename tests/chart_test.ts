@@ -41,7 +41,7 @@ import {
   withOperator,
 } from "./_support/operator.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import { peerCertificate } from "./_support/peer_certificate.ts";
 import { startProgram } from "./_support/program.ts";
 
@@ -607,11 +607,11 @@ helmIntegrationTest(
       return response.status;
     };
     let status = 0;
-    await waitFor(async () => (status = await scrape(reader)) === 200, {
-      timeoutMs: 30_000,
-      intervalMs: 500,
-      message: "the reader's scrape to succeed",
-    }).catch((error) => {
+    await waitUntil(
+      "the reader's scrape to succeed",
+      async () => (status = await scrape(reader)) === 200,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    ).catch((error) => {
       throw new Error(`${error}; last status ${status}\n${program.output().slice(-4000)}`);
     });
     assert.equal(await scrape(stranger), 403);

@@ -16,7 +16,7 @@ import {
   waitReady,
 } from "./_support/operator.ts";
 import { type Exposition, freePort, startProgram } from "./_support/program.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 const RULES_FILE = `${chartDir}/files/prometheus-rules.yaml`;
 const RULES_TEST = `${repoRoot}tests/monitoring/prometheus_rules_test.yaml`;
@@ -282,11 +282,11 @@ Deno.test("every metric the rules and the dashboard use is served by the program
     await Deno.writeTextFile(`${dir}/proxies.yaml`, config);
     await using program = await startProgram([`--config=${dir}/proxies.yaml`]);
     let exposition: Exposition = { series: new Map(), types: new Map() };
-    await waitFor(async () => {
+    await waitUntil("both forwarders in /metrics", async () => {
       exposition = await program.scrape();
       return sampled(exposition).has("undying_proxy_udp_clients_connected") &&
         sampled(exposition).has("undying_proxy_tcp_active_connections");
-    }, { timeoutMs: 30_000, message: "both forwarders in /metrics" });
+    }, { timeoutMs: 30_000 });
     const withSamples = sampled(exposition);
     assert.deepEqual(
       used.filter((name) => !withSamples.has(name) && !OPERATOR_MODE_ONLY.includes(name)),
