@@ -477,6 +477,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=undying-proxy-tcp",
       "--udp-service-to-manage=undying-proxy-udp",
       `--watch-namespaces=${ns},${games}`,
+      "--udp-engine=auto",
       "--zap-devel=false",
     ]);
     const placeholders = findManifest<Service>(objects, "Service", "undying-proxy-tcp").spec?.ports
@@ -545,6 +546,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=",
       "--udp-service-to-manage=",
       "--instance-name=edge",
+      "--udp-engine=auto",
       "--zap-devel=false",
     ]);
     const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "edge-undying-proxy");
