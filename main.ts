@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
+import { revokeFfi } from "./lib/ffi/ffi_worker.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
@@ -78,11 +79,25 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs,
     accessLog: options.accessLog,
     accessLogSampleRate: options.accessLogSampleRate,
+    udpEngine: options.udpEngine,
   });
   const metrics = new ProgramMetrics(supervisor, {
     version: VERSION,
     droppedAccessRecords,
   });
+  try {
+    const udpEngine = await supervisor.udpEngine();
+    log.info("UDP engine: {engine} ({threads} thread(s))", {
+      engine: udpEngine,
+      threads: udpEngine === "batched" ? options.workers : 1,
+    });
+    metrics.recordUdpEngine(udpEngine);
+  } catch (error) {
+    log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
+    return 1;
+  }
+  // Only the engine threads (started above, with their own permissions) keep FFI.
+  dropFfi();
   registerProcessMetrics(metrics.registry);
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
@@ -186,11 +201,13 @@ async function startServers(
   }
 }
 
-let wasReady = false;
+/** Revokes FFI on this thread if it was granted (the engine threads keep theirs). */
+function dropFfi(): void {
+  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") revokeFfi();
+}
 
 function logFirstReady(readiness: Readiness): void {
-  if (wasReady || !readiness.check().ready) return;
-  wasReady = true;
+  if (!readiness.becameReady()) return;
   log.info("Ready: the configuration is applied and every listener that can bind is listening");
 }
 

@@ -5,8 +5,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
+import { SUPERVISOR_DEFAULTS } from "./forward/supervisor_options.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
@@ -85,7 +87,7 @@ export const FLAGS = {
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",
-    default: "::",
+    default: SUPERVISOR_DEFAULTS.listenAddress,
     help:
       'IP address the forwarders listen on; "::" is every interface, IPv4 and IPv6, "0.0.0.0" ' +
       "every IPv4 one.",
@@ -95,7 +97,7 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "5s",
+    default: durationText(SUPERVISOR_DEFAULTS.dialTimeoutMs),
     help: "Timeout to connect to a TCP target (units ms, s, m, h).",
     parse: (raw) => parseDurationMs(raw, { min: 1 }),
   },
@@ -103,7 +105,7 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "10s",
+    default: durationText(SUPERVISOR_DEFAULTS.drainGraceMs),
     help: "On shutdown or removal, how long live TCP connections and UDP sessions may continue.",
     parse: (raw) => parseDurationMs(raw, { min: 0 }),
   },
@@ -111,14 +113,14 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "0",
+    default: durationText(SUPERVISOR_DEFAULTS.tcpIdleTimeoutMs),
     help: "Close a TCP connection idle in both directions this long; 0 disables.",
     parse: (raw) => parseDurationMs(raw, { min: 0 }),
   },
   "udp-max-sessions": {
     group: "Forwarding",
     valueName: "N",
-    default: "10000",
+    default: String(SUPERVISOR_DEFAULTS.udpMaxSessions),
     help:
       "UDP sessions (client addresses) per forwarder; datagrams of new clients beyond it are dropped.",
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
@@ -126,18 +128,19 @@ export const FLAGS = {
   "udp-buffer-bytes": {
     group: "Forwarding",
     valueName: "BYTES",
-    default: "65535",
-    help: "UDP receive buffer; larger datagrams are truncated and counted. The default truncates " +
-      "nothing. Go integer syntax (0x... too); values above 65535 are lowered to 65535 with a warning.",
+    default: String(SUPERVISOR_DEFAULTS.udpBufferBytes),
+    help: "UDP receive buffer; larger datagrams are counted and cut (portable engine) or dropped " +
+      "(batched engine). The default truncates nothing. Go integer syntax (0x... too); values " +
+      "above 65535 are lowered to 65535 with a warning.",
     parse: parseUdpBufferBytes,
   },
   "workers": {
     group: "Forwarding",
     valueName: "N",
-    default: "1",
+    default: String(SUPERVISOR_DEFAULTS.workers),
     help:
-      "Threads forwarding TCP; above 1, listeners use SO_REUSEPORT and the kernel spreads new " +
-      "connections over the threads. UDP stays on one thread.",
+      "Forwarding threads; above 1, listeners use SO_REUSEPORT and the kernel spreads new TCP " +
+      "connections and UDP clients over the threads. UDP on the portable engine stays on one thread.",
     parse: (raw) => parseInteger(raw, 1, 64),
   },
   "accept-proxy-protocol": {
@@ -156,6 +159,16 @@ export const FLAGS = {
     default: "5s",
     help: "A client's whole PROXY protocol header must arrive within this time; else it is closed.",
     parse: (raw) => parseDurationMs(raw, { min: 1 }),
+  },
+  "udp-engine": {
+    group: "Forwarding",
+    valueName: "ENGINE",
+    default: "auto",
+    help:
+      "batched (libc through FFI in engine threads: epoll, recvmmsg/sendmmsg; needs --allow-ffi), " +
+      "portable (Deno.listenDatagram), or auto (batched on Linux x86-64/aarch64 when FFI is allowed " +
+      "and its self-test passes, else portable with a warning).",
+    parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
   },
   "operator-namespace": {
     group: "Kubernetes operator",
@@ -498,6 +511,14 @@ export function flagsMarkdown(): string {
     rows.push(`| \`--${name}${value}\` | ${shownDefault(flag, "`")} | ${help} |`);
   }
   return rows.join("\n");
+}
+
+/** A duration in milliseconds as the flags write it: `0`, `1m`, `10s` or `500ms`. */
+function durationText(ms: number): string {
+  if (ms === 0) return "0";
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 /**

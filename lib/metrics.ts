@@ -133,7 +133,8 @@ const PART_METRICS: readonly PartMetric[] = [
     kind: "counter",
     protocol: "udp",
     name: "undying_proxy_udp_truncated_datagrams_total",
-    help: "Datagrams larger than --udp-buffer-bytes, forwarded truncated.",
+    help:
+      "Datagrams larger than --udp-buffer-bytes: forwarded cut (portable UDP engine) or dropped (batched).",
     value: (c) => c.truncatedDatagrams,
   },
 ];
@@ -150,6 +151,8 @@ export class ProgramMetrics {
   readonly configLastReloadSuccessful: Gauge;
   /** `undying_proxy_shutting_down`: 1 from the first SIGTERM/SIGINT on. */
   readonly shuttingDown: Gauge;
+  /** `undying_proxy_udp_engine{engine}`: which UDP engine forwards (see `recordUdpEngine`). */
+  readonly udpEngine: Gauge;
 
   /** Registers every metric, reading forwarding state from `view` on each scrape. */
   constructor(
@@ -276,6 +279,19 @@ export class ProgramMetrics {
       registers,
     });
     this.shuttingDown.set(0);
+    this.udpEngine = new Gauge({
+      name: "undying_proxy_udp_engine",
+      help: "1 for the UDP engine in use (batched or portable; see --udp-engine), 0 for the other.",
+      labelNames: ["engine"],
+      registers,
+    });
+  }
+
+  /** Records the UDP engine in use (known once the batched engine's self-test ran). */
+  recordUdpEngine(engine: "batched" | "portable"): void {
+    for (const kind of ["batched", "portable"] as const) {
+      this.udpEngine.set({ engine: kind }, kind === engine ? 1 : 0);
+    }
   }
 
   /** Records the outcome of one load of the `--config` file. */

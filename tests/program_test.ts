@@ -8,7 +8,7 @@ import { FLAGS } from "../lib/cli.ts";
 import { createPki } from "./_support/_pki.ts";
 import { repoRoot } from "./_support/kustomize.ts";
 import { peerCertificate } from "./_support/peer_certificate.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import {
   patternBytes,
   readAll,
@@ -68,10 +68,11 @@ async function tempConfig(forwards: readonly Forward[]) {
 
 async function waitReady(program: ProgramProcess): Promise<void> {
   try {
-    await waitFor(async () => (await program.probe("/readyz")).status === 200, {
-      timeoutMs: WAIT_MS,
-      message: "/readyz to answer 200",
-    });
+    await waitUntil(
+      "/readyz to answer 200",
+      async () => (await program.probe("/readyz")).status === 200,
+      { timeoutMs: WAIT_MS },
+    );
   } catch (error) {
     throw new Error(`${error}\n--- program output ---\n${program.output().slice(-6000)}`);
   }
@@ -87,14 +88,14 @@ async function echoThrough(port: number, size: number, seed = 1): Promise<void> 
 
 /** Waits (bounded) until nothing accepts TCP connections on `port`. */
 async function waitRefused(port: number): Promise<void> {
-  await waitFor(async () => {
+  await waitUntil(`port ${port} to refuse connections`, async () => {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
       return false;
     } catch {
       return true;
     }
-  }, { timeoutMs: WAIT_MS, message: `port ${port} to refuse connections` });
+  }, { timeoutMs: WAIT_MS });
 }
 
 Deno.test("--help lists every flag with its default, --version the version", async () => {
@@ -264,10 +265,10 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
   let last = new Map<string, number>();
   try {
     // The TCP connection is closed by now, but its byte counters may be read a moment later.
-    await waitFor(async () => {
+    await waitUntil("the expected metric values", async () => {
       last = new Map((await program.scrape()).series);
       return Object.entries(expected).every(([key, value]) => last.get(key) === value);
-    }, { timeoutMs: WAIT_MS, message: "the expected metric values" });
+    }, { timeoutMs: WAIT_MS });
   } catch (error) {
     const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
     throw new Error(
@@ -319,14 +320,14 @@ Deno.test("editing the file opens a new port without touching live connections; 
     (line) => /^Reloaded .*: 2 forwarder/.test(line.message),
   );
   assert.deepEqual([reloaded["added"], reloaded["changed"]], [["default/second"], []]);
-  await waitFor(async () => {
+  await waitUntil(`port ${secondPort} forwarding`, async () => {
     try {
       await echoThrough(secondPort, 100);
       return true;
     } catch {
       return false;
     }
-  }, { timeoutMs: WAIT_MS, message: `port ${secondPort} forwarding` });
+  }, { timeoutMs: WAIT_MS });
   await roundTrip(2);
 
   // Broken: duplicate names and a bad port. Rejected whole; both forwarders keep serving.
@@ -364,10 +365,10 @@ Deno.test("editing the file opens a new port without touching live connections; 
     (line) => /^Stopped listening on tcp port/.test(line.message),
   );
   assert.equal(stopped["forwarder"], "default/second");
-  await waitFor(async () => {
+  await waitUntil("the series of the removed forwarder to disappear", async () => {
     const keys = [...(await program.scrape()).series.keys()];
     return !keys.some((key) => key.includes('forwarder="second"'));
-  }, { timeoutMs: WAIT_MS, message: "the series of the removed forwarder to disappear" });
+  }, { timeoutMs: WAIT_MS });
   await waitRefused(secondPort);
   await roundTrip(5);
 });
@@ -383,15 +384,15 @@ Deno.test("a config file deleted and restored unchanged reports its reload succe
     (await program.scrape()).series.get("undying_proxy_config_last_reload_successful");
   assert.equal(await lastReload(), 1);
   await Deno.remove(config.path);
-  await waitFor(async () => await lastReload() === 0, {
+  await waitUntil("the failed read of the deleted file", async () => await lastReload() === 0, {
     timeoutMs: WAIT_MS,
-    message: "the failed read of the deleted file",
   });
   await config.write(text);
-  await waitFor(async () => await lastReload() === 1, {
-    timeoutMs: WAIT_MS,
-    message: "undying_proxy_config_last_reload_successful to be 1 again",
-  });
+  await waitUntil(
+    "undying_proxy_config_last_reload_successful to be 1 again",
+    async () => await lastReload() === 1,
+    { timeoutMs: WAIT_MS },
+  );
   const { series } = await program.scrape();
   assert.equal(series.get('undying_proxy_config_reloads_total{result="success"}'), 2);
   assert.equal(series.get('undying_proxy_config_reloads_total{result="failure"}'), 1);
@@ -505,10 +506,11 @@ Deno.test("a port in use fails only its forwarder, visibly, and the program stay
   await echoThrough(freeOne, 10);
   const failed =
     'undying_proxy_forwarder_state{forwarder="blocked",namespace="default",protocol="tcp",state="failed"}';
-  await waitFor(async () => (await program.scrape()).series.get(failed) === 1, {
-    timeoutMs: WAIT_MS,
-    message: "the failed state in /metrics",
-  });
+  await waitUntil(
+    "the failed state in /metrics",
+    async () => (await program.scrape()).series.get(failed) === 1,
+    { timeoutMs: WAIT_MS },
+  );
   const logged = await program.waitForLog(
     "the bind failure",
     (line) =>
@@ -552,10 +554,11 @@ Deno.test("dial errors are counted and logged with the forwarder's name, rate-li
   }
   const counter =
     'undying_proxy_tcp_forwarder_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
-  await waitFor(async () => (await program.scrape()).series.get(counter) === attempts, {
-    timeoutMs: WAIT_MS,
-    message: `${counter} to reach ${attempts}`,
-  });
+  await waitUntil(
+    `${counter} to reach ${attempts}`,
+    async () => (await program.scrape()).series.get(counter) === attempts,
+    { timeoutMs: WAIT_MS },
+  );
   // The Go operator's counter: the same count, labelled by type only.
   const goCounter = 'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}';
   assert.equal((await program.scrape()).series.get(goCounter), attempts);
@@ -591,6 +594,11 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
       entry,
     });
     await waitReady(program);
+    // The UDP engine threads' own bundle must be found and pass the self-test.
+    await program.waitForLog(
+      "the batched UDP engine",
+      (line) => line.message === "UDP engine: batched (2 thread(s))",
+    );
     for (let seed = 0; seed < 4; seed++) await echoThrough(tcpPort, 10_000, seed);
     using client = udpClient();
     const datagram = patternBytes(1200, 3);
@@ -607,9 +615,11 @@ Deno.test("the start and operator tasks run with the compile task's permissions"
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
   assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
-  for (const forbidden of ["--allow-write", "--allow-run", "--allow-all", "--allow-ffi"]) {
+  for (const forbidden of ["--allow-write", "--allow-run", "--allow-all"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
   }
+  // FFI for the batched UDP engine's threads only: the main thread revokes it at start.
+  assert.ok(flags.includes("--allow-ffi"), "--allow-ffi in compile task");
 });
 
 Deno.test("--metrics-secure serves /metrics over HTTPS with the certificate of --metrics-cert-path", async () => {
@@ -680,10 +690,10 @@ Deno.test("file mode: a PROXY header is accepted and sent on, and access records
     "--health-probe-bind-address=0",
   ]);
   let conn: Deno.TcpConn | undefined;
-  await waitFor(async () => {
+  await waitUntil(`port ${port} to accept`, async () => {
     conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
     return conn !== undefined;
-  }, { timeoutMs: WAIT_MS, message: `port ${port} to accept` });
+  }, { timeoutMs: WAIT_MS });
   assert.ok(conn !== undefined);
   await writeAll(
     conn,
@@ -692,7 +702,7 @@ Deno.test("file mode: a PROXY header is accepted and sent on, and access records
   await conn.closeWrite();
   assert.equal((await readAll(conn)).length, 0);
   conn.close();
-  await waitFor(() => target.received.length === 1, { timeoutMs: WAIT_MS, message: "target EOF" });
+  await waitUntil("target EOF", () => target.received.length === 1, { timeoutMs: WAIT_MS });
   const header = parseProxyHeader(target.received[0]!);
   assert.deepEqual(header.kind === "accepted" && header.source, {
     hostname: "198.51.100.9",
@@ -720,4 +730,64 @@ Deno.test("file mode: a PROXY header is accepted and sent on, and access records
       `after ${record.durationMs} ms, 5 B up, 0 B down`,
   );
   assert.ok(!program.logs().some((l) => l.level === "INFO" && l.logger !== "undying-proxy.access"));
+});
+
+/** The UDP engine the program reports in its metrics. */
+async function udpEngineMetric(program: ProgramProcess): Promise<Record<string, number>> {
+  const { series } = await program.scrape();
+  return {
+    batched: series.get('undying_proxy_udp_engine{engine="batched"}') ?? -1,
+    portable: series.get('undying_proxy_udp_engine{engine="portable"}') ?? -1,
+  };
+}
+
+Deno.test("UDP goes through the batched engine by default: logged at start, exported as a metric", async () => {
+  await using udpEcho = startUdpEcho();
+  const udpPort = freePort();
+  await using config = await tempConfig([
+    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  await program.waitForLog(
+    "the engine",
+    (line) => line.message === "UDP engine: batched (1 thread(s))",
+  );
+  assert.deepEqual(await udpEngineMetric(program), { batched: 1, portable: 0 });
+  using client = udpClient();
+  const datagram = patternBytes(65_507, 5);
+  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+});
+
+Deno.test("without FFI permission, --udp-engine=auto falls back to the portable engine with a warning", async () => {
+  await using udpEcho = startUdpEcho();
+  const udpPort = freePort();
+  await using config = await tempConfig([
+    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
+  await using program = await startProgram([`--config=${config.path}`], { flags });
+  await waitReady(program);
+  const warning = await program.waitForLog(
+    "the fallback warning",
+    (line) => line.level === "WARNING" && /batched UDP engine cannot run/.test(line.message),
+  );
+  assert.match(warning.message, /FFI is not permitted/);
+  assert.deepEqual(await udpEngineMetric(program), { batched: 0, portable: 1 });
+  using client = udpClient();
+  const datagram = patternBytes(1200, 6);
+  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+});
+
+Deno.test("--udp-engine=batched without FFI permission stops with a clear error", async () => {
+  await using config = await tempConfig([]);
+  const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
+  const result = await runProgram([
+    `--config=${config.path}`,
+    "--udp-engine=batched",
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address=0",
+  ], flags);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /batched UDP engine cannot run: FFI is not permitted/);
 });

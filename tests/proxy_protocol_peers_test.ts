@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { captureAccessRecords } from "./_support/net_proxy_protocol.ts";
 import { freePort } from "./_support/net_ports.ts";
 import { echoThrough, patternBytes, readAll, startTcpEcho } from "./_support/net_tcp.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import { waitTcp } from "./bench/peers.ts";
 import { ProcessGroup } from "./bench/processes.ts";
 import { installPackages } from "./bench/toolchain.ts";
@@ -115,12 +115,9 @@ stream {
         expected.push(`${hostname} ${client.localAddr.port} ${payload.length}`);
       }
     }
-    // nginx logs a stream session when it ends.
     // nginx logs a stream session when it ends (the readiness probe's broken header included).
     const logged = async () => (await lines(`${dir}/access.log`)).filter((l) => !l.startsWith("-"));
-    await waitFor(async () => (await logged()).length >= 4, {
-      message: `nginx access log (${await Deno.readTextFile(`${dir}/access.log`).catch(String)})`,
-    });
+    await waitUntil("nginx access log", async () => (await logged()).length >= 4);
     assert.deepEqual(await logged(), expected);
   } finally {
     await group.close();
@@ -234,7 +231,7 @@ stream {
       const client = await Deno.connect({ hostname: "127.0.0.1", port });
       assert.deepEqual(await echoThrough(client, payload), payload);
       client.close();
-      await waitFor(() => capture.records.length > readyRecords, { message: `record ${port}` });
+      await waitUntil(`record ${port}`, () => capture.records.length > readyRecords);
       const record = capture.records.pop()!;
       assert.equal(record.endReason, "client_closed");
       assert.equal(record.clientAddress, "127.0.0.1");

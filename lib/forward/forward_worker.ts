@@ -39,7 +39,12 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "start": {
       logging = forwardLogsTo((record) => post({ kind: "log", record }));
       await logging;
-      supervisor = new Supervisor({ ...message.options, workers: 1, tcpReusePort: true });
+      supervisor = new Supervisor({
+        ...message.options,
+        workers: 1,
+        tcpReusePort: true,
+        udpEngine: "portable", // this thread gets TCP parts only
+      });
       supervisor.onChange(() => post({ kind: "statuses", statuses: supervisor!.statuses() }));
       timer = setInterval(
         () => post({ kind: "counters", counters: tcpCounters() }),

@@ -1,7 +1,8 @@
 /**
  * Extra forwarding threads (`SupervisorOptions.workers`): Web Workers that each run the TCP part of
  * the desired set on `reusePort` listeners (the kernel spreads new connections over the threads by
- * hash). UDP stays on the main thread: Deno cannot share a UDP port between sockets
+ * hash). UDP is not theirs: the batched UDP engine runs its own threads (`udp_batched/`), and the
+ * portable one stays on the main thread, since Deno cannot share a UDP port between sockets
  * (`Deno.listenDatagram({ reuseAddress })` sets SO_REUSEADDR only, so the last socket bound gets every
  * datagram). Workers report their counters every second; the supervisor adds them up on scrape.
  * @module
@@ -15,6 +16,16 @@ import { emitWorkerLog } from "./worker_logs.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);
+
+const INHERIT_ALL = {
+  env: "inherit",
+  import: "inherit",
+  net: "inherit",
+  read: "inherit",
+  run: "inherit",
+  sys: "inherit",
+  write: "inherit",
+} as const;
 
 interface Thread {
   /** 1-based, for logs (the main thread is forwarding thread 0). */
@@ -42,7 +53,12 @@ export class ForwardWorkers {
     for (let index = 0; index < count; index++) {
       const thread: Thread = {
         index: index + 1,
-        worker: new Worker(url, { type: "module", name: `forward-${index + 1}` }),
+        worker: new Worker(url, {
+          type: "module",
+          name: `forward-${index + 1}`,
+          // Everything this thread may do, except FFI: only the UDP engine threads hold that.
+          deno: { permissions: { ...INHERIT_ALL, ffi: false } },
+        }),
         counters: new Map(),
         failed: new Set(),
         closed: Promise.withResolvers(),

@@ -31,8 +31,11 @@ export interface RunningForwarder<S> {
 export interface ListenerPartOptions<S> {
   readonly forwarder: string;
   readonly protocol: Protocol;
-  /** Binds `spec.listenPort` (throwing the OS error) and starts forwarding. */
-  readonly open: (spec: S) => RunningForwarder<S>;
+  /**
+   * Binds `spec.listenPort` (throwing or rejecting with the OS error) and starts forwarding; an
+   * engine that binds in another thread answers with a promise.
+   */
+  readonly open: (spec: S) => RunningForwarder<S> | Promise<RunningForwarder<S>>;
   /** Called with every bind failure (for the error counters). */
   readonly onBindError: (error: unknown) => void;
   readonly bindRetryInitialMs: number;
@@ -53,6 +56,8 @@ export class ListenerPart<S extends TcpSpec> {
   #spec: S;
   #state: ListenerState = { phase: "pending" };
   #running: RunningForwarder<S> | undefined;
+  /** An asynchronous bind in progress (its result, or undefined when it failed). */
+  #opening: Promise<RunningForwarder<S> | undefined> | undefined;
   #claimed = false;
   #stopped = false;
   readonly #retryBackoff: Backoff;
@@ -98,12 +103,14 @@ export class ListenerPart<S extends TcpSpec> {
     this.#setState({ phase: "conflict", holder, port: this.#spec.listenPort });
   }
 
-  /** Takes the claim: binds on the next microtask, retrying until bound or stopped. */
+  /**
+   * Takes the claim and binds at once (binding is synchronous), so the state is `listening` or
+   * `failed` when this returns; a failed bind is retried until bound or stopped.
+   */
   start(): void {
     if (this.#claimed || this.#stopped) return;
     this.#claimed = true;
-    if (this.#state.phase !== "pending") this.#setState({ phase: "pending" });
-    queueMicrotask(() => this.#bind());
+    this.#bind();
   }
 
   /** Applies a spec with the same listen port; new clients see it at once. */
@@ -119,30 +126,70 @@ export class ListenerPart<S extends TcpSpec> {
   stop(graceMs: number, cause?: StopCause): PartStop {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    const opening = this.#opening;
+    if (opening !== undefined) {
+      // Bound in another thread: stop whatever the bind in progress yields.
+      return {
+        released: opening.then((running) => running?.released),
+        done: opening.then((running) => running && this.#drain(running, graceMs, cause)),
+      };
+    }
     const running = this.#running;
     if (running === undefined) return { released: Promise.resolve(), done: Promise.resolve() };
-    const done = running.drain(graceMs, cause).then(() => {
+    return { released: running.released, done: this.#drain(running, graceMs, cause) };
+  }
+
+  #drain(running: RunningForwarder<S>, graceMs: number, cause?: StopCause): Promise<void> {
+    return running.drain(graceMs, cause).then(() => {
       log.info("Stopped listening on {protocol} port {port} for {forwarder}", this.#logProps());
     });
-    return { released: running.released, done };
   }
 
   #bind(): void {
     if (this.#stopped) return;
+    let opened;
     try {
-      this.#running = this.#options.open(this.#spec);
+      opened = this.#options.open(this.#spec);
     } catch (error) {
-      this.#options.onBindError(error);
-      const retryInMs = this.#retryBackoff.next();
-      const reason = errorMessage(error);
-      log.warn(
-        "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
-        { ...this.#logProps(), reason, retryInMs },
-      );
-      this.#setState({ phase: "failed", reason, retryInMs });
-      this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
+      this.#bindFailed(error);
       return;
     }
+    if (!(opened instanceof Promise)) {
+      this.#bound(opened);
+      return;
+    }
+    const spec = this.#spec;
+    this.#opening = opened.then(
+      (running) => {
+        this.#opening = undefined;
+        if (!this.#stopped) {
+          if (this.#spec !== spec) running.update(this.#spec);
+          this.#bound(running);
+        }
+        return running;
+      },
+      (error: unknown) => {
+        this.#opening = undefined;
+        if (!this.#stopped) this.#bindFailed(error);
+        return undefined;
+      },
+    );
+  }
+
+  #bindFailed(error: unknown): void {
+    this.#options.onBindError(error);
+    const retryInMs = this.#retryBackoff.next();
+    const reason = errorMessage(error);
+    log.warn(
+      "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
+      { ...this.#logProps(), reason, retryInMs },
+    );
+    this.#setState({ phase: "failed", reason, retryInMs });
+    this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
+  }
+
+  #bound(running: RunningForwarder<S>): void {
+    this.#running = running;
     this.#retryBackoff.reset();
     log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
     this.#setState({ phase: "listening", port: this.#spec.listenPort });

@@ -5,8 +5,9 @@
  * - A forwarder whose spec part did not change is never touched (no dropped sessions elsewhere).
  * - Target or timeout changes apply live to new connections/sessions; the listener stays open.
  * - A new `listenPort` rebinds (the old listener drains); removing `tcp` or `udp` stops only that part.
- * - One forwarder per protocol+port: a current holder keeps its port; newcomers get it in desired-set
- *   order; the others report `conflict` and take the port over as soon as it is free.
+ * - One forwarder per protocol+port: the first in desired-set order gets it (the source orders the
+ *   set: oldest object first, or document order), also from a later forwarder that holds it, which
+ *   drains; the others report `conflict` and take the port over as soon as it is theirs and free.
  * - A bind failure marks only that part `failed` and is retried with capped exponential backoff.
  * @module
  */
@@ -22,13 +23,12 @@ import {
   type ForwarderCounters,
   type ForwarderStatus,
   newTcpCounters,
-  newUdpCounters,
   type Protocol,
   type TcpCounters,
   type UdpCounters,
 } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
-import { UdpForwarder } from "./udp_forwarder.ts";
+import { UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
 import {
   type ResolvedSupervisorOptions,
   resolveSupervisorOptions,
@@ -69,6 +69,7 @@ export class Supervisor {
   readonly #reported = new Map<string, string>();
   /** The other forwarding threads, when `workers` > 1. */
   readonly #workers: ForwardWorkers | undefined;
+  readonly #udpEngine: UdpEngine;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
@@ -79,11 +80,29 @@ export class Supervisor {
       this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
     }
     this.#options = resolved;
+    this.#udpEngine = new UdpEngine({
+      choice: resolved.udpEngine,
+      threads: resolved.workers,
+      listenAddress: resolved.listenAddress,
+      maxSessions: resolved.udpMaxSessions,
+      bufferBytes: resolved.udpBufferBytes,
+      accessLog: resolved.accessLog,
+      accessLogSampleRate: resolved.accessLogSampleRate,
+    });
+  }
+
+  /**
+   * The UDP engine in use, once the batched engine passed its self-test or was ruled out.
+   * @throws when `udpEngine` is "batched" and that engine cannot run.
+   */
+  udpEngine(): Promise<UdpEngineKind> {
+    return this.#udpEngine.ready;
   }
 
   /**
    * Converges to the complete desired set (valid specs only). Array order is the priority for port
-   * conflicts among newcomers; a current holder keeps its port. Returns at once; binds are async.
+   * conflicts, also over a current holder. Free ports are bound before this returns, so
+   * `statuses()` right after it reports `listening` or `failed`; a retry after a failure is timed.
    * @throws {TypeError} when two specs share a name.
    * @throws {Error} after `close()`.
    */
@@ -106,8 +125,8 @@ export class Supervisor {
         name: spec.name,
         counters: { name: spec.name },
       };
-      entry.tcp = this.#reconcilePart(entry, "tcp", entry.tcp, spec.tcp);
-      entry.udp = this.#reconcilePart(entry, "udp", entry.udp, spec.udp);
+      entry.tcp = this.#reconcilePart(entry, { protocol: "tcp", part: entry.tcp, spec: spec.tcp });
+      entry.udp = this.#reconcilePart(entry, { protocol: "udp", part: entry.udp, spec: spec.udp });
       entry.counters = {
         name: spec.name,
         ...(entry.tcpCounters && { tcp: entry.tcpCounters }),
@@ -173,6 +192,7 @@ export class Supervisor {
       if (this.#workers) this.#track(this.#workers.close(graceMs));
     }
     while (this.#stopping.size > 0) await Promise.all(this.#stopping);
+    await this.#udpEngine.close();
   }
 
   /** Same as `close()` with the default grace period. */
@@ -180,12 +200,16 @@ export class Supervisor {
     return this.close();
   }
 
+  /** Keeps, updates, replaces or stops one protocol part of `entry` to match `change.spec`. */
   #reconcilePart<S extends TcpSpec>(
     entry: Entry,
-    protocol: Protocol,
-    part: ListenerPart<S> | undefined,
-    spec: S | undefined,
+    change: {
+      readonly protocol: Protocol;
+      readonly part: ListenerPart<S> | undefined;
+      readonly spec: S | undefined;
+    },
   ): ListenerPart<S> | undefined {
+    const { protocol, part, spec } = change;
     if (spec === undefined) {
       this.#stopPart(part, "removed");
       entry[`${protocol}Counters`] = undefined;
@@ -193,13 +217,18 @@ export class Supervisor {
     }
     if (part !== undefined) {
       if (sameSpec(part.spec, spec)) return part;
-      if (part.spec.listenPort === spec.listenPort) {
+      if (part.spec.listenPort === spec.listenPort && this.#sameEngine(protocol, part.spec, spec)) {
         part.update(spec);
         return part;
       }
       this.#stopPart(part, "replaced");
     }
     return this.#newPart(entry, protocol, spec);
+  }
+
+  /** False when a UDP part must move to the other engine to serve `after`. */
+  #sameEngine(protocol: Protocol, before: TcpSpec, after: TcpSpec): boolean {
+    return protocol === "tcp" || this.#udpEngine.sameEngine(before as UdpSpec, after as UdpSpec);
   }
 
   #newPart<S extends TcpSpec>(entry: Entry, protocol: Protocol, spec: S): ListenerPart<S> {
@@ -211,15 +240,15 @@ export class Supervisor {
       open = (spec: TcpSpec) => this.#openTcp(name, spec, counters);
       onBindError = () => counters.errors.Listen++;
     } else {
-      const counters = entry.udpCounters ??= newUdpCounters();
-      open = (spec: UdpSpec) => this.#openUdp(name, spec, counters);
+      const counters = entry.udpCounters ??= this.#udpEngine.newCounters();
+      open = (spec: UdpSpec) => this.#udpEngine.open(name, spec, counters);
       onBindError = (error: unknown) =>
         counters.errors[isLookupError(error) ? "ResolveListenAddress" : "Listen"]++;
     }
     return new ListenerPart<S>(spec, {
       forwarder: name,
       protocol,
-      open: open as (spec: S) => RunningForwarder<S>,
+      open: open as unknown as (spec: S) => RunningForwarder<S> | Promise<RunningForwarder<S>>,
       onBindError,
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
@@ -251,37 +280,45 @@ export class Supervisor {
     });
   }
 
-  #openUdp(name: string, spec: UdpSpec, counters: UdpCounters): UdpForwarder {
-    const socket = bindDualStack(
-      this.#options.listenAddress,
-      (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
-    );
-    return new UdpForwarder(socket, {
-      name,
-      counters,
-      spec,
-      maxSessions: this.#options.udpMaxSessions,
-      bufferBytes: this.#options.udpBufferBytes,
-      accessLog: this.#options.accessLog,
-      accessLogSampleRate: this.#options.accessLogSampleRate,
-    });
-  }
-
-  /** Grants free ports to waiting parts in desired-set order; the rest report the holder. */
+  /**
+   * Gives each protocol+port to the first forwarder in desired-set order that wants it: a later
+   * forwarder holding it drains and waits; a free port is bound at once; the others report the
+   * forwarder that comes first (or, while it is still draining, the one that holds the port).
+   */
   #assignPorts(): void {
+    const first = new Map<string, string>();
     for (const entry of this.#entries.values()) {
-      for (const part of [entry.tcp, entry.udp]) {
-        if (part === undefined || part.claimed) continue;
-        const key = claimKey(part === entry.tcp ? "tcp" : "udp", part.spec.listenPort);
-        const holder = this.#claims.get(key);
-        if (holder === undefined) {
-          this.#claims.set(key, { forwarder: entry.name, part });
-          part.start();
-        } else if (holder.part !== part) {
-          part.waitFor(holder.forwarder);
-        }
+      for (const protocol of PROTOCOLS) {
+        const part = entry[protocol];
+        if (part === undefined) continue;
+        const key = claimKey(protocol, part.spec.listenPort);
+        if (!first.has(key)) first.set(key, entry.name);
+        else if (part.claimed) this.#displace(entry, protocol);
       }
     }
+    for (const entry of this.#entries.values()) {
+      for (const protocol of PROTOCOLS) {
+        const part = entry[protocol];
+        if (part === undefined || part.claimed) continue;
+        const key = claimKey(protocol, part.spec.listenPort);
+        const owner = first.get(key) as string;
+        const holder = this.#claims.get(key);
+        if (owner !== entry.name) part.waitFor(owner);
+        else if (holder === undefined) {
+          this.#claims.set(key, { forwarder: entry.name, part });
+          part.start();
+        } else part.waitFor(holder.forwarder);
+      }
+    }
+  }
+
+  /** Stops a part that holds a port an earlier forwarder wants; a fresh part waits in its place. */
+  #displace(entry: Entry, protocol: Protocol): void {
+    const part = entry[protocol];
+    if (part === undefined) return;
+    this.#stopPart(part, "replaced");
+    if (protocol === "tcp") entry.tcp = this.#newPart(entry, "tcp", part.spec as TcpSpec);
+    else entry.udp = this.#newPart(entry, "udp", part.spec as UdpSpec);
   }
 
   #stopPart(
@@ -332,6 +369,8 @@ function statusOf(entry: Entry): ForwarderStatus {
     ...(entry.udp && { udp: entry.udp.state }),
   };
 }
+
+const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
 function claimKey(protocol: Protocol, port: number): string {
   return `${protocol}:${port}`;

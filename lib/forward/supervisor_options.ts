@@ -1,34 +1,39 @@
 /**
- * The options of a {@linkcode Supervisor}, their defaults and their checks.
+ * The options of a {@linkcode Supervisor}, their defaults and their checks. The defaults are
+ * {@linkcode SUPERVISOR_DEFAULTS}, the one place they are written down: the command line's flag
+ * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
+import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
-/** Options of a {@linkcode Supervisor}; checked once by the constructor. */
+/** Options of a {@linkcode Supervisor}, checked once by its constructor; defaults below. */
 export interface SupervisorOptions {
-  /** Address every listener binds. @default "::" (dual-stack); e.g. "127.0.0.2" or "0.0.0.0" */
+  /** Address every listener binds. "::" is dual-stack; e.g. "127.0.0.2" or "0.0.0.0". */
   listenAddress?: string;
-  /** Give up connecting to a TCP target after this long. @default 5000 */
+  /** Give up connecting to a TCP target after this long. */
   dialTimeoutMs?: number;
-  /** Live connections/sessions get this long after their listener stops. @default 10000 */
+  /** Live connections/sessions get this long after their listener stops. */
   drainGraceMs?: number;
-  /** Close a TCP connection idle this long in both directions; 0 = never. @default 0 */
+  /** Close a TCP connection idle this long in both directions; 0 = never. */
   tcpIdleTimeoutMs?: number;
-  /** UDP sessions per forwarder; datagrams from further clients are dropped. @default 10000 */
+  /** UDP sessions per forwarder; datagrams from further clients are dropped. */
   udpMaxSessions?: number;
-  /** UDP receive buffer per socket; smaller buffers truncate (counted). @default 65535 */
+  /** UDP receive buffer per socket; smaller buffers truncate (counted). */
   udpBufferBytes?: number;
-  /** First bind retry delay. @default 500 */
+  /** First bind retry delay. */
   bindRetryInitialMs?: number;
-  /** Longest bind retry delay. @default 30000 */
+  /** Longest bind retry delay. */
   bindRetryMaxMs?: number;
   /**
    * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
-   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. UDP
-   * stays on the main thread (Deno cannot share a UDP port). Note: with `reusePort`, another process
-   * of the same user binding the same port shares it instead of failing. @default 1
+   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. On
+   * the batched UDP engine, `workers` engine threads bind every UDP port (SO_REUSEPORT); the
+   * portable UDP engine stays on the main thread (Deno cannot share a UDP port). Note: with
+   * `reusePort`, another process of the same user binding the same port shares it instead of
+   * failing.
    */
   workers?: number;
-  /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
+  /** Bind TCP listeners with `reusePort` (set for and by workers). */
   tcpReusePort?: boolean;
   /** TCP clients must send a PROXY header unless their spec says `acceptProxyProtocol: false`. @default false */
   acceptProxyProtocol?: boolean;
@@ -38,12 +43,20 @@ export interface SupervisorOptions {
   accessLog?: boolean;
   /** Share of connections/sessions with an access record, above 0 and at most 1. @default 1 */
   accessLogSampleRate?: number;
+  /**
+   * UDP engine: "batched" (libc through FFI in `workers` engine threads; fails when it cannot
+   * run), "portable" (`Deno.listenDatagram` on this thread), or "auto" (batched when it can run and
+   * passes its self-test, else portable with a warning). The library default is "portable"; the
+   * command line's is "auto".
+   */
+  udpEngine?: UdpEngineChoice;
 }
 
 /** Every option, defaults filled in. */
 export type ResolvedSupervisorOptions = Readonly<Required<SupervisorOptions>>;
 
-const DEFAULTS: ResolvedSupervisorOptions = {
+/** The default of every option. */
+export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   listenAddress: "::",
   dialTimeoutMs: 5000,
   drainGraceMs: 10_000,
@@ -58,6 +71,7 @@ const DEFAULTS: ResolvedSupervisorOptions = {
   proxyHeaderTimeoutMs: 5000,
   accessLog: false,
   accessLogSampleRate: 1,
+  udpEngine: "portable",
 };
 
 const BOOLEANS = new Set(["tcpReusePort", "acceptProxyProtocol", "accessLog"]);
@@ -67,7 +81,12 @@ const MINIMUMS: Readonly<
   Record<
     Exclude<
       keyof SupervisorOptions,
-      "listenAddress" | "tcpReusePort" | "acceptProxyProtocol" | "accessLog" | "accessLogSampleRate"
+      | "listenAddress"
+      | "tcpReusePort"
+      | "udpEngine"
+      | "acceptProxyProtocol"
+      | "accessLog"
+      | "accessLogSampleRate"
     >,
     number
   >
@@ -89,7 +108,7 @@ const MINIMUMS: Readonly<
  *   `bindRetryMaxMs` is below `bindRetryInitialMs`.
  */
 export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSupervisorOptions {
-  const resolved = { ...DEFAULTS };
+  const resolved = { ...SUPERVISOR_DEFAULTS };
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
     if (key === "listenAddress") {
@@ -113,6 +132,17 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         throw new RangeError(`Invalid accessLogSampleRate ${value}: must be above 0 and at most 1`);
       }
       resolved.accessLogSampleRate = value;
+      continue;
+    }
+    if (key === "udpEngine") {
+      if (!(UDP_ENGINE_CHOICES as readonly unknown[]).includes(value)) {
+        throw new RangeError(
+          `Invalid udpEngine ${JSON.stringify(value)}: must be one of ${
+            UDP_ENGINE_CHOICES.join(", ")
+          }`,
+        );
+      }
+      resolved.udpEngine = value as UdpEngineChoice;
       continue;
     }
     const min = MINIMUMS[key as keyof typeof MINIMUMS];

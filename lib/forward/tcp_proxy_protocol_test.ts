@@ -6,7 +6,7 @@ import {
 } from "../../tests/_support/net_proxy_protocol.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { echoThrough, patternBytes, startTcpEcho, writeAll } from "../../tests/_support/net_tcp.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import type { TcpSpec } from "../spec.ts";
 import { parseProxyHeader } from "./proxy_protocol/decode.ts";
 import { encodeProxyHeader, proxyEndpoints } from "./proxy_protocol/encode.ts";
@@ -56,7 +56,7 @@ for (const version of ["v1", "v2"] as const) {
       const conn = await fx.connect();
       await echoThrough(conn, payload);
       conn.close();
-      await waitFor(() => target.received.length === 1, { message: "target saw EOF" });
+      await waitUntil("target saw EOF", () => target.received.length === 1);
       const bytes = target.received[0]!;
       const header = parseProxyHeader(bytes);
       assert.equal(header.kind, "accepted");
@@ -109,9 +109,10 @@ Deno.test("accepted PROXY header: the carried address is the client's for the he
   await slow.closeWrite();
   assert.ok(await closedByPeer(slow));
   slow.close();
-  await waitFor(() => target.received.length === 2 && capture.records.length === 2, {
-    message: "both connections ended",
-  });
+  await waitUntil(
+    "both connections ended",
+    () => target.received.length === 2 && capture.records.length === 2,
+  );
   const [a, b] = target.received.map((bytes) => parseProxyHeader(bytes));
   assert.deepEqual(a?.kind === "accepted" && a.source, { hostname: "203.0.113.7", port: 40000 });
   assert.deepEqual(target.received[0]!.subarray(28), payload, "byte-exact after our header");
@@ -182,7 +183,7 @@ Deno.test("refused PROXY headers close the client, never reach the target, and a
       : fault === "malformed"
       ? "ProxyHeaderMalformed"
       : "ProxyHeaderTimeout";
-    await waitFor(() => fx.counters.errors[type] === before[type] + 1, { message: name });
+    await waitUntil(name, () => fx.counters.errors[type] === before[type] + 1);
     const record = capture.records.at(-1)!;
     assert.equal(record.endReason, "refused", name);
     assert.match(String(record.endDetail), new RegExp(`^PROXY header ${fault}: `), name);
@@ -195,7 +196,7 @@ Deno.test("refused PROXY headers close the client, never reach the target, and a
 Deno.test("TCP access records say why: target closed, dial failed, idle timeout, drained, replaced", async () => {
   await using capture = await captureAccessRecords();
   const lastRecord = async (what: string, count: number) => {
-    await waitFor(() => capture.records.length === count, { message: what });
+    await waitUntil(what, () => capture.records.length === count);
     return capture.records[count - 1]!;
   };
   {
@@ -234,7 +235,7 @@ Deno.test("TCP access records say why: target closed, dial failed, idle timeout,
     const open2 = await fx.connect();
     await writeAll(open, encoder.encode("a"));
     await writeAll(open2, encoder.encode("b"));
-    await waitFor(() => fx.counters.bytesTargetToClient === 2, { message: "echoed" });
+    await waitUntil("echoed", () => fx.counters.bytesTargetToClient === 2);
     await fx.forwarder.drain(0, "replaced");
     open.close();
     open2.close();
@@ -246,7 +247,7 @@ Deno.test("TCP access records say why: target closed, dial failed, idle timeout,
     await using fx = forwarder({ targetPort: echo.port, accessLog: false }, { accessLog: true });
     const conn = await fx.connect();
     await writeAll(conn, encoder.encode("a"));
-    await waitFor(() => fx.counters.bytesTargetToClient === 1, { message: "echoed" });
+    await waitUntil("echoed", () => fx.counters.bytesTargetToClient === 1);
     await fx.forwarder.drain(0);
     conn.close();
   }
@@ -256,7 +257,7 @@ Deno.test("TCP access records say why: target closed, dial failed, idle timeout,
     await using fx = forwarder({ targetPort: target.port }, { accessLog: true });
     const conn = await fx.connect();
     await writeAll(conn, encoder.encode("abc"));
-    await waitFor(() => fx.counters.bytesClientToTarget === 3, { message: "forwarded" });
+    await waitUntil("forwarded", () => fx.counters.bytesClientToTarget === 3);
     await fx.forwarder.drain(0);
     conn.close();
     const record = await lastRecord("drained", 6);
@@ -277,7 +278,7 @@ Deno.test("target closing first is target_closed; sampling keeps about the given
     const conn = await fx.connect();
     assert.ok(await closedByPeer(conn));
     conn.close();
-    await waitFor(() => capture.records.length === 1, { message: "record" });
+    await waitUntil("record", () => capture.records.length === 1);
     assert.equal(capture.records[0]!.endReason, "target_closed");
     listener.close();
     await accepting.catch(() => {});
@@ -292,7 +293,7 @@ Deno.test("target closing first is target_closed; sampling keeps about the given
     await echoThrough(conn, Uint8Array.of(i));
     conn.close();
   }
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "all closed" });
+  await waitUntil("all closed", () => fx.counters.activeConnections === 0);
   const sampled = capture.records.length - 1;
   assert.ok(sampled > 20 && sampled < 90, `${sampled} of 200 sampled at 0.25`);
 });

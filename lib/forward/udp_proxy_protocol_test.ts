@@ -6,7 +6,7 @@ import {
 } from "../../tests/_support/net_proxy_protocol.ts";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import type { UdpSpec } from "../spec.ts";
 import { newUdpCounters } from "./state.ts";
 import { UdpForwarder, type UdpForwarderOptions } from "./udp_forwarder.ts";
@@ -62,7 +62,7 @@ for (
     // One byte more no longer fits with the header: dropped and counted, never cut.
     const received = target.received;
     await client.send(patternBytes(maxPayload - headerBytes + 1), fx.forwarder.port);
-    await waitFor(() => fx.counters.errors.ProxyHeaderTooLarge === 1, { message: "counted" });
+    await waitUntil("counted", () => fx.counters.errors.ProxyHeaderTooLarge === 1);
     assert.equal(fx.counters.droppedDatagrams, 1);
     // The next datagram still goes through, and the oversized one never arrived.
     const after = await client.request(Uint8Array.of(7), fx.forwarder.port);
@@ -87,10 +87,7 @@ Deno.test("UDP access records: datagrams and bytes each way, idle timeout, drain
   using client = udpClient();
   await client.request(patternBytes(10), fx.forwarder.port);
   await client.request(patternBytes(20), fx.forwarder.port);
-  await waitFor(() => capture.records.length === 1, {
-    message: "idle session ended",
-    timeoutMs: 5000,
-  });
+  await waitUntil("idle session ended", () => capture.records.length === 1, { timeoutMs: 5000 });
   const record = capture.records[0]!;
   const { startTime, durationMs, ...fixed } = record;
   assert.ok(!Number.isNaN(Date.parse(String(startTime))));
@@ -114,7 +111,7 @@ Deno.test("UDP access records: datagrams and bytes each way, idle timeout, drain
   });
   await client.request(patternBytes(5), fx.forwarder.port);
   await fx.forwarder.drain(0);
-  await waitFor(() => capture.records.length === 2, { message: "drained session" });
+  await waitUntil("drained session", () => capture.records.length === 2);
   assert.equal(capture.records[1]!.endReason, "drained");
   assert.equal(capture.records[1]!.datagramsTargetToClient, 1);
 });

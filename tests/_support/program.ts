@@ -5,7 +5,7 @@
  */
 import { cleanEnv } from "./clean_env.ts";
 import { repoRoot } from "./kustomize.ts";
-import { waitFor } from "./net_wait.ts";
+import { waitUntil } from "./wait.ts";
 
 /** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
 export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
@@ -117,6 +117,8 @@ export interface ProgramOptions {
    * ({@linkcode startProgram} only; `entry` and `hostsFile` do not apply).
    */
   readonly task?: string;
+  /** Permission flags instead of the compile task's (to test with fewer; not with `task`). */
+  readonly flags?: readonly string[];
 }
 
 /**
@@ -167,11 +169,15 @@ function taskProcessCommand(task: string, args: readonly string[]): Deno.Command
   });
 }
 
-/** Runs the program to completion (for `--help`, bad flags, bad configs). */
+/**
+ * Runs the program to completion (for `--help`, bad flags, bad configs), with the compile task's
+ * permission flags unless `flags` are given.
+ */
 export async function runProgram(
   args: readonly string[],
+  flags?: readonly string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await programCommand(args, await taskPermissionFlags()).output();
+  const output = await programCommand(args, flags ?? await taskPermissionFlags()).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -232,7 +238,8 @@ export async function startProgram(
     ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
   ].filter((flag) => !given(flag.slice(0, flag.indexOf("="))));
   const child = options.task === undefined
-    ? programCommand([...defaults, ...args], await taskPermissionFlags(), options).spawn()
+    ? programCommand([...defaults, ...args], options.flags ?? await taskPermissionFlags(), options)
+      .spawn()
     : taskProcessCommand(options.task, [...defaults, ...args]).spawn();
   let text = "";
   const lines: LogLine[] = [];
@@ -274,11 +281,11 @@ export async function startProgram(
     timeoutMs = 30_000,
   ) => {
     try {
-      await waitFor(() => {
+      await waitUntil(what, () => {
         if (lines.some(match)) return true;
         if (gone) throw new Error(`The program exited before ${what}`);
         return false;
-      }, { timeoutMs, message: what });
+      }, { timeoutMs });
     } catch (error) {
       throw new Error(`${error}\n--- program output ---\n${text.slice(-6000)}`);
     }

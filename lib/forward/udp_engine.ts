@@ -1,0 +1,138 @@
+/**
+ * The UDP engine of a supervisor (`--udp-engine`): the batched engine (libc through FFI in engine
+ * threads, `udp_batched/`) when chosen and working, else the portable `Deno.listenDatagram` engine
+ * ({@linkcode UdpForwarder}). Both give the supervisor a {@linkcode RunningForwarder} per UDP
+ * listener and advance the same {@linkcode UdpCounters}.
+ * @module
+ */
+
+import {
+  type EngineChoice,
+  nativeUnavailableReason,
+  startNativeEngine,
+} from "../ffi/engine_selection.ts";
+import type { UdpSpec } from "../spec.ts";
+import { bindDualStack } from "./_bind_dual_stack.ts";
+import type { RunningForwarder } from "./listener_part.ts";
+import { newUdpCounters, type UdpCounters } from "./state.ts";
+import { BatchedUdpEngine } from "./udp_batched/batched_engine.ts";
+import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
+import { selfTest } from "./udp_batched/self_test.ts";
+import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
+import { UdpForwarder } from "./udp_forwarder.ts";
+import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
+
+export type { UdpEngineChoice, UdpEngineKind };
+
+/** What every UDP listener of a supervisor shares. */
+export interface UdpEngineOptions {
+  readonly choice: UdpEngineChoice;
+  /** Engine threads of the batched engine (each binds every UDP port with SO_REUSEPORT). */
+  readonly threads: number;
+  readonly listenAddress: string;
+  readonly maxSessions: number;
+  readonly bufferBytes: number;
+  /** Whether sessions get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of sessions with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
+}
+
+/** Opens UDP listeners on the chosen engine. */
+export class UdpEngine {
+  /** The engine in use once the batched engine started and passed its self-test (or not). */
+  readonly ready: Promise<UdpEngineKind>;
+  readonly #options: UdpEngineOptions;
+  /** True while the batched engine may be used (its counters live in shared memory). */
+  readonly #batchedCandidate: boolean;
+  #batched: BatchedUdpEngine | undefined;
+
+  /** Starts the batched engine in the background when `choice` allows it. */
+  constructor(options: UdpEngineOptions) {
+    this.#options = options;
+    this.#batchedCandidate = options.choice === "batched" ||
+      (options.choice === "auto" && nativeUnavailableReason() === undefined);
+    const choice: EngineChoice = options.choice === "batched" ? "native" : options.choice;
+    this.ready = startNativeEngine({
+      name: "batched UDP",
+      choice,
+      start: () => BatchedUdpEngine.start(options.threads),
+      selfTest,
+      close: (engine) => engine.close(),
+    }).then((engine) => {
+      this.#batched = engine;
+      return engine === undefined ? "portable" : "batched";
+    });
+    this.ready.catch(() => {}); // reported by open() and by whoever awaits `ready`
+  }
+
+  /** Counters for a new UDP part (in shared memory when the batched engine may serve it). */
+  newCounters(): UdpCounters {
+    return this.#batchedCandidate ? new SharedUdpCounters(this.#options.threads) : newUdpCounters();
+  }
+
+  /**
+   * True when `spec` needs the portable engine whatever the choice: the batched engine sends no
+   * PROXY protocol header and writes no access records yet, so such listeners run portable (a
+   * spec change that flips this rebinds the listener, see {@linkcode UdpEngine.sameEngine}).
+   */
+  needsPortable(spec: UdpSpec): boolean {
+    return spec.proxyProtocol !== undefined || (spec.accessLog ?? this.#options.accessLog ?? false);
+  }
+
+  /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
+  sameEngine(before: UdpSpec, after: UdpSpec): boolean {
+    return !this.#batchedCandidate || this.needsPortable(before) === this.needsPortable(after);
+  }
+
+  /** Binds `spec.listenPort` and forwards; synchronous on the portable engine. */
+  open(
+    name: string,
+    spec: UdpSpec,
+    counters: UdpCounters,
+  ): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> {
+    if (!this.#batchedCandidate || this.needsPortable(spec)) {
+      return this.#openPortable(name, spec, counters);
+    }
+    return this.ready.then(
+      (kind): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> => {
+        const batched = this.#batched;
+        if (kind === "portable" || batched === undefined) {
+          return this.#openPortable(name, spec, counters);
+        }
+        if (!(counters instanceof SharedUdpCounters)) throw new Error("UDP counters not shared");
+        return BatchedUdpForwarder.open(batched, {
+          name,
+          counters,
+          spec,
+          listenAddress: this.#options.listenAddress,
+          maxSessions: this.#options.maxSessions,
+          bufferBytes: this.#options.bufferBytes,
+        });
+      },
+    );
+  }
+
+  /** Stops the engine threads (after every listener drained). */
+  async close(): Promise<void> {
+    await this.ready.catch(() => {});
+    await this.#batched?.close();
+  }
+
+  #openPortable(name: string, spec: UdpSpec, counters: UdpCounters): UdpForwarder {
+    const socket = bindDualStack(
+      this.#options.listenAddress,
+      (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
+    );
+    return new UdpForwarder(socket, {
+      name,
+      counters,
+      spec,
+      maxSessions: this.#options.maxSessions,
+      bufferBytes: this.#options.bufferBytes,
+      ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+      ...(this.#options.accessLogSampleRate !== undefined &&
+        { accessLogSampleRate: this.#options.accessLogSampleRate }),
+    });
+  }
+}
