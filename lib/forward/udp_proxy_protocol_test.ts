@@ -10,6 +10,8 @@ import { waitUntil } from "../../tests/_support/wait.ts";
 import type { UdpSpec } from "../spec.ts";
 import { newUdpCounters } from "./state.ts";
 import { UdpForwarder, type UdpForwarderOptions } from "./udp_forwarder.ts";
+import { Supervisor } from "./supervisor.ts";
+import { freePort } from "../../tests/_support/net_ports.ts";
 
 const decoder = new TextDecoder();
 
@@ -114,4 +116,33 @@ Deno.test("UDP access records: datagrams and bytes each way, idle timeout, drain
   await waitUntil("drained session", () => capture.records.length === 2);
   assert.equal(capture.records[1]!.endReason, "drained");
   assert.equal(capture.records[1]!.datagramsTargetToClient, 1);
+});
+
+Deno.test("with the batched UDP engine, a part that sends PROXY headers runs portable; turning it on rebinds", async () => {
+  await using target = startProxyV2UdpTarget();
+  await using sup = new Supervisor({
+    listenAddress: "127.0.0.1",
+    udpEngine: "batched",
+    drainGraceMs: 0,
+  });
+  assert.equal(await sup.udpEngine(), "batched");
+  const port = freePort("udp");
+  const udp = {
+    listenPort: port,
+    targetHost: "127.0.0.1",
+    readTimeoutSeconds: 30,
+    writeTimeoutSeconds: 5,
+  };
+  /** Applies `spec` and sends one datagram from a fresh client once the part listens. */
+  const exchange = async (spec: Partial<UdpSpec> & { targetPort: number }) => {
+    sup.apply([{ name: "ns/switch", udp: { ...udp, ...spec } }]);
+    await waitUntil("listening", () => sup.statuses()[0]?.udp?.phase === "listening");
+    using client = udpClient();
+    const reply = await client.request(Uint8Array.of(1, 2, 3), port);
+    return { text: decoder.decode(reply), clientPort: (client.socket.addr as Deno.NetAddr).port };
+  };
+  assert.equal((await exchange({ targetPort: target.port })).text, "bad: no v2 signature");
+  const proxied = await exchange({ targetPort: target.port, proxyProtocol: "v2" });
+  assert.match(proxied.text, new RegExp(`^127\\.0\\.0\\.1 ${proxied.clientPort} 3 `));
+  assert.equal((await exchange({ targetPort: target.port })).text, "bad: no v2 signature");
 });
