@@ -109,6 +109,8 @@ function openSource(
 ): Promise<DesiredStateSource> {
   if (options.config !== undefined) {
     return FileSource.open(options.config, {
+      maxBytes: options.configMaxBytes,
+      allowEmpty: options.configAllowEmpty,
       onLoad: (result) => parts.metrics.recordReload(result),
     });
   }

@@ -55,6 +55,22 @@ export const FLAGS = {
       "Without it the program runs as a Kubernetes operator.",
     parse: optionalString,
   },
+  "config-max-bytes": {
+    group: "Source",
+    valueName: "BYTES",
+    default: "4194304",
+    help: "Larger --config files are refused before they are parsed (the last good config keeps " +
+      "running).",
+    parse: (raw) => parseInteger(raw, 1, 64 * 1024 * 1024),
+  },
+  "config-allow-empty": {
+    group: "Source",
+    boolean: true,
+    default: "false",
+    help: "Apply a --config reload that removes every forwarder (an empty file, or none of the " +
+      "objects left); without it such a reload is rejected as a likely truncated write.",
+    parse: parseBoolean,
+  },
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",

@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { loadAll, YAMLException } from "js-yaml";
+import { abortableDelay } from "./forward/_abortable_delay.ts";
 import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
@@ -15,6 +16,13 @@ const log = getLogger(["undying-proxy", "config"]);
 const API_VERSION = "proxy.sfact.io/v1alpha1";
 const KIND = "UnDyingProxy";
 const TOP_LEVEL_FIELDS = ["apiVersion", "kind", "metadata", "spec", "status"];
+/**
+ * Aliases (`*name`) per YAML document at most: enough to share a few settings, too few for an
+ * alias bomb ("billion laughs": nested aliases that expand a 2 KB file into gigabytes).
+ */
+export const MAX_YAML_ALIASES = 20;
+/** Default largest config file read; larger files are refused before parsing. */
+export const DEFAULT_CONFIG_MAX_BYTES = 4 * 1024 * 1024;
 /** Kubernetes object names (DNS-1123 subdomain) and namespaces (DNS-1123 label). */
 const OBJECT_NAME =
   /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -31,7 +39,13 @@ export interface ConfigProblem {
   readonly reason: string;
 }
 
-/** An invalid config file; `message` lists every problem. */
+/** Problems a {@linkcode ConfigError} message spells out; the rest are counted. */
+export const MAX_REPORTED_PROBLEMS = 10;
+
+/**
+ * An invalid config file; `message` lists the first {@linkcode MAX_REPORTED_PROBLEMS} problems and
+ * counts the rest, so that a huge invalid file does not flood the log.
+ */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
   /** Every problem found. */
@@ -39,8 +53,16 @@ export class ConfigError extends Error {
 
   /** @param path The file, named in the message. */
   constructor(path: string, problems: readonly ConfigProblem[], options?: ErrorOptions) {
-    super(`Invalid config file ${path}: ${problems.map(describeProblem).join("; ")}`, options);
+    const shown = problems.slice(0, MAX_REPORTED_PROBLEMS).map(describeProblem);
+    const more = problems.length - shown.length;
+    if (more > 0) shown.push(`and ${more} more problem(s)`);
+    super(`Invalid config file ${path}: ${shown.join("; ")}`, options);
     this.problems = problems;
+  }
+
+  /** The first problems, for a structured log record of bounded size. */
+  get firstProblems(): readonly ConfigProblem[] {
+    return this.problems.slice(0, MAX_REPORTED_PROBLEMS);
   }
 }
 
@@ -54,12 +76,16 @@ export class ConfigError extends Error {
 export function parseConfig(path: string, text: string): ForwarderSpec[] {
   let documents: unknown[];
   try {
-    documents = loadAll(text);
+    documents = loadAll(text, { maxAliases: MAX_YAML_ALIASES });
   } catch (error) {
     if (!(error instanceof YAMLException)) throw error;
     // The compact form: "reason (line:column)" without the multi-line source snippet.
     const document = documentAtLine(text, error.mark?.line ?? 0);
-    const problem = { document, field: "(YAML)", reason: error.toString(true) };
+    const reason = error.message.includes("maxAliases")
+      ? `more than ${MAX_YAML_ALIASES} aliases (*name) in one document, refused so that a small ` +
+        `file cannot expand into gigabytes (${error.toString(true)})`
+      : error.toString(true);
+    const problem = { document, field: "(YAML)", reason };
     throw new ConfigError(path, [problem], { cause: error });
   }
   const problems: ConfigProblem[] = [];
@@ -97,6 +123,17 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
 export interface FileSourceOptions {
   /** Quiet time after the last file-system event before the file is read again. @default 200 */
   readonly debounceMs?: number;
+  /** Larger files are refused before they are parsed. @default DEFAULT_CONFIG_MAX_BYTES */
+  readonly maxBytes?: number;
+  /**
+   * Apply a reload that removes every forwarder (empty file, no object left); else such a reload is
+   * rejected as a likely truncated or half-written file. @default false
+   */
+  readonly allowEmpty?: boolean;
+  /** How often the watched directories are checked for being replaced. @default 1000 */
+  readonly watchCheckMs?: number;
+  /** Told when the watch was lost (the directory removed or re-created), e.g. for a metric. */
+  readonly onWatchLost?: () => void;
   /** Told the outcome of every load (the initial one included), e.g. for a metric. */
   readonly onLoad?: (result: "success" | "failure") => void;
 }
@@ -105,11 +142,16 @@ export interface FileSourceOptions {
 export class FileSource implements DesiredStateSource {
   readonly #path: string;
   readonly #debounceMs: number;
+  readonly #maxBytes: number;
   readonly #onLoad: (result: "success" | "failure") => void;
   /** The file's text at the last read, valid or not: a read with the same text changes nothing. */
   #seen: string;
   #desired: ForwarderSpec[];
-  readonly #directories: string[];
+  #directories: string[];
+  readonly #watchCheckMs: number;
+  readonly #allowEmpty: boolean;
+  readonly #onWatchLost: () => void;
+  #watchCount = 0;
 
   private constructor(
     path: string,
@@ -123,7 +165,11 @@ export class FileSource implements DesiredStateSource {
     this.#seen = text;
     this.#desired = desired;
     this.#debounceMs = options.debounceMs ?? 200;
+    this.#maxBytes = options.maxBytes ?? DEFAULT_CONFIG_MAX_BYTES;
     this.#onLoad = options.onLoad ?? (() => {});
+    this.#watchCheckMs = options.watchCheckMs ?? 1000;
+    this.#allowEmpty = options.allowEmpty ?? false;
+    this.#onWatchLost = options.onWatchLost ?? (() => {});
   }
 
   /**
@@ -134,7 +180,7 @@ export class FileSource implements DesiredStateSource {
   static async open(path: string, options: FileSourceOptions = {}): Promise<FileSource> {
     const onLoad = options.onLoad ?? (() => {});
     try {
-      const text = await readConfig(path);
+      const text = await readConfig(path, options.maxBytes ?? DEFAULT_CONFIG_MAX_BYTES);
       const desired = parseConfig(path, text);
       const directories = await watchedDirectories(path);
       onLoad("success");
@@ -154,44 +200,114 @@ export class FileSource implements DesiredStateSource {
   /**
    * Delivers the loaded desired set, then watches the file's directory (editors replace files by
    * rename, Kubernetes ConfigMap volumes swap a symlink) and re-applies the whole file after each
-   * change. Resolves when `signal` aborts.
-   * @throws {Error} when the directory can no longer be watched.
+   * change. A watch that is lost (the directory removed or re-created) is logged, counted
+   * (`onWatchLost`) and set up again once the directory exists, and the file is read again then.
+   * Resolves when `signal` aborts.
    */
   async run(
     apply: (desired: readonly ForwarderSpec[]) => void,
     signal: AbortSignal,
   ): Promise<void> {
     if (signal.aborted) return;
-    const watcher = Deno.watchFs(this.#directories, { recursive: false });
-    const stop = () => watcher.close();
-    signal.addEventListener("abort", stop, { once: true });
     apply(this.#desired);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     // A change made between open() and the start of the watch has no event: read once more.
     let reloading = this.#reload(apply);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reloadSoon = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        reloading = reloading.then(() => this.#reload(apply));
+      }, this.#debounceMs);
+    };
     try {
-      for await (const event of watcher) {
-        if (event.kind === "access") continue;
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          reloading = reloading.then(() => this.#reload(apply));
-        }, this.#debounceMs);
+      while (!signal.aborted) {
+        const watched = await this.#watch(signal);
+        if (watched === undefined) break;
+        if (watched.restarted) reloadSoon();
+        await watched.events(reloadSoon);
+        if (signal.aborted) break;
+        this.#onWatchLost();
+        log.warn("Lost the watch of {directories} (removed or re-created); watching again", {
+          path: this.#path,
+          directories: this.#directories,
+        });
       }
     } finally {
       clearTimeout(timer);
-      signal.removeEventListener("abort", stop);
       await reloading;
     }
-    if (!signal.aborted) throw new Error(`Stopped watching ${this.#path}: its directory went away`);
+  }
+
+  /**
+   * Starts a watch of the file's directories, waiting (polling) while they do not exist. The watch
+   * ends by itself when a watched directory is replaced. Undefined when `signal` aborts first.
+   */
+  async #watch(signal: AbortSignal): Promise<
+    | {
+      restarted: boolean;
+      events: (onChange: () => void) => Promise<void>;
+    }
+    | undefined
+  > {
+    let restarted = this.#watchCount++ > 0;
+    for (;;) {
+      if (signal.aborted) return undefined;
+      try {
+        const directories = restarted ? await watchedDirectories(this.#path) : this.#directories;
+        const identities = await Promise.all(directories.map(directoryIdentity));
+        const watcher = Deno.watchFs(directories, { recursive: false });
+        this.#directories = directories;
+        return {
+          restarted,
+          events: (onChange) => this.#events(watcher, identities, onChange, signal),
+        };
+      } catch {
+        // The directory (or the file) is not there (yet): look again shortly.
+        restarted = true;
+        await abortableDelay(this.#watchCheckMs, signal);
+      }
+    }
+  }
+
+  /** Passes the watcher's events on until `signal` aborts or a watched directory is replaced. */
+  async #events(
+    watcher: Deno.FsWatcher,
+    identities: readonly string[],
+    onChange: () => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const stop = () => watcher.close();
+    signal.addEventListener("abort", stop, { once: true });
+    // inotify keeps watching a removed directory's inode, without events: compare identities.
+    const check = setInterval(async () => {
+      const now = await Promise.all(this.#directories.map(directoryIdentity));
+      if (now.some((identity, index) => identity !== identities[index])) stop();
+    }, this.#watchCheckMs);
+    try {
+      for await (const event of watcher) {
+        if (event.kind !== "access") onChange();
+      }
+    } finally {
+      clearInterval(check);
+      signal.removeEventListener("abort", stop);
+      stop();
+    }
   }
 
   async #reload(apply: (desired: readonly ForwarderSpec[]) => void): Promise<void> {
     let desired: ForwarderSpec[];
     try {
-      const text = await readConfig(this.#path);
+      const text = await readConfig(this.#path, this.#maxBytes);
       if (text === this.#seen) return;
       this.#seen = text;
       desired = parseConfig(this.#path, text);
+      if (desired.length === 0 && this.#desired.length > 0 && !this.#allowEmpty) {
+        const reason =
+          `holds no UnDyingProxy object now, which would remove all ${this.#desired.length} ` +
+          "forwarder(s): rejected as a likely truncated or half-written file (--config-allow-empty " +
+          "applies such a change)";
+        throw new ConfigError(this.#path, [{ document: 0, field: "(file)", reason }]);
+      }
     } catch (error) {
       this.#onLoad("failure");
       log.error(
@@ -199,7 +315,7 @@ export class FileSource implements DesiredStateSource {
         {
           path: this.#path,
           reason: error instanceof Error ? error.message : String(error),
-          problems: error instanceof ConfigError ? error.problems : undefined,
+          problems: error instanceof ConfigError ? error.firstProblems : undefined,
         },
       );
       return;
@@ -254,6 +370,16 @@ function changedNames(
   };
 }
 
+/** A directory's device and inode: another value once it was removed and created again. */
+async function directoryIdentity(path: string): Promise<string> {
+  try {
+    const info = await Deno.stat(path);
+    return `${info.dev}:${info.ino}`;
+  } catch {
+    return "gone";
+  }
+}
+
 /** The file's directory, and the directory of the file it links to when that is elsewhere. */
 async function watchedDirectories(path: string): Promise<string[]> {
   const directories = [dirname(path)];
@@ -262,13 +388,40 @@ async function watchedDirectories(path: string): Promise<string[]> {
   return directories;
 }
 
-async function readConfig(path: string): Promise<string> {
+/** The file's text; a file larger than `maxBytes` is refused without reading (or parsing) it. */
+async function readConfig(path: string, maxBytes: number): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    using file = await Deno.open(path);
+    const { size } = await file.stat();
+    if (size > maxBytes) {
+      const reason = `is ${size} bytes, more than --config-max-bytes=${maxBytes}; refused unread`;
+      throw new ConfigError(path, [{ document: 0, field: "(file)", reason }]);
+    }
+    // Room for one byte more than stat() said tells a file that grew since apart.
+    bytes = new Uint8Array(size + 1);
+    let length = 0;
+    for (;;) {
+      if (length === bytes.length) {
+        const grown = new Uint8Array(Math.min(2 * bytes.length, maxBytes + 1));
+        grown.set(bytes);
+        bytes = grown;
+      }
+      const n = await file.read(bytes.subarray(length));
+      if (n === null) break;
+      length += n;
+      if (length > maxBytes) {
+        const reason = `is more than --config-max-bytes=${maxBytes} bytes; refused`;
+        throw new ConfigError(path, [{ document: 0, field: "(file)", reason }]);
+      }
+    }
+    bytes = bytes.subarray(0, length);
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     const reason = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
     throw new ConfigError(path, [{ document: 0, field: "(file)", reason }], { cause: error });
   }
+  return new TextDecoder().decode(bytes);
 }
 
 /** Checks apiVersion, kind, metadata and top-level fields; returns `namespace/name` when usable. */
@@ -321,10 +474,23 @@ function describeProblem(problem: ConfigProblem): string {
   const where = problem.document === 0
     ? ""
     : `document ${problem.document}${problem.object === undefined ? "" : ` (${problem.object})`}: `;
-  const value = "value" in problem
-    ? ` = ${truncate(JSON.stringify(problem.value) ?? "undefined")}`
-    : "";
+  const value = "value" in problem ? ` = ${truncate(showValue(problem.value))}` : "";
   return `${where}${problem.field}${value}: ${problem.reason}`;
+}
+
+/** A value as the user wrote it in YAML: JSON, except the numbers JSON cannot show (`.inf`, `.nan`). */
+export function showValue(value: unknown): string {
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    return Number.isNaN(value) ? ".nan" : value > 0 ? ".inf" : "-.inf";
+  }
+  try {
+    return JSON.stringify(
+      value,
+      (_, v) => typeof v === "number" && !Number.isFinite(v) ? showValue(v) : v,
+    ) ?? "undefined";
+  } catch {
+    return "(a value that refers to itself)";
+  }
 }
 
 function truncate(text: string): string {
