@@ -16,13 +16,18 @@ import { setupLogging } from "./lib/logging.ts";
 import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
+import { registerProcessMetrics } from "./lib/process_metrics.ts";
+import { resourceLimits } from "./lib/resource_limits.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
 
 const VERSION: string = denoConfig.version;
 const log = getLogger(["undying-proxy"]);
 
-/** Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line. */
+/**
+ * Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line, 3
+ * after a shutdown that had to cut connections or sessions still open when the drain grace ended.
+ */
 async function main(args: readonly string[]): Promise<number> {
   let command;
   try {
@@ -44,6 +49,7 @@ async function run(options: Options): Promise<number> {
     stacktraceLevel: options.zapStacktraceLevel,
   });
   using signals = new ShutdownSignals();
+  const limits = resourceLimits(options.maxOpenSockets);
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
     dialTimeoutMs: options.dialTimeoutMs,
@@ -51,9 +57,20 @@ async function run(options: Options): Promise<number> {
     tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
+    maxOpenSockets: limits.maxOpenSockets,
+    udpBufferBudgetBytes: options.udpBufferBudgetBytes,
     workers: options.workers,
   });
-  const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  const metrics = new ProgramMetrics(supervisor, {
+    version: VERSION,
+    configFile: options.config !== undefined,
+  });
+  using _processMetrics = registerProcessMetrics(metrics.registry, {
+    fdLimit: limits.fdLimit,
+    maxOpenSockets: limits.maxOpenSockets,
+    budgets: supervisor.budgets,
+    statuses: () => supervisor.statuses(),
+  });
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
   let source: DesiredStateSource;
@@ -97,7 +114,17 @@ async function run(options: Options): Promise<number> {
   unsubscribe();
   stopSource.abort();
   await sourceEnded;
+  const forcedBefore = supervisor.forcedCloses;
   await supervisor.close({ graceMs: options.drainGracePeriodMs });
+  const forced = supervisor.forcedCloses - forcedBefore;
+  if (forced > 0) {
+    log.error(
+      "Stopped, but cut {count} connection(s)/session(s) still open after the drain grace period " +
+        "of {graceMs} ms (exit code 3)",
+      { count: forced, graceMs: options.drainGracePeriodMs },
+    );
+    return exitCode === 0 ? 3 : exitCode;
+  }
   log.info("Stopped");
   return exitCode;
 }
@@ -112,6 +139,7 @@ function openSource(
       maxBytes: options.configMaxBytes,
       allowEmpty: options.configAllowEmpty,
       onLoad: (result) => parts.metrics.recordReload(result),
+      onWatchLost: () => parts.metrics.configWatchLost?.inc(),
     });
   }
   // Operator mode: UnDyingProxy objects from the cluster (lib/kube/operator.ts). Every error type

@@ -118,6 +118,27 @@ export const FLAGS = {
       "UDP receive buffer; larger datagrams are truncated and counted. The default truncates nothing.",
     parse: (raw) => parseInteger(raw, 1, 65535),
   },
+  "max-open-sockets": {
+    group: "Forwarding",
+    valueName: "N",
+    default: "0",
+    defaultText:
+      "the file descriptor limit (RLIMIT_NOFILE) minus those open at start and a reserve",
+    help: "Sockets that TCP connections (2 each) and UDP sessions (1 each) may hold at once, in " +
+      "total; new connections beyond it are accepted and closed at once, new UDP clients dropped " +
+      "(both counted as SocketLimit). 0 derives it from the limit.",
+    parse: (raw) => parseInteger(raw, 0, 100_000_000),
+  },
+  "udp-buffer-budget-bytes": {
+    group: "Forwarding",
+    valueName: "BYTES",
+    default: "268435456",
+    help:
+      "Memory for UDP session buffers in total: each session reserves its buffer's worst case " +
+      "(--udp-buffer-bytes in whole pages, 69632 bytes by default); new clients beyond it are " +
+      "dropped (counted as BufferBudget).",
+    parse: (raw) => parseInteger(raw, 4096, 64 * 1024 * 1024 * 1024),
+  },
   "workers": {
     group: "Forwarding",
     valueName: "N",

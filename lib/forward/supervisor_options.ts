@@ -17,6 +17,17 @@ export interface SupervisorOptions {
   udpMaxSessions?: number;
   /** UDP receive buffer per socket; smaller buffers truncate (counted). @default 65535 */
   udpBufferBytes?: number;
+  /**
+   * Sockets that connections (2 each) and sessions (1 each) of this thread may hold at once; new
+   * ones beyond it are shed and counted (`SocketLimit`). With `workers`, each thread gets an equal
+   * share. @default 1000000
+   */
+  maxOpenSockets?: number;
+  /**
+   * Bytes of UDP session buffers at most (each session reserves its buffer's worst case); clients
+   * beyond it are refused and counted (`BufferBudget`). @default 268435456 (256 MiB)
+   */
+  udpBufferBudgetBytes?: number;
   /** First bind retry delay. @default 500 */
   bindRetryInitialMs?: number;
   /** Longest bind retry delay. @default 30000 */
@@ -42,6 +53,8 @@ const DEFAULTS: ResolvedSupervisorOptions = {
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 10_000,
   udpBufferBytes: 65_535,
+  maxOpenSockets: 1_000_000,
+  udpBufferBudgetBytes: 256 * 1024 * 1024,
   bindRetryInitialMs: 500,
   bindRetryMaxMs: 30_000,
   workers: 1,
@@ -57,6 +70,8 @@ const MINIMUMS: Readonly<
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 1,
   udpBufferBytes: 1,
+  maxOpenSockets: 1,
+  udpBufferBudgetBytes: 1,
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
   workers: 1,

@@ -9,6 +9,8 @@ Deno.test("resolveSupervisorOptions() fills in the defaults", () => {
     tcpIdleTimeoutMs: 0,
     udpMaxSessions: 10_000,
     udpBufferBytes: 65_535,
+    maxOpenSockets: 1_000_000,
+    udpBufferBudgetBytes: 256 * 1024 * 1024,
     bindRetryInitialMs: 500,
     bindRetryMaxMs: 30_000,
     workers: 1,

@@ -6,10 +6,13 @@
 import { repoRoot } from "./kustomize.ts";
 import { waitFor } from "./net_wait.ts";
 
-/** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
+/**
+ * The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own), and
+ * its `--v8-flags` (the runtime the binary embeds gets them too).
+ */
 export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
   const command = await taskCommand(task);
-  const flags = command.split(/\s+/).filter((part) => /^--(allow|deny)-/.test(part));
+  const flags = command.split(/\s+/).filter((part) => /^--((allow|deny)-|v8-flags=)/.test(part));
   if (flags.length === 0) throw new Error(`No permission flags in the ${task} task: ${command}`);
   return flags;
 }
