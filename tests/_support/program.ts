@@ -110,9 +110,11 @@ function programCommand(
   args: readonly string[],
   flags: readonly string[],
   entry = `${repoRoot}main.ts`,
+  wrapper: readonly string[] = [],
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, entry, ...args],
+  const deno = [Deno.execPath(), "run", ...flags, entry, ...args];
+  return new Deno.Command(wrapper[0] ?? deno[0]!, {
+    args: [...wrapper.slice(1), ...(wrapper.length > 0 ? deno : deno.slice(1))],
     cwd: repoRoot,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
     clearEnv: true,
@@ -168,7 +170,11 @@ export interface ProgramProcess extends AsyncDisposable {
  */
 export async function startProgram(
   args: readonly string[],
-  options: { readonly entry?: string } = {},
+  options: {
+    readonly entry?: string;
+    /** A command that runs the program, e.g. `["prlimit", "--nofile=200:200", "--"]`. */
+    readonly wrapper?: readonly string[];
+  } = {},
 ): Promise<ProgramProcess> {
   const defaults = [
     "--listen-address=127.0.0.1",
@@ -176,7 +182,8 @@ export async function startProgram(
     "--health-probe-bind-address=127.0.0.1:0",
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
   const flags = await taskPermissionFlags();
-  const child = programCommand([...defaults, ...args], flags, options.entry).spawn();
+  const child = programCommand([...defaults, ...args], flags, options.entry, options.wrapper)
+    .spawn();
   let text = "";
   const lines: LogLine[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {

@@ -82,3 +82,29 @@ export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<v
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** A UDP forwarder document to 127.0.0.1 with a short session timeout. */
+export function udpDocument(
+  name: string,
+  listenPort: number,
+  targetPort: number,
+  readTimeoutSeconds = 2,
+): string {
+  return proxyDocument(
+    name,
+    `udp: { listenPort: ${listenPort}, targetPort: ${targetPort}, targetHost: 127.0.0.1, ` +
+      `readTimeoutSeconds: ${readTimeoutSeconds} }`,
+  );
+}
+
+/** A temporary config file holding `documents`; removed on dispose. */
+export async function tempConfigFile(documents: readonly string[]) {
+  const dir = await Deno.makeTempDir({ prefix: "faults_" });
+  const path = `${dir}/proxies.yaml`;
+  await Deno.writeTextFile(path, documents.join("---\n"));
+  return {
+    path,
+    write: (next: readonly string[]) => Deno.writeTextFile(path, next.join("---\n")),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
