@@ -97,8 +97,15 @@ export function udpDocument(
   );
 }
 
-/** A temporary config file holding `documents`; removed on dispose. */
-export async function tempConfigFile(documents: readonly string[]) {
+/** A temporary config file; removed on dispose. */
+export interface TempConfigFile extends AsyncDisposable {
+  readonly path: string;
+  /** Replaces the file's documents. */
+  write(documents: readonly string[]): Promise<void>;
+}
+
+/** A temporary config file holding `documents`. */
+export async function tempConfigFile(documents: readonly string[]): Promise<TempConfigFile> {
   const dir = await Deno.makeTempDir({ prefix: "faults_" });
   const path = `${dir}/proxies.yaml`;
   await Deno.writeTextFile(path, documents.join("---\n"));
