@@ -12,6 +12,8 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
 } as const;
 
@@ -57,6 +59,11 @@ export function fileLimit(): { soft: number; hard: number } | undefined {
 
 /** File descriptors open in this process now (entries of `/proc/self/fd`). */
 export function openFdCount(): number | undefined {
+  return openFds()?.length;
+}
+
+/** The file descriptors open in this process now, from `/proc/self/fd`. */
+function openFds(): number[] | undefined {
   const symbols = libc();
   if (symbols === undefined) return undefined;
   const fd = symbols.open(cString("/proc/self/fd"), O_DIRECTORY | O_RDONLY_CLOEXEC);
@@ -64,21 +71,23 @@ export function openFdCount(): number | undefined {
   const getdents = Deno.build.arch === "aarch64" ? SYS_GETDENTS64_AARCH64 : SYS_GETDENTS64;
   const buffer = new Uint8Array(16 * 1024);
   const view = new DataView(buffer.buffer);
-  let count = 0;
+  const fds: number[] = [];
   try {
     for (;;) {
       const n = Number(symbols.syscall(getdents, BigInt(fd), buffer, BigInt(buffer.length)));
       if (n < 0) return undefined;
       if (n === 0) break;
-      // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name.
+      // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name (NUL-terminated).
       for (let offset = 0; offset < n; offset += view.getUint16(offset + 16, true)) {
-        if (buffer[offset + 19] !== 0x2e) count++; // not "." or ".."
+        const end = buffer.indexOf(0, offset + 19);
+        const name = new TextDecoder().decode(buffer.subarray(offset + 19, end));
+        if (/^\d+$/.test(name) && Number(name) !== fd) fds.push(Number(name));
       }
     }
   } finally {
     symbols.close(fd);
   }
-  return count - 1; // the descriptor of the listing itself
+  return fds;
 }
 
 /** The text of a `/proc` file (bounded to `maxBytes`), read without Deno's `/proc` restriction. */
@@ -123,7 +132,11 @@ export function resetTcp(conn: Deno.TcpConn): boolean {
   return symbols.connect(fd, unspecified, unspecified.length) === 0;
 }
 
-/** The file descriptor Deno keeps on a connection (an internal, stable since Deno 2). */
+/**
+ * The file descriptor of a connection: Deno keeps it on accepted connections (an internal symbol);
+ * for connections it dialed, it is found by local and remote port among the open sockets (aborts
+ * are rare; one listing serves the aborts of the next 100 ms).
+ */
 function descriptorOf(conn: Deno.TcpConn): number | undefined {
   const symbol = Object.getOwnPropertySymbols(conn).find((s) =>
     s.description === "Deno.internal.fd"
@@ -131,7 +144,51 @@ function descriptorOf(conn: Deno.TcpConn): number | undefined {
   const fd = symbol === undefined
     ? undefined
     : (conn as unknown as Record<symbol, unknown>)[symbol];
-  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+  if (typeof fd === "number" && fd >= 0) return fd;
+  try {
+    const key = `${conn.localAddr.port}:${conn.remoteAddr.port}`;
+    return socketIndex(false).get(key) ?? socketIndex(true).get(key);
+  } catch {
+    return undefined; // closed meanwhile: no address any more
+  }
+}
+
+/** A listing is reused this long; a miss lists again unless the listing is younger than the floor. */
+const SOCKET_INDEX_TTL_MS = 100;
+const SOCKET_INDEX_MIN_AGE_MS = 5;
+let socketIndexCache: { readonly atMs: number; readonly byPorts: Map<string, number> } | undefined;
+
+/** Open sockets by `localPort:remotePort`; `missed` asks for a fresher listing. */
+function socketIndex(missed: boolean): Map<string, number> {
+  const nowMs = performance.now();
+  const maxAgeMs = missed ? SOCKET_INDEX_MIN_AGE_MS : SOCKET_INDEX_TTL_MS;
+  if (socketIndexCache !== undefined && nowMs - socketIndexCache.atMs < maxAgeMs) {
+    return socketIndexCache.byPorts;
+  }
+  const byPorts = new Map<string, number>();
+  const symbols = libc();
+  if (symbols !== undefined) {
+    for (const fd of openFds() ?? []) {
+      const local = socketPort(symbols.getsockname, fd);
+      const remote = local === undefined ? undefined : socketPort(symbols.getpeername, fd);
+      if (remote !== undefined) byPorts.set(`${local}:${remote}`, fd);
+    }
+  }
+  socketIndexCache = { atMs: nowMs, byPorts };
+  return byPorts;
+}
+
+/** The port of an IPv4/IPv6 socket address from `getsockname`/`getpeername`, else undefined. */
+function socketPort(
+  call: (fd: number, address: Uint8Array, length: Uint8Array) => number,
+  fd: number,
+): number | undefined {
+  const address = new Uint8Array(128);
+  const length = new Uint32Array([address.length]);
+  if (call(fd, address, new Uint8Array(length.buffer)) !== 0) return undefined;
+  const family = address[0]! | (address[1]! << 8);
+  if (family !== 2 && family !== 10) return undefined; // AF_INET, AF_INET6
+  return (address[2]! << 8) | address[3]!;
 }
 
 function cString(text: string): Uint8Array<ArrayBuffer> {

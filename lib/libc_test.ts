@@ -21,3 +21,12 @@ Deno.test("libc: resetTcp() makes the peer see a reset, not an end of stream", a
   accepted.close();
   await assert.rejects(client.read(new Uint8Array(8)), Deno.errors.ConnectionReset);
 });
+
+Deno.test("libc: resetTcp() also resets a connection Deno dialed (found by its ports)", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dialed = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  using accepted = await listener.accept();
+  assert.ok(resetTcp(dialed));
+  dialed.close();
+  await assert.rejects(accepted.read(new Uint8Array(8)), Deno.errors.ConnectionReset);
+});
