@@ -26,7 +26,7 @@ const log = getLogger(["undying-proxy"]);
 
 /**
  * Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line, 3
- * after a shutdown that had to cut connections or sessions still open when the drain grace ended.
+ * after a shutdown that had to cut TCP connections still open when the drain grace ended.
  */
 async function main(args: readonly string[]): Promise<number> {
   let command;
@@ -119,7 +119,7 @@ async function run(options: Options): Promise<number> {
   const forced = supervisor.forcedCloses - forcedBefore;
   if (forced > 0) {
     log.error(
-      "Stopped, but cut {count} connection(s)/session(s) still open after the drain grace period " +
+      "Stopped, but cut {count} TCP connection(s) still open after the drain grace period " +
         "of {graceMs} ms (exit code 3)",
       { count: forced, graceMs: options.drainGracePeriodMs },
     );

@@ -73,7 +73,7 @@ export class Supervisor {
   readonly #sockets: Budget;
   /** Bytes of this thread's UDP session buffers. */
   readonly #udpBuffers: Budget;
-  /** Connections and sessions cut because a drain grace period ended. */
+  /** TCP connections cut because a drain grace period ended. */
   #forcedCloses = 0;
   #closed = false;
 
@@ -174,8 +174,8 @@ export class Supervisor {
   }
 
   /**
-   * Connections and sessions cut (aborted) because a drain grace period ended, in every thread, so
-   * far: after `close()`, those of the shutdown included.
+   * TCP connections cut (aborted) because a drain grace period ended, in every thread, so far: after
+   * `close()`, those of the shutdown included. (UDP sessions left at the end are only counted.)
    */
   get forcedCloses(): number {
     return this.#forcedCloses + (this.#workers?.forcedCloses ?? 0);
@@ -288,7 +288,6 @@ export class Supervisor {
       bufferBytes: this.#options.udpBufferBytes,
       sockets: this.#sockets,
       bufferBudget: this.#udpBuffers,
-      onForcedClose: (count) => this.#forcedCloses += count,
     });
   }
 

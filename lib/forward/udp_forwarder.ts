@@ -53,8 +53,6 @@ export interface UdpForwarderOptions {
    * client beyond it is refused. Shared by the thread's UDP forwarders.
    */
   readonly bufferBudget?: Budget;
-  /** Told how many sessions were closed because the drain grace period ended. */
-  readonly onForcedClose?: (count: number) => void;
   /**
    * Opens a session's upstream socket on `hostname` (a wildcard address), any port. Tests pass a
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
@@ -192,8 +190,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     if (!this.#closing.signal.aborted) {
       const forced = this.#sessions.size;
       if (forced > 0) {
+        // Counted and logged, but no abort: a UDP session has no end to wait for, only silence.
         this.#counters.errors.DrainTimeout += forced;
-        this.#options.onForcedClose?.(forced);
         log.warn(
           "Closed {count} UDP session(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
           { forwarder: this.#options.name, count: forced, graceMs },

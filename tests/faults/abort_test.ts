@@ -93,5 +93,5 @@ Deno.test("a transfer cut at the end of the drain grace is a reset, counted, log
   assert.equal(await program.exited, 3, program.output().slice(-3000));
   const cut = program.logs().find((line) => /^Aborted 1 TCP connection/.test(line.message));
   assert.ok(cut, "the cut is logged");
-  assert.ok(program.logs().some((line) => /cut 1 connection/.test(line.message)));
+  assert.ok(program.logs().some((line) => /cut 1 TCP connection/.test(line.message)));
 });
