@@ -8,8 +8,9 @@ import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { FileSource } from "./lib/file_source.ts";
-import { openOperator } from "./lib/kube/open_operator.ts";
-import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
+import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
+import { openOperator } from "./lib/operator/open_operator.ts";
+import { OPERATOR_ERROR_TYPES } from "./lib/operator/operator_errors.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
 import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
@@ -20,6 +21,7 @@ import { registerProcessMetrics } from "./lib/process_metrics.ts";
 import { resourceLimits } from "./lib/resource_limits.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
+import { errorMessage } from "./lib/util/error_message.ts";
 
 const VERSION: string = denoConfig.version;
 const log = getLogger(["undying-proxy"]);
@@ -29,6 +31,12 @@ const log = getLogger(["undying-proxy"]);
  * after a shutdown that had to cut TCP connections still open when the drain grace ended.
  */
 async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === "convert") {
+    return await runConvert(args.slice(1), {
+      stdout: (text) => writeText(Deno.stdout, text),
+      stderr: (text) => writeText(Deno.stderr, text),
+    });
+  }
   let command;
   try {
     command = parseCommandLine(args);
@@ -78,7 +86,7 @@ async function run(options: Options): Promise<number> {
     source = await openSource(options, { supervisor, metrics });
     await startServers(options, { metrics, readiness, servers });
   } catch (error) {
-    log.fatal("Cannot start: {reason}", { reason: messageOf(error), error });
+    log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
     return 1;
   }
 
@@ -106,7 +114,7 @@ async function run(options: Options): Promise<number> {
       graceMs: options.drainGracePeriodMs,
     });
   } else {
-    log.fatal("Stopping: {reason}", { reason: messageOf(reason), error: reason });
+    log.fatal("Stopping: {reason}", { reason: errorMessage(reason), error: reason });
     exitCode = 1;
   }
   readiness.markShuttingDown();
@@ -142,7 +150,7 @@ function openSource(
       onWatchLost: () => parts.metrics.configWatchLost?.inc(),
     });
   }
-  // Operator mode: UnDyingProxy objects from the cluster (lib/kube/operator.ts). Every error type
+  // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
   // starts at 0 so that rate() and alerts work from the first error on.
   for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
   return openOperator(options, {
@@ -197,12 +205,12 @@ function aborted(signal: AbortSignal): Promise<string> {
   });
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  writeText(stream, `${text}\n`);
 }
 
-function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
-  const bytes = new TextEncoder().encode(`${text}\n`);
+function writeText(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = new TextEncoder().encode(text);
   let written = 0;
   while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
 }

@@ -6,10 +6,11 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { loadAll, YAMLException } from "js-yaml";
-import { abortableDelay } from "./forward/_abortable_delay.ts";
+import { abortableDelay } from "./util/abortable_delay.ts";
 import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "config"]);
 
@@ -314,7 +315,7 @@ export class FileSource implements DesiredStateSource {
         "Rejected the change, the last good configuration keeps running: {reason}",
         {
           path: this.#path,
-          reason: error instanceof Error ? error.message : String(error),
+          reason: errorMessage(error),
           problems: error instanceof ConfigError ? error.firstProblems : undefined,
         },
       );
@@ -418,7 +419,7 @@ async function readConfig(path: string, maxBytes: number): Promise<string> {
     bytes = bytes.subarray(0, length);
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    const reason = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
+    const reason = `cannot be read: ${errorMessage(error)}`;
     throw new ConfigError(path, [{ document: 0, field: "(file)", reason }], { cause: error });
   }
   return new TextDecoder().decode(bytes);

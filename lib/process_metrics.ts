@@ -8,7 +8,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Budget } from "./forward/budget.ts";
 import type { ForwarderStatus } from "./forward/state.ts";
-import { openFdCount } from "./libc.ts";
+import { openFdCount } from "./util/libc.ts";
 import { forwarderLabels } from "./metrics.ts";
 import { udpDropsByPort, udpReceiveBufferErrors } from "./udp_kernel_drops.ts";
 

@@ -6,7 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { defaultSocketBudget, fdReserve } from "./forward/budget.ts";
-import { fileLimit, openFdCount } from "./libc.ts";
+import { fileLimit, openFdCount } from "./util/libc.ts";
 
 const log = getLogger(["undying-proxy"]);
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ipLiteralFamily, parseForwarderSpec, type SpecResult } from "./spec.ts";
+import { describeProblems, ipLiteralFamily, parseForwarderSpec, type SpecResult } from "./spec.ts";
 
 function problemsOf(result: SpecResult): Array<[string, unknown]> {
   return result.ok ? [] : result.problems.map((p) => [p.field, p.value]);
@@ -153,4 +153,17 @@ Deno.test("ipLiteralFamily() tells IPv4, IPv6 and names apart", () => {
   assert.deepEqual(ipLiteralFamily("fd00::1"), 6);
   assert.deepEqual(ipLiteralFamily("echo.default.svc"), 0);
   assert.deepEqual(ipLiteralFamily("[::1]"), 0);
+});
+
+Deno.test("describeProblems() names every field, its value and the reason", () => {
+  const bad = parseForwarderSpec("ns/bad", {
+    tcp: { listenPort: 70000, targetPort: 80, targetHost: "" },
+  });
+  assert.ok(!bad.ok);
+  const message = describeProblems(bad.problems);
+  assert.match(message, /spec\.tcp\.listenPort: 70000: .+; spec\.tcp\.targetHost: "": .+/);
+  assert.equal(
+    describeProblems([{ field: "spec", value: undefined, reason: "missing" }]),
+    "spec: undefined: missing",
+  );
 });

@@ -4,7 +4,7 @@
  * namespace: in a pod that is the pod's own traffic; with host networking the whole host's).
  * @module
  */
-import { readProcFile } from "./libc.ts";
+import { readProcFile } from "./util/libc.ts";
 
 /** Kernel drops summed by local UDP port, over IPv4 and IPv6 sockets; empty when unreadable. */
 export function udpDropsByPort(): Map<number, number> {

@@ -7,8 +7,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { TcpSpec } from "../spec.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { Backoff } from "../util/backoff.ts";
 import type { ListenerState, Protocol } from "./state.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);
 
@@ -50,12 +51,19 @@ export class ListenerPart<S extends TcpSpec> {
   #running: RunningForwarder<S> | undefined;
   #claimed = false;
   #stopped = false;
-  #attempt = 0;
+  readonly #retryBackoff: Backoff;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(spec: S, options: ListenerPartOptions<S>) {
     this.#spec = spec;
     this.#options = options;
+    // Bind retries start over only after a successful bind: ±20% so forwarders do not retry in step.
+    this.#retryBackoff = new Backoff({
+      initialMs: options.bindRetryInitialMs,
+      maxMs: options.bindRetryMaxMs,
+      resetAfterMs: Number.POSITIVE_INFINITY,
+      jitter: [0.8, 1.2],
+    });
   }
 
   /** The current spec. */
@@ -118,12 +126,8 @@ export class ListenerPart<S extends TcpSpec> {
       this.#running = this.#options.open(this.#spec);
     } catch (error) {
       this.#options.onBindError(error);
-      const retryInMs = backoffDelayMs(
-        this.#attempt++,
-        this.#options.bindRetryInitialMs,
-        this.#options.bindRetryMaxMs,
-      );
-      const reason = error instanceof Error ? error.message : String(error);
+      const retryInMs = this.#retryBackoff.next();
+      const reason = errorMessage(error);
       log.warn(
         "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
         { ...this.#logProps(), reason, retryInMs },
@@ -132,7 +136,7 @@ export class ListenerPart<S extends TcpSpec> {
       this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
       return;
     }
-    this.#attempt = 0;
+    this.#retryBackoff.reset();
     log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
     this.#setState({ phase: "listening", port: this.#spec.listenPort });
   }

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { resetTcp } from "../libc.ts";
+import { resetTcp } from "../util/libc.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import type { DialDeadlines } from "./dial_deadlines.ts";

@@ -23,7 +23,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
-import { abortableDelay } from "./_abortable_delay.ts";
+import { abortableDelay } from "../util/abortable_delay.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { Budget } from "./budget.ts";

@@ -3,6 +3,7 @@
  * `compile` task in deno.json, reads its JSON log lines, and scrapes its `/metrics`.
  * @module
  */
+import { cleanEnv } from "./clean_env.ts";
 import { repoRoot } from "./kustomize.ts";
 import { waitFor } from "./net_wait.ts";
 
@@ -102,21 +103,50 @@ export async function bundleProgram(dir: string): Promise<string> {
   return inDir(compiled);
 }
 
+/** Where and how the program runs (see {@linkcode startProgram}). */
+export interface ProgramOptions {
+  /** The module to run. @default main.ts */
+  readonly entry?: string;
+  /**
+   * A hosts file the program sees as `/etc/hosts` (in a private mount namespace: needs root), so
+   * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
+   */
+  readonly hostsFile?: string;
+  /** A command that runs the program, e.g. `["prlimit", "--nofile=200:200", "--"]`. */
+  readonly wrapper?: readonly string[];
+}
+
 /**
  * `deno run` of the program with `flags` (use {@linkcode taskPermissionFlags}) in a clean
- * environment, from the repository root; `entry` is `main.ts` unless given (e.g. a bundle).
+ * environment, from the repository root.
  */
 function programCommand(
   args: readonly string[],
   flags: readonly string[],
-  entry = `${repoRoot}main.ts`,
-  wrapper: readonly string[] = [],
+  options: ProgramOptions = {},
 ): Deno.Command {
-  const deno = [Deno.execPath(), "run", ...flags, entry, ...args];
-  return new Deno.Command(wrapper[0] ?? deno[0]!, {
-    args: [...wrapper.slice(1), ...(wrapper.length > 0 ? deno : deno.slice(1))],
+  const deno = [
+    ...(options.wrapper ?? []),
+    Deno.execPath(),
+    "run",
+    ...flags,
+    options.entry ?? `${repoRoot}main.ts`,
+    ...args,
+  ];
+  const [command = "", ...commandArgs] = options.hostsFile === undefined ? deno : [
+    "unshare",
+    "--mount",
+    "--",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    options.hostsFile,
+    ...deno,
+  ];
+  return new Deno.Command(command, {
+    args: commandArgs,
     cwd: repoRoot,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    env: cleanEnv({ NO_COLOR: "1" }),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
@@ -170,11 +200,7 @@ export interface ProgramProcess extends AsyncDisposable {
  */
 export async function startProgram(
   args: readonly string[],
-  options: {
-    readonly entry?: string;
-    /** A command that runs the program, e.g. `["prlimit", "--nofile=200:200", "--"]`. */
-    readonly wrapper?: readonly string[];
-  } = {},
+  options: ProgramOptions = {},
 ): Promise<ProgramProcess> {
   const defaults = [
     "--listen-address=127.0.0.1",
@@ -182,8 +208,7 @@ export async function startProgram(
     "--health-probe-bind-address=127.0.0.1:0",
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
   const flags = await taskPermissionFlags();
-  const child = programCommand([...defaults, ...args], flags, options.entry, options.wrapper)
-    .spawn();
+  const child = programCommand([...defaults, ...args], flags, options).spawn();
   let text = "";
   const lines: LogLine[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {

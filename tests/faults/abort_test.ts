@@ -4,7 +4,7 @@
  * code 3.
  */
 import assert from "node:assert/strict";
-import { resetTcp } from "../../lib/libc.ts";
+import { resetTcp } from "../../lib/util/libc.ts";
 import { newTcpCounters } from "../../lib/forward/state.ts";
 import { TcpForwarder } from "../../lib/forward/tcp_forwarder.ts";
 import { patternBytes, readExactly, startTcpServer, writeAll } from "../_support/net_tcp.ts";

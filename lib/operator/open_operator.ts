@@ -6,10 +6,12 @@
  */
 
 import type { DesiredStateSource } from "../source.ts";
-import { KubeClient } from "./client.ts";
-import { loadClusterConfig } from "./cluster_config.ts";
+import { KubeClient } from "../kube/client.ts";
+import { loadClusterConfig } from "../kube/cluster_config.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
 import { Operator, type SupervisorView } from "./operator.ts";
+import { StreamServicesSource } from "./stream_services_source.ts";
+import type { ConfigMapRef } from "../ingress_nginx/stream_services.ts";
 
 /** The flags operator mode reads (a subset of the program's `Options`). */
 export interface OperatorFlags {
@@ -21,6 +23,9 @@ export interface OperatorFlags {
   readonly tcpServiceToManage: string;
   readonly udpServiceToManage: string;
   readonly statusHeartbeatMs?: number | undefined;
+  readonly tcpServicesConfigmap?: ConfigMapRef | undefined;
+  readonly udpServicesConfigmap?: ConfigMapRef | undefined;
+  readonly clusterDomain?: string | undefined;
 }
 
 /** What the operator gets from the rest of the program. */
@@ -60,6 +65,16 @@ export async function openOperator(
       view: parts.view,
       countError: parts.countError,
       ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
+      ...(flags.tcpServicesConfigmap || flags.udpServicesConfigmap
+        ? {
+          streamServices: new StreamServicesSource({
+            client,
+            tcp: flags.tcpServicesConfigmap,
+            udp: flags.udpServicesConfigmap,
+            clusterDomain: flags.clusterDomain ?? "cluster.local",
+          }),
+        }
+        : {}),
     });
     return {
       description: operator.description,
