@@ -286,6 +286,11 @@ export class FileSource implements DesiredStateSource {
     }, this.#watchCheckMs);
     try {
       for await (const event of watcher) {
+        // A watched directory itself removed (inotify's IN_DELETE_SELF): the watch is gone.
+        if (event.kind === "remove" && event.paths.some((p) => this.#directories.includes(p))) {
+          stop(); // ends this loop (a `break` can hang in the iterator's return())
+          continue;
+        }
         if (event.kind !== "access") onChange();
       }
     } finally {
@@ -371,11 +376,14 @@ function changedNames(
   };
 }
 
-/** A directory's device and inode: another value once it was removed and created again. */
+/**
+ * A directory's device, inode and birth time: another value once it was removed and created again
+ * (a new directory often gets the inode number just freed).
+ */
 async function directoryIdentity(path: string): Promise<string> {
   try {
     const info = await Deno.stat(path);
-    return `${info.dev}:${info.ino}`;
+    return `${info.dev}:${info.ino}:${info.birthtime?.getTime()}`;
   } catch {
     return "gone";
   }

@@ -3,8 +3,10 @@
  * is noticed, counted and set up again.
  */
 import assert from "node:assert/strict";
+import { patternBytes, readExactly, startTcpEcho, writeAll } from "../_support/net_tcp.ts";
 import { waitFor } from "../_support/net_wait.ts";
-import { tcpDocument, watchingFile, withTempDir } from "./_config.ts";
+import { freePort, startProgram } from "../_support/program.ts";
+import { tcpDocument, tempConfigFile, watchingFile, withTempDir } from "./_config.ts";
 
 const TWO = `${tcpDocument("a", 8001, 1)}---\n${tcpDocument("b", 8002, 1)}`;
 const names = (specs: readonly { name: string }[] | undefined) => specs?.map((s) => s.name);
@@ -47,16 +49,47 @@ Deno.test("a re-created directory is logged as a lost watch, counted, and watche
     await Deno.mkdir(dir);
     await Deno.writeTextFile(path, TWO);
     await watchingFile(path, {}, async ({ applied, watchLost }) => {
+      // An edit first: once it is applied, the watch is surely in place.
+      await Deno.writeTextFile(path, tcpDocument("b", 8002, 1));
+      await waitFor(() => applied.length === 2, { message: "the first edit" });
       await Deno.remove(dir, { recursive: true });
       await Deno.mkdir(dir);
       await Deno.writeTextFile(path, tcpDocument("a", 8001, 1));
-      await waitFor(() => applied.length === 2, { message: "the file in the new directory" });
-      assert.deepEqual(names(applied[1]), ["default/a"]);
+      await waitFor(() => applied.length === 3, { message: "the file in the new directory" });
+      assert.deepEqual(names(applied[2]), ["default/a"]);
       await waitFor(() => watchLost() >= 1, { message: "the lost watch to be counted" });
       // The new watch delivers edits again.
       await Deno.writeTextFile(path, TWO);
-      await waitFor(() => applied.length === 3, { message: "an edit after the new watch" });
-      assert.deepEqual(names(applied[2]), ["default/a", "default/b"]);
+      await waitFor(() => applied.length === 4, { message: "an edit after the new watch" });
+      assert.deepEqual(names(applied[3]), ["default/a", "default/b"]);
     });
   });
+});
+
+Deno.test("rewriting the same content with a pause never cuts a connection of the unchanged forwarder", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort();
+  const text = tcpDocument("live", port, echo.port);
+  await using config = await tempConfigFile([text]);
+  await using program = await startProgram([
+    "--config",
+    config.path,
+    "--drain-grace-period=100ms",
+  ]);
+  await program.waitForLog("listening", (line) => line["forwarder"] === "default/live");
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(conn, patternBytes(1000));
+  assert.deepEqual(await readExactly(conn, 1000), patternBytes(1000));
+  // As a writer that truncates first and writes later: `: > file`, a pause, the same content.
+  await Deno.writeTextFile(config.path, "");
+  await program.waitForLog(
+    "the truncation to be rejected",
+    (line) => /holds no UnDyingProxy object now/.test(line.message),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await Deno.writeTextFile(config.path, text);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await writeAll(conn, patternBytes(1000, 2));
+  assert.deepEqual(await readExactly(conn, 1000), patternBytes(1000, 2));
+  assert.ok(!program.logs().some((line) => /Stopped listening/.test(line.message)));
 });
