@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
+import { parseConfigOffThread } from "./lib/config_parse.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
@@ -145,6 +146,7 @@ function openSource(
   if (options.config !== undefined) {
     return FileSource.open(options.config, {
       maxBytes: options.configMaxBytes,
+      parse: parseConfigOffThread,
       allowEmpty: options.configAllowEmpty,
       onLoad: (result) => parts.metrics.recordReload(result),
       onWatchLost: () => parts.metrics.configWatchLost?.inc(),

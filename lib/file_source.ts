@@ -124,6 +124,11 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
 export interface FileSourceOptions {
   /** Quiet time after the last file-system event before the file is read again. @default 200 */
   readonly debounceMs?: number;
+  /**
+   * Parses the file's text (e.g. off the main thread: `parseConfigOffThread`).
+   * @default parseConfig, on this thread
+   */
+  readonly parse?: (path: string, text: string) => Promise<ForwarderSpec[]>;
   /** Larger files are refused before they are parsed. @default DEFAULT_CONFIG_MAX_BYTES */
   readonly maxBytes?: number;
   /**
@@ -144,6 +149,7 @@ export class FileSource implements DesiredStateSource {
   readonly #path: string;
   readonly #debounceMs: number;
   readonly #maxBytes: number;
+  readonly #parse: (path: string, text: string) => Promise<ForwarderSpec[]>;
   readonly #onLoad: (result: "success" | "failure") => void;
   /** The file's text at the last read, valid or not: a read with the same text changes nothing. */
   #seen: string;
@@ -167,6 +173,7 @@ export class FileSource implements DesiredStateSource {
     this.#desired = desired;
     this.#debounceMs = options.debounceMs ?? 200;
     this.#maxBytes = options.maxBytes ?? DEFAULT_CONFIG_MAX_BYTES;
+    this.#parse = options.parse ?? parseHere;
     this.#onLoad = options.onLoad ?? (() => {});
     this.#watchCheckMs = options.watchCheckMs ?? 1000;
     this.#allowEmpty = options.allowEmpty ?? false;
@@ -182,7 +189,7 @@ export class FileSource implements DesiredStateSource {
     const onLoad = options.onLoad ?? (() => {});
     try {
       const text = await readConfig(path, options.maxBytes ?? DEFAULT_CONFIG_MAX_BYTES);
-      const desired = parseConfig(path, text);
+      const desired = await (options.parse ?? parseHere)(path, text);
       const directories = await watchedDirectories(path);
       onLoad("success");
       log.info("Loaded {path}: {count} forwarder(s)", { path, count: desired.length });
@@ -306,7 +313,7 @@ export class FileSource implements DesiredStateSource {
       const text = await readConfig(this.#path, this.#maxBytes);
       if (text === this.#seen) return;
       this.#seen = text;
-      desired = parseConfig(this.#path, text);
+      desired = await this.#parse(this.#path, text);
       if (desired.length === 0 && this.#desired.length > 0 && !this.#allowEmpty) {
         const reason =
           `holds no UnDyingProxy object now, which would remove all ${this.#desired.length} ` +
@@ -334,6 +341,15 @@ export class FileSource implements DesiredStateSource {
       { path: this.#path, count: desired.length, ...changes },
     );
     apply(desired);
+  }
+}
+
+/** {@linkcode parseConfig} on this thread, as the default `parse` of a FileSource. */
+function parseHere(path: string, text: string): Promise<ForwarderSpec[]> {
+  try {
+    return Promise.resolve(parseConfig(path, text));
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

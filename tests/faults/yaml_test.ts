@@ -3,6 +3,7 @@
  * message that says why.
  */
 import assert from "node:assert/strict";
+import { parseConfigOffThread } from "../../lib/config_parse.ts";
 import { ConfigError, FileSource, MAX_YAML_ALIASES, parseConfig } from "../../lib/file_source.ts";
 import { configError, proxyDocument, tcpDocument, withTempDir } from "./_config.ts";
 
@@ -56,4 +57,40 @@ Deno.test("a config file over --config-max-bytes is refused unread, at start and
     const source = await FileSource.open(path, { maxBytes: 1024 });
     assert.equal(source.description, `file ${path}`);
   });
+});
+
+/** A valid file of `count` documents (about 190 bytes each). */
+function manyDocuments(count: number): string {
+  return Array.from(
+    { length: count },
+    (_, i) => tcpDocument(`p${i}`, 1 + (i % 60000), 80),
+  ).join("---\n");
+}
+
+Deno.test("parseConfigOffThread() gives parseConfig()'s specs and errors", async () => {
+  const text = manyDocuments(50);
+  assert.deepEqual(await parseConfigOffThread("c.yaml", text), parseConfig("c.yaml", text));
+  const bad = `${text}---\n${tcpDocument("p1", 0, 80)}`;
+  const expected = configError(bad);
+  const error = await parseConfigOffThread("c.yaml", bad).then(
+    () => assert.fail("accepted"),
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof ConfigError);
+  assert.deepEqual(error.problems, expected.problems);
+  assert.equal(error.message, expected.message);
+});
+
+Deno.test("parsing a large file off the main thread lets its timers (forwarding) run meanwhile", async () => {
+  const text = manyDocuments(15_000); // ~3 MB, some hundred milliseconds of parsing
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 5);
+  try {
+    const specs = await parseConfigOffThread("c.yaml", text);
+    assert.equal(specs.length, 15_000);
+  } finally {
+    clearInterval(ticker);
+  }
+  // A parse on this thread would let no timer run until it returned.
+  assert.ok(ticks > 0, `${ticks} ticks`);
 });
