@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
+import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { parseConfigOffThread } from "./lib/config_parse.ts";
 import { FileSource } from "./lib/file_source.ts";
@@ -28,8 +29,9 @@ const VERSION: string = denoConfig.version;
 const log = getLogger(["undying-proxy"]);
 
 /**
- * Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line, 3
- * after a shutdown that had to cut TCP connections still open when the drain grace ended.
+ * Exit codes: 0 after a clean shutdown (or a valid file with `--check-config`), 1 when the program
+ * cannot run (or an invalid file), 2 for a bad command line, 3 after a shutdown that had to cut TCP
+ * connections still open when the drain grace ended.
  */
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "convert") {
@@ -48,7 +50,13 @@ async function main(args: readonly string[]): Promise<number> {
   }
   if (command.kind === "help") writeLine(Deno.stdout, usage(VERSION));
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
-  return command.kind === "run" ? await run(command.options) : 0;
+  if (command.kind !== "run") return 0;
+  if (command.options.checkConfig && command.options.config !== undefined) {
+    const check = await checkConfig(command.options.config);
+    writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
+    return check.valid ? 0 : 1;
+  }
+  return await run(command.options);
 }
 
 async function run(options: Options): Promise<number> {

@@ -10,6 +10,7 @@ import { abortableDelay } from "./util/abortable_delay.ts";
 import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
+import { yamlSyntaxProblem } from "./yaml_error.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "config"]);
@@ -33,6 +34,9 @@ const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export interface ConfigProblem {
   /** 1-based index of the YAML document; 0 when the file as a whole is unreadable. */
   readonly document: number;
+  /** 1-based line and column in the file, for YAML syntax errors. */
+  readonly line?: number;
+  readonly column?: number;
   /** `namespace/name` of the object, when known. */
   readonly object?: string;
   readonly field: string;
@@ -80,13 +84,19 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
     documents = loadAll(text, { maxAliases: MAX_YAML_ALIASES });
   } catch (error) {
     if (!(error instanceof YAMLException)) throw error;
-    // The compact form: "reason (line:column)" without the multi-line source snippet.
-    const document = documentAtLine(text, error.mark?.line ?? 0);
-    const reason = error.message.includes("maxAliases")
-      ? `more than ${MAX_YAML_ALIASES} aliases (*name) in one document, refused so that a small ` +
-        `file cannot expand into gigabytes (${error.toString(true)})`
-      : error.toString(true);
-    const problem = { document, field: "(YAML)", reason };
+    const { line, column, cause } = yamlSyntaxProblem(text, error);
+    const document = documentAtLine(text, line - 1);
+    const aliases = error.message.includes("maxAliases");
+    const problem = {
+      document,
+      line,
+      column,
+      field: aliases ? "YAML aliases" : "YAML syntax",
+      reason: aliases
+        ? `more than ${MAX_YAML_ALIASES} aliases (*name) in one document: refused, so that a ` +
+          "small file cannot expand into gigabytes"
+        : cause,
+    };
     throw new ConfigError(path, [problem], { cause: error });
   }
   const problems: ConfigProblem[] = [];
@@ -153,6 +163,10 @@ export class FileSource implements DesiredStateSource {
   readonly #onLoad: (result: "success" | "failure") => void;
   /** The file's text at the last read, valid or not: a read with the same text changes nothing. */
   #seen: string;
+  /** Whether `#seen` is valid (it is the text `#desired` came from). */
+  #seenValid = true;
+  /** The outcome of the last load, for a read of unchanged text after a failed one. */
+  #lastLoad: "success" | "failure" = "success";
   #desired: ForwarderSpec[];
   #directories: string[];
   readonly #watchCheckMs: number;
@@ -174,10 +188,14 @@ export class FileSource implements DesiredStateSource {
     this.#debounceMs = options.debounceMs ?? 200;
     this.#maxBytes = options.maxBytes ?? DEFAULT_CONFIG_MAX_BYTES;
     this.#parse = options.parse ?? parseHere;
-    this.#onLoad = options.onLoad ?? (() => {});
     this.#watchCheckMs = options.watchCheckMs ?? 1000;
     this.#allowEmpty = options.allowEmpty ?? false;
     this.#onWatchLost = options.onWatchLost ?? (() => {});
+    const onLoad = options.onLoad ?? (() => {});
+    this.#onLoad = (result) => {
+      this.#lastLoad = result;
+      onLoad(result);
+    };
   }
 
   /**
@@ -218,8 +236,7 @@ export class FileSource implements DesiredStateSource {
   ): Promise<void> {
     if (signal.aborted) return;
     apply(this.#desired);
-    // A change made between open() and the start of the watch has no event: read once more.
-    let reloading = this.#reload(apply);
+    let reloading = Promise.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const reloadSoon = () => {
       clearTimeout(timer);
@@ -231,7 +248,8 @@ export class FileSource implements DesiredStateSource {
       while (!signal.aborted) {
         const watched = await this.#watch(signal);
         if (watched === undefined) break;
-        if (watched.restarted) reloadSoon();
+        // A change made before this watch started has no event: read once more.
+        reloadSoon();
         await watched.events(reloadSoon);
         if (signal.aborted) break;
         this.#onWatchLost();
@@ -250,28 +268,23 @@ export class FileSource implements DesiredStateSource {
    * Starts a watch of the file's directories, waiting (polling) while they do not exist. The watch
    * ends by itself when a watched directory is replaced. Undefined when `signal` aborts first.
    */
-  async #watch(signal: AbortSignal): Promise<
-    | {
-      restarted: boolean;
-      events: (onChange: () => void) => Promise<void>;
-    }
-    | undefined
-  > {
-    let restarted = this.#watchCount++ > 0;
+  async #watch(
+    signal: AbortSignal,
+  ): Promise<{ events: (onChange: () => void) => Promise<void> } | undefined> {
+    // The first watch uses the directories found at open(); later ones look again (a ConfigMap
+    // volume may point its symlink elsewhere by now).
+    let lookAgain = this.#watchCount++ > 0;
     for (;;) {
       if (signal.aborted) return undefined;
       try {
-        const directories = restarted ? await watchedDirectories(this.#path) : this.#directories;
+        const directories = lookAgain ? await watchedDirectories(this.#path) : this.#directories;
         const identities = await Promise.all(directories.map(directoryIdentity));
         const watcher = Deno.watchFs(directories, { recursive: false });
         this.#directories = directories;
-        return {
-          restarted,
-          events: (onChange) => this.#events(watcher, identities, onChange, signal),
-        };
+        return { events: (onChange) => this.#events(watcher, identities, onChange, signal) };
       } catch {
         // The directory (or the file) is not there (yet): look again shortly.
-        restarted = true;
+        lookAgain = true;
         await abortableDelay(this.#watchCheckMs, signal);
       }
     }
@@ -311,8 +324,16 @@ export class FileSource implements DesiredStateSource {
     let desired: ForwarderSpec[];
     try {
       const text = await readConfig(this.#path, this.#maxBytes);
-      if (text === this.#seen) return;
+      if (text === this.#seen) {
+        // Unchanged, e.g. restored after it was deleted: a valid file is a successful load again.
+        if (this.#seenValid && this.#lastLoad === "failure") {
+          this.#onLoad("success");
+          log.info("Reloaded {path}: unchanged, valid again", { path: this.#path });
+        }
+        return;
+      }
       this.#seen = text;
+      this.#seenValid = false;
       desired = await this.#parse(this.#path, text);
       if (desired.length === 0 && this.#desired.length > 0 && !this.#allowEmpty) {
         const reason =
@@ -321,6 +342,7 @@ export class FileSource implements DesiredStateSource {
           "applies such a change)";
         throw new ConfigError(this.#path, [{ document: 0, field: "(file)", reason }]);
       }
+      this.#seenValid = true;
     } catch (error) {
       this.#onLoad("failure");
       log.error(
@@ -413,8 +435,15 @@ async function watchedDirectories(path: string): Promise<string[]> {
   return directories;
 }
 
-/** The file's text; a file larger than `maxBytes` is refused without reading (or parsing) it. */
-async function readConfig(path: string, maxBytes: number): Promise<string> {
+/**
+ * Reads the config file as every load does; a file larger than `maxBytes` is refused without
+ * reading (or parsing) it.
+ * @throws {ConfigError} when it cannot be read or is too large.
+ */
+export async function readConfig(
+  path: string,
+  maxBytes: number = DEFAULT_CONFIG_MAX_BYTES,
+): Promise<string> {
   let bytes: Uint8Array;
   try {
     using file = await Deno.open(path);
@@ -466,7 +495,12 @@ function checkObject(
   }
   const object = document as Record<string, unknown>;
   const problem = (field: string, value: unknown, reason: string) =>
-    problems.push({ document: number, field, value, reason });
+    problems.push({
+      document: number,
+      field,
+      value,
+      reason: value === undefined ? `missing (${reason})` : reason,
+    });
   if (object["apiVersion"] !== API_VERSION) {
     problem("apiVersion", object["apiVersion"], `must be ${API_VERSION}`);
   }
@@ -495,11 +529,15 @@ function checkObject(
   return `${namespace}/${name}`;
 }
 
-function describeProblem(problem: ConfigProblem): string {
-  const where = problem.document === 0
+/** One problem as one line: document (and object, line, column), field, value and why. */
+export function describeProblem(problem: ConfigProblem): string {
+  const object = problem.object === undefined ? "" : ` (${problem.object})`;
+  const position = problem.line === undefined
     ? ""
-    : `document ${problem.document}${problem.object === undefined ? "" : ` (${problem.object})`}: `;
-  const value = "value" in problem ? ` = ${truncate(showValue(problem.value))}` : "";
+    : `, line ${problem.line}, column ${problem.column}`;
+  const where = problem.document === 0 ? "" : `document ${problem.document}${object}${position}: `;
+  // An absent field has no value to show: its reason says "missing".
+  const value = problem.value === undefined ? "" : ` = ${truncate(showValue(problem.value))}`;
   return `${where}${problem.field}${value}: ${problem.reason}`;
 }
 
