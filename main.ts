@@ -52,7 +52,7 @@ async function main(args: readonly string[]): Promise<number> {
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
   if (command.kind !== "run") return 0;
   if (command.options.checkConfig && command.options.config !== undefined) {
-    const check = await checkConfig(command.options.config);
+    const check = await checkConfig(command.options.config, command.options.configMaxBytes);
     writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
     return check.valid ? 0 : 1;
   }
