@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fileLimit, libcAvailable, openFdCount, readProcFile, resetTcp } from "./libc.ts";
 
 Deno.test("libc: the fd limit, open fds and /proc files are read through FFI", () => {
-  assert.ok(libcAvailable(), "tests run with --allow-ffi on glibc");
+  assert.ok(libcAvailable(), "needs --allow-ffi (deno task test grants it) and glibc");
   const limit = fileLimit();
   assert.ok(limit !== undefined && limit.soft > 0 && limit.soft <= limit.hard, String(limit));
   const before = openFdCount() ?? 0;
