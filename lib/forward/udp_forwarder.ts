@@ -79,9 +79,16 @@ function receiveBufferBytes(bufferBytes: number): number {
 /** Memory page size: a buffer slot may span one page more than its length rounds up to. */
 const PAGE_BYTES = 4096;
 
-/** Bytes a session's buffer may commit at most: its slot, in whole pages, plus a straddled page. */
+/** Memory of a session besides its buffer (socket, objects, pending receive): measured ~15 KiB. */
+const SESSION_OVERHEAD_BYTES = 16 * 1024;
+
+/**
+ * Bytes a session may take at most: its buffer slot in whole pages, plus a straddled page, plus
+ * the rest of the session ({@linkcode SESSION_OVERHEAD_BYTES}).
+ */
 export function sessionBufferCharge(bufferBytes: number): number {
-  return (Math.ceil(receiveBufferBytes(bufferBytes) / PAGE_BYTES) + 1) * PAGE_BYTES;
+  const pages = Math.ceil(receiveBufferBytes(bufferBytes) / PAGE_BYTES) + 1;
+  return pages * PAGE_BYTES + SESSION_OVERHEAD_BYTES;
 }
 
 function openUpstream(hostname: string): Deno.DatagramConn {
