@@ -65,7 +65,7 @@ while (!stop.aborted) {
     soakTable(samples.slice(-1), COLUMNS).split("\n").slice(samples.length > 1 ? 1 : 0).join("\n"),
   );
   await new Promise((resolve) =>
-    setTimeout(resolve, Math.min(sampleMs, durationMs - (Date.now() - started)))
+    setTimeout(resolve, Math.max(1, Math.min(sampleMs, durationMs - (Date.now() - started))))
   );
 }
 await Promise.all(loads);
