@@ -1,121 +1,47 @@
 /**
- * Metrics of the process itself and of its limits: resident memory, file descriptors and their
- * limit, event-loop lag, the sockets and UDP buffer budgets, and datagrams the kernel dropped.
- * Named `undying_proxy_*`: prom-client's default `process_*` metrics read `/proc/self`, which
- * Deno allows only with `--allow-all`, so they would read 0 here.
+ * The standard `process_*` metrics (Go's client exports them; dashboards and alerts use them) and
+ * prom-client's `nodejs_*` runtime metrics, under prom-client's standard names. prom-client reads
+ * memory and file descriptors from `/proc/self`, which Deno refuses without `--allow-all` (the values
+ * would read 0): resident memory comes from `Deno.memoryUsage()` instead, and the metrics that can
+ * only come from `/proc/self` (virtual memory, open and maximum fds) are left out rather than
+ * exported as a wrong 0.
  * @module
  */
-import { Counter, Gauge, type Registry } from "prom-client";
-import type { Budget } from "./forward/budget.ts";
-import type { ForwarderStatus } from "./forward/state.ts";
-import { openFdCount } from "./util/libc.ts";
-import { forwarderLabels } from "./metrics.ts";
-import { udpDropsByPort, udpReceiveBufferErrors } from "./udp_kernel_drops.ts";
+import { collectDefaultMetrics, Gauge, type Metric, Registry } from "prom-client";
 
-/** What the process metrics read on scrape. */
-export interface ProcessView {
-  /** Soft RLIMIT_NOFILE, if known. */
-  readonly fdLimit: number | undefined;
-  /** The sockets budget of all threads together. */
-  readonly maxOpenSockets: number;
-  /** This thread's budgets (sockets in use are this thread's). */
-  readonly budgets: { readonly sockets: Budget; readonly udpBuffers: Budget };
-  statuses(): Iterable<ForwarderStatus>;
-}
+/** Names prom-client fills from `/proc/self`: not exported (see the module doc). */
+const UNREADABLE = new Set([
+  "process_resident_memory_bytes",
+  "process_virtual_memory_bytes",
+  "process_heap_bytes",
+  "process_open_fds",
+  "process_max_fds",
+]);
 
-/** How often the event loop is sampled for lag. */
-const LAG_SAMPLE_MS = 250;
-
-/** Registers the process metrics; disposing stops the event-loop sampler. */
-export function registerProcessMetrics(registry: Registry, view: ProcessView): Disposable {
-  const registers = [registry];
-  const gauge = (name: string, help: string, value: () => number | undefined) =>
+/**
+ * Adds the process and runtime metrics to `registry`. A metric of the same name registered earlier
+ * by another part of the program is kept (no double registration).
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  const defaults = new Registry();
+  collectDefaultMetrics({ register: defaults });
+  const add = (name: string, metric: Metric | undefined) => {
+    if (metric !== undefined && registry.getSingleMetric(name) === undefined) {
+      registry.registerMetric(metric);
+    }
+  };
+  for (const { name } of defaults.getMetricsAsArray()) {
+    if (!UNREADABLE.has(name)) add(name, defaults.getSingleMetric(name));
+  }
+  add(
+    "process_resident_memory_bytes",
     new Gauge({
-      name,
-      help,
-      registers,
+      name: "process_resident_memory_bytes",
+      help: "Resident memory size in bytes.",
+      registers: [],
       collect() {
-        const current = value();
-        if (current !== undefined) this.set(current);
+        this.set(Deno.memoryUsage().rss);
       },
-    });
-  gauge(
-    "undying_proxy_process_resident_memory_bytes",
-    "Resident memory of the process.",
-    () => Deno.memoryUsage().rss,
+    }),
   );
-  gauge("undying_proxy_process_open_fds", "File descriptors open now.", openFdCount);
-  gauge(
-    "undying_proxy_process_max_fds",
-    "The file descriptor limit (soft RLIMIT_NOFILE) read at start.",
-    () => view.fdLimit,
-  );
-  gauge(
-    "undying_proxy_open_sockets",
-    "Sockets held by TCP connections (2 each) and UDP sessions (1 each) of the main thread.",
-    () => view.budgets.sockets.inUse,
-  );
-  gauge(
-    "undying_proxy_max_open_sockets",
-    "--max-open-sockets in force (derived from the file descriptor limit unless set).",
-    () => view.maxOpenSockets,
-  );
-  gauge(
-    "undying_proxy_udp_buffer_bytes_reserved",
-    "Bytes of UDP session buffers reserved by open sessions (their worst case).",
-    () => view.budgets.udpBuffers.inUse,
-  );
-  gauge(
-    "undying_proxy_udp_buffer_budget_bytes",
-    "--udp-buffer-budget-bytes: new UDP clients are refused beyond it.",
-    () => view.budgets.udpBuffers.max,
-  );
-
-  let worstLagMs = 0;
-  let expected = performance.now() + LAG_SAMPLE_MS;
-  const sampler = setInterval(() => {
-    const now = performance.now();
-    worstLagMs = Math.max(worstLagMs, now - expected);
-    expected = now + LAG_SAMPLE_MS;
-  }, LAG_SAMPLE_MS);
-  Deno.unrefTimer(sampler);
-  gauge(
-    "undying_proxy_event_loop_lag_seconds",
-    `Longest delay of a ${LAG_SAMPLE_MS} ms timer since the previous scrape: how long forwarding ` +
-      "on the main thread stalled at most.",
-    () => {
-      const lag = Math.max(0, worstLagMs) / 1000;
-      worstLagMs = 0;
-      return lag;
-    },
-  );
-
-  new Counter({
-    name: "undying_proxy_udp_kernel_dropped_datagrams_total",
-    help: "Datagrams to a UDP listener the kernel dropped (receive buffer full), per forwarder.",
-    labelNames: ["forwarder", "namespace"],
-    registers,
-    collect() {
-      this.reset();
-      const drops = udpDropsByPort();
-      for (const status of view.statuses()) {
-        const state = status.udp;
-        if (state?.phase !== "listening") continue;
-        this.inc(forwarderLabels(status.name), drops.get(state.port) ?? 0);
-      }
-    },
-  });
-  new Counter({
-    name: "undying_proxy_udp_receive_buffer_errors_total",
-    help: "UDP datagrams dropped by the kernel for a full receive buffer in this network " +
-      "namespace (RcvbufErrors of /proc/net/snmp: the pod's, or the host's with host networking).",
-    registers,
-    collect() {
-      const errors = udpReceiveBufferErrors();
-      if (errors === undefined) return;
-      this.reset();
-      this.inc(errors);
-    },
-  });
-  return { [Symbol.dispose]: () => clearInterval(sampler) };
 }

@@ -33,7 +33,7 @@ Deno.test(`at nofile=${LIMIT}, connections, sessions and reloads together are sh
     message: "readiness",
   });
   const before = await program.scrape();
-  assert.equal(before.series.get("undying_proxy_process_max_fds"), LIMIT);
+  assert.equal(before.series.get("process_max_fds"), LIMIT);
   const budget = before.series.get("undying_proxy_max_open_sockets") ?? 0;
   assert.ok(budget > 0 && budget < LIMIT, `budget ${budget}`);
 
@@ -55,10 +55,10 @@ Deno.test(`at nofile=${LIMIT}, connections, sessions and reloads together are sh
   );
   const during = await program.scrape();
   const shed = during.series.get(
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="healthy",namespace="default",type="SocketLimit"}',
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="healthy",namespace="default",type="SocketLimit"}',
   ) ?? 0;
   assert.ok(shed > 0, "connections beyond the budget were shed and counted");
-  assert.ok((during.series.get("undying_proxy_process_open_fds") ?? LIMIT) < LIMIT);
+  assert.ok((during.series.get("process_open_fds") ?? LIMIT) < LIMIT);
   for (const result of [...held, ...refused]) {
     if (result.status === "fulfilled") result.value.close();
   }
@@ -76,7 +76,7 @@ Deno.test(`at nofile=${LIMIT}, connections, sessions and reloads together are sh
   using client = udpClient();
   assert.equal((await client.request(new Uint8Array(64), udpPort)).length, 64);
   const after = await program.scrape();
-  const fds = after.series.get("undying_proxy_process_open_fds") ?? LIMIT;
+  const fds = after.series.get("process_open_fds") ?? LIMIT;
   assert.ok(fds < LIMIT, `${fds} fds open`);
   program.signal("SIGTERM");
   // The UDP sessions still open after the 1 s grace are closed and logged (exit code 0: UDP).

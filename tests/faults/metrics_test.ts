@@ -27,9 +27,9 @@ Deno.test("process metrics and kernel drops of a UDP listener are exported", asy
   const { series, types } = await program.scrape();
   assert.equal(types.get("undying_proxy_udp_kernel_dropped_datagrams_total"), "counter");
   assert.ok((series.get("undying_proxy_udp_receive_buffer_errors_total") ?? 0) > 0);
-  assert.ok((series.get("undying_proxy_process_resident_memory_bytes") ?? 0) > 10_000_000);
-  assert.ok((series.get("undying_proxy_process_open_fds") ?? 0) > 3);
-  assert.ok((series.get("undying_proxy_process_max_fds") ?? 0) > 3);
+  assert.ok((series.get("process_resident_memory_bytes") ?? 0) > 10_000_000);
+  assert.ok((series.get("process_open_fds") ?? 0) > 3);
+  assert.ok((series.get("process_max_fds") ?? 0) > 3);
   assert.ok(series.has("undying_proxy_event_loop_lag_seconds"));
   assert.equal(series.get("undying_proxy_config_last_reload_successful"), 1);
 });

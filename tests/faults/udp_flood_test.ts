@@ -24,8 +24,7 @@ Deno.test(`${CLIENTS} clients with ${MAX_DATAGRAM}-byte datagrams stay within an
     `--udp-buffer-budget-bytes=${BUDGET}`,
   ]);
   await program.waitForLog("listening", (line) => line["forwarder"] === "default/flood");
-  const rss = async () =>
-    (await program.scrape()).series.get("undying_proxy_process_resident_memory_bytes") ?? 0;
+  const rss = async () => (await program.scrape()).series.get("process_resident_memory_bytes") ?? 0;
   const before = await rss();
 
   const datagram = new Uint8Array(MAX_DATAGRAM);
@@ -44,10 +43,10 @@ Deno.test(`${CLIENTS} clients with ${MAX_DATAGRAM}-byte datagrams stay within an
     }
   }
   const during = await program.scrape();
-  const peakRss = during.series.get("undying_proxy_process_resident_memory_bytes") ?? 0;
+  const peakRss = during.series.get("process_resident_memory_bytes") ?? 0;
   const errors = (type: string) =>
     during.series.get(
-      `undying_proxy_udp_forwarding_errors_total{forwarder="flood",namespace="default",type="${type}"}`,
+      `undying_proxy_udp_forwarder_errors_total{forwarder="flood",namespace="default",type="${type}"}`,
     ) ?? 0;
   // The budget holds 97 sessions (86,016 bytes each); sessions expire after 1 s of the ~2 s
   // flood: most are refused.

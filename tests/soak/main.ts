@@ -90,8 +90,8 @@ async function sample(): Promise<SoakSample> {
   return {
     seconds: Math.round((Date.now() - started) / 1000),
     values: {
-      rss_mb: Math.round(get("undying_proxy_process_resident_memory_bytes") / 1e6),
-      open_fds: get("undying_proxy_process_open_fds"),
+      rss_mb: Math.round(get("process_resident_memory_bytes") / 1e6),
+      open_fds: get("process_open_fds"),
       open_sockets: get("undying_proxy_open_sockets"),
       udp_reserved_mb: Math.round(get("undying_proxy_udp_buffer_bytes_reserved") / 1e5) / 10,
       udp_sessions: sum("undying_proxy_udp_clients_connected"),
