@@ -15,6 +15,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
+import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
@@ -69,22 +70,37 @@ export class Supervisor {
   /** The other forwarding threads, when `workers` > 1. */
   readonly #workers: ForwardWorkers | undefined;
   readonly #udpEngine: UdpEngine;
+  /** Sockets of this thread's connections and sessions. */
+  readonly #sockets: Budget;
+  /** Bytes of this thread's UDP session buffers. */
+  readonly #udpBuffers: Budget;
+  /** TCP connections cut because a drain grace period ended. */
+  #forcedCloses = 0;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
+    // Every thread gets an equal share of the sockets budget.
+    const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
     if (resolved.workers > 1) {
       const { workers: _, ...perWorker } = options;
-      this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
+      this.#workers = new ForwardWorkers(resolved.workers - 1, {
+        ...perWorker,
+        maxOpenSockets: socketShare,
+      });
     }
     this.#options = resolved;
+    this.#sockets = new Budget(socketShare);
+    this.#udpBuffers = new Budget(resolved.udpBufferBudgetBytes);
     this.#udpEngine = new UdpEngine({
       choice: resolved.udpEngine,
       threads: resolved.workers,
       listenAddress: resolved.listenAddress,
       maxSessions: resolved.udpMaxSessions,
       bufferBytes: resolved.udpBufferBytes,
+      sockets: this.#sockets,
+      bufferBudget: this.#udpBuffers,
     });
   }
 
@@ -169,6 +185,19 @@ export class Supervisor {
       workers.addTcpCounters(entry.name, tcp);
       yield { ...counters, tcp };
     }
+  }
+
+  /** This thread's budgets: sockets held by connections and sessions, bytes of UDP buffers. */
+  get budgets(): { readonly sockets: Budget; readonly udpBuffers: Budget } {
+    return { sockets: this.#sockets, udpBuffers: this.#udpBuffers };
+  }
+
+  /**
+   * TCP connections cut (aborted) because a drain grace period ended, in every thread, so far: after
+   * `close()`, those of the shutdown included. (UDP sessions left at the end are only counted.)
+   */
+  get forcedCloses(): number {
+    return this.#forcedCloses + (this.#workers?.forcedCloses ?? 0);
   }
 
   /**
@@ -265,6 +294,8 @@ export class Supervisor {
       spec,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
+      sockets: this.#sockets,
+      onForcedClose: (count) => this.#forcedCloses += count,
     });
   }
 
