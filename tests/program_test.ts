@@ -615,6 +615,8 @@ Deno.test("the start and operator tasks run with the compile task's permissions"
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
   assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
+  // --allow-ffi: libc for what Deno has no API for (lib/libc.ts: the fd limit, /proc, TCP resets)
+  // and the FFI forwarding engines.
   for (const forbidden of ["--allow-write", "--allow-run", "--allow-all"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
   }

@@ -60,7 +60,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       await logging;
       clearInterval(timer);
       await supervisor?.close({ graceMs: message.graceMs });
-      post({ kind: "closed", counters: tcpCounters() });
+      post({
+        kind: "closed",
+        counters: tcpCounters(),
+        forcedCloses: supervisor?.forcedCloses ?? 0,
+      });
       break;
     }
   }

@@ -33,6 +33,8 @@ interface Thread {
   readonly worker: Worker;
   /** Latest counters by forwarder name. */
   counters: Map<string, WorkerTcpCounters>;
+  /** Connections the worker cut at the end of a drain grace period (reported when closed). */
+  forcedCloses: number;
   /** Parts reported failed, as `name/protocol`, to log each failure once. */
   failed: Set<string>;
   readonly closed: PromiseWithResolvers<void>;
@@ -60,6 +62,7 @@ export class ForwardWorkers {
           deno: { permissions: { ...INHERIT_ALL, ffi: false } },
         }),
         counters: new Map(),
+        forcedCloses: 0,
         failed: new Set(),
         closed: Promise.withResolvers(),
       };
@@ -91,6 +94,11 @@ export class ForwardWorkers {
     }
   }
 
+  /** Connections the workers cut at the end of a drain grace period, as reported when closed. */
+  get forcedCloses(): number {
+    return this.#threads.reduce((sum, thread) => sum + thread.forcedCloses, 0);
+  }
+
   /** Drains every worker (`graceMs` as for the main thread), then ends them. */
   async close(graceMs: number): Promise<void> {
     for (const thread of this.#threads) this.#post(thread, { kind: "close", graceMs });
@@ -113,7 +121,10 @@ export class ForwardWorkers {
       return;
     }
     thread.counters = new Map(message.counters.map((entry) => [entry.name, entry]));
-    if (message.kind === "closed") thread.closed.resolve();
+    if (message.kind === "closed") {
+      thread.forcedCloses = message.forcedCloses;
+      thread.closed.resolve();
+    }
   }
 
   #logFailures(

@@ -33,6 +33,10 @@ export const TCP_ERROR_TYPES = [
   "CopyTargetToClient",
   "IdleTimeout",
   "Listen",
+  /** A new connection shed at once: the sockets budget (--max-open-sockets) was used up. */
+  "SocketLimit",
+  /** A connection still open when the drain grace period ended, aborted (RST). */
+  "DrainTimeout",
   "ProxyHeaderMissing",
   "ProxyHeaderMalformed",
   "ProxyHeaderTimeout",
@@ -52,6 +56,14 @@ export const UDP_ERROR_TYPES = [
   "WriteToClient",
   "SessionLimit",
   "Truncated",
+  /** A new client refused: the sockets budget (--max-open-sockets) was used up. */
+  "SocketLimit",
+  /** A new client refused: the session buffer budget (--udp-buffer-budget-bytes) was used up. */
+  "BufferBudget",
+  /** The target answered with ICMP unreachable (nothing listens there). */
+  "TargetUnreachable",
+  /** A session still open when the drain grace period ended, closed. */
+  "DrainTimeout",
   "ProxyHeaderTooLarge",
 ] as const;
 /** One UDP error type. */

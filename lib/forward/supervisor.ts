@@ -16,6 +16,7 @@ import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { StopCause } from "./access_log.ts";
+import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
@@ -70,16 +71,29 @@ export class Supervisor {
   /** The other forwarding threads, when `workers` > 1. */
   readonly #workers: ForwardWorkers | undefined;
   readonly #udpEngine: UdpEngine;
+  /** Sockets of this thread's connections and sessions. */
+  readonly #sockets: Budget;
+  /** Bytes of this thread's UDP session buffers. */
+  readonly #udpBuffers: Budget;
+  /** TCP connections cut because a drain grace period ended. */
+  #forcedCloses = 0;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
+    // Every thread gets an equal share of the sockets budget.
+    const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
     if (resolved.workers > 1) {
       const { workers: _, ...perWorker } = options;
-      this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
+      this.#workers = new ForwardWorkers(resolved.workers - 1, {
+        ...perWorker,
+        maxOpenSockets: socketShare,
+      });
     }
     this.#options = resolved;
+    this.#sockets = new Budget(socketShare);
+    this.#udpBuffers = new Budget(resolved.udpBufferBudgetBytes);
     this.#udpEngine = new UdpEngine({
       choice: resolved.udpEngine,
       threads: resolved.workers,
@@ -88,6 +102,8 @@ export class Supervisor {
       bufferBytes: resolved.udpBufferBytes,
       accessLog: resolved.accessLog,
       accessLogSampleRate: resolved.accessLogSampleRate,
+      sockets: this.#sockets,
+      bufferBudget: this.#udpBuffers,
     });
   }
 
@@ -172,6 +188,19 @@ export class Supervisor {
       workers.addTcpCounters(entry.name, tcp);
       yield { ...counters, tcp };
     }
+  }
+
+  /** This thread's budgets: sockets held by connections and sessions, bytes of UDP buffers. */
+  get budgets(): { readonly sockets: Budget; readonly udpBuffers: Budget } {
+    return { sockets: this.#sockets, udpBuffers: this.#udpBuffers };
+  }
+
+  /**
+   * TCP connections cut (aborted) because a drain grace period ended, in every thread, so far: after
+   * `close()`, those of the shutdown included. (UDP sessions left at the end are only counted.)
+   */
+  get forcedCloses(): number {
+    return this.#forcedCloses + (this.#workers?.forcedCloses ?? 0);
   }
 
   /**
@@ -277,6 +306,8 @@ export class Supervisor {
       proxyHeaderTimeoutMs: this.#options.proxyHeaderTimeoutMs,
       accessLog: this.#options.accessLog,
       accessLogSampleRate: this.#options.accessLogSampleRate,
+      sockets: this.#sockets,
+      onForcedClose: (count) => this.#forcedCloses += count,
     });
   }
 

@@ -20,6 +20,17 @@ export interface SupervisorOptions {
   udpMaxSessions?: number;
   /** UDP receive buffer per socket; smaller buffers truncate (counted). */
   udpBufferBytes?: number;
+  /**
+   * Sockets that connections (2 each) and sessions (1 each) of this thread may hold at once; new
+   * ones beyond it are shed and counted (`SocketLimit`). With `workers`, each thread gets an equal
+   * share.
+   */
+  maxOpenSockets?: number;
+  /**
+   * Bytes of UDP session buffers at most (each session reserves its buffer's worst case); clients
+   * beyond it are refused and counted (`BufferBudget`).
+   */
+  udpBufferBudgetBytes?: number;
   /** First bind retry delay. */
   bindRetryInitialMs?: number;
   /** Longest bind retry delay. */
@@ -63,6 +74,8 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 10_000,
   udpBufferBytes: 65_535,
+  maxOpenSockets: 1_000_000,
+  udpBufferBudgetBytes: 256 * 1024 * 1024,
   bindRetryInitialMs: 500,
   bindRetryMaxMs: 30_000,
   workers: 1,
@@ -96,6 +109,8 @@ const MINIMUMS: Readonly<
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 1,
   udpBufferBytes: 1,
+  maxOpenSockets: 1,
+  udpBufferBudgetBytes: 1,
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
   workers: 1,

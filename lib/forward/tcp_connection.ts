@@ -10,6 +10,7 @@
  * @module
  */
 
+import { resetTcp } from "../util/libc.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import {
   detailOf,
@@ -302,6 +303,18 @@ export class TcpConnection {
     if (this.#upstream) closeQuietly(this.#upstream);
   }
 
+  /**
+   * Aborts the connection: both peers get an RST (where the platform allows; else a FIN), so that a
+   * cut transfer never looks complete. Idempotent, like `close()`.
+   * @param reason Why, for the access record (unless the connection had already ended).
+   */
+  abort(reason?: EndReason): void {
+    if (this.#closed) return;
+    resetTcp(this.#client);
+    if (this.#upstream) resetTcp(this.#upstream);
+    this.close(reason);
+  }
+
   async #dial(target: TcpTarget): Promise<Deno.TcpConn | undefined> {
     const signal = this.#context.deadlines.signal();
     try {
@@ -374,6 +387,7 @@ export class TcpConnection {
         }
       }
     } catch (error) {
+      // A reset (or other failure) on one side is passed on as a reset to the other.
       if (!this.#closed) {
         counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
         // A failed read is that side's end; a failed write is the other side's.
@@ -382,7 +396,7 @@ export class TcpConnection {
           detailOf(error),
         );
       }
-      this.close();
+      this.abort();
     } finally {
       POOLS[tier]?.release(buffer);
     }

@@ -20,6 +20,7 @@ import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
 import { selfTest } from "./udp_batched/self_test.ts";
 import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
 import { UdpForwarder } from "./udp_forwarder.ts";
+import type { Budget } from "./budget.ts";
 import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
 
 export type { UdpEngineChoice, UdpEngineKind };
@@ -36,6 +37,10 @@ export interface UdpEngineOptions {
   readonly accessLog?: boolean;
   /** Share of sessions with an access record, 0-1. @default 1 */
   readonly accessLogSampleRate?: number;
+  /** Sockets of the portable engine's sessions (one each), shared with this thread's TCP. */
+  readonly sockets: Budget;
+  /** Bytes of the portable engine's session buffers. */
+  readonly bufferBudget: Budget;
 }
 
 /** Opens UDP listeners on the chosen engine. */
@@ -133,6 +138,8 @@ export class UdpEngine {
       ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
       ...(this.#options.accessLogSampleRate !== undefined &&
         { accessLogSampleRate: this.#options.accessLogSampleRate }),
+      sockets: this.#options.sockets,
+      bufferBudget: this.#options.bufferBudget,
     });
   }
 }

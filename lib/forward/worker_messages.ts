@@ -27,4 +27,9 @@ export type FromWorker =
   | { readonly kind: "statuses"; readonly statuses: readonly ForwarderStatus[] }
   /** A log record (access records included), emitted by the main thread's logging. */
   | { readonly kind: "log"; readonly record: WorkerLogRecord }
-  | { readonly kind: "closed"; readonly counters: readonly WorkerTcpCounters[] };
+  | {
+    readonly kind: "closed";
+    readonly counters: readonly WorkerTcpCounters[];
+    /** Connections cut at the end of a drain grace period. */
+    readonly forcedCloses: number;
+  };
