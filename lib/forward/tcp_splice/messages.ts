@@ -1,0 +1,41 @@
+/**
+ * Messages between the main thread (`splice_forwarder.ts`, through `EngineThreads`) and a splice
+ * TCP engine thread (`engine_worker.ts`). Requests carry a `seq` that the answer repeats.
+ * @module
+ */
+
+import type { StartMessage } from "../../ffi/engine_threads.ts";
+
+/** Main thread → engine thread: a request. */
+export type TcpRequest =
+  | {
+    readonly kind: "listen";
+    readonly seq: number;
+    readonly id: number;
+    /** IP literal to bind ("::" binds dual-stack). */
+    readonly hostname: string;
+    readonly port: number;
+    readonly reusePort: boolean;
+    readonly dialTimeoutMs: number;
+    /** 0 = never. */
+    readonly idleTimeoutMs: number;
+    /** A `SharedTcpCounters` block. */
+    readonly counters: SharedArrayBuffer;
+    /** A `ListenerSettings` (the target; updated in place). */
+    readonly settings: SharedArrayBuffer;
+  }
+  /** Closes the listening socket (its port is free once answered); connections keep going. */
+  | { readonly kind: "stopAccepting"; readonly seq: number; readonly id: number }
+  /** Answered once the listener has no connection left. */
+  | { readonly kind: "drain"; readonly seq: number; readonly id: number }
+  /** Aborts (RST) every connection left and forgets the listener. */
+  | { readonly kind: "close"; readonly seq: number; readonly id: number };
+
+/** Main thread → engine thread. */
+export type ToTcpEngine = StartMessage | TcpRequest;
+
+/** Engine thread → main thread: an answer. */
+export type TcpAnswer =
+  | { readonly kind: "listening"; readonly seq: number; readonly port: number }
+  | { readonly kind: "listenFailed"; readonly seq: number; readonly message: string }
+  | { readonly kind: "done"; readonly seq: number };
