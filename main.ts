@@ -55,6 +55,7 @@ async function run(options: Options): Promise<number> {
     udpBufferBytes: options.udpBufferBytes,
     workers: options.workers,
     udpEngine: options.udpEngine,
+    tcpEngine: options.tcpEngine,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
   try {
@@ -64,6 +65,12 @@ async function run(options: Options): Promise<number> {
       threads: udpEngine === "batched" ? options.workers : 1,
     });
     metrics.recordUdpEngine(udpEngine);
+    const tcpEngine = await supervisor.tcpEngine();
+    log.info("TCP engine: {engine} ({threads} thread(s))", {
+      engine: tcpEngine,
+      threads: options.workers,
+    });
+    metrics.recordTcpEngine(tcpEngine);
   } catch (error) {
     log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
     return 1;

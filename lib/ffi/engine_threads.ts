@@ -7,30 +7,13 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
+import type { EngineNotice, StartMessage } from "./engine_messages.ts";
 import { startFfiWorker, WorkerControl } from "./ffi_worker.ts";
+
+export type { EngineNotice, StartMessage };
 
 /** How long a thread may take to start or to answer a request before it counts as broken. */
 const ANSWER_TIMEOUT_MS = 10_000;
-
-/** Messages every engine thread takes besides its requests. */
-export interface StartMessage {
-  readonly kind: "start";
-  readonly control: SharedArrayBuffer;
-  /** This thread's row in every counter block (row 0 is the main thread's). */
-  readonly row: number;
-}
-
-/** Messages every engine thread sends besides its answers (which repeat a request's `seq`). */
-export type EngineNotice =
-  | { readonly kind: "ready" }
-  | { readonly kind: "failed"; readonly message: string }
-  | { readonly kind: "stopped" }
-  | {
-    readonly kind: "log";
-    readonly level: "warn" | "error";
-    readonly message: string;
-    readonly properties: Record<string, unknown>;
-  };
 
 type OmitSeq<T> = T extends unknown ? Omit<T, "seq"> : never;
 

@@ -13,19 +13,17 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
-import { bindDualStack } from "./_bind_dual_stack.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
 import {
   type ForwarderCounters,
   type ForwarderStatus,
-  newTcpCounters,
   type Protocol,
   type TcpCounters,
   type UdpCounters,
 } from "./state.ts";
-import { TcpForwarder } from "./tcp_forwarder.ts";
+import { TcpEngine, type TcpEngineKind } from "./tcp_engine.ts";
 import { UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
 import {
   type ResolvedSupervisorOptions,
@@ -65,19 +63,37 @@ export class Supervisor {
   readonly #listeners = new Set<(name: string) => void>();
   /** Last status reported per forwarder, to emit changes only. */
   readonly #reported = new Map<string, string>();
-  /** The other forwarding threads, when `workers` > 1. */
-  readonly #workers: ForwardWorkers | undefined;
+  /** The other forwarding threads, when `workers` > 1 on the portable TCP engine. */
+  #workers: ForwardWorkers | undefined;
+  /** Starts when `workers` > 1 and the TCP engine turned out portable. */
+  readonly #workersStarted: Promise<void>;
+  /** The latest desired set, for workers that start after it was applied. */
+  #desired: readonly ForwarderSpec[] = [];
   readonly #udpEngine: UdpEngine;
+  readonly #tcpEngine: TcpEngine;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
-    if (resolved.workers > 1) {
-      const { workers: _, ...perWorker } = options;
-      this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
-    }
     this.#options = resolved;
+    this.#tcpEngine = new TcpEngine({
+      choice: resolved.tcpEngine,
+      threads: resolved.workers,
+      listenAddress: resolved.listenAddress,
+      dialTimeoutMs: resolved.dialTimeoutMs,
+      idleTimeoutMs: resolved.tcpIdleTimeoutMs,
+      reusePort: resolved.tcpReusePort,
+    });
+    // On the splice engine, the engine threads share each TCP port; else forwarding workers do.
+    this.#workersStarted = resolved.workers === 1
+      ? Promise.resolve()
+      : this.#tcpEngine.ready.then((kind) => {
+        if (kind !== "portable" || this.#closed) return;
+        const { workers: _, ...perWorker } = options;
+        this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
+        this.#workers.apply(this.#desired);
+      }, () => {});
     this.#udpEngine = new UdpEngine({
       choice: resolved.udpEngine,
       threads: resolved.workers,
@@ -93,6 +109,14 @@ export class Supervisor {
    */
   udpEngine(): Promise<UdpEngineKind> {
     return this.#udpEngine.ready;
+  }
+
+  /**
+   * The TCP engine in use, once the splice engine passed its self-test or was ruled out.
+   * @throws when `tcpEngine` is "splice" and that engine cannot run.
+   */
+  tcpEngine(): Promise<TcpEngineKind> {
+    return this.#tcpEngine.ready;
   }
 
   /**
@@ -134,6 +158,7 @@ export class Supervisor {
     this.#assignPorts();
     for (const name of removed) this.#report(name);
     for (const name of names) this.#report(name);
+    this.#desired = desired;
     this.#workers?.apply(desired);
   }
 
@@ -184,10 +209,11 @@ export class Supervisor {
       const names = [...this.#entries.keys()];
       this.#entries.clear();
       for (const name of names) this.#report(name);
-      if (this.#workers) this.#track(this.#workers.close(graceMs));
+      this.#track(this.#workersStarted.then(() => this.#workers?.close(graceMs)));
     }
     while (this.#stopping.size > 0) await Promise.all(this.#stopping);
     await this.#udpEngine.close();
+    await this.#tcpEngine.close();
   }
 
   /** Same as `close()` with the default grace period. */
@@ -222,8 +248,8 @@ export class Supervisor {
     let open;
     let onBindError;
     if (protocol === "tcp") {
-      const counters = entry.tcpCounters ??= newTcpCounters();
-      open = (spec: TcpSpec) => this.#openTcp(name, spec, counters);
+      const counters = entry.tcpCounters ??= this.#tcpEngine.newCounters();
+      open = (spec: TcpSpec) => this.#tcpEngine.open(name, spec, counters);
       onBindError = () => counters.errors.Listen++;
     } else {
       const counters = entry.udpCounters ??= this.#udpEngine.newCounters();
@@ -239,26 +265,6 @@ export class Supervisor {
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
       onChange: () => this.#report(name),
-    });
-  }
-
-  #openTcp(name: string, spec: TcpSpec, counters: TcpCounters): TcpForwarder {
-    const listener = bindDualStack(
-      this.#options.listenAddress,
-      (hostname) =>
-        Deno.listen({
-          hostname,
-          port: spec.listenPort,
-          transport: "tcp",
-          reusePort: this.#options.tcpReusePort,
-        }),
-    );
-    return new TcpForwarder(listener, {
-      name,
-      counters,
-      spec,
-      dialTimeoutMs: this.#options.dialTimeoutMs,
-      idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
     });
   }
 

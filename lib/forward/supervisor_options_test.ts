@@ -14,6 +14,7 @@ Deno.test("resolveSupervisorOptions() fills in the defaults", () => {
     workers: 1,
     tcpReusePort: false,
     udpEngine: "portable",
+    tcpEngine: "portable",
   });
   const given = resolveSupervisorOptions({ listenAddress: "127.0.0.2", drainGraceMs: 0 });
   assert.equal(given.listenAddress, "127.0.0.2");
@@ -35,6 +36,10 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
     [
       { udpEngine: "fast" } as unknown as SupervisorOptions,
       /Invalid udpEngine "fast": must be one of auto, batched, portable/,
+    ],
+    [
+      { tcpEngine: "zero-copy" } as unknown as SupervisorOptions,
+      /Invalid tcpEngine "zero-copy": must be one of auto, splice, portable/,
     ],
   ];
   for (const [options, message] of bad) {

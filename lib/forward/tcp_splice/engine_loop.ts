@@ -25,7 +25,7 @@
 import { Errno, ErrnoReader, OsError } from "../../ffi/errno.ts";
 import type { WorkerControl } from "../../ffi/ffi_worker.ts";
 import type { AbiLayout } from "../../ffi/layout.ts";
-import type { EngineNotice } from "../../ffi/engine_threads.ts";
+import type { EngineNotice } from "../../ffi/engine_messages.ts";
 import { NativeArena } from "../../ffi/native_memory.ts";
 import { errorMessage } from "../../util/error_message.ts";
 import { LogThrottle } from "../log_throttle.ts";

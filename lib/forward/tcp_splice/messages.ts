@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { StartMessage } from "../../ffi/engine_threads.ts";
+import type { StartMessage } from "../../ffi/engine_messages.ts";
 
 /** Main thread → engine thread: a request. */
 export type TcpRequest =

@@ -8,7 +8,7 @@
 
 /// <reference lib="deno.worker" />
 
-import type { EngineNotice } from "../../ffi/engine_threads.ts";
+import type { EngineNotice } from "../../ffi/engine_messages.ts";
 import { WorkerControl } from "../../ffi/ffi_worker.ts";
 import { currentLayout } from "../../ffi/layout.ts";
 import { openLibc, SOCKET_SYMBOLS, TCP_SYMBOLS } from "../../ffi/libc.ts";
