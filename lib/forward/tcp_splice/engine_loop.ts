@@ -435,7 +435,7 @@ export class SpliceEngineLoop {
       }
       if (dir.pipe === undefined) {
         try {
-          dir.pipe = this.#pipes.acquire();
+          dir.pipe = this.#pipes.acquire(this.#nowMs);
         } catch (error) {
           this.#abort(connection, dir.errorType, errorMessage(error));
           return;
@@ -535,6 +535,7 @@ export class SpliceEngineLoop {
   #sweep(): void {
     const nowMs = this.#nowMs;
     this.#nextSweepMs = nowMs + SWEEP_MS;
+    this.#pipes.trim(nowMs);
     for (const connection of this.#dialing) {
       if (nowMs >= connection.dialDeadlineMs) {
         this.#dialing.delete(connection);
