@@ -16,12 +16,12 @@ import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
-import {
-  type ForwarderCounters,
-  type ForwarderStatus,
-  type Protocol,
-  type TcpCounters,
-  type UdpCounters,
+import type {
+  ForwarderCounters,
+  ForwarderStatus,
+  Protocol,
+  TcpCounters,
+  UdpCounters,
 } from "./state.ts";
 import { TcpEngine, type TcpEngineKind } from "./tcp_engine.ts";
 import { UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
