@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { openFdCount } from "../../../tests/_support/net_fd.ts";
+import {
+  patternBytes,
+  readAll,
+  readExactly,
+  startTcpEcho,
+  startTcpServer,
+  writeAll,
+} from "../../../tests/_support/net_tcp.ts";
+import { waitFor, within } from "../../../tests/_support/net_wait.ts";
+import { tcpForwarderTo } from "../../../tests/_support/tcp_engines.ts";
+import type { TcpSpec } from "../../spec.ts";
+import { TcpEngine, unsupportedBySplice } from "../tcp_engine.ts";
+import { TcpForwarder } from "../tcp_forwarder.ts";
+import { SpliceTcpForwarder } from "./splice_forwarder.ts";
+
+// Splice-only behaviour; what both TCP engines share is in tcp_forwarder_test.ts.
+
+Deno.test("splice TCP engine: idle connections hold no pipes (pooled pipes close when unused)", async () => {
+  await using echo = startTcpEcho();
+  await using fx = await tcpForwarderTo("splice", echo.port);
+  const baseline = await openFdCount();
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 16; i++) {
+      const conn = await fx.connect();
+      conns.push(conn);
+      const data = patternBytes(300_000, i + 1);
+      const reading = readExactly(conn, data.length);
+      await writeAll(conn, data);
+      assert.deepEqual(await reading, data);
+    }
+    // Per connection: the client, the echo's socket, and the forwarder's two sockets; no pipes.
+    await waitFor(async () => (await openFdCount()) - baseline === 4 * conns.length, {
+      message: "4 descriptors per idle connection",
+    });
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+});
+
+Deno.test("splice TCP engine: a reset by the target reaches the client as a reset", async () => {
+  // The target reads 1 byte and closes with the rest unread: its kernel resets the connection.
+  await using server = startTcpServer(async (conn) => {
+    await conn.read(new Uint8Array(1));
+  });
+  await using fx = await tcpForwarderTo("splice", server.port);
+  using conn = await fx.connect();
+  await writeAll(conn, patternBytes(256 * 1024)).catch(() => {});
+  await assert.rejects(
+    within(readAll(conn), 10_000, "the reset"),
+    Deno.errors.ConnectionReset,
+  );
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
+  const { CopyClientToTarget, CopyTargetToClient } = fx.counters.errors;
+  assert.equal(CopyClientToTarget + CopyTargetToClient, 1, "counted once");
+});
+
+Deno.test("splice TCP engine: connections still open after the drain grace are reset, not ended", async () => {
+  await using echo = startTcpEcho();
+  await using fx = await tcpForwarderTo("splice", echo.port);
+  using conn = await fx.connect();
+  await writeAll(conn, new Uint8Array([1]));
+  await readExactly(conn, 1);
+  await fx.forwarder.drain(100);
+  await assert.rejects(readAll(conn), Deno.errors.ConnectionReset);
+  assert.equal(fx.counters.activeConnections, 0);
+});
+
+Deno.test("splice TCP engine: two threads share a port, both forward, retarget reaches both", async () => {
+  await using echo = startTcpEcho();
+  await using greeter = startTcpServer((conn) => writeAll(conn, new TextEncoder().encode("new")));
+  await using fx = await tcpForwarderTo("splice", echo.port, { threads: 2 });
+  const before = echo.accepted;
+  await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    using conn = await fx.connect();
+    const data = patternBytes(10_000, i + 1);
+    const reading = readAll(conn);
+    await writeAll(conn, data);
+    await conn.closeWrite();
+    assert.deepEqual(await reading, data);
+  }));
+  assert.equal(echo.accepted - before, 40);
+  await waitFor(() => fx.counters.activeConnections === 0, { message: "connections closed" });
+  assert.equal(fx.counters.connectionsTotal, 40);
+  assert.equal(fx.counters.bytesClientToTarget, 400_000);
+  fx.forwarder.update({ listenPort: 0, targetHost: "127.0.0.1", targetPort: greeter.port });
+  const greetings = await Promise.all(Array.from({ length: 20 }, async () => {
+    using conn = await fx.connect();
+    return new TextDecoder().decode(await readAll(conn));
+  }));
+  assert.deepEqual(new Set(greetings), new Set(["new"]));
+});
+
+Deno.test("TcpEngine runs a forwarder with a TCP field the splice engine lacks on the portable engine", async () => {
+  await using echo = startTcpEcho();
+  const engine = new TcpEngine({
+    choice: "splice",
+    threads: 1,
+    listenAddress: "127.0.0.1",
+    dialTimeoutMs: 1000,
+    idleTimeoutMs: 0,
+    reusePort: false,
+  });
+  try {
+    assert.equal(await engine.ready, "splice");
+    const plain: TcpSpec = { listenPort: 0, targetHost: "127.0.0.1", targetPort: echo.port };
+    // A field added for a feature of the portable engine only (e.g. PROXY protocol).
+    const extended = { ...plain, sendProxyProtocol: "v2" } as TcpSpec;
+    assert.deepEqual(unsupportedBySplice(plain), []);
+    assert.deepEqual(unsupportedBySplice(extended), ["sendProxyProtocol"]);
+    const onSplice = await engine.open("a", plain, engine.newCounters());
+    const onPortable = await engine.open("b", extended, engine.newCounters());
+    assert.ok(onSplice instanceof SpliceTcpForwarder);
+    assert.ok(onPortable instanceof TcpForwarder);
+    await Promise.all([onSplice.drain(0), onPortable.drain(0)]);
+  } finally {
+    await engine.close();
+  }
+});
