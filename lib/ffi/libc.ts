@@ -8,7 +8,10 @@
 /** The glibc shared object (the Docker image and every supported host are glibc-based). */
 export const LIBC_PATH = "libc.so.6";
 
-/** socket(2), bind(2), connect(2), setsockopt(2), getsockname(2), close(2), epoll(7), errno. */
+/**
+ * socket(2), bind(2), connect(2), setsockopt(2), getsockname(2), close(2), recv(2), epoll(7),
+ * errno.
+ */
 export const SOCKET_SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -16,6 +19,7 @@ export const SOCKET_SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },

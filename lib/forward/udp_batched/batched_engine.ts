@@ -26,11 +26,19 @@ interface Thread {
   readonly ready: PromiseWithResolvers<void>;
   readonly stopped: PromiseWithResolvers<void>;
   broken: string | undefined;
+  /** Where the thread's doorbell listens, once it is ready. */
+  doorbell: Deno.NetAddr | undefined;
 }
+
+/** One byte that wakes an engine thread from `epoll_wait`. */
+const RING = new Uint8Array(1);
 
 /** Running engine threads. */
 export class BatchedUdpEngine {
   readonly #threads: Thread[] = [];
+  /** Rings the threads' doorbells, so that they read messages at once. */
+  readonly #ringer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  #ringerClosed = false;
   #seq = 0;
   #closed = false;
 
@@ -57,6 +65,7 @@ export class BatchedUdpEngine {
         ready: Promise.withResolvers(),
         stopped: Promise.withResolvers(),
         broken: undefined,
+        doorbell: undefined,
       };
       thread.ready.promise.catch(() => {});
       thread.worker.onmessage = (event: MessageEvent<FromEngine>) =>
@@ -92,7 +101,10 @@ export class BatchedUdpEngine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const thread of this.#threads) thread.control.requestStop();
+    for (const thread of this.#threads) {
+      thread.control.requestStop();
+      this.#ring(thread);
+    }
     await Promise.all(
       this.#threads.map((thread) =>
         thread.broken !== undefined
@@ -101,16 +113,26 @@ export class BatchedUdpEngine {
       ),
     );
     for (const thread of this.#threads) thread.worker.terminate();
+    this.#ringerClosed = true;
+    this.#ringer.close();
   }
 
   #post(thread: Thread, message: ToEngine): void {
     thread.worker.postMessage(message);
     thread.control.notePosted();
+    this.#ring(thread);
+  }
+
+  /** Wakes `thread` (best effort: without the datagram it wakes within a second anyway). */
+  #ring(thread: Thread): void {
+    if (thread.doorbell === undefined || this.#ringerClosed) return;
+    this.#ringer.send(RING, thread.doorbell).catch(() => {});
   }
 
   #receive(thread: Thread, message: FromEngine): void {
     switch (message.kind) {
       case "ready":
+        thread.doorbell = { transport: "udp", hostname: "127.0.0.1", port: message.doorbellPort };
         thread.ready.resolve();
         return;
       case "failed":

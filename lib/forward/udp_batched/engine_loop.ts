@@ -32,8 +32,14 @@ import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
 const MAX_EVENTS = 256;
-/** Longest wait for events: bounds how late a stop flag or control message is seen. */
-const POLL_MS = 20;
+/**
+ * Longest wait for events when no sweep is due sooner: bounds how late a stop flag is seen if its
+ * doorbell datagram were lost. Messages and stop requests ring the doorbell, waking the wait at once.
+ */
+const IDLE_POLL_MS = 1000;
+/** Room for one doorbell datagram (they carry no data); `size_t` is a BigInt in Deno's FFI. */
+const DOORBELL_BYTES = 16;
+const DOORBELL_BYTES_T = BigInt(DOORBELL_BYTES);
 /**
  * A busy loop yields to the event loop at least this often (a safety net: it yields at once when
  * the main thread posted a message, and whenever a poll times out).
@@ -109,6 +115,11 @@ export class EngineLoop {
   readonly #toClientLengths = new Int32Array(BATCH);
   #lastSession: Session | undefined;
   #nextSweepMs = 0;
+  /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
+  readonly #doorbell: number;
+  readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
+  /** The doorbell's port, for the main thread. */
+  readonly doorbellPort: number;
 
   constructor(
     libc: EngineLibc,
@@ -132,6 +143,9 @@ export class EngineLoop {
     this.#toTarget = new DatagramBatch(layout, { withNames: false, slots: false });
     this.#fromTargets = new DatagramBatch(layout, { withNames: false, slots: true });
     this.#toClients = new DatagramBatch(layout, { withNames: true, slots: false });
+    this.#doorbell = this.#sockets.listen("127.0.0.1", 0, false);
+    this.doorbellPort = this.#sockets.port(this.#doorbell);
+    this.#watch(this.#doorbell);
   }
 
   /** Applies one control message from the main thread. */
@@ -163,11 +177,13 @@ export class EngineLoop {
     const events = this.#events;
     let lastYieldMs = Date.now();
     while (!this.#control.stopRequested) {
-      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, POLL_MS);
+      const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
+      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
       const nowMs = Date.now();
       if (count < 0 && this.#errno.get() !== Errno.EINTR) {
         throw new OsError("epoll_wait", this.#errno.get());
       }
+      let rang = false;
       for (let i = 0; i < count; i++) {
         const fd = events.view.getUint32(i * size + data, true);
         const listener = this.#listenersByFd[fd];
@@ -177,16 +193,29 @@ export class EngineLoop {
         }
         const session = this.#sessionsByFd[fd];
         if (session !== undefined) this.#receiveFromTarget(session, nowMs);
+        else if (fd === this.#doorbell) rang = this.#drainDoorbell();
       }
       this.#flushToClients(nowMs);
       if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-      if (count <= 0 || this.#control.takePosted() || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+      if (
+        rang || count <= 0 || this.#control.takePosted() || nowMs - lastYieldMs >= BUSY_YIELD_MS
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = Date.now();
       }
     }
     for (const listener of [...this.#listeners.values()]) this.#close(listener);
+    this.#sockets.close(this.#doorbell);
     this.#sockets.close(this.#epoll);
+  }
+
+  /** Reads every pending doorbell datagram; true. */
+  #drainDoorbell(): boolean {
+    const { MSG_DONTWAIT } = this.#layout.constants;
+    while (
+      this.#libc.recv(this.#doorbell, this.#doorbellBuffer, DOORBELL_BYTES_T, MSG_DONTWAIT) >= 0
+    );
+    return true;
   }
 
   #listen(message: Extract<ToEngine, { kind: "listen" }>): void {
@@ -228,6 +257,7 @@ export class EngineLoop {
     };
     this.#listeners.set(listener.id, listener);
     this.#listenersByFd[fd] = listener;
+    this.#nextSweepMs = 0; // schedules its sweeps
     this.#post({ kind: "listening", seq: message.seq, port });
   }
 
@@ -519,30 +549,37 @@ export class EngineLoop {
 
   /** Ends idle sessions and sessions whose sends kept blocking. */
   #sweep(nowMs: number): void {
-    this.#nextSweepMs = nowMs + SWEEP_MS;
+    let next = nowMs + IDLE_POLL_MS;
     for (const listener of this.#listeners.values()) {
-      if (this.#refreshSettings(listener)) listener.nextSweepMs = 0;
-      if (nowMs < listener.nextSweepMs) continue;
-      const { readTimeoutMs, writeTimeoutMs } = listener.timeouts;
-      listener.nextSweepMs = nowMs +
-        Math.max(SWEEP_MS, Math.min(1000, Math.min(readTimeoutMs, writeTimeoutMs) / 4));
-      for (const session of listener.sessions.values()) {
-        const blockedMs = `send blocked for ${writeTimeoutMs} ms`;
-        if (
-          session.toTargetBlockedSinceMs > 0 &&
-          nowMs - session.toTargetBlockedSinceMs >= writeTimeoutMs
-        ) {
-          this.#fail(session, "WriteToTarget", blockedMs);
-        } else if (
-          session.toClientBlockedSinceMs > 0 &&
-          nowMs - session.toClientBlockedSinceMs >= writeTimeoutMs
-        ) {
-          this.#fail(session, "WriteToClient", blockedMs);
-        } else if (nowMs - session.lastActiveMs >= readTimeoutMs) {
-          this.#end(session);
-        }
+      next = Math.min(next, this.#sweepListener(listener, nowMs));
+    }
+    this.#nextSweepMs = next;
+  }
+
+  /** Sweeps `listener` if due; returns when it is due next. */
+  #sweepListener(listener: Listener, nowMs: number): number {
+    if (this.#refreshSettings(listener)) listener.nextSweepMs = 0;
+    if (nowMs < listener.nextSweepMs) return listener.nextSweepMs;
+    const { readTimeoutMs, writeTimeoutMs } = listener.timeouts;
+    listener.nextSweepMs = nowMs +
+      Math.max(SWEEP_MS, Math.min(1000, Math.min(readTimeoutMs, writeTimeoutMs) / 4));
+    for (const session of listener.sessions.values()) {
+      const blockedMs = `send blocked for ${writeTimeoutMs} ms`;
+      if (
+        session.toTargetBlockedSinceMs > 0 &&
+        nowMs - session.toTargetBlockedSinceMs >= writeTimeoutMs
+      ) {
+        this.#fail(session, "WriteToTarget", blockedMs);
+      } else if (
+        session.toClientBlockedSinceMs > 0 &&
+        nowMs - session.toClientBlockedSinceMs >= writeTimeoutMs
+      ) {
+        this.#fail(session, "WriteToClient", blockedMs);
+      } else if (nowMs - session.lastActiveMs >= readTimeoutMs) {
+        this.#end(session);
       }
     }
+    return listener.nextSweepMs;
   }
 
   /** Counts `type`, logs (rate-limited) and ends the session. */

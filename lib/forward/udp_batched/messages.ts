@@ -34,7 +34,8 @@ export type ToEngine =
 
 /** Engine thread → main thread. */
 export type FromEngine =
-  | { readonly kind: "ready" }
+  /** Started; the main thread rings `doorbellPort` (UDP on 127.0.0.1) after each message. */
+  | { readonly kind: "ready"; readonly doorbellPort: number }
   | { readonly kind: "failed"; readonly message: string }
   | { readonly kind: "listening"; readonly seq: number; readonly port: number }
   | { readonly kind: "listenFailed"; readonly seq: number; readonly message: string }
