@@ -79,5 +79,6 @@ export interface AbiLayout {
     readonly EPOLLRDHUP: number;
     /** 1 << 31: stored as an unsigned 32-bit number. */
     readonly EPOLLET: number;
+    readonly RLIMIT_NOFILE: number;
   };
 }

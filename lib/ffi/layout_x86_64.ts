@@ -66,5 +66,6 @@ export const LAYOUT_X86_64: AbiLayout = {
     EPOLLHUP: 0x010,
     EPOLLRDHUP: 0x2000,
     EPOLLET: 0x80000000,
+    RLIMIT_NOFILE: 7,
   },
 };

@@ -61,6 +61,15 @@ for (const engine of TCP_ENGINES) {
     assert.equal(fx.counters.connectionsTotal, 3);
   });
 
+  Deno.test(`${engine} TCP engine: forwards over IPv6 (listens on ::1, target ::1)`, async () => {
+    await using echo = startTcpEcho({ hostname: "::1" });
+    await using fx = await forwarderTo(echo.port, { targetHost: "::1", listenAddress: "::1" });
+    using conn = await fx.connect();
+    assert.equal(conn.remoteAddr.hostname, "::1");
+    const data = patternBytes(200_000, 6);
+    assert.deepEqual(await echoThrough(conn, data), data);
+  });
+
   Deno.test(`${engine} TCP engine: propagates the target's half-close and keeps the other direction`, async () => {
     let fromClient = "";
     await using server = startTcpServer(async (conn) => {

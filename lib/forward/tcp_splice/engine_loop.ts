@@ -13,9 +13,14 @@
  * get a stale event).
  *
  * Same behaviour as the portable engine: TCP_NODELAY both ways, dial timeout, idle timeout over both
- * directions, live target updates for new connections (shared memory), drain, every counter. Out of
- * file descriptors, a reserved pipe is given up to accept the waiting client and reset it, so the
- * client sees a refusal instead of hanging in the accept queue.
+ * directions, live target updates for new connections (shared memory), drain, every counter.
+ *
+ * Descriptors: a connection needs up to 6 (two sockets, two pipes while data moves). Each thread
+ * admits at most its share of the process's RLIMIT_NOFILE, less a reserve for the rest of the
+ * program ({@linkcode connectionBudget}); clients beyond it are accepted and reset at once (counted
+ * as Accept errors), so admitted connections always get their pipes. Should accept4 still run out
+ * (EMFILE), a reserved pipe is given up to accept the waiting client and reset it: a client never
+ * hangs in the accept queue.
  *
  * The loop yields to the event loop when a poll times out, when the main thread posted a message,
  * and at least every 200 ms; it stops when the shared stop flag is set. Imports no third-party code.
@@ -50,6 +55,20 @@ const ACCEPTS_PER_EVENT = 64;
 const ROUNDS_PER_EVENT = 16;
 /** Empty pipes kept per thread for reuse. */
 const IDLE_PIPES = 64;
+/** Descriptors a connection may hold: two sockets and two pipes. */
+const FDS_PER_CONNECTION = 6;
+
+/**
+ * Connections one of `threads` engine threads admits under a descriptor limit of `fileLimit`:
+ * its share of the limit less a reserve (64 plus 1/16 of the limit) for the rest of the program.
+ * Pooled pipes fit in the share: pipes are taken from the pool before new ones are made, so
+ * pooled and used pipes together never exceed the most ever in use.
+ */
+export function connectionBudget(fileLimit: number, threads: number): number {
+  if (!Number.isFinite(fileLimit)) return Infinity;
+  const reserve = 64 + Math.ceil(fileLimit / 16);
+  return Math.max(1, Math.floor((fileLimit - reserve) / (FDS_PER_CONNECTION * threads)));
+}
 
 interface Listener {
   readonly id: number;
@@ -119,6 +138,9 @@ export class SpliceEngineLoop {
   /** A pipe held back to free two descriptors when accept runs out of them. */
   #reserve: Pipe | undefined;
   #nowMs = Date.now();
+  /** Connections this thread admits (see {@linkcode connectionBudget}), and has open. */
+  #maxConnections = Infinity;
+  #openConnections = 0;
   #nextSweepMs = 0;
   readonly #connectionEvents: number;
 
@@ -235,6 +257,7 @@ export class SpliceEngineLoop {
       this.#post({ kind: "listenFailed", seq: message.seq, message: errorMessage(error) });
       return;
     }
+    this.#maxConnections = connectionBudget(this.#sockets.fileLimit(), message.threads);
     const offset = this.#row * TCP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
     const { generation, target } = settings.read();
@@ -273,6 +296,20 @@ export class SpliceEngineLoop {
   #accept(listener: Listener): void {
     for (let n = 0; n < ACCEPTS_PER_EVENT && listener.fd >= 0; n++) {
       const fd = this.#sockets.accept(listener.fd);
+      if (fd >= 0 && this.#openConnections >= this.#maxConnections) {
+        this.#sockets.abort(fd);
+        listener.counters[E.Accept]!++;
+        this.#warn(
+          listener,
+          "accept",
+          "TCP port {port}: {max} connections on this thread, the " +
+            "share of the descriptor limit (ulimit -n); resetting new clients",
+          {
+            max: this.#maxConnections,
+          },
+        );
+        continue;
+      }
       if (fd >= 0) {
         this.#open(listener, fd);
         continue;
@@ -331,6 +368,7 @@ export class SpliceEngineLoop {
       closed: false,
     };
     listener.connections.add(connection);
+    this.#openConnections++;
     const target = listener.target;
     if (target === undefined) {
       this.#dialFailed(connection, "ResolveTargetAddress", "the target name does not resolve");
@@ -510,6 +548,7 @@ export class SpliceEngineLoop {
       dir.pipe = undefined;
     }
     listener.connections.delete(connection);
+    this.#openConnections--;
     listener.counters[F.activeConnections]!--;
     if (listener.drainSeq !== undefined && listener.connections.size === 0) {
       this.#post({ kind: "done", seq: listener.drainSeq });

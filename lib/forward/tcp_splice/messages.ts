@@ -16,6 +16,8 @@ export type TcpRequest =
     readonly hostname: string;
     readonly port: number;
     readonly reusePort: boolean;
+    /** Engine threads sharing the process's descriptors (each admits its share). */
+    readonly threads: number;
     readonly dialTimeoutMs: number;
     /** 0 = never. */
     readonly idleTimeoutMs: number;

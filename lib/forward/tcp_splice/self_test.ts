@@ -54,6 +54,7 @@ async function roundTrip(engine: SpliceTcpEngine, index: number, echoPort: numbe
     hostname: "127.0.0.1",
     port: 0,
     reusePort: false,
+    threads: engine.count,
     dialTimeoutMs: TIMEOUT_MS,
     idleTimeoutMs: 0,
     counters: counters.block.buffer,

@@ -82,6 +82,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
           hostname,
           port,
           reusePort: engine.count > 1,
+          threads: engine.count,
           dialTimeoutMs: options.dialTimeoutMs,
           idleTimeoutMs: options.idleTimeoutMs,
           counters: options.counters.block.buffer,

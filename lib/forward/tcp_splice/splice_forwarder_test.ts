@@ -13,6 +13,7 @@ import { tcpForwarderTo } from "../../../tests/_support/tcp_engines.ts";
 import type { TcpSpec } from "../../spec.ts";
 import { TcpEngine, unsupportedBySplice } from "../tcp_engine.ts";
 import { TcpForwarder } from "../tcp_forwarder.ts";
+import { connectionBudget } from "./engine_loop.ts";
 import { SpliceTcpForwarder } from "./splice_forwarder.ts";
 
 // Splice-only behaviour; what both TCP engines share is in tcp_forwarder_test.ts.
@@ -118,4 +119,83 @@ Deno.test("TcpEngine runs a forwarder with a TCP field the splice engine lacks o
   } finally {
     await engine.close();
   }
+});
+
+Deno.test("splice TCP engine out of descriptors: extra clients are refused visibly, the engine lives on", async () => {
+  await using echo = startTcpEcho();
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'ulimit -n 160 && exec "$0" run --allow-net --allow-read --allow-ffi "$1" "$2"',
+      Deno.execPath(),
+      new URL("../../../tests/_support/splice_fd_limit_child.ts", import.meta.url).pathname,
+      String(echo.port),
+    ],
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stdin = child.stdin.getWriter();
+  let buffered = "";
+  const nextLine = async (): Promise<Record<string, unknown>> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await within(lines.read(), 20_000, "a line from the child");
+      if (done) throw new Error("the child ended");
+      buffered += value;
+    }
+    const at = buffered.indexOf("\n");
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return JSON.parse(line);
+  };
+  const conns: Deno.TcpConn[] = [];
+  try {
+    const { port } = await nextLine() as { port: number };
+    const outcomes = await Promise.all(Array.from({ length: 40 }, async () => {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conns.push(conn);
+        await writeAll(conn, new Uint8Array([7]));
+        const reply = await within(readExactly(conn, 1), 10_000, "an echo or a refusal");
+        return reply[0] === 7 ? "forwarded" : "wrong";
+      } catch (error) {
+        if (error instanceof Error && /Timed out/.test(error.message)) return "hung";
+        return "refused";
+      }
+    }));
+    assert.ok(outcomes.includes("forwarded"), outcomes.join());
+    assert.ok(outcomes.includes("refused"), outcomes.join());
+    assert.ok(!outcomes.includes("hung") && !outcomes.includes("wrong"), outcomes.join());
+    for (const conn of conns.splice(0)) conn.close();
+    await stdin.write(new TextEncoder().encode("\n"));
+    const counters = await nextLine() as { errors: Record<string, number> };
+    const { Accept, DialServerTarget, CopyClientToTarget, CopyTargetToClient } = counters.errors;
+    assert.ok(Accept! + DialServerTarget! + CopyClientToTarget! + CopyTargetToClient! > 0);
+    // Descriptors are back: a new client is forwarded.
+    await waitFor(async () => {
+      try {
+        using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await writeAll(conn, new Uint8Array([9]));
+        return (await within(readExactly(conn, 1), 2000, "echo"))[0] === 9;
+      } catch {
+        return false;
+      }
+    }, { message: "a client forwarded again" });
+  } finally {
+    for (const conn of conns) conn.close();
+    await stdin.close().catch(() => {});
+    lines.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+    await child.status;
+  }
+});
+
+Deno.test("connectionBudget(): each thread's share of the descriptor limit, less a reserve", () => {
+  assert.equal(connectionBudget(1024, 1), Math.floor((1024 - 64 - 64) / 6));
+  assert.equal(connectionBudget(1024, 2), Math.floor((1024 - 64 - 64) / 12));
+  assert.equal(connectionBudget(160, 1), 14);
+  assert.equal(connectionBudget(10, 1), 1, "never below one");
+  assert.equal(connectionBudget(Infinity, 4), Infinity);
 });

@@ -127,6 +127,15 @@ export class TcpSockets {
     this.#libc.close(fd);
   }
 
+  /** The soft limit of open descriptors of the process (RLIMIT_NOFILE), or Infinity if unknown. */
+  fileLimit(): number {
+    const limit = new Uint8Array(new ArrayBuffer(16)); // struct rlimit: two 64-bit numbers
+    if (this.#libc.getrlimit(this.#layout.tcp.RLIMIT_NOFILE, limit) !== 0) return Infinity;
+    const view = new DataView(limit.buffer);
+    const soft = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
+    return soft >= 2 ** 53 ? Infinity : soft;
+  }
+
   /** Closes `fd` (errors ignored: the descriptor is gone either way). */
   close(fd: number): void {
     this.#libc.close(fd);
