@@ -486,6 +486,12 @@ export class SpliceEngineLoop {
         continue;
       }
       if (read === 0) {
+        // splice(2) reports a reset socket as an end (unlike read(2)): SO_ERROR tells them apart.
+        const error = this.#sockets.socketError(dir.from);
+        if (error !== 0) {
+          this.#abort(connection, dir.errorType, new OsError("splice", error).message);
+          return;
+        }
         dir.eof = true;
         continue;
       }
