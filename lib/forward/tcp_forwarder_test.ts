@@ -122,13 +122,23 @@ for (const engine of TCP_ENGINES) {
     await using fx = await forwarderTo(server.port);
     using conn = await fx.connect();
     await writeAll(conn, patternBytes(64 * 1024));
-    assert.equal(await conn.read(new Uint8Array(1)), null, "the target's FIN reaches the client");
-    assert.equal(fx.counters.activeConnections, 1, "the client's direction stays open");
-    // Writing to the reset target fails: the forwarder closes the client too.
-    await writeAll(conn, patternBytes(64 * 1024)).catch(() => {});
+    // The FIN reaches the client, unless the reset came before the forwarder read the end: then
+    // the splice engine passes the reset on (an abort stays an abort).
+    const end = await conn.read(new Uint8Array(1)).then(
+      (n) => n === null ? "fin" : "data",
+      (error) => error instanceof Deno.errors.ConnectionReset ? "reset" : String(error),
+    );
+    assert.ok(end === "fin" || (engine === "splice" && end === "reset"), end);
+    if (end === "fin") {
+      assert.equal(fx.counters.activeConnections, 1, "the client's direction stays open");
+      // Writing to the reset target fails: the forwarder closes the client too.
+      await writeAll(conn, patternBytes(64 * 1024)).catch(() => {});
+    }
     await waitFor(() => fx.counters.activeConnections === 0, { message: "both sockets closed" });
-    assert.equal(fx.counters.errors.CopyClientToTarget, 1);
-    assert.equal(fx.counters.errors.CopyTargetToClient, 0, "the close it caused is not counted");
+    const failed = end === "fin" ? "CopyClientToTarget" : "CopyTargetToClient";
+    const caused = end === "fin" ? "CopyTargetToClient" : "CopyClientToTarget";
+    assert.equal(fx.counters.errors[failed], 1);
+    assert.equal(fx.counters.errors[caused], 0, "the close it caused is not counted");
     await waitFor(() => conn.write(new Uint8Array(1)).then(() => false, () => true), {
       message: "writes to the closed client socket to fail",
     });
