@@ -6,9 +6,11 @@
  */
 import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
+import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { revokeFfi } from "./lib/ffi/ffi_worker.ts";
 import { FileSource } from "./lib/file_source.ts";
+import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/operator/operator_errors.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
@@ -16,6 +18,8 @@ import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
 import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
+import { ControllerMetrics } from "./lib/controller_metrics.ts";
+import { registerProcessMetrics } from "./lib/process_metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
@@ -24,8 +28,17 @@ import { errorMessage } from "./lib/util/error_message.ts";
 const VERSION: string = denoConfig.version;
 const log = getLogger(["undying-proxy"]);
 
-/** Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line. */
+/**
+ * Exit codes: 0 after a clean shutdown (or a valid file with `--check-config`), 1 when the program
+ * cannot run (or an invalid file), 2 for a bad command line.
+ */
 async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === "convert") {
+    return await runConvert(args.slice(1), {
+      stdout: (text) => writeText(Deno.stdout, text),
+      stderr: (text) => writeText(Deno.stderr, text),
+    });
+  }
   let command;
   try {
     command = parseCommandLine(args);
@@ -36,15 +49,23 @@ async function main(args: readonly string[]): Promise<number> {
   }
   if (command.kind === "help") writeLine(Deno.stdout, usage(VERSION));
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
-  return command.kind === "run" ? await run(command.options) : 0;
+  if (command.kind !== "run") return 0;
+  if (command.options.checkConfig && command.options.config !== undefined) {
+    const check = await checkConfig(command.options.config);
+    writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
+    return check.valid ? 0 : 1;
+  }
+  return await run(command.options, command.warnings);
 }
 
-async function run(options: Options): Promise<number> {
+async function run(options: Options, warnings: readonly string[]): Promise<number> {
+  // --zap-devel (default true, as in the Go operator) already chose the defaults of these.
   await setupLogging({
     level: options.zapLogLevel ?? options.logLevel,
-    format: options.zapEncoder ?? (options.zapDevel ? "text" : options.logFormat),
+    format: options.zapEncoder ?? options.logFormat,
     stacktraceLevel: options.zapStacktraceLevel,
   });
+  for (const warning of warnings) log.warn("Flag {warning}", { warning });
   using signals = new ShutdownSignals();
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
@@ -77,6 +98,7 @@ async function run(options: Options): Promise<number> {
   }
   // Only the engine threads (started above, with their own permissions) keep FFI.
   dropFfi();
+  registerProcessMetrics(metrics.registry);
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
   let source: DesiredStateSource;
@@ -138,9 +160,12 @@ function openSource(
   // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
   // starts at 0 so that rate() and alerts work from the first error on.
   for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
+  const controller = new ControllerMetrics(parts.metrics.registry);
   return openOperator(options, {
     view: parts.supervisor,
     countError: (type) => parts.metrics.operatorErrors.inc({ type }),
+    observer: controller,
+    onRequest: (result) => controller.request(result),
   });
 }
 
@@ -196,7 +221,11 @@ function aborted(signal: AbortSignal): Promise<string> {
 }
 
 function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
-  const bytes = new TextEncoder().encode(`${text}\n`);
+  writeText(stream, `${text}\n`);
+}
+
+function writeText(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = new TextEncoder().encode(text);
   let written = 0;
   while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
 }

@@ -66,7 +66,7 @@ export interface UnDyingProxyTcpSpec {
    */
   targetPort: number;
   /**
-   * Target DNS name or IP address (IPv6 without brackets). Resolved on every connection, so DNS changes are picked up.
+   * Target DNS name or IP address (IPv6 with or without brackets: "[fd00::1]" and "fd00::1" are the same). Resolved on every connection, so DNS changes are picked up.
    */
   targetHost: string;
 }
@@ -83,17 +83,17 @@ export interface UnDyingProxyUdpSpec {
    */
   targetPort: number;
   /**
-   * Target DNS name or IP address (IPv6 without brackets). Resolved for each new session.
+   * Target DNS name or IP address (IPv6 with or without brackets). Resolved for each new session.
    */
   targetHost: string;
   /**
-   * A session expires after this many seconds without traffic in either direction.
+   * A session expires after this many seconds without traffic in either direction. 0 means the default, as with the Go operator.
    *
    * @default 30
    */
   readTimeoutSeconds?: number;
   /**
-   * Upper bound in seconds for each send, to the target or to the client.
+   * Upper bound in seconds for each send, to the target or to the client. 0 means the default, as with the Go operator.
    *
    * @default 5
    */
@@ -120,7 +120,7 @@ export interface UnDyingProxyStatus {
    */
   target?: string;
   /**
-   * Standard conditions. `Ready`: True with reason Listening; False with reason Pending, BindFailed, PortConflict, InvalidSpec, ServicePortFailed or Terminating, and a message naming the replicas and ports concerned.
+   * Standard conditions. `Ready`: True with reason Listening; False with reason Pending, BindFailed, PortConflict, InvalidSpec, ServicePortFailed, Terminating or NoReplicaListening, and a message naming the replicas and ports concerned.
    *
    * @maxItems 16
    *

@@ -7,6 +7,8 @@
 import { parseArgs } from "node:util";
 import { TCP_ENGINE_CHOICES } from "./forward/tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
+import { ipLiteralFamily } from "./spec.ts";
+import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
@@ -38,14 +40,30 @@ interface Flag<T> {
   readonly valueName?: string;
   /** Default as the user would type it; parsed exactly like a user value. */
   readonly default: string;
+  /**
+   * Replaces `default` when the default depends on other flags (as given, before parsing): the
+   * operator-mode metrics security, and what `--zap-devel` implies for the log settings.
+   */
+  readonly defaultFrom?: (given: GivenFlags) => string;
   /** Shown instead of `default` when the real default is computed at run time. */
   readonly defaultText?: string;
   readonly help: string;
   /** Appended to the option name: durations are `...Ms` in {@linkcode Options}. */
   readonly unit?: "Ms";
-  /** Turns the raw text into the typed value; throws `RangeError` with the reason. */
-  readonly parse: (raw: string) => T;
+  /**
+   * Turns the raw text into the typed value; throws `RangeError` with the reason. `warn` reports a
+   * value that is accepted but changed (logged at start).
+   */
+  readonly parse: (raw: string, warn: (message: string) => void) => T;
 }
+
+/** The flags as given on the command line, before parsing (absent = not given). */
+export type GivenFlags = Readonly<Record<string, string | boolean | undefined>>;
+
+/** Operator mode (no `--config`): the Go operator's metrics defaults apply. */
+const operatorMode = (given: GivenFlags): boolean => given["config"] === undefined;
+/** `--zap-devel` is on unless turned off: its default is true, as in the Go operator. */
+const zapDevel = (given: GivenFlags): boolean => given["zap-devel"] !== false;
 
 /** The flag table: the single source of truth for names, defaults and help. */
 export const FLAGS = {
@@ -58,11 +76,21 @@ export const FLAGS = {
       "Without it the program runs as a Kubernetes operator.",
     parse: optionalString,
   },
+  "check-config": {
+    group: "Source",
+    boolean: true,
+    default: "false",
+    help: "With --config: validate the file as a reload would, print every problem or a " +
+      "one-line summary, and exit 0 (valid) or 1 (invalid) without starting anything.",
+    parse: parseBoolean,
+  },
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",
     default: "::",
-    help: 'Address the forwarders listen on; "::" is every interface, IPv4 and IPv6.',
+    help:
+      'IP address the forwarders listen on; "::" is every interface, IPv4 and IPv6, "0.0.0.0" ' +
+      "every IPv4 one.",
     parse: parseListenAddress,
   },
   "dial-timeout": {
@@ -102,8 +130,9 @@ export const FLAGS = {
     valueName: "BYTES",
     default: "65535",
     help: "UDP receive buffer; larger datagrams are counted and cut (portable engine) or dropped " +
-      "(batched engine). The default truncates nothing.",
-    parse: (raw) => parseInteger(raw, 1, 65535),
+      "(batched engine). The default truncates nothing. Go integer syntax (0x... too); values " +
+      "above 65535 are lowered to 65535 with a warning.",
+    parse: parseUdpBufferBytes,
   },
   "workers": {
     group: "Forwarding",
@@ -196,6 +225,28 @@ export const FLAGS = {
     help: "Service whose UDP ports follow the objects; empty disables.",
     parse: (raw) => raw,
   },
+  "tcp-services-configmap": {
+    group: "Kubernetes operator",
+    valueName: "NAMESPACE/NAME",
+    default: "",
+    help: "ingress-nginx tcp-services ConfigMap forwarded as it is (key: external port, value: " +
+      "namespace/service:port[:PROXY[:PROXY]]); watched. An UnDyingProxy object wins a port both claim.",
+    parse: parseConfigMapFlag,
+  },
+  "udp-services-configmap": {
+    group: "Kubernetes operator",
+    valueName: "NAMESPACE/NAME",
+    default: "",
+    help: "ingress-nginx udp-services ConfigMap, read like --tcp-services-configmap.",
+    parse: parseConfigMapFlag,
+  },
+  "cluster-domain": {
+    group: "Kubernetes operator",
+    valueName: "DOMAIN",
+    default: "cluster.local",
+    help: "The cluster's DNS domain: ConfigMap entries target <service>.<namespace>.svc.<domain>.",
+    parse: parseDnsDomain,
+  },
   "metrics-bind-address": {
     group: "Metrics and probes",
     valueName: "ADDR",
@@ -206,7 +257,9 @@ export const FLAGS = {
   "metrics-secure": {
     group: "Metrics and probes",
     boolean: true,
-    default: "false",
+    default: "true",
+    defaultText: "true; false with --config",
+    defaultFrom: (given) => String(operatorMode(given)),
     help:
       "Serve /metrics over HTTPS with the certificate from --metrics-cert-path, or without it " +
       "a self-signed one made at start-up (in memory).",
@@ -236,7 +289,9 @@ export const FLAGS = {
   "metrics-authed": {
     group: "Metrics and probes",
     boolean: true,
-    default: "false",
+    default: "true",
+    defaultText: "true; false with --config",
+    defaultFrom: (given) => String(operatorMode(given)),
     help: "Operator mode: /metrics needs a bearer token that the API server authenticates " +
       "(TokenReview) and allows to get /metrics (SubjectAccessReview).",
     parse: parseBoolean,
@@ -259,7 +314,9 @@ export const FLAGS = {
   "log-level": {
     group: "Logging",
     valueName: "LEVEL",
-    default: "info",
+    default: "debug",
+    defaultText: "debug; info with --zap-devel=false",
+    defaultFrom: (given) => zapDevel(given) ? "debug" : "info",
     help:
       "Lowest level logged: debug, info, warn or error (zap's warning, dpanic, panic, fatal too).",
     parse: parseLogLevel,
@@ -267,21 +324,27 @@ export const FLAGS = {
   "log-format": {
     group: "Logging",
     valueName: "FORMAT",
-    default: "json",
+    default: "text",
+    defaultText: "text; json with --zap-devel=false",
+    defaultFrom: (given) => zapDevel(given) ? "text" : "json",
     help: "json (one JSON object per line) or text (human-readable).",
     parse: (raw) => oneOf(raw, ["json", "text"] as const),
   },
   "zap-devel": {
     group: "Logging",
     boolean: true,
-    default: "false",
-    help: "Human-readable logs, same as --log-format=text (Go operator compatibility).",
+    default: "true",
+    help: "Development logging, as in the Go operator (where it is on by default too): sets the " +
+      "defaults of --log-level (debug), --log-format (text) and --zap-stacktrace-level (warn); " +
+      "--zap-devel=false gives info, json and error.",
     parse: parseBoolean,
   },
   "zap-stacktrace-level": {
     group: "Logging",
     valueName: "LEVEL",
-    default: "error",
+    default: "warn",
+    defaultText: "warn; error with --zap-devel=false",
+    defaultFrom: (given) => zapDevel(given) ? "warn" : "error",
     help: "Errors logged at this level or above include their stack trace (also: panic, dpanic).",
     parse: parseLogLevel,
   },
@@ -298,8 +361,7 @@ export const FLAGS = {
     valueName: "ENCODER",
     default: "",
     defaultText: "from --log-format",
-    help:
-      "Go operator compatibility: json, or console (= text); replaces --log-format and --zap-devel.",
+    help: "Go operator compatibility: json, or console (= text); replaces --log-format.",
     parse: parseZapEncoder,
   },
   "zap-time-encoding": {
@@ -332,9 +394,9 @@ export type Options = {
   >;
 };
 
-/** What the command line asks for. */
+/** What the command line asks for; `warnings` name values that were accepted but changed. */
 export type Command =
-  | { readonly kind: "run"; readonly options: Options }
+  | { readonly kind: "run"; readonly options: Options; readonly warnings: readonly string[] }
   | { readonly kind: "help" }
   | { readonly kind: "version" };
 
@@ -373,11 +435,13 @@ export function parseCommandLine(args: readonly string[]): Command {
   if (values["version"] === true) return { kind: "version" };
 
   const options: Record<string, unknown> = {};
+  const warnings: string[] = [];
   for (const [name, flag] of flagEntries()) {
     const given = values[name];
-    const raw = given === undefined ? flag.default : String(given);
+    const raw = given === undefined ? flag.defaultFrom?.(values) ?? flag.default : String(given);
+    const warn = (why: string) => warnings.push(`--${name}=${raw}: ${why}`);
     try {
-      options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw);
+      options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw, warn);
     } catch (error) {
       const why = errorMessage(error);
       throw new FlagError(`--${name}`, `invalid value "${raw}" for --${name}: ${why}`);
@@ -385,7 +449,7 @@ export function parseCommandLine(args: readonly string[]): Command {
   }
   const typed = options as Options;
   checkCombinations(typed);
-  return { kind: "run", options: typed };
+  return { kind: "run", options: typed, warnings };
 }
 
 /** The `--help` text: every flag with its default, grouped. */
@@ -396,8 +460,12 @@ export function usage(version: string): string {
     "Usage:",
     "  undying-proxy --config FILE [flags]               standalone: objects from a YAML file",
     "  undying-proxy --operator-namespace NS [flags]     operator: objects from Kubernetes",
+    "  undying-proxy --check-config --config FILE        validate the file, start nothing",
+    "  undying-proxy convert --tcp-services FILE ...     ingress-nginx ConfigMaps to objects (see",
+    "                                                    undying-proxy convert --help)",
     "",
     "Flags take --name=value, --name value or -name=value; booleans also --name, --no-name.",
+    "A later flag overrides an earlier one.",
   ];
   for (const group of GROUPS) {
     lines.push("", `${group}:`);
@@ -466,6 +534,21 @@ export function parseBindAddress(raw: string): BindAddress | null {
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+function parseConfigMapFlag(raw: string): ConfigMapRef | undefined {
+  if (raw === "") return undefined;
+  const ref = parseConfigMapRef(raw);
+  if (typeof ref === "string") throw new RangeError(ref);
+  return ref;
+}
+
+function parseDnsDomain(raw: string): string {
+  const domain = raw.endsWith(".") ? raw.slice(0, -1) : raw;
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/.test(domain)) {
+    throw new RangeError("must be a DNS domain such as cluster.local");
+  }
+  return domain;
+}
+
 function optionalString(raw: string): string | undefined {
   return raw === "" ? undefined : raw;
 }
@@ -489,11 +572,49 @@ function parseInteger(raw: string, min: number, max: number): number {
   return value;
 }
 
-function parseListenAddress(raw: string): string {
-  if (raw === "" || /[\s[\]]/.test(raw)) {
-    throw new RangeError('expected an IP address or host name without port or brackets, e.g. "::"');
+/**
+ * `--udp-buffer-bytes`: Go's integer syntax (`0x`, `0o`, `0b` prefixes, a leading 0 for octal, `_`
+ * between digits after a prefix), as the Go operator's `flag.Int` read it. Above 65535 (the largest
+ * UDP payload) is lowered to 65535 with a warning: the Go operator took any size.
+ */
+function parseUdpBufferBytes(raw: string, warn: (message: string) => void): number {
+  const text = raw.trim();
+  const match =
+    /^(?:0[xX]_?([0-9a-fA-F](?:_?[0-9a-fA-F])*)|0[oO]_?([0-7](?:_?[0-7])*)|0[bB]_?([01](?:_?[01])*)|0(_?[0-7](?:_?[0-7])*)|(\d+))$/
+      .exec(text);
+  if (match === null) {
+    throw new RangeError("expected a whole number (decimal, or 0x/0o/0b prefixed)");
   }
-  return raw;
+  const [, hex, octal, binary, leadingZeroOctal, decimal] = match;
+  const [digits, base] = hex !== undefined
+    ? [hex, 16]
+    : octal !== undefined
+    ? [octal, 8]
+    : binary !== undefined
+    ? [binary, 2]
+    : leadingZeroOctal !== undefined
+    ? [leadingZeroOctal, 8]
+    : [decimal ?? "", 10];
+  const value = Number.parseInt(digits.replaceAll("_", ""), base);
+  if (value < 1) throw new RangeError("must be at least 1");
+  if (value > 65535) {
+    warn(`${value} bytes is more than the largest UDP datagram; using 65535`);
+    return 65535;
+  }
+  return value;
+}
+
+/** An IP literal (IPv6 without brackets): a name would be looked up on every bind, and could fail. */
+function parseListenAddress(raw: string): string {
+  if (ipLiteralFamily(raw) !== 0) return raw;
+  const example = 'e.g. "::" (every interface), "0.0.0.0" or "127.0.0.1"';
+  if (/^\[.*\]$/.test(raw)) {
+    throw new RangeError(`write an IPv6 address without brackets, ${example}`);
+  }
+  if (/:\d+$/.test(raw) && ipLiteralFamily(raw.replace(/:\d+$/, "")) === 4) {
+    throw new RangeError(`an IP address without a port is expected, ${example}`);
+  }
+  throw new RangeError(`not an IP address, ${example}`);
 }
 
 function parseNamespaces(raw: string): WatchNamespaces {
@@ -534,10 +655,25 @@ function oneOf<const T extends string>(raw: string, allowed: readonly T[]): T {
 }
 
 function checkCombinations(options: Options): void {
+  if (options.checkConfig && options.config === undefined) {
+    throw new FlagError("--check-config", "--check-config needs --config FILE: the file to check");
+  }
   if (options.config === undefined && options.operatorNamespace === undefined) {
     throw new FlagError(
       "--operator-namespace",
       "--operator-namespace must be set in operator mode (or pass --config FILE for standalone mode)",
+    );
+  }
+  const configMapFlag = options.tcpServicesConfigmap !== undefined
+    ? "--tcp-services-configmap"
+    : options.udpServicesConfigmap !== undefined
+    ? "--udp-services-configmap"
+    : undefined;
+  if (configMapFlag !== undefined && options.config !== undefined) {
+    throw new FlagError(
+      configMapFlag,
+      `${configMapFlag} needs operator mode: the ConfigMap is read from the cluster, and there is ` +
+        "none with --config; convert it to objects instead (undying-proxy convert --help)",
     );
   }
   if (options.metricsAuthed && options.config !== undefined) {
@@ -573,14 +709,12 @@ function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?
   return options;
 }
 
-/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`. */
+/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`; no `--`. */
 function normalizeArgs(args: readonly string[]): string[] {
   const result: string[] = [];
   for (const arg of args) {
-    if (arg === "--") {
-      result.push(...args.slice(args.indexOf(arg)));
-      break;
-    }
+    // `deno task start -- --flag` passes the "--" on; every setting is a flag, so it means nothing.
+    if (arg === "--") continue;
     const long = /^-[^-]{2,}/.test(arg) ? `-${arg}` : arg;
     const match = /^--([^=]+)=(.*)$/s.exec(long);
     const flag = match?.[1] === undefined ? undefined : FLAGS[match[1] as FlagName];

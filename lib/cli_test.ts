@@ -37,15 +37,37 @@ Deno.test("parseCommandLine() applies the documented defaults", () => {
   assert.equal(parsed.udpBufferBytes, 65535);
   assert.deepEqual(parsed.metricsBindAddress, { hostname: "", port: 8080 });
   assert.deepEqual(parsed.healthProbeBindAddress, { hostname: "", port: 8081 });
-  assert.equal(parsed.metricsSecure, false);
+  assert.equal(parsed.metricsSecure, false, "file mode: plain HTTP (no API server for tokens)");
   assert.equal(parsed.metricsAuthed, false);
   assert.equal(parsed.tcpServiceToManage, "undying-proxy-tcp");
   assert.equal(parsed.udpServiceToManage, "undying-proxy-udp");
-  assert.equal(parsed.logLevel, "info");
-  assert.equal(parsed.logFormat, "json");
-  assert.equal(parsed.zapDevel, false);
+  // --zap-devel is on by default, as in the Go operator: debug, text, stack traces from warn.
+  assert.equal(parsed.zapDevel, true);
+  assert.equal(parsed.logLevel, "debug");
+  assert.equal(parsed.logFormat, "text");
+  assert.equal(parsed.zapStacktraceLevel, "warn");
   assert.equal(parsed.operatorNamespace, undefined);
   assert.deepEqual(parsed.watchNamespaces, []);
+});
+
+Deno.test('a later flag overrides an earlier one, and a "--" (deno task start -- ...) is ignored', () => {
+  const parsed = options([
+    "--config=a.yaml",
+    "--zap-devel",
+    "--",
+    "--config",
+    "b.yaml",
+    "--no-zap-devel",
+  ]);
+  assert.equal(parsed.config, "b.yaml");
+  assert.equal(parsed.zapDevel, false);
+  assert.match(flagError(["--config=c", "--", "stray"]).message, /unexpected argument "stray"/);
+});
+
+Deno.test("--listen-address takes IPv4 and IPv6 literals", () => {
+  for (const address of ["0.0.0.0", "127.0.0.1", "::", "::1", "fd00::10"]) {
+    assert.equal(options(["--config=c", `--listen-address=${address}`]).listenAddress, address);
+  }
 });
 
 Deno.test("parseCommandLine() takes the Go operator's spellings", () => {
@@ -68,6 +90,52 @@ Deno.test("parseCommandLine() takes the Go operator's spellings", () => {
   assert.equal(parsed.zapStacktraceLevel, "fatal");
   assert.deepEqual(parsed.watchNamespaces, ["a", "b"]);
   assert.equal(options(["--config=c", "--watch-namespaces=*"]).watchNamespaces, "*");
+});
+
+Deno.test("operator mode takes the Go operator's metrics defaults: HTTPS and token review", () => {
+  const operator = options(["--operator-namespace=p"]);
+  assert.equal(operator.metricsSecure, true);
+  assert.equal(operator.metricsAuthed, true);
+  const plain = options([
+    "--operator-namespace=p",
+    "--metrics-secure=false",
+    "--no-metrics-authed",
+  ]);
+  assert.equal(plain.metricsSecure, false);
+  assert.equal(plain.metricsAuthed, false);
+});
+
+Deno.test("--zap-devel=false gives the production log defaults; explicit log flags win either way", () => {
+  const production = options(["--config=c", "--zap-devel=false"]);
+  assert.equal(production.logLevel, "info");
+  assert.equal(production.logFormat, "json");
+  assert.equal(production.zapStacktraceLevel, "error");
+  const explicit = options(["--config=c", "--zap-devel", "--log-level=warn", "--log-format=json"]);
+  assert.equal(explicit.logLevel, "warn");
+  assert.equal(explicit.logFormat, "json");
+});
+
+Deno.test("--udp-buffer-bytes: Go integer syntax; above 65535 lowered with a warning", () => {
+  const run = (value: string) => {
+    const command = parseCommandLine(["--config=c", `--udp-buffer-bytes=${value}`]);
+    return command.kind === "run" ? command : assert.fail("not a run command");
+  };
+  assert.equal(run("0x400").options.udpBufferBytes, 1024);
+  assert.equal(run("0o2000").options.udpBufferBytes, 1024);
+  assert.equal(run("02000").options.udpBufferBytes, 1024);
+  assert.equal(run("0b10000000000").options.udpBufferBytes, 1024);
+  assert.equal(run("0x_ff_ff").options.udpBufferBytes, 65535);
+  assert.deepEqual(run("1024").warnings, []);
+  const big = run("1048576");
+  assert.equal(big.options.udpBufferBytes, 65535);
+  assert.match(big.warnings.join(), /--udp-buffer-bytes=1048576: 1048576 bytes .*using 65535/);
+  assert.equal(run("0x10000").options.udpBufferBytes, 65535);
+  for (const bad of ["0", "-1", "0xg", "1e3", "ten"]) {
+    assert.match(
+      flagError(["--config=c", `--udp-buffer-bytes=${bad}`]).message,
+      /--udp-buffer-bytes/,
+    );
+  }
 });
 
 Deno.test("the Go operator's secure metrics flags: a self-signed certificate, authed in operator mode", () => {
@@ -115,13 +183,19 @@ Deno.test("parseCommandLine() names the flag, the value and the reason of a bad 
       "--zap-devel",
       /"maybe" for --zap-devel: expected true or false/,
     ],
-    [["--config=c", "--udp-buffer-bytes=70000"], "--udp-buffer-bytes", /between 1 and 65535/],
+    [["--config=c", "--udp-buffer-bytes=0x"], "--udp-buffer-bytes", /"0x" for --udp-buffer-bytes/],
     [["--config=c", "--metrics-bind-address=8080"], "--metrics-bind-address", /"8080".*host:port/],
     [["--config=c", "--log-level=loud"], "--log-level", /"loud" for --log-level: expected one of/],
+    [["--config=c", "--listen-address=127.0.0.l"], "--listen-address", /"127.0.0.l" .*not an IP/],
+    [["--config=c", "--listen-address=localhost"], "--listen-address", /not an IP address/],
+    [["--config=c", "--listen-address=[::1]"], "--listen-address", /without brackets/],
+    [["--config=c", "--listen-address=0.0.0.0:80"], "--listen-address", /without a port/],
+    [["--config=c", "--listen-address="], "--listen-address", /"" for --listen-address/],
     [["--config"], "--config", /missing value for --config/],
     [["--config=c", "stray"], "stray", /unexpected argument "stray"/],
     [["--config=c", "--metrics-authed"], "--metrics-authed", /needs operator mode.*--config/],
     [[], "--operator-namespace", /--operator-namespace must be set.*--config/],
+    [["--check-config"], "--check-config", /--check-config needs --config FILE/],
   ];
   for (const [args, flag, message] of cases) {
     const error = flagError(args);
@@ -179,4 +253,30 @@ Deno.test("parseBindAddress() reads host:port, :port, [ipv6]:port and 0", () => 
   assert.equal(parseBindAddress("0"), null);
   assert.throws(() => parseBindAddress("::1:80"), RangeError);
   assert.throws(() => parseBindAddress(":70000"), RangeError);
+});
+
+Deno.test("parseCommandLine() reads the ingress-nginx ConfigMap flags (operator mode only)", () => {
+  const parsed = options([
+    "--operator-namespace=proxy",
+    "--tcp-services-configmap=ingress-nginx/tcp-services",
+    "--udp-services-configmap",
+    "ingress-nginx/udp-services",
+    "--cluster-domain=corp.example.",
+  ]);
+  assert.deepEqual(parsed.tcpServicesConfigmap, {
+    namespace: "ingress-nginx",
+    name: "tcp-services",
+  });
+  assert.deepEqual(parsed.udpServicesConfigmap, {
+    namespace: "ingress-nginx",
+    name: "udp-services",
+  });
+  assert.equal(parsed.clusterDomain, "corp.example");
+  assert.equal(options(["--operator-namespace=proxy"]).clusterDomain, "cluster.local");
+  const bad = flagError(["--operator-namespace=p", "--tcp-services-configmap=tcp-services"]);
+  assert.equal(bad.flag, "--tcp-services-configmap");
+  assert.match(bad.message, /"tcp-services".*NAMESPACE\/NAME/);
+  const fileMode = flagError(["--config=x.yaml", "--udp-services-configmap=a/b"]);
+  assert.match(fileMode.message, /--udp-services-configmap needs operator mode/);
+  assert.match(flagError(["--operator-namespace=p", "--cluster-domain=Bad_Domain"]).message, /DNS/);
 });

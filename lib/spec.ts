@@ -8,7 +8,10 @@
 export interface TcpSpec {
   readonly listenPort: number;
   readonly targetPort: number;
-  /** DNS name or IP literal (IPv6 without brackets). Resolved on every dial. */
+  /**
+   * DNS name or IP literal, IPv6 without brackets (a bracketed `[v6]`, the Go operator's only IPv6
+   * spelling, is normalized). Resolved on every dial.
+   */
   readonly targetHost: string;
 }
 
@@ -35,10 +38,16 @@ export interface SpecProblem {
   readonly reason: string;
 }
 
-/** Every problem as `field: value: reason`, joined by "; " (conditions, Events and logs). */
+/**
+ * Every problem as `field: value: reason` (`field: reason` for an absent field, whose reason says
+ * "missing"), joined by "; " (conditions, Events and logs).
+ */
 export function describeProblems(problems: readonly SpecProblem[]): string {
-  return problems.map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`)
-    .join("; ");
+  return problems.map((p) =>
+    p.value === undefined
+      ? `${p.field}: ${p.reason}`
+      : `${p.field}: ${JSON.stringify(p.value)}: ${p.reason}`
+  ).join("; ");
 }
 
 /** Result of {@linkcode parseForwarderSpec}: a valid spec or every problem found. */
@@ -159,7 +168,7 @@ function parseSection(
 
 function parsePort(field: string, value: unknown, problems: SpecProblem[]): number {
   if (value === undefined || value === null) {
-    problems.push({ field, value, reason: "is required (an integer from 1 to 65535)" });
+    problems.push({ field, value, reason: "missing (an integer from 1 to 65535)" });
   } else if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) {
     problems.push({ field, value, reason: "must be an integer from 1 to 65535" });
   }
@@ -169,13 +178,28 @@ function parsePort(field: string, value: unknown, problems: SpecProblem[]): numb
 function parseHost(field: string, value: unknown, problems: SpecProblem[]): string {
   const reason = hostProblem(value);
   if (reason !== undefined) problems.push({ field, value, reason });
-  return value as string;
+  return unbracketed(value as string);
+}
+
+/**
+ * `[v6]` → `v6`: the Go operator built its dial address with `%s:%d`, so a bracketed IPv6 literal
+ * was the only IPv6 spelling that worked there; both spellings are accepted and mean the same.
+ */
+function unbracketed(host: string): string {
+  return typeof host === "string" && host.startsWith("[") && host.endsWith("]")
+    ? host.slice(1, -1)
+    : host;
 }
 
 function hostProblem(value: unknown): string | undefined {
-  if (value === undefined || value === null) return "is required (a DNS name or an IP address)";
+  if (value === undefined || value === null) return "missing (a DNS name or an IP address)";
   if (typeof value !== "string" || value === "") return "must be a non-empty string";
-  if (value.startsWith("[")) return "must be an IPv6 address without brackets";
+  if (value.startsWith("[") || value.endsWith("]")) {
+    const inner = unbracketed(value);
+    return inner !== value && ipLiteralFamily(inner) === 6
+      ? undefined
+      : "brackets may only enclose an IPv6 address, e.g. [fd00::1]";
+  }
   if (ipLiteralFamily(value) !== 0) return undefined;
   if (value.includes(":")) return "is not a valid IPv6 address";
   if (value.length > MAX_HOST_LENGTH) return `must be at most ${MAX_HOST_LENGTH} characters`;

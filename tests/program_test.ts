@@ -112,6 +112,7 @@ Deno.test("a bad command line exits 2 with one line naming the flag, value and r
     [["--config=x.yaml", "--dial-timeout=soon"], /"soon" for --dial-timeout: not a duration/],
     [["--config=x.yaml", "--udp-max-sessions=0"], /"0" for --udp-max-sessions: must be between/],
     [["--config=x.yaml", "--zap-devel=yes"], /"yes" for --zap-devel: expected true or false/],
+    [["--config=x.yaml", "--listen-address=127.0.0.l"], /"127.0.0.l" for --listen-address: not an/],
     [["--config=x.yaml", "stray"], /unexpected argument "stray"/],
     [[], /--operator-namespace must be set/],
     [["--config=x.yaml", "--metrics-authed"], /--metrics-authed=true needs operator mode/],
@@ -131,19 +132,80 @@ Deno.test("an invalid config file at start exits 1 naming document, field and va
     { name: "bad", tcp: { listenPort: 70000, targetPort: 1 } },
   ]);
   const problem = /document 2 \(default\/bad\): spec\.tcp\.listenPort = 70000: must be/;
-  const json = await runProgram([`--config=${config.path}`]);
-  assert.equal(json.code, 1, json.stderr);
-  const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
-  assert.equal(fatal.level, "FATAL");
-  assert.match(fatal.message, problem);
-  // --zap-devel, or the Go operator's --zap-encoder=console: the same, human-readable.
-  for (const flag of ["--zap-devel", "--zap-encoder=console"]) {
-    const text = await runProgram([`--config=${config.path}`, flag]);
-    assert.equal(text.code, 1, text.stderr);
-    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, flag);
-    assert.match(text.stderr, problem);
-    assert.ok(!text.stderr.trimStart().startsWith("{"), `${flag}: not JSON`);
+  for (const flag of ["--zap-devel=false", "--log-format=json"]) {
+    const json = await runProgram([`--config=${config.path}`, flag]);
+    assert.equal(json.code, 1, json.stderr);
+    const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
+    assert.equal(fatal.level, "FATAL", flag);
+    assert.match(fatal.message, problem);
   }
+  // Nothing (--zap-devel defaults to true, as in the Go operator), --zap-devel, or the Go
+  // operator's --zap-encoder=console: the same, human-readable.
+  for (const flags of [[], ["--zap-devel"], ["--zap-encoder=console"]]) {
+    const text = await runProgram([`--config=${config.path}`, ...flags]);
+    const what = flags.join(" ") || "no flag";
+    assert.equal(text.code, 1, text.stderr);
+    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, what);
+    assert.match(text.stderr, problem);
+    assert.ok(!text.stderr.trimStart().startsWith("{"), `${what}: not JSON`);
+  }
+});
+
+Deno.test("--udp-buffer-bytes above 65535 or in hex (the Go operator took both) runs with a warning", async () => {
+  await using config = await tempConfig([]);
+  for (
+    const [value, expected] of [["0x20000", /0x20000: 131072 bytes .*using 65535/], [
+      "0x400",
+      null,
+    ]] as const
+  ) {
+    await using program = await startProgram([
+      `--config=${config.path}`,
+      `--udp-buffer-bytes=${value}`,
+    ]);
+    await waitReady(program);
+    const warnings = program.logs().filter((line) => line.level === "WARNING");
+    if (expected === null) {
+      assert.deepEqual(warnings, [], `${value}: 1024, no warning`);
+    } else {
+      assert.match(String(warnings[0]?.message), expected);
+    }
+  }
+});
+
+Deno.test("--check-config validates the file as a reload would, starts nothing, exits 0 or 1", async () => {
+  const [tcpPort, udpPort] = [freePort(), freePort()];
+  await using config = await tempConfig([
+    { name: "web", tcp: { listenPort: tcpPort, targetPort: 80 } },
+    { name: "dns", udp: { listenPort: udpPort, targetPort: 53 } },
+  ]);
+  const valid = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(valid.code, 0, valid.stderr);
+  assert.equal(
+    valid.stdout,
+    `${config.path}: valid, 2 forwarders: TCP port ${tcpPort}, UDP port ${udpPort}\n`,
+  );
+  assert.equal(valid.stderr, "", "no log: nothing started");
+
+  // Every problem, one per line, in the words of a rejected reload.
+  await config.write(
+    `${configYaml([{ name: "web", tcp: { listenPort: 70000, targetPort: 80 } }])}---\n` +
+      "apiVersion: proxy.sfact.io/v1alpha1\nkind: UnDyingProxy\nmetadata: { name: dns }\n" +
+      "spec: { udp: { listenPort: 53, targetPort: 53 } }\n",
+  );
+  const invalid = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(invalid.code, 1, invalid.stderr);
+  assert.equal(invalid.stdout, "");
+  assert.deepEqual(invalid.stderr.split("\n"), [
+    `${config.path}: invalid, 2 problems:`,
+    "  document 1 (default/web): spec.tcp.listenPort = 70000: must be an integer from 1 to 65535",
+    "  document 2 (default/dns): spec.udp.targetHost: missing (a DNS name or an IP address)",
+    "",
+  ]);
+  await config.write("spec: {\n");
+  const syntax = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(syntax.code, 1);
+  assert.match(syntax.stderr, /^ {2}document 1, line 1, column 7: YAML syntax: this "\{"/m);
 });
 
 Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic", async () => {
@@ -170,7 +232,8 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     'undying_proxy_tcp_from_target_to_clients_bytes_total{forwarder="web",namespace="default"}':
       1000,
     'undying_proxy_tcp_connections_total{forwarder="web",namespace="default"}': 1,
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
+    'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}': 0,
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
       0,
     'undying_proxy_udp_clients_connected{forwarder="dns",namespace="default"}': 1,
     'undying_proxy_udp_from_clients_to_target_bytes_total{forwarder="dns",namespace="default"}':
@@ -182,7 +245,9 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     'undying_proxy_udp_sessions_total{forwarder="dns",namespace="default"}': 1,
     'undying_proxy_udp_dropped_datagrams_total{forwarder="dns",namespace="default"}': 0,
     'undying_proxy_udp_truncated_datagrams_total{forwarder="dns",namespace="default"}': 0,
-    'undying_proxy_udp_forwarding_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
+    'undying_proxy_udp_forwarding_errors_total{type="WriteToTarget"}': 0,
+    'undying_proxy_udp_forwarding_errors_total{type="SetReadDeadlineTargetToClient"}': 0,
+    'undying_proxy_udp_forwarder_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
       0,
     'undying_proxy_forwarder_state{forwarder="web",namespace="default",protocol="tcp",state="listening"}':
       1,
@@ -191,6 +256,8 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     "undying_proxy_config_last_reload_successful": 1,
     "undying_proxy_shutting_down": 0,
   };
+  // The process metrics dashboards and alerts of the Go operator use (real values, not 0).
+  const processSeries = ["process_resident_memory_bytes", "process_start_time_seconds"];
   let last = new Map<string, number>();
   try {
     // The TCP connection is closed by now, but its byte counters may be read a moment later.
@@ -204,6 +271,7 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
       `${error}: ${wrong.map(([key, value]) => `${key}=${last.get(key)} (want ${value})`)}`,
     );
   }
+  for (const name of processSeries) assert.ok((last.get(name) ?? 0) > 0, `${name} > 0`);
   // Every metric served is documented with its type, and every documented one is served.
   const { types } = await program.scrape();
   const served = new Map([...types].filter(([name]) => name.startsWith("undying_proxy_")));
@@ -301,6 +369,31 @@ Deno.test("editing the file opens a new port without touching live connections; 
   await roundTrip(5);
 });
 
+Deno.test("a config file deleted and restored unchanged reports its reload successful again", async () => {
+  await using config = await tempConfig([
+    { name: "kept", tcp: { listenPort: freePort(), targetPort: 1 } },
+  ]);
+  const text = await Deno.readTextFile(config.path);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  const lastReload = async () =>
+    (await program.scrape()).series.get("undying_proxy_config_last_reload_successful");
+  assert.equal(await lastReload(), 1);
+  await Deno.remove(config.path);
+  await waitFor(async () => await lastReload() === 0, {
+    timeoutMs: WAIT_MS,
+    message: "the failed read of the deleted file",
+  });
+  await config.write(text);
+  await waitFor(async () => await lastReload() === 1, {
+    timeoutMs: WAIT_MS,
+    message: "undying_proxy_config_last_reload_successful to be 1 again",
+  });
+  const { series } = await program.scrape();
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="success"}'), 2);
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="failure"}'), 1);
+});
+
 Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain lets a transfer finish", async () => {
   // A target that sends a first chunk, then the rest only when the test says so.
   let release = () => {};
@@ -368,6 +461,34 @@ Deno.test("a second signal ends the drain at once with a non-zero exit code", as
   release();
 });
 
+Deno.test("one Ctrl-C under `deno task start` drains and exits 0: SIGINT to the process group counts once", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort();
+  await using config = await tempConfig([
+    { name: "live", tcp: { listenPort: port, targetPort: echo.port } },
+  ]);
+  await using program = await startProgram(
+    [`--config=${config.path}`, "--drain-grace-period=10m"],
+    { task: "start" },
+  );
+  await waitReady(program);
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const roundTrip = async (seed: number) => {
+    const data = patternBytes(32, seed);
+    await writeAll(client, data);
+    assert.deepEqual(await readExactly(client, 32), data);
+  };
+  await roundTrip(1);
+  // A terminal sends SIGINT to the whole group, and `deno task` forwards it to the program again.
+  program.signalGroup("SIGINT");
+  await program.waitForLog("the drain to start", (line) => /^Received SIGINT/.test(line.message));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await roundTrip(2); // Still draining: the live connection works.
+  client.close();
+  assert.equal(await program.exited, 0, program.output().slice(-3000));
+  assert.ok(program.logs().some((line) => line.message === "Stopped"));
+});
+
 Deno.test("a port in use fails only its forwarder, visibly, and the program stays ready", async () => {
   await using echo = startTcpEcho();
   using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -427,11 +548,14 @@ Deno.test("dial errors are counted and logged with the forwarder's name, rate-li
     assert.equal((await readAll(conn)).length, 0);
   }
   const counter =
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
   await waitFor(async () => (await program.scrape()).series.get(counter) === attempts, {
     timeoutMs: WAIT_MS,
     message: `${counter} to reach ${attempts}`,
   });
+  // The Go operator's counter: the same count, labelled by type only.
+  const goCounter = 'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}';
+  assert.equal((await program.scrape()).series.get(goCounter), attempts);
   const elapsedMs = Date.now() - started;
   const isDialError = (line: LogLine) =>
     line["forwarder"] === "default/refused" && line["type"] === "DialServerTarget";
@@ -481,8 +605,9 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
   }
 });
 
-Deno.test("the start task runs with the compile task's permissions", async () => {
+Deno.test("the start and operator tasks run with the compile task's permissions", async () => {
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
+  assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
   for (const forbidden of ["--allow-write", "--allow-run", "--allow-all"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);

@@ -6,10 +6,13 @@
  */
 
 import type { DesiredStateSource } from "../source.ts";
-import { KubeClient } from "../kube/client.ts";
+import { KubeClient, type RequestResult } from "../kube/client.ts";
 import { loadClusterConfig } from "../kube/cluster_config.ts";
+import type { LoopObserver } from "./loop_observer.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
 import { Operator, type SupervisorView } from "./operator.ts";
+import { StreamServicesSource } from "./stream_services_source.ts";
+import type { ConfigMapRef } from "../ingress_nginx/stream_services.ts";
 
 /** The flags operator mode reads (a subset of the program's `Options`). */
 export interface OperatorFlags {
@@ -21,12 +24,19 @@ export interface OperatorFlags {
   readonly tcpServiceToManage: string;
   readonly udpServiceToManage: string;
   readonly statusHeartbeatMs?: number | undefined;
+  readonly tcpServicesConfigmap?: ConfigMapRef | undefined;
+  readonly udpServicesConfigmap?: ConfigMapRef | undefined;
+  readonly clusterDomain?: string | undefined;
 }
 
 /** What the operator gets from the rest of the program. */
 export interface OperatorParts {
   readonly view: SupervisorView;
   readonly countError: CountOperatorError;
+  /** Queue and pass events of the reconcile loop (controller-runtime style metrics). */
+  readonly observer?: LoopObserver;
+  /** Called with the outcome of every API request (`rest_client_requests_total`). */
+  readonly onRequest?: (result: RequestResult) => void;
   /** Environment lookup (`POD_NAME`, `NODE_NAME`, `KUBECONFIG`). @default Deno.env.get */
   readonly env?: (name: string) => string | undefined;
 }
@@ -45,7 +55,7 @@ export async function openOperator(
     env,
     ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig } : {}),
   });
-  const client = new KubeClient(config);
+  const client = new KubeClient(config, parts.onRequest ? { onResult: parts.onRequest } : {});
   try {
     const node = optionalEnv(env, "NODE_NAME");
     const operator = new Operator({
@@ -59,7 +69,18 @@ export async function openOperator(
       udpService: flags.udpServiceToManage,
       view: parts.view,
       countError: parts.countError,
+      ...(parts.observer ? { observer: parts.observer } : {}),
       ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
+      ...(flags.tcpServicesConfigmap || flags.udpServicesConfigmap
+        ? {
+          streamServices: new StreamServicesSource({
+            client,
+            tcp: flags.tcpServicesConfigmap,
+            udp: flags.udpServicesConfigmap,
+            clusterDomain: flags.clusterDomain ?? "cluster.local",
+          }),
+        }
+        : {}),
     });
     return {
       description: operator.description,

@@ -18,7 +18,8 @@
  *    replica reports listening (bounded by the stale threshold).
  * Every step is idempotent; a failed step is counted, logged and retried with backoff by the next
  * pass. The first pass runs only once every object reflector has listed, so readiness follows the
- * first full list.
+ * first full list. At shutdown the replica takes its entries out and writes the summary of the
+ * entries left (`planWithdrawal`), so the last replica to stop leaves Ready False.
  * @module
  */
 
@@ -46,15 +47,21 @@ import {
 import { type EventDeduperOptions, type EventNote, EventRecorder } from "./events.ts";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
+import { type LoopObserver, NO_OBSERVER } from "./loop_observer.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
 import { yieldToOlder } from "./port_priority.ts";
+import {
+  describeRejected,
+  type RejectedEntry,
+  type StreamServicesSource,
+} from "./stream_services_source.ts";
 import { defineResource, type Resource, SERVICES } from "../kube/resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
-import { othersListening, planStatus } from "./status_plan.ts";
-import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
+import { othersListening, planStatus, planWithdrawal } from "./status_plan.ts";
+import { applyReplicaStatus, removeReplicaEntries, withdrawReplica } from "./status_writer.ts";
 import { Reflector, type ReflectorOptions } from "../kube/reflector.ts";
-import type { Service } from "kubernetes-types/core/v1.d.ts";
+import type { ConfigMap, Service } from "kubernetes-types/core/v1.d.ts";
 import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "operator"]);
@@ -97,6 +104,8 @@ export interface OperatorOptions {
   view: SupervisorView;
   /** Advances `undying_proxy_operator_errors_total{type}`. */
   countError?: CountOperatorError;
+  /** Queue and pass events, for the controller-runtime style metrics. */
+  observer?: LoopObserver;
   /** A replica rewrites its unchanged status entry this often. @default 60000 */
   heartbeatMs?: number;
   /** Entries older than this are ignored and removed. @default 3 × heartbeatMs */
@@ -109,6 +118,8 @@ export interface OperatorOptions {
   reflector?: Pick<ReflectorOptions, "watchTimeoutSeconds" | "livenessMarginMs" | "backoff">;
   /** Event deduplication and rate limit. */
   events?: EventDeduperOptions;
+  /** ingress-nginx tcp/udp-services ConfigMaps, forwarded after the objects (objects win ports). */
+  streamServices?: StreamServicesSource;
 }
 
 /** The outcome of one Service sync, as the rest of the pass needs it. */
@@ -131,6 +142,7 @@ export class Operator implements DesiredStateSource {
   readonly #services: ManagedService[];
   readonly #view: SupervisorView;
   readonly #countError: CountOperatorError;
+  readonly #observer: LoopObserver;
   readonly #heartbeatMs: number;
   readonly #staleAfterMs: number;
   readonly #resyncMs: number;
@@ -138,6 +150,9 @@ export class Operator implements DesiredStateSource {
   readonly #reflectorOptions: OperatorOptions["reflector"];
   readonly #recorder: EventRecorder;
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  readonly #streams: StreamServicesSource | undefined;
+  #reportedEntries = new Set<string>();
+  #lastOwners: ReadonlyMap<string, ConfigMap> = new Map();
   #proxyReflectors: Reflector<UnDyingProxy>[] = [];
   #serviceReflectors = new Map<string, Reflector<Service>>();
   #lastStatuses = new Map<string, ForwarderStatus>();
@@ -147,6 +162,8 @@ export class Operator implements DesiredStateSource {
   /** What this replica last wrote per object uid, while the watch has not shown it yet. */
   #written = new Map<string, { key: string; at: number }>();
   #reportedInvalid = new Set<string>();
+  /** Why objects have no Service port, by forwarder name, as the last pass found. */
+  #servicePortProblems: ReadonlyMap<string, string> = new Map();
 
   /** @throws {RangeError} when the namespace is missing or a duration is not positive. */
   constructor(options: OperatorOptions) {
@@ -166,6 +183,7 @@ export class Operator implements DesiredStateSource {
     this.#services = managedServices(options.tcpService ?? "", options.udpService ?? "");
     this.#view = options.view;
     this.#countError = options.countError ?? (() => {});
+    this.#observer = options.observer ?? NO_OBSERVER;
     this.#heartbeatMs = options.heartbeatMs ?? 60_000;
     this.#staleAfterMs = options.staleAfterMs ?? 3 * this.#heartbeatMs;
     this.#resyncMs = options.resyncMs ?? 30_000;
@@ -191,7 +209,10 @@ export class Operator implements DesiredStateSource {
       ...options.events,
     });
     const where = this.#watch === "*" ? "all namespaces" : `namespace(s) ${this.#watch.join(", ")}`;
+    this.#streams = options.streamServices;
+    const streams = this.#streams?.description;
     this.description = `Kubernetes ${this.#client.server} (UnDyingProxies in ${where}` +
+      `${streams ? `, ingress-nginx ConfigMaps ${streams}` : ""}` +
       `${this.#instance ? `, instance ${this.#instance}` : ""}, replica ${this.#replica})`;
   }
 
@@ -201,6 +222,10 @@ export class Operator implements DesiredStateSource {
     signal: AbortSignal,
   ): Promise<void> {
     const wake = new Wake();
+    const enqueue = () => {
+      this.#observer.queued();
+      wake.trigger();
+    };
     const base = this.#reflectorOptions ?? {};
     this.#proxyReflectors = (this.#watch === "*" ? [undefined] : this.#watch).map((namespace) =>
       new Reflector(this.#client, PROXIES, { ...base, ...(namespace ? { namespace } : {}) })
@@ -218,26 +243,33 @@ export class Operator implements DesiredStateSource {
     const failed = new AbortController();
     let failure: unknown;
     const running = AbortSignal.any([signal, failed.signal]);
-    const consume = async (reflector: Reflector<UnDyingProxy> | Reflector<Service>) => {
+    const consume = async (
+      reflector: Reflector<UnDyingProxy> | Reflector<Service> | Reflector<ConfigMap>,
+    ) => {
       try {
         for await (const event of reflector.run(running)) {
           if (event.type === "error") this.#countError("FailedFetch");
-          else wake.trigger();
+          else enqueue();
         }
       } catch (error) {
         failure ??= error;
         failed.abort();
       }
     };
-    const consumers = [...this.#proxyReflectors, ...this.#serviceReflectors.values()].map(consume);
-    const unsubscribe = this.#view.onChange(() => wake.trigger());
+    const streamReflectors = this.#streams?.reflectors() ?? [];
+    const consumers = [
+      ...this.#proxyReflectors,
+      ...streamReflectors,
+      ...this.#serviceReflectors.values(),
+    ].map(consume);
+    const unsubscribe = this.#view.onChange(enqueue);
     let delayMs = this.#resyncMs;
     let lastPassAt = Number.NEGATIVE_INFINITY;
     try {
       while (!running.aborted) {
         await wake.wait(delayMs, running);
         if (running.aborted) break;
-        if (!this.#proxyReflectors.every((r) => r.isSynced())) {
+        if (![...this.#proxyReflectors, ...streamReflectors].every((r) => r.isSynced())) {
           delayMs = this.#resyncMs;
           continue;
         }
@@ -245,10 +277,14 @@ export class Operator implements DesiredStateSource {
           // Every status write (ours and other replicas') comes back as a watch event: merge such
           // bursts into one pass instead of running a full pass per event.
           await sleep(Math.max(0, lastPassAt + this.#minPassIntervalMs - Date.now()), running);
-          delayMs = await this.#pass(apply, running);
+          this.#observer.started();
+          const pass = await this.#pass(apply, running);
+          this.#observer.finished(pass.failed ? "error" : "success");
+          delayMs = pass.delayMs;
           lastPassAt = Date.now();
         } catch (error) {
           if (running.aborted) break;
+          this.#observer.finished("error");
           delayMs = this.#backoff.next();
           logger.error("Reconcile pass failed, retrying in {delayMs} ms: {message}", {
             delayMs,
@@ -281,26 +317,31 @@ export class Operator implements DesiredStateSource {
     );
   }
 
-  /** One full reconcile pass; returns the delay until the next one. */
+  /** One full reconcile pass; returns the delay until the next one and whether a step failed. */
   async #pass(
     apply: (desired: readonly ForwarderSpec[]) => void,
     signal: AbortSignal,
-  ): Promise<number> {
+  ): Promise<{ delayMs: number; failed: boolean }> {
     const objects = this.#objects();
     const desired = desiredFromProxies(objects, this.#instance);
     const before = new Map(this.#view.statuses().map((s) => [s.name, s]));
-    const applying = yieldToOlder(desired.specs, this.#applied, before);
+    // ConfigMap entries come after every object: an object wins a port both claim.
+    const streams = await this.#streams?.desired(signal);
+    const streamSpecs = streams?.specs ?? [];
+    const applying = [...yieldToOlder(desired.specs, this.#applied, before), ...streamSpecs];
     apply(applying);
     this.#applied = new Map(applying.map((s) => [s.name, s]));
     const now = new Date();
     const byName = new Map(objects.map((o) => [forwarderName(o), o]));
-    const specs = new Map(desired.specs.map((s) => [s.name, s]));
+    const specs = new Map([...desired.specs, ...streamSpecs].map((s) => [s.name, s]));
     const invalid = new Map(desired.invalid.map((i) => [i.name, i.problems]));
     const statuses = new Map(this.#view.statuses().map((s) => [s.name, s]));
     const failures: OperatorErrorType[] = [];
     const events: Promise<void>[] = [];
+    const owners = streams?.owners ?? new Map<string, ConfigMap>();
     const note = (name: string, event: EventNote) => {
-      const object = byName.get(name) ?? this.#lastObjects.get(name);
+      const object = byName.get(name) ?? owners.get(name) ?? this.#lastObjects.get(name) ??
+        this.#lastOwners.get(name);
       if (object) events.push(this.#recorder.record(object, event, signal));
     };
 
@@ -310,6 +351,9 @@ export class Operator implements DesiredStateSource {
     }
     this.#lastStatuses = statuses;
     this.#reportInvalid(byName, invalid, note);
+    this.#reportRejected(streams?.rejected ?? [], (configMap, event) => {
+      events.push(this.#recorder.record(configMap, event, signal));
+    });
 
     for (const object of objects) {
       if (isDeleting(object) || hasFinalizer(object)) continue;
@@ -323,7 +367,14 @@ export class Operator implements DesiredStateSource {
       }
     }
 
-    const services = await this.#syncServices(desired.specs, byName, note, failures, signal);
+    const services = await this.#syncServices(
+      [...desired.specs, ...streamSpecs],
+      byName,
+      note,
+      failures,
+      signal,
+    );
+    this.#servicePortProblems = services.problems;
 
     await forEachLimit(objects, 8, async (object) => {
       try {
@@ -353,12 +404,15 @@ export class Operator implements DesiredStateSource {
 
     await Promise.all(events);
     this.#lastObjects = byName;
+    this.#lastOwners = owners;
     const uids = new Set(objects.map((o) => o.metadata.uid));
     for (const uid of this.#written.keys()) if (!uids.has(uid)) this.#written.delete(uid);
     for (const type of failures) this.#countError(type);
-    if (failures.length > 0 && !signal.aborted) return this.#backoff.next();
+    if (failures.length > 0 && !signal.aborted) {
+      return { delayMs: this.#backoff.next(), failed: true };
+    }
     this.#backoff.reset();
-    return Math.min(this.#resyncMs, this.#heartbeatMs / 4);
+    return { delayMs: Math.min(this.#resyncMs, this.#heartbeatMs / 4), failed: false };
   }
 
   #reportInvalid(
@@ -378,6 +432,32 @@ export class Operator implements DesiredStateSource {
       note(name, { type: "Warning", reason: "InvalidSpec", message });
     }
     this.#reportedInvalid = seen;
+  }
+
+  /** Logs, counts and records (on the ConfigMap) each unusable entry once per ConfigMap version. */
+  #reportRejected(
+    rejected: readonly RejectedEntry[],
+    record: (configMap: ConfigMap, event: EventNote) => void,
+  ): void {
+    const seen = new Set<string>();
+    for (const entry of rejected) {
+      const meta = entry.configMap.metadata ?? {};
+      const key = `${meta.uid}/${meta.resourceVersion}/${entry.protocol}/${entry.key}`;
+      seen.add(key);
+      if (this.#reportedEntries.has(key)) continue;
+      const message = describeRejected(entry);
+      logger.warn("Not forwarding an entry of ConfigMap {configMap}: {message}", {
+        configMap: `${meta.namespace}/${meta.name}`,
+        message,
+      });
+      this.#countError("InvalidConfigMapEntry");
+      record({ apiVersion: "v1", kind: "ConfigMap", ...entry.configMap }, {
+        type: "Warning",
+        reason: "InvalidEntry",
+        message,
+      });
+    }
+    this.#reportedEntries = seen;
   }
 
   async #syncServices(
@@ -419,7 +499,7 @@ export class Operator implements DesiredStateSource {
           port: removed.name,
           service: service.name,
         });
-        const owner = this.#portOwner(removed.name ?? "", byName);
+        const owner = this.#portOwner(removed.name ?? "", service, byName);
         if (owner !== undefined) {
           note(owner, {
             type: "Normal",
@@ -447,13 +527,20 @@ export class Operator implements DesiredStateSource {
   }
 
   /** The object (by forwarder name) a Service port name belongs to, among current and last objects. */
-  #portOwner(port: string, byName: ReadonlyMap<string, UnDyingProxy>): string | undefined {
+  #portOwner(
+    port: string,
+    service: ManagedService,
+    byName: ReadonlyMap<string, UnDyingProxy>,
+  ): string | undefined {
+    const prefixed = service.protocols.length > 1;
     for (const name of new Set([...byName.keys(), ...this.#lastObjects.keys()])) {
       const slash = name.indexOf("/");
       const ns = name.slice(0, slash);
       const objectName = name.slice(slash + 1);
-      for (const protocol of ["TCP", "UDP"] as const) {
-        if (servicePortName(protocol, ns, objectName, this.#namespace) === port) return name;
+      for (const protocol of service.protocols) {
+        if (servicePortName(protocol, ns, objectName, this.#namespace, prefixed) === port) {
+          return name;
+        }
       }
     }
     return undefined;
@@ -519,16 +606,32 @@ export class Operator implements DesiredStateSource {
     return othersListening(object, this.#replica, now, this.#staleAfterMs).length === 0;
   }
 
-  /** At shutdown: takes this replica's entries out of every status, bounded in time. */
+  /**
+   * At shutdown: takes this replica's entries out of every status and writes the summary of the
+   * entries left (Ready False when no replica is left listening), bounded in time.
+   */
   async #withdraw(): Promise<void> {
     const signal = AbortSignal.timeout(Math.min(5_000, this.#heartbeatMs));
-    const mine = new Set([this.#replica]);
     const objects = this.#objects().filter((o) =>
       o.status?.replicas?.some((e) => e.name === this.#replica)
     );
+    const desired = desiredFromProxies(objects, this.#instance);
+    const specs = new Map(desired.specs.map((s) => [s.name, s]));
+    const invalid = new Map(desired.invalid.map((i) => [i.name, i.problems]));
+    const plan = (object: UnDyingProxy) => {
+      const name = forwarderName(object);
+      return planWithdrawal({
+        object,
+        replica: this.#replica,
+        spec: specs.get(name) ?? { problems: invalid.get(name) ?? [] },
+        servicePortProblem: this.#servicePortProblems.get(name),
+        staleAfterMs: this.#staleAfterMs,
+        now: new Date(),
+      });
+    };
     try {
       await forEachLimit(objects, 8, async (object) => {
-        await removeReplicaEntries(this.#client, PROXIES, object, mine, signal);
+        await withdrawReplica(this.#client, PROXIES, object, this.#replica, plan, signal);
       });
     } catch (error) {
       logger.debug("Could not withdraw every status entry at shutdown: {message}", {

@@ -312,6 +312,8 @@ export interface StartOperatorOptions {
   readonly listenAddress?: string;
   /** Extra flags, e.g. `--tcp-service-to-manage=x`. */
   readonly args?: readonly string[];
+  /** A hosts file the operator sees as `/etc/hosts` (see `ProgramOptions.hostsFile`). */
+  readonly hostsFile?: string;
 }
 
 /** A running operator process. */
@@ -352,7 +354,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     "--drain-grace-period=1s",
     "--log-level=debug",
     ...options.args ?? [],
-  ]);
+  ], options.hostsFile === undefined ? {} : { hostsFile: options.hostsFile });
   let code: number | undefined;
   program.exited.then((c) => code = c);
   const readyzStatus = async () => {

@@ -100,19 +100,68 @@ export async function bundleProgram(dir: string): Promise<string> {
   return inDir(compiled);
 }
 
+/** Where and how the program runs (see {@linkcode startProgram}). */
+export interface ProgramOptions {
+  /** The module to run. @default main.ts */
+  readonly entry?: string;
+  /**
+   * A hosts file the program sees as `/etc/hosts` (in a private mount namespace: needs root), so
+   * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
+   */
+  readonly hostsFile?: string;
+  /** Keep the program's own metrics defaults (HTTPS and token review in operator mode). */
+  readonly metricsDefaults?: boolean;
+  /**
+   * Run through `deno task <task>` (its flags first, `args` after them win) in a process group of
+   * its own, with JSON logs, instead of `deno run` with the compile task's permissions
+   * ({@linkcode startProgram} only; `entry` and `hostsFile` do not apply).
+   */
+  readonly task?: string;
+  /** Permission flags instead of the compile task's (to test with fewer; not with `task`). */
+  readonly flags?: readonly string[];
+}
+
 /**
  * `deno run` of the program with `flags` (use {@linkcode taskPermissionFlags}) in a clean
- * environment, from the repository root; `entry` is `main.ts` unless given (e.g. a bundle).
+ * environment, from the repository root.
  */
 function programCommand(
   args: readonly string[],
   flags: readonly string[],
-  entry = `${repoRoot}main.ts`,
+  options: ProgramOptions = {},
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, entry, ...args],
+  const deno = [Deno.execPath(), "run", ...flags, options.entry ?? `${repoRoot}main.ts`, ...args];
+  const [command = "", ...commandArgs] = options.hostsFile === undefined ? deno : [
+    "unshare",
+    "--mount",
+    "--",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    options.hostsFile,
+    ...deno,
+  ];
+  return new Deno.Command(command, {
+    args: commandArgs,
     cwd: repoRoot,
     env: cleanEnv({ NO_COLOR: "1" }),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/**
+ * `deno task <task> ...args` from the repository root in a clean environment, in a process group of
+ * its own (`setsid`), as a terminal runs a command: the group's id is the child's pid.
+ */
+function taskProcessCommand(task: string, args: readonly string[]): Deno.Command {
+  const denoDir = Deno.execPath().slice(0, Deno.execPath().lastIndexOf("/"));
+  return new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", task, ...args],
+    cwd: repoRoot,
+    env: cleanEnv({ NO_COLOR: "1", PATH: `${denoDir}:/usr/bin:/bin` }),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
@@ -154,6 +203,8 @@ export interface ProgramProcess extends AsyncDisposable {
   waitForLog(what: string, match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Sends a signal (ignored when the process is gone). */
   signal(name: Deno.Signal): void;
+  /** Sends a signal to the process group, as a terminal does on Ctrl-C (started with `task`). */
+  signalGroup(name: Deno.Signal): void;
   /** The exit code, once the process has exited. */
   readonly exited: Promise<number>;
   /** GET on the probe port: status and body. */
@@ -163,26 +214,33 @@ export interface ProgramProcess extends AsyncDisposable {
 }
 
 /**
- * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
- * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
- * listen. `entry` is the module to run (default `main.ts`). Disposing kills the process if it still
- * runs.
+ * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics (plain HTTP unless
+ * `metricsDefaults`) and probes on 127.0.0.1:0 (read back from the JSON log), unless `args` set
+ * those flags. Resolves once both servers listen. Disposing kills the process (its group, with
+ * `task`) if it still runs.
  */
 export async function startProgram(
   args: readonly string[],
-  options: {
-    readonly entry?: string;
-    /** Permission flags instead of the compile task's (to test with fewer). */
-    readonly flags?: readonly string[];
-  } = {},
+  options: ProgramOptions = {},
 ): Promise<ProgramProcess> {
+  // JSON logs (read back below) and plain /metrics (scraped below) unless `args` ask otherwise: the
+  // program's own defaults are the Go operator's (text logs; HTTPS and token review in operator mode).
+  const given = (name: string) =>
+    args.some((arg) =>
+      arg === name || arg.startsWith(`${name}=`) || arg === `--no-${name.slice(2)}`
+    );
   const defaults = [
     "--listen-address=127.0.0.1",
     "--metrics-bind-address=127.0.0.1:0",
     "--health-probe-bind-address=127.0.0.1:0",
-  ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
-  const flags = options.flags ?? await taskPermissionFlags();
-  const child = programCommand([...defaults, ...args], flags, options.entry).spawn();
+    "--log-format=json",
+    ...options.metricsDefaults ? [] : ["--metrics-secure=false", "--metrics-authed=false"],
+    ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
+  ].filter((flag) => !given(flag.slice(0, flag.indexOf("="))));
+  const child = options.task === undefined
+    ? programCommand([...defaults, ...args], options.flags ?? await taskPermissionFlags(), options)
+      .spawn()
+    : taskProcessCommand(options.task, [...defaults, ...args]).spawn();
   let text = "";
   const lines: LogLine[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {
@@ -208,13 +266,15 @@ export async function startProgram(
   });
   let gone = false;
   exited.then(() => gone = true, () => gone = true);
-  const signal = (name: Deno.Signal) => {
+  const signal = (name: Deno.Signal, group = false) => {
     try {
-      child.kill(name);
+      if (group) Deno.kill(-child.pid, name);
+      else child.kill(name);
     } catch {
       // Already gone.
     }
   };
+  const kill = () => signal("SIGKILL", options.task !== undefined);
   const waitForLog = async (
     what: string,
     match: (line: LogLine) => boolean,
@@ -244,7 +304,7 @@ export async function startProgram(
       portOf("probes", "health-probe-bind-address"),
     ]);
   } catch (error) {
-    signal("SIGKILL");
+    kill();
     await exited;
     throw error;
   }
@@ -258,12 +318,13 @@ export async function startProgram(
     logs: () => [...lines],
     output: () => text,
     waitForLog,
-    signal,
+    signal: (name) => signal(name),
+    signalGroup: (name) => signal(name, true),
     exited,
     probe: (path) => get(probesPort, path),
     scrape: async () => parseExposition((await get(metricsPort, "/metrics")).body),
     [Symbol.asyncDispose]: async () => {
-      signal("SIGKILL");
+      kill();
       await exited;
     },
   };
