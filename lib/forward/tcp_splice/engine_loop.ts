@@ -32,6 +32,7 @@ import type { WorkerControl } from "../../ffi/ffi_worker.ts";
 import type { AbiLayout } from "../../ffi/layout.ts";
 import type { EngineNotice } from "../../ffi/engine_messages.ts";
 import { NativeArena } from "../../ffi/native_memory.ts";
+import { decodeSockaddr } from "../../ffi/sockaddr.ts";
 import { errorMessage } from "../../util/error_message.ts";
 import { LogThrottle } from "../log_throttle.ts";
 import type { TcpErrorType } from "../state.ts";
@@ -72,6 +73,7 @@ export function connectionBudget(fileLimit: number, threads: number): number {
 
 interface Listener {
   readonly id: number;
+  readonly name: string;
   fd: number;
   readonly port: number;
   readonly counters: Float64Array<SharedArrayBuffer>;
@@ -263,6 +265,7 @@ export class SpliceEngineLoop {
     const { generation, target } = settings.read();
     const listener: Listener = {
       id: message.id,
+      name: message.name,
       fd,
       port,
       counters: new Float64Array(message.counters, offset, TCP_FIELD_COUNT),
@@ -302,7 +305,7 @@ export class SpliceEngineLoop {
         this.#warn(
           listener,
           "accept",
-          "TCP port {port}: {max} connections on this thread, the " +
+          "TCP port {port} of {forwarder}: {max} connections on this thread, the " +
             "share of the descriptor limit (ulimit -n); resetting new clients",
           {
             max: this.#maxConnections,
@@ -318,7 +321,7 @@ export class SpliceEngineLoop {
       if (errno === Errno.EAGAIN || errno === Errno.EINTR) return;
       if (errno === Errno.ECONNABORTED) continue;
       listener.counters[E.Accept]!++;
-      this.#warn(listener, "accept", "Accept failed on TCP port {port}: {error}", {
+      this.#warn(listener, "accept", "Accept failed on TCP port {port} of {forwarder}: {error}", {
         error: new OsError("accept4", errno).message,
       });
       if ((errno === Errno.EMFILE || errno === Errno.ENFILE) && this.#refuseOne(listener)) continue;
@@ -522,7 +525,20 @@ export class SpliceEngineLoop {
   #dialFailed(connection: Connection, type: TcpErrorType, error: string): void {
     const listener = connection.listener;
     listener.counters[E[type]]!++;
-    this.#warn(listener, "dial", "Cannot reach the TCP target ({type}): {error}", { type, error });
+    const target = listener.target === undefined
+      ? undefined
+      : decodeSockaddr(this.#layout, listener.target.sockaddr);
+    this.#warn(
+      listener,
+      "dial",
+      "Cannot reach TCP target {host}:{targetPort} of {forwarder} ({type}): {error}",
+      {
+        host: target?.hostname ?? "(unresolved)",
+        targetPort: target?.port ?? 0,
+        type,
+        error,
+      },
+    );
     this.#end(connection, false);
   }
 
@@ -531,7 +547,10 @@ export class SpliceEngineLoop {
     if (connection.closed) return;
     const listener = connection.listener;
     listener.counters[E[type]]!++;
-    this.#warn(listener, "copy", "TCP connection aborted ({type}): {error}", { type, error });
+    this.#warn(listener, "copy", "TCP connection of {forwarder} aborted ({type}): {error}", {
+      type,
+      error,
+    });
     this.#end(connection, true);
   }
 
@@ -634,7 +653,7 @@ export class SpliceEngineLoop {
       kind: "log",
       level: "warn",
       message,
-      properties: { port: listener.port, listener: listener.id, suppressed, ...properties },
+      properties: { forwarder: listener.name, port: listener.port, suppressed, ...properties },
     });
   }
 }

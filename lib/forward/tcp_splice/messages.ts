@@ -12,6 +12,8 @@ export type TcpRequest =
     readonly kind: "listen";
     readonly seq: number;
     readonly id: number;
+    /** Forwarder name, for logs. */
+    readonly name: string;
     /** IP literal to bind ("::" binds dual-stack). */
     readonly hostname: string;
     readonly port: number;

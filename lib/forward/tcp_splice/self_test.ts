@@ -51,6 +51,7 @@ async function roundTrip(engine: SpliceTcpEngine, index: number, echoPort: numbe
   const answer = await engine.request(index, {
     kind: "listen",
     id,
+    name: "self-test",
     hostname: "127.0.0.1",
     port: 0,
     reusePort: false,

@@ -79,6 +79,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
         const answer = await engine.request(index, {
           kind: "listen",
           id,
+          name: options.name,
           hostname,
           port,
           reusePort: engine.count > 1,
