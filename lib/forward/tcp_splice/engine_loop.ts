@@ -137,6 +137,8 @@ export class SpliceEngineLoop {
   /** Sockets to close (true: with RST) after the current batch of events. */
   readonly #toClose: number[] = [];
   readonly #toAbort: number[] = [];
+  /** Connections and directions (pairs) whose turn ended before their source was drained. */
+  #unfinished: (Connection | Direction)[] = [];
   /** A pipe held back to free two descriptors when accept runs out of them. */
   #reserve: Pipe | undefined;
   #nowMs = Date.now();
@@ -211,7 +213,8 @@ export class SpliceEngineLoop {
     const events = this.#events;
     let lastYieldMs = Date.now();
     while (!this.#control.stopRequested) {
-      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, POLL_MS);
+      const waitMs = this.#unfinished.length > 0 ? 0 : POLL_MS;
+      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
       this.#nowMs = Date.now();
       if (count < 0 && this.#errno.get() !== Errno.EINTR) {
         throw new OsError("epoll_wait", this.#errno.get());
@@ -229,9 +232,11 @@ export class SpliceEngineLoop {
           this.#onEvent(connection, fd, events.view.getUint32(at + eventsAt, true));
         }
       }
+      this.#continueUnfinished();
       if (this.#nowMs >= this.#nextSweepMs) this.#sweep();
       this.#closeDeferred();
-      if (count <= 0 || this.#control.takePosted() || this.#nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+      const idle = count <= 0 && this.#unfinished.length === 0;
+      if (idle || this.#control.takePosted() || this.#nowMs - lastYieldMs >= BUSY_YIELD_MS) {
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = Date.now();
       }
@@ -506,6 +511,20 @@ export class SpliceEngineLoop {
       if (errno === Errno.EINTR) continue;
       this.#abort(connection, dir.errorType, new OsError("splice", errno).message);
       return;
+    }
+    // Its turn is over with data still readable and room to write: edge-triggered epoll will not
+    // report that again, so the direction goes on after this batch.
+    this.#unfinished.push(connection, dir);
+  }
+
+  /** Gives the directions that used up their turn another one (after the batch of events). */
+  #continueUnfinished(): void {
+    const work = this.#unfinished;
+    this.#unfinished = [];
+    for (let i = 0; i < work.length; i += 2) {
+      const connection = work[i] as Connection;
+      this.#pump(connection, work[i + 1] as Direction);
+      this.#endIfDone(connection);
     }
   }
 
