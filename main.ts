@@ -9,6 +9,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { revokeFfi } from "./lib/ffi/ffi_worker.ts";
+import { parseConfigOffThread } from "./lib/config_parse.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
@@ -21,6 +22,8 @@ import { ProgramMetrics } from "./lib/metrics.ts";
 import { ControllerMetrics } from "./lib/controller_metrics.ts";
 import { registerProcessMetrics } from "./lib/process_metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
+import { registerLimitMetrics } from "./lib/limit_metrics.ts";
+import { resourceLimits } from "./lib/resource_limits.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
 import { errorMessage } from "./lib/util/error_message.ts";
@@ -30,7 +33,8 @@ const log = getLogger(["undying-proxy"]);
 
 /**
  * Exit codes: 0 after a clean shutdown (or a valid file with `--check-config`), 1 when the program
- * cannot run (or an invalid file), 2 for a bad command line.
+ * cannot run (or an invalid file), 2 for a bad command line, 3 after a shutdown that had to cut TCP
+ * connections still open when the drain grace ended.
  */
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "convert") {
@@ -51,7 +55,7 @@ async function main(args: readonly string[]): Promise<number> {
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
   if (command.kind !== "run") return 0;
   if (command.options.checkConfig && command.options.config !== undefined) {
-    const check = await checkConfig(command.options.config);
+    const check = await checkConfig(command.options.config, command.options.configMaxBytes);
     writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
     return check.valid ? 0 : 1;
   }
@@ -67,6 +71,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   });
   for (const warning of warnings) log.warn("Flag {warning}", { warning });
   using signals = new ShutdownSignals();
+  const limits = resourceLimits(options.maxOpenSockets);
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
     dialTimeoutMs: options.dialTimeoutMs,
@@ -74,11 +79,16 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
+    maxOpenSockets: limits.maxOpenSockets,
+    udpBufferBudgetBytes: options.udpBufferBudgetBytes,
     workers: options.workers,
     udpEngine: options.udpEngine,
     tcpEngine: options.tcpEngine,
   });
-  const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  const metrics = new ProgramMetrics(supervisor, {
+    version: VERSION,
+    configFile: options.config !== undefined,
+  });
   try {
     const udpEngine = await supervisor.udpEngine();
     log.info("UDP engine: {engine} ({threads} thread(s))", {
@@ -96,6 +106,13 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
     return 1;
   }
+  // Before the process metrics: the fd metrics read through libc take the standard names first.
+  using _limitMetrics = registerLimitMetrics(metrics.registry, {
+    fdLimit: limits.fdLimit,
+    maxOpenSockets: limits.maxOpenSockets,
+    budgets: supervisor.budgets,
+    statuses: () => supervisor.statuses(),
+  });
   // Only the engine threads (started above, with their own permissions) keep FFI.
   dropFfi();
   registerProcessMetrics(metrics.registry);
@@ -142,7 +159,17 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   unsubscribe();
   stopSource.abort();
   await sourceEnded;
+  const forcedBefore = supervisor.forcedCloses;
   await supervisor.close({ graceMs: options.drainGracePeriodMs });
+  const forced = supervisor.forcedCloses - forcedBefore;
+  if (forced > 0) {
+    log.error(
+      "Stopped, but cut {count} TCP connection(s) still open after the drain grace period " +
+        "of {graceMs} ms (exit code 3)",
+      { count: forced, graceMs: options.drainGracePeriodMs },
+    );
+    return exitCode === 0 ? 3 : exitCode;
+  }
   log.info("Stopped");
   return exitCode;
 }
@@ -154,7 +181,11 @@ function openSource(
 ): Promise<DesiredStateSource> {
   if (options.config !== undefined) {
     return FileSource.open(options.config, {
+      maxBytes: options.configMaxBytes,
+      parse: parseConfigOffThread,
+      allowEmpty: options.configAllowEmpty,
       onLoad: (result) => parts.metrics.recordReload(result),
+      onWatchLost: () => parts.metrics.configWatchLost?.inc(),
     });
   }
   // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
@@ -205,11 +236,8 @@ function dropFfi(): void {
   if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") revokeFfi();
 }
 
-let wasReady = false;
-
 function logFirstReady(readiness: Readiness): void {
-  if (wasReady || !readiness.check().ready) return;
-  wasReady = true;
+  if (!readiness.becameReady()) return;
   log.info("Ready: the configuration is applied and every listener that can bind is listening");
 }
 

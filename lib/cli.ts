@@ -9,6 +9,7 @@ import { TCP_ENGINE_CHOICES } from "./forward/tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
+import { SUPERVISOR_DEFAULTS } from "./forward/supervisor_options.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
@@ -76,6 +77,22 @@ export const FLAGS = {
       "Without it the program runs as a Kubernetes operator.",
     parse: optionalString,
   },
+  "config-max-bytes": {
+    group: "Source",
+    valueName: "BYTES",
+    default: "4194304",
+    help: "Larger --config files are refused before they are parsed (the last good config keeps " +
+      "running).",
+    parse: (raw) => parseInteger(raw, 1, 64 * 1024 * 1024),
+  },
+  "config-allow-empty": {
+    group: "Source",
+    boolean: true,
+    default: "false",
+    help: "Apply a --config reload that removes every forwarder (an empty file, or none of the " +
+      "objects left); without it such a reload is rejected as a likely truncated write.",
+    parse: parseBoolean,
+  },
   "check-config": {
     group: "Source",
     boolean: true,
@@ -87,7 +104,7 @@ export const FLAGS = {
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",
-    default: "::",
+    default: SUPERVISOR_DEFAULTS.listenAddress,
     help:
       'IP address the forwarders listen on; "::" is every interface, IPv4 and IPv6, "0.0.0.0" ' +
       "every IPv4 one.",
@@ -97,7 +114,7 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "5s",
+    default: durationText(SUPERVISOR_DEFAULTS.dialTimeoutMs),
     help: "Timeout to connect to a TCP target (units ms, s, m, h).",
     parse: (raw) => parseDurationMs(raw, { min: 1 }),
   },
@@ -105,7 +122,7 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "10s",
+    default: durationText(SUPERVISOR_DEFAULTS.drainGraceMs),
     help: "On shutdown or removal, how long live TCP connections and UDP sessions may continue.",
     parse: (raw) => parseDurationMs(raw, { min: 0 }),
   },
@@ -113,14 +130,14 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "0",
+    default: durationText(SUPERVISOR_DEFAULTS.tcpIdleTimeoutMs),
     help: "Close a TCP connection idle in both directions this long; 0 disables.",
     parse: (raw) => parseDurationMs(raw, { min: 0 }),
   },
   "udp-max-sessions": {
     group: "Forwarding",
     valueName: "N",
-    default: "10000",
+    default: String(SUPERVISOR_DEFAULTS.udpMaxSessions),
     help:
       "UDP sessions (client addresses) per forwarder; datagrams of new clients beyond it are dropped.",
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
@@ -128,16 +145,36 @@ export const FLAGS = {
   "udp-buffer-bytes": {
     group: "Forwarding",
     valueName: "BYTES",
-    default: "65535",
+    default: String(SUPERVISOR_DEFAULTS.udpBufferBytes),
     help: "UDP receive buffer; larger datagrams are counted and cut (portable engine) or dropped " +
       "(batched engine). The default truncates nothing. Go integer syntax (0x... too); values " +
       "above 65535 are lowered to 65535 with a warning.",
     parse: parseUdpBufferBytes,
   },
+  "max-open-sockets": {
+    group: "Forwarding",
+    valueName: "N",
+    default: "0",
+    defaultText:
+      "the file descriptor limit (RLIMIT_NOFILE) minus those open at start and a reserve",
+    help: "Sockets that TCP connections (2 each) and UDP sessions (1 each) may hold at once, in " +
+      "total; new connections beyond it are accepted and closed at once, new UDP clients dropped " +
+      "(both counted as SocketLimit). 0 derives it from the limit.",
+    parse: (raw) => parseInteger(raw, 0, 100_000_000),
+  },
+  "udp-buffer-budget-bytes": {
+    group: "Forwarding",
+    valueName: "BYTES",
+    default: "268435456",
+    help: "Memory for UDP sessions in total: each session reserves its worst case (its buffer of " +
+      "--udp-buffer-bytes in whole pages, and 16 KiB for the rest: 86016 bytes by default); new " +
+      "clients beyond it are dropped (counted as BufferBudget).",
+    parse: (raw) => parseInteger(raw, 4096, 64 * 1024 * 1024 * 1024),
+  },
   "workers": {
     group: "Forwarding",
     valueName: "N",
-    default: "1",
+    default: String(SUPERVISOR_DEFAULTS.workers),
     help:
       "Forwarding threads; above 1, listeners use SO_REUSEPORT and the kernel spreads new TCP " +
       "connections and UDP clients over the threads. UDP on the portable engine stays on one thread.",
@@ -488,6 +525,14 @@ export function flagsMarkdown(): string {
     rows.push(`| \`--${name}${value}\` | ${shownDefault(flag, "`")} | ${help} |`);
   }
   return rows.join("\n");
+}
+
+/** A duration in milliseconds as the flags write it: `0`, `1m`, `10s` or `500ms`. */
+function durationText(ms: number): string {
+  if (ms === 0) return "0";
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 /**

@@ -25,7 +25,7 @@ import {
   waitReady,
   withOperator,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 controlPlaneTest("operator: an API server restart mid-run loses nothing", async () => {
   await using cp = await startControlPlane();
@@ -157,4 +157,5 @@ integrationTest(
       assert.ok(await operator.isReady());
     });
   },
+  { restartsControlPlane: true },
 );

@@ -54,7 +54,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "close": {
       clearInterval(timer);
       await supervisor?.close({ graceMs: message.graceMs });
-      post({ kind: "closed", counters: tcpCounters() });
+      post({
+        kind: "closed",
+        counters: tcpCounters(),
+        forcedCloses: supervisor?.forcedCloses ?? 0,
+      });
       break;
     }
   }

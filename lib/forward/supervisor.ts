@@ -5,14 +5,16 @@
  * - A forwarder whose spec part did not change is never touched (no dropped sessions elsewhere).
  * - Target or timeout changes apply live to new connections/sessions; the listener stays open.
  * - A new `listenPort` rebinds (the old listener drains); removing `tcp` or `udp` stops only that part.
- * - One forwarder per protocol+port: a current holder keeps its port; newcomers get it in desired-set
- *   order; the others report `conflict` and take the port over as soon as it is free.
+ * - One forwarder per protocol+port: the first in desired-set order gets it (the source orders the
+ *   set: oldest object first, or document order), also from a later forwarder that holds it, which
+ *   drains; the others report `conflict` and take the port over as soon as it is theirs and free.
  * - A bind failure marks only that part `failed` and is retried with capped exponential backoff.
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
+import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
@@ -71,12 +73,22 @@ export class Supervisor {
   #desired: readonly ForwarderSpec[] = [];
   readonly #udpEngine: UdpEngine;
   readonly #tcpEngine: TcpEngine;
+  /** Sockets of this thread's connections and sessions. */
+  readonly #sockets: Budget;
+  /** Bytes of this thread's UDP session buffers. */
+  readonly #udpBuffers: Budget;
+  /** TCP connections cut because a drain grace period ended. */
+  #forcedCloses = 0;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
     this.#options = resolved;
+    // Every thread gets an equal share of the sockets budget.
+    const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
+    this.#sockets = new Budget(socketShare);
+    this.#udpBuffers = new Budget(resolved.udpBufferBudgetBytes);
     this.#tcpEngine = new TcpEngine({
       choice: resolved.tcpEngine,
       threads: resolved.workers,
@@ -84,6 +96,9 @@ export class Supervisor {
       dialTimeoutMs: resolved.dialTimeoutMs,
       idleTimeoutMs: resolved.tcpIdleTimeoutMs,
       reusePort: resolved.tcpReusePort,
+      sockets: this.#sockets,
+      maxOpenSockets: resolved.maxOpenSockets,
+      onForcedClose: (count) => this.#forcedCloses += count,
     });
     // On the splice engine, the engine threads share each TCP port; else forwarding workers do.
     this.#workersStarted = resolved.workers === 1
@@ -91,7 +106,10 @@ export class Supervisor {
       : this.#tcpEngine.ready.then((kind) => {
         if (kind !== "portable" || this.#closed) return;
         const { workers: _, ...perWorker } = options;
-        this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
+        this.#workers = new ForwardWorkers(resolved.workers - 1, {
+          ...perWorker,
+          maxOpenSockets: socketShare,
+        });
         this.#workers.apply(this.#desired);
       }, () => {});
     this.#udpEngine = new UdpEngine({
@@ -100,6 +118,8 @@ export class Supervisor {
       listenAddress: resolved.listenAddress,
       maxSessions: resolved.udpMaxSessions,
       bufferBytes: resolved.udpBufferBytes,
+      sockets: this.#sockets,
+      bufferBudget: this.#udpBuffers,
     });
   }
 
@@ -121,7 +141,8 @@ export class Supervisor {
 
   /**
    * Converges to the complete desired set (valid specs only). Array order is the priority for port
-   * conflicts among newcomers; a current holder keeps its port. Returns at once; binds are async.
+   * conflicts, also over a current holder. Free ports are bound before this returns, so
+   * `statuses()` right after it reports `listening` or `failed`; a retry after a failure is timed.
    * @throws {TypeError} when two specs share a name.
    * @throws {Error} after `close()`.
    */
@@ -144,8 +165,8 @@ export class Supervisor {
         name: spec.name,
         counters: { name: spec.name },
       };
-      entry.tcp = this.#reconcilePart(entry, "tcp", entry.tcp, spec.tcp);
-      entry.udp = this.#reconcilePart(entry, "udp", entry.udp, spec.udp);
+      entry.tcp = this.#reconcilePart(entry, { protocol: "tcp", part: entry.tcp, spec: spec.tcp });
+      entry.udp = this.#reconcilePart(entry, { protocol: "udp", part: entry.udp, spec: spec.udp });
       entry.counters = {
         name: spec.name,
         ...(entry.tcpCounters && { tcp: entry.tcpCounters }),
@@ -194,6 +215,19 @@ export class Supervisor {
     }
   }
 
+  /** This thread's budgets: sockets held by connections and sessions, bytes of UDP buffers. */
+  get budgets(): { readonly sockets: Budget; readonly udpBuffers: Budget } {
+    return { sockets: this.#sockets, udpBuffers: this.#udpBuffers };
+  }
+
+  /**
+   * TCP connections cut (aborted) because a drain grace period ended, in every thread, so far: after
+   * `close()`, those of the shutdown included. (UDP sessions left at the end are only counted.)
+   */
+  get forcedCloses(): number {
+    return this.#forcedCloses + (this.#workers?.forcedCloses ?? 0);
+  }
+
   /**
    * Stops everything: listeners stop accepting at once, live connections and sessions get up to
    * `graceMs` (default `drainGraceMs`), then everything is closed. Idempotent.
@@ -221,12 +255,16 @@ export class Supervisor {
     return this.close();
   }
 
+  /** Keeps, updates, replaces or stops one protocol part of `entry` to match `change.spec`. */
   #reconcilePart<S extends TcpSpec>(
     entry: Entry,
-    protocol: Protocol,
-    part: ListenerPart<S> | undefined,
-    spec: S | undefined,
+    change: {
+      readonly protocol: Protocol;
+      readonly part: ListenerPart<S> | undefined;
+      readonly spec: S | undefined;
+    },
   ): ListenerPart<S> | undefined {
+    const { protocol, part, spec } = change;
     if (spec === undefined) {
       this.#stopPart(part);
       entry[`${protocol}Counters`] = undefined;
@@ -268,21 +306,45 @@ export class Supervisor {
     });
   }
 
-  /** Grants free ports to waiting parts in desired-set order; the rest report the holder. */
+  /**
+   * Gives each protocol+port to the first forwarder in desired-set order that wants it: a later
+   * forwarder holding it drains and waits; a free port is bound at once; the others report the
+   * forwarder that comes first (or, while it is still draining, the one that holds the port).
+   */
   #assignPorts(): void {
+    const first = new Map<string, string>();
     for (const entry of this.#entries.values()) {
-      for (const part of [entry.tcp, entry.udp]) {
-        if (part === undefined || part.claimed) continue;
-        const key = claimKey(part === entry.tcp ? "tcp" : "udp", part.spec.listenPort);
-        const holder = this.#claims.get(key);
-        if (holder === undefined) {
-          this.#claims.set(key, { forwarder: entry.name, part });
-          part.start();
-        } else if (holder.part !== part) {
-          part.waitFor(holder.forwarder);
-        }
+      for (const protocol of PROTOCOLS) {
+        const part = entry[protocol];
+        if (part === undefined) continue;
+        const key = claimKey(protocol, part.spec.listenPort);
+        if (!first.has(key)) first.set(key, entry.name);
+        else if (part.claimed) this.#displace(entry, protocol);
       }
     }
+    for (const entry of this.#entries.values()) {
+      for (const protocol of PROTOCOLS) {
+        const part = entry[protocol];
+        if (part === undefined || part.claimed) continue;
+        const key = claimKey(protocol, part.spec.listenPort);
+        const owner = first.get(key) as string;
+        const holder = this.#claims.get(key);
+        if (owner !== entry.name) part.waitFor(owner);
+        else if (holder === undefined) {
+          this.#claims.set(key, { forwarder: entry.name, part });
+          part.start();
+        } else part.waitFor(holder.forwarder);
+      }
+    }
+  }
+
+  /** Stops a part that holds a port an earlier forwarder wants; a fresh part waits in its place. */
+  #displace(entry: Entry, protocol: Protocol): void {
+    const part = entry[protocol];
+    if (part === undefined) return;
+    this.#stopPart(part);
+    if (protocol === "tcp") entry.tcp = this.#newPart(entry, "tcp", part.spec as TcpSpec);
+    else entry.udp = this.#newPart(entry, "udp", part.spec as UdpSpec);
   }
 
   #stopPart(part: StoppablePart | undefined, graceMs = this.#options.drainGraceMs): void {
@@ -329,6 +391,8 @@ function statusOf(entry: Entry): ForwarderStatus {
     ...(entry.udp && { udp: entry.udp.state }),
   };
 }
+
+const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
 function claimKey(protocol: Protocol, port: number): string {
   return `${protocol}:${port}`;

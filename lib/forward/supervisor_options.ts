@@ -1,28 +1,41 @@
 /**
- * The options of a {@linkcode Supervisor}, their defaults and their checks.
+ * The options of a {@linkcode Supervisor}, their defaults and their checks. The defaults are
+ * {@linkcode SUPERVISOR_DEFAULTS}, the one place they are written down: the command line's flag
+ * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
 
 import { TCP_ENGINE_CHOICES, type TcpEngineChoice } from "./tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
-/** Options of a {@linkcode Supervisor}; checked once by the constructor. */
+/** Options of a {@linkcode Supervisor}, checked once by its constructor; defaults below. */
 export interface SupervisorOptions {
-  /** Address every listener binds. @default "::" (dual-stack); e.g. "127.0.0.2" or "0.0.0.0" */
+  /** Address every listener binds. "::" is dual-stack; e.g. "127.0.0.2" or "0.0.0.0". */
   listenAddress?: string;
-  /** Give up connecting to a TCP target after this long. @default 5000 */
+  /** Give up connecting to a TCP target after this long. */
   dialTimeoutMs?: number;
-  /** Live connections/sessions get this long after their listener stops. @default 10000 */
+  /** Live connections/sessions get this long after their listener stops. */
   drainGraceMs?: number;
-  /** Close a TCP connection idle this long in both directions; 0 = never. @default 0 */
+  /** Close a TCP connection idle this long in both directions; 0 = never. */
   tcpIdleTimeoutMs?: number;
-  /** UDP sessions per forwarder; datagrams from further clients are dropped. @default 10000 */
+  /** UDP sessions per forwarder; datagrams from further clients are dropped. */
   udpMaxSessions?: number;
-  /** UDP receive buffer per socket; smaller buffers truncate (counted). @default 65535 */
+  /** UDP receive buffer per socket; smaller buffers truncate (counted). */
   udpBufferBytes?: number;
-  /** First bind retry delay. @default 500 */
+  /**
+   * Sockets that connections (2 each) and sessions (1 each) of this thread may hold at once; new
+   * ones beyond it are shed and counted (`SocketLimit`). With `workers`, each thread gets an equal
+   * share.
+   */
+  maxOpenSockets?: number;
+  /**
+   * Bytes of UDP session buffers at most (each session reserves its buffer's worst case); clients
+   * beyond it are refused and counted (`BufferBudget`).
+   */
+  udpBufferBudgetBytes?: number;
+  /** First bind retry delay. */
   bindRetryInitialMs?: number;
-  /** Longest bind retry delay. @default 30000 */
+  /** Longest bind retry delay. */
   bindRetryMaxMs?: number;
   /**
    * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
@@ -30,15 +43,16 @@ export interface SupervisorOptions {
    * the batched UDP engine, `workers` engine threads bind every UDP port (SO_REUSEPORT); the
    * portable UDP engine stays on the main thread (Deno cannot share a UDP port). Note: with
    * `reusePort`, another process of the same user binding the same port shares it instead of
-   * failing. @default 1
+   * failing.
    */
   workers?: number;
-  /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
+  /** Bind TCP listeners with `reusePort` (set for and by workers). */
   tcpReusePort?: boolean;
   /**
    * UDP engine: "batched" (libc through FFI in `workers` engine threads; fails when it cannot
    * run), "portable" (`Deno.listenDatagram` on this thread), or "auto" (batched when it can run and
-   * passes its self-test, else portable with a warning). @default "portable"
+   * passes its self-test, else portable with a warning). The library default is "portable"; the
+   * command line's is "auto".
    */
   udpEngine?: UdpEngineChoice;
   /**
@@ -53,13 +67,16 @@ export interface SupervisorOptions {
 /** Every option, defaults filled in. */
 export type ResolvedSupervisorOptions = Readonly<Required<SupervisorOptions>>;
 
-const DEFAULTS: ResolvedSupervisorOptions = {
+/** The default of every option. */
+export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   listenAddress: "::",
   dialTimeoutMs: 5000,
   drainGraceMs: 10_000,
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 10_000,
   udpBufferBytes: 65_535,
+  maxOpenSockets: 1_000_000,
+  udpBufferBudgetBytes: 256 * 1024 * 1024,
   bindRetryInitialMs: 500,
   bindRetryMaxMs: 30_000,
   workers: 1,
@@ -80,6 +97,8 @@ const MINIMUMS: Readonly<
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 1,
   udpBufferBytes: 1,
+  maxOpenSockets: 1,
+  udpBufferBudgetBytes: 1,
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
   workers: 1,
@@ -91,7 +110,7 @@ const MINIMUMS: Readonly<
  *   `bindRetryMaxMs` is below `bindRetryInitialMs`.
  */
 export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSupervisorOptions {
-  const resolved = { ...DEFAULTS };
+  const resolved = { ...SUPERVISOR_DEFAULTS };
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
     if (key === "listenAddress") {

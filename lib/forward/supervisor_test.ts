@@ -9,7 +9,7 @@ import {
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import { TCP_ENGINES } from "../../tests/_support/tcp_engines.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import type { ForwarderStatus, ListenerState } from "./state.ts";
@@ -56,10 +56,11 @@ function waitForPhase(
   name: string,
   protocol: "tcp" | "udp",
   phase: ListenerState["phase"],
-): Promise<void> {
-  return waitFor(() => stateOf(sup, name, protocol)?.phase === phase, {
-    message: `${name} ${protocol} ${phase} (now ${JSON.stringify(stateOf(sup, name, protocol))})`,
-  });
+): Promise<ListenerState> {
+  return waitUntil(
+    `${name} ${protocol} ${phase} (now ${JSON.stringify(stateOf(sup, name, protocol))})`,
+    () => stateOf(sup, name, protocol)?.phase === phase && stateOf(sup, name, protocol),
+  );
 }
 
 /** Applies one forwarder with TCP and UDP parts on free ports and waits until both listen. */
@@ -124,35 +125,48 @@ for (const tcpEngine of TCP_ENGINES) {
     sup.apply([tcp("a", oldPort, echo.port)]);
     await waitForPhase(sup, "a", "tcp", "listening");
     sup.apply([tcp("a", newPort, echo.port)]);
-    await waitFor(() => {
+    await waitUntil("listening on the new port", () => {
       const state = stateOf(sup, "a", "tcp");
       return state?.phase === "listening" && state.port === newPort;
-    }, { message: "listening on the new port" });
+    });
     assert.ok(await tcpEchoes(newPort, "moved"));
-    await waitFor(async () => {
+    await waitUntil("the old port refusing connections", async () => {
       try {
         (await Deno.connect({ hostname: "127.0.0.1", port: oldPort })).close();
         return false;
       } catch (error) {
         return error instanceof Deno.errors.ConnectionRefused;
       }
-    }, { message: "the old port refusing connections" });
+    });
   });
 
-  Deno.test(`Supervisor: the first forwarder keeps a port, the second waits and takes it over (${tcpEngine} TCP engine)`, async () => {
+  Deno.test(`Supervisor: desired-set order decides a port, also against a holder, which drains and waits (${tcpEngine} TCP engine)`, async () => {
     await using first = greeter("first");
     await using second = greeter("second");
     await using sup = supervisor({ tcpEngine });
     const port = freePort("tcp");
     sup.apply([tcp("a", port, first.port)]);
-    await waitForPhase(sup, "a", "tcp", "listening");
-    // "b" comes first in the new desired set, but "a" holds the port.
-    sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
-    assert.deepEqual(stateOf(sup, "b", "tcp"), { phase: "conflict", holder: "a", port });
     assert.equal(await greeting(port), "first");
-    sup.apply([tcp("b", port, second.port)]);
+    // "b" comes first in the new desired set: "a" gives the port up and waits for it.
+    sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
+    assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
     await waitForPhase(sup, "b", "tcp", "listening");
     assert.equal(await greeting(port), "second");
+    assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
+    // A fresh supervisor given the same desired set ends up the same way.
+    await using fresh = supervisor({ tcpEngine });
+    const freshPort = freePort("tcp");
+    fresh.apply([tcp("b", freshPort, second.port), tcp("a", freshPort, first.port)]);
+    assert.deepEqual(stateOf(fresh, "a", "tcp"), {
+      phase: "conflict",
+      holder: "b",
+      port: freshPort,
+    });
+    assert.equal(await greeting(freshPort), "second");
+    // Once "b" lets go, "a" takes the port over.
+    sup.apply([tcp("a", port, first.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening");
+    assert.equal(await greeting(port), "first");
   });
 
   Deno.test(`Supervisor: among newcomers, desired-set order decides who gets a port (${tcpEngine} TCP engine)`, async () => {
@@ -178,6 +192,17 @@ for (const tcpEngine of TCP_ENGINES) {
     assert.deepEqual([...sup.counters()], []);
   });
 }
+
+// The portable TCP engine binds on this thread; the splice engine answers from its threads.
+Deno.test("Supervisor.apply() binds before it returns: statuses() already says listening or failed (portable TCP engine)", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = freePort("tcp");
+  sup.apply([tcp("free", port, echo.port), tcp("busy", squatter.addr.port, echo.port)]);
+  assert.deepEqual(stateOf(sup, "free", "tcp"), { phase: "listening", port });
+  assert.equal(stateOf(sup, "busy", "tcp")?.phase, "failed");
+});
 
 Deno.test("Supervisor rejects bad options and duplicate names", async () => {
   assert.throws(() => new Supervisor({ dialTimeoutMs: 0 }), RangeError);
@@ -208,20 +233,20 @@ for (
       { name: "a", udp: udpSpec(newPort, second.port) },
       { name: "other", udp: udpSpec(otherPort, first.port) },
     ]);
-    await waitFor(() => {
+    await waitUntil("listening on the new port", () => {
       const state = stateOf(sup, "a", "udp");
       return state?.phase === "listening" && state.port === newPort;
-    }, { message: "listening on the new port" });
+    });
     assert.equal(decoder.decode(await client.request(encoder.encode("2"), newPort)), "2");
     assert.equal(second.received, 1, "the moved listener forwards to its new target");
-    await waitFor(() => {
+    await waitUntil("the old port free again", () => {
       try {
         Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: oldPort }).close();
         return true;
       } catch {
         return false;
       }
-    }, { message: "the old port free again" });
+    });
     assert.equal(decoder.decode(await client.request(encoder.encode("3"), otherPort)), "3");
     assert.equal(first.sourcePorts.length, otherSessions, "the other port's session survived");
   });
@@ -270,9 +295,7 @@ for (
     assert.ok((await openFdCount()) > baseline);
     await sup.close({ graceMs: 50 });
     live.close();
-    await waitFor(async () => (await openFdCount()) === baseline, {
-      message: "fd count at baseline",
-    });
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
     assert.deepEqual(sup.statuses(), []);
     assert.throws(() => sup.apply([]), /closed/);
   });
@@ -299,7 +322,7 @@ for (
     sup.apply([busy, tcp("good", goodPort, echo.port)]);
     await waitForPhase(sup, "good", "tcp", "listening");
     assert.ok(await tcpEchoes(goodPort, "unaffected"));
-    await waitFor(() => retries.length >= 4, { message: "four failed binds" });
+    await waitUntil("four failed binds", () => retries.length >= 4);
     const [first, second, third, ...capped] = retries as [number, number, number, number];
     assert.ok(first >= 40 && first <= 60, `first retry ${first}`);
     assert.ok(second >= 80 && second <= 120, `second retry ${second}`);
@@ -348,14 +371,14 @@ for (
       ["name", "tcp"],
     ]);
     assert.equal([...sup.counters()][0]?.tcp, undefined);
-    await waitFor(async () => {
+    await waitUntil("the removed TCP part to stop listening", async () => {
       try {
         (await Deno.connect({ hostname: "127.0.0.1", port: tcpPort })).close();
         return false;
       } catch {
         return true;
       }
-    }, { message: "the removed TCP part to stop listening" });
+    });
     assert.equal(decoder.decode(await client.request(encoder.encode("2"), udpPort)), "2");
     assert.deepEqual(udpEcho.sourcePorts.length, 1, "the UDP session survived");
     await writeAll(otherLive, encoder.encode("still"));
@@ -449,8 +472,6 @@ for (
       assert.ok(await tcpEchoes(tcpPort, "y"));
     }
     sup.apply([]);
-    await waitFor(async () => (await openFdCount()) === baseline, {
-      message: "fd count at baseline",
-    });
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
   });
 }

@@ -19,6 +19,7 @@ import {
 } from "../ffi/engine_selection.ts";
 import type { TcpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
+import type { Budget } from "./budget.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import { newTcpCounters, type TcpCounters } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
@@ -49,6 +50,15 @@ export interface TcpEngineOptions {
   readonly idleTimeoutMs: number;
   /** Portable engine: bind with `reusePort` (other threads share the port). */
   readonly reusePort: boolean;
+  /** Portable engine: this thread's sockets budget (2 per connection). */
+  readonly sockets?: Budget;
+  /**
+   * Splice engine: sockets of the whole process (`--max-open-sockets`); each engine thread admits
+   * `maxOpenSockets / threads / 2` connections at most (fewer if its descriptor share is smaller).
+   */
+  readonly maxOpenSockets?: number;
+  /** Told how many connections were aborted because a drain grace period ended. */
+  readonly onForcedClose?: (count: number) => void;
 }
 
 /** The fields of `spec` the splice engine does not implement (set to a value). */
@@ -120,6 +130,11 @@ export class TcpEngine {
           listenAddress: this.#options.listenAddress,
           dialTimeoutMs: this.#options.dialTimeoutMs,
           idleTimeoutMs: this.#options.idleTimeoutMs,
+          maxConnectionsPerThread: Math.max(
+            1,
+            Math.floor((this.#options.maxOpenSockets ?? Infinity) / splice.count / 2),
+          ),
+          ...(this.#options.onForcedClose && { onForcedClose: this.#options.onForcedClose }),
         });
       },
     );
@@ -148,6 +163,8 @@ export class TcpEngine {
       spec,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       idleTimeoutMs: this.#options.idleTimeoutMs,
+      ...(this.#options.sockets && { sockets: this.#options.sockets }),
+      ...(this.#options.onForcedClose && { onForcedClose: this.#options.onForcedClose }),
     });
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { readAll, writeAll } from "../../tests/_support/net_tcp.ts";
 import { TCP_ENGINES, tcpForwarderTo } from "../../tests/_support/tcp_engines.ts";
 import {
@@ -57,7 +57,7 @@ async function fuzzConnection(
       const sent = await writeGenerated(conn, random, random.int(0, 500_000), 30_000);
       await conn.closeWrite();
       await readAll(conn);
-      await waitFor(() => received.has(seed), { message: `seed ${seed}: the target's EOF` });
+      await waitUntil(`seed ${seed}: the target's EOF`, () => received.has(seed));
       assert.equal(received.get(seed), sent.summary, `seed ${seed}: what the target read`);
       return "exact";
     }
@@ -66,7 +66,7 @@ async function fuzzConnection(
       const sent = await writeGenerated(conn, random, random.int(1, 1 << 20), 100_000);
       await conn.closeWrite();
       await readAll(conn);
-      await waitFor(() => received.has(seed), { message: `seed ${seed}: the slow reader's EOF` });
+      await waitUntil(`seed ${seed}: the slow reader's EOF`, () => received.has(seed));
       assert.equal(received.get(seed), sent.summary, `seed ${seed}: what the slow reader read`);
       return "exact";
     }
@@ -104,7 +104,7 @@ for (const engine of TCP_ENGINES) {
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    await waitFor(() => fx.counters.activeConnections === 0, { message: "every connection ended" });
+    await waitUntil("every connection ended", () => fx.counters.activeConnections === 0);
     assert.equal(fx.counters.connectionsTotal, CONNECTIONS);
     const { DialServerTarget, DialTimeout, ResolveTargetAddress, Accept } = fx.counters.errors;
     assert.deepEqual({ DialServerTarget, DialTimeout, ResolveTargetAddress, Accept }, {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openFdCount } from "../../tests/_support/net_fd.ts";
 import { writeAll } from "../../tests/_support/net_tcp.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { TCP_ENGINES, tcpForwarderTo } from "../../tests/_support/tcp_engines.ts";
 import {
   header,
@@ -40,13 +40,14 @@ for (const engine of TCP_ENGINES) {
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, client));
-    await waitFor(() => fx.counters.activeConnections === 0, { message: "every connection ended" });
+    await waitUntil("every connection ended", () => fx.counters.activeConnections === 0);
     assert.equal(fx.counters.connectionsTotal, CONNECTIONS);
     assert.equal(fx.counters.bytesClientToTarget, total + 5 * CONNECTIONS); // with the headers
     assert.equal(fx.counters.bytesTargetToClient, total);
     for (const type of TCP_ERROR_TYPES) assert.equal(fx.counters.errors[type], 0, type);
-    await waitFor(async () => (await openFdCount()) <= baseline, {
-      message: "descriptors back to the baseline",
-    });
+    await waitUntil(
+      "descriptors back to the baseline",
+      async () => (await openFdCount()) <= baseline,
+    );
   });
 }

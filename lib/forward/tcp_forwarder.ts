@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import { abortableDelay } from "../util/abortable_delay.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
+import type { Budget } from "./budget.ts";
 import type { TcpSpec } from "../spec.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import type { TcpCounters, TcpErrorType } from "./state.ts";
@@ -26,7 +27,14 @@ export interface TcpForwarderOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Sockets connections may hold (2 each); a connection beyond it is shed (accepted, closed). */
+  readonly sockets?: Budget;
+  /** Told how many connections were aborted because the drain grace period ended. */
+  readonly onForcedClose?: (count: number) => void;
 }
+
+/** Sockets a forwarded connection holds: the client's and the target's. */
+const SOCKETS_PER_CONNECTION = 2;
 
 /** Longest pause after repeated accept errors (e.g. out of file descriptors). */
 const MAX_ACCEPT_BACKOFF_MS = 1000;
@@ -43,6 +51,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #stop = new AbortController();
   readonly #dialLog: LogThrottle;
   readonly #acceptLog: LogThrottle;
+  readonly #shedLog: LogThrottle;
   #target: TcpTarget;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #drained: PromiseWithResolvers<void> | undefined;
@@ -53,6 +62,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#target = targetOf(options.spec);
     this.#dialLog = new LogThrottle();
     this.#acceptLog = new LogThrottle();
+    this.#shedLog = new LogThrottle();
     this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
     this.#context = {
       counters: options.counters,
@@ -100,7 +110,16 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       ]);
       graceOver.abort();
     }
-    for (const connection of this.#connections) connection.close();
+    const forced = this.#connections.size;
+    if (forced > 0) {
+      this.#options.counters.errors.DrainTimeout += forced;
+      this.#options.onForcedClose?.(forced);
+      log.warn(
+        "Aborted {count} TCP connection(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+        { forwarder: this.#options.name, count: forced, graceMs },
+      );
+    }
+    for (const connection of this.#connections) connection.abort();
     this.#deadlines.abortAll();
     await this.#allClosed();
     clearInterval(this.#idleTimer);
@@ -137,6 +156,23 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   #serve(client: Deno.TcpConn): void {
     const counters = this.#options.counters;
+    if (this.#options.sockets?.take(SOCKETS_PER_CONNECTION) === false) {
+      client.close();
+      counters.errors.SocketLimit++;
+      const suppressed = this.#shedLog.take();
+      if (suppressed !== undefined) {
+        log.warn(
+          "Shed a new connection on TCP port {port} of {forwarder}: {max} sockets in use (--max-open-sockets)",
+          {
+            forwarder: this.#options.name,
+            port: this.port,
+            max: this.#options.sockets?.max,
+            suppressed,
+          },
+        );
+      }
+      return;
+    }
     const connection = new TcpConnection(client, this.#context);
     this.#connections.add(connection);
     counters.activeConnections++;
@@ -146,6 +182,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   #closed(connection: TcpConnection): void {
     this.#connections.delete(connection);
+    this.#options.sockets?.give(SOCKETS_PER_CONNECTION);
     this.#options.counters.activeConnections--;
     if (this.#connections.size === 0) this.#drained?.resolve();
   }

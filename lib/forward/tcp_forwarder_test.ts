@@ -10,7 +10,7 @@ import {
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import {
   TCP_ENGINES,
   type TcpFixture,
@@ -31,7 +31,7 @@ async function expectDialFailure(
   using conn = await fx.connect();
   const result = await within(conn.read(new Uint8Array(1)).catch(() => null), 10_000, "close");
   assert.equal(result, null, "the client is closed");
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
+  await waitUntil("connection gone", () => fx.counters.activeConnections === 0);
   const { DialServerTarget, DialTimeout, ResolveTargetAddress } = fx.counters.errors;
   assert.deepEqual({ DialServerTarget, DialTimeout, ResolveTargetAddress }, {
     DialServerTarget: 0,
@@ -55,7 +55,7 @@ for (const engine of TCP_ENGINES) {
       assert.deepEqual(await echoThrough(conn, data), data, `${size} bytes`);
     }
     const total = 1 + 1000 + 10 * 1024 * 1024;
-    await waitFor(() => fx.counters.activeConnections === 0, { message: "connections closed" });
+    await waitUntil("connections closed", () => fx.counters.activeConnections === 0);
     assert.equal(fx.counters.bytesClientToTarget, total);
     assert.equal(fx.counters.bytesTargetToClient, total);
     assert.equal(fx.counters.connectionsTotal, 3);
@@ -82,7 +82,7 @@ for (const engine of TCP_ENGINES) {
     assert.equal(decoder.decode(await readAll(conn)), "hello");
     await writeAll(conn, encoder.encode("still open"));
     await conn.closeWrite();
-    await waitFor(() => fromClient !== "", { message: "the target to see the client's EOF" });
+    await waitUntil("the target to see the client's EOF", () => fromClient !== "");
     assert.equal(fromClient, "still open");
   });
 
@@ -105,7 +105,7 @@ for (const engine of TCP_ENGINES) {
     const data = patternBytes(1024 * 1024);
     await writeAll(conn, data);
     assert.deepEqual(await readExactly(conn, data.length), data);
-    await waitFor(() => fx.counters.bytesTargetToClient === data.length, { message: "counters" });
+    await waitUntil("counters", () => fx.counters.bytesTargetToClient === data.length);
     assert.equal(fx.counters.bytesClientToTarget, data.length);
     assert.equal(fx.counters.activeConnections, 1);
   });
@@ -134,14 +134,15 @@ for (const engine of TCP_ENGINES) {
       // Writing to the reset target fails: the forwarder closes the client too.
       await writeAll(conn, patternBytes(64 * 1024)).catch(() => {});
     }
-    await waitFor(() => fx.counters.activeConnections === 0, { message: "both sockets closed" });
+    await waitUntil("both sockets closed", () => fx.counters.activeConnections === 0);
     const failed = end === "fin" ? "CopyClientToTarget" : "CopyTargetToClient";
     const caused = end === "fin" ? "CopyTargetToClient" : "CopyClientToTarget";
     assert.equal(fx.counters.errors[failed], 1);
     assert.equal(fx.counters.errors[caused], 0, "the close it caused is not counted");
-    await waitFor(() => conn.write(new Uint8Array(1)).then(() => false, () => true), {
-      message: "writes to the closed client socket to fail",
-    });
+    await waitUntil(
+      "writes to the closed client socket to fail",
+      () => conn.write(new Uint8Array(1)).then(() => false, () => true),
+    );
   });
 
   Deno.test(`${engine} TCP engine: dials a target given by name`, async () => {
@@ -168,7 +169,7 @@ for (const engine of TCP_ENGINES) {
     await using hole = await startTcpBlackHole();
     await using fx = await forwarderTo(hole.port, { dialTimeoutMs: 60_000 });
     using conn = await fx.connect();
-    await waitFor(() => fx.counters.activeConnections === 1, { message: "the dial to start" });
+    await waitUntil("the dial to start", () => fx.counters.activeConnections === 1);
     await within(fx.forwarder.drain(0), 10_000, "drain with a dial in progress");
     assert.equal(await conn.read(new Uint8Array(1)).catch(() => null), null);
     assert.equal(fx.counters.activeConnections, 0);
@@ -252,6 +253,6 @@ Deno.test("portable TCP engine: stays byte-exact while buffers grow for bulk and
     }
     assert.ok(inUse() <= before + 2, "a live connection holds at most one pooled buffer each way");
   }
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection closed" });
+  await waitUntil("connection closed", () => fx.counters.activeConnections === 0);
   assert.equal(inUse(), before, "pooled buffers go back to the pools");
 });

@@ -20,6 +20,7 @@ import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
 import { selfTest } from "./udp_batched/self_test.ts";
 import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
 import { UdpForwarder } from "./udp_forwarder.ts";
+import type { Budget } from "./budget.ts";
 import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
 
 export type { UdpEngineChoice, UdpEngineKind };
@@ -32,6 +33,10 @@ export interface UdpEngineOptions {
   readonly listenAddress: string;
   readonly maxSessions: number;
   readonly bufferBytes: number;
+  /** Sockets of the portable engine's sessions (one each), shared with this thread's TCP. */
+  readonly sockets: Budget;
+  /** Bytes of the portable engine's session buffers. */
+  readonly bufferBudget: Budget;
 }
 
 /** Opens UDP listeners on the chosen engine. */
@@ -110,6 +115,8 @@ export class UdpEngine {
       spec,
       maxSessions: this.#options.maxSessions,
       bufferBytes: this.#options.bufferBytes,
+      sockets: this.#options.sockets,
+      bufferBudget: this.#options.bufferBudget,
     });
   }
 }

@@ -26,6 +26,7 @@ import type { UdpSpec } from "../spec.ts";
 import { abortableDelay } from "../util/abortable_delay.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import { LogThrottle } from "./log_throttle.ts";
+import type { Budget } from "./budget.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
 import type { UdpCounters, UdpErrorType } from "./state.ts";
 import { type ResolvedTarget, TargetResolver } from "./target_resolver.ts";
@@ -45,17 +46,26 @@ export interface UdpForwarderOptions {
   readonly maxSessions: number;
   /** Longest datagram forwarded; longer ones are cut to this size (counted and logged). */
   readonly bufferBytes: number;
+  /** Sockets sessions may hold (1 each, shared with TCP); a client beyond it is refused. */
+  readonly sockets?: Budget;
+  /**
+   * Bytes of session buffers (each session reserves its buffer's worst case, in whole pages); a
+   * client beyond it is refused. Shared by the thread's UDP forwarders.
+   */
+  readonly bufferBudget?: Budget;
   /**
    * Opens a session's upstream socket on `hostname` (a wildcard address), any port. Tests pass a
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
    */
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
+  /** Clock of the session timeouts, in milliseconds; tests move it by hand. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
 
-/** Datagrams held per session while its target name resolves; further ones are dropped. */
+/** Datagrams held per session while its target name resolves (at most its buffer charge in bytes). */
 const MAX_QUEUED_DATAGRAMS = 64;
 /** Pause after an unexpected receive error, so a persistent one cannot spin. */
 const RECEIVE_ERROR_PAUSE_MS = 10;
@@ -68,13 +78,28 @@ function receiveBufferBytes(bufferBytes: number): number {
   return bufferBytes < MAX_UDP_PAYLOAD_BYTES ? bufferBytes + 1 : bufferBytes;
 }
 
+/** Memory page size: a buffer slot may span one page more than its length rounds up to. */
+const PAGE_BYTES = 4096;
+
+/** Memory of a session besides its buffer (socket, objects, pending receive): measured ~15 KiB. */
+const SESSION_OVERHEAD_BYTES = 16 * 1024;
+
+/**
+ * Bytes a session may take at most: its buffer slot in whole pages, plus a straddled page, plus
+ * the rest of the session ({@linkcode SESSION_OVERHEAD_BYTES}).
+ */
+export function sessionBufferCharge(bufferBytes: number): number {
+  const pages = Math.ceil(receiveBufferBytes(bufferBytes) / PAGE_BYTES) + 1;
+  return pages * PAGE_BYTES + SESSION_OVERHEAD_BYTES;
+}
+
 function openUpstream(hostname: string): Deno.DatagramConn {
   return Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
 }
 
 /** One client's session. */
 class UdpSession {
-  /** `Date.now()` of the last datagram in either direction. */
+  /** Clock time of the last datagram in either direction. */
   lastActiveMs: number;
   /** Start of the send to the target in progress, or 0. */
   toTargetSinceMs = 0;
@@ -84,6 +109,8 @@ class UdpSession {
   target: Deno.NetAddr | undefined;
   /** Copies of datagrams that arrived while the target name resolved; undefined once connected. */
   queue: Uint8Array[] | undefined;
+  /** Bytes in `queue`: bounded by the session's buffer charge, so the budget covers it. */
+  queuedBytes = 0;
   ended = false;
 
   constructor(readonly client: Deno.NetAddr, nowMs: number) {
@@ -106,6 +133,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   readonly #tasks = new Set<Promise<void>>();
   readonly #closing = new AbortController();
   readonly #logs: Record<"drop" | "target" | "truncate", LogThrottle>;
+  /** Budget charge of each session's buffer. */
+  readonly #charge: number;
   #spec: UdpSpec;
   #resolver: TargetResolver;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -115,10 +144,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   #receiverSendingFor: UdpSession | undefined;
   #draining = false;
   #emptied: PromiseWithResolvers<void> | undefined;
+  readonly #now: () => number;
 
   constructor(socket: Deno.DatagramConn, options: UdpForwarderOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#now = options.now ?? Date.now;
     this.#counters = options.counters;
     this.#logs = {
       drop: new LogThrottle(),
@@ -126,6 +157,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       truncate: new LogThrottle(),
     };
     this.#buffers = sharedBufferPool(receiveBufferBytes(options.bufferBytes));
+    this.#charge = sessionBufferCharge(options.bufferBytes);
     this.#spec = options.spec;
     this.#resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
     this.#startSweeper();
@@ -167,6 +199,15 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       graceOver.abort();
     }
     if (!this.#closing.signal.aborted) {
+      const forced = this.#sessions.size;
+      if (forced > 0) {
+        // Counted and logged, but no abort: a UDP session has no end to wait for, only silence.
+        this.#counters.errors.DrainTimeout += forced;
+        log.warn(
+          "Closed {count} UDP session(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+          { forwarder: this.#options.name, count: forced, graceMs },
+        );
+      }
       this.#closing.abort();
       this.#socket.close();
       for (const session of this.#sessions) this.#endSession(session);
@@ -207,7 +248,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       }
       const client = from as Deno.NetAddr;
       if (data.length > bufferBytes) data = this.#truncate(data, "client");
-      const nowMs = Date.now();
+      const nowMs = this.#now();
       let session = last;
       if (
         session === undefined || session.ended || session.client.port !== client.port ||
@@ -224,7 +265,11 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         await this.#sendToTarget(session, data, nowMs);
         if (receiver !== this.#receiver) return; // abandoned by the sweeper
         this.#receiverSendingFor = undefined;
-      } else if (session.queue.length < MAX_QUEUED_DATAGRAMS) {
+      } else if (
+        session.queue.length < MAX_QUEUED_DATAGRAMS &&
+        session.queuedBytes + data.length <= this.#charge
+      ) {
+        session.queuedBytes += data.length;
         session.queue.push(data.slice());
       } else {
         counters.droppedDatagrams++;
@@ -251,6 +296,19 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       );
       return undefined;
     }
+    const refused = this.#takeBudgets();
+    if (refused !== undefined) {
+      counters.droppedDatagrams++;
+      counters.errors[refused]++;
+      this.#warn(
+        "drop",
+        refused === "SocketLimit"
+          ? "UDP port {port} of {forwarder} refuses new clients: the sockets budget (--max-open-sockets) is used up"
+          : "UDP port {port} of {forwarder} refuses new clients: the session buffer budget (--udp-buffer-budget-bytes) is used up",
+        {},
+      );
+      return undefined;
+    }
     const session = new UdpSession(client, nowMs);
     this.#sessions.add(session);
     counters.activeSessions++;
@@ -267,6 +325,17 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       this.#track(this.#resolveAndFlush(session, resolver));
     }
     return session;
+  }
+
+  /** Takes a socket and a session buffer from the budgets; the error type when one is used up. */
+  #takeBudgets(): "SocketLimit" | "BufferBudget" | undefined {
+    const { sockets, bufferBudget } = this.#options;
+    if (sockets?.take(1) === false) return "SocketLimit";
+    if (bufferBudget?.take(this.#charge) === false) {
+      sockets?.give(1);
+      return "BufferBudget";
+    }
+    return undefined;
   }
 
   /** Opens the session's upstream socket and starts its reply loop; false (counted) on failure. */
@@ -299,7 +368,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const queue = session.queue ?? [];
     for (let datagram = queue.shift(); datagram !== undefined; datagram = queue.shift()) {
       if (session.ended) return;
-      await this.#sendToTarget(session, datagram, Date.now());
+      await this.#sendToTarget(session, datagram, this.#now());
     }
     session.queue = undefined;
   }
@@ -337,7 +406,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         const source = from as Deno.NetAddr;
         // The socket is not connected (Deno has no connect() for UDP): only the target may answer.
         if (source.port !== target.port || source.hostname !== target.hostname) continue;
-        const nowMs = Date.now();
+        const nowMs = this.#now();
         session.lastActiveMs = nowMs;
         if (data.length > bufferBytes) data = this.#truncate(data, "target");
         session.toClientSinceMs = nowMs;
@@ -371,7 +440,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
 
   /** Ends idle sessions and sessions whose send is stuck. */
   #sweep(readMs: number, writeMs: number): void {
-    const nowMs = Date.now();
+    const nowMs = this.#now();
     for (const session of this.#sessions) {
       if (session.toTargetSinceMs > 0 && nowMs - session.toTargetSinceMs >= writeMs) {
         this.#fail(session, "WriteToTarget", new Error(`send blocked for ${writeMs} ms`));
@@ -403,6 +472,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     session.ended = true;
     this.#sessions.delete(session);
     this.#counters.activeSessions--;
+    this.#options.sockets?.give(1);
+    this.#options.bufferBudget?.give(this.#charge);
     try {
       session.upstream?.close();
     } catch {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { SendStalls, startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import {
   UDP_ENGINES,
   type UdpFixtureOptions,
@@ -64,39 +64,39 @@ for (const engine of UDP_ENGINES) {
     // 30 datagrams 100 ms apart: 3 s of one-way traffic, longer than the 2 s timeout.
     for (let i = 0; i < 30; i++) {
       await client.send(new Uint8Array([i]), fx.forwarder.port);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await waitUntil(`datagram ${i} at the target`, () => sink.received === i + 1);
+      await fx.advance(100);
     }
-    await waitFor(() => sink.received === 30, { message: "all datagrams at the target" });
     assert.equal(sink.sourcePorts.length, 1, "one session, one upstream port");
     assert.equal(fx.counters.sessionsTotal, 1);
-    await waitFor(() => fx.counters.activeSessions === 0, {
-      message: "the idle session to expire",
-    });
+    assert.equal(fx.counters.activeSessions, 1);
+    await fx.advance(2000);
+    await waitUntil("the idle session to expire", () => fx.counters.activeSessions === 0);
     await client.send(new Uint8Array([99]), fx.forwarder.port);
-    await waitFor(() => sink.received === 31, { message: "the datagram after expiry" });
+    await waitUntil("the datagram after expiry", () => sink.received === 31);
     assert.equal(fx.counters.sessionsTotal, 2);
   });
 
   Deno.test(`${engine} UDP engine: refreshes a session on replies alone (traffic in either direction)`, async () => {
-    // The target answers one request with a reply every 100 ms for 3 s (timeout: 2 s).
+    // The target answers one request with 30 replies, 100 ms apart (timeout: 2 s).
     const target = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const talking = (async () => {
-      const [, from] = await target.receive(new Uint8Array(16));
-      for (let i = 0; i < 30; i++) {
-        await target.send(new Uint8Array([i]), from);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })();
     try {
       await using fx = await forwarderTo((target.addr as Deno.NetAddr).port, {
         readTimeoutSeconds: 2,
       });
       using client = udpClient();
       await client.send(new Uint8Array(1), fx.forwarder.port);
-      await talking;
-      // Replies reach the client only while its session lives: all 30 means it never expired.
-      await waitFor(() => fx.counters.datagramsTargetToClient === 30, { message: "30 replies" });
+      const [, from] = await target.receive(new Uint8Array(16));
+      for (let i = 0; i < 30; i++) {
+        await target.send(new Uint8Array([i]), from);
+        // Replies reach the client only while its session lives.
+        await waitUntil(`reply ${i}`, () => fx.counters.datagramsTargetToClient === i + 1);
+        await fx.advance(100);
+      }
       assert.equal(fx.counters.sessionsTotal, 1);
+      assert.equal(fx.counters.activeSessions, 1);
+      await fx.advance(2000);
+      await waitUntil("the quiet session to expire", () => fx.counters.activeSessions === 0);
     } finally {
       target.close();
     }
@@ -108,11 +108,12 @@ for (const engine of UDP_ENGINES) {
     const clients = Array.from({ length: 5 }, () => udpClient());
     try {
       for (const client of clients) await client.send(new Uint8Array(8), fx.forwarder.port);
-      await waitFor(() => fx.counters.droppedDatagrams === 2 && sink.received === 3, {
-        message: "3 forwarded, 2 dropped",
-      });
+      await waitUntil(
+        "3 forwarded, 2 dropped",
+        () => fx.counters.droppedDatagrams === 2 && sink.received === 3,
+      );
       await clients[0]!.send(new Uint8Array(8), fx.forwarder.port);
-      await waitFor(() => sink.received === 4, { message: "an existing session still forwards" });
+      await waitUntil("an existing session still forwards", () => sink.received === 4);
     } finally {
       for (const client of clients) client[Symbol.dispose]();
     }
@@ -144,9 +145,7 @@ for (const engine of UDP_ENGINES) {
     await using fx = await forwarderTo(1, { targetHost: "-" });
     using client = udpClient();
     await client.send(new Uint8Array(8), fx.forwarder.port);
-    await waitFor(() => fx.counters.errors.ResolveTargetAddress === 1, {
-      message: "the lookup error",
-    });
+    await waitUntil("the lookup error", () => fx.counters.errors.ResolveTargetAddress === 1);
     assert.equal(fx.counters.droppedDatagrams, 1);
     assert.equal(fx.counters.activeSessions, 0);
   });
@@ -172,7 +171,8 @@ for (const engine of UDP_ENGINES) {
     await client.request(new Uint8Array(1), fx.forwarder.port);
     assert.equal(fx.counters.activeSessions, 1);
     fx.forwarder.update({ ...fx.spec, readTimeoutSeconds: 1 });
-    await waitFor(() => fx.counters.activeSessions === 0, { message: "the session to expire" });
+    await fx.advance(1000);
+    await waitUntil("the session to expire", () => fx.counters.activeSessions === 0);
   });
 
   Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, closes at the end", async () => {
@@ -184,7 +184,7 @@ for (const engine of UDP_ENGINES) {
     assert.equal((await old.request(new Uint8Array([7]), fx.forwarder.port))[0], 7);
     using fresh = udpClient();
     await fresh.send(new Uint8Array(1), fx.forwarder.port);
-    await waitFor(() => fx.counters.droppedDatagrams === 1, { message: "the new client dropped" });
+    await waitUntil("the new client dropped", () => fx.counters.droppedDatagrams === 1);
     // Ending the grace period early: a second drain with no grace closes everything.
     await fx.forwarder.drain(0);
     await draining;
@@ -256,7 +256,8 @@ Deno.test("UdpForwarder (portable engine) abandons a send to the target stuck pa
     using stuck = udpClient();
     using other = udpClient();
     await stuck.send(new Uint8Array([1]), fx.forwarder.port);
-    await waitFor(() => stalls.stalled === 1, { message: "the first send to stall" });
+    await waitUntil("the first send to stall", () => stalls.stalled === 1);
+    await fx.advance(1000);
     // The receive loop waits on that send; after the timeout a fresh one serves the other client.
     const data = patternBytes(100);
     assert.deepEqual(await other.request(data, fx.forwarder.port, 10_000), data);
@@ -282,8 +283,9 @@ Deno.test("UdpForwarder (portable engine) ends a session whose reply is stuck pa
   try {
     using client = udpClient();
     await client.send(new Uint8Array([1]), fx.forwarder.port);
-    await waitFor(() => stalls.stalled === 1, { message: "the reply's send to stall" });
-    await waitFor(() => fx.counters.errors.WriteToClient === 1, { message: "the write timeout" });
+    await waitUntil("the reply's send to stall", () => stalls.stalled === 1);
+    await fx.advance(1000);
+    await waitUntil("the write timeout", () => fx.counters.errors.WriteToClient === 1);
     assert.equal(fx.counters.activeSessions, 0, "the session ended");
     const data = patternBytes(100);
     assert.deepEqual(await client.request(data, fx.forwarder.port), data, "a new session answers");
@@ -306,7 +308,7 @@ Deno.test("UdpForwarder (portable engine) drops and counts a datagram when no up
   });
   using client = udpClient();
   await client.send(new Uint8Array(8), fx.forwarder.port);
-  await waitFor(() => fx.counters.errors.DialUDPTarget === 1, { message: "the bind error" });
+  await waitUntil("the bind error", () => fx.counters.errors.DialUDPTarget === 1);
   assert.equal(fx.counters.droppedDatagrams, 1);
   assert.equal(fx.counters.activeSessions, 0);
   fail = false;
@@ -325,7 +327,7 @@ Deno.test("batched UDP engine drops datagrams longer than bufferBytes (MSG_TRUNC
   const exact = patternBytes(100, 1);
   assert.deepEqual(await client.request(exact, fx.forwarder.port), exact);
   for (const size of [101, 300, 65_507]) await client.send(patternBytes(size), fx.forwarder.port);
-  await waitFor(() => fx.counters.truncatedDatagrams === 3, { message: "3 truncated reads" });
+  await waitUntil("3 truncated reads", () => fx.counters.truncatedDatagrams === 3);
   assert.deepEqual(await client.request(exact, fx.forwarder.port), exact, "the session goes on");
   assert.equal(fx.counters.errors.Truncated, 3);
   assert.equal(echo.received, 2, "nothing cut reached the target");
@@ -338,7 +340,7 @@ Deno.test("batched UDP engine drops replies longer than bufferBytes (counted)", 
   await using fx = await udpForwarderTo("batched", target.port, { bufferBytes: 100 });
   using client = udpClient();
   await client.send(new Uint8Array(1), fx.forwarder.port);
-  await waitFor(() => fx.counters.truncatedDatagrams === 1, { message: "the truncated reply" });
+  await waitUntil("the truncated reply", () => fx.counters.truncatedDatagrams === 1);
   const fits = patternBytes(50);
   assert.deepEqual(await client.request(fits, fx.forwarder.port), fits);
   assert.equal(fx.counters.bytesTargetToClient, 50);
@@ -351,7 +353,7 @@ Deno.test("batched UDP engine counts DialUDPTarget when connect() fails, then re
   await using fx = await udpForwarderTo("batched", 9, { targetHost: "255.255.255.255" });
   using client = udpClient();
   await client.send(new Uint8Array(8), fx.forwarder.port);
-  await waitFor(() => fx.counters.errors.DialUDPTarget === 1, { message: "the connect error" });
+  await waitUntil("the connect error", () => fx.counters.errors.DialUDPTarget === 1);
   assert.equal(fx.counters.droppedDatagrams, 1);
   assert.equal(fx.counters.activeSessions, 0);
   fx.forwarder.update({ ...fx.spec, targetHost: "127.0.0.1", targetPort: echo.port });
@@ -368,7 +370,7 @@ Deno.test("batched UDP engine with 2 threads shares one port, spreads sessions, 
       assert.equal((await client.request(new Uint8Array([1]), fx.forwarder.port))[0], 1);
     }
     for (const client of clients.slice(40)) await client.send(new Uint8Array(1), fx.forwarder.port);
-    await waitFor(() => fx.counters.errors.SessionLimit === 10, { message: "10 over the cap" });
+    await waitUntil("10 over the cap", () => fx.counters.errors.SessionLimit === 10);
   } finally {
     for (const client of clients) client[Symbol.dispose]();
   }

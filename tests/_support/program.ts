@@ -5,12 +5,15 @@
  */
 import { cleanEnv } from "./clean_env.ts";
 import { repoRoot } from "./kustomize.ts";
-import { waitFor } from "./net_wait.ts";
+import { waitUntil } from "./wait.ts";
 
-/** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
+/**
+ * The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own), and
+ * its `--v8-flags` (the runtime the binary embeds gets them too).
+ */
 export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
   const command = await taskCommand(task);
-  const flags = command.split(/\s+/).filter((part) => /^--(allow|deny)-/.test(part));
+  const flags = command.split(/\s+/).filter((part) => /^--((allow|deny)-|v8-flags=)/.test(part));
   if (flags.length === 0) throw new Error(`No permission flags in the ${task} task: ${command}`);
   return flags;
 }
@@ -109,6 +112,8 @@ export interface ProgramOptions {
    * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
    */
   readonly hostsFile?: string;
+  /** A command that runs the program, e.g. `["prlimit", "--nofile=200:200", "--"]`. */
+  readonly wrapper?: readonly string[];
   /** Keep the program's own metrics defaults (HTTPS and token review in operator mode). */
   readonly metricsDefaults?: boolean;
   /**
@@ -130,7 +135,14 @@ function programCommand(
   flags: readonly string[],
   options: ProgramOptions = {},
 ): Deno.Command {
-  const deno = [Deno.execPath(), "run", ...flags, options.entry ?? `${repoRoot}main.ts`, ...args];
+  const deno = [
+    ...(options.wrapper ?? []),
+    Deno.execPath(),
+    "run",
+    ...flags,
+    options.entry ?? `${repoRoot}main.ts`,
+    ...args,
+  ];
   const [command = "", ...commandArgs] = options.hostsFile === undefined ? deno : [
     "unshare",
     "--mount",
@@ -281,11 +293,11 @@ export async function startProgram(
     timeoutMs = 30_000,
   ) => {
     try {
-      await waitFor(() => {
+      await waitUntil(what, () => {
         if (lines.some(match)) return true;
         if (gone) throw new Error(`The program exited before ${what}`);
         return false;
-      }, { timeoutMs, message: what });
+      }, { timeoutMs });
     } catch (error) {
       throw new Error(`${error}\n--- program output ---\n${text.slice(-6000)}`);
     }

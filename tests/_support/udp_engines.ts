@@ -43,6 +43,17 @@ export interface UdpFixture extends AsyncDisposable {
   readonly forwarder: TestUdpForwarder;
   readonly counters: UdpCounters;
   readonly spec: UdpSpec;
+  /**
+   * Lets `ms` pass for the session timeouts: the portable engine runs on a hand-moved clock (no
+   * real wait); the batched engine keeps time in its own threads, so there it is a real wait.
+   */
+  advance(ms: number): Promise<void>;
+}
+
+/** The portable forwarder's clock: time moves only when a test moves it. */
+class ManualClock {
+  ms = 1_000_000;
+  readonly now = (): number => this.ms;
 }
 
 /** A forwarder on `engine` from 127.0.0.1 to `targetPort`. */
@@ -64,6 +75,7 @@ export async function udpForwarderTo(
     const counters = newUdpCounters();
     const socket = options.socket ??
       Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const clock = new ManualClock();
     const forwarder = new UdpForwarder(socket, {
       name: "test/udp",
       counters,
@@ -71,8 +83,18 @@ export async function udpForwarderTo(
       maxSessions,
       bufferBytes,
       ...(options.openUpstream && { openUpstream: options.openUpstream }),
+      now: clock.now,
     });
-    return { forwarder, counters, spec, [Symbol.asyncDispose]: () => forwarder.drain(0) };
+    return {
+      forwarder,
+      counters,
+      spec,
+      advance: (ms) => {
+        clock.ms += ms;
+        return Promise.resolve();
+      },
+      [Symbol.asyncDispose]: () => forwarder.drain(0),
+    };
   }
   if (options.socket !== undefined || options.openUpstream !== undefined) {
     throw new TypeError("socket and openUpstream are portable-engine fault injections");
@@ -98,6 +120,7 @@ export async function udpForwarderTo(
     forwarder,
     counters,
     spec,
+    advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     [Symbol.asyncDispose]: async () => {
       await forwarder.drain(0);
       await batched.close();

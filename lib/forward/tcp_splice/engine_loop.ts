@@ -17,8 +17,9 @@
  *
  * Descriptors: a connection needs up to 6 (two sockets, two pipes while data moves). Each thread
  * admits at most its share of the process's RLIMIT_NOFILE, less a reserve for the rest of the
- * program ({@linkcode connectionBudget}); clients beyond it are accepted and reset at once (counted
- * as Accept errors), so admitted connections always get their pipes. Should accept4 still run out
+ * program ({@linkcode connectionBudget}), and at most its share of `--max-open-sockets`; clients
+ * beyond it are accepted and reset at once (counted as SocketLimit), so admitted connections
+ * always get their pipes. Should accept4 still run out
  * (EMFILE), a reserved pipe is given up to accept the waiting client and reset it: a client never
  * hangs in the accept queue.
  *
@@ -190,19 +191,20 @@ export class SpliceEngineLoop {
         break;
       case "stopAccepting":
         if (listener !== undefined) this.#stopAccepting(listener);
-        this.#post({ kind: "done", seq: message.seq });
+        this.#post({ kind: "done", seq: message.seq, count: 0 });
         break;
       case "drain":
         if (listener === undefined || listener.connections.size === 0) {
-          this.#post({ kind: "done", seq: message.seq });
+          this.#post({ kind: "done", seq: message.seq, count: 0 });
         } else {
           listener.drainSeq = message.seq;
         }
         break;
-      case "close":
-        if (listener !== undefined) this.#close(listener);
-        this.#post({ kind: "done", seq: message.seq });
+      case "close": {
+        const count = listener === undefined ? 0 : this.#close(listener);
+        this.#post({ kind: "done", seq: message.seq, count });
         break;
+      }
     }
     this.#closeDeferred();
   }
@@ -264,7 +266,10 @@ export class SpliceEngineLoop {
       this.#post({ kind: "listenFailed", seq: message.seq, message: errorMessage(error) });
       return;
     }
-    this.#maxConnections = connectionBudget(this.#sockets.fileLimit(), message.threads);
+    this.#maxConnections = Math.min(
+      connectionBudget(this.#sockets.fileLimit(), message.threads),
+      message.maxConnections,
+    );
     const offset = this.#row * TCP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
     const { generation, target } = settings.read();
@@ -306,7 +311,7 @@ export class SpliceEngineLoop {
       const fd = this.#sockets.accept(listener.fd);
       if (fd >= 0 && this.#openConnections >= this.#maxConnections) {
         this.#sockets.abort(fd);
-        listener.counters[E.Accept]!++;
+        listener.counters[E.SocketLimit]!++;
         this.#warn(
           listener,
           "accept",
@@ -595,7 +600,7 @@ export class SpliceEngineLoop {
     this.#openConnections--;
     listener.counters[F.activeConnections]!--;
     if (listener.drainSeq !== undefined && listener.connections.size === 0) {
-      this.#post({ kind: "done", seq: listener.drainSeq });
+      this.#post({ kind: "done", seq: listener.drainSeq, count: 0 });
       listener.drainSeq = undefined;
     }
   }
@@ -645,14 +650,19 @@ export class SpliceEngineLoop {
     listener.fd = -1;
   }
 
-  /** Aborts every connection left (RST, not counted as errors) and forgets the listener. */
-  #close(listener: Listener): void {
+  /**
+   * Aborts every connection left (RST; the main thread counts them as DrainTimeout) and forgets
+   * the listener. Returns how many were aborted.
+   */
+  #close(listener: Listener): number {
     this.#stopAccepting(listener);
     const drainSeq = listener.drainSeq;
     listener.drainSeq = undefined;
+    const count = listener.connections.size;
     for (const connection of [...listener.connections]) this.#end(connection, true);
-    if (drainSeq !== undefined) this.#post({ kind: "done", seq: drainSeq });
+    if (drainSeq !== undefined) this.#post({ kind: "done", seq: drainSeq, count: 0 });
     this.#listeners.delete(listener.id);
+    return count;
   }
 
   #closePipe(pipe: Pipe): void {

@@ -23,6 +23,8 @@ export type TcpRequest =
     readonly dialTimeoutMs: number;
     /** 0 = never. */
     readonly idleTimeoutMs: number;
+    /** Connections this thread admits on all its listeners at most (the sockets budget's share). */
+    readonly maxConnections: number;
     /** A `SharedTcpCounters` block. */
     readonly counters: SharedArrayBuffer;
     /** A `ListenerSettings` (the target; updated in place). */
@@ -42,4 +44,5 @@ export type ToTcpEngine = StartMessage | TcpRequest;
 export type TcpAnswer =
   | { readonly kind: "listening"; readonly seq: number; readonly port: number }
   | { readonly kind: "listenFailed"; readonly seq: number; readonly message: string }
-  | { readonly kind: "done"; readonly seq: number };
+  /** `count`: connections aborted (by `close`; 0 otherwise). */
+  | { readonly kind: "done"; readonly seq: number; readonly count: number };

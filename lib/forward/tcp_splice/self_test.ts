@@ -58,6 +58,7 @@ async function roundTrip(engine: SpliceTcpEngine, index: number, echoPort: numbe
     threads: engine.count,
     dialTimeoutMs: TIMEOUT_MS,
     idleTimeoutMs: 0,
+    maxConnections: 16,
     counters: counters.block.buffer,
     settings: settings.buffer,
   });

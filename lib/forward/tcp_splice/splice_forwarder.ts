@@ -36,6 +36,10 @@ export interface SpliceTcpForwarderOptions {
   readonly dialTimeoutMs: number;
   /** 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Connections each engine thread admits at most (fewer if its descriptor share is smaller). */
+  readonly maxConnectionsPerThread?: number;
+  /** Told how many connections were aborted because the drain grace period ended. */
+  readonly onForcedClose?: (count: number) => void;
 }
 
 let lastId = 0;
@@ -49,6 +53,8 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #id: number;
   readonly #port: number;
   readonly #name: string;
+  readonly #counters: SharedTcpCounters;
+  readonly #onForcedClose: ((count: number) => void) | undefined;
   readonly #settings: ListenerSettings;
   readonly #resolveLog = new LogThrottle();
   #resolver: TargetResolver;
@@ -86,6 +92,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
           threads: engine.count,
           dialTimeoutMs: options.dialTimeoutMs,
           idleTimeoutMs: options.idleTimeoutMs,
+          maxConnections: options.maxConnectionsPerThread ?? Infinity,
           counters: options.counters.block.buffer,
           settings: settings.buffer,
         });
@@ -119,6 +126,8 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     this.#id = bound.id;
     this.#port = bound.port;
     this.#name = bound.options.name;
+    this.#counters = bound.options.counters;
+    this.#onForcedClose = bound.options.onForcedClose;
     this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
@@ -159,13 +168,25 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
       await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
       graceOver.abort();
     }
-    this.#closing ??= this.#close();
+    this.#closing ??= this.#close(graceMs);
     await this.#closing;
   }
 
-  async #close(): Promise<void> {
+  async #close(graceMs: number): Promise<void> {
     clearInterval(this.#timer);
-    await this.#engine.requestAll({ kind: "close", id: this.#id }).catch(() => {});
+    const answers = await this.#engine.requestAll({ kind: "close", id: this.#id }).catch(() => []);
+    const forced = answers.reduce(
+      (sum, answer) => sum + (answer.kind === "done" ? answer.count : 0),
+      0,
+    );
+    if (forced > 0) {
+      this.#counters.errors.DrainTimeout += forced;
+      this.#onForcedClose?.(forced);
+      log.warn(
+        "Aborted {count} TCP connection(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+        { forwarder: this.#name, count: forced, graceMs },
+      );
+    }
   }
 
   #refreshTarget(): void {

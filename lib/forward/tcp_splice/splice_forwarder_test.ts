@@ -8,7 +8,7 @@ import {
   startTcpServer,
   writeAll,
 } from "../../../tests/_support/net_tcp.ts";
-import { waitFor, within } from "../../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../../tests/_support/wait.ts";
 import { tcpForwarderTo } from "../../../tests/_support/tcp_engines.ts";
 import type { TcpSpec } from "../../spec.ts";
 import { TcpEngine, unsupportedBySplice } from "../tcp_engine.ts";
@@ -33,9 +33,10 @@ Deno.test("splice TCP engine: idle connections hold no pipes (pooled pipes close
       assert.deepEqual(await reading, data);
     }
     // Per connection: the client, the echo's socket, and the forwarder's two sockets; no pipes.
-    await waitFor(async () => (await openFdCount()) - baseline === 4 * conns.length, {
-      message: "4 descriptors per idle connection",
-    });
+    await waitUntil(
+      "4 descriptors per idle connection",
+      async () => (await openFdCount()) - baseline === 4 * conns.length,
+    );
   } finally {
     for (const conn of conns) conn.close();
   }
@@ -60,7 +61,7 @@ Deno.test("splice TCP engine: a client's reset reaches the target as a reset, co
     // Closed with data unread: the client's kernel resets the connection.
   }
   assert.equal(await within(seen.promise, 10_000, "the target's read"), "reset");
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
+  await waitUntil("connection gone", () => fx.counters.activeConnections === 0);
   const { CopyClientToTarget, CopyTargetToClient } = fx.counters.errors;
   assert.equal(CopyClientToTarget + CopyTargetToClient, 1, "counted once");
 });
@@ -90,7 +91,7 @@ Deno.test("splice TCP engine: two threads share a port, both forward, retarget r
     assert.deepEqual(await reading, data);
   }));
   assert.equal(echo.accepted - before, 40);
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connections closed" });
+  await waitUntil("connections closed", () => fx.counters.activeConnections === 0);
   assert.equal(fx.counters.connectionsTotal, 40);
   assert.equal(fx.counters.bytesClientToTarget, 400_000);
   fx.forwarder.update({ listenPort: 0, targetHost: "127.0.0.1", targetPort: greeter.port });
@@ -181,7 +182,7 @@ Deno.test("splice TCP engine out of descriptors: extra clients are refused visib
     const { Accept, DialServerTarget, CopyClientToTarget, CopyTargetToClient } = counters.errors;
     assert.ok(Accept! + DialServerTarget! + CopyClientToTarget! + CopyTargetToClient! > 0);
     // Descriptors are back: a new client is forwarded.
-    await waitFor(async () => {
+    await waitUntil("a client forwarded again", async () => {
       try {
         using conn = await Deno.connect({ hostname: "127.0.0.1", port });
         await writeAll(conn, new Uint8Array([9]));
@@ -189,7 +190,7 @@ Deno.test("splice TCP engine out of descriptors: extra clients are refused visib
       } catch {
         return false;
       }
-    }, { message: "a client forwarded again" });
+    });
   } finally {
     for (const conn of conns) conn.close();
     await stdin.close().catch(() => {});

@@ -171,42 +171,48 @@ export class EngineLoop {
     }
   }
 
-  /** Runs until the stop flag is set; then closes every socket. */
+  /**
+   * Runs until the stop flag is set; then, or when it fails, closes every socket (a failed thread
+   * leaves its share of each SO_REUSEPORT port to the other threads instead of black-holing it).
+   */
   async run(): Promise<void> {
     const { size, data } = this.#layout.epollEvent;
     const events = this.#events;
     let lastYieldMs = Date.now();
-    while (!this.#control.stopRequested) {
-      const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
-      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
-      const nowMs = Date.now();
-      if (count < 0 && this.#errno.get() !== Errno.EINTR) {
-        throw new OsError("epoll_wait", this.#errno.get());
-      }
-      let rang = false;
-      for (let i = 0; i < count; i++) {
-        const fd = events.view.getUint32(i * size + data, true);
-        const listener = this.#listenersByFd[fd];
-        if (listener !== undefined) {
-          this.#receiveFromClients(listener, nowMs);
-          continue;
+    try {
+      while (!this.#control.stopRequested) {
+        const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
+        const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
+        const nowMs = Date.now();
+        if (count < 0 && this.#errno.get() !== Errno.EINTR) {
+          throw new OsError("epoll_wait", this.#errno.get());
         }
-        const session = this.#sessionsByFd[fd];
-        if (session !== undefined) this.#receiveFromTarget(session, nowMs);
-        else if (fd === this.#doorbell) rang = this.#drainDoorbell();
+        let rang = false;
+        for (let i = 0; i < count; i++) {
+          const fd = events.view.getUint32(i * size + data, true);
+          const listener = this.#listenersByFd[fd];
+          if (listener !== undefined) {
+            this.#receiveFromClients(listener, nowMs);
+            continue;
+          }
+          const session = this.#sessionsByFd[fd];
+          if (session !== undefined) this.#receiveFromTarget(session, nowMs);
+          else if (fd === this.#doorbell) rang = this.#drainDoorbell();
+        }
+        this.#flushToClients(nowMs);
+        if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
+        if (
+          rang || count <= 0 || this.#control.takePosted() || nowMs - lastYieldMs >= BUSY_YIELD_MS
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          lastYieldMs = Date.now();
+        }
       }
-      this.#flushToClients(nowMs);
-      if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-      if (
-        rang || count <= 0 || this.#control.takePosted() || nowMs - lastYieldMs >= BUSY_YIELD_MS
-      ) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        lastYieldMs = Date.now();
-      }
+    } finally {
+      for (const listener of [...this.#listeners.values()]) this.#close(listener);
+      this.#sockets.close(this.#doorbell);
+      this.#sockets.close(this.#epoll);
     }
-    for (const listener of [...this.#listeners.values()]) this.#close(listener);
-    this.#sockets.close(this.#doorbell);
-    this.#sockets.close(this.#epoll);
   }
 
   /** Reads every pending doorbell datagram; true. */
