@@ -146,6 +146,7 @@ for (const tcpEngine of TCP_ENGINES) {
     await using sup = supervisor({ tcpEngine });
     const port = freePort("tcp");
     sup.apply([tcp("a", port, first.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening"); // the splice engine binds in its threads
     assert.equal(await greeting(port), "first");
     // "b" comes first in the new desired set: "a" gives the port up and waits for it.
     sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
@@ -162,6 +163,7 @@ for (const tcpEngine of TCP_ENGINES) {
       holder: "b",
       port: freshPort,
     });
+    await waitForPhase(fresh, "b", "tcp", "listening");
     assert.equal(await greeting(freshPort), "second");
     // Once "b" lets go, "a" takes the port over.
     sup.apply([tcp("a", port, first.port)]);
