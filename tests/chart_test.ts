@@ -477,6 +477,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=undying-proxy-tcp",
       "--udp-service-to-manage=undying-proxy-udp",
       `--watch-namespaces=${ns},${games}`,
+      "--tcp-engine=auto",
       "--udp-engine=auto",
       "--zap-devel=false",
     ]);
@@ -546,6 +547,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=",
       "--udp-service-to-manage=",
       "--instance-name=edge",
+      "--tcp-engine=auto",
       "--udp-engine=auto",
       "--zap-devel=false",
     ]);
