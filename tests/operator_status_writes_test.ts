@@ -47,7 +47,10 @@ integrationTest(
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
     const port = nextFreePort();
-    await withOperator({ kubeconfig, namespace: ns, args: NO_MANAGED_SERVICES }, async () => {
+    // The portable TCP engine binds within the pass; the splice engine (the default where FFI is
+    // allowed) binds in its threads, so its first pass writes Pending and the next Listening.
+    const args = [...NO_MANAGED_SERVICES, "--tcp-engine=portable"];
+    await withOperator({ kubeconfig, namespace: ns, args }, async () => {
       using client = await clientFor(cp.adminKubeconfigPath);
       const stop = new AbortController();
       /** One entry per status change seen: the Ready reason and each replica's TCP state. */
