@@ -47,9 +47,8 @@ integrationTest(
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
     const port = nextFreePort();
-    // The portable TCP engine binds within the pass; the splice engine (the default where FFI is
-    // allowed) binds in its threads, so its first pass writes Pending and the next Listening.
-    const args = [...NO_MANAGED_SERVICES, "--tcp-engine=portable"];
+    // The default engines (splice TCP, batched UDP) bind in their threads: the pass waits for them.
+    const args = NO_MANAGED_SERVICES;
     await withOperator({ kubeconfig, namespace: ns, args }, async () => {
       using client = await clientFor(cp.adminKubeconfigPath);
       const stop = new AbortController();

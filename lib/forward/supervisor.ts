@@ -189,6 +189,17 @@ export class Supervisor {
   }
 
   /**
+   * Resolves once every bind in progress has succeeded or failed: engines that bind in their own
+   * threads (the splice TCP and batched UDP engines) report `pending` until then.
+   */
+  async settled(): Promise<void> {
+    const parts = [...this.#entries.values()].flatMap((entry) =>
+      PROTOCOLS.map((protocol) => entry[protocol]).filter((part) => part !== undefined)
+    );
+    await Promise.all(parts.map((part) => part.binding()));
+  }
+
+  /**
    * Calls `listener` with a forwarder name whenever its status changes, including removal.
    * @returns A function that unsubscribes.
    */

@@ -477,3 +477,14 @@ for (
     await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
   });
 }
+
+Deno.test("Supervisor.settled() resolves once binds in engine threads are done", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor({ tcpEngine: "splice" });
+  await sup.tcpEngine();
+  const port = freePort("tcp");
+  sup.apply([tcp("threaded", port, echo.port)]);
+  assert.equal(stateOf(sup, "threaded", "tcp")?.phase, "pending", "the engine thread binds");
+  await sup.settled();
+  assert.deepEqual(stateOf(sup, "threaded", "tcp"), { phase: "listening", port });
+});
