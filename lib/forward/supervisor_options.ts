@@ -4,6 +4,8 @@
  * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
+
+import { TCP_ENGINE_CHOICES, type TcpEngineChoice } from "./tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
 /** Options of a {@linkcode Supervisor}, checked once by its constructor; defaults below. */
@@ -61,6 +63,13 @@ export interface SupervisorOptions {
    * command line's is "auto".
    */
   udpEngine?: UdpEngineChoice;
+  /**
+   * TCP engine: "splice" (libc through FFI in `workers` engine threads, splice(2) through pipes;
+   * fails when it cannot run), "portable" (`Deno.listen`, with `workers - 1` forwarding workers),
+   * or "auto" (splice when it can run and passes its self-test, else portable with a warning).
+   * @default "portable"
+   */
+  tcpEngine?: TcpEngineChoice;
 }
 
 /** Every option, defaults filled in. */
@@ -85,6 +94,7 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   accessLog: false,
   accessLogSampleRate: 1,
   udpEngine: "portable",
+  tcpEngine: "portable",
 };
 
 const BOOLEANS = new Set(["tcpReusePort", "acceptProxyProtocol", "accessLog"]);
@@ -97,6 +107,7 @@ const MINIMUMS: Readonly<
       | "listenAddress"
       | "tcpReusePort"
       | "udpEngine"
+      | "tcpEngine"
       | "acceptProxyProtocol"
       | "accessLog"
       | "accessLogSampleRate"
@@ -158,6 +169,17 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         );
       }
       resolved.udpEngine = value as UdpEngineChoice;
+      continue;
+    }
+    if (key === "tcpEngine") {
+      if (!(TCP_ENGINE_CHOICES as readonly unknown[]).includes(value)) {
+        throw new RangeError(
+          `Invalid tcpEngine ${JSON.stringify(value)}: must be one of ${
+            TCP_ENGINE_CHOICES.join(", ")
+          }`,
+        );
+      }
+      resolved.tcpEngine = value as TcpEngineChoice;
       continue;
     }
     const min = MINIMUMS[key as keyof typeof MINIMUMS];

@@ -47,9 +47,10 @@ const USAGE = `Usage: deno task bench [options]
                    or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
-Peers: direct, undying-proxy (batched UDP engine), undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}),
-undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable), undying-proxy-log
-(--access-log), nginx, haproxy, socat.
+Peers: direct, undying-proxy (native engines: batched UDP, splice TCP), undying-proxy-w${SCALE_WORKERS}
+(--workers ${SCALE_WORKERS}), undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable
+--tcp-engine=portable), undying-proxy-portable-log (--access-log),
+nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
     undyingPeer(undying, SCALE_WORKERS),
     undyingPeer(undying, 1, "portable"),
     undyingPeer(undying, SCALE_WORKERS, "portable"),
-    undyingPeer(undying, 1, "batched", { accessLog: true }),
+    undyingPeer(undying, 1, "portable", { accessLog: true }),
     nginxPeer,
     haproxyPeer,
     socatPeer,
