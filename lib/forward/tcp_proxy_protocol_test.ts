@@ -12,6 +12,7 @@ import { parseProxyHeader } from "./proxy_protocol/decode.ts";
 import { encodeProxyHeader, proxyEndpoints } from "./proxy_protocol/encode.ts";
 import { newTcpCounters } from "./state.ts";
 import { TcpForwarder, type TcpForwarderOptions } from "./tcp_forwarder.ts";
+import { Supervisor } from "./supervisor.ts";
 
 const encoder = new TextEncoder();
 
@@ -296,4 +297,37 @@ Deno.test("target closing first is target_closed; sampling keeps about the given
   await waitUntil("all closed", () => fx.counters.activeConnections === 0);
   const sampled = capture.records.length - 1;
   assert.ok(sampled > 20 && sampled < 90, `${sampled} of 200 sampled at 0.25`);
+});
+
+Deno.test("with the splice TCP engine, PROXY headers and --access-log still apply (those parts run portable)", async () => {
+  await using capture = await captureAccessRecords();
+  await using target = startRecordingTcpServer();
+  await using sup = new Supervisor({
+    listenAddress: "127.0.0.1",
+    tcpEngine: "splice",
+    drainGraceMs: 0,
+    accessLog: true,
+  });
+  assert.equal(await sup.tcpEngine(), "splice");
+  const port = freePort("tcp");
+  const tcp = { listenPort: port, targetHost: "127.0.0.1", targetPort: target.port };
+  /** Applies `spec`, then sends "hi" through once the part listens. */
+  const through = async (spec: Partial<TcpSpec>) => {
+    sup.apply([{ name: "ns/switch", tcp: { ...tcp, ...spec } }]);
+    await sup.settled();
+    await waitUntil("listening", () => sup.statuses()[0]?.tcp?.phase === "listening");
+    const count = target.received.length;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await echoThrough(conn, encoder.encode("hi"));
+    conn.close();
+    await waitUntil("the target's EOF", () => target.received.length === count + 1 || undefined);
+    return target.received.at(-1)!;
+  };
+  assert.equal(new TextDecoder().decode(await through({})), "hi");
+  await waitUntil("the access record (--access-log)", () => capture.records.length === 1);
+  const headed = await through({ proxyProtocol: "v1" });
+  assert.match(
+    new TextDecoder().decode(headed),
+    /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\nhi$/,
+  );
 });
