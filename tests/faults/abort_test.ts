@@ -4,7 +4,7 @@
  * code 3.
  */
 import assert from "node:assert/strict";
-import { resetTcp } from "../../lib/util/libc.ts";
+import { SystemWorker } from "../../lib/ffi/system_worker_client.ts";
 import { newTcpCounters } from "../../lib/forward/state.ts";
 import { TcpForwarder } from "../../lib/forward/tcp_forwarder.ts";
 import { patternBytes, readExactly, startTcpServer, writeAll } from "../_support/net_tcp.ts";
@@ -46,10 +46,11 @@ async function howItEnds(conn: Deno.Conn): Promise<"reset" | "end"> {
 }
 
 Deno.test("a target reset mid-stream reaches the client as a reset, not as a clean end", async () => {
+  using system = await SystemWorker.start(); // resets, for the forwarder and the test's target
   await using target = startTcpServer(async (conn) => {
     await writeAll(conn, patternBytes(SENT));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.ok(resetTcp(conn), "the test target can reset");
+    assert.ok(await system.resetTcp(conn), "the test target can reset");
   });
   await using fx = forwarderTo(target.port);
   using client = await fx.connect();
@@ -59,6 +60,7 @@ Deno.test("a target reset mid-stream reaches the client as a reset, not as a cle
 });
 
 Deno.test("a client reset mid-stream reaches the target as a reset", async () => {
+  using system = await SystemWorker.start(); // resets, for the forwarder and the test's client
   const ended = Promise.withResolvers<"reset" | "end">();
   await using target = startTcpServer(async (conn) => {
     ended.resolve(await howItEnds(conn));
@@ -67,7 +69,7 @@ Deno.test("a client reset mid-stream reaches the target as a reset", async () =>
   const client = await fx.connect();
   await writeAll(client, patternBytes(1000));
   await waitUntil("the bytes to pass", () => fx.counters.bytesClientToTarget === 1000);
-  assert.ok(resetTcp(client));
+  assert.ok(await system.resetTcp(client));
   client.close();
   assert.equal(await ended.promise, "reset");
 });
