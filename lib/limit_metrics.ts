@@ -18,7 +18,7 @@ export interface LimitView {
   readonly fdLimit: number | undefined;
   /** The sockets budget of all threads together. */
   readonly maxOpenSockets: number;
-  /** This thread's budgets (sockets in use are this thread's). */
+  /** This thread's budgets (shared with the batched UDP engine's threads). */
   readonly budgets: { readonly sockets: Budget; readonly udpBuffers: Budget };
   statuses(): Iterable<ForwarderStatus>;
 }
@@ -55,7 +55,8 @@ export function registerLimitMetrics(registry: Registry, view: LimitView): Dispo
   );
   gauge(
     "undying_proxy_open_sockets",
-    "Sockets held by TCP connections (2 each) and UDP sessions (1 each) of the main thread.",
+    "Sockets held by TCP connections (2 each) and UDP sessions (1 each) of the main thread and " +
+      "the batched UDP engine's threads.",
     () => view.budgets.sockets.inUse,
   );
   gauge(
@@ -65,7 +66,8 @@ export function registerLimitMetrics(registry: Registry, view: LimitView): Dispo
   );
   gauge(
     "undying_proxy_udp_buffer_bytes_reserved",
-    "Bytes of UDP session buffers reserved by open sessions (their worst case).",
+    "Bytes reserved by open UDP sessions: a portable session's worst case (its buffer), a " +
+      "batched session's state (4 KiB).",
     () => view.budgets.udpBuffers.inUse,
   );
   gauge(
