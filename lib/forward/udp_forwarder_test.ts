@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { SendStalls, startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil } from "../../tests/_support/wait.ts";
+import { freePort } from "../../tests/_support/net_ports.ts";
 import {
   UDP_ENGINES,
   type UdpFixtureOptions,
@@ -427,4 +428,17 @@ Deno.test("batched UDP engine with 2 threads shares one port, spreads sessions, 
   const block = (fx.counters as SharedUdpCounters).block;
   const perThread = [1, 2].map((row) => block.row(row)[5]!); // sessionsTotal
   assert.ok(perThread.every((sessions) => sessions > 0), `sessions per thread: ${perThread}`);
+});
+
+Deno.test("batched UDP engine counts an ICMP port unreachable from the target as TargetUnreachable", async () => {
+  // Nothing listens on the target port: the kernel answers each datagram with ICMP "port
+  // unreachable", reported on the session's connected socket as ECONNREFUSED.
+  await using fx = await udpForwarderTo("batched", freePort("udp"));
+  using client = udpClient();
+  await client.send(new Uint8Array(8), fx.forwarder.port);
+  await waitUntil("the unreachable target", () => fx.counters.errors.TargetUnreachable === 1);
+  await client.send(new Uint8Array(8), fx.forwarder.port);
+  await waitUntil("again", () => fx.counters.errors.TargetUnreachable === 2);
+  assert.equal(fx.counters.errors.ReadFromTarget, 0);
+  assert.equal(fx.counters.activeSessions, 1, "the session stays: the target may come back");
 });

@@ -367,6 +367,9 @@ export class EngineLoop {
       counters[F.droppedDatagrams]!++;
       if (errno === Errno.EAGAIN) {
         if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
+      } else if (errno === Errno.ECONNREFUSED) {
+        // Reported on this send, for an earlier datagram; this one is not sent.
+        this.#unreachable(session, "sendmmsg");
       } else {
         // A failed send drops the datagram but keeps the session (as the portable engine).
         counters[E.WriteToTarget]!++;
@@ -376,6 +379,18 @@ export class EngineLoop {
       }
       sent++;
     }
+  }
+
+  /**
+   * Counts an ICMP "unreachable" the target's host answered (the kernel reports it on the
+   * connected socket's next receive or send as ECONNREFUSED) as a target error. The session stays:
+   * the target may come back.
+   */
+  #unreachable(session: Session, call: string): void {
+    session.listener.counters[E.TargetUnreachable]!++;
+    this.#warn(session.listener, "target", "The UDP target is unreachable: {error}", {
+      error: new OsError(call, Errno.ECONNREFUSED).message,
+    });
   }
 
   #receiveFromTarget(session: Session, nowMs: number): void {
@@ -400,8 +415,8 @@ export class EngineLoop {
       );
       if (received < 0) {
         const errno = this.#errno.get();
-        // ECONNREFUSED: an ICMP "port unreachable" from the target; nothing to forward.
-        if (errno !== Errno.EAGAIN && errno !== Errno.EINTR && errno !== Errno.ECONNREFUSED) {
+        if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recvmmsg");
+        else if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
           this.#fail(session, "ReadFromTarget", new OsError("recvmmsg", errno).message);
         }
         return;
