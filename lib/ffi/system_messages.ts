@@ -12,6 +12,12 @@ export type SystemRequest =
   | { readonly seq: number; readonly kind: "readProcFile"; readonly path: string }
   | { readonly seq: number; readonly kind: "resetTcp"; readonly socket: TcpSocketRef };
 
+/** Main thread → system worker: a port another thread sends its requests on. */
+export interface SystemChannel {
+  readonly kind: "channel";
+  readonly port: MessagePort;
+}
+
 /** System worker → main thread: first `ready` or `failed`, then one answer per request. */
 export type SystemAnswer =
   | { readonly kind: "ready" }

@@ -9,7 +9,7 @@
 
 import { openLibc } from "./libc.ts";
 import { SYSTEM_SYMBOLS, SystemCalls } from "./system_calls.ts";
-import type { SystemAnswer, SystemRequest } from "./system_messages.ts";
+import type { SystemAnswer, SystemChannel, SystemRequest } from "./system_messages.ts";
 import { errorMessage } from "../util/error_message.ts";
 
 function post(message: SystemAnswer): void {
@@ -39,13 +39,24 @@ function answer(request: SystemRequest): unknown {
   }
 }
 
-self.onmessage = (event: MessageEvent<SystemRequest>) => {
-  const request = event.data;
+/** Answers `request` through `reply`. */
+function serve(request: SystemRequest, reply: (message: SystemAnswer) => void): void {
   let value: unknown;
   try {
     value = answer(request);
   } catch {
     value = undefined;
   }
-  post({ kind: "answer", seq: request.seq, value });
+  reply({ kind: "answer", seq: request.seq, value });
+}
+
+self.onmessage = (event: MessageEvent<SystemRequest | SystemChannel>) => {
+  const message = event.data;
+  if (message.kind !== "channel") {
+    serve(message, post);
+    return;
+  }
+  const port = message.port;
+  port.onmessage = (request: MessageEvent<SystemRequest>) =>
+    serve(request.data, (answer) => port.postMessage(answer));
 };

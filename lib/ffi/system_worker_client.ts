@@ -2,34 +2,111 @@
  * The main thread's side of the system worker: the one FFI thread (besides the engines) that makes
  * the libc calls Deno has no API for, so that the main thread itself opens no library and keeps no
  * FFI once it revoked it. Requests are asynchronous; file descriptors are process-wide, so the
- * worker acts on the main thread's sockets. The started worker is installed process-wide
- * ({@linkcode systemWorker}) until disposed; without one, callers keep their portable fallback.
+ * worker acts on the main thread's sockets. The started worker is installed for this thread
+ * ({@linkcode systemWorker}) until disposed; other threads (the TCP forwarding workers) reach it
+ * through a {@linkcode SystemWorker.channel} they install with {@linkcode installSystemChannel}.
+ * Without one, callers keep their portable fallback.
  * @module
  */
 import { startFfiWorker, workerModuleUrl } from "./ffi_worker.ts";
 import type { TcpSocketRef } from "./system_calls.ts";
-import type { SystemAnswer, SystemRequest } from "./system_messages.ts";
+import type { SystemAnswer, SystemChannel, SystemRequest } from "./system_messages.ts";
 
 /** A request without its sequence number. */
 type Request = SystemRequest extends infer R ? R extends SystemRequest ? Omit<R, "seq"> : never
   : never;
 
-let installed: SystemWorker | undefined;
+/** What a thread asks the system worker (see {@linkcode SystemWorker}). */
+export interface SystemCallsClient {
+  /** The soft and hard `RLIMIT_NOFILE` of the process (`Infinity` when unlimited). */
+  fdLimit(): Promise<{ soft: number; hard: number } | undefined>;
+  /** File descriptors open in the process now. */
+  openFdCount(): Promise<number | undefined>;
+  /** The text of an allow-listed `/proc` file (`PROC_FILES` of `system_calls.ts`), if readable. */
+  readProcFile(path: string): Promise<string | undefined>;
+  /**
+   * Resets `conn` (its peer gets an RST when it is closed next; close it only after this
+   * resolves, so that its descriptor cannot be reused meanwhile). False when not possible.
+   */
+  resetTcp(conn: Deno.TcpConn): Promise<boolean>;
+}
 
-/** The running system worker, if one was started and not disposed. */
-export function systemWorker(): SystemWorker | undefined {
+let installed: SystemCallsClient | undefined;
+
+/** The system worker of this thread, if one was started (or a channel installed) and not disposed. */
+export function systemWorker(): SystemCallsClient | undefined {
   return installed;
 }
 
-/** A running system worker. */
-export class SystemWorker implements Disposable {
-  readonly #worker: Worker;
+/** Installs a channel from {@linkcode SystemWorker.channel} as this thread's system worker. */
+export function installSystemChannel(port: MessagePort): void {
+  const client = new RequestClient((message) => port.postMessage(message));
+  port.onmessage = (event: MessageEvent<SystemAnswer>) => client.receive(event.data);
+  installed = client;
+}
+
+/** Requests with sequence numbers over one message endpoint, and their answers. */
+class RequestClient implements SystemCallsClient {
+  readonly #post: (request: SystemRequest) => void;
   readonly #pending = new Map<number, (value: unknown) => void>();
   #nextSeq = 1;
+  #closed = false;
+
+  constructor(post: (request: SystemRequest) => void) {
+    this.#post = post;
+  }
+
+  async fdLimit(): Promise<{ soft: number; hard: number } | undefined> {
+    return await this.#request({ kind: "fdLimit" }) as { soft: number; hard: number } | undefined;
+  }
+
+  async openFdCount(): Promise<number | undefined> {
+    return await this.#request({ kind: "openFdCount" }) as number | undefined;
+  }
+
+  async readProcFile(path: string): Promise<string | undefined> {
+    return await this.#request({ kind: "readProcFile", path }) as string | undefined;
+  }
+
+  async resetTcp(conn: Deno.TcpConn): Promise<boolean> {
+    const socket = socketRef(conn);
+    if (socket === undefined) return false;
+    return await this.#request({ kind: "resetTcp", socket }) === true;
+  }
+
+  /** Resolves the request an answer is for. */
+  receive(message: SystemAnswer): void {
+    if (message.kind !== "answer") return;
+    this.#pending.get(message.seq)?.(message.value);
+    this.#pending.delete(message.seq);
+  }
+
+  /** Answers nothing from now on; pending requests resolve as failed. */
+  close(): void {
+    this.#closed = true;
+    for (const resolve of this.#pending.values()) resolve(undefined);
+    this.#pending.clear();
+  }
+
+  #request(request: Request): Promise<unknown> {
+    if (this.#closed) return Promise.resolve(undefined);
+    const seq = this.#nextSeq++;
+    const answer = Promise.withResolvers<unknown>();
+    this.#pending.set(seq, answer.resolve);
+    this.#post({ ...request, seq } as SystemRequest);
+    return answer.promise;
+  }
+}
+
+/** A running system worker. */
+export class SystemWorker implements SystemCallsClient, Disposable {
+  readonly #worker: Worker;
+  readonly #client: RequestClient;
   #disposed = false;
 
   private constructor(worker: Worker) {
     this.#worker = worker;
+    this.#client = new RequestClient((request) => worker.postMessage(request));
   }
 
   /**
@@ -47,7 +124,7 @@ export class SystemWorker implements Disposable {
       const message = event.data;
       if (message.kind === "ready") started.resolve();
       else if (message.kind === "failed") started.reject(new Error(message.message));
-      else system.#answered(message.seq, message.value);
+      else system.#client.receive(message);
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -64,29 +141,27 @@ export class SystemWorker implements Disposable {
     return system;
   }
 
-  /** The soft and hard `RLIMIT_NOFILE` of the process (`Infinity` when unlimited). */
-  async fdLimit(): Promise<{ soft: number; hard: number } | undefined> {
-    return await this.#request({ kind: "fdLimit" }) as { soft: number; hard: number } | undefined;
+  /** A channel to this worker for another thread (transfer it; see `installSystemChannel`). */
+  channel(): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.#worker.postMessage({ kind: "channel", port: port2 } satisfies SystemChannel, [port2]);
+    return port1;
   }
 
-  /** File descriptors open in the process now. */
-  async openFdCount(): Promise<number | undefined> {
-    return await this.#request({ kind: "openFdCount" }) as number | undefined;
+  fdLimit(): Promise<{ soft: number; hard: number } | undefined> {
+    return this.#client.fdLimit();
   }
 
-  /** The text of an allow-listed `/proc` file (`PROC_FILES` of `system_calls.ts`), if readable. */
-  async readProcFile(path: string): Promise<string | undefined> {
-    return await this.#request({ kind: "readProcFile", path }) as string | undefined;
+  openFdCount(): Promise<number | undefined> {
+    return this.#client.openFdCount();
   }
 
-  /**
-   * Resets `conn` (its peer gets an RST when it is closed next; close it only after this
-   * resolves, so that its descriptor cannot be reused meanwhile). False when not possible.
-   */
-  async resetTcp(conn: Deno.TcpConn): Promise<boolean> {
-    const socket = socketRef(conn);
-    if (socket === undefined) return false;
-    return await this.#request({ kind: "resetTcp", socket }) === true;
+  readProcFile(path: string): Promise<string | undefined> {
+    return this.#client.readProcFile(path);
+  }
+
+  resetTcp(conn: Deno.TcpConn): Promise<boolean> {
+    return this.#client.resetTcp(conn);
   }
 
   /** Stops the worker; pending requests resolve as failed. */
@@ -95,22 +170,7 @@ export class SystemWorker implements Disposable {
     this.#disposed = true;
     if (installed === this) installed = undefined;
     this.#worker.terminate();
-    for (const resolve of this.#pending.values()) resolve(undefined);
-    this.#pending.clear();
-  }
-
-  #request(request: Request): Promise<unknown> {
-    if (this.#disposed) return Promise.resolve(undefined);
-    const seq = this.#nextSeq++;
-    const answer = Promise.withResolvers<unknown>();
-    this.#pending.set(seq, answer.resolve);
-    this.#worker.postMessage({ ...request, seq } as SystemRequest);
-    return answer.promise;
-  }
-
-  #answered(seq: number, value: unknown): void {
-    this.#pending.get(seq)?.(value);
-    this.#pending.delete(seq);
+    this.#client.close();
   }
 }
 
