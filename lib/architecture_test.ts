@@ -206,6 +206,7 @@ Deno.test("architecture: only FFI worker entry modules open a library (the main 
   assert.deepEqual(opening.sort(), [
     "lib/ffi/libc.ts",
     "lib/ffi/system_worker.ts",
+    "lib/forward/tcp_splice/splice_worker.ts",
     "lib/forward/udp_batched/engine_worker.ts",
   ]);
 });
