@@ -107,20 +107,23 @@ Deno.test("a transfer cut at the end of the drain grace is a reset, counted, log
   assert.ok(program.logs().some((line) => /cut 1 TCP connection/.test(line.message)));
 });
 
-Deno.test("with --workers=2, transfers cut at the drain grace end as resets on every thread", async () => {
-  await using fx = await forwardingHeldTransfers(["--workers=2"]);
-  // The kernel spreads connections over both threads (by address hash): 12 reach both but for
-  // a chance of 1 in 2048.
-  const clients = await Promise.all(
-    Array.from({ length: 12 }, () => Deno.connect({ hostname: "127.0.0.1", port: fx.port })),
-  );
-  try {
-    for (const client of clients) await readExactly(client, 1000);
-    fx.program.signal("SIGTERM");
-    const endings = await Promise.all(clients.map(howItEnds));
-    assert.deepEqual(endings, clients.map(() => "reset"));
-  } finally {
-    for (const client of clients) client.close();
-  }
-  assert.equal(await fx.program.exited, 3, fx.program.output().slice(-3000));
-});
+for (const tcpEngine of ["portable", "splice"]) {
+  // Portable: the forwarding workers reset through the system worker; splice: in its threads.
+  Deno.test(`with --workers=2 on the ${tcpEngine} TCP engine, transfers cut at the drain grace end as resets on every thread`, async () => {
+    await using fx = await forwardingHeldTransfers(["--workers=2", `--tcp-engine=${tcpEngine}`]);
+    // The kernel spreads connections over both threads (by address hash): 12 reach both but for
+    // a chance of 1 in 2048.
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, () => Deno.connect({ hostname: "127.0.0.1", port: fx.port })),
+    );
+    try {
+      for (const client of clients) await readExactly(client, 1000);
+      fx.program.signal("SIGTERM");
+      const endings = await Promise.all(clients.map(howItEnds));
+      assert.deepEqual(endings, clients.map(() => "reset"));
+    } finally {
+      for (const client of clients) client.close();
+    }
+    assert.equal(await fx.program.exited, 3, fx.program.output().slice(-3000));
+  });
+}
