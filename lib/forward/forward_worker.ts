@@ -8,6 +8,7 @@
 
 /// <reference lib="deno.worker" />
 
+import { installSystemChannel } from "../ffi/system_worker_client.ts";
 import type { ForwarderCounters, TcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
 import { forwardLogsTo } from "./worker_logs.ts";
@@ -37,6 +38,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.kind) {
     case "start": {
+      if (message.systemPort !== undefined) installSystemChannel(message.systemPort);
       logging = forwardLogsTo((record) => post({ kind: "log", record }));
       await logging;
       supervisor = new Supervisor({

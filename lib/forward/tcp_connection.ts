@@ -10,7 +10,7 @@
  * @module
  */
 
-import { resetTcp } from "../util/libc.ts";
+import { systemWorker } from "../ffi/system_worker_client.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import {
   detailOf,
@@ -92,6 +92,8 @@ export class TcpConnection {
   readonly #context: TcpConnectionContext;
   #upstream: Deno.TcpConn | undefined;
   #closed = false;
+  /** While the system worker resets the sockets: settles once they are reset and closed. */
+  #resetting: Promise<void> | undefined;
   #finished = false;
   /** Directions still copying. */
   #copying = 0;
@@ -232,6 +234,10 @@ export class TcpConnection {
 
   /** Closes both sockets and reports the end, once. */
   #finish(): void {
+    if (this.#resetting !== undefined) {
+      this.#resetting.then(() => this.#finish());
+      return;
+    }
     this.close();
     if (this.#finished) return;
     this.#finished = true;
@@ -278,6 +284,11 @@ export class TcpConnection {
     });
   }
 
+  /** True once the connection is closed or being aborted: nothing more is forwarded or counted. */
+  get #ending(): boolean {
+    return this.#closed || this.#resetting !== undefined;
+  }
+
   /**
    * `nowMs` if data moved since the previous call, else when it last did: the idle sweeper calls this
    * periodically, so idleness is measured with the sweeper's clock reads only.
@@ -296,36 +307,50 @@ export class TcpConnection {
    * @param reason Why, for the access record (unless the connection had already ended).
    */
   close(reason?: EndReason): void {
-    if (this.#closed) return;
     if (reason !== undefined) this.#setEnd(reason);
+    if (this.#ending) return; // an abort in progress closes once its resets are done
     this.#closed = true;
     closeQuietly(this.#client);
     if (this.#upstream) closeQuietly(this.#upstream);
   }
 
   /**
-   * Aborts the connection: both peers get an RST (where the platform allows; else a FIN), so that a
-   * cut transfer never looks complete. Idempotent, like `close()`.
+   * Aborts the connection: both peers get an RST (through the system worker, where it runs; else a
+   * FIN), so that a cut transfer never looks complete; the sockets close once they are reset.
+   * Idempotent, like `close()`.
    * @param reason Why, for the access record (unless the connection had already ended).
    */
   abort(reason?: EndReason): void {
-    if (this.#closed) return;
-    resetTcp(this.#client);
-    if (this.#upstream) resetTcp(this.#upstream);
-    this.close(reason);
+    if (reason !== undefined) this.#setEnd(reason);
+    if (this.#ending) return;
+    const system = systemWorker();
+    if (system === undefined) {
+      this.close();
+      return;
+    }
+    // The system worker resets the sockets; they are closed only after that (their descriptors
+    // must not be reused meanwhile).
+    const upstream = this.#upstream;
+    this.#resetting = Promise.all([
+      system.resetTcp(this.#client),
+      upstream === undefined ? undefined : system.resetTcp(upstream),
+    ]).then(() => {
+      this.#resetting = undefined;
+      this.close();
+    });
   }
 
   async #dial(target: TcpTarget): Promise<Deno.TcpConn | undefined> {
     const signal = this.#context.deadlines.signal();
     try {
       const upstream = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
-      if (this.#closed) {
+      if (this.#ending) {
         closeQuietly(upstream);
         return undefined;
       }
       return upstream;
     } catch (error) {
-      if (this.#closed) return undefined;
+      if (this.#ending) return undefined;
       const timedOut = signal.aborted;
       const type: TcpErrorType = timedOut
         ? "DialTimeout"
@@ -388,7 +413,7 @@ export class TcpConnection {
       }
     } catch (error) {
       // A reset (or other failure) on one side is passed on as a reset to the other.
-      if (!this.#closed) {
+      if (!this.#ending) {
         counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
         // A failed read is that side's end; a failed write is the other side's.
         this.#setEnd(
@@ -400,7 +425,7 @@ export class TcpConnection {
     } finally {
       POOLS[tier]?.release(buffer);
     }
-    if (!this.#closed && ++this.#ended < 2) {
+    if (!this.#ending && ++this.#ended < 2) {
       try {
         await to.closeWrite();
       } catch {

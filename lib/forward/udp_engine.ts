@@ -37,9 +37,9 @@ export interface UdpEngineOptions {
   readonly accessLog?: boolean;
   /** Share of sessions with an access record, 0-1. @default 1 */
   readonly accessLogSampleRate?: number;
-  /** Sockets of the portable engine's sessions (one each), shared with this thread's TCP. */
+  /** Sockets of UDP sessions (one each), shared with this thread's TCP (and the engine threads). */
   readonly sockets: Budget;
-  /** Bytes of the portable engine's session buffers. */
+  /** Bytes of UDP sessions: the portable engine's buffers, the batched engine's session state. */
   readonly bufferBudget: Budget;
 }
 
@@ -113,6 +113,8 @@ export class UdpEngine {
           listenAddress: this.#options.listenAddress,
           maxSessions: this.#options.maxSessions,
           bufferBytes: this.#options.bufferBytes,
+          sockets: this.#options.sockets,
+          sessionBytes: this.#options.bufferBudget,
         });
       },
     );

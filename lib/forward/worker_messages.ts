@@ -11,7 +11,12 @@ import type { WorkerLogRecord } from "./worker_logs.ts";
 
 /** Main thread → worker. */
 export type ToWorker =
-  | { readonly kind: "start"; readonly options: SupervisorOptions }
+  | {
+    readonly kind: "start";
+    readonly options: SupervisorOptions;
+    /** A channel to the system worker (TCP resets), when it runs. */
+    readonly systemPort?: MessagePort;
+  }
   | { readonly kind: "apply"; readonly desired: readonly ForwarderSpec[] }
   | { readonly kind: "close"; readonly graceMs: number };
 
