@@ -298,7 +298,8 @@ for (
     assert.ok((await openFdCount()) > baseline);
     await sup.close({ graceMs: 50 });
     live.close();
-    await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
+    // At most the baseline: a descriptor of an earlier test file may close meanwhile.
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) <= baseline);
     assert.deepEqual(sup.statuses(), []);
     assert.throws(() => sup.apply([]), /closed/);
   });
@@ -475,7 +476,8 @@ for (
       assert.ok(await tcpEchoes(tcpPort, "y"));
     }
     sup.apply([]);
-    await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
+    // At most the baseline: a descriptor of an earlier test file may close meanwhile.
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) <= baseline);
   });
 }
 
