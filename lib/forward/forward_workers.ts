@@ -9,7 +9,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec } from "../spec.ts";
-import { newTcpCounters, TCP_ERROR_TYPES, type TcpCounters } from "./state.ts";
+import {
+  newTcpCounters,
+  TCP_ERROR_TYPES,
+  TCP_REJECT_REASONS,
+  type TcpCounters,
+} from "./state.ts";
 import type { SupervisorOptions } from "./supervisor.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
 
@@ -124,6 +129,7 @@ function addInto(total: TcpCounters, add: TcpCounters): void {
   total.activeConnections += add.activeConnections;
   total.connectionsTotal += add.connectionsTotal;
   for (const type of TCP_ERROR_TYPES) total.errors[type] += add.errors[type];
+  for (const reason of TCP_REJECT_REASONS) total.rejected[reason] += add.rejected[reason];
 }
 
 /** A copy of `counters` (to add worker counters to, without touching the live object). */

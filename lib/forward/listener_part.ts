@@ -6,8 +6,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { TcpSpec } from "../spec.ts";
+import type { PartSpec } from "../spec.ts";
 import { backoffDelayMs } from "./backoff.ts";
+import type { ForbiddenTarget } from "./policy/target_policy.ts";
 import type { ListenerState, Protocol } from "./state.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);
@@ -26,8 +27,11 @@ export interface RunningForwarder<S> {
 export interface ListenerPartOptions<S> {
   readonly forwarder: string;
   readonly protocol: Protocol;
-  /** Binds `spec.listenPort` (throwing the OS error) and starts forwarding. */
-  readonly open: (spec: S) => RunningForwarder<S>;
+  /**
+   * Binds `spec.listenPort` (throwing the OS error) and starts forwarding; the forwarder calls
+   * `onTarget` whenever it learns whether its target is forbidden (see `TargetPolicy`).
+   */
+  readonly open: (spec: S, onTarget: TargetReport) => RunningForwarder<S>;
   /** Called with every bind failure (for the error counters). */
   readonly onBindError: (error: unknown) => void;
   readonly bindRetryInitialMs: number;
@@ -36,6 +40,9 @@ export interface ListenerPartOptions<S> {
   readonly onChange: () => void;
 }
 
+/** How a forwarder reports its target's verdict: the forbidden address, or undefined (allowed). */
+export type TargetReport = (forbidden: ForbiddenTarget | undefined) => void;
+
 /** What `stop()` hands back: when the port is free, and when everything is closed. */
 export interface PartStop {
   readonly released: Promise<void>;
@@ -43,11 +50,13 @@ export interface PartStop {
 }
 
 /** The listener of one protocol of one forwarder. */
-export class ListenerPart<S extends TcpSpec> {
+export class ListenerPart<S extends PartSpec> {
   readonly #options: ListenerPartOptions<S>;
   #spec: S;
   #state: ListenerState = { phase: "pending" };
   #running: RunningForwarder<S> | undefined;
+  /** The forwarder's last target verdict. */
+  #forbidden: ForbiddenTarget | undefined;
   #claimed = false;
   #stopped = false;
   #attempt = 0;
@@ -115,7 +124,7 @@ export class ListenerPart<S extends TcpSpec> {
   #bind(): void {
     if (this.#stopped) return;
     try {
-      this.#running = this.#options.open(this.#spec);
+      this.#running = this.#options.open(this.#spec, (forbidden) => this.#reportTarget(forbidden));
     } catch (error) {
       this.#options.onBindError(error);
       const retryInMs = backoffDelayMs(
@@ -134,7 +143,34 @@ export class ListenerPart<S extends TcpSpec> {
     }
     this.#attempt = 0;
     log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
-    this.#setState({ phase: "listening", port: this.#spec.listenPort });
+    this.#setState(this.#boundState());
+  }
+
+  /** `listening`, or `forbidden` while the target's verdict says so. */
+  #boundState(): ListenerState {
+    const port = this.#spec.listenPort;
+    const forbidden = this.#forbidden;
+    return forbidden === undefined
+      ? { phase: "listening", port }
+      : { phase: "forbidden", port, address: forbidden.address, rule: forbidden.rule };
+  }
+
+  #reportTarget(forbidden: ForbiddenTarget | undefined): void {
+    const before = this.#forbidden;
+    this.#forbidden = forbidden;
+    if (before?.address === forbidden?.address && before?.rule === forbidden?.rule) return;
+    if (forbidden !== undefined) {
+      log.warn(
+        "Not forwarding {protocol} port {port} of {forwarder}: target {host} resolves to {address}, forbidden by {rule}",
+        { ...this.#logProps(), host: this.#spec.targetHost, ...forbidden },
+      );
+    } else if (before !== undefined) {
+      log.info("The {protocol} target of {forwarder} is allowed again", this.#logProps());
+    }
+    const phase = this.#state.phase;
+    if (!this.#stopped && (phase === "listening" || phase === "forbidden")) {
+      this.#setState(this.#boundState());
+    }
   }
 
   #setState(state: ListenerState): void {

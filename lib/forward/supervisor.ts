@@ -16,7 +16,8 @@ import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
-import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
+import { ListenerPart, type RunningForwarder, type TargetReport } from "./listener_part.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
 import {
   type ForwarderCounters,
   type ForwarderStatus,
@@ -68,6 +69,7 @@ export class Supervisor {
   readonly #reported = new Map<string, string>();
   /** The other forwarding threads, when `workers` > 1. */
   readonly #workers: ForwardWorkers | undefined;
+  readonly #policy: TargetPolicy;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
@@ -78,6 +80,7 @@ export class Supervisor {
       this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
     }
     this.#options = resolved;
+    this.#policy = new TargetPolicy(resolved.targetPolicy);
   }
 
   /**
@@ -179,7 +182,7 @@ export class Supervisor {
     return this.close();
   }
 
-  #reconcilePart<S extends TcpSpec>(
+  #reconcilePart<S extends TcpSpec | UdpSpec>(
     entry: Entry,
     protocol: Protocol,
     part: ListenerPart<S> | undefined,
@@ -201,24 +204,30 @@ export class Supervisor {
     return this.#newPart(entry, protocol, spec);
   }
 
-  #newPart<S extends TcpSpec>(entry: Entry, protocol: Protocol, spec: S): ListenerPart<S> {
+  #newPart<S extends TcpSpec | UdpSpec>(
+    entry: Entry,
+    protocol: Protocol,
+    spec: S,
+  ): ListenerPart<S> {
     const name = entry.name;
     let open;
     let onBindError;
     if (protocol === "tcp") {
       const counters = entry.tcpCounters ??= newTcpCounters();
-      open = (spec: TcpSpec) => this.#openTcp(name, spec, counters);
+      open = (spec: TcpSpec, onTarget: TargetReport) =>
+        this.#openTcp(name, spec, counters, onTarget);
       onBindError = () => counters.errors.Listen++;
     } else {
       const counters = entry.udpCounters ??= newUdpCounters();
-      open = (spec: UdpSpec) => this.#openUdp(name, spec, counters);
+      open = (spec: UdpSpec, onTarget: TargetReport) =>
+        this.#openUdp(name, spec, counters, onTarget);
       onBindError = (error: unknown) =>
         counters.errors[isLookupError(error) ? "ResolveListenAddress" : "Listen"]++;
     }
     return new ListenerPart<S>(spec, {
       forwarder: name,
       protocol,
-      open: open as (spec: S) => RunningForwarder<S>,
+      open: open as (spec: S, onTarget: TargetReport) => RunningForwarder<S>,
       onBindError,
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
@@ -226,7 +235,12 @@ export class Supervisor {
     });
   }
 
-  #openTcp(name: string, spec: TcpSpec, counters: TcpCounters): TcpForwarder {
+  #openTcp(
+    name: string,
+    spec: TcpSpec,
+    counters: TcpCounters,
+    onTarget: TargetReport,
+  ): TcpForwarder {
     const listener = bindDualStack(
       this.#options.listenAddress,
       (hostname) =>
@@ -243,10 +257,18 @@ export class Supervisor {
       spec,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
+      policy: this.#policy,
+      defaultSourceRanges: this.#options.defaultSourceRanges,
+      onTarget,
     });
   }
 
-  #openUdp(name: string, spec: UdpSpec, counters: UdpCounters): UdpForwarder {
+  #openUdp(
+    name: string,
+    spec: UdpSpec,
+    counters: UdpCounters,
+    onTarget: TargetReport,
+  ): UdpForwarder {
     const socket = bindDualStack(
       this.#options.listenAddress,
       (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
@@ -257,6 +279,9 @@ export class Supervisor {
       spec,
       maxSessions: this.#options.udpMaxSessions,
       bufferBytes: this.#options.udpBufferBytes,
+      policy: this.#policy,
+      defaultSourceRanges: this.#options.defaultSourceRanges,
+      onTarget,
     });
   }
 
@@ -326,10 +351,15 @@ function claimKey(protocol: Protocol, port: number): string {
   return `${protocol}:${port}`;
 }
 
-function sameSpec(a: TcpSpec, b: TcpSpec): boolean {
+/** Field by field; list fields (`sourceRanges`) by their items. */
+function sameSpec(a: TcpSpec | UdpSpec, b: TcpSpec | UdpSpec): boolean {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].every((key) =>
-    (a as unknown as Record<string, unknown>)[key] ===
-      (b as unknown as Record<string, unknown>)[key]
-  );
+  return [...keys].every((key) => {
+    const x = (a as unknown as Record<string, unknown>)[key];
+    const y = (b as unknown as Record<string, unknown>)[key];
+    if (Array.isArray(x) && Array.isArray(y)) {
+      return x.length === y.length && x.every((item, index) => item === y[index]);
+    }
+    return x === y;
+  });
 }

@@ -3,6 +3,9 @@
  * @module
  */
 
+import { parseCidr } from "./policy/cidr.ts";
+import { TargetPolicy, type TargetPolicyOptions } from "./policy/target_policy.ts";
+
 /** Options of a {@linkcode Supervisor}; checked once by the constructor. */
 export interface SupervisorOptions {
   /** Address every listener binds. @default "::" (dual-stack); e.g. "127.0.0.2" or "0.0.0.0" */
@@ -30,6 +33,10 @@ export interface SupervisorOptions {
   workers?: number;
   /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
   tcpReusePort?: boolean;
+  /** Which target addresses may be dialled (plain data: it travels to workers). @default {} (all) */
+  targetPolicy?: TargetPolicyOptions;
+  /** Client ranges of parts without their own `sourceRanges`. @default [] (everyone) */
+  defaultSourceRanges?: readonly string[];
 }
 
 /** Every option, defaults filled in. */
@@ -46,11 +53,19 @@ const DEFAULTS: ResolvedSupervisorOptions = {
   bindRetryMaxMs: 30_000,
   workers: 1,
   tcpReusePort: false,
+  targetPolicy: {},
+  defaultSourceRanges: [],
 };
 
 /** Lower bounds of the numeric options (all are integers). */
 const MINIMUMS: Readonly<
-  Record<Exclude<keyof SupervisorOptions, "listenAddress" | "tcpReusePort">, number>
+  Record<
+    Exclude<
+      keyof SupervisorOptions,
+      "listenAddress" | "tcpReusePort" | "targetPolicy" | "defaultSourceRanges"
+    >,
+    number
+  >
 > = {
   dialTimeoutMs: 1,
   drainGraceMs: 0,
@@ -78,6 +93,19 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         );
       }
       resolved.listenAddress = value;
+      continue;
+    }
+    if (key === "targetPolicy") {
+      new TargetPolicy(value as TargetPolicyOptions); // throws a RangeError naming a bad range
+      resolved.targetPolicy = value as TargetPolicyOptions;
+      continue;
+    }
+    if (key === "defaultSourceRanges") {
+      if (!Array.isArray(value)) {
+        throw new RangeError(`Invalid defaultSourceRanges ${JSON.stringify(value)}: must be a list`);
+      }
+      value.forEach((range) => parseCidr(String(range)));
+      resolved.defaultSourceRanges = value;
       continue;
     }
     if (key === "tcpReusePort") {

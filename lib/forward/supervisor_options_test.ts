@@ -13,6 +13,8 @@ Deno.test("resolveSupervisorOptions() fills in the defaults", () => {
     bindRetryMaxMs: 30_000,
     workers: 1,
     tcpReusePort: false,
+    targetPolicy: {},
+    defaultSourceRanges: [],
   });
   const given = resolveSupervisorOptions({ listenAddress: "127.0.0.2", drainGraceMs: 0 });
   assert.equal(given.listenAddress, "127.0.0.2");
@@ -31,6 +33,8 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
       /bindRetryMaxMs 5: must be >= bindRetryInitialMs 10/,
     ],
     [{ nope: 1 } as SupervisorOptions, /Unknown Supervisor option "nope"/],
+    [{ targetPolicy: { deniedCidrs: ["10.0.0.1/8"] } }, /"10.0.0.1\/8": the address has bits set/],
+    [{ defaultSourceRanges: ["nope"] }, /"nope" is not an IP address/],
   ];
   for (const [options, message] of bad) {
     assert.throws(

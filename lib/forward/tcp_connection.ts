@@ -11,6 +11,7 @@
  */
 
 import { isLookupError } from "./_lookup_error.ts";
+import { TargetForbiddenError } from "./policy/target_policy.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import type { DialDeadlines } from "./dial_deadlines.ts";
 import type { TcpCounters, TcpErrorType } from "./state.ts";
@@ -20,15 +21,15 @@ export interface TcpConnectionContext {
   readonly counters: TcpCounters;
   /** Dial timeout signals, shared by the connections of one listener. */
   readonly deadlines: DialDeadlines;
-  /** Called once per dial failure, for (rate-limited) logging. */
-  readonly onDialError: (type: TcpErrorType, error: unknown) => void;
+  /** Called once per dial failure (or forbidden target), for (rate-limited) logging. */
+  readonly onDialError: (type: TcpErrorType | "TargetForbidden", error: unknown) => void;
   /** Called once per connection, when both sockets are closed. */
   readonly onClosed: (connection: TcpConnection) => void;
   /** Called if the forwarding code itself throws (a bug); the connection is closed. */
   readonly onBug: (error: unknown) => void;
 }
 
-/** Where new connections go. */
+/** Where new connections go: an IP address (checked against the target policy) or a name. */
 export interface TcpTarget {
   readonly hostname: string;
   readonly port: number;
@@ -68,12 +69,15 @@ export class TcpConnection {
    * Dials `target` and forwards until both directions end, either side fails, or `close()`; then
    * calls the context's `onClosed`. No frame waits for the two copy loops: they count themselves
    * down (less memory per idle connection than an awaited `Promise.all`).
+   *
+   * A promised target is a lookup in progress: its failure is counted as `ResolveTargetAddress`,
+   * a `TargetForbiddenError` as a rejected connection (`TargetForbidden`); nothing is dialled then.
    */
-  start(target: TcpTarget): void {
+  start(target: TcpTarget | Promise<TcpTarget>): void {
     this.#connect(target).catch(this.#bug);
   }
 
-  async #connect(target: TcpTarget): Promise<void> {
+  async #connect(target: TcpTarget | Promise<TcpTarget>): Promise<void> {
     const client = this.#client;
     setNoDelay(client);
     const upstream = await this.#dial(target);
@@ -125,7 +129,24 @@ export class TcpConnection {
     if (this.#upstream) closeQuietly(this.#upstream);
   }
 
-  async #dial(target: TcpTarget): Promise<Deno.TcpConn | undefined> {
+  async #dial(target: TcpTarget | Promise<TcpTarget>): Promise<Deno.TcpConn | undefined> {
+    if (target instanceof Promise) {
+      try {
+        target = await target;
+      } catch (error) {
+        if (this.#closed) return undefined;
+        const counters = this.#context.counters;
+        if (error instanceof TargetForbiddenError) {
+          counters.rejected.TargetForbidden++;
+          this.#context.onDialError("TargetForbidden", error);
+        } else {
+          counters.errors.ResolveTargetAddress++;
+          this.#context.onDialError("ResolveTargetAddress", error);
+        }
+        return undefined;
+      }
+      if (this.#closed) return undefined;
+    }
     const signal = this.#context.deadlines.signal();
     try {
       const upstream = await Deno.connect({ hostname: target.hostname, port: target.port, signal });

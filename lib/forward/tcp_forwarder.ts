@@ -1,6 +1,8 @@
 /**
- * A TCP listener and its live connections: accepts, forwards each connection to the current target,
- * enforces the optional idle timeout, and drains on stop.
+ * A TCP listener and its live connections: accepts, admits each client through the source gate
+ * (allow-list, limits: a refused one is closed at once, before any dial), forwards the others to
+ * the current target (resolved and checked against the target policy; a forbidden one is closed
+ * without a dial), enforces the optional idle timeout, and drains on stop.
  * @module
  */
 
@@ -9,9 +11,12 @@ import { abortableDelay } from "./_abortable_delay.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { TcpSpec } from "../spec.ts";
-import type { RunningForwarder } from "./listener_part.ts";
-import type { TcpCounters, TcpErrorType } from "./state.ts";
-import { TcpConnection, type TcpConnectionContext, type TcpTarget } from "./tcp_connection.ts";
+import type { RunningForwarder, TargetReport } from "./listener_part.ts";
+import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
+import type { TcpCounters, TcpErrorType, TcpRejectReason } from "./state.ts";
+import { TcpConnection, type TcpConnectionContext } from "./tcp_connection.ts";
+import { TargetResolver } from "./target_resolver.ts";
 
 const log = getLogger(["undying-proxy", "tcp"]);
 
@@ -26,7 +31,35 @@ export interface TcpForwarderOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Which target addresses may be dialled. @default TargetPolicy.ALLOW_ALL */
+  readonly policy?: TargetPolicy;
+  /** `sourceRanges` used when the spec has none. @default [] (everyone) */
+  readonly defaultSourceRanges?: readonly string[];
+  /** Told whether the target is forbidden, at start, on update and after each lookup. */
+  readonly onTarget?: TargetReport;
 }
+
+/** The admission rules of a TCP spec. */
+export function tcpSourceLimits(spec: TcpSpec, defaultSourceRanges: readonly string[]): SourceLimits {
+  return {
+    sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
+    ...(spec.maxConnections !== undefined && { maxActive: spec.maxConnections }),
+    ...(spec.maxConnectionsPerSource !== undefined &&
+      { maxActivePerSource: spec.maxConnectionsPerSource }),
+    ...(spec.connectionsPerSecondPerSource !== undefined &&
+      { ratePerSecondPerSource: spec.connectionsPerSecondPerSource }),
+    ...(spec.connectionBurstPerSource !== undefined &&
+      { burstPerSource: spec.connectionBurstPerSource }),
+  };
+}
+
+/** The counter (and spec field) of each gate rejection. */
+const TCP_REJECTIONS: Readonly<Record<GateRejection, TcpRejectReason>> = {
+  SourceNotAllowed: "SourceNotAllowed",
+  Active: "MaxConnections",
+  ActivePerSource: "MaxConnectionsPerSource",
+  Rate: "ConnectionRate",
+};
 
 /** Longest pause after repeated accept errors (e.g. out of file descriptors). */
 const MAX_ACCEPT_BACKOFF_MS = 1000;
@@ -43,14 +76,23 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #stop = new AbortController();
   readonly #dialLog: LogThrottle;
   readonly #acceptLog: LogThrottle;
-  #target: TcpTarget;
+  readonly #rejectLog = new LogThrottle();
+  readonly #gate: SourceGate;
+  /** The client address each live connection was admitted for. */
+  readonly #sources = new Map<TcpConnection, string>();
+  #spec: TcpSpec;
+  #resolver!: TargetResolver;
+  /** The lookup started by the last `update()` (to report the verdict early), awaited by `drain()`. */
+  #firstLookup: Promise<unknown> = Promise.resolve();
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #drained: PromiseWithResolvers<void> | undefined;
 
   constructor(listener: Deno.TcpListener, options: TcpForwarderOptions) {
     this.#listener = listener;
     this.#options = options;
-    this.#target = targetOf(options.spec);
+    this.#spec = options.spec;
+    this.#gate = new SourceGate(tcpSourceLimits(options.spec, options.defaultSourceRanges ?? []));
+    this.#retarget(options.spec);
     this.#dialLog = new LogThrottle();
     this.#acceptLog = new LogThrottle();
     this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
@@ -78,9 +120,30 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     return this.#listener.addr.port;
   }
 
-  /** Sends new connections to the target of `spec`; live connections keep theirs. */
+  /** Sends new connections to the target of `spec`; live connections keep theirs. New limits apply to new clients. */
   update(spec: TcpSpec): void {
-    this.#target = targetOf(spec);
+    const old = this.#spec;
+    this.#spec = spec;
+    if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
+      this.#retarget(spec);
+    }
+    this.#gate.reconfigure(tcpSourceLimits(spec, this.#options.defaultSourceRanges ?? []));
+  }
+
+  /** A fresh resolver for the target of `spec`; its verdict is reported as soon as it is known. */
+  #retarget(spec: TcpSpec): void {
+    const onTarget = this.#options.onTarget;
+    this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort, {
+      policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+      ...(onTarget && { onLookup: onTarget }),
+    });
+    const nowMs = Date.now();
+    if (this.#resolver.cached(nowMs) !== undefined || this.#resolver.forbidden(nowMs)) {
+      onTarget?.(this.#resolver.forbidden(nowMs));
+    } else if (onTarget !== undefined) {
+      // A name: look it up now so the status shows a forbidden target before the first client.
+      this.#firstLookup = this.#resolver.resolve().catch(() => {});
+    }
   }
 
   /**
@@ -105,6 +168,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     await this.#allClosed();
     clearInterval(this.#idleTimer);
     await this.released;
+    await this.#firstLookup;
   }
 
   async #acceptLoop(): Promise<void> {
@@ -136,16 +200,59 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   }
 
   #serve(client: Deno.TcpConn): void {
+    // PROXY protocol hook (issue 14): with a trusted load balancer's header, read it first and
+    // admit the source address it carries instead of the peer address.
+    const source = (client.remoteAddr as Deno.NetAddr).hostname;
+    const nowMs = Date.now();
+    const rejection = this.#gate.admit(source, nowMs);
+    if (rejection !== undefined) {
+      this.#reject(client, source, TCP_REJECTIONS[rejection]);
+      return;
+    }
+    const resolver = this.#resolver;
+    if (resolver.forbidden(nowMs) !== undefined) {
+      this.#gate.release(source);
+      this.#reject(client, source, "TargetForbidden");
+      return;
+    }
     const counters = this.#options.counters;
     const connection = new TcpConnection(client, this.#context);
     this.#connections.add(connection);
+    this.#sources.set(connection, source);
     counters.activeConnections++;
     counters.connectionsTotal++;
-    connection.start(this.#target);
+    const target = resolver.cached(nowMs)?.addr;
+    connection.start(target ?? resolver.resolve().then((resolved) => resolved.addr));
+  }
+
+  /** Closes a client before anything was dialled; counted by reason, logged rate-limited. */
+  #reject(client: Deno.TcpConn, source: string, reason: TcpRejectReason): void {
+    try {
+      client.close();
+    } catch {
+      // Already gone.
+    }
+    this.#options.counters.rejected[reason]++;
+    const suppressed = this.#rejectLog.take();
+    if (suppressed === undefined) return;
+    log.warn("Refused a TCP connection from {source} on port {port} of {forwarder}: {reason}", {
+      forwarder: this.#options.name,
+      port: this.port,
+      source,
+      reason: reason === "TargetForbidden"
+        ? `${reason} (${this.#resolver.forbidden(Date.now())?.rule ?? "target forbidden"})`
+        : reason,
+      suppressed,
+    });
   }
 
   #closed(connection: TcpConnection): void {
     this.#connections.delete(connection);
+    const source = this.#sources.get(connection);
+    if (source !== undefined) {
+      this.#sources.delete(connection);
+      this.#gate.release(source);
+    }
     this.#options.counters.activeConnections--;
     if (this.#connections.size === 0) this.#drained?.resolve();
   }
@@ -169,20 +276,16 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     }
   }
 
-  #logDialError(type: TcpErrorType, error: unknown): void {
+  #logDialError(type: TcpErrorType | "TargetForbidden", error: unknown): void {
     const suppressed = this.#dialLog.take();
     if (suppressed === undefined) return;
     log.warn("Cannot reach TCP target {host}:{targetPort} of {forwarder} ({type}): {error}", {
       forwarder: this.#options.name,
-      host: this.#target.hostname,
-      targetPort: this.#target.port,
+      host: this.#spec.targetHost,
+      targetPort: this.#spec.targetPort,
       type,
       error,
       suppressed,
     });
   }
-}
-
-function targetOf(spec: TcpSpec): TcpTarget {
-  return { hostname: spec.targetHost, port: spec.targetPort };
 }

@@ -2,7 +2,9 @@
  * A UDP listener and its sessions. Each client address gets a session with its own upstream socket
  * (so the target sees a distinct source port per client); replies go back to the client from the
  * listening socket. Sessions expire after `readTimeoutSeconds` without traffic in either direction;
- * the number of sessions is capped.
+ * the number of sessions is capped. A new client passes the source gate (allow-list, per-object and
+ * per-source session limits) and the target policy before a session exists: otherwise its
+ * datagrams are dropped and counted by reason, and nothing is sent to the target.
  *
  * Write timeout: a send stuck longer than `writeTimeoutSeconds` (a full socket send buffer) is
  * counted and ends its session. Deno cannot cancel a send, so the task waiting on it is abandoned:
@@ -24,10 +26,12 @@
 import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
 import { abortableDelay } from "./_abortable_delay.ts";
-import type { RunningForwarder } from "./listener_part.ts";
+import type { RunningForwarder, TargetReport } from "./listener_part.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
-import type { UdpCounters, UdpErrorType } from "./state.ts";
+import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
+import { TargetForbiddenError, TargetPolicy } from "./policy/target_policy.ts";
+import type { UdpCounters, UdpErrorType, UdpRejectReason } from "./state.ts";
 import { type ResolvedTarget, TargetResolver } from "./target_resolver.ts";
 import { UdpSessionTable } from "./udp_session_table.ts";
 
@@ -50,7 +54,31 @@ export interface UdpForwarderOptions {
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
    */
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
+  /** Which target addresses may be sent to. @default TargetPolicy.ALLOW_ALL */
+  readonly policy?: TargetPolicy;
+  /** `sourceRanges` used when the spec has none. @default [] (everyone) */
+  readonly defaultSourceRanges?: readonly string[];
+  /** Told whether the target is forbidden, at start, on update and after each lookup. */
+  readonly onTarget?: TargetReport;
 }
+
+/** The admission rules of a UDP spec. */
+export function udpSourceLimits(spec: UdpSpec, defaultSourceRanges: readonly string[]): SourceLimits {
+  return {
+    sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
+    ...(spec.maxSessions !== undefined && { maxActive: spec.maxSessions }),
+    ...(spec.maxSessionsPerSource !== undefined &&
+      { maxActivePerSource: spec.maxSessionsPerSource }),
+  };
+}
+
+/** The counter (and spec field) of each gate rejection (UDP has no session rate). */
+const UDP_REJECTIONS: Readonly<Record<GateRejection, UdpRejectReason>> = {
+  SourceNotAllowed: "SourceNotAllowed",
+  Active: "MaxSessions",
+  ActivePerSource: "MaxSessionsPerSource",
+  Rate: "MaxSessionsPerSource",
+};
 
 /** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
@@ -105,9 +133,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   /** Session tasks (reply loops, lookups) still running. */
   readonly #tasks = new Set<Promise<void>>();
   readonly #closing = new AbortController();
-  readonly #logs: Record<"drop" | "target" | "truncate", LogThrottle>;
+  readonly #logs: Record<"drop" | "target" | "truncate" | "reject", LogThrottle>;
+  readonly #gate: SourceGate;
   #spec: UdpSpec;
-  #resolver: TargetResolver;
+  #resolver!: TargetResolver;
+  /** The lookup started by the last target change (to report the verdict early). */
+  #firstLookup: Promise<unknown> = Promise.resolve();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   /** The current receive loop; a loop whose number is older was abandoned in a stuck send. */
   #receiver = 0;
@@ -124,10 +155,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       drop: new LogThrottle(),
       target: new LogThrottle(),
       truncate: new LogThrottle(),
+      reject: new LogThrottle(),
     };
     this.#buffers = sharedBufferPool(receiveBufferBytes(options.bufferBytes));
     this.#spec = options.spec;
-    this.#resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    this.#gate = new SourceGate(udpSourceLimits(options.spec, options.defaultSourceRanges ?? []));
+    this.#retarget(options.spec);
     this.#startSweeper();
     this.released = this.#released.promise;
     this.#startReceiver();
@@ -143,14 +176,30 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const old = this.#spec;
     this.#spec = spec;
     if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
-      this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
+      this.#retarget(spec);
     }
+    this.#gate.reconfigure(udpSourceLimits(spec, this.#options.defaultSourceRanges ?? []));
     if (
       old.readTimeoutSeconds !== spec.readTimeoutSeconds ||
       old.writeTimeoutSeconds !== spec.writeTimeoutSeconds
     ) {
       clearInterval(this.#sweepTimer);
       this.#startSweeper();
+    }
+  }
+
+  /** A fresh resolver for the target of `spec`; its verdict is reported as soon as it is known. */
+  #retarget(spec: UdpSpec): void {
+    const onTarget = this.#options.onTarget;
+    this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort, {
+      policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+      ...(onTarget && { onLookup: onTarget }),
+    });
+    const nowMs = Date.now();
+    if (this.#resolver.cached(nowMs) !== undefined || this.#resolver.forbidden(nowMs)) {
+      onTarget?.(this.#resolver.forbidden(nowMs));
+    } else if (onTarget !== undefined) {
+      this.#firstLookup = this.#resolver.resolve().catch(() => {});
     }
   }
 
@@ -174,6 +223,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     }
     await this.released;
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    await this.#firstLookup;
   }
 
   /** Starts a receive loop on the listening socket; an older one stops after its current send. */
@@ -251,11 +301,22 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       );
       return undefined;
     }
+    // PROXY protocol hook (issue 14): a header's source address would be admitted here instead.
+    const rejection = this.#gate.admit(client.hostname, nowMs);
+    if (rejection !== undefined) {
+      this.#reject(client, UDP_REJECTIONS[rejection]);
+      return undefined;
+    }
+    const resolver = this.#resolver;
+    if (resolver.forbidden(nowMs) !== undefined) {
+      this.#gate.release(client.hostname);
+      this.#reject(client, "TargetForbidden");
+      return undefined;
+    }
     const session = new UdpSession(client, nowMs);
     this.#sessions.add(session);
     counters.activeSessions++;
     counters.sessionsTotal++;
-    const resolver = this.#resolver;
     const target = resolver.cached(nowMs);
     if (target !== undefined) {
       if (!this.#connect(session, target)) {
@@ -282,11 +343,31 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     return true;
   }
 
+  /** Drops a datagram of a client that may not have a session; counted, logged rate-limited. */
+  #reject(client: Deno.NetAddr, reason: UdpRejectReason): void {
+    this.#counters.rejected[reason]++;
+    this.#warn("reject", "Dropped a datagram from {client} on UDP port {port} of {forwarder}: {reason}", {
+      client: client.hostname,
+      reason: reason === "TargetForbidden"
+        ? `${reason} (${this.#resolver.forbidden(Date.now())?.rule ?? "target forbidden"})`
+        : reason,
+    });
+  }
+
   async #resolveAndFlush(session: UdpSession, resolver: TargetResolver): Promise<void> {
     let target: ResolvedTarget;
     try {
       target = await resolver.resolve();
     } catch (error) {
+      if (error instanceof TargetForbiddenError) {
+        this.#counters.rejected.TargetForbidden += session.queue?.length ?? 0;
+        this.#warn("reject", "UDP session of {forwarder} for {client} ended: {error}", {
+          client: `${session.client.hostname}:${session.client.port}`,
+          error: error.message,
+        });
+        this.#endSession(session);
+        return;
+      }
       this.#counters.droppedDatagrams += session.queue?.length ?? 0;
       this.#fail(session, "ResolveTargetAddress", error);
       return;
@@ -402,6 +483,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     if (session.ended) return;
     session.ended = true;
     this.#sessions.delete(session);
+    this.#gate.release(session.client.hostname);
     this.#counters.activeSessions--;
     try {
       session.upstream?.close();
@@ -425,7 +507,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   }
 
   #warn(
-    kind: "drop" | "target" | "truncate",
+    kind: "drop" | "target" | "truncate" | "reject",
     message: string,
     props: Record<string, unknown>,
   ): void {

@@ -33,22 +33,38 @@ export type GateRejection = "SourceNotAllowed" | "Active" | "ActivePerSource" | 
 
 /** Admission control of one listener. */
 export class SourceGate {
-  readonly #ranges: readonly Cidr[];
-  readonly #maxActive: number;
-  readonly #maxPerSource: number;
   readonly #perSource = new Map<string, number>();
-  readonly #rate: TokenBuckets | undefined;
+  #ranges: readonly Cidr[] = [];
+  #maxActive = Infinity;
+  #maxPerSource = Infinity;
+  #rate: TokenBuckets | undefined;
+  #rateKey = "";
   #active = 0;
 
   /** @throws {RangeError} when a range or a number is invalid. */
   constructor(limits: SourceLimits) {
-    this.#ranges = (limits.sourceRanges ?? []).map(parseCidr);
-    this.#maxActive = positive("maxActive", limits.maxActive);
-    this.#maxPerSource = positive("maxActivePerSource", limits.maxActivePerSource);
+    this.reconfigure(limits);
+  }
+
+  /**
+   * Applies new rules to new clients; the open ones stay and still count against the limits (and
+   * the per-source rate keeps its buckets when it did not change).
+   * @throws {RangeError} when a range or a number is invalid (then nothing changes).
+   */
+  reconfigure(limits: SourceLimits): void {
+    const ranges = (limits.sourceRanges ?? []).map(parseCidr);
+    const maxActive = positive("maxActive", limits.maxActive);
+    const maxPerSource = positive("maxActivePerSource", limits.maxActivePerSource);
     const rate = limits.ratePerSecondPerSource;
-    this.#rate = rate === undefined
-      ? undefined
-      : new TokenBuckets(rate, limits.burstPerSource ?? Math.max(1, rate));
+    const burst = limits.burstPerSource ?? Math.max(1, rate ?? 1);
+    const rateKey = rate === undefined ? "" : `${rate}/${burst}`;
+    if (rateKey !== this.#rateKey) {
+      this.#rate = rate === undefined ? undefined : new TokenBuckets(rate, burst);
+      this.#rateKey = rateKey;
+    }
+    this.#ranges = ranges;
+    this.#maxActive = maxActive;
+    this.#maxPerSource = maxPerSource;
   }
 
   /** Connections or sessions admitted and not released. */
@@ -56,7 +72,7 @@ export class SourceGate {
     return this.#active;
   }
 
-  /** Open connections or sessions of `source` (counted only with a per-source limit). */
+  /** Open connections or sessions of `source`. */
   activeOf(source: string): number {
     return this.#perSource.get(source) ?? 0;
   }
@@ -79,14 +95,13 @@ export class SourceGate {
     if (perSource >= this.#maxPerSource) return "ActivePerSource";
     if (this.#rate !== undefined && !this.#rate.take(source, nowMs)) return "Rate";
     this.#active++;
-    if (this.#maxPerSource !== Infinity) this.#perSource.set(source, perSource + 1);
+    this.#perSource.set(source, perSource + 1);
     return undefined;
   }
 
   /** Ends one admitted connection or session of `source`. */
   release(source: string): void {
     this.#active--;
-    if (this.#maxPerSource === Infinity) return;
     const left = (this.#perSource.get(source) ?? 1) - 1;
     if (left > 0) this.#perSource.set(source, left);
     else this.#perSource.delete(source);
