@@ -9,12 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec } from "../spec.ts";
-import {
-  newTcpCounters,
-  TCP_ERROR_TYPES,
-  TCP_REJECT_REASONS,
-  type TcpCounters,
-} from "./state.ts";
+import { newTcpCounters, TCP_ERROR_TYPES, TCP_REJECT_REASONS, type TcpCounters } from "./state.ts";
 import type { SupervisorOptions } from "./supervisor.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
 

@@ -102,7 +102,9 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
     }
     if (key === "defaultSourceRanges") {
       if (!Array.isArray(value)) {
-        throw new RangeError(`Invalid defaultSourceRanges ${JSON.stringify(value)}: must be a list`);
+        throw new RangeError(
+          `Invalid defaultSourceRanges ${JSON.stringify(value)}: must be a list`,
+        );
       }
       value.forEach((range) => parseCidr(String(range)));
       resolved.defaultSourceRanges = value;

@@ -13,7 +13,11 @@
 
 import { lookup } from "node:dns/promises";
 import { ipLiteralFamily } from "../spec.ts";
-import { type ForbiddenTarget, TargetForbiddenError, TargetPolicy } from "./policy/target_policy.ts";
+import {
+  type ForbiddenTarget,
+  TargetForbiddenError,
+  TargetPolicy,
+} from "./policy/target_policy.ts";
 
 /** A resolved target: where to send, and which wildcard address the session socket binds. */
 export interface ResolvedTarget {

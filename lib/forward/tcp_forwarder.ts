@@ -40,7 +40,10 @@ export interface TcpForwarderOptions {
 }
 
 /** The admission rules of a TCP spec. */
-export function tcpSourceLimits(spec: TcpSpec, defaultSourceRanges: readonly string[]): SourceLimits {
+export function tcpSourceLimits(
+  spec: TcpSpec,
+  defaultSourceRanges: readonly string[],
+): SourceLimits {
   return {
     sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
     ...(spec.maxConnections !== undefined && { maxActive: spec.maxConnections }),

@@ -63,7 +63,10 @@ export interface UdpForwarderOptions {
 }
 
 /** The admission rules of a UDP spec. */
-export function udpSourceLimits(spec: UdpSpec, defaultSourceRanges: readonly string[]): SourceLimits {
+export function udpSourceLimits(
+  spec: UdpSpec,
+  defaultSourceRanges: readonly string[],
+): SourceLimits {
   return {
     sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
     ...(spec.maxSessions !== undefined && { maxActive: spec.maxSessions }),
@@ -346,12 +349,16 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   /** Drops a datagram of a client that may not have a session; counted, logged rate-limited. */
   #reject(client: Deno.NetAddr, reason: UdpRejectReason): void {
     this.#counters.rejected[reason]++;
-    this.#warn("reject", "Dropped a datagram from {client} on UDP port {port} of {forwarder}: {reason}", {
-      client: client.hostname,
-      reason: reason === "TargetForbidden"
-        ? `${reason} (${this.#resolver.forbidden(Date.now())?.rule ?? "target forbidden"})`
-        : reason,
-    });
+    this.#warn(
+      "reject",
+      "Dropped a datagram from {client} on UDP port {port} of {forwarder}: {reason}",
+      {
+        client: client.hostname,
+        reason: reason === "TargetForbidden"
+          ? `${reason} (${this.#resolver.forbidden(Date.now())?.rule ?? "target forbidden"})`
+          : reason,
+      },
+    );
   }
 
   async #resolveAndFlush(session: UdpSession, resolver: TargetResolver): Promise<void> {
