@@ -10,6 +10,11 @@ import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { openOperator } from "./lib/kube/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
+import { apiServerAddresses } from "./lib/kube/api_server_addresses.ts";
+import {
+  operatorTargetDefaults,
+  type TargetPolicyOptions,
+} from "./lib/forward/policy/target_policy.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
 import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
@@ -44,6 +49,11 @@ async function run(options: Options): Promise<number> {
     stacktraceLevel: options.zapStacktraceLevel,
   });
   using signals = new ShutdownSignals();
+  const targetPolicy = await targetPolicyOf(options);
+  log.info("Targets: denied {denied}; allowed {allowed}", {
+    denied: targetPolicy.deniedCidrs?.join(", ") || "none",
+    allowed: targetPolicy.allowedCidrs?.join(", ") || "every address not denied",
+  });
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
     dialTimeoutMs: options.dialTimeoutMs,
@@ -52,6 +62,8 @@ async function run(options: Options): Promise<number> {
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
     workers: options.workers,
+    targetPolicy,
+    defaultSourceRanges: options.defaultSourceRanges,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
   const readiness = new Readiness(() => supervisor.statuses());
@@ -100,6 +112,20 @@ async function run(options: Options): Promise<number> {
   await supervisor.close({ graceMs: options.drainGracePeriodMs });
   log.info("Stopped");
   return exitCode;
+}
+
+/**
+ * The target rules: `--allowed-target-cidrs` and `--denied-target-cidrs`; without the latter, file
+ * mode denies nothing and operator mode denies loopback, unspecified and link-local addresses and
+ * the API server's own.
+ */
+async function targetPolicyOf(options: Options): Promise<TargetPolicyOptions> {
+  const allowedCidrs = options.allowedTargetCidrs;
+  if (options.deniedTargetCidrs !== undefined || options.config !== undefined) {
+    return { allowedCidrs, deniedCidrs: options.deniedTargetCidrs ?? [] };
+  }
+  const apiServer = await apiServerAddresses({ kubeconfig: options.kubeconfig });
+  return { allowedCidrs, ...operatorTargetDefaults(apiServer) };
 }
 
 /** The source of desired state: the `--config` file, else the Kubernetes operator. */

@@ -219,7 +219,7 @@ function withLimits<N extends string>(
   names: readonly N[],
   problems: SpecProblem[],
 ): (PartSpec & Partial<Record<N, number>>) | undefined {
-  if (part === undefined || !isRecord(section)) return undefined;
+  if (!isRecord(section)) return undefined;
   const limits: Partial<Record<N, number>> = {};
   for (const name of names) {
     const value = section[name];
@@ -234,7 +234,7 @@ function withLimits<N extends string>(
       limits[name] = value as number;
     }
   }
-  return { ...part, ...limits };
+  return part && { ...part, ...limits };
 }
 
 function parseSourceRanges(
