@@ -8,8 +8,8 @@ import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { FileSource } from "./lib/file_source.ts";
-import { openOperator } from "./lib/kube/open_operator.ts";
-import { OPERATOR_ERROR_TYPES } from "./lib/kube/operator_errors.ts";
+import { openOperator } from "./lib/operator/open_operator.ts";
+import { OPERATOR_ERROR_TYPES } from "./lib/operator/operator_errors.ts";
 import { apiServerAddresses } from "./lib/kube/api_server_addresses.ts";
 import {
   operatorTargetDefaults,
@@ -23,6 +23,7 @@ import { ProgramMetrics } from "./lib/metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
+import { errorMessage } from "./lib/util/error_message.ts";
 
 const VERSION: string = denoConfig.version;
 const log = getLogger(["undying-proxy"]);
@@ -73,7 +74,7 @@ async function run(options: Options): Promise<number> {
     source = await openSource(options, { supervisor, metrics });
     await startServers(options, { metrics, readiness, servers });
   } catch (error) {
-    log.fatal("Cannot start: {reason}", { reason: messageOf(error), error });
+    log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
     return 1;
   }
 
@@ -101,7 +102,7 @@ async function run(options: Options): Promise<number> {
       graceMs: options.drainGracePeriodMs,
     });
   } else {
-    log.fatal("Stopping: {reason}", { reason: messageOf(reason), error: reason });
+    log.fatal("Stopping: {reason}", { reason: errorMessage(reason), error: reason });
     exitCode = 1;
   }
   readiness.markShuttingDown();
@@ -138,7 +139,7 @@ function openSource(
       onLoad: (result) => parts.metrics.recordReload(result),
     });
   }
-  // Operator mode: UnDyingProxy objects from the cluster (lib/kube/operator.ts). Every error type
+  // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
   // starts at 0 so that rate() and alerts work from the first error on.
   for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
   return openOperator(options, {
@@ -191,10 +192,6 @@ function aborted(signal: AbortSignal): Promise<string> {
     if (signal.aborted) resolve(String(signal.reason));
     else signal.addEventListener("abort", () => resolve(String(signal.reason)), { once: true });
   });
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseCidrList } from "./forward/policy/cidr.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
 export interface BindAddress {
@@ -393,7 +394,7 @@ export function parseCommandLine(args: readonly string[]): Command {
     try {
       options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       throw new FlagError(`--${name}`, `invalid value "${raw}" for --${name}: ${why}`);
     }
   }

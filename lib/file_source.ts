@@ -9,6 +9,7 @@ import { loadAll, YAMLException } from "js-yaml";
 import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "config"]);
 
@@ -198,7 +199,7 @@ export class FileSource implements DesiredStateSource {
         "Rejected the change, the last good configuration keeps running: {reason}",
         {
           path: this.#path,
-          reason: error instanceof Error ? error.message : String(error),
+          reason: errorMessage(error),
           problems: error instanceof ConfigError ? error.problems : undefined,
         },
       );
@@ -266,7 +267,7 @@ async function readConfig(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    const reason = `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
+    const reason = `cannot be read: ${errorMessage(error)}`;
     throw new ConfigError(path, [{ document: 0, field: "(file)", reason }], { cause: error });
   }
 }

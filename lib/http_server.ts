@@ -10,6 +10,7 @@ import {
   type PemKeyPair,
   serverDnsNames,
 } from "./self_signed_cert.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "http"]);
 
@@ -54,7 +55,7 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
         onError: (error) => {
           log.error("{server} server failed to answer a request: {reason}", {
             server: name,
-            reason: error instanceof Error ? error.message : String(error),
+            reason: errorMessage(error),
           });
           return new Response("internal error\n", { status: 500 });
         },
@@ -64,7 +65,7 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
       // Without IPv6 in the kernel (some clusters), "::" cannot be bound: fall back to IPv4.
       if (index < candidates.length - 1 && !(error instanceof Deno.errors.AddrInUse)) continue;
       const shown = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${address.port}`;
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       throw new Error(`Cannot serve ${name} on ${shown}: ${why}`, { cause: error });
     }
   }
@@ -97,7 +98,7 @@ export async function readTlsFiles(
     try {
       return await Deno.readTextFile(path);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       throw new Error(`Cannot read the metrics TLS file ${path}: ${why}`, { cause: error });
     }
   };

@@ -12,6 +12,7 @@ import { ExpiringCache } from "./expiring_cache.ts";
 import { KubeClient } from "./kube/client.ts";
 import { loadClusterConfig } from "./kube/cluster_config.ts";
 import { defineResource } from "./kube/resources.ts";
+import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "http"]);
 
@@ -107,7 +108,7 @@ export class MetricsAuthorizer implements Disposable {
       );
     } catch (error) {
       log.warn("Cannot check a scrape's token with the API server: {reason}", {
-        reason: error instanceof Error ? error.message : String(error),
+        reason: errorMessage(error),
         error,
       });
       return new Response("internal error: the token could not be checked\n", { status: 500 });

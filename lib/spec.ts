@@ -55,6 +55,12 @@ export interface SpecProblem {
   readonly reason: string;
 }
 
+/** Every problem as `field: value: reason`, joined by "; " (conditions, Events and logs). */
+export function describeProblems(problems: readonly SpecProblem[]): string {
+  return problems.map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`)
+    .join("; ");
+}
+
 /** Result of {@linkcode parseForwarderSpec}: a valid spec or every problem found. */
 export type SpecResult =
   | { readonly ok: true; readonly spec: ForwarderSpec }

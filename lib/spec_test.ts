@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ipLiteralFamily, parseForwarderSpec, type SpecResult } from "./spec.ts";
+import { describeProblems, ipLiteralFamily, parseForwarderSpec, type SpecResult } from "./spec.ts";
 
 function problemsOf(result: SpecResult): Array<[string, unknown]> {
   return result.ok ? [] : result.problems.map((p) => [p.field, p.value]);
@@ -214,4 +214,17 @@ Deno.test("parseForwarderSpec() names bad ranges and limits", () => {
   const reasons = result.problems.map((p) => p.reason);
   assert.match(reasons[0]!, /did you mean 10\.0\.0\.0\/8/);
   assert.match(reasons[6]!, /needs spec\.tcp\.connectionsPerSecondPerSource/);
+});
+
+Deno.test("describeProblems() names every field, its value and the reason", () => {
+  const bad = parseForwarderSpec("ns/bad", {
+    tcp: { listenPort: 70000, targetPort: 80, targetHost: "" },
+  });
+  assert.ok(!bad.ok);
+  const message = describeProblems(bad.problems);
+  assert.match(message, /spec\.tcp\.listenPort: 70000: .+; spec\.tcp\.targetHost: "": .+/);
+  assert.equal(
+    describeProblems([{ field: "spec", value: undefined, reason: "missing" }]),
+    "spec: undefined: missing",
+  );
 });

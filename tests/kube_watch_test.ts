@@ -1,10 +1,10 @@
 // The list-then-watch Reflector against a real kube-apiserver: event order, API server restarts and
 // 410 Gone after etcd compaction.
 import assert from "node:assert/strict";
-import { sleep } from "../lib/kube/backoff.ts";
+import { sleep } from "../lib/util/abortable_delay.ts";
 import type { KubeClient } from "../lib/kube/client.ts";
 import { type CustomObject, UNDYING_PROXIES } from "../lib/kube/resources.ts";
-import { Reflector, type ReflectorEvent } from "../lib/kube/watch.ts";
+import { Reflector, type ReflectorEvent } from "../lib/kube/reflector.ts";
 import {
   type ControlPlane,
   controlPlaneTest,

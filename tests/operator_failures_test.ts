@@ -5,7 +5,7 @@
  * objects of another operator instance left alone, and the oldest object winning a contested port.
  */
 import assert from "node:assert/strict";
-import { OPERATOR_ERROR_TYPES } from "../lib/kube/operator_errors.ts";
+import { OPERATOR_ERROR_TYPES } from "../lib/operator/operator_errors.ts";
 import { integrationTest } from "./_support/control_plane.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import {

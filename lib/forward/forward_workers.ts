@@ -10,7 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec } from "../spec.ts";
 import { newTcpCounters, TCP_ERROR_TYPES, TCP_REJECT_REASONS, type TcpCounters } from "./state.ts";
-import type { SupervisorOptions } from "./supervisor.ts";
+import type { SupervisorOptions } from "./supervisor_options.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);

@@ -7,9 +7,10 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { PartSpec } from "../spec.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { Backoff } from "../util/backoff.ts";
 import type { ForbiddenTarget } from "./policy/target_policy.ts";
 import type { ListenerState, Protocol } from "./state.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);
 
@@ -59,12 +60,19 @@ export class ListenerPart<S extends PartSpec> {
   #forbidden: ForbiddenTarget | undefined;
   #claimed = false;
   #stopped = false;
-  #attempt = 0;
+  readonly #retryBackoff: Backoff;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(spec: S, options: ListenerPartOptions<S>) {
     this.#spec = spec;
     this.#options = options;
+    // Bind retries start over only after a successful bind: ±20% so forwarders do not retry in step.
+    this.#retryBackoff = new Backoff({
+      initialMs: options.bindRetryInitialMs,
+      maxMs: options.bindRetryMaxMs,
+      resetAfterMs: Number.POSITIVE_INFINITY,
+      jitter: [0.8, 1.2],
+    });
   }
 
   /** The current spec. */
@@ -127,12 +135,8 @@ export class ListenerPart<S extends PartSpec> {
       this.#running = this.#options.open(this.#spec, (forbidden) => this.#reportTarget(forbidden));
     } catch (error) {
       this.#options.onBindError(error);
-      const retryInMs = backoffDelayMs(
-        this.#attempt++,
-        this.#options.bindRetryInitialMs,
-        this.#options.bindRetryMaxMs,
-      );
-      const reason = error instanceof Error ? error.message : String(error);
+      const retryInMs = this.#retryBackoff.next();
+      const reason = errorMessage(error);
       log.warn(
         "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
         { ...this.#logProps(), reason, retryInMs },
@@ -141,7 +145,7 @@ export class ListenerPart<S extends PartSpec> {
       this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
       return;
     }
-    this.#attempt = 0;
+    this.#retryBackoff.reset();
     log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
     this.#setState(this.#boundState());
   }

@@ -7,7 +7,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { abortableDelay } from "./_abortable_delay.ts";
+import { abortableDelay } from "../util/abortable_delay.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { TcpSpec } from "../spec.ts";

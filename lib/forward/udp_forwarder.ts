@@ -25,7 +25,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
-import { abortableDelay } from "./_abortable_delay.ts";
+import { abortableDelay } from "../util/abortable_delay.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";

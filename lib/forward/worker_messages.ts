@@ -6,7 +6,7 @@
 
 import type { ForwarderSpec } from "../spec.ts";
 import type { ForwarderStatus, TcpCounters } from "./state.ts";
-import type { SupervisorOptions } from "./supervisor.ts";
+import type { SupervisorOptions } from "./supervisor_options.ts";
 
 /** Main thread → worker. */
 export type ToWorker =

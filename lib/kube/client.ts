@@ -11,12 +11,13 @@
 import { getLogger } from "@logtape/logtape";
 import type { Status } from "kubernetes-types/meta/v1.d.ts";
 import { ApiError, decodeErrorBody, parseRetryAfter } from "./api_error.ts";
-import { Backoff, sleep } from "./backoff.ts";
+import { sleep } from "../util/abortable_delay.ts";
+import { Backoff } from "../util/backoff.ts";
 import type { ClientCertificate, ClusterConfig, CredentialSource } from "./cluster.ts";
 import { KubeconfigError } from "./kubeconfig_error.ts";
 import { apiVersionOf, type KubeObject, type Resource, resourcePath } from "./resources.ts";
 import { readWatchEvents, type WatchEvent } from "./watch_stream.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "kube"]);
 
@@ -114,6 +115,11 @@ export const PATCH_CONTENT_TYPES: Readonly<Record<PatchType, string>> = {
   strategic: "application/strategic-merge-patch+json",
   apply: "application/apply-patch+yaml",
 };
+
+/** One JSON patch (RFC 6902) operation. */
+export type JsonPatchOperation =
+  | { op: "test" | "add" | "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string };
 
 /** Options of {@linkcode KubeClient.patch}. */
 export interface PatchOptions extends WriteOptions {

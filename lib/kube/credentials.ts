@@ -6,7 +6,7 @@
  */
 import type { CredentialSource } from "./cluster.ts";
 import { KubeconfigError } from "./kubeconfig_error.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 /** A source that always sends the same `Authorization` header value. */
 export function staticCredentials(authorization: string): CredentialSource {

@@ -7,7 +7,7 @@
  */
 import type { Credentials, CredentialSource } from "./cluster.ts";
 import { KubeconfigError } from "./kubeconfig_error.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 /** The exec plugin API versions this client speaks. */
 export const EXEC_API_VERSIONS = [

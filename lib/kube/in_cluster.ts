@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { ClusterConfig } from "./cluster.ts";
 import { readToken, tokenFileCredentials } from "./credentials.ts";
 import { KubeconfigError } from "./kubeconfig_error.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 /** The standard service-account folder inside a pod. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

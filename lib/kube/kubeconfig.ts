@@ -16,7 +16,7 @@ import {
   type ExecPluginConfig,
 } from "./exec_credential.ts";
 import { KubeconfigError } from "./kubeconfig_error.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 /** Options of {@linkcode loadKubeconfig}. */
 export interface KubeconfigOptions {

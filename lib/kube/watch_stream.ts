@@ -7,7 +7,7 @@
  */
 import { ApiError, isStatus } from "./api_error.ts";
 import type { KubeObject } from "./resources.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 /** One event of a watch stream. */
 export type WatchEvent<T extends KubeObject> =

@@ -10,6 +10,7 @@ import { type ControlPlaneBinaries, findControlPlaneBinaries } from "../controlp
 import { createPki, issueClientCertificate, type Pki } from "./_pki.ts";
 import { ServerProcess, spawnWatchdog } from "./_server_process.ts";
 import { waitUntil } from "./_wait_until.ts";
+import { errorMessage } from "../../lib/util/error_message.ts";
 
 /** Result of one kubectl run. */
 export interface KubectlResult {
@@ -312,9 +313,7 @@ class LocalControlPlane implements ControlPlane {
       }, { timeoutMs: 120_000, intervalMs: 250 });
     } catch (error) {
       throw new Error(
-        `${
-          error instanceof Error ? error.message : error
-        }\nkube-apiserver log (${apiserver.logPath}):\n` +
+        `${errorMessage(error)}\nkube-apiserver log (${apiserver.logPath}):\n` +
           apiserver.logTail(),
       );
     } finally {

@@ -3,6 +3,7 @@
  * `compile` task in deno.json, reads its JSON log lines, and scrapes its `/metrics`.
  * @module
  */
+import { cleanEnv } from "./clean_env.ts";
 import { repoRoot } from "./kustomize.ts";
 import { waitFor } from "./net_wait.ts";
 
@@ -111,7 +112,7 @@ function programCommand(
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...flags, entry, ...args],
     cwd: repoRoot,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    env: cleanEnv({ NO_COLOR: "1" }),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

@@ -29,6 +29,7 @@ import {
 import { type Budget, type Scenario, SCENARIOS } from "./scenarios.ts";
 import { Targets } from "./targets.ts";
 import { prepareTools, toolVersions } from "./toolchain.ts";
+import { errorMessage } from "../../lib/util/error_message.ts";
 
 /** Forwarding threads of the scaling variant `undying-proxy-w2` (`--workers`). */
 const SCALE_WORKERS = 2;
@@ -148,7 +149,7 @@ async function runOne(
     const sample = await scenario.run({ group, tools: ctx.tools, targets, peer: running, budget });
     return { ...base, sample };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     log(`  ${peer.name} ${scenario.id} failed: ${message}`);
     return { ...base, error: message.slice(0, 500) };
   } finally {
@@ -198,7 +199,7 @@ async function main(): Promise<void> {
   try {
     selection = applyFilter(values.filter, allPeers, SCENARIOS);
   } catch (error) {
-    fail(error instanceof Error ? error.message : String(error));
+    fail(errorMessage(error));
   }
 
   const cache = cacheDir(values["cache-dir"]);

@@ -1,4 +1,8 @@
-/** Runs a Deno subcommand in a clean environment (PATH, HOME and `env` only) for black-box tests. */
+/**
+ * Runs a Deno subcommand in a clean environment for black-box tests.
+ * @module
+ */
+import { cleanEnv } from "../_support/clean_env.ts";
 
 /** Exit code and decoded output of one Deno run. */
 export interface DenoRun {
@@ -8,8 +12,8 @@ export interface DenoRun {
 }
 
 /**
- * Runs `deno <args>` in `cwd` (default: the repository root) with only PATH, HOME,
- * DENO_NO_UPDATE_CHECK and `env`.
+ * Runs `deno <args>` in `cwd` (default: the repository root) with only PATH, HOME, what
+ * {@linkcode cleanEnv} keeps (module cache, certificates, proxies) and `env`.
  */
 export async function runDeno(
   args: readonly string[],
@@ -20,12 +24,7 @@ export async function runDeno(
     args: [...args],
     cwd,
     clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      DENO_NO_UPDATE_CHECK: "1",
-      ...env,
-    },
+    env: cleanEnv({ PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "", ...env }),
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -9,9 +9,10 @@
 import { getLogger } from "@logtape/logtape";
 import type { Event } from "kubernetes-types/core/v1.d.ts";
 import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
-import { CORE_EVENTS } from "./resources.ts";
+import { CORE_EVENTS } from "../kube/resources.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "kube"]);
 
@@ -173,7 +174,7 @@ export class EventRecorder {
       logger.warn("Cannot record Event {reason} for {object}: {error}", {
         reason: note.reason,
         object: `${meta.namespace}/${meta.name}`,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
     }
   }

@@ -7,17 +7,12 @@
  */
 
 import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
-import { ApiError } from "./api_error.ts";
-import type { KubeClient } from "./client.ts";
-import type { CustomObject, Resource } from "./resources.ts";
+import { ApiError } from "../kube/api_error.ts";
+import type { JsonPatchOperation, KubeClient } from "../kube/client.ts";
+import type { CustomObject, Resource } from "../kube/resources.ts";
 
 /** The finalizer the operator puts on every object it handles. */
 export const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";
-
-/** One JSON patch (RFC 6902) operation. */
-export type JsonPatchOperation =
-  | { op: "test" | "add" | "replace"; path: string; value: unknown }
-  | { op: "remove"; path: string };
 
 /** True when the object carries {@linkcode FINALIZER}. */
 export function hasFinalizer(object: { readonly metadata?: ObjectMeta }): boolean {

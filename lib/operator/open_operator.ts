@@ -6,8 +6,8 @@
  */
 
 import type { DesiredStateSource } from "../source.ts";
-import { KubeClient } from "./client.ts";
-import { loadClusterConfig } from "./cluster_config.ts";
+import { KubeClient } from "../kube/client.ts";
+import { loadClusterConfig } from "../kube/cluster_config.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
 import { Operator, type SupervisorView } from "./operator.ts";
 

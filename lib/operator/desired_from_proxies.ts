@@ -44,12 +44,6 @@ export function forwarderName(object: ProxyObject): string {
   return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
 }
 
-/** Every problem as `field: value: reason`, joined by "; " (conditions, Events and logs). */
-export function describeProblems(problems: readonly SpecProblem[]): string {
-  return problems.map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`)
-    .join("; ");
-}
-
 /** True when the object belongs to the operator instance named `instanceName` ("" = default). */
 export function isSelected(object: ProxyObject, instanceName: string): boolean {
   return (object.metadata?.annotations?.[INSTANCE_ANNOTATION] ?? "") === instanceName;

@@ -5,7 +5,7 @@ import { json, startFaultServer } from "../../tests/_support/fault_server.ts";
 import { ApiError } from "./api_error.ts";
 import { KubeClient } from "./client.ts";
 import { SERVICES } from "./resources.ts";
-import { Reflector, type ReflectorEvent } from "./watch.ts";
+import { Reflector, type ReflectorEvent } from "./reflector.ts";
 
 Deno.test("Reflector abandons a silent watch after timeout + margin and resumes from its resourceVersion", async () => {
   let watches = 0;

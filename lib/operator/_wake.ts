@@ -1,33 +1,27 @@
 /**
- * Small concurrency helpers of the operator loop (private to `lib/kube/`).
+ * Small concurrency helpers of the operator loop (private to `lib/operator/`).
  * @module
  */
+
+import { abortableDelay } from "../util/abortable_delay.ts";
 
 /** Wakes the loop: at once when triggered, else after a delay. */
 export class Wake {
   #pending = false;
-  #resolve: (() => void) | undefined;
+  #woken: AbortController | undefined;
 
   /** Wakes the current or the next `wait()` at once. */
   trigger(): void {
     this.#pending = true;
-    this.#resolve?.();
+    this.#woken?.abort();
   }
 
   /** Waits until triggered (since the last wait), `ms` passed, or `signal` aborted. */
   async wait(ms: number, signal: AbortSignal): Promise<void> {
     if (!this.#pending && !signal.aborted) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let onAbort: (() => void) | undefined;
-      await new Promise<void>((resolve) => {
-        this.#resolve = resolve;
-        timer = setTimeout(resolve, ms);
-        onAbort = resolve;
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener("abort", onAbort);
-      this.#resolve = undefined;
+      this.#woken = new AbortController();
+      await abortableDelay(ms, AbortSignal.any([signal, this.#woken.signal]));
+      this.#woken = undefined;
     }
     this.#pending = false;
   }

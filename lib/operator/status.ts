@@ -17,8 +17,7 @@ import type {
   UnDyingProxyStatus,
 } from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderStatus, ListenerState, Protocol } from "../forward/state.ts";
-import type { ForwarderSpec, SpecProblem } from "../spec.ts";
-import { describeProblems } from "./desired_from_proxies.ts";
+import { describeProblems, type ForwarderSpec, type SpecProblem } from "../spec.ts";
 
 /** Reasons of the `Ready` condition. */
 export type ReadyReason =

@@ -8,10 +8,9 @@
  */
 
 import type { UnDyingProxy, UnDyingProxyReplicaStatus } from "../../k8s/undying_proxy_types.ts";
-import { ApiError } from "./api_error.ts";
-import type { KubeClient } from "./client.ts";
-import type { JsonPatchOperation } from "./finalizer.ts";
-import type { Resource } from "./resources.ts";
+import { ApiError } from "../kube/api_error.ts";
+import type { JsonPatchOperation, KubeClient } from "../kube/client.ts";
+import type { Resource } from "../kube/resources.ts";
 import type { StatusSummary } from "./status.ts";
 
 /** The field manager of one replica's status writes. */

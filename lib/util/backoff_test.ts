@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Backoff, sleep } from "./backoff.ts";
+import { Backoff } from "./backoff.ts";
 
 Deno.test("Backoff.next() doubles up to maxMs with jitter between half and full step", () => {
   const low = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0 });
@@ -27,15 +27,21 @@ Deno.test("Backoff.next() starts over after resetAfterMs without failures, or af
   assert.equal(backoff.next(), 100);
 });
 
-Deno.test("Backoff() refuses inconsistent options", () => {
-  assert.throws(() => new Backoff({ initialMs: 10, maxMs: 5 }), /initialMs 10, maxMs 5/);
+Deno.test("Backoff.next() with symmetric jitter moves each step by at most 20%, never past maxMs", () => {
+  const at = (random: number) =>
+    new Backoff({ initialMs: 1000, maxMs: 30_000, jitter: [0.8, 1.2], random: () => random });
+  const middle = at(0.5);
+  assert.deepEqual(
+    Array.from({ length: 8 }, () => middle.next()),
+    [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000],
+  );
+  assert.equal(at(0).next(), 800);
+  assert.equal(at(1).next(), 1200);
+  const top = at(1);
+  assert.deepEqual(Array.from({ length: 6 }, () => top.next()).slice(-1), [30_000]);
 });
 
-Deno.test("sleep() rejects with the abort reason and leaves no timer", async () => {
-  const controller = new AbortController();
-  const pending = sleep(60_000, controller.signal);
-  controller.abort(new Error("stop"));
-  await assert.rejects(pending, /stop/);
-  await assert.rejects(sleep(1, controller.signal), /stop/);
-  await sleep(1);
+Deno.test("Backoff() refuses inconsistent options", () => {
+  assert.throws(() => new Backoff({ initialMs: 10, maxMs: 5 }), /initialMs 10, maxMs 5/);
+  assert.throws(() => new Backoff({ jitter: [1, 0.5] }), /jitter \[1, 0.5\]/);
 });

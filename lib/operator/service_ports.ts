@@ -8,9 +8,9 @@
 
 import type { Service, ServicePort } from "kubernetes-types/core/v1.d.ts";
 import type { ForwarderSpec } from "../spec.ts";
-import { ApiError } from "./api_error.ts";
-import type { KubeClient } from "./client.ts";
-import { SERVICES } from "./resources.ts";
+import { ApiError } from "../kube/api_error.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { SERVICES } from "../kube/resources.ts";
 import {
   MANAGED_PORTS_ANNOTATION,
   parseOwnedPorts,

@@ -31,13 +31,13 @@ import {
   type UnDyingProxy,
 } from "../../k8s/undying_proxy_types.ts";
 import type { ForwarderStatus } from "../forward/state.ts";
-import type { ForwarderSpec, SpecProblem } from "../spec.ts";
+import { describeProblems, type ForwarderSpec, type SpecProblem } from "../spec.ts";
 import type { DesiredStateSource } from "../source.ts";
-import { Backoff, sleep } from "./backoff.ts";
+import { sleep } from "../util/abortable_delay.ts";
+import { Backoff } from "../util/backoff.ts";
 import { forEachLimit, Wake } from "./_wake.ts";
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
 import {
-  describeProblems,
   desiredFromProxies,
   forwarderName,
   isDeleting,
@@ -48,13 +48,14 @@ import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
 import { yieldToOlder } from "./port_priority.ts";
-import { defineResource, type Resource, SERVICES } from "./resources.ts";
+import { defineResource, type Resource, SERVICES } from "../kube/resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
 import { othersListening, planStatus } from "./status_plan.ts";
 import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
-import { Reflector, type ReflectorOptions } from "./watch.ts";
+import { Reflector, type ReflectorOptions } from "../kube/reflector.ts";
 import type { Service } from "kubernetes-types/core/v1.d.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "operator"]);
 
@@ -251,7 +252,7 @@ export class Operator implements DesiredStateSource {
           delayMs = this.#backoff.next();
           logger.error("Reconcile pass failed, retrying in {delayMs} ms: {message}", {
             delayMs,
-            message: error instanceof Error ? error.message : String(error),
+            message: errorMessage(error),
             error,
           });
         }
@@ -264,7 +265,7 @@ export class Operator implements DesiredStateSource {
     }
     if (failure !== undefined && !signal.aborted) {
       throw new Error(
-        `Watching the cluster failed: ${failure instanceof Error ? failure.message : failure}`,
+        `Watching the cluster failed: ${errorMessage(failure)}`,
         {
           cause: failure,
         },
@@ -531,7 +532,7 @@ export class Operator implements DesiredStateSource {
       });
     } catch (error) {
       logger.debug("Could not withdraw every status entry at shutdown: {message}", {
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
     }
   }
@@ -539,7 +540,7 @@ export class Operator implements DesiredStateSource {
   #warn(template: string, object: string, error: unknown): void {
     logger.warn(template, {
       object,
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     });
   }
 }

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { proxy } from "../../tests/_support/proxy_fixture.ts";
 import {
   compareAge,
-  describeProblems,
   desiredFromProxies,
   INSTANCE_ANNOTATION,
   isSelected,
@@ -45,16 +44,6 @@ Deno.test("desiredFromProxies() reports an invalid spec whole and never half-sta
   assert.ok(
     desired.invalid[0]?.problems.some((p) => p.field.endsWith("tcp.listenPort")),
     JSON.stringify(desired.invalid),
-  );
-});
-
-Deno.test("describeProblems() names every field, its value and the reason", () => {
-  const [bad] = desiredFromProxies([proxy("bad").tcp(70000, 80, "").build()], "").invalid;
-  const message = describeProblems(bad?.problems ?? []);
-  assert.match(message, /spec\.tcp\.listenPort: 70000: .+; spec\.tcp\.targetHost: "": .+/);
-  assert.equal(
-    describeProblems([{ field: "spec", value: undefined, reason: "missing" }]),
-    "spec: undefined: missing",
   );
 });
 

@@ -14,11 +14,12 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { ApiError } from "./api_error.ts";
-import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+import { sleep } from "../util/abortable_delay.ts";
+import { Backoff, type BackoffOptions } from "../util/backoff.ts";
 import type { KubeClient } from "./client.ts";
 import { type KubeObject, objectKey, type Resource } from "./resources.ts";
 import type { WatchEvent } from "./watch_stream.ts";
-import { errorMessage } from "./_error_message.ts";
+import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "kube"]);
 
