@@ -53,6 +53,8 @@ export interface SpecProblem {
   readonly field: string;
   readonly value: unknown;
   readonly reason: string;
+  /** Set when the value is well-formed but the operator's target policy forbids it. */
+  readonly forbidden?: true;
 }
 
 /** Every problem as `field: value: reason`, joined by "; " (conditions, Events and logs). */

@@ -21,6 +21,7 @@ export interface OperatorFlags {
   readonly tcpServiceToManage: string;
   readonly udpServiceToManage: string;
   readonly statusHeartbeatMs?: number | undefined;
+  readonly allowedTargetNamespaces?: "*" | readonly string[] | undefined;
 }
 
 /** What the operator gets from the rest of the program. */
@@ -60,6 +61,7 @@ export async function openOperator(
       view: parts.view,
       countError: parts.countError,
       ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
+      allowedTargetNamespaces: flags.allowedTargetNamespaces,
     });
     return {
       description: operator.description,

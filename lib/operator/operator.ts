@@ -109,6 +109,11 @@ export interface OperatorOptions {
   reflector?: Pick<ReflectorOptions, "watchTimeoutSeconds" | "livenessMarginMs" | "backoff">;
   /** Event deduplication and rate limit. */
   events?: EventDeduperOptions;
+  /**
+   * `--allowed-target-namespaces`: objects may only target Services of their own namespace or of
+   * these ("*" = any). @default undefined (no restriction)
+   */
+  allowedTargetNamespaces?: "*" | readonly string[] | undefined;
 }
 
 /** The outcome of one Service sync, as the rest of the pass needs it. */
@@ -136,6 +141,7 @@ export class Operator implements DesiredStateSource {
   readonly #resyncMs: number;
   readonly #minPassIntervalMs: number;
   readonly #reflectorOptions: OperatorOptions["reflector"];
+  readonly #allowedTargetNamespaces: OperatorOptions["allowedTargetNamespaces"];
   readonly #recorder: EventRecorder;
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   #proxyReflectors: Reflector<UnDyingProxy>[] = [];
@@ -185,6 +191,7 @@ export class Operator implements DesiredStateSource {
       );
     }
     this.#reflectorOptions = options.reflector;
+    this.#allowedTargetNamespaces = options.allowedTargetNamespaces;
     this.#recorder = new EventRecorder(this.#client, {
       replica: this.#replica,
       countError: this.#countError,
@@ -287,7 +294,9 @@ export class Operator implements DesiredStateSource {
     signal: AbortSignal,
   ): Promise<number> {
     const objects = this.#objects();
-    const desired = desiredFromProxies(objects, this.#instance);
+    const desired = desiredFromProxies(objects, this.#instance, {
+      allowedTargetNamespaces: this.#allowedTargetNamespaces,
+    });
     const before = new Map(this.#view.statuses().map((s) => [s.name, s]));
     const applying = yieldToOlder(desired.specs, this.#applied, before);
     apply(applying);
@@ -373,9 +382,10 @@ export class Operator implements DesiredStateSource {
       seen.add(key);
       if (this.#reportedInvalid.has(key)) continue;
       const message = describeProblems(problems);
-      logger.warn("Ignoring {object}: invalid spec: {message}", { object: name, message });
-      this.#countError("InvalidSpec");
-      note(name, { type: "Warning", reason: "InvalidSpec", message });
+      const reason = problems.every((p) => p.forbidden) ? "TargetForbidden" : "InvalidSpec";
+      logger.warn("Ignoring {object}: {reason}: {message}", { object: name, reason, message });
+      this.#countError(reason);
+      note(name, { type: "Warning", reason, message });
     }
     this.#reportedInvalid = seen;
   }

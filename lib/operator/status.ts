@@ -194,7 +194,7 @@ function readyVerdict(
   }
   if ("problems" in input.spec) {
     return {
-      reason: "InvalidSpec",
+      reason: input.spec.problems.every((p) => p.forbidden) ? "TargetForbidden" : "InvalidSpec",
       message: describeProblems(input.spec.problems),
       listening: 0,
       reporting,
