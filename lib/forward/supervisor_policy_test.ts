@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { freePort } from "../../tests/_support/net_ports.ts";
+import { tcpFrom } from "../../tests/_support/net_sources.ts";
+import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { ForwardWorkers } from "./forward_workers.ts";
+import { newTcpCounters } from "./state.ts";
+import { Supervisor } from "./supervisor.ts";
+
+/** Workers load their module from disk when run from source (a compiled binary embeds it). */
+const ignore = Deno.permissions.querySync({
+  name: "read",
+  path: new URL("./forward_worker.ts", import.meta.url),
+}).state !== "granted";
+
+const POLICY = {
+  targetPolicy: { deniedCidrs: ["169.254.0.0/16"], notes: { "169.254.0.0/16": "metadata" } },
+  defaultSourceRanges: ["127.0.0.2"],
+};
+
+Deno.test("Supervisor: a forbidden target shows in the statuses of both parts", async () => {
+  const port = freePort("tcp");
+  await using supervisor = new Supervisor({
+    listenAddress: "127.0.0.1",
+    drainGraceMs: 0,
+    ...POLICY,
+  });
+  supervisor.apply([{
+    name: "ns/meta",
+    tcp: { listenPort: port, targetHost: "169.254.169.254", targetPort: 80 },
+    udp: {
+      listenPort: port,
+      targetHost: "169.254.169.254",
+      targetPort: 53,
+      readTimeoutSeconds: 30,
+      writeTimeoutSeconds: 5,
+    },
+  }]);
+  await waitFor(() => supervisor.statuses()[0]?.udp?.phase === "forbidden", {
+    message: "the parts reported forbidden",
+  });
+  const forbidden = {
+    phase: "forbidden",
+    port,
+    address: "169.254.169.254",
+    rule: "169.254.0.0/16 (metadata) in --denied-target-cidrs",
+  };
+  assert.deepEqual(supervisor.statuses()[0], { name: "ns/meta", tcp: forbidden, udp: forbidden });
+});
+
+Deno.test({
+  name: "ForwardWorkers: the target policy and default source ranges hold in worker threads",
+  ignore,
+  async fn() {
+    const port = freePort("tcp");
+    const workers = new ForwardWorkers(1, {
+      listenAddress: "127.0.0.1",
+      drainGraceMs: 0,
+      ...POLICY,
+    });
+    try {
+      workers.apply([{
+        name: "ns/meta",
+        tcp: { listenPort: port, targetHost: "169.254.169.254", targetPort: 80 },
+      }]);
+      // Only the worker listens: wait until it accepts (127.0.0.1 is outside the default ranges).
+      await waitFor(async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+        conn?.close();
+        return conn !== undefined;
+      }, { message: "the worker's listener" });
+      for (let i = 0; i < 4; i++) {
+        await using client = await tcpFrom("127.0.0.2", port);
+        await within(client.closed, 2000, `client ${i} closed at once`);
+      }
+      await waitFor(() => {
+        const total = newTcpCounters();
+        workers.addTcpCounters("ns/meta", total);
+        return total.rejected.TargetForbidden === 4 && total.rejected.SourceNotAllowed >= 1 &&
+          total.connectionsTotal === 0;
+      }, { message: "the worker's refusals in its counter reports" });
+    } finally {
+      await workers.close(0);
+    }
+  },
+});
