@@ -8,7 +8,7 @@ import { tcpFrom, udpFrom } from "./_support/net_sources.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import { startUdpEcho } from "./_support/net_udp.ts";
 import { waitFor, within } from "./_support/net_wait.ts";
-import { freePort, type ProgramProcess, startProgram } from "./_support/program.ts";
+import { freePort, startProgram, waitForSeries } from "./_support/program.ts";
 
 const WAIT_MS = 20_000;
 
@@ -21,19 +21,6 @@ async function policyConfig(specs: Record<string, unknown>) {
   );
   await Deno.writeTextFile(path, documents.join("---\n"));
   return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
-}
-
-async function series(program: ProgramProcess, expected: Record<string, number>): Promise<void> {
-  let last = new Map<string, number>();
-  try {
-    await waitFor(async () => {
-      last = new Map((await program.scrape()).series);
-      return Object.entries(expected).every(([key, value]) => last.get(key) === value);
-    }, { timeoutMs: WAIT_MS, message: "the expected metric values" });
-  } catch (error) {
-    const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
-    throw new Error(`${error}: ${wrong.map(([k, v]) => `${k}=${last.get(k)} (want ${v})`)}`);
-  }
 }
 
 Deno.test("file mode: sources, limits and a target name resolving to a denied address, with metrics and logs", async () => {
@@ -95,7 +82,7 @@ Deno.test("file mode: sources, limits and a target name resolving to a denied ad
   assert.equal(await udpTwo.request("u2", limited, 300), undefined);
 
   const of = (name: string) => `forwarder="${name}",namespace="default"`;
-  await series(program, {
+  await waitForSeries(program, {
     [`undying_proxy_tcp_rejected_connections_total{${of("open")},reason="SourceNotAllowed"}`]: 1,
     [`undying_proxy_tcp_rejected_connections_total{${of("by-name")},reason="TargetForbidden"}`]: 1,
     [`undying_proxy_forwarder_state{${of("by-name")},protocol="tcp",state="forbidden"}`]: 1,

@@ -26,6 +26,7 @@ import {
   runProgram,
   startProgram,
   taskPermissionFlags,
+  waitForSeries,
 } from "./_support/program.ts";
 
 /** Bound for every wait: generous, since the machine may be loaded by other tests. */
@@ -191,19 +192,8 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     "undying_proxy_config_last_reload_successful": 1,
     "undying_proxy_shutting_down": 0,
   };
-  let last = new Map<string, number>();
-  try {
-    // The TCP connection is closed by now, but its byte counters may be read a moment later.
-    await waitFor(async () => {
-      last = new Map((await program.scrape()).series);
-      return Object.entries(expected).every(([key, value]) => last.get(key) === value);
-    }, { timeoutMs: WAIT_MS, message: "the expected metric values" });
-  } catch (error) {
-    const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
-    throw new Error(
-      `${error}: ${wrong.map(([key, value]) => `${key}=${last.get(key)} (want ${value})`)}`,
-    );
-  }
+  // The TCP connection is closed by now, but its byte counters may be read a moment later.
+  await waitForSeries(program, expected, WAIT_MS);
   // Every metric served is documented with its type, and every documented one is served.
   const { types } = await program.scrape();
   const served = new Map([...types].filter(([name]) => name.startsWith("undying_proxy_")));

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { PartSpec } from "../spec.ts";
 import { Backoff } from "../util/backoff.ts";
+import type { TargetReport } from "./policy/forwarder_policy.ts";
 import type { ForbiddenTarget } from "./policy/target_policy.ts";
 import type { ListenerState, Protocol } from "./state.ts";
 import { errorMessage } from "../util/error_message.ts";
@@ -41,8 +42,7 @@ export interface ListenerPartOptions<S> {
   readonly onChange: () => void;
 }
 
-/** How a forwarder reports its target's verdict: the forbidden address, or undefined (allowed). */
-export type TargetReport = (forbidden: ForbiddenTarget | undefined) => void;
+export type { TargetReport };
 
 /** What `stop()` hands back: when the port is free, and when everything is closed. */
 export interface PartStop {

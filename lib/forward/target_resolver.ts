@@ -125,3 +125,36 @@ function target(hostname: string, family: 4 | 6, port: number): ResolvedTarget {
     bindHostname: family === 6 ? "::" : "0.0.0.0",
   };
 }
+
+/** A resolver whose verdict is being reported, and the first lookup (for names) to await on stop. */
+export interface ReportingResolver {
+  readonly resolver: TargetResolver;
+  /** Settles when the first lookup of a name is done (at once for an IP literal); never rejects. */
+  readonly firstLookup: Promise<unknown>;
+}
+
+/**
+ * A resolver for `host:port` that tells `onTarget` whether the target is forbidden as soon as that
+ * is known: at once for an IP literal, after a lookup started now for a name (so a status shows a
+ * forbidden target before the first client), and again after every later lookup.
+ */
+export function reportingResolver(
+  host: string,
+  port: number,
+  options: { readonly policy: TargetPolicy; readonly onTarget?: TargetResolverOptions["onLookup"] },
+): ReportingResolver {
+  const onTarget = options.onTarget;
+  const resolver = new TargetResolver(host, port, {
+    policy: options.policy,
+    ...(onTarget && { onLookup: onTarget }),
+  });
+  const nowMs = Date.now();
+  if (resolver.cached(nowMs) !== undefined || resolver.forbidden(nowMs) !== undefined) {
+    onTarget?.(resolver.forbidden(nowMs));
+    return { resolver, firstLookup: Promise.resolve() };
+  }
+  return {
+    resolver,
+    firstLookup: onTarget === undefined ? Promise.resolve() : resolver.resolve().catch(() => {}),
+  };
+}

@@ -11,17 +11,18 @@ import { abortableDelay } from "../util/abortable_delay.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { TcpSpec } from "../spec.ts";
-import type { RunningForwarder, TargetReport } from "./listener_part.ts";
+import type { RunningForwarder } from "./listener_part.ts";
+import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
 import { TargetPolicy } from "./policy/target_policy.ts";
 import type { TcpCounters, TcpErrorType, TcpRejectReason } from "./state.ts";
 import { TcpConnection, type TcpConnectionContext } from "./tcp_connection.ts";
-import { TargetResolver } from "./target_resolver.ts";
+import { reportingResolver, type TargetResolver } from "./target_resolver.ts";
 
 const log = getLogger(["undying-proxy", "tcp"]);
 
 /** Options of one {@linkcode TcpForwarder}. */
-export interface TcpForwarderOptions {
+export interface TcpForwarderOptions extends ForwarderPolicyOptions {
   /** Forwarder name, for logs. */
   readonly name: string;
   /** Advanced in place; shared with the supervisor's `counters()`. */
@@ -31,12 +32,6 @@ export interface TcpForwarderOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
-  /** Which target addresses may be dialled. @default TargetPolicy.ALLOW_ALL */
-  readonly policy?: TargetPolicy;
-  /** `sourceRanges` used when the spec has none. @default [] (everyone) */
-  readonly defaultSourceRanges?: readonly string[];
-  /** Told whether the target is forbidden, at start, on update and after each lookup. */
-  readonly onTarget?: TargetReport;
 }
 
 /** The admission rules of a TCP spec. */
@@ -135,18 +130,14 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   /** A fresh resolver for the target of `spec`; its verdict is reported as soon as it is known. */
   #retarget(spec: TcpSpec): void {
-    const onTarget = this.#options.onTarget;
-    this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort, {
-      policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
-      ...(onTarget && { onLookup: onTarget }),
-    });
-    const nowMs = Date.now();
-    if (this.#resolver.cached(nowMs) !== undefined || this.#resolver.forbidden(nowMs)) {
-      onTarget?.(this.#resolver.forbidden(nowMs));
-    } else if (onTarget !== undefined) {
-      // A name: look it up now so the status shows a forbidden target before the first client.
-      this.#firstLookup = this.#resolver.resolve().catch(() => {});
-    }
+    ({ resolver: this.#resolver, firstLookup: this.#firstLookup } = reportingResolver(
+      spec.targetHost,
+      spec.targetPort,
+      {
+        policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+        ...(this.#options.onTarget && { onTarget: this.#options.onTarget }),
+      },
+    ));
   }
 
   /**

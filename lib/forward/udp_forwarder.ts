@@ -26,19 +26,20 @@
 import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
 import { abortableDelay } from "../util/abortable_delay.ts";
-import type { RunningForwarder, TargetReport } from "./listener_part.ts";
+import type { RunningForwarder } from "./listener_part.ts";
+import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
 import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
 import { TargetForbiddenError, TargetPolicy } from "./policy/target_policy.ts";
 import type { UdpCounters, UdpErrorType, UdpRejectReason } from "./state.ts";
-import { type ResolvedTarget, TargetResolver } from "./target_resolver.ts";
+import { reportingResolver, type ResolvedTarget, type TargetResolver } from "./target_resolver.ts";
 import { UdpSessionTable } from "./udp_session_table.ts";
 
 const log = getLogger(["undying-proxy", "udp"]);
 
 /** Options of one {@linkcode UdpForwarder}. */
-export interface UdpForwarderOptions {
+export interface UdpForwarderOptions extends ForwarderPolicyOptions {
   /** Forwarder name, for logs. */
   readonly name: string;
   /** Advanced in place; shared with the supervisor's `counters()`. */
@@ -54,12 +55,6 @@ export interface UdpForwarderOptions {
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
    */
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
-  /** Which target addresses may be sent to. @default TargetPolicy.ALLOW_ALL */
-  readonly policy?: TargetPolicy;
-  /** `sourceRanges` used when the spec has none. @default [] (everyone) */
-  readonly defaultSourceRanges?: readonly string[];
-  /** Told whether the target is forbidden, at start, on update and after each lookup. */
-  readonly onTarget?: TargetReport;
 }
 
 /** The admission rules of a UDP spec. */
@@ -193,17 +188,14 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
 
   /** A fresh resolver for the target of `spec`; its verdict is reported as soon as it is known. */
   #retarget(spec: UdpSpec): void {
-    const onTarget = this.#options.onTarget;
-    this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort, {
-      policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
-      ...(onTarget && { onLookup: onTarget }),
-    });
-    const nowMs = Date.now();
-    if (this.#resolver.cached(nowMs) !== undefined || this.#resolver.forbidden(nowMs)) {
-      onTarget?.(this.#resolver.forbidden(nowMs));
-    } else if (onTarget !== undefined) {
-      this.#firstLookup = this.#resolver.resolve().catch(() => {});
-    }
+    ({ resolver: this.#resolver, firstLookup: this.#firstLookup } = reportingResolver(
+      spec.targetHost,
+      spec.targetPort,
+      {
+        policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+        ...(this.#options.onTarget && { onTarget: this.#options.onTarget }),
+      },
+    ));
   }
 
   /**
