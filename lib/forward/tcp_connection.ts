@@ -130,9 +130,11 @@ export class TcpConnection {
   }
 
   async #dial(target: TcpTarget | Promise<TcpTarget>): Promise<Deno.TcpConn | undefined> {
+    // One deadline covers the lookup of a name and the connect, as when Deno.connect resolved it.
+    const signal = this.#context.deadlines.signal();
     if (target instanceof Promise) {
       try {
-        target = await target;
+        target = await untilAborted(target, signal);
       } catch (error) {
         if (this.#closed) return undefined;
         const counters = this.#context.counters;
@@ -140,14 +142,14 @@ export class TcpConnection {
           counters.rejected.TargetForbidden++;
           this.#context.onDialError("TargetForbidden", error);
         } else {
-          counters.errors.ResolveTargetAddress++;
-          this.#context.onDialError("ResolveTargetAddress", error);
+          const type = signal.aborted ? "DialTimeout" : "ResolveTargetAddress";
+          counters.errors[type]++;
+          this.#context.onDialError(type, signal.aborted ? new Error("lookup timed out") : error);
         }
         return undefined;
       }
       if (this.#closed) return undefined;
     }
-    const signal = this.#context.deadlines.signal();
     try {
       const upstream = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
       if (this.#closed) {
@@ -228,6 +230,16 @@ function setNoDelay(conn: Deno.TcpConn): void {
   } catch {
     // The peer already went away; the first read or write reports it.
   }
+}
+
+/** `promise`, or a rejection once `signal` aborts (the promise keeps running; its result is dropped). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function closeQuietly(conn: Deno.Conn): void {

@@ -7,6 +7,8 @@ import type { ForbiddenTarget, TargetPolicyOptions } from "./policy/target_polic
 import { operatorTargetDefaults, TargetPolicy } from "./policy/target_policy.ts";
 import { newTcpCounters } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
+import { TcpConnection, type TcpTarget } from "./tcp_connection.ts";
+import { DialDeadlines } from "./dial_deadlines.ts";
 
 /** A forwarder listening on `listen` (port 0) with `spec` and the policy options; drained on dispose. */
 function policyForwarder(
@@ -197,4 +199,29 @@ Deno.test("TcpForwarder: the allow list admits only its ranges; IPv6 targets are
   await using client = await tcpFrom("127.0.0.2", fx.port);
   await within(client.closed, 2000, "closed");
   assert.equal(echo.accepted, 0);
+});
+
+Deno.test("TcpConnection: the dial timeout bounds a lookup that never answers", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const accepted = await listener.accept();
+  const counters = newTcpCounters();
+  const deadlines = new DialDeadlines(100);
+  const closed = Promise.withResolvers<void>();
+  const connection = new TcpConnection(accepted, {
+    counters,
+    deadlines,
+    onDialError: () => {},
+    onClosed: () => closed.resolve(),
+    onBug: (error) => closed.reject(error),
+  });
+  connection.start(new Promise<TcpTarget>(() => {}));
+  await within(closed.promise, 5000, "the connection ends at the dial deadline");
+  assert.equal(counters.errors.DialTimeout, 1);
+  assert.equal(
+    await client.read(new Uint8Array(1)).catch(() => null),
+    null,
+    "the client is closed",
+  );
+  deadlines.abortAll();
 });
