@@ -20,7 +20,7 @@ import {
   waitForReason,
   withOperator,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitForSeries } from "./_support/program.ts";
 import type { ControlPlane } from "./_support/control_plane.ts";
 
 /** Applies one UnDyingProxy with `spec` into `namespace`. */
@@ -39,17 +39,12 @@ async function applyProxy(
   await cp.kubectlOk(["apply", "-n", namespace, "-f", "-"], { stdin: JSON.stringify(object) });
 }
 
-/** Waits until the operator's metrics have `series` at `value`. */
-async function waitForSeries(
+/** Waits until the operator's metrics have every series of `expected`. */
+function waitForMetrics(
   operator: OperatorProcess,
-  series: Record<string, number>,
+  expected: Record<string, number>,
 ): Promise<void> {
-  await waitUntil(`metrics ${JSON.stringify(series)}`, async () => {
-    const scraped = (await operator.metrics()).series;
-    return Object.entries(series).every(([key, value]) => scraped.get(key) === value)
-      ? true
-      : undefined;
-  }, { timeoutMs: 30_000 });
+  return waitForSeries({ scrape: () => operator.metrics() }, expected);
 }
 
 integrationTest(
@@ -97,7 +92,7 @@ integrationTest(
         using udp = udpFrom("127.0.0.3", operator.listenAddress);
         assert.equal(await udp.request("q", metadataPort, 300), undefined);
         const of = (name: string) => `forwarder="${name}",namespace="${ns}"`;
-        await waitForSeries(operator, {
+        await waitForMetrics(operator, {
           [`undying_proxy_tcp_rejected_connections_total{${of("api")},reason="TargetForbidden"}`]:
             1,
           [
@@ -185,7 +180,7 @@ integrationTest(
         await using through = await tcpFrom("127.0.0.3", byName, host);
         assert.equal(await through.echo("now"), "now");
         const of = (name: string) => `forwarder="${name}",namespace="${ns}"`;
-        await waitForSeries(operator, {
+        await waitForMetrics(operator, {
           [
             `undying_proxy_tcp_rejected_connections_total{${
               of("guarded")
@@ -196,6 +191,41 @@ integrationTest(
               of("guarded")
             },reason="MaxConnectionsPerSource"}`
           ]: 1,
+        });
+      },
+    );
+  },
+);
+
+integrationTest(
+  "operator: --allowed-target-namespaces leaves out objects targeting Services of other namespaces",
+  async (cp) => {
+    const ns = await cp.createNamespace("op-deny-ns");
+    const kubeconfig = await operatorKubeconfig(cp, ns);
+    const [own, other] = [nextFreePort(), nextFreePort()];
+    await withOperator(
+      {
+        kubeconfig,
+        namespace: ns,
+        args: [...NO_MANAGED_SERVICES, "--allowed-target-namespaces=data"],
+      },
+      async (operator) => {
+        await applyProxy(cp, ns, "own", {
+          tcp: { listenPort: own, targetHost: `web.${ns}.svc.cluster.local`, targetPort: 80 },
+        });
+        await applyProxy(cp, ns, "other", {
+          tcp: { listenPort: other, targetHost: "etcd.kube-system.svc", targetPort: 2379 },
+        });
+        const refused = await waitForReason(cp, ns, "other", "TargetForbidden");
+        assert.match(
+          readyCondition(refused)?.message ?? "",
+          /spec\.tcp\.targetHost: "etcd\.kube-system\.svc": targets a Service of namespace "kube-system"; allowed are the object's own namespace "op-deny-ns-\w+" and data/,
+        );
+        await waitForEvents(cp, ns, "other", ["TargetForbidden"]);
+        // The own namespace's Service is allowed (its name does not resolve here: nothing to check).
+        await waitForReason(cp, ns, "own", "Listening");
+        await waitForMetrics(operator, {
+          'undying_proxy_operator_errors_total{type="TargetForbidden"}': 1,
         });
       },
     );
