@@ -66,7 +66,7 @@ export interface UnDyingProxyTcpSpec {
    */
   targetPort: number;
   /**
-   * Target DNS name or IP address (IPv6 without brackets). Resolved on every connection, so DNS changes are picked up.
+   * Target DNS name or IP address (IPv6 without brackets). Resolved for new connections (a lookup is reused for 5 s), so DNS changes are picked up; every address is checked against the operator's target policy.
    */
   targetHost: string;
   /**

@@ -10,7 +10,7 @@ import { parseCidr } from "./forward/policy/cidr.ts";
 export interface PartSpec {
   readonly listenPort: number;
   readonly targetPort: number;
-  /** DNS name or IP literal (IPv6 without brackets). Resolved on every dial. */
+  /** DNS name or IP literal (IPv6 without brackets). Resolved for new clients (cached 5 s). */
   readonly targetHost: string;
   /** CIDR ranges clients must come from; absent = the `--default-source-ranges` flag. */
   readonly sourceRanges?: readonly string[];
