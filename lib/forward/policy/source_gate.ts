@@ -28,12 +28,17 @@ export interface SourceLimits {
   readonly burstPerSource?: number;
 }
 
+/** Verdicts of `allows()` remembered, so a flood from one address is not parsed per datagram. */
+const MAX_REMEMBERED = 4096;
+
 /** Why a client was turned away. */
 export type GateRejection = "SourceNotAllowed" | "Active" | "ActivePerSource" | "Rate";
 
 /** Admission control of one listener. */
 export class SourceGate {
   readonly #perSource = new Map<string, number>();
+  /** `allows()` by address text; cleared when the ranges change or it is full. */
+  readonly #allowed = new Map<string, boolean>();
   #ranges: readonly Cidr[] = [];
   #maxActive = Infinity;
   #maxPerSource = Infinity;
@@ -63,6 +68,7 @@ export class SourceGate {
       this.#rateKey = rateKey;
     }
     this.#ranges = ranges;
+    this.#allowed.clear();
     this.#maxActive = maxActive;
     this.#maxPerSource = maxPerSource;
   }
@@ -80,8 +86,14 @@ export class SourceGate {
   /** True when `source` lies in the allowed ranges (always, without ranges). */
   allows(source: string): boolean {
     if (this.#ranges.length === 0) return true;
-    const ip = parseIp(source);
-    return ip !== undefined && findCidr(this.#ranges, ip) !== undefined;
+    let allowed = this.#allowed.get(source);
+    if (allowed === undefined) {
+      const ip = parseIp(source);
+      allowed = ip !== undefined && findCidr(this.#ranges, ip) !== undefined;
+      if (this.#allowed.size >= MAX_REMEMBERED) this.#allowed.clear();
+      this.#allowed.set(source, allowed);
+    }
+    return allowed;
   }
 
   /**

@@ -51,3 +51,13 @@ Deno.test("SourceGate: bad limits are RangeErrors naming the field", () => {
   assert.throws(() => new SourceGate({ maxActivePerSource: 1.5 }), /maxActivePerSource/);
   assert.throws(() => new SourceGate({ sourceRanges: ["10.0.0.1/8"] }), /did you mean/);
 });
+
+Deno.test("SourceGate: remembered verdicts follow a change of sourceRanges", () => {
+  const gate = new SourceGate({ sourceRanges: ["127.0.0.2"] });
+  assert.equal(gate.admit("127.0.0.3", 0), "SourceNotAllowed");
+  gate.reconfigure({ sourceRanges: ["127.0.0.3"] });
+  assert.equal(gate.admit("127.0.0.3", 0), undefined);
+  assert.equal(gate.admit("127.0.0.2", 0), "SourceNotAllowed");
+  for (let i = 0; i < 5000; i++) gate.allows(`10.0.${i >> 8}.${i & 255}`); // more than it keeps
+  assert.ok(gate.allows("127.0.0.3"));
+});
