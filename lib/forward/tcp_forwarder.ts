@@ -189,14 +189,16 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
         await abortableDelay(backoffMs, signal);
         continue;
       }
-      this.#serve(client);
+      this.#serve(client, (client.remoteAddr as Deno.NetAddr).hostname);
     }
   }
 
-  #serve(client: Deno.TcpConn): void {
-    // PROXY protocol hook (issue 14): with a trusted load balancer's header, read it first and
-    // admit the source address it carries instead of the peer address.
-    const source = (client.remoteAddr as Deno.NetAddr).hostname;
+  /**
+   * Admits `client` as coming from `source` (its peer address; PROXY protocol hook: with a trusted
+   * load balancer's header, read the header first and pass the address it carries), then forwards
+   * it or closes it at once.
+   */
+  #serve(client: Deno.TcpConn, source: string): void {
     const nowMs = Date.now();
     const rejection = this.#gate.admit(source, nowMs);
     if (rejection !== undefined) {
