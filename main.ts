@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { FileSource } from "./lib/file_source.ts";
+import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/operator/operator_errors.ts";
 import { apiServerAddresses } from "./lib/kube/api_server_addresses.ts";
@@ -30,6 +31,12 @@ const log = getLogger(["undying-proxy"]);
 
 /** Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line. */
 async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === "convert") {
+    return await runConvert(args.slice(1), {
+      stdout: (text) => writeText(Deno.stdout, text),
+      stderr: (text) => writeText(Deno.stderr, text),
+    });
+  }
   let command;
   try {
     command = parseCommandLine(args);
@@ -195,7 +202,11 @@ function aborted(signal: AbortSignal): Promise<string> {
 }
 
 function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
-  const bytes = new TextEncoder().encode(`${text}\n`);
+  writeText(stream, `${text}\n`);
+}
+
+function writeText(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = new TextEncoder().encode(text);
   let written = 0;
   while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
 }

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseCidrList } from "./forward/policy/cidr.ts";
+import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
@@ -211,6 +212,28 @@ export const FLAGS = {
     help: "Service whose UDP ports follow the objects; empty disables.",
     parse: (raw) => raw,
   },
+  "tcp-services-configmap": {
+    group: "Kubernetes operator",
+    valueName: "NAMESPACE/NAME",
+    default: "",
+    help: "ingress-nginx tcp-services ConfigMap forwarded as it is (key: external port, value: " +
+      "namespace/service:port[:PROXY[:PROXY]]); watched. An UnDyingProxy object wins a port both claim.",
+    parse: parseConfigMapFlag,
+  },
+  "udp-services-configmap": {
+    group: "Kubernetes operator",
+    valueName: "NAMESPACE/NAME",
+    default: "",
+    help: "ingress-nginx udp-services ConfigMap, read like --tcp-services-configmap.",
+    parse: parseConfigMapFlag,
+  },
+  "cluster-domain": {
+    group: "Kubernetes operator",
+    valueName: "DOMAIN",
+    default: "cluster.local",
+    help: "The cluster's DNS domain: ConfigMap entries target <service>.<namespace>.svc.<domain>.",
+    parse: parseDnsDomain,
+  },
   "metrics-bind-address": {
     group: "Metrics and probes",
     valueName: "ADDR",
@@ -411,6 +434,8 @@ export function usage(version: string): string {
     "Usage:",
     "  undying-proxy --config FILE [flags]               standalone: objects from a YAML file",
     "  undying-proxy --operator-namespace NS [flags]     operator: objects from Kubernetes",
+    "  undying-proxy convert --tcp-services FILE ...     ingress-nginx ConfigMaps to objects (see",
+    "                                                    undying-proxy convert --help)",
     "",
     "Flags take --name=value, --name value or -name=value; booleans also --name, --no-name.",
   ];
@@ -480,6 +505,21 @@ export function parseBindAddress(raw: string): BindAddress | null {
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function parseConfigMapFlag(raw: string): ConfigMapRef | undefined {
+  if (raw === "") return undefined;
+  const ref = parseConfigMapRef(raw);
+  if (typeof ref === "string") throw new RangeError(ref);
+  return ref;
+}
+
+function parseDnsDomain(raw: string): string {
+  const domain = raw.endsWith(".") ? raw.slice(0, -1) : raw;
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/.test(domain)) {
+    throw new RangeError("must be a DNS domain such as cluster.local");
+  }
+  return domain;
+}
 
 function optionalString(raw: string): string | undefined {
   return raw === "" ? undefined : raw;
@@ -564,6 +604,18 @@ function checkCombinations(options: Options): void {
     throw new FlagError(
       "--operator-namespace",
       "--operator-namespace must be set in operator mode (or pass --config FILE for standalone mode)",
+    );
+  }
+  const configMapFlag = options.tcpServicesConfigmap !== undefined
+    ? "--tcp-services-configmap"
+    : options.udpServicesConfigmap !== undefined
+    ? "--udp-services-configmap"
+    : undefined;
+  if (configMapFlag !== undefined && options.config !== undefined) {
+    throw new FlagError(
+      configMapFlag,
+      `${configMapFlag} needs operator mode: the ConfigMap is read from the cluster, and there is ` +
+        "none with --config; convert it to objects instead (undying-proxy convert --help)",
     );
   }
   if (options.metricsAuthed && options.config !== undefined) {

@@ -180,3 +180,29 @@ Deno.test("parseBindAddress() reads host:port, :port, [ipv6]:port and 0", () => 
   assert.throws(() => parseBindAddress("::1:80"), RangeError);
   assert.throws(() => parseBindAddress(":70000"), RangeError);
 });
+
+Deno.test("parseCommandLine() reads the ingress-nginx ConfigMap flags (operator mode only)", () => {
+  const parsed = options([
+    "--operator-namespace=proxy",
+    "--tcp-services-configmap=ingress-nginx/tcp-services",
+    "--udp-services-configmap",
+    "ingress-nginx/udp-services",
+    "--cluster-domain=corp.example.",
+  ]);
+  assert.deepEqual(parsed.tcpServicesConfigmap, {
+    namespace: "ingress-nginx",
+    name: "tcp-services",
+  });
+  assert.deepEqual(parsed.udpServicesConfigmap, {
+    namespace: "ingress-nginx",
+    name: "udp-services",
+  });
+  assert.equal(parsed.clusterDomain, "corp.example");
+  assert.equal(options(["--operator-namespace=proxy"]).clusterDomain, "cluster.local");
+  const bad = flagError(["--operator-namespace=p", "--tcp-services-configmap=tcp-services"]);
+  assert.equal(bad.flag, "--tcp-services-configmap");
+  assert.match(bad.message, /"tcp-services".*NAMESPACE\/NAME/);
+  const fileMode = flagError(["--config=x.yaml", "--udp-services-configmap=a/b"]);
+  assert.match(fileMode.message, /--udp-services-configmap needs operator mode/);
+  assert.match(flagError(["--operator-namespace=p", "--cluster-domain=Bad_Domain"]).message, /DNS/);
+});

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import type { Event as CoreEvent, Namespace, Service } from "kubernetes-types/core/v1.d.ts";
+import type {
+  ConfigMap,
+  Event as CoreEvent,
+  Namespace,
+  Service,
+} from "kubernetes-types/core/v1.d.ts";
 import type { Event } from "kubernetes-types/events/v1.d.ts";
 import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
 
@@ -56,6 +61,15 @@ export const SERVICES: Resource<Service> = defineResource<Service>({
   version: "v1",
   plural: "services",
   kind: "Service",
+  namespaced: true,
+});
+
+/** `v1` ConfigMaps. */
+export const CONFIG_MAPS: Resource<ConfigMap> = defineResource<ConfigMap>({
+  group: "",
+  version: "v1",
+  plural: "configmaps",
+  kind: "ConfigMap",
   namespaced: true,
 });
 

@@ -10,6 +10,8 @@ import { KubeClient } from "../kube/client.ts";
 import { loadClusterConfig } from "../kube/cluster_config.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
 import { Operator, type SupervisorView } from "./operator.ts";
+import { StreamServicesSource } from "./stream_services_source.ts";
+import type { ConfigMapRef } from "../ingress_nginx/stream_services.ts";
 
 /** The flags operator mode reads (a subset of the program's `Options`). */
 export interface OperatorFlags {
@@ -22,6 +24,9 @@ export interface OperatorFlags {
   readonly udpServiceToManage: string;
   readonly statusHeartbeatMs?: number | undefined;
   readonly allowedTargetNamespaces?: "*" | readonly string[] | undefined;
+  readonly tcpServicesConfigmap?: ConfigMapRef | undefined;
+  readonly udpServicesConfigmap?: ConfigMapRef | undefined;
+  readonly clusterDomain?: string | undefined;
 }
 
 /** What the operator gets from the rest of the program. */
@@ -62,6 +67,16 @@ export async function openOperator(
       countError: parts.countError,
       ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
       allowedTargetNamespaces: flags.allowedTargetNamespaces,
+      ...(flags.tcpServicesConfigmap || flags.udpServicesConfigmap
+        ? {
+          streamServices: new StreamServicesSource({
+            client,
+            tcp: flags.tcpServicesConfigmap,
+            udp: flags.udpServicesConfigmap,
+            clusterDomain: flags.clusterDomain ?? "cluster.local",
+          }),
+        }
+        : {}),
     });
     return {
       description: operator.description,

@@ -48,13 +48,18 @@ import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
 import { yieldToOlder } from "./port_priority.ts";
+import {
+  describeRejected,
+  type RejectedEntry,
+  type StreamServicesSource,
+} from "./stream_services_source.ts";
 import { defineResource, type Resource, SERVICES } from "../kube/resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
 import { othersListening, planStatus } from "./status_plan.ts";
 import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
 import { Reflector, type ReflectorOptions } from "../kube/reflector.ts";
-import type { Service } from "kubernetes-types/core/v1.d.ts";
+import type { ConfigMap, Service } from "kubernetes-types/core/v1.d.ts";
 import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "operator"]);
@@ -114,6 +119,8 @@ export interface OperatorOptions {
    * these ("*" = any). @default undefined (no restriction)
    */
   allowedTargetNamespaces?: "*" | readonly string[] | undefined;
+  /** ingress-nginx tcp/udp-services ConfigMaps, forwarded after the objects (objects win ports). */
+  streamServices?: StreamServicesSource;
 }
 
 /** The outcome of one Service sync, as the rest of the pass needs it. */
@@ -144,6 +151,9 @@ export class Operator implements DesiredStateSource {
   readonly #allowedTargetNamespaces: OperatorOptions["allowedTargetNamespaces"];
   readonly #recorder: EventRecorder;
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  readonly #streams: StreamServicesSource | undefined;
+  #reportedEntries = new Set<string>();
+  #lastOwners: ReadonlyMap<string, ConfigMap> = new Map();
   #proxyReflectors: Reflector<UnDyingProxy>[] = [];
   #serviceReflectors = new Map<string, Reflector<Service>>();
   #lastStatuses = new Map<string, ForwarderStatus>();
@@ -198,7 +208,10 @@ export class Operator implements DesiredStateSource {
       ...options.events,
     });
     const where = this.#watch === "*" ? "all namespaces" : `namespace(s) ${this.#watch.join(", ")}`;
+    this.#streams = options.streamServices;
+    const streams = this.#streams?.description;
     this.description = `Kubernetes ${this.#client.server} (UnDyingProxies in ${where}` +
+      `${streams ? `, ingress-nginx ConfigMaps ${streams}` : ""}` +
       `${this.#instance ? `, instance ${this.#instance}` : ""}, replica ${this.#replica})`;
   }
 
@@ -225,7 +238,9 @@ export class Operator implements DesiredStateSource {
     const failed = new AbortController();
     let failure: unknown;
     const running = AbortSignal.any([signal, failed.signal]);
-    const consume = async (reflector: Reflector<UnDyingProxy> | Reflector<Service>) => {
+    const consume = async (
+      reflector: Reflector<UnDyingProxy> | Reflector<Service> | Reflector<ConfigMap>,
+    ) => {
       try {
         for await (const event of reflector.run(running)) {
           if (event.type === "error") this.#countError("FailedFetch");
@@ -236,7 +251,12 @@ export class Operator implements DesiredStateSource {
         failed.abort();
       }
     };
-    const consumers = [...this.#proxyReflectors, ...this.#serviceReflectors.values()].map(consume);
+    const streamReflectors = this.#streams?.reflectors() ?? [];
+    const consumers = [
+      ...this.#proxyReflectors,
+      ...streamReflectors,
+      ...this.#serviceReflectors.values(),
+    ].map(consume);
     const unsubscribe = this.#view.onChange(() => wake.trigger());
     let delayMs = this.#resyncMs;
     let lastPassAt = Number.NEGATIVE_INFINITY;
@@ -244,7 +264,7 @@ export class Operator implements DesiredStateSource {
       while (!running.aborted) {
         await wake.wait(delayMs, running);
         if (running.aborted) break;
-        if (!this.#proxyReflectors.every((r) => r.isSynced())) {
+        if (![...this.#proxyReflectors, ...streamReflectors].every((r) => r.isSynced())) {
           delayMs = this.#resyncMs;
           continue;
         }
@@ -298,18 +318,23 @@ export class Operator implements DesiredStateSource {
       allowedTargetNamespaces: this.#allowedTargetNamespaces,
     });
     const before = new Map(this.#view.statuses().map((s) => [s.name, s]));
-    const applying = yieldToOlder(desired.specs, this.#applied, before);
+    // ConfigMap entries come after every object: an object wins a port both claim.
+    const streams = await this.#streams?.desired(signal);
+    const streamSpecs = streams?.specs ?? [];
+    const applying = [...yieldToOlder(desired.specs, this.#applied, before), ...streamSpecs];
     apply(applying);
     this.#applied = new Map(applying.map((s) => [s.name, s]));
     const now = new Date();
     const byName = new Map(objects.map((o) => [forwarderName(o), o]));
-    const specs = new Map(desired.specs.map((s) => [s.name, s]));
+    const specs = new Map([...desired.specs, ...streamSpecs].map((s) => [s.name, s]));
     const invalid = new Map(desired.invalid.map((i) => [i.name, i.problems]));
     const statuses = new Map(this.#view.statuses().map((s) => [s.name, s]));
     const failures: OperatorErrorType[] = [];
     const events: Promise<void>[] = [];
+    const owners = streams?.owners ?? new Map<string, ConfigMap>();
     const note = (name: string, event: EventNote) => {
-      const object = byName.get(name) ?? this.#lastObjects.get(name);
+      const object = byName.get(name) ?? owners.get(name) ?? this.#lastObjects.get(name) ??
+        this.#lastOwners.get(name);
       if (object) events.push(this.#recorder.record(object, event, signal));
     };
 
@@ -319,6 +344,9 @@ export class Operator implements DesiredStateSource {
     }
     this.#lastStatuses = statuses;
     this.#reportInvalid(byName, invalid, note);
+    this.#reportRejected(streams?.rejected ?? [], (configMap, event) => {
+      events.push(this.#recorder.record(configMap, event, signal));
+    });
 
     for (const object of objects) {
       if (isDeleting(object) || hasFinalizer(object)) continue;
@@ -332,7 +360,13 @@ export class Operator implements DesiredStateSource {
       }
     }
 
-    const services = await this.#syncServices(desired.specs, byName, note, failures, signal);
+    const services = await this.#syncServices(
+      [...desired.specs, ...streamSpecs],
+      byName,
+      note,
+      failures,
+      signal,
+    );
 
     await forEachLimit(objects, 8, async (object) => {
       try {
@@ -362,6 +396,7 @@ export class Operator implements DesiredStateSource {
 
     await Promise.all(events);
     this.#lastObjects = byName;
+    this.#lastOwners = owners;
     const uids = new Set(objects.map((o) => o.metadata.uid));
     for (const uid of this.#written.keys()) if (!uids.has(uid)) this.#written.delete(uid);
     for (const type of failures) this.#countError(type);
@@ -388,6 +423,32 @@ export class Operator implements DesiredStateSource {
       note(name, { type: "Warning", reason, message });
     }
     this.#reportedInvalid = seen;
+  }
+
+  /** Logs, counts and records (on the ConfigMap) each unusable entry once per ConfigMap version. */
+  #reportRejected(
+    rejected: readonly RejectedEntry[],
+    record: (configMap: ConfigMap, event: EventNote) => void,
+  ): void {
+    const seen = new Set<string>();
+    for (const entry of rejected) {
+      const meta = entry.configMap.metadata ?? {};
+      const key = `${meta.uid}/${meta.resourceVersion}/${entry.protocol}/${entry.key}`;
+      seen.add(key);
+      if (this.#reportedEntries.has(key)) continue;
+      const message = describeRejected(entry);
+      logger.warn("Not forwarding an entry of ConfigMap {configMap}: {message}", {
+        configMap: `${meta.namespace}/${meta.name}`,
+        message,
+      });
+      this.#countError("InvalidConfigMapEntry");
+      record({ apiVersion: "v1", kind: "ConfigMap", ...entry.configMap }, {
+        type: "Warning",
+        reason: "InvalidEntry",
+        message,
+      });
+    }
+    this.#reportedEntries = seen;
   }
 
   async #syncServices(

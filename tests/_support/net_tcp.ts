@@ -15,13 +15,13 @@ export interface TcpTestServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Starts a server on `hostname` (default 127.0.0.1), port 0, running `handler` per connection. */
+/** Starts a server on `hostname` (default 127.0.0.1), `port` (default 0), running `handler` per connection. */
 export function startTcpServer(
   handler: (conn: Deno.TcpConn) => Promise<void>,
-  options: { hostname?: string } = {},
+  options: { hostname?: string; port?: number } = {},
 ): TcpTestServer {
   const hostname = options.hostname ?? "127.0.0.1";
-  const listener = Deno.listen({ hostname, port: 0 });
+  const listener = Deno.listen({ hostname, port: options.port ?? 0 });
   const conns = new Set<Deno.TcpConn>();
   const tasks = new Set<Promise<void>>();
   const remotePorts: number[] = [];
@@ -62,7 +62,7 @@ export function startTcpServer(
 }
 
 /** Echoes every byte back; after the client's EOF it finishes echoing and half-closes. */
-export function startTcpEcho(options: { hostname?: string } = {}): TcpTestServer {
+export function startTcpEcho(options: { hostname?: string; port?: number } = {}): TcpTestServer {
   return startTcpServer(async (conn) => {
     const buffer = new Uint8Array(64 * 1024);
     for (;;) {

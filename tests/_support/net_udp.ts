@@ -20,6 +20,8 @@ export interface UdpTestServer extends AsyncDisposable {
 export interface UdpEchoOptions {
   /** @default "127.0.0.1" */
   readonly hostname?: string;
+  /** @default 0 (any free port) */
+  readonly port?: number;
   /** False: only count datagrams (a black hole for UDP). @default true */
   readonly echo?: boolean;
   /** What to answer instead of the datagram itself. */
@@ -32,7 +34,7 @@ export interface UdpEchoOptions {
  */
 export function startUdpEcho(options: UdpEchoOptions = {}): UdpTestServer {
   const hostname = options.hostname ?? "127.0.0.1";
-  const socket = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+  const socket = Deno.listenDatagram({ transport: "udp", hostname, port: options.port ?? 0 });
   const sourcePorts: number[] = [];
   const seen = new Set<number>();
   let received = 0;

@@ -318,6 +318,8 @@ export interface StartOperatorOptions {
    * @default false
    */
   readonly defaultTargetPolicy?: boolean;
+  /** A hosts file the operator sees as `/etc/hosts` (see `ProgramOptions.hostsFile`). */
+  readonly hostsFile?: string;
 }
 
 /** A running operator process. */
@@ -359,7 +361,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     "--log-level=debug",
     ...options.defaultTargetPolicy ? [] : ["--denied-target-cidrs="],
     ...options.args ?? [],
-  ]);
+  ], options.hostsFile === undefined ? {} : { hostsFile: options.hostsFile });
   let code: number | undefined;
   program.exited.then((c) => code = c);
   const readyzStatus = async () => {

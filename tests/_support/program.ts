@@ -100,17 +100,39 @@ export async function bundleProgram(dir: string): Promise<string> {
   return inDir(compiled);
 }
 
+/** Where and how the program runs (see {@linkcode startProgram}). */
+export interface ProgramOptions {
+  /** The module to run. @default main.ts */
+  readonly entry?: string;
+  /**
+   * A hosts file the program sees as `/etc/hosts` (in a private mount namespace: needs root), so
+   * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
+   */
+  readonly hostsFile?: string;
+}
+
 /**
  * `deno run` of the program with `flags` (use {@linkcode taskPermissionFlags}) in a clean
- * environment, from the repository root; `entry` is `main.ts` unless given (e.g. a bundle).
+ * environment, from the repository root.
  */
 function programCommand(
   args: readonly string[],
   flags: readonly string[],
-  entry = `${repoRoot}main.ts`,
+  options: ProgramOptions = {},
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, entry, ...args],
+  const deno = [Deno.execPath(), "run", ...flags, options.entry ?? `${repoRoot}main.ts`, ...args];
+  const [command = "", ...commandArgs] = options.hostsFile === undefined ? deno : [
+    "unshare",
+    "--mount",
+    "--",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+    options.hostsFile,
+    ...deno,
+  ];
+  return new Deno.Command(command, {
+    args: commandArgs,
     cwd: repoRoot,
     env: cleanEnv({ NO_COLOR: "1" }),
     clearEnv: true,
@@ -166,7 +188,7 @@ export interface ProgramProcess extends AsyncDisposable {
  */
 export async function startProgram(
   args: readonly string[],
-  options: { readonly entry?: string } = {},
+  options: ProgramOptions = {},
 ): Promise<ProgramProcess> {
   const defaults = [
     "--listen-address=127.0.0.1",
@@ -174,7 +196,7 @@ export async function startProgram(
     "--health-probe-bind-address=127.0.0.1:0",
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
   const flags = await taskPermissionFlags();
-  const child = programCommand([...defaults, ...args], flags, options.entry).spawn();
+  const child = programCommand([...defaults, ...args], flags, options).spawn();
   let text = "";
   const lines: LogLine[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {
