@@ -59,10 +59,17 @@ export class TcpConnection {
   #readsSeen = 0;
   #quietSinceMs = 0;
 
-  /** @param client An accepted connection, owned (and closed) by this object from now on. */
-  constructor(client: Deno.TcpConn, context: TcpConnectionContext) {
+  /** The client address this connection was admitted for (see `SourceGate`). */
+  readonly source: string;
+
+  /**
+   * @param client An accepted connection, owned (and closed) by this object from now on.
+   * @param source The client address it was admitted for. @default its peer address
+   */
+  constructor(client: Deno.TcpConn, context: TcpConnectionContext, source?: string) {
     this.#client = client;
     this.#context = context;
+    this.source = source ?? client.remoteAddr.hostname;
   }
 
   /**

@@ -76,8 +76,6 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #acceptLog: LogThrottle;
   readonly #rejectLog = new LogThrottle();
   readonly #gate: SourceGate;
-  /** The client address each live connection was admitted for. */
-  readonly #sources = new Map<TcpConnection, string>();
   #spec: TcpSpec;
   #resolver!: TargetResolver;
   /** The lookup started by the last `update()` (to report the verdict early), awaited by `drain()`. */
@@ -212,9 +210,8 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       return;
     }
     const counters = this.#options.counters;
-    const connection = new TcpConnection(client, this.#context);
+    const connection = new TcpConnection(client, this.#context, source);
     this.#connections.add(connection);
-    this.#sources.set(connection, source);
     counters.activeConnections++;
     counters.connectionsTotal++;
     const target = resolver.cached(nowMs)?.addr;
@@ -244,11 +241,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   #closed(connection: TcpConnection): void {
     this.#connections.delete(connection);
-    const source = this.#sources.get(connection);
-    if (source !== undefined) {
-      this.#sources.delete(connection);
-      this.#gate.release(source);
-    }
+    this.#gate.release(connection.source);
     this.#options.counters.activeConnections--;
     if (this.#connections.size === 0) this.#drained?.resolve();
   }
