@@ -3,8 +3,8 @@ import { startTcpEcho } from "../../tests/_support/net_tcp.ts";
 import { tcpFrom } from "../../tests/_support/net_sources.ts";
 import { waitFor, within } from "../../tests/_support/net_wait.ts";
 import type { TcpSpec } from "../spec.ts";
-import type { ForbiddenTarget, TargetPolicyOptions } from "./policy/target_policy.ts";
-import { operatorTargetDefaults, TargetPolicy } from "./policy/target_policy.ts";
+import { operatorTargetDefaults } from "./policy/target_policy.ts";
+import { recordingPolicy, type TestPolicy } from "../../tests/_support/policy_options.ts";
 import { newTcpCounters } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
 import { TcpConnection, type TcpTarget } from "./tcp_connection.ts";
@@ -13,25 +13,19 @@ import { DialDeadlines } from "./dial_deadlines.ts";
 /** A forwarder listening on `listen` (port 0) with `spec` and the policy options; drained on dispose. */
 function policyForwarder(
   spec: Omit<TcpSpec, "listenPort">,
-  options: {
-    readonly policy?: TargetPolicyOptions;
-    readonly defaultSourceRanges?: readonly string[];
-    readonly listen?: string;
-  } = {},
+  test: TestPolicy = {},
 ) {
   const counters = newTcpCounters();
-  const reports: Array<ForbiddenTarget | undefined> = [];
+  const { options, reports } = recordingPolicy(test);
   const forwarder = new TcpForwarder(
-    Deno.listen({ hostname: options.listen ?? "127.0.0.1", port: 0 }),
+    Deno.listen({ hostname: test.listen ?? "127.0.0.1", port: 0 }),
     {
       name: "test/policy",
       counters,
       spec: { listenPort: 0, ...spec },
       dialTimeoutMs: 5000,
       idleTimeoutMs: 0,
-      policy: new TargetPolicy(options.policy ?? {}),
-      defaultSourceRanges: options.defaultSourceRanges ?? [],
-      onTarget: (forbidden) => reports.push(forbidden),
+      ...options,
     },
   );
   return {

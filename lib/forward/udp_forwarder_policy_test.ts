@@ -3,25 +3,21 @@ import { startUdpEcho } from "../../tests/_support/net_udp.ts";
 import { udpFrom } from "../../tests/_support/net_sources.ts";
 import { waitFor } from "../../tests/_support/net_wait.ts";
 import type { UdpSpec } from "../spec.ts";
-import type { ForbiddenTarget, TargetPolicyOptions } from "./policy/target_policy.ts";
-import { operatorTargetDefaults, TargetPolicy } from "./policy/target_policy.ts";
+import { operatorTargetDefaults } from "./policy/target_policy.ts";
+import { recordingPolicy, type TestPolicy } from "../../tests/_support/policy_options.ts";
 import { newUdpCounters } from "./state.ts";
 import { UdpForwarder } from "./udp_forwarder.ts";
 
 /** A forwarder on `listen` (port 0) with `spec` and the policy options; drained on dispose. */
 function policyForwarder(
   spec: Pick<UdpSpec, "targetHost" | "targetPort"> & Partial<UdpSpec>,
-  options: {
-    readonly policy?: TargetPolicyOptions;
-    readonly defaultSourceRanges?: readonly string[];
-    readonly listen?: string;
-  } = {},
+  test: TestPolicy = {},
 ) {
   const counters = newUdpCounters();
-  const reports: Array<ForbiddenTarget | undefined> = [];
+  const { options, reports } = recordingPolicy(test);
   const socket = Deno.listenDatagram({
     transport: "udp",
-    hostname: options.listen ?? "127.0.0.1",
+    hostname: test.listen ?? "127.0.0.1",
     port: 0,
   });
   const forwarder = new UdpForwarder(socket, {
@@ -30,9 +26,7 @@ function policyForwarder(
     spec: { listenPort: 0, readTimeoutSeconds: 30, writeTimeoutSeconds: 5, ...spec },
     maxSessions: 100,
     bufferBytes: 2048,
-    policy: new TargetPolicy(options.policy ?? {}),
-    defaultSourceRanges: options.defaultSourceRanges ?? [],
-    onTarget: (forbidden) => reports.push(forbidden),
+    ...options,
   });
   return {
     forwarder,
