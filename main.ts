@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
+import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
@@ -29,7 +30,10 @@ import { errorMessage } from "./lib/util/error_message.ts";
 const VERSION: string = denoConfig.version;
 const log = getLogger(["undying-proxy"]);
 
-/** Exit codes: 0 after a clean shutdown, 1 when the program cannot run, 2 for a bad command line. */
+/**
+ * Exit codes: 0 after a clean shutdown (or a valid file with `--check-config`), 1 when the program
+ * cannot run (or an invalid file), 2 for a bad command line.
+ */
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "convert") {
     return await runConvert(args.slice(1), {
@@ -47,7 +51,13 @@ async function main(args: readonly string[]): Promise<number> {
   }
   if (command.kind === "help") writeLine(Deno.stdout, usage(VERSION));
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
-  return command.kind === "run" ? await run(command.options) : 0;
+  if (command.kind !== "run") return 0;
+  if (command.options.checkConfig && command.options.config !== undefined) {
+    const check = await checkConfig(command.options.config);
+    writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
+    return check.valid ? 0 : 1;
+  }
+  return await run(command.options);
 }
 
 async function run(options: Options): Promise<number> {

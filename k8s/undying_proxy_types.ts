@@ -158,7 +158,7 @@ export interface UnDyingProxyStatus {
    */
   target?: string;
   /**
-   * Standard conditions. `Ready`: True with reason Listening; False with reason Pending, BindFailed, PortConflict, TargetForbidden, InvalidSpec, ServicePortFailed or Terminating, and a message naming the replicas and ports concerned.
+   * Standard conditions. `Ready`: True with reason Listening; False with reason Pending, BindFailed, PortConflict, TargetForbidden, InvalidSpec, ServicePortFailed, Terminating or NoReplicaListening, and a message naming the replicas and ports concerned.
    *
    * @maxItems 16
    *

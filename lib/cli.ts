@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseCidrList } from "./forward/policy/cidr.ts";
+import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
 import { errorMessage } from "./util/error_message.ts";
 
@@ -59,11 +60,21 @@ export const FLAGS = {
       "Without it the program runs as a Kubernetes operator.",
     parse: optionalString,
   },
+  "check-config": {
+    group: "Source",
+    boolean: true,
+    default: "false",
+    help: "With --config: validate the file as a reload would, print every problem or a " +
+      "one-line summary, and exit 0 (valid) or 1 (invalid) without starting anything.",
+    parse: parseBoolean,
+  },
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",
     default: "::",
-    help: 'Address the forwarders listen on; "::" is every interface, IPv4 and IPv6.',
+    help:
+      'IP address the forwarders listen on; "::" is every interface, IPv4 and IPv6, "0.0.0.0" ' +
+      "every IPv4 one.",
     parse: parseListenAddress,
   },
   "dial-timeout": {
@@ -434,10 +445,12 @@ export function usage(version: string): string {
     "Usage:",
     "  undying-proxy --config FILE [flags]               standalone: objects from a YAML file",
     "  undying-proxy --operator-namespace NS [flags]     operator: objects from Kubernetes",
+    "  undying-proxy --check-config --config FILE        validate the file, start nothing",
     "  undying-proxy convert --tcp-services FILE ...     ingress-nginx ConfigMaps to objects (see",
     "                                                    undying-proxy convert --help)",
     "",
     "Flags take --name=value, --name value or -name=value; booleans also --name, --no-name.",
+    "A later flag overrides an earlier one.",
   ];
   for (const group of GROUPS) {
     lines.push("", `${group}:`);
@@ -544,11 +557,17 @@ function parseInteger(raw: string, min: number, max: number): number {
   return value;
 }
 
+/** An IP literal (IPv6 without brackets): a name would be looked up on every bind, and could fail. */
 function parseListenAddress(raw: string): string {
-  if (raw === "" || /[\s[\]]/.test(raw)) {
-    throw new RangeError('expected an IP address or host name without port or brackets, e.g. "::"');
+  if (ipLiteralFamily(raw) !== 0) return raw;
+  const example = 'e.g. "::" (every interface), "0.0.0.0" or "127.0.0.1"';
+  if (/^\[.*\]$/.test(raw)) {
+    throw new RangeError(`write an IPv6 address without brackets, ${example}`);
   }
-  return raw;
+  if (/:\d+$/.test(raw) && ipLiteralFamily(raw.replace(/:\d+$/, "")) === 4) {
+    throw new RangeError(`an IP address without a port is expected, ${example}`);
+  }
+  throw new RangeError(`not an IP address, ${example}`);
 }
 
 /** A comma-separated CIDR list, checked; the texts as given (trimmed). */
@@ -599,6 +618,9 @@ function checkCombinations(options: Options): void {
       "--allowed-target-namespaces",
       "--allowed-target-namespaces needs operator mode (objects of a --config file have no namespace)",
     );
+  }
+  if (options.checkConfig && options.config === undefined) {
+    throw new FlagError("--check-config", "--check-config needs --config FILE: the file to check");
   }
   if (options.config === undefined && options.operatorNamespace === undefined) {
     throw new FlagError(
@@ -651,14 +673,12 @@ function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?
   return options;
 }
 
-/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`. */
+/** Go-style spellings → parseArgs: `-name` → `--name`; `--bool=false` → `--no-bool`; no `--`. */
 function normalizeArgs(args: readonly string[]): string[] {
   const result: string[] = [];
   for (const arg of args) {
-    if (arg === "--") {
-      result.push(...args.slice(args.indexOf(arg)));
-      break;
-    }
+    // `deno task start -- --flag` passes the "--" on; every setting is a flag, so it means nothing.
+    if (arg === "--") continue;
     const long = /^-[^-]{2,}/.test(arg) ? `-${arg}` : arg;
     const match = /^--([^=]+)=(.*)$/s.exec(long);
     const flag = match?.[1] === undefined ? undefined : FLAGS[match[1] as FlagName];

@@ -48,6 +48,26 @@ Deno.test("parseCommandLine() applies the documented defaults", () => {
   assert.deepEqual(parsed.watchNamespaces, []);
 });
 
+Deno.test('a later flag overrides an earlier one, and a "--" (deno task start -- ...) is ignored', () => {
+  const parsed = options([
+    "--config=a.yaml",
+    "--zap-devel",
+    "--",
+    "--config",
+    "b.yaml",
+    "--no-zap-devel",
+  ]);
+  assert.equal(parsed.config, "b.yaml");
+  assert.equal(parsed.zapDevel, false);
+  assert.match(flagError(["--config=c", "--", "stray"]).message, /unexpected argument "stray"/);
+});
+
+Deno.test("--listen-address takes IPv4 and IPv6 literals", () => {
+  for (const address of ["0.0.0.0", "127.0.0.1", "::", "::1", "fd00::10"]) {
+    assert.equal(options(["--config=c", `--listen-address=${address}`]).listenAddress, address);
+  }
+});
+
 Deno.test("parseCommandLine() takes the Go operator's spellings", () => {
   const parsed = options([
     "-operator-namespace=proxy",
@@ -118,10 +138,16 @@ Deno.test("parseCommandLine() names the flag, the value and the reason of a bad 
     [["--config=c", "--udp-buffer-bytes=70000"], "--udp-buffer-bytes", /between 1 and 65535/],
     [["--config=c", "--metrics-bind-address=8080"], "--metrics-bind-address", /"8080".*host:port/],
     [["--config=c", "--log-level=loud"], "--log-level", /"loud" for --log-level: expected one of/],
+    [["--config=c", "--listen-address=127.0.0.l"], "--listen-address", /"127.0.0.l" .*not an IP/],
+    [["--config=c", "--listen-address=localhost"], "--listen-address", /not an IP address/],
+    [["--config=c", "--listen-address=[::1]"], "--listen-address", /without brackets/],
+    [["--config=c", "--listen-address=0.0.0.0:80"], "--listen-address", /without a port/],
+    [["--config=c", "--listen-address="], "--listen-address", /"" for --listen-address/],
     [["--config"], "--config", /missing value for --config/],
     [["--config=c", "stray"], "stray", /unexpected argument "stray"/],
     [["--config=c", "--metrics-authed"], "--metrics-authed", /needs operator mode.*--config/],
     [[], "--operator-namespace", /--operator-namespace must be set.*--config/],
+    [["--check-config"], "--check-config", /--check-config needs --config FILE/],
   ];
   for (const [args, flag, message] of cases) {
     const error = flagError(args);

@@ -9,6 +9,7 @@ import { loadAll, YAMLException } from "js-yaml";
 import { parseForwarderSpec } from "./spec.ts";
 import type { ForwarderSpec } from "./spec.ts";
 import type { DesiredStateSource } from "./source.ts";
+import { yamlSyntaxProblem } from "./yaml_error.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "config"]);
@@ -25,6 +26,9 @@ const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export interface ConfigProblem {
   /** 1-based index of the YAML document; 0 when the file as a whole is unreadable. */
   readonly document: number;
+  /** 1-based line and column in the file, for YAML syntax errors. */
+  readonly line?: number;
+  readonly column?: number;
   /** `namespace/name` of the object, when known. */
   readonly object?: string;
   readonly field: string;
@@ -58,9 +62,9 @@ export function parseConfig(path: string, text: string): ForwarderSpec[] {
     documents = loadAll(text);
   } catch (error) {
     if (!(error instanceof YAMLException)) throw error;
-    // The compact form: "reason (line:column)" without the multi-line source snippet.
-    const document = documentAtLine(text, error.mark?.line ?? 0);
-    const problem = { document, field: "(YAML)", reason: error.toString(true) };
+    const { line, column, cause } = yamlSyntaxProblem(text, error);
+    const document = documentAtLine(text, line - 1);
+    const problem = { document, line, column, field: "YAML syntax", reason: cause };
     throw new ConfigError(path, [problem], { cause: error });
   }
   const problems: ConfigProblem[] = [];
@@ -109,6 +113,10 @@ export class FileSource implements DesiredStateSource {
   readonly #onLoad: (result: "success" | "failure") => void;
   /** The file's text at the last read, valid or not: a read with the same text changes nothing. */
   #seen: string;
+  /** Whether `#seen` is valid (it is the text `#desired` came from). */
+  #seenValid = true;
+  /** The outcome of the last load, for a read of unchanged text after a failed one. */
+  #lastLoad: "success" | "failure" = "success";
   #desired: ForwarderSpec[];
   readonly #directories: string[];
 
@@ -124,7 +132,11 @@ export class FileSource implements DesiredStateSource {
     this.#seen = text;
     this.#desired = desired;
     this.#debounceMs = options.debounceMs ?? 200;
-    this.#onLoad = options.onLoad ?? (() => {});
+    const onLoad = options.onLoad ?? (() => {});
+    this.#onLoad = (result) => {
+      this.#lastLoad = result;
+      onLoad(result);
+    };
   }
 
   /**
@@ -190,9 +202,18 @@ export class FileSource implements DesiredStateSource {
     let desired: ForwarderSpec[];
     try {
       const text = await readConfig(this.#path);
-      if (text === this.#seen) return;
+      if (text === this.#seen) {
+        // Unchanged, e.g. restored after it was deleted: a valid file is a successful load again.
+        if (this.#seenValid && this.#lastLoad === "failure") {
+          this.#onLoad("success");
+          log.info("Reloaded {path}: unchanged, valid again", { path: this.#path });
+        }
+        return;
+      }
       this.#seen = text;
+      this.#seenValid = false;
       desired = parseConfig(this.#path, text);
+      this.#seenValid = true;
     } catch (error) {
       this.#onLoad("failure");
       log.error(
@@ -263,7 +284,11 @@ async function watchedDirectories(path: string): Promise<string[]> {
   return directories;
 }
 
-async function readConfig(path: string): Promise<string> {
+/**
+ * Reads the config file as every load does.
+ * @throws {ConfigError} when it cannot be read.
+ */
+export async function readConfig(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
@@ -289,7 +314,12 @@ function checkObject(
   }
   const object = document as Record<string, unknown>;
   const problem = (field: string, value: unknown, reason: string) =>
-    problems.push({ document: number, field, value, reason });
+    problems.push({
+      document: number,
+      field,
+      value,
+      reason: value === undefined ? `missing (${reason})` : reason,
+    });
   if (object["apiVersion"] !== API_VERSION) {
     problem("apiVersion", object["apiVersion"], `must be ${API_VERSION}`);
   }
@@ -318,13 +348,15 @@ function checkObject(
   return `${namespace}/${name}`;
 }
 
-function describeProblem(problem: ConfigProblem): string {
-  const where = problem.document === 0
+/** One problem as one line: document (and object, line, column), field, value and why. */
+export function describeProblem(problem: ConfigProblem): string {
+  const object = problem.object === undefined ? "" : ` (${problem.object})`;
+  const position = problem.line === undefined
     ? ""
-    : `document ${problem.document}${problem.object === undefined ? "" : ` (${problem.object})`}: `;
-  const value = "value" in problem
-    ? ` = ${truncate(JSON.stringify(problem.value) ?? "undefined")}`
-    : "";
+    : `, line ${problem.line}, column ${problem.column}`;
+  const where = problem.document === 0 ? "" : `document ${problem.document}${object}${position}: `;
+  // An absent field has no value to show: its reason says "missing".
+  const value = problem.value === undefined ? "" : ` = ${truncate(JSON.stringify(problem.value))}`;
   return `${where}${problem.field}${value}: ${problem.reason}`;
 }
 

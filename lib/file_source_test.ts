@@ -85,7 +85,35 @@ Deno.test("parseConfig() rejects duplicate names, bad metadata and YAML errors",
     configError("- a\n- b").message,
     /document 1: \(document\) = \["a","b"\]: must be an object/,
   );
-  assert.match(configError("a: [").message, /\(YAML\): .*unexpected end of the stream.*\(1:5\)$/);
+  assert.match(
+    configError("a: [").message,
+    /document 1, line 1, column 4: YAML syntax: this "\[" is never closed/,
+  );
+});
+
+Deno.test("parseConfig() says a missing field is missing, and where a YAML error is, plainly", () => {
+  const missing = configError(UDP_DOC.replace("targetHost: ::1, ", ""));
+  assert.match(
+    missing.message,
+    /document 1 \(infra\/dns\): spec\.udp\.targetHost: missing \(a DNS name or an IP address\)$/,
+  );
+  assert.doesNotMatch(missing.message, /undefined|required/);
+  assert.match(
+    configError("kind: UnDyingProxy\nmetadata: {}\n").message,
+    /document 1: apiVersion: missing \(must be proxy\.sfact\.io\/v1alpha1\); document 1: metadata\.name: missing \(must be a Kubernetes object name/,
+  );
+  // The user's case: a "{" left open; the parser only notices at the next line.
+  const unclosed = configError(TCP_DOC.replace("targetPort: 80 }", "targetPort: 80\nstatus: {}"));
+  assert.deepEqual(
+    unclosed.problems.map((p) => [p.document, p.line, p.column, p.field]),
+    [[1, 7, 8, "YAML syntax"]],
+  );
+  assert.equal(
+    unclosed.message,
+    'Invalid config file c.yaml: document 1, line 7, column 8: YAML syntax: this "{" is never ' +
+      'closed: add "}" at the end of the value',
+  );
+  assert.doesNotMatch(unclosed.message, /YAMLException|deficient/);
 });
 
 Deno.test("parseConfig() numbers the document of a YAML syntax error as it numbers the others", () => {
@@ -97,8 +125,13 @@ Deno.test("parseConfig() numbers the document of a YAML syntax error as it numbe
   ];
   for (const [text, document] of cases) {
     const syntax = configError(text);
-    assert.deepEqual(syntax.problems.map((p) => [p.document, p.field]), [[document, "(YAML)"]]);
-    assert.match(syntax.message, new RegExp(`: document ${document}: \\(YAML\\): `));
+    assert.deepEqual(syntax.problems.map((p) => [p.document, p.field]), [
+      [document, "YAML syntax"],
+    ]);
+    assert.match(
+      syntax.message,
+      new RegExp(`: document ${document}, line \\d+, column \\d+: YAML`),
+    );
     // The same stream, valid YAML with a wrong kind there: the same document number.
     const schema = configError(text.replace("kind: [", "kind: Nope"));
     assert.equal(schema.problems.find((p) => p.field === "kind")?.document, document, text);
@@ -153,6 +186,25 @@ Deno.test("FileSource applies the file, then every valid change, keeping the las
       await waitFor(() => applied.length === 3, { message: "the replaced file" });
       assert.deepEqual(names(applied[2]), ["infra/dns"]);
       assert.deepEqual(loads, ["success", "success", "failure", "success"]);
+    });
+  });
+});
+
+Deno.test("FileSource counts a file deleted and restored unchanged as a failed, then a good load", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/proxies.yaml`;
+    await Deno.writeTextFile(path, TCP_DOC);
+    await watching(path, async (applied, loads) => {
+      await Deno.remove(path);
+      await waitFor(() => loads.at(-1) === "failure", { message: "the failed read" });
+      await Deno.writeTextFile(path, TCP_DOC);
+      await waitFor(() => loads.at(-1) === "success", { message: "the good load" });
+      assert.deepEqual(loads, ["success", "failure", "success"]);
+      assert.equal(applied.length, 1, "nothing changed: nothing applied again");
+      // Unchanged and valid again: a later read of the same text records nothing more.
+      await Deno.writeTextFile(path, TCP_DOC);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(loads, ["success", "failure", "success"]);
     });
   });
 });

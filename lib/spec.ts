@@ -57,10 +57,16 @@ export interface SpecProblem {
   readonly forbidden?: true;
 }
 
-/** Every problem as `field: value: reason`, joined by "; " (conditions, Events and logs). */
+/**
+ * Every problem as `field: value: reason` (`field: reason` for an absent field, whose reason says
+ * "missing"), joined by "; " (conditions, Events and logs).
+ */
 export function describeProblems(problems: readonly SpecProblem[]): string {
-  return problems.map((p) => `${p.field}: ${JSON.stringify(p.value) ?? "undefined"}: ${p.reason}`)
-    .join("; ");
+  return problems.map((p) =>
+    p.value === undefined
+      ? `${p.field}: ${p.reason}`
+      : `${p.field}: ${JSON.stringify(p.value)}: ${p.reason}`
+  ).join("; ");
 }
 
 /** Result of {@linkcode parseForwarderSpec}: a valid spec or every problem found. */
@@ -276,7 +282,7 @@ function parseSourceRanges(
 
 function parsePort(field: string, value: unknown, problems: SpecProblem[]): number {
   if (value === undefined || value === null) {
-    problems.push({ field, value, reason: "is required (an integer from 1 to 65535)" });
+    problems.push({ field, value, reason: "missing (an integer from 1 to 65535)" });
   } else if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) {
     problems.push({ field, value, reason: "must be an integer from 1 to 65535" });
   }
@@ -290,7 +296,7 @@ function parseHost(field: string, value: unknown, problems: SpecProblem[]): stri
 }
 
 function hostProblem(value: unknown): string | undefined {
-  if (value === undefined || value === null) return "is required (a DNS name or an IP address)";
+  if (value === undefined || value === null) return "missing (a DNS name or an IP address)";
   if (typeof value !== "string" || value === "") return "must be a non-empty string";
   if (value.startsWith("[")) return "must be an IPv6 address without brackets";
   if (ipLiteralFamily(value) !== 0) return undefined;

@@ -224,7 +224,7 @@ Deno.test("describeProblems() names every field, its value and the reason", () =
   const message = describeProblems(bad.problems);
   assert.match(message, /spec\.tcp\.listenPort: 70000: .+; spec\.tcp\.targetHost: "": .+/);
   assert.equal(
-    describeProblems([{ field: "spec", value: undefined, reason: "missing" }]),
-    "spec: undefined: missing",
+    describeProblems([{ field: "spec.tcp.targetHost", value: undefined, reason: "missing" }]),
+    "spec.tcp.targetHost: missing",
   );
 });

@@ -113,6 +113,7 @@ Deno.test("a bad command line exits 2 with one line naming the flag, value and r
     [["--config=x.yaml", "--dial-timeout=soon"], /"soon" for --dial-timeout: not a duration/],
     [["--config=x.yaml", "--udp-max-sessions=0"], /"0" for --udp-max-sessions: must be between/],
     [["--config=x.yaml", "--zap-devel=yes"], /"yes" for --zap-devel: expected true or false/],
+    [["--config=x.yaml", "--listen-address=127.0.0.l"], /"127.0.0.l" for --listen-address: not an/],
     [["--config=x.yaml", "stray"], /unexpected argument "stray"/],
     [[], /--operator-namespace must be set/],
     [["--config=x.yaml", "--metrics-authed"], /--metrics-authed=true needs operator mode/],
@@ -145,6 +146,41 @@ Deno.test("an invalid config file at start exits 1 naming document, field and va
     assert.match(text.stderr, problem);
     assert.ok(!text.stderr.trimStart().startsWith("{"), `${flag}: not JSON`);
   }
+});
+
+Deno.test("--check-config validates the file as a reload would, starts nothing, exits 0 or 1", async () => {
+  const [tcpPort, udpPort] = [freePort(), freePort()];
+  await using config = await tempConfig([
+    { name: "web", tcp: { listenPort: tcpPort, targetPort: 80 } },
+    { name: "dns", udp: { listenPort: udpPort, targetPort: 53 } },
+  ]);
+  const valid = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(valid.code, 0, valid.stderr);
+  assert.equal(
+    valid.stdout,
+    `${config.path}: valid, 2 forwarders: TCP port ${tcpPort}, UDP port ${udpPort}\n`,
+  );
+  assert.equal(valid.stderr, "", "no log: nothing started");
+
+  // Every problem, one per line, in the words of a rejected reload.
+  await config.write(
+    `${configYaml([{ name: "web", tcp: { listenPort: 70000, targetPort: 80 } }])}---\n` +
+      "apiVersion: proxy.sfact.io/v1alpha1\nkind: UnDyingProxy\nmetadata: { name: dns }\n" +
+      "spec: { udp: { listenPort: 53, targetPort: 53 } }\n",
+  );
+  const invalid = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(invalid.code, 1, invalid.stderr);
+  assert.equal(invalid.stdout, "");
+  assert.deepEqual(invalid.stderr.split("\n"), [
+    `${config.path}: invalid, 2 problems:`,
+    "  document 1 (default/web): spec.tcp.listenPort = 70000: must be an integer from 1 to 65535",
+    "  document 2 (default/dns): spec.udp.targetHost: missing (a DNS name or an IP address)",
+    "",
+  ]);
+  await config.write("spec: {\n");
+  const syntax = await runProgram(["--check-config", `--config=${config.path}`]);
+  assert.equal(syntax.code, 1);
+  assert.match(syntax.stderr, /^ {2}document 1, line 1, column 7: YAML syntax: this "\{"/m);
 });
 
 Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic", async () => {
@@ -291,6 +327,31 @@ Deno.test("editing the file opens a new port without touching live connections; 
   await roundTrip(5);
 });
 
+Deno.test("a config file deleted and restored unchanged reports its reload successful again", async () => {
+  await using config = await tempConfig([
+    { name: "kept", tcp: { listenPort: freePort(), targetPort: 1 } },
+  ]);
+  const text = await Deno.readTextFile(config.path);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  const lastReload = async () =>
+    (await program.scrape()).series.get("undying_proxy_config_last_reload_successful");
+  assert.equal(await lastReload(), 1);
+  await Deno.remove(config.path);
+  await waitFor(async () => await lastReload() === 0, {
+    timeoutMs: WAIT_MS,
+    message: "the failed read of the deleted file",
+  });
+  await config.write(text);
+  await waitFor(async () => await lastReload() === 1, {
+    timeoutMs: WAIT_MS,
+    message: "undying_proxy_config_last_reload_successful to be 1 again",
+  });
+  const { series } = await program.scrape();
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="success"}'), 2);
+  assert.equal(series.get('undying_proxy_config_reloads_total{result="failure"}'), 1);
+});
+
 Deno.test("/readyz follows the listeners, turns 503 at SIGTERM, and the drain lets a transfer finish", async () => {
   // A target that sends a first chunk, then the rest only when the test says so.
   let release = () => {};
@@ -356,6 +417,34 @@ Deno.test("a second signal ends the drain at once with a non-zero exit code", as
   program.signal("SIGTERM");
   assert.equal(await program.exited, 128 + 15);
   release();
+});
+
+Deno.test("one Ctrl-C under `deno task start` drains and exits 0: SIGINT to the process group counts once", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort();
+  await using config = await tempConfig([
+    { name: "live", tcp: { listenPort: port, targetPort: echo.port } },
+  ]);
+  await using program = await startProgram(
+    [`--config=${config.path}`, "--drain-grace-period=10m"],
+    { task: "start" },
+  );
+  await waitReady(program);
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const roundTrip = async (seed: number) => {
+    const data = patternBytes(32, seed);
+    await writeAll(client, data);
+    assert.deepEqual(await readExactly(client, 32), data);
+  };
+  await roundTrip(1);
+  // A terminal sends SIGINT to the whole group, and `deno task` forwards it to the program again.
+  program.signalGroup("SIGINT");
+  await program.waitForLog("the drain to start", (line) => /^Received SIGINT/.test(line.message));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await roundTrip(2); // Still draining: the live connection works.
+  client.close();
+  assert.equal(await program.exited, 0, program.output().slice(-3000));
+  assert.ok(program.logs().some((line) => line.message === "Stopped"));
 });
 
 Deno.test("a port in use fails only its forwarder, visibly, and the program stays ready", async () => {
@@ -466,8 +555,9 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
   }
 });
 
-Deno.test("the start task runs with the compile task's permissions", async () => {
+Deno.test("the start and operator tasks run with the compile task's permissions", async () => {
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
+  assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
   for (const forbidden of ["--allow-write", "--allow-run", "--allow-all", "--allow-ffi"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);

@@ -18,7 +18,8 @@
  *    replica reports listening (bounded by the stale threshold).
  * Every step is idempotent; a failed step is counted, logged and retried with backoff by the next
  * pass. The first pass runs only once every object reflector has listed, so readiness follows the
- * first full list.
+ * first full list. At shutdown the replica takes its entries out and writes the summary of the
+ * entries left (`planWithdrawal`), so the last replica to stop leaves Ready False.
  * @module
  */
 
@@ -56,8 +57,8 @@ import {
 import { defineResource, type Resource, SERVICES } from "../kube/resources.ts";
 import { servicePortName } from "./service_port_plan.ts";
 import { type ManagedService, managedServices, syncServicePorts } from "./service_ports.ts";
-import { othersListening, planStatus } from "./status_plan.ts";
-import { applyReplicaStatus, removeReplicaEntries } from "./status_writer.ts";
+import { othersListening, planStatus, planWithdrawal } from "./status_plan.ts";
+import { applyReplicaStatus, removeReplicaEntries, withdrawReplica } from "./status_writer.ts";
 import { Reflector, type ReflectorOptions } from "../kube/reflector.ts";
 import type { ConfigMap, Service } from "kubernetes-types/core/v1.d.ts";
 import { errorMessage } from "../util/error_message.ts";
@@ -163,6 +164,8 @@ export class Operator implements DesiredStateSource {
   /** What this replica last wrote per object uid, while the watch has not shown it yet. */
   #written = new Map<string, { key: string; at: number }>();
   #reportedInvalid = new Set<string>();
+  /** Why objects have no Service port, by forwarder name, as the last pass found. */
+  #servicePortProblems: ReadonlyMap<string, string> = new Map();
 
   /** @throws {RangeError} when the namespace is missing or a duration is not positive. */
   constructor(options: OperatorOptions) {
@@ -367,6 +370,7 @@ export class Operator implements DesiredStateSource {
       failures,
       signal,
     );
+    this.#servicePortProblems = services.problems;
 
     await forEachLimit(objects, 8, async (object) => {
       try {
@@ -590,16 +594,32 @@ export class Operator implements DesiredStateSource {
     return othersListening(object, this.#replica, now, this.#staleAfterMs).length === 0;
   }
 
-  /** At shutdown: takes this replica's entries out of every status, bounded in time. */
+  /**
+   * At shutdown: takes this replica's entries out of every status and writes the summary of the
+   * entries left (Ready False when no replica is left listening), bounded in time.
+   */
   async #withdraw(): Promise<void> {
     const signal = AbortSignal.timeout(Math.min(5_000, this.#heartbeatMs));
-    const mine = new Set([this.#replica]);
     const objects = this.#objects().filter((o) =>
       o.status?.replicas?.some((e) => e.name === this.#replica)
     );
+    const desired = desiredFromProxies(objects, this.#instance);
+    const specs = new Map(desired.specs.map((s) => [s.name, s]));
+    const invalid = new Map(desired.invalid.map((i) => [i.name, i.problems]));
+    const plan = (object: UnDyingProxy) => {
+      const name = forwarderName(object);
+      return planWithdrawal({
+        object,
+        replica: this.#replica,
+        spec: specs.get(name) ?? { problems: invalid.get(name) ?? [] },
+        servicePortProblem: this.#servicePortProblems.get(name),
+        staleAfterMs: this.#staleAfterMs,
+        now: new Date(),
+      });
+    };
     try {
       await forEachLimit(objects, 8, async (object) => {
-        await removeReplicaEntries(this.#client, PROXIES, object, mine, signal);
+        await withdrawReplica(this.#client, PROXIES, object, this.#replica, plan, signal);
       });
     } catch (error) {
       logger.debug("Could not withdraw every status entry at shutdown: {message}", {

@@ -28,7 +28,8 @@ export type ReadyReason =
   | "TargetForbidden"
   | "InvalidSpec"
   | "ServicePortFailed"
-  | "Terminating";
+  | "Terminating"
+  | "NoReplicaListening";
 
 /** The status fields the aggregator writes (the generated status type, these fields required). */
 export type StatusSummary =
@@ -47,6 +48,8 @@ export interface SummaryInput {
   readonly servicePortProblem?: string | undefined;
   /** The `Ready` condition currently stored, to keep its `lastTransitionTime`. */
   readonly previous?: Condition | undefined;
+  /** A replica that is stopping: `entries` are the others', without its own. */
+  readonly withdrawing?: string | undefined;
   readonly now: Date;
 }
 
@@ -196,6 +199,14 @@ function readyVerdict(
     return {
       reason: input.spec.problems.every((p) => p.forbidden) ? "TargetForbidden" : "InvalidSpec",
       message: describeProblems(input.spec.problems),
+      listening: 0,
+      reporting,
+    };
+  }
+  if (reporting === 0 && input.withdrawing !== undefined) {
+    return {
+      reason: "NoReplicaListening",
+      message: `no operator replica is listening: the last one, ${input.withdrawing}, stopped`,
       listening: 0,
       reporting,
     };

@@ -126,6 +126,48 @@ export function planStatus(input: StatusPlanInput): StatusPlan {
   };
 }
 
+/** What {@linkcode planWithdrawal} needs about one object. */
+export interface WithdrawalInput {
+  readonly object: UnDyingProxy;
+  /** The replica that stops. */
+  readonly replica: string;
+  /** The object's valid spec, or the problems that made it invalid. */
+  readonly spec: ForwarderSpec | { readonly problems: readonly SpecProblem[] };
+  readonly servicePortProblem?: string | undefined;
+  readonly staleAfterMs: number;
+  readonly now: Date;
+}
+
+/** What a stopping replica writes for one object. */
+export interface Withdrawal {
+  /** `status.replicas` without the stopping replica's entry (and without stale ones). */
+  readonly replicas: UnDyingProxyReplicaStatus[];
+  /** The summary derived from those entries: Ready False when none is left listening. */
+  readonly summary: StatusSummary;
+}
+
+/**
+ * Plans the status write of a replica that stops: its entry goes, and it writes the summary of
+ * the entries left (whatever replica aggregated before), so that the object never claims a
+ * listener that no longer exists; with none left, Ready is False with reason NoReplicaListening.
+ */
+export function planWithdrawal(input: WithdrawalInput): Withdrawal {
+  const { object, now } = input;
+  const others = (object.status?.replicas ?? []).filter((e) => e.name !== input.replica);
+  const { fresh } = partitionEntries(others, now, input.staleAfterMs);
+  const summary = statusSummary({
+    generation: object.metadata.generation ?? 0,
+    spec: input.spec,
+    deleting: object.metadata.deletionTimestamp !== undefined,
+    entries: fresh,
+    servicePortProblem: input.servicePortProblem,
+    previous: storedReady(object),
+    withdrawing: input.replica,
+    now,
+  });
+  return { replicas: fresh, summary };
+}
+
 /**
  * Names of other replicas whose fresh entry still reports a listener for the object (a deleted
  * object keeps its finalizer until this is empty).

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import type { ForwarderSpec } from "../spec.ts";
 import { proxy } from "../../tests/_support/proxy_fixture.ts";
-import { othersListening, planStatus, type StatusPlanInput } from "./status_plan.ts";
+import {
+  othersListening,
+  planStatus,
+  planWithdrawal,
+  type StatusPlanInput,
+} from "./status_plan.ts";
 
 const NOW = new Date("2026-05-01T12:00:00Z");
 const SPEC: ForwarderSpec = {
@@ -91,4 +96,34 @@ Deno.test("othersListening() names fresh other replicas that still listen", () =
   }).typed();
   assert.deepEqual(othersListening(object, "r2", NOW, 180_000), ["r1"]);
   assert.deepEqual(othersListening(object, "r1", NOW, 180_000), ["r2"]);
+});
+
+Deno.test("planWithdrawal() drops the stopping replica's entry: the last one leaves Ready False, 0/0", () => {
+  const withdraw = (replicas: ReturnType<typeof entry>[]) =>
+    planWithdrawal({
+      object: proxy("game").status({ replicas, ...plan(undefined).summary }).typed(),
+      replica: "r2",
+      spec: SPEC,
+      staleAfterMs: 180_000,
+      now: NOW,
+    });
+  const last = withdraw([entry("r2", 5)]);
+  assert.deepEqual(last.replicas, []);
+  assert.equal(last.summary.ready, false);
+  assert.equal(last.summary.listening, "0/0");
+  const [ready] = last.summary.conditions;
+  assert.deepEqual([ready?.status, ready?.reason], ["False", "NoReplicaListening"]);
+  assert.match(ready?.message ?? "", /no operator replica is listening: the last one, r2, stopped/);
+  assert.equal(last.summary.target, "web:80");
+  // Another replica still listening: its entry stays, and the summary counts it alone. A stale
+  // entry of a replica gone long ago counts for nothing and goes too.
+  const others = withdraw([entry("r1", 5), entry("r2", 5), entry("r0", 500)]);
+  assert.deepEqual(others.replicas.map((e) => e.name), ["r1"]);
+  assert.deepEqual([others.summary.ready, others.summary.listening], [true, "1/1"]);
+  // The other one does not listen: not Ready, for its own reason.
+  const failed = withdraw([entry("r1", 5, "Failed"), entry("r2", 5)]);
+  assert.deepEqual(
+    [failed.summary.ready, failed.summary.listening, failed.summary.conditions[0]?.reason],
+    [false, "0/1", "BindFailed"],
+  );
 });

@@ -2,8 +2,9 @@
  * Writes UnDyingProxy status through the `/status` subresource: this replica's entry (and, for the
  * aggregator, the summary fields) by server-side apply with the field manager
  * `undying-proxy/<replica>`, so replicas never overwrite each other's entries; and removal of
- * entries (stale ones, or this replica's own at shutdown) by a JSON patch that `test`s each entry's
- * name first.
+ * stale entries of other replicas by a JSON patch that `test`s each entry's
+ * name first; at shutdown, removal of this replica's entry together with the summary of the entries
+ * left, by a JSON patch that `test`s the whole list first (retried on a fresh read).
  * @module
  */
 
@@ -12,6 +13,7 @@ import { ApiError } from "../kube/api_error.ts";
 import type { JsonPatchOperation, KubeClient } from "../kube/client.ts";
 import type { Resource } from "../kube/resources.ts";
 import type { StatusSummary } from "./status.ts";
+import type { Withdrawal } from "./status_plan.ts";
 
 /** The field manager of one replica's status writes. */
 export function statusFieldManager(replica: string): string {
@@ -109,4 +111,68 @@ export async function removeReplicaEntries(
     }
     throw error;
   }
+}
+
+/**
+ * The JSON patch of a stopping replica: if `status.replicas` is still what `object` shows, replace
+ * it with `replicas` and write the summary fields.
+ */
+export function withdrawalPatch(
+  object: UnDyingProxy,
+  replicas: readonly UnDyingProxyReplicaStatus[],
+  summary: StatusSummary,
+): JsonPatchOperation[] {
+  return [
+    { op: "test", path: "/metadata/uid", value: object.metadata.uid },
+    { op: "test", path: "/status/replicas", value: object.status?.replicas ?? [] },
+    { op: "replace", path: "/status/replicas", value: replicas },
+    ...Object.entries(summary).map(([field, value]): JsonPatchOperation => ({
+      op: "add",
+      path: `/status/${field}`,
+      value,
+    })),
+  ];
+}
+
+/** Attempts of {@linkcode withdrawReplica}: another writer may change the list in between. */
+const WITHDRAWAL_ATTEMPTS = 4;
+
+/**
+ * Takes `replica`'s entry out of the object's status and writes the summary `plan` derives from
+ * the entries left. When another writer changed the list first, reads the object again and
+ * re-plans (bounded). Returns false when there is nothing to withdraw or the object is gone.
+ */
+export async function withdrawReplica(
+  client: KubeClient,
+  resource: Resource<UnDyingProxy>,
+  object: UnDyingProxy,
+  replica: string,
+  plan: (object: UnDyingProxy) => Withdrawal,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const name = object.metadata.name ?? "";
+  const options = { namespace: object.metadata.namespace ?? "", ...(signal ? { signal } : {}) };
+  let current = object;
+  for (let attempt = 1; attempt <= WITHDRAWAL_ATTEMPTS; attempt++) {
+    if (!current.status?.replicas?.some((e) => e.name === replica)) return false;
+    const { replicas, summary } = plan(current);
+    try {
+      await client.patch(resource, name, "json", withdrawalPatch(current, replicas, summary), {
+        ...options,
+        subresource: "status",
+      });
+      return true;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.kind === "NotFound") return false;
+      if (error.kind !== "Invalid" && error.kind !== "Conflict") throw error;
+    }
+    try {
+      current = await client.get(resource, name, options);
+    } catch (error) {
+      if (error instanceof ApiError && error.kind === "NotFound") return false;
+      throw error;
+    }
+  }
+  return false;
 }

@@ -5,6 +5,7 @@ import {
   removeEntriesPatch,
   statusApplyConfiguration,
   statusFieldManager,
+  withdrawalPatch,
 } from "./status_writer.ts";
 
 function withReplicas(...names: string[]): UnDyingProxy {
@@ -42,4 +43,18 @@ Deno.test("statusApplyConfiguration() carries only the address, the entry and th
     ...summary,
   });
   assert.equal(statusFieldManager("r1"), "undying-proxy/r1");
+});
+
+Deno.test("withdrawalPatch() tests the whole list, replaces it and writes the summary fields", () => {
+  const object = withReplicas("a", "b");
+  const summary = { ready: false, observedGeneration: 1, listening: "0/1", conditions: [] };
+  assert.deepEqual(withdrawalPatch(object, [{ name: "a" }], summary), [
+    { op: "test", path: "/metadata/uid", value: "uid-proxy-game" },
+    { op: "test", path: "/status/replicas", value: [{ name: "a" }, { name: "b" }] },
+    { op: "replace", path: "/status/replicas", value: [{ name: "a" }] },
+    { op: "add", path: "/status/ready", value: false },
+    { op: "add", path: "/status/observedGeneration", value: 1 },
+    { op: "add", path: "/status/listening", value: "0/1" },
+    { op: "add", path: "/status/conditions", value: [] },
+  ]);
 });

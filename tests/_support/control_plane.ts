@@ -91,6 +91,12 @@ export interface ControlPlaneOptions {
    * @default false
    */
   readonly watchCache?: boolean;
+  /**
+   * On SIGINT or SIGTERM, kill both servers and exit the process at once. Turn it off when the
+   * caller stops things in order itself (it must `close()`; process exit still kills the servers).
+   * @default true
+   */
+  readonly exitOnSignals?: boolean;
 }
 
 const crdDir = new URL("../../k8s/crd/", import.meta.url);
@@ -108,7 +114,7 @@ async function startLocalControlPlane(options: ControlPlaneOptions): Promise<Loc
   const lookup = findControlPlaneBinaries();
   if (!lookup.found) throw new Error(`Cannot start a control plane: ${lookup.reason}`);
   const dir = await Deno.makeTempDir({ prefix: "undying-proxy-cp-" });
-  const controlPlane = new LocalControlPlane(lookup.binaries, dir, options.watchCache ?? false);
+  const controlPlane = new LocalControlPlane(lookup.binaries, dir, options);
   try {
     await controlPlane.start();
     if (options.installCrds ?? true) await controlPlane.installCrds();
@@ -181,6 +187,7 @@ class LocalControlPlane implements ControlPlane {
   readonly adminToken = crypto.randomUUID();
   readonly #binaries: ControlPlaneBinaries;
   readonly #watchCache: boolean;
+  readonly #exitOnSignals: boolean;
   #pki: Pki | undefined;
   #watchdog: Deno.ChildProcess | undefined;
   #etcd: ServerProcess | undefined;
@@ -189,10 +196,11 @@ class LocalControlPlane implements ControlPlane {
   #etcdPort = 0;
   #closed = false;
 
-  constructor(binaries: ControlPlaneBinaries, dir: string, watchCache: boolean) {
+  constructor(binaries: ControlPlaneBinaries, dir: string, options: ControlPlaneOptions) {
     this.#binaries = binaries;
     this.dir = dir;
-    this.#watchCache = watchCache;
+    this.#watchCache = options.watchCache ?? false;
+    this.#exitOnSignals = options.exitOnSignals ?? true;
   }
 
   get serverUrl(): string {
@@ -221,7 +229,7 @@ class LocalControlPlane implements ControlPlane {
 
   async start(): Promise<void> {
     live.add(this);
-    installExitHandlers();
+    installExitHandlers(this.#exitOnSignals);
     this.#watchdog = spawnWatchdog(this.dir);
     const pki = await createPki(this.dir);
     this.#pki = pki;
@@ -549,19 +557,26 @@ const onSigterm = (): void => {
   Deno.exit(143);
 };
 let handlersInstalled = false;
+let signalHandlersInstalled = false;
 
-function installExitHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  globalThis.addEventListener("unload", onUnload);
-  Deno.addSignalListener("SIGINT", onSigint);
-  Deno.addSignalListener("SIGTERM", onSigterm);
+function installExitHandlers(signals: boolean): void {
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    globalThis.addEventListener("unload", onUnload);
+  }
+  if (signals && !signalHandlersInstalled) {
+    signalHandlersInstalled = true;
+    Deno.addSignalListener("SIGINT", onSigint);
+    Deno.addSignalListener("SIGTERM", onSigterm);
+  }
 }
 
 function removeExitHandlers(): void {
-  if (!handlersInstalled) return;
+  if (handlersInstalled) globalThis.removeEventListener("unload", onUnload);
+  if (signalHandlersInstalled) {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    Deno.removeSignalListener("SIGTERM", onSigterm);
+  }
   handlersInstalled = false;
-  globalThis.removeEventListener("unload", onUnload);
-  Deno.removeSignalListener("SIGINT", onSigint);
-  Deno.removeSignalListener("SIGTERM", onSigterm);
+  signalHandlersInstalled = false;
 }

@@ -109,6 +109,12 @@ export interface ProgramOptions {
    * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
    */
   readonly hostsFile?: string;
+  /**
+   * Run through `deno task <task>` (its flags first, `args` after them win) in a process group of
+   * its own, with JSON logs, instead of `deno run` with the compile task's permissions
+   * ({@linkcode startProgram} only; `entry` and `hostsFile` do not apply).
+   */
+  readonly task?: string;
 }
 
 /**
@@ -135,6 +141,23 @@ function programCommand(
     args: commandArgs,
     cwd: repoRoot,
     env: cleanEnv({ NO_COLOR: "1" }),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/**
+ * `deno task <task> ...args` from the repository root in a clean environment, in a process group of
+ * its own (`setsid`), as a terminal runs a command: the group's id is the child's pid.
+ */
+function taskProcessCommand(task: string, args: readonly string[]): Deno.Command {
+  const denoDir = Deno.execPath().slice(0, Deno.execPath().lastIndexOf("/"));
+  return new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", task, ...args],
+    cwd: repoRoot,
+    env: cleanEnv({ NO_COLOR: "1", PATH: `${denoDir}:/usr/bin:/bin` }),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
@@ -172,6 +195,8 @@ export interface ProgramProcess extends AsyncDisposable {
   waitForLog(what: string, match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Sends a signal (ignored when the process is gone). */
   signal(name: Deno.Signal): void;
+  /** Sends a signal to the process group, as a terminal does on Ctrl-C (started with `task`). */
+  signalGroup(name: Deno.Signal): void;
   /** The exit code, once the process has exited. */
   readonly exited: Promise<number>;
   /** GET on the probe port: status and body. */
@@ -183,8 +208,7 @@ export interface ProgramProcess extends AsyncDisposable {
 /**
  * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
  * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
- * listen. `entry` is the module to run (default `main.ts`). Disposing kills the process if it still
- * runs.
+ * listen. Disposing kills the process (its group, with `task`) if it still runs.
  */
 export async function startProgram(
   args: readonly string[],
@@ -194,9 +218,11 @@ export async function startProgram(
     "--listen-address=127.0.0.1",
     "--metrics-bind-address=127.0.0.1:0",
     "--health-probe-bind-address=127.0.0.1:0",
+    ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
   ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
-  const flags = await taskPermissionFlags();
-  const child = programCommand([...defaults, ...args], flags, options).spawn();
+  const child = options.task === undefined
+    ? programCommand([...defaults, ...args], await taskPermissionFlags(), options).spawn()
+    : taskProcessCommand(options.task, [...defaults, ...args]).spawn();
   let text = "";
   const lines: LogLine[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>, parse: boolean) => {
@@ -222,13 +248,15 @@ export async function startProgram(
   });
   let gone = false;
   exited.then(() => gone = true, () => gone = true);
-  const signal = (name: Deno.Signal) => {
+  const signal = (name: Deno.Signal, group = false) => {
     try {
-      child.kill(name);
+      if (group) Deno.kill(-child.pid, name);
+      else child.kill(name);
     } catch {
       // Already gone.
     }
   };
+  const kill = () => signal("SIGKILL", options.task !== undefined);
   const waitForLog = async (
     what: string,
     match: (line: LogLine) => boolean,
@@ -258,7 +286,7 @@ export async function startProgram(
       portOf("probes", "health-probe-bind-address"),
     ]);
   } catch (error) {
-    signal("SIGKILL");
+    kill();
     await exited;
     throw error;
   }
@@ -272,12 +300,13 @@ export async function startProgram(
     logs: () => [...lines],
     output: () => text,
     waitForLog,
-    signal,
+    signal: (name) => signal(name),
+    signalGroup: (name) => signal(name, true),
     exited,
     probe: (path) => get(probesPort, path),
     scrape: async () => parseExposition((await get(metricsPort, "/metrics")).body),
     [Symbol.asyncDispose]: async () => {
-      signal("SIGKILL");
+      kill();
       await exited;
     },
   };
