@@ -22,6 +22,8 @@ import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { setupLogging } from "./lib/logging.ts";
 import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
+import { ControllerMetrics } from "./lib/controller_metrics.ts";
+import { registerProcessMetrics } from "./lib/process_metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
@@ -57,15 +59,17 @@ async function main(args: readonly string[]): Promise<number> {
     writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
     return check.valid ? 0 : 1;
   }
-  return await run(command.options);
+  return await run(command.options, command.warnings);
 }
 
-async function run(options: Options): Promise<number> {
+async function run(options: Options, warnings: readonly string[]): Promise<number> {
+  // --zap-devel (default true, as in the Go operator) already chose the defaults of these.
   await setupLogging({
     level: options.zapLogLevel ?? options.logLevel,
-    format: options.zapEncoder ?? (options.zapDevel ? "text" : options.logFormat),
+    format: options.zapEncoder ?? options.logFormat,
     stacktraceLevel: options.zapStacktraceLevel,
   });
+  for (const warning of warnings) log.warn("Flag {warning}", { warning });
   using signals = new ShutdownSignals();
   const targetPolicy = await targetPolicyOf(options);
   log.info("Targets: denied {denied}; allowed {allowed}", {
@@ -84,6 +88,7 @@ async function run(options: Options): Promise<number> {
     defaultSourceRanges: options.defaultSourceRanges,
   });
   const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  registerProcessMetrics(metrics.registry);
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
   let source: DesiredStateSource;
@@ -159,9 +164,12 @@ function openSource(
   // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
   // starts at 0 so that rate() and alerts work from the first error on.
   for (const type of OPERATOR_ERROR_TYPES) parts.metrics.operatorErrors.inc({ type }, 0);
+  const controller = new ControllerMetrics(parts.metrics.registry);
   return openOperator(options, {
     view: parts.supervisor,
     countError: (type) => parts.metrics.operatorErrors.inc({ type }),
+    observer: controller,
+    onRequest: (result) => controller.request(result),
   });
 }
 

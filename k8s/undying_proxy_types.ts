@@ -66,7 +66,7 @@ export interface UnDyingProxyTcpSpec {
    */
   targetPort: number;
   /**
-   * Target DNS name or IP address (IPv6 without brackets). Resolved for new connections (a lookup is reused for 5 s), so DNS changes are picked up; every address is checked against the operator's target policy.
+   * Target DNS name or IP address (IPv6 with or without brackets: "[fd00::1]" and "fd00::1" are the same). Resolved for new connections (a lookup is reused for 5 s), so DNS changes are picked up; every address is checked against the operator's target policy.
    */
   targetHost: string;
   /**
@@ -106,7 +106,7 @@ export interface UnDyingProxyUdpSpec {
    */
   targetPort: number;
   /**
-   * Target DNS name or IP address (IPv6 without brackets). Resolved for each new session.
+   * Target DNS name or IP address (IPv6 with or without brackets). Resolved for each new session.
    */
   targetHost: string;
   /**
@@ -125,13 +125,13 @@ export interface UnDyingProxyUdpSpec {
    */
   maxSessionsPerSource?: number;
   /**
-   * A session expires after this many seconds without traffic in either direction.
+   * A session expires after this many seconds without traffic in either direction. 0 means the default, as with the Go operator.
    *
    * @default 30
    */
   readTimeoutSeconds?: number;
   /**
-   * Upper bound in seconds for each send, to the target or to the client.
+   * Upper bound in seconds for each send, to the target or to the client. 0 means the default, as with the Go operator.
    *
    * @default 5
    */

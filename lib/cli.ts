@@ -40,14 +40,30 @@ interface Flag<T> {
   readonly valueName?: string;
   /** Default as the user would type it; parsed exactly like a user value. */
   readonly default: string;
+  /**
+   * Replaces `default` when the default depends on other flags (as given, before parsing): the
+   * operator-mode metrics security, and what `--zap-devel` implies for the log settings.
+   */
+  readonly defaultFrom?: (given: GivenFlags) => string;
   /** Shown instead of `default` when the real default is computed at run time. */
   readonly defaultText?: string;
   readonly help: string;
   /** Appended to the option name: durations are `...Ms` in {@linkcode Options}. */
   readonly unit?: "Ms";
-  /** Turns the raw text into the typed value; throws `RangeError` with the reason. */
-  readonly parse: (raw: string) => T;
+  /**
+   * Turns the raw text into the typed value; throws `RangeError` with the reason. `warn` reports a
+   * value that is accepted but changed (logged at start).
+   */
+  readonly parse: (raw: string, warn: (message: string) => void) => T;
 }
+
+/** The flags as given on the command line, before parsing (absent = not given). */
+export type GivenFlags = Readonly<Record<string, string | boolean | undefined>>;
+
+/** Operator mode (no `--config`): the Go operator's metrics defaults apply. */
+const operatorMode = (given: GivenFlags): boolean => given["config"] === undefined;
+/** `--zap-devel` is on unless turned off: its default is true, as in the Go operator. */
+const zapDevel = (given: GivenFlags): boolean => given["zap-devel"] !== false;
 
 /** The flag table: the single source of truth for names, defaults and help. */
 export const FLAGS = {
@@ -113,9 +129,9 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "BYTES",
     default: "65535",
-    help:
-      "UDP receive buffer; larger datagrams are truncated and counted. The default truncates nothing.",
-    parse: (raw) => parseInteger(raw, 1, 65535),
+    help: "UDP receive buffer; larger datagrams are truncated and counted. The default truncates " +
+      "nothing. Go integer syntax (0x... too); values above 65535 are lowered to 65535 with a warning.",
+    parse: parseUdpBufferBytes,
   },
   "workers": {
     group: "Forwarding",
@@ -255,7 +271,9 @@ export const FLAGS = {
   "metrics-secure": {
     group: "Metrics and probes",
     boolean: true,
-    default: "false",
+    default: "true",
+    defaultText: "true; false with --config",
+    defaultFrom: (given) => String(operatorMode(given)),
     help:
       "Serve /metrics over HTTPS with the certificate from --metrics-cert-path, or without it " +
       "a self-signed one made at start-up (in memory).",
@@ -285,7 +303,9 @@ export const FLAGS = {
   "metrics-authed": {
     group: "Metrics and probes",
     boolean: true,
-    default: "false",
+    default: "true",
+    defaultText: "true; false with --config",
+    defaultFrom: (given) => String(operatorMode(given)),
     help: "Operator mode: /metrics needs a bearer token that the API server authenticates " +
       "(TokenReview) and allows to get /metrics (SubjectAccessReview).",
     parse: parseBoolean,
@@ -308,7 +328,9 @@ export const FLAGS = {
   "log-level": {
     group: "Logging",
     valueName: "LEVEL",
-    default: "info",
+    default: "debug",
+    defaultText: "debug; info with --zap-devel=false",
+    defaultFrom: (given) => zapDevel(given) ? "debug" : "info",
     help:
       "Lowest level logged: debug, info, warn or error (zap's warning, dpanic, panic, fatal too).",
     parse: parseLogLevel,
@@ -316,21 +338,27 @@ export const FLAGS = {
   "log-format": {
     group: "Logging",
     valueName: "FORMAT",
-    default: "json",
+    default: "text",
+    defaultText: "text; json with --zap-devel=false",
+    defaultFrom: (given) => zapDevel(given) ? "text" : "json",
     help: "json (one JSON object per line) or text (human-readable).",
     parse: (raw) => oneOf(raw, ["json", "text"] as const),
   },
   "zap-devel": {
     group: "Logging",
     boolean: true,
-    default: "false",
-    help: "Human-readable logs, same as --log-format=text (Go operator compatibility).",
+    default: "true",
+    help: "Development logging, as in the Go operator (where it is on by default too): sets the " +
+      "defaults of --log-level (debug), --log-format (text) and --zap-stacktrace-level (warn); " +
+      "--zap-devel=false gives info, json and error.",
     parse: parseBoolean,
   },
   "zap-stacktrace-level": {
     group: "Logging",
     valueName: "LEVEL",
-    default: "error",
+    default: "warn",
+    defaultText: "warn; error with --zap-devel=false",
+    defaultFrom: (given) => zapDevel(given) ? "warn" : "error",
     help: "Errors logged at this level or above include their stack trace (also: panic, dpanic).",
     parse: parseLogLevel,
   },
@@ -347,8 +375,7 @@ export const FLAGS = {
     valueName: "ENCODER",
     default: "",
     defaultText: "from --log-format",
-    help:
-      "Go operator compatibility: json, or console (= text); replaces --log-format and --zap-devel.",
+    help: "Go operator compatibility: json, or console (= text); replaces --log-format.",
     parse: parseZapEncoder,
   },
   "zap-time-encoding": {
@@ -381,9 +408,9 @@ export type Options = {
   >;
 };
 
-/** What the command line asks for. */
+/** What the command line asks for; `warnings` name values that were accepted but changed. */
 export type Command =
-  | { readonly kind: "run"; readonly options: Options }
+  | { readonly kind: "run"; readonly options: Options; readonly warnings: readonly string[] }
   | { readonly kind: "help" }
   | { readonly kind: "version" };
 
@@ -422,11 +449,13 @@ export function parseCommandLine(args: readonly string[]): Command {
   if (values["version"] === true) return { kind: "version" };
 
   const options: Record<string, unknown> = {};
+  const warnings: string[] = [];
   for (const [name, flag] of flagEntries()) {
     const given = values[name];
-    const raw = given === undefined ? flag.default : String(given);
+    const raw = given === undefined ? flag.defaultFrom?.(values) ?? flag.default : String(given);
+    const warn = (why: string) => warnings.push(`--${name}=${raw}: ${why}`);
     try {
-      options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw);
+      options[camelCase(name) + (flag.unit ?? "")] = flag.parse(raw, warn);
     } catch (error) {
       const why = errorMessage(error);
       throw new FlagError(`--${name}`, `invalid value "${raw}" for --${name}: ${why}`);
@@ -434,7 +463,7 @@ export function parseCommandLine(args: readonly string[]): Command {
   }
   const typed = options as Options;
   checkCombinations(typed);
-  return { kind: "run", options: typed };
+  return { kind: "run", options: typed, warnings };
 }
 
 /** The `--help` text: every flag with its default, grouped. */
@@ -554,6 +583,38 @@ function parseInteger(raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw.trim())) throw new RangeError("expected a whole number");
   const value = Number(raw);
   if (value < min || value > max) throw new RangeError(`must be between ${min} and ${max}`);
+  return value;
+}
+
+/**
+ * `--udp-buffer-bytes`: Go's integer syntax (`0x`, `0o`, `0b` prefixes, a leading 0 for octal, `_`
+ * between digits after a prefix), as the Go operator's `flag.Int` read it. Above 65535 (the largest
+ * UDP payload) is lowered to 65535 with a warning: the Go operator took any size.
+ */
+function parseUdpBufferBytes(raw: string, warn: (message: string) => void): number {
+  const text = raw.trim();
+  const match =
+    /^(?:0[xX]_?([0-9a-fA-F](?:_?[0-9a-fA-F])*)|0[oO]_?([0-7](?:_?[0-7])*)|0[bB]_?([01](?:_?[01])*)|0(_?[0-7](?:_?[0-7])*)|(\d+))$/
+      .exec(text);
+  if (match === null) {
+    throw new RangeError("expected a whole number (decimal, or 0x/0o/0b prefixed)");
+  }
+  const [, hex, octal, binary, leadingZeroOctal, decimal] = match;
+  const [digits, base] = hex !== undefined
+    ? [hex, 16]
+    : octal !== undefined
+    ? [octal, 8]
+    : binary !== undefined
+    ? [binary, 2]
+    : leadingZeroOctal !== undefined
+    ? [leadingZeroOctal, 8]
+    : [decimal ?? "", 10];
+  const value = Number.parseInt(digits.replaceAll("_", ""), base);
+  if (value < 1) throw new RangeError("must be at least 1");
+  if (value > 65535) {
+    warn(`${value} bytes is more than the largest UDP datagram; using 65535`);
+    return 65535;
+  }
   return value;
 }
 

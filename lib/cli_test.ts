@@ -37,13 +37,15 @@ Deno.test("parseCommandLine() applies the documented defaults", () => {
   assert.equal(parsed.udpBufferBytes, 65535);
   assert.deepEqual(parsed.metricsBindAddress, { hostname: "", port: 8080 });
   assert.deepEqual(parsed.healthProbeBindAddress, { hostname: "", port: 8081 });
-  assert.equal(parsed.metricsSecure, false);
+  assert.equal(parsed.metricsSecure, false, "file mode: plain HTTP (no API server for tokens)");
   assert.equal(parsed.metricsAuthed, false);
   assert.equal(parsed.tcpServiceToManage, "undying-proxy-tcp");
   assert.equal(parsed.udpServiceToManage, "undying-proxy-udp");
-  assert.equal(parsed.logLevel, "info");
-  assert.equal(parsed.logFormat, "json");
-  assert.equal(parsed.zapDevel, false);
+  // --zap-devel is on by default, as in the Go operator: debug, text, stack traces from warn.
+  assert.equal(parsed.zapDevel, true);
+  assert.equal(parsed.logLevel, "debug");
+  assert.equal(parsed.logFormat, "text");
+  assert.equal(parsed.zapStacktraceLevel, "warn");
   assert.equal(parsed.operatorNamespace, undefined);
   assert.deepEqual(parsed.watchNamespaces, []);
 });
@@ -88,6 +90,52 @@ Deno.test("parseCommandLine() takes the Go operator's spellings", () => {
   assert.equal(parsed.zapStacktraceLevel, "fatal");
   assert.deepEqual(parsed.watchNamespaces, ["a", "b"]);
   assert.equal(options(["--config=c", "--watch-namespaces=*"]).watchNamespaces, "*");
+});
+
+Deno.test("operator mode takes the Go operator's metrics defaults: HTTPS and token review", () => {
+  const operator = options(["--operator-namespace=p"]);
+  assert.equal(operator.metricsSecure, true);
+  assert.equal(operator.metricsAuthed, true);
+  const plain = options([
+    "--operator-namespace=p",
+    "--metrics-secure=false",
+    "--no-metrics-authed",
+  ]);
+  assert.equal(plain.metricsSecure, false);
+  assert.equal(plain.metricsAuthed, false);
+});
+
+Deno.test("--zap-devel=false gives the production log defaults; explicit log flags win either way", () => {
+  const production = options(["--config=c", "--zap-devel=false"]);
+  assert.equal(production.logLevel, "info");
+  assert.equal(production.logFormat, "json");
+  assert.equal(production.zapStacktraceLevel, "error");
+  const explicit = options(["--config=c", "--zap-devel", "--log-level=warn", "--log-format=json"]);
+  assert.equal(explicit.logLevel, "warn");
+  assert.equal(explicit.logFormat, "json");
+});
+
+Deno.test("--udp-buffer-bytes: Go integer syntax; above 65535 lowered with a warning", () => {
+  const run = (value: string) => {
+    const command = parseCommandLine(["--config=c", `--udp-buffer-bytes=${value}`]);
+    return command.kind === "run" ? command : assert.fail("not a run command");
+  };
+  assert.equal(run("0x400").options.udpBufferBytes, 1024);
+  assert.equal(run("0o2000").options.udpBufferBytes, 1024);
+  assert.equal(run("02000").options.udpBufferBytes, 1024);
+  assert.equal(run("0b10000000000").options.udpBufferBytes, 1024);
+  assert.equal(run("0x_ff_ff").options.udpBufferBytes, 65535);
+  assert.deepEqual(run("1024").warnings, []);
+  const big = run("1048576");
+  assert.equal(big.options.udpBufferBytes, 65535);
+  assert.match(big.warnings.join(), /--udp-buffer-bytes=1048576: 1048576 bytes .*using 65535/);
+  assert.equal(run("0x10000").options.udpBufferBytes, 65535);
+  for (const bad of ["0", "-1", "0xg", "1e3", "ten"]) {
+    assert.match(
+      flagError(["--config=c", `--udp-buffer-bytes=${bad}`]).message,
+      /--udp-buffer-bytes/,
+    );
+  }
 });
 
 Deno.test("the Go operator's secure metrics flags: a self-signed certificate, authed in operator mode", () => {
@@ -135,7 +183,7 @@ Deno.test("parseCommandLine() names the flag, the value and the reason of a bad 
       "--zap-devel",
       /"maybe" for --zap-devel: expected true or false/,
     ],
-    [["--config=c", "--udp-buffer-bytes=70000"], "--udp-buffer-bytes", /between 1 and 65535/],
+    [["--config=c", "--udp-buffer-bytes=0x"], "--udp-buffer-bytes", /"0x" for --udp-buffer-bytes/],
     [["--config=c", "--metrics-bind-address=8080"], "--metrics-bind-address", /"8080".*host:port/],
     [["--config=c", "--log-level=loud"], "--log-level", /"loud" for --log-level: expected one of/],
     [["--config=c", "--listen-address=127.0.0.l"], "--listen-address", /"127.0.0.l" .*not an IP/],

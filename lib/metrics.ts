@@ -1,8 +1,9 @@
 /**
  * Every Prometheus metric of the program, registered once. Forwarding metrics are computed on scrape
  * from the supervisor's live counters and statuses (nothing is done per packet); the names, types and
- * label keys of the Go operator's metrics are kept, with `forwarder` (object name) and `namespace`
- * added where useful. Series of a removed forwarder disappear with it.
+ * label keys of the Go operator's metrics are kept (its error counters carry only `type`, one series
+ * per type; per-object error counts have their own names), with `namespace` added next to
+ * `forwarder`. Series of a removed forwarder disappear with it.
  * @module
  */
 import { Counter, Gauge, Registry } from "prom-client";
@@ -35,6 +36,15 @@ const PHASES: readonly ListenerState["phase"][] = [
   "conflict",
   "forbidden",
 ];
+/**
+ * The Go operator's UDP error types for deadlines this program never sets (its sessions use
+ * timers): exported at 0 so that queries and alerts naming them keep working.
+ */
+export const GO_DEADLINE_ERROR_TYPES = [
+  "SetWriteDeadlineClientToTarget",
+  "SetReadDeadlineTargetToClient",
+  "SetWriteDeadlineTargetToClient",
+] as const;
 const PER_FORWARDER = ["forwarder", "namespace"];
 
 type Labels = Record<string, string>;
@@ -180,17 +190,35 @@ export class ProgramMetrics {
       this.#collected(metric.kind, metric.name, metric.help, PER_FORWARDER, fill);
     }
     const errorTypes = { tcp: TCP_ERROR_TYPES, udp: UDP_ERROR_TYPES } as const;
+    const goTypes = { tcp: TCP_ERROR_TYPES, udp: [...UDP_ERROR_TYPES, ...GO_DEADLINE_ERROR_TYPES] };
     for (const protocol of ["tcp", "udp"] as const) {
+      const errorsOf = function* () {
+        for (const forwarder of view.counters()) {
+          const errors: Record<string, number> | undefined = forwarder[protocol]?.errors;
+          if (errors !== undefined) yield [forwarder.name, errors] as const;
+        }
+      };
+      // The Go operator's counter: `type` only, every type present, never going down.
+      const totals = new RetainedTotals();
       this.#collected(
         "counter",
         `undying_proxy_${protocol}_forwarding_errors_total`,
-        `${protocol.toUpperCase()} forwarding errors by type.`,
+        `${protocol.toUpperCase()} forwarding errors by type, over every forwarder (also removed ` +
+          "ones).",
+        ["type"],
+        (emit) => {
+          const sums = totals.update(errorsOf());
+          for (const type of goTypes[protocol]) emit({ type }, sums.get(type) ?? 0);
+        },
+      );
+      this.#collected(
+        "counter",
+        `undying_proxy_${protocol}_forwarder_errors_total`,
+        `${protocol.toUpperCase()} forwarding errors by type and forwarder (new).`,
         ["type", ...PER_FORWARDER],
         (emit) => {
-          for (const forwarder of view.counters()) {
-            const errors: Record<string, number> | undefined = forwarder[protocol]?.errors;
-            if (errors === undefined) continue;
-            const labels = forwarderLabels(forwarder.name);
+          for (const [name, errors] of errorsOf()) {
+            const labels = forwarderLabels(name);
             for (const type of errorTypes[protocol]) emit({ ...labels, type }, errors[type] ?? 0);
           }
         },
@@ -322,6 +350,40 @@ export function forwarderLabels(name: string): { forwarder: string; namespace: s
   return slash < 0
     ? { forwarder: name, namespace: "" }
     : { forwarder: name.slice(slash + 1), namespace: name.slice(0, slash) };
+}
+
+/**
+ * Per-type sums over forwarders that come and go, for a counter that must never go down: the counts
+ * a forwarder had at the last scrape stay in the sum once it is gone (or restarted from 0 under the
+ * same name). Errors of a forwarder between the last scrape and its removal are not seen.
+ */
+class RetainedTotals {
+  #last = new Map<string, Readonly<Record<string, number>>>();
+  #retired = new Map<string, number>();
+
+  /** The sums by type, given every live forwarder's counts by name. */
+  update(
+    current: Iterable<readonly [string, Readonly<Record<string, number>>]>,
+  ): Map<string, number> {
+    const now = new Map<string, Readonly<Record<string, number>>>();
+    for (const [name, counts] of current) now.set(name, { ...counts });
+    for (const [name, before] of this.#last) {
+      const after = now.get(name);
+      const restarted = after !== undefined &&
+        Object.entries(before).some(([type, count]) => (after[type] ?? 0) < count);
+      if (after === undefined || restarted) this.#add(this.#retired, before);
+    }
+    this.#last = now;
+    const sums = new Map(this.#retired);
+    for (const counts of now.values()) this.#add(sums, counts);
+    return sums;
+  }
+
+  #add(into: Map<string, number>, counts: Readonly<Record<string, number>>): void {
+    for (const [type, count] of Object.entries(counts)) {
+      into.set(type, (into.get(type) ?? 0) + count);
+    }
+  }
 }
 
 function countListening(statuses: Iterable<ForwarderStatus>, protocol: Protocol): number {

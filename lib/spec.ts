@@ -10,7 +10,10 @@ import { parseCidr } from "./forward/policy/cidr.ts";
 export interface PartSpec {
   readonly listenPort: number;
   readonly targetPort: number;
-  /** DNS name or IP literal (IPv6 without brackets). Resolved for new clients (cached 5 s). */
+  /**
+   * DNS name or IP literal, IPv6 without brackets (a bracketed `[v6]`, the Go operator's only IPv6
+   * spelling, is normalized). Resolved for new clients (cached 5 s).
+   */
   readonly targetHost: string;
   /** CIDR ranges clients must come from; absent = the `--default-source-ranges` flag. */
   readonly sourceRanges?: readonly string[];
@@ -292,13 +295,28 @@ function parsePort(field: string, value: unknown, problems: SpecProblem[]): numb
 function parseHost(field: string, value: unknown, problems: SpecProblem[]): string {
   const reason = hostProblem(value);
   if (reason !== undefined) problems.push({ field, value, reason });
-  return value as string;
+  return unbracketed(value as string);
+}
+
+/**
+ * `[v6]` → `v6`: the Go operator built its dial address with `%s:%d`, so a bracketed IPv6 literal
+ * was the only IPv6 spelling that worked there; both spellings are accepted and mean the same.
+ */
+function unbracketed(host: string): string {
+  return typeof host === "string" && host.startsWith("[") && host.endsWith("]")
+    ? host.slice(1, -1)
+    : host;
 }
 
 function hostProblem(value: unknown): string | undefined {
   if (value === undefined || value === null) return "missing (a DNS name or an IP address)";
   if (typeof value !== "string" || value === "") return "must be a non-empty string";
-  if (value.startsWith("[")) return "must be an IPv6 address without brackets";
+  if (value.startsWith("[") || value.endsWith("]")) {
+    const inner = unbracketed(value);
+    return inner !== value && ipLiteralFamily(inner) === 6
+      ? undefined
+      : "brackets may only enclose an IPv6 address, e.g. [fd00::1]";
+  }
   if (ipLiteralFamily(value) !== 0) return undefined;
   if (value.includes(":")) return "is not a valid IPv6 address";
   if (value.length > MAX_HOST_LENGTH) return `must be at most ${MAX_HOST_LENGTH} characters`;

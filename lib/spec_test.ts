@@ -133,7 +133,11 @@ Deno.test("parseForwarderSpec() checks targetHost as a DNS name or IP literal", 
   }
   for (
     const bad of [
-      "[::1]",
+      "[::1",
+      "::1]",
+      "[10.0.0.1]",
+      "[localhost]",
+      "[[::1]]",
       "1.2.3.999",
       "::g",
       "-a.example",
@@ -145,6 +149,16 @@ Deno.test("parseForwarderSpec() checks targetHost as a DNS name or IP literal", 
   ) {
     assert.deepEqual(hostProblems(bad), [["spec.tcp.targetHost", bad]], String(bad));
   }
+});
+
+Deno.test("parseForwarderSpec() accepts a bracketed IPv6 targetHost (the Go operator's spelling) and strips the brackets", () => {
+  const result = parseForwarderSpec("a", {
+    tcp: { listenPort: 1, targetPort: 2, targetHost: "[::1]" },
+    udp: { listenPort: 1, targetPort: 2, targetHost: "[fd00::1:2]" },
+  });
+  assert.ok(result.ok, JSON.stringify(result));
+  assert.equal(result.spec.tcp?.targetHost, "::1");
+  assert.equal(result.spec.udp?.targetHost, "fd00::1:2");
 });
 
 Deno.test("ipLiteralFamily() tells IPv4, IPv6 and names apart", () => {

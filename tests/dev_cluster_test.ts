@@ -102,7 +102,7 @@ controlPlaneTest(
         "-n",
         "undying-proxy",
       ]);
-      assert.ok(tcp.spec?.ports?.some((port) => port.name === "tcp-git-ssh" && port.port === 2222));
+      assert.ok(tcp.spec?.ports?.some((port) => port.name === "git-ssh" && port.port === 2222));
       // The operator really listens (git-ssh is TCP 2222).
       (await Deno.connect({ hostname: LISTEN, port: 2222 })).close();
 

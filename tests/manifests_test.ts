@@ -94,13 +94,14 @@ Deno.test("every kustomization under k8s/ renders with kubectl kustomize", async
       "k8s/daemonset",
       "k8s/default",
       "k8s/prometheus",
-      "k8s/metrics-auth",
+      "k8s/metrics-plain",
     ]
   ) {
     assert.ok(dirs.includes(expected), `${expected} is a kustomization (found ${dirs})`);
   }
   for (const dir of dirs) {
     const objects = await render(dir);
+    if (dir === "k8s/metrics-plain") continue; // Patches only: renders nothing on its own.
     assert.ok(objects.length > 0, `${dir} renders at least one object`);
   }
 });
@@ -165,14 +166,30 @@ Deno.test("default: the LoadBalancer Services and the PDB select the operator po
     assert.equal(service.spec?.type, "LoadBalancer");
     assert.equal(service.spec?.externalTrafficPolicy, "Local");
     assert.ok(selects(service.spec?.selector, labels), `${name} selects the pods`);
-    assert.equal(service.spec?.ports?.length, 1, `${name} has one placeholder port`);
-    assert.equal(service.spec?.ports?.[0]?.protocol, protocol);
+    // The Go operator's shape: its placeholders (the port range stays pinned) and a patchable
+    // loadBalancerIP, so applying this over a Go install leaves the load balancer as it is.
+    assert.deepEqual(
+      service.spec?.ports?.map((p) => [p.name, p.port, p.targetPort, p.protocol]),
+      [
+        ["any-port", 1234, 1234, protocol],
+        ["lowest-port", 1235, 1235, protocol],
+        ["highest-port", 33333, 33333, protocol],
+      ],
+      `${name}: the Go operator's placeholder ports`,
+    );
+    assert.equal(service.spec?.loadBalancerIP, "", `${name}: loadBalancerIP there to be replaced`);
   }
   const pdb = findManifest<PodDisruptionBudget>(objects, "PodDisruptionBudget", "undying-proxy");
   assert.ok(selects(pdb.spec?.selector?.matchLabels, labels), "the PDB selects the pods");
   assert.ok(selects(deployment.spec?.selector.matchLabels, labels));
   for (const object of objects) {
-    if (["Namespace", "CustomResourceDefinition"].includes(object.kind)) continue;
+    const clusterScoped = [
+      "Namespace",
+      "CustomResourceDefinition",
+      "ClusterRole",
+      "ClusterRoleBinding",
+    ];
+    if (clusterScoped.includes(object.kind)) continue;
     assert.equal(object.metadata.namespace, OPERATOR_NAMESPACE, `${object.kind} namespace`);
   }
 });
@@ -290,22 +307,22 @@ Deno.test("prometheus component: the ServiceMonitor scrapes the metrics Service 
   assert.ok(!(await render("k8s/default")).some((o) => o.kind === "ServiceMonitor"));
 });
 
-Deno.test("metrics-auth component: HTTPS and authed flags, review RBAC for the operator, a reader role", async () => {
-  const plain = operatorContainer(
-    findManifest<Deployment>(await render("k8s/default"), "Deployment", "undying-proxy"),
-  );
-  assert.ok(!plain.args?.some((arg) => /^--metrics-(secure|authed)/.test(arg)), "default: HTTP");
-  const components = ["k8s/prometheus", "k8s/metrics-auth"];
+Deno.test("default install: HTTPS and authed metrics (flag defaults), review RBAC for the operator, a reader role", async () => {
   for (
     const [path, kind] of [["k8s/default", "Deployment"], ["k8s/daemonset", "DaemonSet"]] as const
   ) {
     const objects = parseManifests(
-      await renderKustomization(path, { namespace: "proxies-system", components }),
+      await renderKustomization(path, {
+        namespace: "proxies-system",
+        components: ["k8s/prometheus"],
+      }),
     );
     const workload = findManifest<Deployment | DaemonSet>(objects, kind, "undying-proxy");
     const container = operatorContainer(workload);
-    assert.equal(flagValue(container, "--metrics-secure"), "true", path);
-    assert.equal(flagValue(container, "--metrics-authed"), "true", path);
+    assert.ok(
+      !container.args?.some((arg) => /^--metrics-(secure|authed)/.test(arg)),
+      `${path}: the defaults (true in operator mode) apply`,
+    );
 
     const auth = findManifest<ClusterRole>(objects, "ClusterRole", "undying-proxy-metrics-auth");
     assert.deepEqual([...grants(auth.rules)].sort(), [
@@ -337,6 +354,31 @@ Deno.test("metrics-auth component: HTTPS and authed flags, review RBAC for the o
     );
     assert.equal(monitor.spec.endpoints[0]?.["scheme"], "https");
     assert.match(String(monitor.spec.endpoints[0]?.["bearerTokenFile"]), /serviceaccount\/token$/);
+
+    // The opt-out: plain HTTP for the operator and the ServiceMonitor.
+    const plain = parseManifests(
+      await renderKustomization(path, {
+        namespace: "proxies-system",
+        components: ["k8s/prometheus", "k8s/metrics-plain"],
+      }),
+    );
+    const plainContainer = operatorContainer(
+      findManifest<Deployment | DaemonSet>(plain, kind, "undying-proxy"),
+    );
+    assert.equal(flagValue(plainContainer, "--metrics-secure"), "false", path);
+    assert.equal(flagValue(plainContainer, "--metrics-authed"), "false", path);
+    const plainMonitor = findManifest<
+      Manifest & { spec: { endpoints: Record<string, unknown>[] } }
+    >(
+      plain,
+      "ServiceMonitor",
+      "undying-proxy",
+    );
+    assert.deepEqual(plainMonitor.spec.endpoints[0], {
+      port: "metrics",
+      path: "/metrics",
+      interval: "30s",
+    });
   }
 });
 
@@ -469,16 +511,16 @@ integrationTest("invalid objects are refused with messages naming field and rule
       /spec\.tcp\.targetHost: Required value/,
     ],
     [
-      "read timeout 0",
-      "rt0",
-      { udp: { ...VALID_TCP, readTimeoutSeconds: 0 } },
-      /spec\.udp\.readTimeoutSeconds.*greater than or equal to 1/,
+      "read timeout -1",
+      "rt",
+      { udp: { ...VALID_TCP, readTimeoutSeconds: -1 } },
+      /spec\.udp\.readTimeoutSeconds.*greater than or equal to 0/,
     ],
     [
       "write timeout -1",
       "wt",
       { udp: { ...VALID_TCP, writeTimeoutSeconds: -1 } },
-      /spec\.udp\.writeTimeoutSeconds.*greater than or equal to 1/,
+      /spec\.udp\.writeTimeoutSeconds.*greater than or equal to 0/,
     ],
     [
       "a name with a dot",
@@ -500,6 +542,10 @@ integrationTest("invalid objects are refused with messages naming field and rule
   }
   const ok = await dryRun(cp, ns, proxyManifest("a".repeat(63), { tcp: VALID_TCP }));
   assert.equal(ok.code, 0, `a 63-character name is fine: ${ok.stderr}`);
+  // The Go operator read 0 as "the default": GitOps re-applies of its objects must pass.
+  const zero = { udp: { ...VALID_TCP, readTimeoutSeconds: 0, writeTimeoutSeconds: 0 } };
+  const zeroOk = await dryRun(cp, ns, proxyManifest("zero-timeouts", zero));
+  assert.equal(zeroOk.code, 0, `timeouts of 0 are accepted: ${zeroOk.stderr}`);
 });
 
 integrationTest("targetHost: the API server and parseForwarderSpec agree", async (cp) => {
@@ -521,6 +567,11 @@ integrationTest("targetHost: the API server and parseForwarderSpec agree", async
     "a..b",
     "two words",
     "[::1]",
+    "[fd00::1:2]",
+    "[::1",
+    "::1]",
+    "[10.0.0.1]",
+    "[localhost]",
     "host:80",
     `${"a".repeat(64)}.example`,
   ];
@@ -716,9 +767,9 @@ integrationTest("every kustomization passes a server-side dry run", async (cp) =
   await dryRunKustomization(cp, "k8s/samples", await cp.createNamespace("samples-dry"));
 });
 
-integrationTest("the metrics-auth component passes a server-side dry run", async (cp) => {
+integrationTest("the metrics-plain component passes a server-side dry run", async (cp) => {
   await installServiceMonitorStub(cp);
-  const components = ["k8s/prometheus", "k8s/metrics-auth"];
+  const components = ["k8s/prometheus", "k8s/metrics-plain"];
   await dryRunKustomization(
     cp,
     "k8s/default",

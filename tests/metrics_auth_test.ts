@@ -1,6 +1,7 @@
 /**
- * `--metrics-secure --metrics-authed` against a real kube-apiserver: the program runs in operator
- * mode under the shipped RBAC (`k8s/rbac` plus the `k8s/metrics-auth` component) and answers
+ * Operator mode's metrics defaults (`--metrics-secure --metrics-authed`, as in the Go operator)
+ * against a real kube-apiserver: the program runs in operator mode under the shipped RBAC
+ * (`k8s/rbac`, which includes the review rights) with no metrics flag and answers
  * scrapes over HTTPS with its self-signed certificate: 401 without a valid token, 403 for an
  * identity without the reader ClusterRole, 200 with it. The authorizer is also checked in process
  * (cache expiry on a moved clock, an operator identity without review rights).
@@ -10,7 +11,7 @@ import { KubeClient } from "../lib/kube/client.ts";
 import { loadClusterConfig } from "../lib/kube/cluster_config.ts";
 import { MetricsAuthorizer } from "../lib/metrics_auth.ts";
 import { type ControlPlane, integrationTest } from "./_support/control_plane.ts";
-import { renderKustomization } from "./_support/kustomize.ts";
+import { renderKustomization, repoRoot } from "./_support/kustomize.ts";
 import { waitFor } from "./_support/net_wait.ts";
 import { peerCertificate } from "./_support/peer_certificate.ts";
 import { startProgram } from "./_support/program.ts";
@@ -19,16 +20,13 @@ const WAIT_MS = 30_000;
 const READER_ROLE = "undying-proxy-metrics-reader";
 
 /**
- * A namespace with the operator's ServiceAccount under the shipped RBAC plus the metrics-auth
- * component, and a ServiceAccount `scraper` bound (ClusterRoleBinding `binding`) to the reader role.
+ * A namespace with the operator's ServiceAccount under the shipped RBAC, and a ServiceAccount
+ * `scraper` bound (ClusterRoleBinding `binding`) to the reader role.
  */
 async function operatorAndScraper(cp: ControlPlane, prefix: string) {
   const ns = await cp.createNamespace(prefix);
   const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
-  const rendered = await renderKustomization("k8s/rbac", {
-    namespace: ns,
-    components: ["k8s/metrics-auth"],
-  });
+  const rendered = await renderKustomization("k8s/rbac", { namespace: ns });
   await cp.kubectlOk(["apply", "-f", "-"], { stdin: rendered });
   const reader = await serviceAccountToken(cp, ns, "scraper");
   const binding = `${ns}-scraper`;
@@ -60,7 +58,7 @@ function scrapeRequest(token?: string, authorization = `Bearer ${token}`): Reque
 }
 
 integrationTest(
-  "--metrics-secure --metrics-authed: 401 without a valid token, 403 without the reader role, 200 with it",
+  "operator mode by default (--metrics-secure --metrics-authed): 401 without a valid token, 403 without the reader role, 200 with it",
   async (cp) => {
     const { ns, kubeconfig, reader } = await operatorAndScraper(cp, "metrics-auth");
     const stranger = await serviceAccountToken(cp, ns, "stranger");
@@ -74,9 +72,7 @@ integrationTest(
       `--kubeconfig=${kubeconfig}`,
       "--tcp-service-to-manage=",
       "--udp-service-to-manage=",
-      "--metrics-secure",
-      "--metrics-authed",
-    ]);
+    ], { metricsDefaults: true });
     using client = Deno.createHttpClient({
       caCerts: [await peerCertificate(program.metricsPort)],
     });
@@ -157,14 +153,14 @@ integrationTest(
 );
 
 integrationTest(
-  "without the metrics-auth RBAC the operator cannot check tokens: 500, not an open door",
+  "without the metrics-auth ClusterRole the operator cannot check tokens: 500, not an open door",
   async (cp) => {
     const ns = await cp.createNamespace("metrics-norbac");
     // Only the namespaced Role of k8s/rbac: no TokenReview or SubjectAccessReview rights.
     const kubeconfig = await cp.kubeconfigForServiceAccount(ns, "undying-proxy");
-    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], {
-      stdin: await renderKustomization("k8s/rbac", { namespace: ns }),
-    });
+    const namespaced = ["service_account", "role", "role_binding"]
+      .flatMap((name) => ["-f", `${repoRoot}k8s/rbac/${name}.yaml`]);
+    await cp.kubectlOk(["apply", "-n", ns, ...namespaced]);
     const token = await serviceAccountToken(cp, ns, "scraper");
     using authorizer = new MetricsAuthorizer(
       new KubeClient(await loadClusterConfig({ kubeconfig }), { maxAttempts: 1 }),

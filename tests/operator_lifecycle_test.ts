@@ -88,16 +88,16 @@ integrationTest(
       // Service ports: one per object and protocol, placeholder kept.
       const tcpPorts = await waitUntil("TCP Service port", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
-        return ports.some((p) => p.name === "tcp-git-ssh") ? ports : undefined;
+        return ports.some((p) => p.name === "git-ssh") ? ports : undefined;
       });
       assert.deepEqual(tcpPorts.map((p) => [p.name, p.port, p.targetPort, p.protocol]), [
         ["placeholder", 1, 1, "TCP"],
-        ["tcp-git-ssh", tcpPort, tcpPort, "TCP"],
+        ["git-ssh", tcpPort, tcpPort, "TCP"],
       ]);
       await waitUntil("UDP Service port", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-udp");
         return ports.some((p) =>
-            p.name === "udp-wireguard" && p.port === udpPort &&
+            p.name === "wireguard" && p.port === udpPort &&
             p.protocol === "UDP"
           )
           ? true
@@ -128,7 +128,7 @@ integrationTest(
       }]);
       await waitUntil("TCP Service port repaired", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
-        return ports.some((p) => p.name === "tcp-git-ssh" && p.port === tcpPort) ? true : undefined;
+        return ports.some((p) => p.name === "git-ssh" && p.port === tcpPort) ? true : undefined;
       });
 
       // Retarget live: an established connection keeps its old target, new ones get the new one.
@@ -179,7 +179,7 @@ integrationTest(
       });
       await waitUntil("UDP Service port moved", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-udp");
-        return ports.some((p) => p.name === "udp-wireguard" && p.port === movedPort) &&
+        return ports.some((p) => p.name === "wireguard" && p.port === movedPort) &&
             ports.length === 2
           ? true
           : undefined;

@@ -77,7 +77,7 @@ integrationTest(
       const names = servicePortList.map((p) => p.name ?? "");
       assert.equal(new Set(names).size, 3, names.join(","));
       assert.deepEqual(servicePortList.map((p) => p.port).sort(), [1, ...ports].sort());
-      for (const name of names.slice(1)) assert.match(name, /^tcp-op-app-.*-[0-9a-f]{8}$/);
+      for (const name of names.slice(1)) assert.match(name, /^op-app-.*-[0-9a-f]{8}$/);
       for (const app of apps) {
         await waitForReason(cp, app, "same", "Listening");
       }
@@ -200,6 +200,11 @@ integrationTest(
       });
       const names = (await servicePorts(cp, ns, "undying-proxy")).map((p) => p.name ?? "");
       assert.equal(new Set(names).size, 4, names.join(","));
+      // Both protocols in one Service: the names carry the protocol (the Go layout's bare names
+      // would collide).
+      for (const name of names.filter((n) => n !== "placeholder")) {
+        assert.match(name, /^(tcp|udp)-/, names.join(","));
+      }
 
       // Removing the UDP part live stops only UDP and takes only its Service port out.
       await patchObject(cp, a, "undyingproxy", "game", [{ op: "remove", path: "/spec/udp" }]);

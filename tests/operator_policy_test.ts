@@ -104,8 +104,8 @@ integrationTest(
             `undying_proxy_udp_rejected_datagrams_total{${of("metadata")},reason="TargetForbidden"}`
           ]: 1,
           [`undying_proxy_udp_sessions_total{${of("metadata")}}`]: 0,
-          [`undying_proxy_tcp_forwarding_errors_total{${of("metadata")},type="DialTimeout"}`]: 0,
-          [`undying_proxy_tcp_forwarding_errors_total{${of("metadata")},type="DialServerTarget"}`]:
+          [`undying_proxy_tcp_forwarder_errors_total{${of("metadata")},type="DialTimeout"}`]: 0,
+          [`undying_proxy_tcp_forwarder_errors_total{${of("metadata")},type="DialServerTarget"}`]:
             0,
           [`undying_proxy_forwarder_state{${of("api")},protocol="tcp",state="forbidden"}`]: 1,
           'undying_proxy_operator_errors_total{type="TargetForbidden"}': 3,

@@ -74,11 +74,11 @@ integrationTest(
       // Two writers, one Service: exactly one port for the object, the placeholder kept.
       await waitUntil("the object's port in the Service", async () => {
         const ports = await servicePorts(cp, ns, "undying-proxy-tcp");
-        return ports.some((p) => p.name === "tcp-shared") ? true : undefined;
+        return ports.some((p) => p.name === "shared") ? true : undefined;
       });
       assert.deepEqual(
         (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => [p.name, p.port]),
-        [["placeholder", 1], ["tcp-shared", port]],
+        [["placeholder", 1], ["shared", port]],
       );
 
       // One field manager per replica, on the status subresource.
@@ -118,7 +118,7 @@ integrationTest(
       );
       await waitUntil("doomed's Service port removed", async () => {
         const names = (await servicePorts(cp, ns, "undying-proxy-tcp")).map((p) => p.name).sort();
-        return names.join(",") === "placeholder,tcp-orphaned,tcp-shared" ? true : undefined;
+        return names.join(",") === "orphaned,placeholder,shared" ? true : undefined;
       });
 
       await a.kill();

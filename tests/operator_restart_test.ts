@@ -108,7 +108,7 @@ integrationTest(
       assert.ok(await tcpEchoes("127.0.0.2", doomedPort));
       await waitUntil(
         "both ports in the Service",
-        async () => (await portNames()) === "placeholder,tcp-doomed,tcp-kept" ? true : undefined,
+        async () => (await portNames()) === "doomed,kept,placeholder" ? true : undefined,
       );
 
       // The operator sees nothing while it is frozen: the restart ends its watches (with no event
@@ -144,7 +144,7 @@ integrationTest(
       );
       await waitUntil(
         "the Service converged",
-        async () => (await portNames()) === "placeholder,tcp-kept,tcp-newcomer" ? true : undefined,
+        async () => (await portNames()) === "kept,newcomer,placeholder" ? true : undefined,
       );
       assert.match(operator.output(), /undyingproxies watch expired/);
       assert.ok(await operator.isReady());

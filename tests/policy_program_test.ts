@@ -95,7 +95,7 @@ Deno.test("file mode: sources, limits and a target name resolving to a denied ad
     [`undying_proxy_tcp_rejected_connections_total{${of("limited")},reason="SourceNotAllowed"}`]: 1,
     [`undying_proxy_udp_rejected_datagrams_total{${of("limited")},reason="SourceNotAllowed"}`]: 1,
     [`undying_proxy_udp_sessions_total{${of("limited")}}`]: 1,
-    [`undying_proxy_tcp_forwarding_errors_total{${of("by-name")},type="DialServerTarget"}`]: 0,
+    [`undying_proxy_tcp_forwarder_errors_total{${of("by-name")},type="DialServerTarget"}`]: 0,
   });
   const refused = await program.waitForLog(
     "a rate-limited refusal line",

@@ -133,18 +133,44 @@ Deno.test("an invalid config file at start exits 1 naming document, field and va
     { name: "bad", tcp: { listenPort: 70000, targetPort: 1 } },
   ]);
   const problem = /document 2 \(default\/bad\): spec\.tcp\.listenPort = 70000: must be/;
-  const json = await runProgram([`--config=${config.path}`]);
-  assert.equal(json.code, 1, json.stderr);
-  const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
-  assert.equal(fatal.level, "FATAL");
-  assert.match(fatal.message, problem);
-  // --zap-devel, or the Go operator's --zap-encoder=console: the same, human-readable.
-  for (const flag of ["--zap-devel", "--zap-encoder=console"]) {
-    const text = await runProgram([`--config=${config.path}`, flag]);
+  for (const flag of ["--zap-devel=false", "--log-format=json"]) {
+    const json = await runProgram([`--config=${config.path}`, flag]);
+    assert.equal(json.code, 1, json.stderr);
+    const fatal = json.stderr.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
+    assert.equal(fatal.level, "FATAL", flag);
+    assert.match(fatal.message, problem);
+  }
+  // Nothing (--zap-devel defaults to true, as in the Go operator), --zap-devel, or the Go
+  // operator's --zap-encoder=console: the same, human-readable.
+  for (const flags of [[], ["--zap-devel"], ["--zap-encoder=console"]]) {
+    const text = await runProgram([`--config=${config.path}`, ...flags]);
+    const what = flags.join(" ") || "no flag";
     assert.equal(text.code, 1, text.stderr);
-    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, flag);
+    assert.match(text.stderr, /\[FTL\] undying-proxy: Cannot start: Invalid config file/, what);
     assert.match(text.stderr, problem);
-    assert.ok(!text.stderr.trimStart().startsWith("{"), `${flag}: not JSON`);
+    assert.ok(!text.stderr.trimStart().startsWith("{"), `${what}: not JSON`);
+  }
+});
+
+Deno.test("--udp-buffer-bytes above 65535 or in hex (the Go operator took both) runs with a warning", async () => {
+  await using config = await tempConfig([]);
+  for (
+    const [value, expected] of [["0x20000", /0x20000: 131072 bytes .*using 65535/], [
+      "0x400",
+      null,
+    ]] as const
+  ) {
+    await using program = await startProgram([
+      `--config=${config.path}`,
+      `--udp-buffer-bytes=${value}`,
+    ]);
+    await waitReady(program);
+    const warnings = program.logs().filter((line) => line.level === "WARNING");
+    if (expected === null) {
+      assert.deepEqual(warnings, [], `${value}: 1024, no warning`);
+    } else {
+      assert.match(String(warnings[0]?.message), expected);
+    }
   }
 });
 
@@ -207,7 +233,8 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     'undying_proxy_tcp_from_target_to_clients_bytes_total{forwarder="web",namespace="default"}':
       1000,
     'undying_proxy_tcp_connections_total{forwarder="web",namespace="default"}': 1,
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
+    'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}': 0,
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="web",namespace="default",type="DialServerTarget"}':
       0,
     'undying_proxy_udp_clients_connected{forwarder="dns",namespace="default"}': 1,
     'undying_proxy_udp_from_clients_to_target_bytes_total{forwarder="dns",namespace="default"}':
@@ -219,7 +246,9 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     'undying_proxy_udp_sessions_total{forwarder="dns",namespace="default"}': 1,
     'undying_proxy_udp_dropped_datagrams_total{forwarder="dns",namespace="default"}': 0,
     'undying_proxy_udp_truncated_datagrams_total{forwarder="dns",namespace="default"}': 0,
-    'undying_proxy_udp_forwarding_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
+    'undying_proxy_udp_forwarding_errors_total{type="WriteToTarget"}': 0,
+    'undying_proxy_udp_forwarding_errors_total{type="SetReadDeadlineTargetToClient"}': 0,
+    'undying_proxy_udp_forwarder_errors_total{forwarder="dns",namespace="default",type="WriteToTarget"}':
       0,
     'undying_proxy_forwarder_state{forwarder="web",namespace="default",protocol="tcp",state="listening"}':
       1,
@@ -228,8 +257,12 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
     "undying_proxy_config_last_reload_successful": 1,
     "undying_proxy_shutting_down": 0,
   };
+  // The process metrics dashboards and alerts of the Go operator use (real values, not 0).
+  const processSeries = ["process_resident_memory_bytes", "process_start_time_seconds"];
   // The TCP connection is closed by now, but its byte counters may be read a moment later.
   await waitForSeries(program, expected, WAIT_MS);
+  const last = new Map((await program.scrape()).series);
+  for (const name of processSeries) assert.ok((last.get(name) ?? 0) > 0, `${name} > 0`);
   // Every metric served is documented with its type, and every documented one is served.
   const { types } = await program.scrape();
   const served = new Map([...types].filter(([name]) => name.startsWith("undying_proxy_")));
@@ -506,11 +539,14 @@ Deno.test("dial errors are counted and logged with the forwarder's name, rate-li
     assert.equal((await readAll(conn)).length, 0);
   }
   const counter =
-    'undying_proxy_tcp_forwarding_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
+    'undying_proxy_tcp_forwarder_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
   await waitFor(async () => (await program.scrape()).series.get(counter) === attempts, {
     timeoutMs: WAIT_MS,
     message: `${counter} to reach ${attempts}`,
   });
+  // The Go operator's counter: the same count, labelled by type only.
+  const goCounter = 'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}';
+  assert.equal((await program.scrape()).series.get(goCounter), attempts);
   const elapsedMs = Date.now() - started;
   const isDialError = (line: LogLine) =>
     line["forwarder"] === "default/refused" && line["type"] === "DialServerTarget";

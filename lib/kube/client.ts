@@ -36,6 +36,19 @@ export interface KubeClientOptions {
   retryMaxMs?: number;
   /** `User-Agent` header. @default "undying-proxy" */
   userAgent?: string;
+  /** Called once per HTTP attempt with its outcome (for `rest_client_requests_total`). */
+  onResult?: (result: RequestResult) => void;
+}
+
+/**
+ * The outcome of one HTTP attempt, labelled as client-go labels `rest_client_requests_total`:
+ * `code` is the status code, or `<error>` when no answer arrived.
+ */
+export interface RequestResult {
+  readonly method: string;
+  readonly code: string;
+  /** `host:port` of the API server. */
+  readonly host: string;
 }
 
 /** A query parameter value; `undefined` leaves the parameter out. */
@@ -209,6 +222,8 @@ export class KubeClient {
    * @throws {RangeError} for bad options; {@linkcode KubeconfigError} when Deno refuses the
    * certificates or key.
    */
+  readonly #onResult: (result: RequestResult) => void;
+
   constructor(config: ClusterConfig, options: KubeClientOptions = {}) {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#maxAttempts = options.maxAttempts ?? 5;
@@ -223,6 +238,7 @@ export class KubeClient {
     // Fails early (RangeError) on inconsistent retry delays.
     new Backoff({ initialMs: this.#retryInitialMs, maxMs: this.#retryMaxMs });
     this.#userAgent = options.userAgent ?? "undying-proxy";
+    this.#onResult = options.onResult ?? (() => {});
     this.#config = config;
     this.#server = config.server;
     this.#credentials = config.credentials;
@@ -531,6 +547,7 @@ export class KubeClient {
       }
       let response: Response;
       let text: string;
+      let answered = false;
       try {
         response = await fetch(url, {
           method,
@@ -540,9 +557,12 @@ export class KubeClient {
           signal,
           client: this.#httpClientFor(credentials.clientCertificate),
         });
+        answered = true;
+        this.#onResult({ method, code: String(response.status), host: url.host });
         if (stream && response.ok) return { response };
         text = await response.text();
       } catch (error) {
+        if (!answered) this.#onResult({ method, code: "<error>", host: url.host });
         throw failed(error);
       }
       if (response.ok) return { response, text };

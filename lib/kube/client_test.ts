@@ -10,7 +10,7 @@ import {
 import { readRequestHead } from "../../tests/_support/kube_http_peers.ts";
 import { startTcpServer, writeAll } from "../../tests/_support/net_tcp.ts";
 import { ApiError } from "./api_error.ts";
-import { KubeClient } from "./client.ts";
+import { KubeClient, type RequestResult } from "./client.ts";
 import { SERVICES } from "./resources.ts";
 
 const service = { metadata: { name: "s", namespace: "n", resourceVersion: "1" } };
@@ -137,4 +137,33 @@ Deno.test("request() stops at once when its signal aborts, with the signal's rea
   const pending = client.request({ path: "/api", signal: controller.signal });
   controller.abort(new Error("shutting down"));
   await assert.rejects(pending, /shutting down/);
+});
+
+Deno.test("onResult sees every attempt: its method, status code and host, <error> without an answer", async () => {
+  await using server = startFaultServer((_request, index) =>
+    index === 0 ? statusResponse(503, "ServiceUnavailable") : json(service)
+  );
+  const results: RequestResult[] = [];
+  using client = new KubeClient(server.config, {
+    retryInitialMs: 1,
+    retryMaxMs: 2,
+    onResult: (result) => results.push(result),
+  });
+  await client.get(SERVICES, "s", { namespace: "n" });
+  const host = new URL(server.config.server).host;
+  assert.deepEqual(results, [
+    { method: "GET", code: "503", host },
+    { method: "GET", code: "200", host },
+  ]);
+
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const unreachable: RequestResult[] = [];
+  using refused = new KubeClient(plainHttpConfig(port), {
+    maxAttempts: 1,
+    onResult: (result) => unreachable.push(result),
+  });
+  await assert.rejects(refused.get(SERVICES, "s", { namespace: "n" }), ApiError);
+  assert.deepEqual(unreachable, [{ method: "GET", code: "<error>", host: `127.0.0.1:${port}` }]);
 });

@@ -6,8 +6,9 @@
  */
 
 import type { DesiredStateSource } from "../source.ts";
-import { KubeClient } from "../kube/client.ts";
+import { KubeClient, type RequestResult } from "../kube/client.ts";
 import { loadClusterConfig } from "../kube/cluster_config.ts";
+import type { LoopObserver } from "./loop_observer.ts";
 import type { CountOperatorError } from "./operator_errors.ts";
 import { Operator, type SupervisorView } from "./operator.ts";
 import { StreamServicesSource } from "./stream_services_source.ts";
@@ -33,6 +34,10 @@ export interface OperatorFlags {
 export interface OperatorParts {
   readonly view: SupervisorView;
   readonly countError: CountOperatorError;
+  /** Queue and pass events of the reconcile loop (controller-runtime style metrics). */
+  readonly observer?: LoopObserver;
+  /** Called with the outcome of every API request (`rest_client_requests_total`). */
+  readonly onRequest?: (result: RequestResult) => void;
   /** Environment lookup (`POD_NAME`, `NODE_NAME`, `KUBECONFIG`). @default Deno.env.get */
   readonly env?: (name: string) => string | undefined;
 }
@@ -51,7 +56,7 @@ export async function openOperator(
     env,
     ...(flags.kubeconfig !== undefined ? { kubeconfig: flags.kubeconfig } : {}),
   });
-  const client = new KubeClient(config);
+  const client = new KubeClient(config, parts.onRequest ? { onResult: parts.onRequest } : {});
   try {
     const node = optionalEnv(env, "NODE_NAME");
     const operator = new Operator({
@@ -65,6 +70,7 @@ export async function openOperator(
       udpService: flags.udpServiceToManage,
       view: parts.view,
       countError: parts.countError,
+      ...(parts.observer ? { observer: parts.observer } : {}),
       ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
       allowedTargetNamespaces: flags.allowedTargetNamespaces,
       ...(flags.tcpServicesConfigmap || flags.udpServicesConfigmap

@@ -47,6 +47,7 @@ import {
 import { type EventDeduperOptions, type EventNote, EventRecorder } from "./events.ts";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
+import { type LoopObserver, NO_OBSERVER } from "./loop_observer.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
 import { yieldToOlder } from "./port_priority.ts";
 import {
@@ -103,6 +104,8 @@ export interface OperatorOptions {
   view: SupervisorView;
   /** Advances `undying_proxy_operator_errors_total{type}`. */
   countError?: CountOperatorError;
+  /** Queue and pass events, for the controller-runtime style metrics. */
+  observer?: LoopObserver;
   /** A replica rewrites its unchanged status entry this often. @default 60000 */
   heartbeatMs?: number;
   /** Entries older than this are ignored and removed. @default 3 × heartbeatMs */
@@ -144,6 +147,7 @@ export class Operator implements DesiredStateSource {
   readonly #services: ManagedService[];
   readonly #view: SupervisorView;
   readonly #countError: CountOperatorError;
+  readonly #observer: LoopObserver;
   readonly #heartbeatMs: number;
   readonly #staleAfterMs: number;
   readonly #resyncMs: number;
@@ -185,6 +189,7 @@ export class Operator implements DesiredStateSource {
     this.#services = managedServices(options.tcpService ?? "", options.udpService ?? "");
     this.#view = options.view;
     this.#countError = options.countError ?? (() => {});
+    this.#observer = options.observer ?? NO_OBSERVER;
     this.#heartbeatMs = options.heartbeatMs ?? 60_000;
     this.#staleAfterMs = options.staleAfterMs ?? 3 * this.#heartbeatMs;
     this.#resyncMs = options.resyncMs ?? 30_000;
@@ -224,6 +229,10 @@ export class Operator implements DesiredStateSource {
     signal: AbortSignal,
   ): Promise<void> {
     const wake = new Wake();
+    const enqueue = () => {
+      this.#observer.queued();
+      wake.trigger();
+    };
     const base = this.#reflectorOptions ?? {};
     this.#proxyReflectors = (this.#watch === "*" ? [undefined] : this.#watch).map((namespace) =>
       new Reflector(this.#client, PROXIES, { ...base, ...(namespace ? { namespace } : {}) })
@@ -247,7 +256,7 @@ export class Operator implements DesiredStateSource {
       try {
         for await (const event of reflector.run(running)) {
           if (event.type === "error") this.#countError("FailedFetch");
-          else wake.trigger();
+          else enqueue();
         }
       } catch (error) {
         failure ??= error;
@@ -260,7 +269,7 @@ export class Operator implements DesiredStateSource {
       ...streamReflectors,
       ...this.#serviceReflectors.values(),
     ].map(consume);
-    const unsubscribe = this.#view.onChange(() => wake.trigger());
+    const unsubscribe = this.#view.onChange(enqueue);
     let delayMs = this.#resyncMs;
     let lastPassAt = Number.NEGATIVE_INFINITY;
     try {
@@ -275,10 +284,14 @@ export class Operator implements DesiredStateSource {
           // Every status write (ours and other replicas') comes back as a watch event: merge such
           // bursts into one pass instead of running a full pass per event.
           await sleep(Math.max(0, lastPassAt + this.#minPassIntervalMs - Date.now()), running);
-          delayMs = await this.#pass(apply, running);
+          this.#observer.started();
+          const pass = await this.#pass(apply, running);
+          this.#observer.finished(pass.failed ? "error" : "success");
+          delayMs = pass.delayMs;
           lastPassAt = Date.now();
         } catch (error) {
           if (running.aborted) break;
+          this.#observer.finished("error");
           delayMs = this.#backoff.next();
           logger.error("Reconcile pass failed, retrying in {delayMs} ms: {message}", {
             delayMs,
@@ -311,11 +324,11 @@ export class Operator implements DesiredStateSource {
     );
   }
 
-  /** One full reconcile pass; returns the delay until the next one. */
+  /** One full reconcile pass; returns the delay until the next one and whether a step failed. */
   async #pass(
     apply: (desired: readonly ForwarderSpec[]) => void,
     signal: AbortSignal,
-  ): Promise<number> {
+  ): Promise<{ delayMs: number; failed: boolean }> {
     const objects = this.#objects();
     const desired = desiredFromProxies(objects, this.#instance, {
       allowedTargetNamespaces: this.#allowedTargetNamespaces,
@@ -404,9 +417,11 @@ export class Operator implements DesiredStateSource {
     const uids = new Set(objects.map((o) => o.metadata.uid));
     for (const uid of this.#written.keys()) if (!uids.has(uid)) this.#written.delete(uid);
     for (const type of failures) this.#countError(type);
-    if (failures.length > 0 && !signal.aborted) return this.#backoff.next();
+    if (failures.length > 0 && !signal.aborted) {
+      return { delayMs: this.#backoff.next(), failed: true };
+    }
     this.#backoff.reset();
-    return Math.min(this.#resyncMs, this.#heartbeatMs / 4);
+    return { delayMs: Math.min(this.#resyncMs, this.#heartbeatMs / 4), failed: false };
   }
 
   #reportInvalid(
@@ -494,7 +509,7 @@ export class Operator implements DesiredStateSource {
           port: removed.name,
           service: service.name,
         });
-        const owner = this.#portOwner(removed.name ?? "", byName);
+        const owner = this.#portOwner(removed.name ?? "", service, byName);
         if (owner !== undefined) {
           note(owner, {
             type: "Normal",
@@ -522,13 +537,20 @@ export class Operator implements DesiredStateSource {
   }
 
   /** The object (by forwarder name) a Service port name belongs to, among current and last objects. */
-  #portOwner(port: string, byName: ReadonlyMap<string, UnDyingProxy>): string | undefined {
+  #portOwner(
+    port: string,
+    service: ManagedService,
+    byName: ReadonlyMap<string, UnDyingProxy>,
+  ): string | undefined {
+    const prefixed = service.protocols.length > 1;
     for (const name of new Set([...byName.keys(), ...this.#lastObjects.keys()])) {
       const slash = name.indexOf("/");
       const ns = name.slice(0, slash);
       const objectName = name.slice(slash + 1);
-      for (const protocol of ["TCP", "UDP"] as const) {
-        if (servicePortName(protocol, ns, objectName, this.#namespace) === port) return name;
+      for (const protocol of service.protocols) {
+        if (servicePortName(protocol, ns, objectName, this.#namespace, prefixed) === port) {
+          return name;
+        }
       }
     }
     return undefined;

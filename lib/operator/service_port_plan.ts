@@ -3,17 +3,21 @@
  * UnDyingProxy needs (name rule, port, protocol), and the new port list that keeps every port the
  * operator does not own untouched.
  *
- * Port naming rule (DNS-1123 label, at most 63 characters, unique per protocol):
- * - object in the operator namespace whose `<protocol>-<name>` is a valid label: `tcp-<name>` /
- *   `udp-<name>`;
+ * Port naming rule (DNS-1123 label, at most 63 characters, unique in the Service). The prefix is
+ * `tcp-`/`udp-` only where one Service holds both protocols; with the Go operator's layout (one
+ * Service per protocol) there is none, so names stay what the Go operator wrote:
+ * - object in the operator namespace whose `[<protocol>-]<name>` is a valid label: that;
  * - otherwise (another namespace, too long, or characters a label cannot hold):
- *   `<protocol>-<sanitised [namespace-]name, cut>-<8 hex digits of FNV-1a("namespace/name")>`.
+ *   `[<protocol>-]<sanitised [namespace-]name, cut>-<8 hex digits of FNV-1a("namespace/name")>`.
  *
  * Ownership is recorded in the Service annotation {@linkcode MANAGED_PORTS_ANNOTATION} (the sorted,
  * comma-separated names of the ports the operator wrote), so hand-made and placeholder ports are
- * never touched and ports of vanished objects can be removed level-based. A port named exactly like
- * an object in the operator namespace, with that object's protocol and not yet owned, is a port
- * written by the Go operator (which used the bare object name): it is adopted (renamed).
+ * never touched and ports of vanished objects can be removed level-based. A port not yet owned but
+ * named exactly like an object in the operator namespace (or like its wanted port), with that
+ * object's protocol, is a port written by the Go operator (which used the bare object name): it is
+ * adopted, and renamed where the Service holds both protocols. An owned port under another name
+ * (the other naming layout) with a wanted port's protocol and number is renamed in place, keeping
+ * its nodePort.
  * @module
  */
 
@@ -69,14 +73,18 @@ function fnv1aHex(text: string): string {
   return hash.toString(16).padStart(8, "0");
 }
 
-/** The ServicePort name of one object and protocol, e.g. `tcp-game` (see the module doc for the rule). */
+/**
+ * The ServicePort name of one object and protocol: `game`, or `tcp-game` when `prefixed` (one
+ * Service holds both protocols); see the module doc for the rule.
+ */
 export function servicePortName(
   protocol: ServiceProtocol,
   namespace: string,
   name: string,
   operatorNamespace: string,
+  prefixed: boolean,
 ): string {
-  const prefix = `${protocol.toLowerCase()}-`;
+  const prefix = prefixed ? `${protocol.toLowerCase()}-` : "";
   const plain = prefix + name;
   if (namespace === operatorNamespace && plain.length <= MAX_LABEL && DNS_LABEL.test(plain)) {
     return plain;
@@ -96,8 +104,9 @@ export function splitForwarderName(name: string): { namespace: string; name: str
 }
 
 /**
- * The ports the desired set needs for the given protocols, in desired order. When two forwarders
- * want the same protocol and port, only the first (the one the supervisor lets listen) gets it.
+ * The ports the desired set needs for the given protocols (the protocols of one Service: names are
+ * prefixed when there are two), in desired order. When two forwarders want the same protocol and
+ * port, only the first (the one the supervisor lets listen) gets it.
  */
 export function wantedServicePorts(
   desired: readonly ForwarderSpec[],
@@ -115,7 +124,7 @@ export function wantedServicePorts(
       if (taken.has(key)) continue;
       taken.add(key);
       wanted.push({
-        name: servicePortName(protocol, namespace, name, operatorNamespace),
+        name: servicePortName(protocol, namespace, name, operatorNamespace, protocols.length > 1),
         port: part.listenPort,
         protocol,
         owner: spec.name,
@@ -159,6 +168,23 @@ function matches(current: ServicePort, wanted: WantedPort): boolean {
 }
 
 /**
+ * The wanted port an owned port `p` under another name becomes (same protocol and number), when
+ * that wanted port is not placed yet and has no port of its own name in `current`.
+ */
+function renamable(
+  p: ServicePort,
+  placeable: ReadonlyMap<string, WantedPort>,
+  placed: ReadonlySet<string>,
+  current: readonly ServicePort[],
+): WantedPort | undefined {
+  for (const w of placeable.values()) {
+    if (placed.has(w.name) || w.port !== p.port || w.protocol !== (p.protocol ?? "TCP")) continue;
+    if (!current.some((c) => c.name === w.name)) return w;
+  }
+  return undefined;
+}
+
+/**
  * Plans the new port list of a Service: owned ports are updated in place, added at the end or
  * removed; foreign ports keep their place and values. A wanted port whose name or protocol+port is
  * held by a foreign port is reported as blocked instead of written.
@@ -179,7 +205,7 @@ export function planServicePorts(
   const isOwned = (p: ServicePort): boolean => {
     if (p.name === undefined) return false;
     if (owned.has(p.name)) return true;
-    const adoptable = legacy.get(p.name);
+    const adoptable = legacy.get(p.name) ?? wantedByName.get(p.name);
     return adoptable !== undefined && (p.protocol ?? "TCP") === adoptable.protocol;
   };
 
@@ -217,7 +243,8 @@ export function planServicePorts(
       placed.add(w.name);
       ports.push(matches(p, w) ? p : toServicePort(w, p));
     } else {
-      const adopted = p.name === undefined ? undefined : legacy.get(p.name);
+      const adopted = (p.name === undefined ? undefined : legacy.get(p.name)) ??
+        renamable(p, placeable, placed, current);
       if (adopted && placeable.has(adopted.name) && !placed.has(adopted.name)) {
         placed.add(adopted.name);
         ports.push(toServicePort(adopted, p));

@@ -36,28 +36,34 @@ const PLACEHOLDER: ServicePort = {
   protocol: "TCP",
 };
 
-Deno.test("servicePortName() prefixes the protocol for objects in the operator namespace", () => {
-  assert.equal(servicePortName("TCP", "proxy", "game", "proxy"), "tcp-game");
-  assert.equal(servicePortName("UDP", "proxy", "game", "proxy"), "udp-game");
+Deno.test("servicePortName() is the bare object name (the Go operator's), prefixed only when one Service holds both protocols", () => {
+  assert.equal(servicePortName("TCP", "proxy", "game", "proxy", false), "game");
+  assert.equal(servicePortName("UDP", "proxy", "game", "proxy", false), "game");
+  assert.equal(servicePortName("TCP", "proxy", "game", "proxy", true), "tcp-game");
+  assert.equal(servicePortName("UDP", "proxy", "game", "proxy", true), "udp-game");
 });
 
 Deno.test("servicePortName() hashes names that would be too long or invalid, deterministically", () => {
   const long = "a".repeat(63);
-  const name = servicePortName("TCP", "proxy", long, "proxy");
+  const name = servicePortName("TCP", "proxy", long, "proxy", true);
   assert.ok(name.length <= 63 && DNS_LABEL.test(name), name);
-  assert.equal(name, servicePortName("TCP", "proxy", long, "proxy"));
-  assert.notEqual(name, servicePortName("TCP", "proxy", "a".repeat(62), "proxy"));
-  const dotted = servicePortName("UDP", "proxy", "game.eu", "proxy");
+  assert.equal(name, servicePortName("TCP", "proxy", long, "proxy", true));
+  assert.notEqual(name, servicePortName("TCP", "proxy", "a".repeat(62), "proxy", true));
+  const dotted = servicePortName("UDP", "proxy", "game.eu", "proxy", true);
   assert.ok(DNS_LABEL.test(dotted) && dotted.startsWith("udp-game-eu-"), dotted);
+  const bare = servicePortName("UDP", "proxy", "game.eu", "proxy", false);
+  assert.ok(DNS_LABEL.test(bare) && bare.startsWith("game-eu-"), bare);
 });
 
 Deno.test("servicePortName() keeps objects of other namespaces apart even when the text collides", () => {
-  const a = servicePortName("TCP", "a-b", "c", "proxy");
-  const b = servicePortName("TCP", "a", "b-c", "proxy");
-  assert.notEqual(a, b);
-  for (const n of [a, b]) assert.ok(DNS_LABEL.test(n) && n.length <= 63, n);
-  const huge = servicePortName("TCP", "n".repeat(63), "m".repeat(63), "proxy");
-  assert.ok(DNS_LABEL.test(huge) && huge.length <= 63, huge);
+  for (const prefixed of [true, false]) {
+    const a = servicePortName("TCP", "a-b", "c", "proxy", prefixed);
+    const b = servicePortName("TCP", "a", "b-c", "proxy", prefixed);
+    assert.notEqual(a, b);
+    for (const n of [a, b]) assert.ok(DNS_LABEL.test(n) && n.length <= 63, n);
+    const huge = servicePortName("TCP", "n".repeat(63), "m".repeat(63), "proxy", prefixed);
+    assert.ok(DNS_LABEL.test(huge) && huge.length <= 63, huge);
+  }
 });
 
 Deno.test("wantedServicePorts() gives a contested protocol+port to the first forwarder only", () => {
@@ -94,9 +100,9 @@ Deno.test("planServicePorts() changes nothing when the Service already matches",
   const wanted = wantedServicePorts([tcp("proxy/game", 7000)], ["TCP"], "proxy");
   const current: ServicePort[] = [
     PLACEHOLDER,
-    { name: "tcp-game", port: 7000, targetPort: 7000, protocol: "TCP", nodePort: 31000 },
+    { name: "game", port: 7000, targetPort: 7000, protocol: "TCP", nodePort: 31000 },
   ];
-  const plan = planServicePorts(current, new Set(["tcp-game"]), wanted);
+  const plan = planServicePorts(current, new Set(["game"]), wanted);
   assert.equal(plan.changed, false);
   assert.equal(plan.ports[1], current[1]);
 });
@@ -104,22 +110,22 @@ Deno.test("planServicePorts() changes nothing when the Service already matches",
 Deno.test("planServicePorts() repairs an edited port in place and keeps its nodePort", () => {
   const wanted = wantedServicePorts([tcp("proxy/game", 7000)], ["TCP"], "proxy");
   const edited: ServicePort[] = [
-    { name: "tcp-game", port: 7000, targetPort: 9999, protocol: "TCP", nodePort: 31000 },
+    { name: "game", port: 7000, targetPort: 9999, protocol: "TCP", nodePort: 31000 },
     PLACEHOLDER,
   ];
-  const plan = planServicePorts(edited, new Set(["tcp-game"]), wanted);
+  const plan = planServicePorts(edited, new Set(["game"]), wanted);
   assert.equal(plan.changed, true);
   assert.deepEqual(plan.ports, [
-    { name: "tcp-game", port: 7000, targetPort: 7000, protocol: "TCP", nodePort: 31000 },
+    { name: "game", port: 7000, targetPort: 7000, protocol: "TCP", nodePort: 31000 },
     PLACEHOLDER,
   ]);
   const moved = planServicePorts(
     edited,
-    new Set(["tcp-game"]),
+    new Set(["game"]),
     wantedServicePorts([tcp("proxy/game", 7002)], ["TCP"], "proxy"),
   );
   assert.deepEqual(moved.ports[0], {
-    name: "tcp-game",
+    name: "game",
     port: 7002,
     targetPort: 7002,
     protocol: "TCP",
@@ -128,18 +134,18 @@ Deno.test("planServicePorts() repairs an edited port in place and keeps its node
 
 Deno.test("planServicePorts() re-adds an owned port removed by hand", () => {
   const wanted = wantedServicePorts([tcp("proxy/game", 7000)], ["TCP"], "proxy");
-  const plan = planServicePorts([PLACEHOLDER], new Set(["tcp-game"]), wanted);
+  const plan = planServicePorts([PLACEHOLDER], new Set(["game"]), wanted);
   assert.equal(plan.changed, true);
-  assert.deepEqual(plan.added.map((w) => w.name), ["tcp-game"]);
+  assert.deepEqual(plan.added.map((w) => w.name), ["game"]);
 });
 
 Deno.test("planServicePorts() removes owned ports of vanished objects and leaves foreign ones", () => {
   const current: ServicePort[] = [
-    { name: "tcp-gone", port: 7005, targetPort: 7005, protocol: "TCP" },
+    { name: "gone", port: 7005, targetPort: 7005, protocol: "TCP" },
     PLACEHOLDER,
     { name: "hand-made", port: 9000, targetPort: 9000, protocol: "TCP" },
   ];
-  const plan = planServicePorts(current, new Set(["tcp-gone"]), []);
+  const plan = planServicePorts(current, new Set(["gone"]), []);
   assert.equal(plan.changed, true);
   assert.deepEqual(plan.ports, [PLACEHOLDER, current[2]]);
   assert.deepEqual(plan.removed, [current[0]]);
@@ -155,18 +161,40 @@ Deno.test("planServicePorts() reports a wanted port held by a foreign port as bl
   const plan = planServicePorts([PLACEHOLDER], new Set(), wanted);
   assert.deepEqual(plan.blocked.map((b) => b.wanted.owner), ["proxy/clash"]);
   assert.match(plan.blocked[0]?.reason ?? "", /TCP port 1234/);
-  assert.deepEqual(plan.ports.map((p) => p.name), ["any-port", "tcp-fine"]);
+  assert.deepEqual(plan.ports.map((p) => p.name), ["any-port", "fine"]);
   const byName = planServicePorts(
-    [{ name: "tcp-fine", port: 1, protocol: "TCP" }],
+    [{ name: "fine", port: 1, protocol: "UDP" }], // TCP would be a Go operator port: adopted,
     new Set(),
     wanted.slice(1),
   );
-  assert.match(byName.blocked[0]?.reason ?? "", /name "tcp-fine"/);
+  assert.match(byName.blocked[0]?.reason ?? "", /name "fine"/);
   assert.equal(byName.changed, false);
 });
 
-Deno.test("planServicePorts() adopts a port the Go operator named after the object", () => {
+Deno.test("planServicePorts() adopts a port the Go operator named after the object, as it is", () => {
   const wanted = wantedServicePorts([tcp("proxy/game", 7000)], ["TCP"], "proxy");
+  const legacy: ServicePort = {
+    name: "game",
+    port: 7000,
+    targetPort: 7000,
+    protocol: "TCP",
+    nodePort: 30700,
+  };
+  const plan = planServicePorts([PLACEHOLDER, legacy], new Set(), wanted);
+  assert.equal(plan.ports[1], legacy, "the same port object: untouched");
+  assert.deepEqual(plan.owned, ["game"]);
+  assert.equal(plan.changed, true, "the ownership annotation is written");
+  assert.deepEqual(plan.blocked, []);
+  const otherProtocol = planServicePorts(
+    [{ ...legacy, protocol: "UDP" }],
+    new Set(),
+    wanted,
+  );
+  assert.match(otherProtocol.blocked[0]?.reason ?? "", /name "game"/, "a UDP port is foreign");
+});
+
+Deno.test("planServicePorts() renames a Go operator's port where one Service holds both protocols", () => {
+  const wanted = wantedServicePorts([tcp("proxy/game", 7000)], ["TCP", "UDP"], "proxy");
   const legacy: ServicePort = { name: "game", port: 7000, targetPort: 7000, protocol: "TCP" };
   const plan = planServicePorts([PLACEHOLDER, legacy], new Set(), wanted);
   assert.deepEqual(plan.ports, [PLACEHOLDER, {
@@ -176,12 +204,23 @@ Deno.test("planServicePorts() adopts a port the Go operator named after the obje
     protocol: "TCP",
   }]);
   assert.deepEqual(plan.blocked, []);
-  const otherProtocol = planServicePorts(
-    [{ ...legacy, protocol: "UDP" }],
-    new Set(),
-    wanted,
-  );
-  assert.equal(otherProtocol.ports.length, 2, "a UDP port named like a TCP-only object is foreign");
+});
+
+Deno.test("planServicePorts() renames owned ports of the other layout in place, keeping the nodePort", () => {
+  // Written by an earlier version (prefixed names in a one-protocol Service): renamed back.
+  const wanted = wantedServicePorts([tcp("proxy/game", 7000)], ["TCP"], "proxy");
+  const old: ServicePort = {
+    name: "tcp-game",
+    port: 7000,
+    targetPort: 7000,
+    protocol: "TCP",
+    nodePort: 30700,
+  };
+  const plan = planServicePorts([PLACEHOLDER, old], new Set(["tcp-game"]), wanted);
+  assert.deepEqual(plan.ports, [PLACEHOLDER, { ...old, name: "game" }]);
+  assert.deepEqual(plan.owned, ["game"]);
+  assert.deepEqual(plan.removed, []);
+  assert.deepEqual(plan.added, []);
 });
 
 Deno.test("parseOwnedPorts() and formatOwnedPorts() round-trip sorted names", () => {

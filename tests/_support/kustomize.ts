@@ -25,6 +25,8 @@ export interface RenderOptions {
   readonly namespace?: string;
   /** Kustomize components (paths from the repository root) the overlay adds. */
   readonly components?: readonly string[];
+  /** The overlay's `patches:` entries, as in a kustomization (e.g. a JSON 6902 patch and target). */
+  readonly patches?: readonly Record<string, unknown>[];
 }
 
 /**
@@ -35,7 +37,7 @@ export async function renderKustomization(
   path: string,
   options: RenderOptions = {},
 ): Promise<string> {
-  if (options.namespace === undefined && options.components === undefined) {
+  if (Object.values(options).every((value) => value === undefined)) {
     return await kubectlKustomize(`${repoRoot}${path}`);
   }
   const overlay = await Deno.makeTempDir({ prefix: "undying-proxy-overlay-" });
@@ -48,6 +50,7 @@ export async function renderKustomization(
       resources: [from(path)],
       ...(options.namespace !== undefined && { namespace: options.namespace }),
       ...(options.components !== undefined && { components: options.components.map(from) }),
+      ...(options.patches !== undefined && { patches: options.patches }),
     };
     await Deno.writeTextFile(`${overlay}/kustomization.yaml`, JSON.stringify(kustomization));
     return await kubectlKustomize(overlay);

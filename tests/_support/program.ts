@@ -109,6 +109,8 @@ export interface ProgramOptions {
    * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
    */
   readonly hostsFile?: string;
+  /** Keep the program's own metrics defaults (HTTPS and token review in operator mode). */
+  readonly metricsDefaults?: boolean;
   /**
    * Run through `deno task <task>` (its flags first, `args` after them win) in a process group of
    * its own, with JSON logs, instead of `deno run` with the compile task's permissions
@@ -206,20 +208,29 @@ export interface ProgramProcess extends AsyncDisposable {
 }
 
 /**
- * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics and probes on
- * 127.0.0.1:0 (read back from the log), unless `args` set those flags. Resolves once both servers
- * listen. Disposing kills the process (its group, with `task`) if it still runs.
+ * Starts `main.ts` with `args` on loopback: forwarders on 127.0.0.1, metrics (plain HTTP unless
+ * `metricsDefaults`) and probes on 127.0.0.1:0 (read back from the JSON log), unless `args` set
+ * those flags. Resolves once both servers listen. Disposing kills the process (its group, with
+ * `task`) if it still runs.
  */
 export async function startProgram(
   args: readonly string[],
   options: ProgramOptions = {},
 ): Promise<ProgramProcess> {
+  // JSON logs (read back below) and plain /metrics (scraped below) unless `args` ask otherwise: the
+  // program's own defaults are the Go operator's (text logs; HTTPS and token review in operator mode).
+  const given = (name: string) =>
+    args.some((arg) =>
+      arg === name || arg.startsWith(`${name}=`) || arg === `--no-${name.slice(2)}`
+    );
   const defaults = [
     "--listen-address=127.0.0.1",
     "--metrics-bind-address=127.0.0.1:0",
     "--health-probe-bind-address=127.0.0.1:0",
+    "--log-format=json",
+    ...options.metricsDefaults ? [] : ["--metrics-secure=false", "--metrics-authed=false"],
     ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
-  ].filter((flag) => !args.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf("=") + 1))));
+  ].filter((flag) => !given(flag.slice(0, flag.indexOf("="))));
   const child = options.task === undefined
     ? programCommand([...defaults, ...args], await taskPermissionFlags(), options).spawn()
     : taskProcessCommand(options.task, [...defaults, ...args]).spawn();

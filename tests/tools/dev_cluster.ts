@@ -20,7 +20,16 @@ import { ShutdownSignals } from "../../lib/shutdown.ts";
 
 const NAMESPACE = "undying-proxy";
 /** Kinds of `k8s/default` that are installed: everything but the operator's own workload. */
-const INSTALLED_KINDS = ["Namespace", "ServiceAccount", "Role", "RoleBinding", "Service"];
+// The ClusterRoles let the operator review scrapers' tokens (--metrics-authed, on by default).
+const INSTALLED_KINDS = [
+  "Namespace",
+  "ServiceAccount",
+  "Role",
+  "RoleBinding",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "Service",
+];
 const READY_TIMEOUT = "90s";
 
 function say(line: string): void {
