@@ -204,11 +204,8 @@ async function startServers(
   }
 }
 
-let wasReady = false;
-
 function logFirstReady(readiness: Readiness): void {
-  if (wasReady || !readiness.check().ready) return;
-  wasReady = true;
+  if (!readiness.becameReady()) return;
   log.info("Ready: the configuration is applied and every listener that can bind is listening");
 }
 

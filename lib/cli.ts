@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { parseCidrList } from "./forward/policy/cidr.ts";
 import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
+import { SUPERVISOR_DEFAULTS } from "./forward/supervisor_options.ts";
 import { errorMessage } from "./util/error_message.ts";
 
 /** A parsed `host:port` bind address; `hostname` is an IP literal or name without brackets. */
@@ -87,7 +88,7 @@ export const FLAGS = {
   "listen-address": {
     group: "Forwarding",
     valueName: "IP",
-    default: "::",
+    default: SUPERVISOR_DEFAULTS.listenAddress,
     help:
       'IP address the forwarders listen on; "::" is every interface, IPv4 and IPv6, "0.0.0.0" ' +
       "every IPv4 one.",
@@ -97,7 +98,7 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "5s",
+    default: durationText(SUPERVISOR_DEFAULTS.dialTimeoutMs),
     help: "Timeout to connect to a TCP target (units ms, s, m, h).",
     parse: (raw) => parseDurationMs(raw, { min: 1 }),
   },
@@ -105,7 +106,7 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "10s",
+    default: durationText(SUPERVISOR_DEFAULTS.drainGraceMs),
     help: "On shutdown or removal, how long live TCP connections and UDP sessions may continue.",
     parse: (raw) => parseDurationMs(raw, { min: 0 }),
   },
@@ -113,14 +114,14 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "DURATION",
     unit: "Ms",
-    default: "0",
+    default: durationText(SUPERVISOR_DEFAULTS.tcpIdleTimeoutMs),
     help: "Close a TCP connection idle in both directions this long; 0 disables.",
     parse: (raw) => parseDurationMs(raw, { min: 0 }),
   },
   "udp-max-sessions": {
     group: "Forwarding",
     valueName: "N",
-    default: "10000",
+    default: String(SUPERVISOR_DEFAULTS.udpMaxSessions),
     help:
       "UDP sessions (client addresses) per forwarder; datagrams of new clients beyond it are dropped.",
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
@@ -128,7 +129,7 @@ export const FLAGS = {
   "udp-buffer-bytes": {
     group: "Forwarding",
     valueName: "BYTES",
-    default: "65535",
+    default: String(SUPERVISOR_DEFAULTS.udpBufferBytes),
     help: "UDP receive buffer; larger datagrams are truncated and counted. The default truncates " +
       "nothing. Go integer syntax (0x... too); values above 65535 are lowered to 65535 with a warning.",
     parse: parseUdpBufferBytes,
@@ -136,7 +137,7 @@ export const FLAGS = {
   "workers": {
     group: "Forwarding",
     valueName: "N",
-    default: "1",
+    default: String(SUPERVISOR_DEFAULTS.workers),
     help:
       "Threads forwarding TCP; above 1, listeners use SO_REUSEPORT and the kernel spreads new " +
       "connections over the threads. UDP stays on one thread.",
@@ -502,6 +503,14 @@ export function flagsMarkdown(): string {
     rows.push(`| \`--${name}${value}\` | ${shownDefault(flag, "`")} | ${help} |`);
   }
   return rows.join("\n");
+}
+
+/** A duration in milliseconds as the flags write it: `0`, `1m`, `10s` or `500ms`. */
+function durationText(ms: number): string {
+  if (ms === 0) return "0";
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   parseDurationMs,
   usage,
 } from "./cli.ts";
+import { SUPERVISOR_DEFAULTS } from "./forward/supervisor_options.ts";
 
 function options(args: string[]) {
   const command: Command = parseCommandLine(args);
@@ -29,12 +30,27 @@ function flagError(args: string[]): FlagError {
 Deno.test("parseCommandLine() applies the documented defaults", () => {
   const parsed = options(["--config", "x.yaml"]);
   assert.equal(parsed.config, "x.yaml");
-  assert.equal(parsed.listenAddress, "::");
-  assert.equal(parsed.dialTimeoutMs, 5000);
-  assert.equal(parsed.drainGracePeriodMs, 10_000);
-  assert.equal(parsed.tcpIdleTimeoutMs, 0);
-  assert.equal(parsed.udpMaxSessions, 10_000);
-  assert.equal(parsed.udpBufferBytes, 65535);
+  // The forwarding flags default to the supervisor's own defaults (their one source).
+  assert.deepEqual(
+    {
+      listenAddress: parsed.listenAddress,
+      dialTimeoutMs: parsed.dialTimeoutMs,
+      drainGraceMs: parsed.drainGracePeriodMs,
+      tcpIdleTimeoutMs: parsed.tcpIdleTimeoutMs,
+      udpMaxSessions: parsed.udpMaxSessions,
+      udpBufferBytes: parsed.udpBufferBytes,
+      workers: parsed.workers,
+    },
+    {
+      listenAddress: SUPERVISOR_DEFAULTS.listenAddress,
+      dialTimeoutMs: SUPERVISOR_DEFAULTS.dialTimeoutMs,
+      drainGraceMs: SUPERVISOR_DEFAULTS.drainGraceMs,
+      tcpIdleTimeoutMs: SUPERVISOR_DEFAULTS.tcpIdleTimeoutMs,
+      udpMaxSessions: SUPERVISOR_DEFAULTS.udpMaxSessions,
+      udpBufferBytes: SUPERVISOR_DEFAULTS.udpBufferBytes,
+      workers: SUPERVISOR_DEFAULTS.workers,
+    },
+  );
   assert.deepEqual(parsed.metricsBindAddress, { hostname: "", port: 8080 });
   assert.deepEqual(parsed.healthProbeBindAddress, { hostname: "", port: 8081 });
   assert.equal(parsed.metricsSecure, false, "file mode: plain HTTP (no API server for tokens)");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ConfigError, FileSource, parseConfig } from "./file_source.ts";
 import type { ForwarderSpec } from "./spec.ts";
-import { waitFor } from "../tests/_support/net_wait.ts";
+import { waitUntil } from "../tests/_support/wait.ts";
 
 const TCP_DOC = `
 apiVersion: proxy.sfact.io/v1alpha1
@@ -175,15 +175,15 @@ Deno.test("FileSource applies the file, then every valid change, keeping the las
       assert.deepEqual(names(applied[0]), ["default/web"]);
       // Edited in place.
       await Deno.writeTextFile(path, `${TCP_DOC}---${UDP_DOC}`);
-      await waitFor(() => applied.length === 2, { message: "the edit to apply" });
+      await waitUntil("the edit to apply", () => applied.length === 2);
       assert.deepEqual(names(applied[1]), ["default/web", "infra/dns"]);
       // Broken: rejected, nothing applied, failure recorded.
       await Deno.writeTextFile(path, `${TCP_DOC}---${TCP_DOC}`);
-      await waitFor(() => loads.includes("failure"), { message: "the failure" });
+      await waitUntil("the failure", () => loads.includes("failure"));
       // Replaced by rename, as editors do.
       await Deno.writeTextFile(`${dir}/.proxies.yaml.swp`, UDP_DOC);
       await Deno.rename(`${dir}/.proxies.yaml.swp`, path);
-      await waitFor(() => applied.length === 3, { message: "the replaced file" });
+      await waitUntil("the replaced file", () => applied.length === 3);
       assert.deepEqual(names(applied[2]), ["infra/dns"]);
       assert.deepEqual(loads, ["success", "success", "failure", "success"]);
     });
@@ -196,9 +196,9 @@ Deno.test("FileSource counts a file deleted and restored unchanged as a failed, 
     await Deno.writeTextFile(path, TCP_DOC);
     await watching(path, async (applied, loads) => {
       await Deno.remove(path);
-      await waitFor(() => loads.at(-1) === "failure", { message: "the failed read" });
+      await waitUntil("the failed read", () => loads.at(-1) === "failure");
       await Deno.writeTextFile(path, TCP_DOC);
-      await waitFor(() => loads.at(-1) === "success", { message: "the good load" });
+      await waitUntil("the good load", () => loads.at(-1) === "success");
       assert.deepEqual(loads, ["success", "failure", "success"]);
       assert.equal(applied.length, 1, "nothing changed: nothing applied again");
       // Unchanged and valid again: a later read of the same text records nothing more.
@@ -230,7 +230,7 @@ Deno.test("FileSource logs the names each reload adds, changes and removes", asy
           path,
           `${TCP_DOC.replace("targetPort: 80", "targetPort: 81")}---${added}`,
         );
-        await waitFor(() => applied.length === 2, { message: "the reload" });
+        await waitUntil("the reload", () => applied.length === 2);
       });
     });
   } finally {
@@ -258,7 +258,7 @@ Deno.test("FileSource follows a ConfigMap-style symlink swap", async () => {
       await Deno.symlink("..v2", `${dir}/..data_tmp`);
       await Deno.rename(`${dir}/..data_tmp`, `${dir}/..data`);
       await Deno.remove(`${dir}/..v1`, { recursive: true });
-      await waitFor(() => applied.length === 2, { message: "the swapped config" });
+      await waitUntil("the swapped config", () => applied.length === 2);
       assert.deepEqual(names(applied[1]), ["infra/dns"]);
     });
   });

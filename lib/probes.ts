@@ -16,6 +16,7 @@ export class Readiness {
   #statuses: () => Iterable<ForwarderStatus>;
   #applied = false;
   #shuttingDown = false;
+  #wasReady = false;
 
   /** @param statuses The current status of every desired forwarder (the supervisor's `statuses`). */
   constructor(statuses: () => Iterable<ForwarderStatus>) {
@@ -30,6 +31,13 @@ export class Readiness {
   /** Shutdown began: never ready again. */
   markShuttingDown(): void {
     this.#shuttingDown = true;
+  }
+
+  /** True the first time the program is ready (for a one-time log line), false before and after. */
+  becameReady(): boolean {
+    if (this.#wasReady || !this.check().ready) return false;
+    this.#wasReady = true;
+    return true;
   }
 
   /**

@@ -19,6 +19,20 @@ Deno.test("Readiness waits for the initial state and pending listeners, and ends
   assert.deepEqual(readiness.check(), { ready: false, reason: "shutting down" });
 });
 
+Deno.test("Readiness.becameReady() is true once, the first time the program is ready", () => {
+  const statuses: ForwarderStatus[] = [{ name: "a", tcp: { phase: "pending" } }];
+  const readiness = new Readiness(() => statuses);
+  readiness.markApplied();
+  assert.equal(readiness.becameReady(), false, "a listener is pending");
+  statuses[0] = { name: "a", tcp: { phase: "listening", port: 1 } };
+  assert.equal(readiness.becameReady(), true);
+  assert.equal(readiness.becameReady(), false, "only once");
+  statuses[0] = { name: "a", tcp: { phase: "pending" } };
+  readiness.check();
+  statuses[0] = { name: "a", tcp: { phase: "listening", port: 1 } };
+  assert.equal(readiness.becameReady(), false, "not again after a dip");
+});
+
 Deno.test("probeHandler() answers /healthz always and /readyz with 200 or 503 and the reason", async () => {
   const readiness = new Readiness(() => []);
   const handle = probeHandler(readiness);

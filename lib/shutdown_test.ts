@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ShutdownSignals } from "./shutdown.ts";
-import { waitFor } from "../tests/_support/net_wait.ts";
+import { waitUntil } from "../tests/_support/wait.ts";
 
 Deno.test("ShutdownSignals aborts on the first signal and escalates on the second", async () => {
   const second: Deno.Signal[] = [];
@@ -11,12 +11,12 @@ Deno.test("ShutdownSignals aborts on the first signal and escalates on the secon
   });
   assert.equal(signals.signal.aborted, false);
   Deno.kill(Deno.pid, "SIGUSR2");
-  await waitFor(() => signals.signal.aborted, { message: "the first signal" });
+  await waitUntil("the first signal", () => signals.signal.aborted);
   assert.equal(signals.signal.reason, "SIGUSR2");
   assert.deepEqual(second, []);
   await new Promise((resolve) => setTimeout(resolve, 100));
   Deno.kill(Deno.pid, "SIGUSR2");
-  await waitFor(() => second.length === 1, { message: "the second signal" });
+  await waitUntil("the second signal", () => second.length === 1);
   assert.deepEqual(second, ["SIGUSR2"]);
 });
 
@@ -30,12 +30,12 @@ Deno.test("ShutdownSignals counts the same signal twice within the window once",
   // One key press, delivered twice (by the terminal and again by `deno task`), the second after
   // the first was handled (two pending ones would merge in the kernel).
   Deno.kill(Deno.pid, "SIGUSR2");
-  await waitFor(() => signals.signal.aborted, { message: "the first signal" });
+  await waitUntil("the first signal", () => signals.signal.aborted);
   Deno.kill(Deno.pid, "SIGUSR2");
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(second, [], "the repeat is the same request");
   // Another signal is another request, window or not.
   Deno.kill(Deno.pid, "SIGUSR1");
-  await waitFor(() => second.length === 1, { message: "the other signal" });
+  await waitUntil("the other signal", () => second.length === 1);
   assert.deepEqual(second, ["SIGUSR1"]);
 });

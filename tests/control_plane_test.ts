@@ -6,7 +6,7 @@ import {
   integrationTest,
   startControlPlane,
 } from "./_support/control_plane.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import { runDeno } from "./controlplane/run_deno.ts";
 import { controlPlaneVersions } from "./controlplane/binaries.ts";
 
@@ -69,11 +69,11 @@ async function assertNothingSurvives(signal: Deno.Signal): Promise<void> {
   );
   child.kill(signal);
   await child.status;
-  await waitFor(async () => (await processesMentioning(dir)).length === 0 && !(await exists(dir)), {
-    timeoutMs: 60_000,
-    intervalMs: 500,
-    message: `no process using ${dir} and the directory removed`,
-  });
+  await waitUntil(
+    `no process using ${dir} and the directory removed`,
+    async () => (await processesMentioning(dir)).length === 0 && !(await exists(dir)),
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
 }
 
 controlPlaneTest("close() stops etcd and kube-apiserver and removes the directory", async () => {
@@ -199,13 +199,13 @@ integrationTest(
       }),
     });
     let allowed = "";
-    await waitFor(async () => {
+    await waitUntil("the RoleBinding to take effect", async () => {
       const result = await cp.kubectl(["get", "configmaps", "-n", ns, "-o", "name"], {
         kubeconfig,
       });
       allowed = result.stdout;
       return result.code === 0;
-    }, { timeoutMs: 30_000, intervalMs: 200, message: "the RoleBinding to take effect" });
+    }, { timeoutMs: 30_000, intervalMs: 200 });
     assert.deepEqual(allowed.trim(), "configmap/visible");
     // Still only what the Role grants: no writes, nothing in other namespaces.
     const write = await cp.kubectl(["create", "configmap", "nope", "-n", ns], { kubeconfig });
@@ -258,6 +258,7 @@ integrationTest(
     ]);
     assert.deepEqual(value, "before");
   },
+  { restartsControlPlane: true },
 );
 
 integrationTest(
@@ -320,7 +321,7 @@ integrationTest("a test may leave the shared API server stopped", async (cp) => 
   await cp.stopApiServer();
   const down = await cp.kubectl(["get", "namespaces", "--request-timeout=5s"]);
   assert.notEqual(down.code, 0);
-});
+}, { restartsControlPlane: true });
 
 integrationTest("the next test finds the shared API server running again", async (cp) => {
   assert.match(

@@ -7,7 +7,7 @@ import type { Service } from "kubernetes-types/core/v1.d.ts";
 import type { UnDyingProxy } from "../k8s/undying_proxy_types.ts";
 import { controlPlaneTest } from "./_support/control_plane.ts";
 import { repoRoot } from "./_support/kustomize.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import { findControlPlaneBinaries } from "./controlplane/binaries.ts";
 
 /**
@@ -76,10 +76,10 @@ controlPlaneTest(
       return status.code;
     });
     try {
-      await waitFor(() => {
+      await waitUntil("dev:cluster to be running", () => {
         if (exitCode !== undefined) throw new Error(`dev:cluster exited with ${exitCode}`);
         return output.includes("[dev:cluster] running;");
-      }, { timeoutMs: 300_000, intervalMs: 200, message: "dev:cluster to be running" });
+      }, { timeoutMs: 300_000, intervalMs: 200 });
       assert.match(output, new RegExp(`\\[dev:cluster\\] kubeconfig: ${kubeconfig}\\n`));
       assert.match(output, /\[dev:cluster\] samples applied, all Ready:/);
 
@@ -108,16 +108,16 @@ controlPlaneTest(
 
       // Ctrl-C: SIGINT to the whole process group.
       Deno.kill(-child.pid, "SIGINT");
-      await waitFor(() => exitCode !== undefined, {
+      await waitUntil("dev:cluster to exit after one SIGINT", () => exitCode !== undefined, {
         timeoutMs: 60_000,
-        message: "dev:cluster to exit after one SIGINT",
       });
       assert.equal(exitCode, 0);
       assert.match(output, /\[dev:cluster\] stopped\n/);
-      await waitFor(async () => (await processGroup(child.pid)).length === 0, {
-        timeoutMs: 15_000,
-        message: "no process of the group left (operator, kube-apiserver, etcd, watchdog)",
-      });
+      await waitUntil(
+        "no process of the group left (operator, kube-apiserver, etcd, watchdog)",
+        async () => (await processGroup(child.pid)).length === 0,
+        { timeoutMs: 15_000 },
+      );
       await assert.rejects(Deno.stat(kubeconfig), Deno.errors.NotFound, "kubeconfig removed");
     } catch (error) {
       throw new Error(`${error}\n--- dev:cluster output ---\n${output.slice(-6000)}`);

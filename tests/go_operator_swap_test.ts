@@ -34,7 +34,7 @@ import {
   udpEchoes,
   waitForReason,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 const GO = `${repoRoot}tests/go_operator/`;
 const SERVICES = ["undying-proxy-tcp", "undying-proxy-udp"] as const;

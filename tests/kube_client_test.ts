@@ -5,7 +5,7 @@ import type { ClusterRole } from "kubernetes-types/rbac/v1.d.ts";
 import { ApiError } from "../lib/kube/api_error.ts";
 import { defineResource, NAMESPACES, SERVICES, UNDYING_PROXIES } from "../lib/kube/resources.ts";
 import { integrationTest } from "./_support/control_plane.ts";
-import { clientFor, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
+import { clientFor, moveListenPort, undyingProxy } from "./_support/kube_clients.ts";
 
 const CLUSTER_ROLES = defineResource<ClusterRole>({
   group: "rbac.authorization.k8s.io",
@@ -38,7 +38,7 @@ async function rejectsWith(
   return error;
 }
 
-integrationTest("KubeClient: Service create, get, list, replace, delete", async (cp) => {
+integrationTest("KubeClient: Service create, get, list, patch, delete", async (cp) => {
   using client = await clientFor(cp.adminKubeconfigPath);
   const ns = await cp.createNamespace("svc-crud");
   const created = await client.create(SERVICES, service(ns, "web", [80]));
@@ -51,9 +51,15 @@ integrationTest("KubeClient: Service create, get, list, replace, delete", async 
   assert.equal(listed.items[0]?.kind, "Service", "list items get their kind filled in");
   assert.ok(listed.resourceVersion !== "");
 
-  got.spec = { ...got.spec, ports: [{ name: "p81", port: 81, protocol: "TCP" }] };
-  const replaced = await client.replace(SERVICES, got);
-  assert.deepEqual(portsOf(replaced), [81]);
+  const patched = await client.patch(SERVICES, {
+    name: "web",
+    type: "merge",
+    patch: {
+      spec: { ports: [{ name: "p81", port: 81, protocol: "TCP" }] },
+    },
+    namespace: ns,
+  });
+  assert.deepEqual(portsOf(patched), [81]);
   assert.deepEqual(
     JSON.parse(await cp.kubectlOk(["get", "svc", "web", "-n", ns, "-o", "json"])).spec.ports[0]
       .port,
@@ -72,7 +78,7 @@ integrationTest("KubeClient: Service create, get, list, replace, delete", async 
   assert.equal(namespace.metadata?.name, ns);
 });
 
-integrationTest("KubeClient: cluster-scoped create, list, patch, replace, delete", async (cp) => {
+integrationTest("KubeClient: cluster-scoped create, list, patch, delete", async (cp) => {
   using client = await clientFor(cp.adminKubeconfigPath);
   const name = `undying-proxy-test-${crypto.randomUUID().slice(0, 8)}`;
   const labelSelector = `test=${name}`;
@@ -84,12 +90,22 @@ integrationTest("KubeClient: cluster-scoped create, list, patch, replace, delete
   assert.equal(created.metadata?.namespace, undefined);
   const listed = await client.list(CLUSTER_ROLES, { labelSelector });
   assert.deepEqual(listed.items.map((r) => [r.kind, r.metadata?.name]), [["ClusterRole", name]]);
-  const patched = await client.patch(CLUSTER_ROLES, name, "merge", {
-    rules: [{ ...rule, verbs: ["get", "list"] }],
+  const patched = await client.patch(CLUSTER_ROLES, {
+    name,
+    type: "merge",
+    patch: {
+      rules: [{ ...rule, verbs: ["get", "list"] }],
+    },
   });
   assert.deepEqual(patched.rules?.[0]?.verbs, ["get", "list"]);
-  const replaced = await client.replace(CLUSTER_ROLES, { ...patched, rules: [] });
-  assert.deepEqual(replaced.rules ?? [], []);
+  const emptied = await client.patch(CLUSTER_ROLES, {
+    name,
+    type: "json",
+    patch: [
+      { op: "replace", path: "/rules", value: [] },
+    ],
+  });
+  assert.deepEqual(emptied.rules ?? [], []);
   assert.match(
     await cp.kubectlOk(["get", "clusterrole", name, "-o", "jsonpath={.metadata.name}"]),
     new RegExp(`^${name}$`),
@@ -104,26 +120,31 @@ integrationTest("KubeClient: every patch type on a Service's ports", async (cp) 
   await client.create(SERVICES, service(ns, "web", [80]));
   const at = { namespace: ns };
 
-  const jsonPatched = await client.patch(SERVICES, "web", "json", [
-    { op: "add", path: "/spec/ports/-", value: { name: "p81", port: 81, protocol: "TCP" } },
-  ], at);
+  const jsonPatched = await client.patch(SERVICES, {
+    name: "web",
+    type: "json",
+    patch: [
+      { op: "add", path: "/spec/ports/-", value: { name: "p81", port: 81, protocol: "TCP" } },
+    ],
+    ...at,
+  });
   assert.deepEqual(portsOf(jsonPatched), [80, 81]);
 
-  const mergePatched = await client.patch(SERVICES, "web", "merge", {
-    spec: { ports: [{ name: "p82", port: 82, protocol: "TCP" }] },
-  }, at);
+  const mergePatched = await client.patch(SERVICES, {
+    name: "web",
+    type: "merge",
+    patch: {
+      spec: { ports: [{ name: "p82", port: 82, protocol: "TCP" }] },
+    },
+    ...at,
+  });
   assert.deepEqual(portsOf(mergePatched), [82], "a merge patch replaces the whole list");
-
-  const strategic = await client.patch(SERVICES, "web", "strategic", {
-    spec: { ports: [{ name: "p83", port: 83, protocol: "TCP" }] },
-  }, at);
-  assert.deepEqual(portsOf(strategic), [82, 83], "a strategic merge patch merges ports by key");
 
   const applied = await client.apply(SERVICES, {
     metadata: { namespace: ns, name: "web" },
     spec: { ports: [{ name: "p84", port: 84, protocol: "TCP" }] },
   }, { fieldManager: "tester-a" });
-  assert.deepEqual(portsOf(applied), [82, 83, 84], "apply adds its own port to the list map");
+  assert.deepEqual(portsOf(applied), [82, 84], "apply adds its own port to the list map");
   assert.ok(applied.metadata?.managedFields?.some((f) => f.manager === "tester-a"));
 
   const conflicting = {
@@ -166,20 +187,30 @@ integrationTest(
     assert.equal(all.items[0]?.apiVersion, "proxy.sfact.io/v1alpha1");
 
     const p0 = await client.get(UNDYING_PROXIES, "p0", { namespace: ns });
-    p0.spec = { tcp: { listenPort: 7100, targetPort: 9001, targetHost: "example.org" } };
-    const replaced = await client.replace(UNDYING_PROXIES, p0);
-    assert.equal(replaced.metadata?.generation, 2);
+    const moved = await moveListenPort(client, p0, 7100);
+    assert.equal(moved.metadata?.generation, 2);
 
     // Status goes only through the subresource; the main resource ignores status changes.
-    const withStatus = await client.replace(UNDYING_PROXIES, {
-      ...replaced,
-      status: { ready: true, listening: "1/1" },
-    }, { subresource: "status" });
+    const withStatus = await client.patch(UNDYING_PROXIES, {
+      name: "p0",
+      type: "merge",
+      patch: {
+        status: { ready: true, listening: "1/1" },
+      },
+      namespace: ns,
+      subresource: "status",
+    });
     assert.deepEqual(withStatus.status, { ready: true, listening: "1/1" });
     assert.equal(withStatus.metadata?.generation, 2, "a status write does not bump generation");
-    const patched = await client.patch(UNDYING_PROXIES, "p0", "merge", {
-      status: { listening: "0/1", ready: false },
-    }, { namespace: ns, subresource: "status" });
+    const patched = await client.patch(UNDYING_PROXIES, {
+      name: "p0",
+      type: "merge",
+      patch: {
+        status: { listening: "0/1", ready: false },
+      },
+      namespace: ns,
+      subresource: "status",
+    });
     assert.deepEqual(patched.status, { ready: false, listening: "0/1" });
     const applied = await client.apply(UNDYING_PROXIES, {
       metadata: { namespace: ns, name: "p0" },
@@ -196,9 +227,13 @@ integrationTest(
       subresource: "status",
     });
     assert.deepEqual(statusRead.status, applied.status);
-    const specWrite = await client.replace(UNDYING_PROXIES, {
-      ...statusRead,
-      status: { ready: true },
+    const specWrite = await client.patch(UNDYING_PROXIES, {
+      name: "p0",
+      type: "merge",
+      patch: {
+        status: { ready: true },
+      },
+      namespace: ns,
     });
     assert.deepEqual(specWrite.status, applied.status, "the main resource ignores status");
 
@@ -214,9 +249,9 @@ integrationTest(
     using client = await clientFor(cp.adminKubeconfigPath);
     const ns = await cp.createNamespace("conflict");
     const created = await client.create(UNDYING_PROXIES, undyingProxy(ns, "p", 7000));
-    await client.replace(UNDYING_PROXIES, withListenPort(created, 7001));
+    await moveListenPort(client, created, 7001);
     const stale = await rejectsWith(
-      client.replace(UNDYING_PROXIES, withListenPort(created, 7002)),
+      moveListenPort(client, created, 7002),
       "Conflict",
       409,
     );

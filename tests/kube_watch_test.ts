@@ -11,8 +11,8 @@ import {
   integrationTest,
   startControlPlane,
 } from "./_support/control_plane.ts";
-import { clientFor, pullUntil, undyingProxy, withListenPort } from "./_support/kube_clients.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { clientFor, moveListenPort, pullUntil, undyingProxy } from "./_support/kube_clients.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 /** A running reflector on UnDyingProxies of `namespace`, pulled by hand so tests can pause it. */
 class ReflectorRun implements AsyncDisposable {
@@ -81,7 +81,7 @@ integrationTest("Reflector: sees add, modify and delete in order", async (cp) =>
   assert.ok(run.reflector.isSynced());
 
   const created = await client.create(UNDYING_PROXIES, undyingProxy(ns, "p", 7001));
-  await client.replace(UNDYING_PROXIES, withListenPort(created, 7002));
+  await moveListenPort(client, created, 7002);
   await client.delete(UNDYING_PROXIES, "p", { namespace: ns });
   await client.delete(UNDYING_PROXIES, "before", { namespace: ns });
   await run.changes([
@@ -107,7 +107,7 @@ controlPlaneTest(
     // The reflector is paused (nobody pulls) while the API server restarts and objects change, so
     // these changes can only reach it through resuming from its last resourceVersion.
     await cp.restartApiServer();
-    await client.replace(UNDYING_PROXIES, withListenPort(a, 7001));
+    await moveListenPort(client, a, 7001);
     await client.create(UNDYING_PROXIES, undyingProxy(ns, "b", 7002));
     await client.delete(UNDYING_PROXIES, "a", { namespace: ns });
 
@@ -137,7 +137,7 @@ controlPlaneTest(
     // Paused: the API server goes away, objects change and etcd forgets the history since `before`.
     await cp.stopApiServer();
     await cp.startApiServer();
-    await client.replace(UNDYING_PROXIES, withListenPort(changed, 7003));
+    await moveListenPort(client, changed, 7003);
     await client.create(UNDYING_PROXIES, undyingProxy(ns, "added", 7004));
     await client.delete(UNDYING_PROXIES, "deleted", { namespace: ns });
     await cp.compactEtcd();
@@ -169,9 +169,15 @@ async function keepWriting(client: KubeClient, namespace: string): Promise<Async
   const stop = new AbortController();
   const writing = (async () => {
     for (let tick = 0; !stop.signal.aborted; tick++) {
-      await client.patch(UNDYING_PROXIES, "ticker", "merge", {
-        metadata: { labels: { tick: String(tick) } },
-      }, { namespace, signal: stop.signal }).catch((error) => {
+      await client.patch(UNDYING_PROXIES, {
+        name: "ticker",
+        type: "merge",
+        patch: {
+          metadata: { labels: { tick: String(tick) } },
+        },
+        namespace,
+        signal: stop.signal,
+      }).catch((error) => {
         if (!stop.signal.aborted) throw error;
       });
       await sleep(300, stop.signal).catch(() => {});
@@ -208,13 +214,13 @@ controlPlaneTest(
       for await (const event of reflector.run(controller.signal)) seen.push(event);
     })();
     try {
-      await waitFor(() => reflector.isSynced(), { timeoutMs: 30_000, message: "the first list" });
+      await waitUntil("the first list", () => reflector.isSynced(), { timeoutMs: 30_000 });
       const listedAt = BigInt(reflector.resourceVersion);
-      await waitFor(() => BigInt(reflector.resourceVersion) > listedAt, {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        message: `the Reflector's resourceVersion to pass ${listedAt}`,
-      });
+      await waitUntil(
+        `the Reflector's resourceVersion to pass ${listedAt}`,
+        () => BigInt(reflector.resourceVersion) > listedAt,
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
     } finally {
       controller.abort();
       await running;

@@ -12,7 +12,7 @@ import { loadClusterConfig } from "../lib/kube/cluster_config.ts";
 import { MetricsAuthorizer } from "../lib/metrics_auth.ts";
 import { type ControlPlane, integrationTest } from "./_support/control_plane.ts";
 import { renderKustomization, repoRoot } from "./_support/kustomize.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import { peerCertificate } from "./_support/peer_certificate.ts";
 import { startProgram } from "./_support/program.ts";
 
@@ -100,11 +100,11 @@ integrationTest(
     for (const [what, token] of [["the reader", reader], ["a group member", member]] as const) {
       let last = { status: 0, body: "" };
       // RBAC reaches the API server's authorizer shortly after the binding is created.
-      await waitFor(async () => (last = await scrape(token)).status === 200, {
-        timeoutMs: WAIT_MS,
-        intervalMs: 500,
-        message: `${what}'s scrape to succeed`,
-      }).catch((error) => {
+      await waitUntil(
+        `${what}'s scrape to succeed`,
+        async () => (last = await scrape(token)).status === 200,
+        { timeoutMs: WAIT_MS, intervalMs: 500 },
+      ).catch((error) => {
         throw new Error(failure(`${error}; last answer ${last.status} ${last.body}`));
       });
       assert.match(last.body, /^undying_proxy_build_info\{version="[^"]+"\} 1$/m);
@@ -124,14 +124,10 @@ integrationTest(
       new KubeClient(await loadClusterConfig({ kubeconfig })),
       { allowTtlMs: 60_000, denyTtlMs: 10_000, now: () => now },
     );
-    await waitFor(async () => {
+    await waitUntil("the reader to be allowed", async () => {
       now += 11_000; // past the deny TTL: a refusal before RBAC caught up is not reused
       return (await authorizer.check(scrapeRequest(token))) === undefined;
-    }, {
-      timeoutMs: WAIT_MS,
-      intervalMs: 500,
-      message: "the reader to be allowed",
-    });
+    }, { timeoutMs: WAIT_MS, intervalMs: 500 });
     // The scheme is case-insensitive; other schemes and an empty token carry no bearer token.
     assert.equal(await authorizer.check(scrapeRequest(token, `bearer  ${token} `)), undefined);
     for (const header of [`Basic ${token}`, "Bearer", "Bearer ", `Bearer ${token} x`]) {
@@ -144,10 +140,10 @@ integrationTest(
     assert.equal(await authorizer.check(scrapeRequest(token)), undefined);
     // Once it expires, the API server is asked again and refuses.
     now += 2_000;
-    await waitFor(async () => {
+    await waitUntil("the unbound reader to be refused", async () => {
       now += 11_000; // past the deny TTL: every poll asks the API server
       return (await authorizer.check(scrapeRequest(token)))?.status === 403;
-    }, { timeoutMs: WAIT_MS, intervalMs: 500, message: "the unbound reader to be refused" });
+    }, { timeoutMs: WAIT_MS, intervalMs: 500 });
     assert.equal((await authorizer.check(scrapeRequest()))?.status, 401);
   },
 );

@@ -21,7 +21,7 @@ import {
   waitForReason,
   withOperator,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 integrationTest(
   "operator: the API server refuses invalid objects with a clear message",

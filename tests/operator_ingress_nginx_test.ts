@@ -25,7 +25,7 @@ import {
   waitForReason,
   waitReady,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 const LISTEN = "127.0.0.2";
 

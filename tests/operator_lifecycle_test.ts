@@ -22,7 +22,7 @@ import {
   waitForReason,
   withOperator,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 const FINALIZER = "undyingproxies.proxy.sfact.io/finalizer";
 const encoder = new TextEncoder();

@@ -29,7 +29,7 @@ import {
   waitForReason,
   withOperator,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 integrationTest(
   "operator: all namespaces, one Service for same-named objects; a missing Service never blocks delete",

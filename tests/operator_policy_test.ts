@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { integrationTest } from "./_support/control_plane.ts";
 import { tcpFrom, udpFrom } from "./_support/net_sources.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
-import { within } from "./_support/net_wait.ts";
+import { within } from "./_support/wait.ts";
 import {
   nextFreePort,
   NO_MANAGED_SERVICES,

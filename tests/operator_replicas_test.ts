@@ -22,7 +22,7 @@ import {
   waitForProxy,
   waitReady,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 integrationTest(
   "operator: two replicas both forward and report; a killed one's entry goes stale and is removed",

@@ -25,7 +25,7 @@ import {
   waitReady,
   withOperator,
 } from "./_support/operator.ts";
-import { waitUntil } from "./_support/_wait_until.ts";
+import { waitUntil } from "./_support/wait.ts";
 
 controlPlaneTest("operator: an API server restart mid-run loses nothing", async () => {
   await using cp = await startControlPlane();
@@ -70,7 +70,14 @@ controlPlaneTest("operator: an API server restart mid-run loses nothing", async 
       tcp: { listenPort: portB, targetPort: second.port },
     });
     await waitForReason(cp, ns, "beta", "Listening", 90_000);
-    assert.ok(await reaches(portB, second));
+    // Ready needs one listening replica; each replica's watch resumes after its own backoff.
+    for (const hostname of ["127.0.0.2", "127.0.0.3"]) {
+      await waitUntil(
+        `beta forwarding on ${hostname}`,
+        async () => (await reaches(portB, second, hostname).catch(() => false)) ? true : undefined,
+        { timeoutMs: 90_000 },
+      );
+    }
     await patchObject(cp, ns, "undyingproxy", "alpha", {
       spec: { tcp: { targetPort: second.port } },
     });
@@ -150,4 +157,5 @@ integrationTest(
       assert.ok(await operator.isReady());
     });
   },
+  { restartsControlPlane: true },
 );

@@ -7,7 +7,7 @@ import { dump } from "js-yaml";
 import { tcpFrom, udpFrom } from "./_support/net_sources.ts";
 import { startTcpEcho } from "./_support/net_tcp.ts";
 import { startUdpEcho } from "./_support/net_udp.ts";
-import { waitFor, within } from "./_support/net_wait.ts";
+import { waitUntil, within } from "./_support/wait.ts";
 import { freePort, startProgram, waitForSeries } from "./_support/program.ts";
 
 const WAIT_MS = 20_000;
@@ -113,9 +113,8 @@ Deno.test("file mode denies no target by default: a local user targets loopback 
     loop: { tcp: { listenPort: port, targetHost: "localhost", targetPort: tcpEcho.port } },
   });
   await using program = await startProgram([`--config=${config.path}`]);
-  await waitFor(async () => (await program.probe("/readyz")).status === 200, {
+  await waitUntil("ready", async () => (await program.probe("/readyz")).status === 200, {
     timeoutMs: WAIT_MS,
-    message: "ready",
   });
   await using client = await tcpFrom("127.0.0.2", port);
   assert.equal(await client.echo("loopback on purpose"), "loopback on purpose");

@@ -8,7 +8,7 @@ import { FLAGS } from "../lib/cli.ts";
 import { createPki } from "./_support/_pki.ts";
 import { repoRoot } from "./_support/kustomize.ts";
 import { peerCertificate } from "./_support/peer_certificate.ts";
-import { waitFor } from "./_support/net_wait.ts";
+import { waitUntil } from "./_support/wait.ts";
 import {
   patternBytes,
   readAll,
@@ -67,10 +67,11 @@ async function tempConfig(forwards: readonly Forward[]) {
 
 async function waitReady(program: ProgramProcess): Promise<void> {
   try {
-    await waitFor(async () => (await program.probe("/readyz")).status === 200, {
-      timeoutMs: WAIT_MS,
-      message: "/readyz to answer 200",
-    });
+    await waitUntil(
+      "/readyz to answer 200",
+      async () => (await program.probe("/readyz")).status === 200,
+      { timeoutMs: WAIT_MS },
+    );
   } catch (error) {
     throw new Error(`${error}\n--- program output ---\n${program.output().slice(-6000)}`);
   }
@@ -86,14 +87,14 @@ async function echoThrough(port: number, size: number, seed = 1): Promise<void> 
 
 /** Waits (bounded) until nothing accepts TCP connections on `port`. */
 async function waitRefused(port: number): Promise<void> {
-  await waitFor(async () => {
+  await waitUntil(`port ${port} to refuse connections`, async () => {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
       return false;
     } catch {
       return true;
     }
-  }, { timeoutMs: WAIT_MS, message: `port ${port} to refuse connections` });
+  }, { timeoutMs: WAIT_MS });
 }
 
 Deno.test("--help lists every flag with its default, --version the version", async () => {
@@ -307,14 +308,14 @@ Deno.test("editing the file opens a new port without touching live connections; 
     (line) => /^Reloaded .*: 2 forwarder/.test(line.message),
   );
   assert.deepEqual([reloaded["added"], reloaded["changed"]], [["default/second"], []]);
-  await waitFor(async () => {
+  await waitUntil(`port ${secondPort} forwarding`, async () => {
     try {
       await echoThrough(secondPort, 100);
       return true;
     } catch {
       return false;
     }
-  }, { timeoutMs: WAIT_MS, message: `port ${secondPort} forwarding` });
+  }, { timeoutMs: WAIT_MS });
   await roundTrip(2);
 
   // Broken: duplicate names and a bad port. Rejected whole; both forwarders keep serving.
@@ -352,10 +353,10 @@ Deno.test("editing the file opens a new port without touching live connections; 
     (line) => /^Stopped listening on tcp port/.test(line.message),
   );
   assert.equal(stopped["forwarder"], "default/second");
-  await waitFor(async () => {
+  await waitUntil("the series of the removed forwarder to disappear", async () => {
     const keys = [...(await program.scrape()).series.keys()];
     return !keys.some((key) => key.includes('forwarder="second"'));
-  }, { timeoutMs: WAIT_MS, message: "the series of the removed forwarder to disappear" });
+  }, { timeoutMs: WAIT_MS });
   await waitRefused(secondPort);
   await roundTrip(5);
 });
@@ -371,15 +372,15 @@ Deno.test("a config file deleted and restored unchanged reports its reload succe
     (await program.scrape()).series.get("undying_proxy_config_last_reload_successful");
   assert.equal(await lastReload(), 1);
   await Deno.remove(config.path);
-  await waitFor(async () => await lastReload() === 0, {
+  await waitUntil("the failed read of the deleted file", async () => await lastReload() === 0, {
     timeoutMs: WAIT_MS,
-    message: "the failed read of the deleted file",
   });
   await config.write(text);
-  await waitFor(async () => await lastReload() === 1, {
-    timeoutMs: WAIT_MS,
-    message: "undying_proxy_config_last_reload_successful to be 1 again",
-  });
+  await waitUntil(
+    "undying_proxy_config_last_reload_successful to be 1 again",
+    async () => await lastReload() === 1,
+    { timeoutMs: WAIT_MS },
+  );
   const { series } = await program.scrape();
   assert.equal(series.get('undying_proxy_config_reloads_total{result="success"}'), 2);
   assert.equal(series.get('undying_proxy_config_reloads_total{result="failure"}'), 1);
@@ -493,10 +494,11 @@ Deno.test("a port in use fails only its forwarder, visibly, and the program stay
   await echoThrough(freeOne, 10);
   const failed =
     'undying_proxy_forwarder_state{forwarder="blocked",namespace="default",protocol="tcp",state="failed"}';
-  await waitFor(async () => (await program.scrape()).series.get(failed) === 1, {
-    timeoutMs: WAIT_MS,
-    message: "the failed state in /metrics",
-  });
+  await waitUntil(
+    "the failed state in /metrics",
+    async () => (await program.scrape()).series.get(failed) === 1,
+    { timeoutMs: WAIT_MS },
+  );
   const logged = await program.waitForLog(
     "the bind failure",
     (line) =>
@@ -540,10 +542,11 @@ Deno.test("dial errors are counted and logged with the forwarder's name, rate-li
   }
   const counter =
     'undying_proxy_tcp_forwarder_errors_total{forwarder="refused",namespace="default",type="DialServerTarget"}';
-  await waitFor(async () => (await program.scrape()).series.get(counter) === attempts, {
-    timeoutMs: WAIT_MS,
-    message: `${counter} to reach ${attempts}`,
-  });
+  await waitUntil(
+    `${counter} to reach ${attempts}`,
+    async () => (await program.scrape()).series.get(counter) === attempts,
+    { timeoutMs: WAIT_MS },
+  );
   // The Go operator's counter: the same count, labelled by type only.
   const goCounter = 'undying_proxy_tcp_forwarding_errors_total{type="DialServerTarget"}';
   assert.equal((await program.scrape()).series.get(goCounter), attempts);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 
 Deno.test("DialDeadlines shares a signal within a window and aborts it after the timeout", async () => {
@@ -7,7 +7,7 @@ Deno.test("DialDeadlines shares a signal within a window and aborts it after the
   const first = deadlines.signal();
   assert.equal(deadlines.signal(), first, "dials in the same window share a signal");
   assert.equal(first.aborted, false);
-  await waitFor(() => first.aborted, { message: "the window's deadline" });
+  await waitUntil("the window's deadline", () => first.aborted);
   const next = deadlines.signal();
   assert.notEqual(next, first);
   assert.equal(next.aborted, false);

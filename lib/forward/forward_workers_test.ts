@@ -8,7 +8,7 @@ import {
 } from "../../tests/_support/net_tcp.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
 import { newTcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -21,10 +21,10 @@ const ignore = Deno.permissions.querySync({
 
 async function connectWhenListening(port: number): Promise<Deno.TcpConn> {
   let conn: Deno.TcpConn | undefined;
-  await waitFor(async () => {
+  await waitUntil(`a listener on ${port}`, async () => {
     conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
     return conn !== undefined;
-  }, { message: `a listener on ${port}` });
+  });
   return conn!;
 }
 
@@ -47,12 +47,12 @@ Deno.test({
       assert.deepEqual(await echoThrough(conn, data), data);
     }
     const total = newTcpCounters();
-    await waitFor(() => {
+    await waitUntil("the worker's counters", () => {
       total.connectionsTotal = 0;
       total.bytesTargetToClient = 0;
       workers.addTcpCounters("w/tcp", total);
       return total.connectionsTotal === 1 && total.bytesTargetToClient === data.length;
-    }, { message: "the worker's counters" });
+    });
   } finally {
     await workers.close(100);
   }
@@ -96,9 +96,10 @@ Deno.test({
     const datagram = patternBytes(1200, 3);
     assert.deepEqual(await client.request(datagram, udpPort), datagram);
     const tcpOf = () => [...sup.counters()].find((c) => c.name === "ns/both")?.tcp;
-    await waitFor(() => tcpOf()?.connectionsTotal === count + 1, {
-      message: "connections of both threads summed",
-    });
+    await waitUntil(
+      "connections of both threads summed",
+      () => tcpOf()?.connectionsTotal === count + 1,
+    );
     assert.equal(tcpOf()?.activeConnections, 0);
     // A live connection (on whichever thread) finishes during the drain.
     using live = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });

@@ -103,12 +103,14 @@ export class ListenerPart<S extends PartSpec> {
     this.#setState({ phase: "conflict", holder, port: this.#spec.listenPort });
   }
 
-  /** Takes the claim: binds on the next microtask, retrying until bound or stopped. */
+  /**
+   * Takes the claim and binds at once (binding is synchronous), so the state is `listening` or
+   * `failed` when this returns; a failed bind is retried until bound or stopped.
+   */
   start(): void {
     if (this.#claimed || this.#stopped) return;
     this.#claimed = true;
-    if (this.#state.phase !== "pending") this.#setState({ phase: "pending" });
-    queueMicrotask(() => this.#bind());
+    this.#bind();
   }
 
   /** Applies a spec with the same listen port; new clients see it at once. */

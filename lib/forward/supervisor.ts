@@ -5,8 +5,9 @@
  * - A forwarder whose spec part did not change is never touched (no dropped sessions elsewhere).
  * - Target or timeout changes apply live to new connections/sessions; the listener stays open.
  * - A new `listenPort` rebinds (the old listener drains); removing `tcp` or `udp` stops only that part.
- * - One forwarder per protocol+port: a current holder keeps its port; newcomers get it in desired-set
- *   order; the others report `conflict` and take the port over as soon as it is free.
+ * - One forwarder per protocol+port: the first in desired-set order gets it (the source orders the
+ *   set: oldest object first, or document order), also from a later forwarder that holds it, which
+ *   drains; the others report `conflict` and take the port over as soon as it is theirs and free.
  * - A bind failure marks only that part `failed` and is retried with capped exponential backoff.
  * @module
  */
@@ -85,7 +86,8 @@ export class Supervisor {
 
   /**
    * Converges to the complete desired set (valid specs only). Array order is the priority for port
-   * conflicts among newcomers; a current holder keeps its port. Returns at once; binds are async.
+   * conflicts, also over a current holder. Free ports are bound before this returns, so
+   * `statuses()` right after it reports `listening` or `failed`; a retry after a failure is timed.
    * @throws {TypeError} when two specs share a name.
    * @throws {Error} after `close()`.
    */
@@ -108,8 +110,8 @@ export class Supervisor {
         name: spec.name,
         counters: { name: spec.name },
       };
-      entry.tcp = this.#reconcilePart(entry, "tcp", entry.tcp, spec.tcp);
-      entry.udp = this.#reconcilePart(entry, "udp", entry.udp, spec.udp);
+      entry.tcp = this.#reconcilePart(entry, { protocol: "tcp", part: entry.tcp, spec: spec.tcp });
+      entry.udp = this.#reconcilePart(entry, { protocol: "udp", part: entry.udp, spec: spec.udp });
       entry.counters = {
         name: spec.name,
         ...(entry.tcpCounters && { tcp: entry.tcpCounters }),
@@ -182,12 +184,16 @@ export class Supervisor {
     return this.close();
   }
 
+  /** Keeps, updates, replaces or stops one protocol part of `entry` to match `change.spec`. */
   #reconcilePart<S extends TcpSpec | UdpSpec>(
     entry: Entry,
-    protocol: Protocol,
-    part: ListenerPart<S> | undefined,
-    spec: S | undefined,
+    change: {
+      readonly protocol: Protocol;
+      readonly part: ListenerPart<S> | undefined;
+      readonly spec: S | undefined;
+    },
   ): ListenerPart<S> | undefined {
+    const { protocol, part, spec } = change;
     if (spec === undefined) {
       this.#stopPart(part);
       entry[`${protocol}Counters`] = undefined;
@@ -285,21 +291,45 @@ export class Supervisor {
     });
   }
 
-  /** Grants free ports to waiting parts in desired-set order; the rest report the holder. */
+  /**
+   * Gives each protocol+port to the first forwarder in desired-set order that wants it: a later
+   * forwarder holding it drains and waits; a free port is bound at once; the others report the
+   * forwarder that comes first (or, while it is still draining, the one that holds the port).
+   */
   #assignPorts(): void {
+    const first = new Map<string, string>();
     for (const entry of this.#entries.values()) {
-      for (const part of [entry.tcp, entry.udp]) {
-        if (part === undefined || part.claimed) continue;
-        const key = claimKey(part === entry.tcp ? "tcp" : "udp", part.spec.listenPort);
-        const holder = this.#claims.get(key);
-        if (holder === undefined) {
-          this.#claims.set(key, { forwarder: entry.name, part });
-          part.start();
-        } else if (holder.part !== part) {
-          part.waitFor(holder.forwarder);
-        }
+      for (const protocol of PROTOCOLS) {
+        const part = entry[protocol];
+        if (part === undefined) continue;
+        const key = claimKey(protocol, part.spec.listenPort);
+        if (!first.has(key)) first.set(key, entry.name);
+        else if (part.claimed) this.#displace(entry, protocol);
       }
     }
+    for (const entry of this.#entries.values()) {
+      for (const protocol of PROTOCOLS) {
+        const part = entry[protocol];
+        if (part === undefined || part.claimed) continue;
+        const key = claimKey(protocol, part.spec.listenPort);
+        const owner = first.get(key) as string;
+        const holder = this.#claims.get(key);
+        if (owner !== entry.name) part.waitFor(owner);
+        else if (holder === undefined) {
+          this.#claims.set(key, { forwarder: entry.name, part });
+          part.start();
+        } else part.waitFor(holder.forwarder);
+      }
+    }
+  }
+
+  /** Stops a part that holds a port an earlier forwarder wants; a fresh part waits in its place. */
+  #displace(entry: Entry, protocol: Protocol): void {
+    const part = entry[protocol];
+    if (part === undefined) return;
+    this.#stopPart(part);
+    if (protocol === "tcp") entry.tcp = this.#newPart(entry, "tcp", part.spec as TcpSpec);
+    else entry.udp = this.#newPart(entry, "udp", part.spec as UdpSpec);
   }
 
   #stopPart(part: StoppablePart | undefined, graceMs = this.#options.drainGraceMs): void {
@@ -346,6 +376,8 @@ function statusOf(entry: Entry): ForwarderStatus {
     ...(entry.udp && { udp: entry.udp.state }),
   };
 }
+
+const PROTOCOLS: readonly Protocol[] = ["tcp", "udp"];
 
 function claimKey(protocol: Protocol, port: number): string {
   return `${protocol}:${port}`;

@@ -1,37 +1,39 @@
 /**
- * The options of a {@linkcode Supervisor}, their defaults and their checks.
+ * The options of a {@linkcode Supervisor}, their defaults and their checks. The defaults are
+ * {@linkcode SUPERVISOR_DEFAULTS}, the one place they are written down: the command line's flag
+ * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
 
 import { parseCidr } from "./policy/cidr.ts";
 import { TargetPolicy, type TargetPolicyOptions } from "./policy/target_policy.ts";
 
-/** Options of a {@linkcode Supervisor}; checked once by the constructor. */
+/** Options of a {@linkcode Supervisor}, checked once by its constructor; defaults below. */
 export interface SupervisorOptions {
-  /** Address every listener binds. @default "::" (dual-stack); e.g. "127.0.0.2" or "0.0.0.0" */
+  /** Address every listener binds. "::" is dual-stack; e.g. "127.0.0.2" or "0.0.0.0". */
   listenAddress?: string;
-  /** Give up connecting to a TCP target after this long. @default 5000 */
+  /** Give up connecting to a TCP target after this long. */
   dialTimeoutMs?: number;
-  /** Live connections/sessions get this long after their listener stops. @default 10000 */
+  /** Live connections/sessions get this long after their listener stops. */
   drainGraceMs?: number;
-  /** Close a TCP connection idle this long in both directions; 0 = never. @default 0 */
+  /** Close a TCP connection idle this long in both directions; 0 = never. */
   tcpIdleTimeoutMs?: number;
-  /** UDP sessions per forwarder; datagrams from further clients are dropped. @default 10000 */
+  /** UDP sessions per forwarder; datagrams from further clients are dropped. */
   udpMaxSessions?: number;
-  /** UDP receive buffer per socket; smaller buffers truncate (counted). @default 65535 */
+  /** UDP receive buffer per socket; smaller buffers truncate (counted). */
   udpBufferBytes?: number;
-  /** First bind retry delay. @default 500 */
+  /** First bind retry delay. */
   bindRetryInitialMs?: number;
-  /** Longest bind retry delay. @default 30000 */
+  /** Longest bind retry delay. */
   bindRetryMaxMs?: number;
   /**
    * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
    * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. UDP
    * stays on the main thread (Deno cannot share a UDP port). Note: with `reusePort`, another process
-   * of the same user binding the same port shares it instead of failing. @default 1
+   * of the same user binding the same port shares it instead of failing.
    */
   workers?: number;
-  /** Bind TCP listeners with `reusePort` (set for and by workers). @default false */
+  /** Bind TCP listeners with `reusePort` (set for and by workers). */
   tcpReusePort?: boolean;
   /** Which target addresses may be dialled (plain data: it travels to workers). @default {} (all) */
   targetPolicy?: TargetPolicyOptions;
@@ -42,7 +44,8 @@ export interface SupervisorOptions {
 /** Every option, defaults filled in. */
 export type ResolvedSupervisorOptions = Readonly<Required<SupervisorOptions>>;
 
-const DEFAULTS: ResolvedSupervisorOptions = {
+/** The default of every option. */
+export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   listenAddress: "::",
   dialTimeoutMs: 5000,
   drainGraceMs: 10_000,
@@ -83,7 +86,7 @@ const MINIMUMS: Readonly<
  *   `bindRetryMaxMs` is below `bindRetryInitialMs`.
  */
 export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSupervisorOptions {
-  const resolved = { ...DEFAULTS };
+  const resolved = { ...SUPERVISOR_DEFAULTS };
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
     if (key === "listenAddress") {

@@ -1,25 +1,24 @@
 import assert from "node:assert/strict";
-import { resolveSupervisorOptions, type SupervisorOptions } from "./supervisor_options.ts";
+import {
+  resolveSupervisorOptions,
+  SUPERVISOR_DEFAULTS,
+  type SupervisorOptions,
+} from "./supervisor_options.ts";
 
-Deno.test("resolveSupervisorOptions() fills in the defaults", () => {
-  assert.deepEqual(resolveSupervisorOptions({}), {
-    listenAddress: "::",
-    dialTimeoutMs: 5000,
-    drainGraceMs: 10_000,
-    tcpIdleTimeoutMs: 0,
-    udpMaxSessions: 10_000,
-    udpBufferBytes: 65_535,
-    bindRetryInitialMs: 500,
-    bindRetryMaxMs: 30_000,
-    workers: 1,
-    tcpReusePort: false,
-    targetPolicy: {},
-    defaultSourceRanges: [],
-  });
+Deno.test("resolveSupervisorOptions() keeps what is given and takes the rest from the defaults", () => {
+  assert.deepEqual(resolveSupervisorOptions({}), SUPERVISOR_DEFAULTS);
   const given = resolveSupervisorOptions({ listenAddress: "127.0.0.2", drainGraceMs: 0 });
-  assert.equal(given.listenAddress, "127.0.0.2");
-  assert.equal(given.drainGraceMs, 0);
+  assert.deepEqual(given, { ...SUPERVISOR_DEFAULTS, listenAddress: "127.0.0.2", drainGraceMs: 0 });
+});
+
+Deno.test("resolveSupervisorOptions() binds TCP with reusePort when there are workers", () => {
   assert.equal(resolveSupervisorOptions({ workers: 2 }).tcpReusePort, true);
+  assert.equal(resolveSupervisorOptions({ workers: 1 }).tcpReusePort, false);
+  assert.equal(resolveSupervisorOptions({ tcpReusePort: true }).tcpReusePort, true);
+});
+
+Deno.test("SUPERVISOR_DEFAULTS pass the checks", () => {
+  assert.deepEqual(resolveSupervisorOptions({ ...SUPERVISOR_DEFAULTS }), SUPERVISOR_DEFAULTS);
 });
 
 Deno.test("resolveSupervisorOptions() names the bad option and its value", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { tcpFrom } from "../../tests/_support/net_sources.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
 import { newTcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -35,9 +35,10 @@ Deno.test("Supervisor: a forbidden target shows in the statuses of both parts", 
       writeTimeoutSeconds: 5,
     },
   }]);
-  await waitFor(() => supervisor.statuses()[0]?.udp?.phase === "forbidden", {
-    message: "the parts reported forbidden",
-  });
+  await waitUntil(
+    "the parts reported forbidden",
+    () => supervisor.statuses()[0]?.udp?.phase === "forbidden",
+  );
   const forbidden = {
     phase: "forbidden",
     port,
@@ -63,21 +64,21 @@ Deno.test({
         tcp: { listenPort: port, targetHost: "169.254.169.254", targetPort: 80 },
       }]);
       // Only the worker listens: wait until it accepts (127.0.0.1 is outside the default ranges).
-      await waitFor(async () => {
+      await waitUntil("the worker's listener", async () => {
         const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
         conn?.close();
         return conn !== undefined;
-      }, { message: "the worker's listener" });
+      });
       for (let i = 0; i < 4; i++) {
         await using client = await tcpFrom("127.0.0.2", port);
         await within(client.closed, 2000, `client ${i} closed at once`);
       }
-      await waitFor(() => {
+      await waitUntil("the worker's refusals in its counter reports", () => {
         const total = newTcpCounters();
         workers.addTcpCounters("ns/meta", total);
         return total.rejected.TargetForbidden === 4 && total.rejected.SourceNotAllowed >= 1 &&
           total.connectionsTotal === 0;
-      }, { message: "the worker's refusals in its counter reports" });
+      });
     } finally {
       await workers.close(0);
     }

@@ -9,7 +9,7 @@ import {
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import type { ForwarderStatus, ListenerState } from "./state.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
@@ -55,10 +55,11 @@ function waitForPhase(
   name: string,
   protocol: "tcp" | "udp",
   phase: ListenerState["phase"],
-): Promise<void> {
-  return waitFor(() => stateOf(sup, name, protocol)?.phase === phase, {
-    message: `${name} ${protocol} ${phase} (now ${JSON.stringify(stateOf(sup, name, protocol))})`,
-  });
+): Promise<ListenerState> {
+  return waitUntil(
+    `${name} ${protocol} ${phase} (now ${JSON.stringify(stateOf(sup, name, protocol))})`,
+    () => stateOf(sup, name, protocol)?.phase === phase && stateOf(sup, name, protocol),
+  );
 }
 
 /** Applies one forwarder with TCP and UDP parts on free ports and waits until both listen. */
@@ -126,9 +127,7 @@ Deno.test("Supervisor.close() closes every socket (descriptor count back to base
   assert.ok((await openFdCount()) > baseline);
   await sup.close({ graceMs: 50 });
   live.close();
-  await waitFor(async () => (await openFdCount()) === baseline, {
-    message: "fd count at baseline",
-  });
+  await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
   assert.deepEqual(sup.statuses(), []);
   assert.throws(() => sup.apply([]), /closed/);
 });
@@ -170,19 +169,19 @@ Deno.test("Supervisor rebinds on a listenPort change and frees the old port", as
   sup.apply([tcp("a", oldPort, echo.port)]);
   await waitForPhase(sup, "a", "tcp", "listening");
   sup.apply([tcp("a", newPort, echo.port)]);
-  await waitFor(() => {
+  await waitUntil("listening on the new port", () => {
     const state = stateOf(sup, "a", "tcp");
     return state?.phase === "listening" && state.port === newPort;
-  }, { message: "listening on the new port" });
+  });
   assert.ok(await tcpEchoes(newPort, "moved"));
-  await waitFor(async () => {
+  await waitUntil("the old port refusing connections", async () => {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port: oldPort })).close();
       return false;
     } catch (error) {
       return error instanceof Deno.errors.ConnectionRefused;
     }
-  }, { message: "the old port refusing connections" });
+  });
 });
 
 Deno.test("Supervisor: a port in use fails only its part, counted, retried with capped backoff", async () => {
@@ -207,7 +206,7 @@ Deno.test("Supervisor: a port in use fails only its part, counted, retried with 
   sup.apply([busy, tcp("good", goodPort, echo.port)]);
   await waitForPhase(sup, "good", "tcp", "listening");
   assert.ok(await tcpEchoes(goodPort, "unaffected"));
-  await waitFor(() => retries.length >= 4, { message: "four failed binds" });
+  await waitUntil("four failed binds", () => retries.length >= 4);
   const [first, second, third, ...capped] = retries as [number, number, number, number];
   assert.ok(first >= 40 && first <= 60, `first retry ${first}`);
   assert.ok(second >= 80 && second <= 120, `second retry ${second}`);
@@ -228,20 +227,39 @@ Deno.test("Supervisor: a port in use fails only its part, counted, retried with 
   assert.equal(decoder.decode(reply), "recovered");
 });
 
-Deno.test("Supervisor: the first forwarder keeps a port, the second waits and takes it over", async () => {
+Deno.test("Supervisor: desired-set order decides a port, also against a holder, which drains and waits", async () => {
   await using first = greeter("first");
   await using second = greeter("second");
   await using sup = supervisor();
   const port = freePort("tcp");
   sup.apply([tcp("a", port, first.port)]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  // "b" comes first in the new desired set, but "a" holds the port.
-  sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
-  assert.deepEqual(stateOf(sup, "b", "tcp"), { phase: "conflict", holder: "a", port });
   assert.equal(await greeting(port), "first");
-  sup.apply([tcp("b", port, second.port)]);
+  // "b" comes first in the new desired set: "a" gives the port up and waits for it.
+  sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
+  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
   await waitForPhase(sup, "b", "tcp", "listening");
   assert.equal(await greeting(port), "second");
+  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
+  // A fresh supervisor given the same desired set ends up the same way.
+  await using fresh = supervisor();
+  const freshPort = freePort("tcp");
+  fresh.apply([tcp("b", freshPort, second.port), tcp("a", freshPort, first.port)]);
+  assert.deepEqual(stateOf(fresh, "a", "tcp"), { phase: "conflict", holder: "b", port: freshPort });
+  assert.equal(await greeting(freshPort), "second");
+  // Once "b" lets go, "a" takes the port over.
+  sup.apply([tcp("a", port, first.port)]);
+  await waitForPhase(sup, "a", "tcp", "listening");
+  assert.equal(await greeting(port), "first");
+});
+
+Deno.test("Supervisor.apply() binds before it returns: statuses() already says listening or failed", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor();
+  using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = freePort("tcp");
+  sup.apply([tcp("free", port, echo.port), tcp("busy", squatter.addr.port, echo.port)]);
+  assert.deepEqual(stateOf(sup, "free", "tcp"), { phase: "listening", port });
+  assert.equal(stateOf(sup, "busy", "tcp")?.phase, "failed");
 });
 
 Deno.test("Supervisor: among newcomers, desired-set order decides who gets a port", async () => {
@@ -278,14 +296,14 @@ Deno.test("Supervisor stops only the removed part and never touches unchanged fo
     ["name", "tcp"],
   ]);
   assert.equal([...sup.counters()][0]?.tcp, undefined);
-  await waitFor(async () => {
+  await waitUntil("the removed TCP part to stop listening", async () => {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port: tcpPort })).close();
       return false;
     } catch {
       return true;
     }
-  }, { message: "the removed TCP part to stop listening" });
+  });
   assert.equal(decoder.decode(await client.request(encoder.encode("2"), udpPort)), "2");
   assert.deepEqual(udpEcho.sourcePorts.length, 1, "the UDP session survived");
   await writeAll(otherLive, encoder.encode("still"));
@@ -390,7 +408,5 @@ Deno.test("Supervisor closes every socket of a forwarder removed from the desire
     assert.ok(await tcpEchoes(tcpPort, "y"));
   }
   sup.apply([]);
-  await waitFor(async () => (await openFdCount()) === baseline, {
-    message: "fd count at baseline",
-  });
+  await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startTcpEcho } from "../../tests/_support/net_tcp.ts";
 import { tcpFrom } from "../../tests/_support/net_sources.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import type { TcpSpec } from "../spec.ts";
 import { operatorTargetDefaults } from "./policy/target_policy.ts";
 import { recordingPolicy, type TestPolicy } from "../../tests/_support/policy_options.ts";
@@ -122,7 +122,7 @@ Deno.test("TcpForwarder: maxConnections and maxConnectionsPerSource close extra 
   assert.equal(fx.counters.rejected.MaxConnectionsPerSource, 1);
   assert.equal(fx.counters.rejected.MaxConnections, 1);
   await a.close();
-  await waitFor(() => fx.counters.activeConnections === 1, { message: "a is gone" });
+  await waitUntil("a is gone", () => fx.counters.activeConnections === 1);
   await using c2 = await tcpFrom("127.0.0.4", fx.port);
   assert.equal(await c2.echo("c"), "c", "a freed slot is usable");
   assert.equal(dialErrors(fx.counters), 0);
@@ -169,7 +169,7 @@ Deno.test("TcpForwarder: a name resolving to a denied address (localhost) is for
     { targetHost: "localhost", targetPort: echo.port },
     { policy: { deniedCidrs: ["127.0.0.1", "::1"] } },
   );
-  await waitFor(() => fx.reports.length > 0, { message: "the verdict of the first lookup" });
+  await waitUntil("the verdict of the first lookup", () => fx.reports.length > 0);
   assert.match(fx.reports[0]?.rule ?? "", /^(127\.0\.0\.1|::1) in --denied-target-cidrs$/);
   await using client = await tcpFrom("127.0.0.2", fx.port);
   await within(client.closed, 2000, "closed");

@@ -10,7 +10,7 @@ import {
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
-import { waitFor, within } from "../../tests/_support/net_wait.ts";
+import { waitUntil, within } from "../../tests/_support/wait.ts";
 import type { TcpSpec } from "../spec.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import { newTcpCounters } from "./state.ts";
@@ -54,7 +54,7 @@ async function expectDialFailure(
   using conn = await fx.connect();
   const result = await within(conn.read(new Uint8Array(1)).catch(() => null), 10_000, "close");
   assert.equal(result, null, "the client is closed");
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection gone" });
+  await waitUntil("connection gone", () => fx.counters.activeConnections === 0);
   const { DialServerTarget, DialTimeout, ResolveTargetAddress } = fx.counters.errors;
   assert.deepEqual({ DialServerTarget, DialTimeout, ResolveTargetAddress }, {
     DialServerTarget: 0,
@@ -73,7 +73,7 @@ Deno.test("TcpForwarder forwards byte-exact both ways, small and 10 MiB", async 
     assert.deepEqual(await echoThrough(conn, data), data, `${size} bytes`);
   }
   const total = 1 + 1000 + 10 * 1024 * 1024;
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connections closed" });
+  await waitUntil("connections closed", () => fx.counters.activeConnections === 0);
   assert.equal(fx.counters.bytesClientToTarget, total);
   assert.equal(fx.counters.bytesTargetToClient, total);
   assert.equal(fx.counters.connectionsTotal, 3);
@@ -96,7 +96,7 @@ Deno.test("TcpForwarder stays byte-exact while buffers grow for bulk and shrink 
     }
     assert.ok(inUse() <= before + 2, "a live connection holds at most one pooled buffer each way");
   }
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "connection closed" });
+  await waitUntil("connection closed", () => fx.counters.activeConnections === 0);
   assert.equal(inUse(), before, "pooled buffers go back to the pools");
 });
 
@@ -112,7 +112,7 @@ Deno.test("TcpForwarder propagates the target's half-close and keeps the other d
   assert.equal(decoder.decode(await readAll(conn)), "hello");
   await writeAll(conn, encoder.encode("still open"));
   await conn.closeWrite();
-  await waitFor(() => fromClient !== "", { message: "the target to see the client's EOF" });
+  await waitUntil("the target to see the client's EOF", () => fromClient !== "");
   assert.equal(fromClient, "still open");
 });
 
@@ -135,7 +135,7 @@ Deno.test("TcpForwarder advances byte counters while a connection is open", asyn
   const data = patternBytes(1024 * 1024);
   await writeAll(conn, data);
   assert.deepEqual(await readExactly(conn, data.length), data);
-  await waitFor(() => fx.counters.bytesTargetToClient === data.length, { message: "counters" });
+  await waitUntil("counters", () => fx.counters.bytesTargetToClient === data.length);
   assert.equal(fx.counters.bytesClientToTarget, data.length);
   assert.equal(fx.counters.activeConnections, 1);
 });
@@ -156,12 +156,13 @@ Deno.test("TcpForwarder closes both sides and counts once when a copy fails", as
   assert.equal(fx.counters.activeConnections, 1, "the client's direction stays open");
   // Writing to the reset target fails: the forwarder closes the client too.
   await writeAll(conn, patternBytes(64 * 1024)).catch(() => {});
-  await waitFor(() => fx.counters.activeConnections === 0, { message: "both sockets closed" });
+  await waitUntil("both sockets closed", () => fx.counters.activeConnections === 0);
   assert.equal(fx.counters.errors.CopyClientToTarget, 1);
   assert.equal(fx.counters.errors.CopyTargetToClient, 0, "the close it caused is not counted");
-  await waitFor(() => conn.write(new Uint8Array(1)).then(() => false, () => true), {
-    message: "writes to the closed client socket to fail",
-  });
+  await waitUntil(
+    "writes to the closed client socket to fail",
+    () => conn.write(new Uint8Array(1)).then(() => false, () => true),
+  );
 });
 
 Deno.test("TcpForwarder dials a target given by name", async () => {
@@ -188,7 +189,7 @@ Deno.test("TcpForwarder.drain() ends dials in progress at once", async () => {
   await using hole = await startTcpBlackHole();
   await using fx = forwarderTo(hole.port, { dialTimeoutMs: 60_000 });
   using conn = await fx.connect();
-  await waitFor(() => fx.counters.activeConnections === 1, { message: "the dial to start" });
+  await waitUntil("the dial to start", () => fx.counters.activeConnections === 1);
   await within(fx.forwarder.drain(0), 10_000, "drain with a dial in progress");
   assert.equal(await conn.read(new Uint8Array(1)).catch(() => null), null);
   assert.equal(fx.counters.activeConnections, 0);

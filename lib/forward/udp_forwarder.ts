@@ -55,6 +55,8 @@ export interface UdpForwarderOptions extends ForwarderPolicyOptions {
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
    */
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
+  /** Clock of the session timeouts, in milliseconds; tests move it by hand. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** The admission rules of a UDP spec. */
@@ -100,7 +102,7 @@ function openUpstream(hostname: string): Deno.DatagramConn {
 
 /** One client's session. */
 class UdpSession {
-  /** `Date.now()` of the last datagram in either direction. */
+  /** Clock time of the last datagram in either direction. */
   lastActiveMs: number;
   /** Start of the send to the target in progress, or 0. */
   toTargetSinceMs = 0;
@@ -144,10 +146,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   #receiverSendingFor: UdpSession | undefined;
   #draining = false;
   #emptied: PromiseWithResolvers<void> | undefined;
+  readonly #now: () => number;
 
   constructor(socket: Deno.DatagramConn, options: UdpForwarderOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#now = options.now ?? Date.now;
     this.#counters = options.counters;
     this.#logs = {
       drop: new LogThrottle(),
@@ -252,7 +256,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       }
       const client = from as Deno.NetAddr;
       if (data.length > bufferBytes) data = this.#truncate(data, "client");
-      const nowMs = Date.now();
+      const nowMs = this.#now();
       let session = last;
       if (
         session === undefined || session.ended || session.client.port !== client.port ||
@@ -379,7 +383,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const queue = session.queue ?? [];
     for (let datagram = queue.shift(); datagram !== undefined; datagram = queue.shift()) {
       if (session.ended) return;
-      await this.#sendToTarget(session, datagram, Date.now());
+      await this.#sendToTarget(session, datagram, this.#now());
     }
     session.queue = undefined;
   }
@@ -417,7 +421,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         const source = from as Deno.NetAddr;
         // The socket is not connected (Deno has no connect() for UDP): only the target may answer.
         if (source.port !== target.port || source.hostname !== target.hostname) continue;
-        const nowMs = Date.now();
+        const nowMs = this.#now();
         session.lastActiveMs = nowMs;
         if (data.length > bufferBytes) data = this.#truncate(data, "target");
         session.toClientSinceMs = nowMs;
@@ -451,7 +455,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
 
   /** Ends idle sessions and sessions whose send is stuck. */
   #sweep(readMs: number, writeMs: number): void {
-    const nowMs = Date.now();
+    const nowMs = this.#now();
     for (const session of this.#sessions) {
       if (session.toTargetSinceMs > 0 && nowMs - session.toTargetSinceMs >= writeMs) {
         this.#fail(session, "WriteToTarget", new Error(`send blocked for ${writeMs} ms`));

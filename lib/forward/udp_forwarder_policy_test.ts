@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startUdpEcho } from "../../tests/_support/net_udp.ts";
 import { udpFrom } from "../../tests/_support/net_sources.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import type { UdpSpec } from "../spec.ts";
 import { operatorTargetDefaults } from "./policy/target_policy.ts";
 import { recordingPolicy, type TestPolicy } from "../../tests/_support/policy_options.ts";
@@ -95,7 +95,7 @@ Deno.test("UdpForwarder: a name resolving to a denied address (localhost) is for
     { targetHost: "localhost", targetPort: echo.port },
     { policy: { deniedCidrs: ["127.0.0.1", "::1"] } },
   );
-  await waitFor(() => fx.reports.length > 0, { message: "the verdict of the first lookup" });
+  await waitUntil("the verdict of the first lookup", () => fx.reports.length > 0);
   assert.ok(fx.reports[0] !== undefined, "forbidden");
   using client = udpFrom("127.0.0.2");
   assert.equal(await client.request("q", fx.port, 200), undefined);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { SendStalls, startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
-import { waitFor } from "../../tests/_support/net_wait.ts";
+import { waitUntil } from "../../tests/_support/wait.ts";
 import type { UdpSpec } from "../spec.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import { newUdpCounters } from "./state.ts";
@@ -18,9 +18,19 @@ interface Options {
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
 }
 
-/** A forwarder on 127.0.0.1 to `targetPort`, drained at once on dispose. */
+/** The forwarder's clock: time moves only when a test moves it, so timeouts need no real waits. */
+class ManualClock {
+  ms = 1_000_000;
+  readonly now = (): number => this.ms;
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+/** A forwarder on 127.0.0.1 to `targetPort` on a {@linkcode ManualClock}, drained on dispose. */
 function forwarderTo(targetPort: number, options: Options = {}) {
   const counters = newUdpCounters();
+  const clock = new ManualClock();
   const spec: UdpSpec = {
     listenPort: 0,
     targetHost: options.targetHost ?? "127.0.0.1",
@@ -37,8 +47,9 @@ function forwarderTo(targetPort: number, options: Options = {}) {
     maxSessions: options.maxSessions ?? 100,
     bufferBytes: options.bufferBytes ?? 65_535,
     ...(options.openUpstream && { openUpstream: options.openUpstream }),
+    now: clock.now,
   });
-  return { forwarder, counters, spec, [Symbol.asyncDispose]: () => forwarder.drain(0) };
+  return { forwarder, counters, spec, clock, [Symbol.asyncDispose]: () => forwarder.drain(0) };
 }
 
 Deno.test("UdpForwarder forwards 0, 64, 1400, 9000 and 65507 bytes byte-exact both ways", async () => {
@@ -112,35 +123,37 @@ Deno.test("UdpForwarder keeps a session with client-only traffic alive, then exp
   // 30 datagrams 100 ms apart: 3 s of one-way traffic, longer than the 2 s timeout.
   for (let i = 0; i < 30; i++) {
     await client.send(new Uint8Array([i]), fx.forwarder.port);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntil(`datagram ${i} at the target`, () => sink.received === i + 1);
+    fx.clock.advance(100);
   }
-  await waitFor(() => sink.received === 30, { message: "all datagrams at the target" });
   assert.equal(sink.sourcePorts.length, 1, "one session, one upstream port");
   assert.equal(fx.counters.sessionsTotal, 1);
-  await waitFor(() => fx.counters.activeSessions === 0, { message: "the idle session to expire" });
+  assert.equal(fx.counters.activeSessions, 1);
+  fx.clock.advance(2000);
+  await waitUntil("the idle session to expire", () => fx.counters.activeSessions === 0);
   await client.send(new Uint8Array([99]), fx.forwarder.port);
-  await waitFor(() => sink.received === 31, { message: "the datagram after expiry" });
+  await waitUntil("the datagram after expiry", () => sink.received === 31);
   assert.equal(fx.counters.sessionsTotal, 2);
 });
 
 Deno.test("UdpForwarder refreshes a session on replies alone (traffic in either direction)", async () => {
-  // The target answers one request with a reply every 100 ms for 3 s (timeout: 2 s).
+  // The target answers one request with 30 replies, 100 ms apart on the clock (timeout: 2 s).
   const target = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const talking = (async () => {
-    const [, from] = await target.receive(new Uint8Array(16));
-    for (let i = 0; i < 30; i++) {
-      await target.send(new Uint8Array([i]), from);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  })();
   try {
     await using fx = forwarderTo((target.addr as Deno.NetAddr).port, { readTimeoutSeconds: 2 });
     using client = udpClient();
     await client.send(new Uint8Array(1), fx.forwarder.port);
-    await talking;
-    // Replies reach the client only while its session lives: all 30 means it never expired.
-    await waitFor(() => fx.counters.datagramsTargetToClient === 30, { message: "30 replies" });
+    const [, from] = await target.receive(new Uint8Array(16));
+    for (let i = 0; i < 30; i++) {
+      await target.send(new Uint8Array([i]), from);
+      // Replies reach the client only while its session lives.
+      await waitUntil(`reply ${i}`, () => fx.counters.datagramsTargetToClient === i + 1);
+      fx.clock.advance(100);
+    }
     assert.equal(fx.counters.sessionsTotal, 1);
+    assert.equal(fx.counters.activeSessions, 1);
+    fx.clock.advance(2000);
+    await waitUntil("the quiet session to expire", () => fx.counters.activeSessions === 0);
   } finally {
     target.close();
   }
@@ -152,11 +165,12 @@ Deno.test("UdpForwarder drops and counts datagrams of new clients beyond the ses
   const clients = Array.from({ length: 5 }, () => udpClient());
   try {
     for (const client of clients) await client.send(new Uint8Array(8), fx.forwarder.port);
-    await waitFor(() => fx.counters.droppedDatagrams === 2 && sink.received === 3, {
-      message: "3 forwarded, 2 dropped",
-    });
+    await waitUntil(
+      "3 forwarded, 2 dropped",
+      () => fx.counters.droppedDatagrams === 2 && sink.received === 3,
+    );
     await clients[0]!.send(new Uint8Array(8), fx.forwarder.port);
-    await waitFor(() => sink.received === 4, { message: "an existing session still forwards" });
+    await waitUntil("an existing session still forwards", () => sink.received === 4);
   } finally {
     for (const client of clients) client[Symbol.dispose]();
   }
@@ -206,7 +220,8 @@ Deno.test("UdpForwarder abandons a send to the target stuck past writeTimeoutSec
     using stuck = udpClient();
     using other = udpClient();
     await stuck.send(new Uint8Array([1]), fx.forwarder.port);
-    await waitFor(() => stalls.stalled === 1, { message: "the first send to stall" });
+    await waitUntil("the first send to stall", () => stalls.stalled === 1);
+    fx.clock.advance(1000);
     // The receive loop waits on that send; after the timeout a fresh one serves the other client.
     const data = patternBytes(100);
     assert.deepEqual(await other.request(data, fx.forwarder.port, 10_000), data);
@@ -229,8 +244,9 @@ Deno.test("UdpForwarder ends a session whose reply is stuck past writeTimeoutSec
   try {
     using client = udpClient();
     await client.send(new Uint8Array([1]), fx.forwarder.port);
-    await waitFor(() => stalls.stalled === 1, { message: "the reply's send to stall" });
-    await waitFor(() => fx.counters.errors.WriteToClient === 1, { message: "the write timeout" });
+    await waitUntil("the reply's send to stall", () => stalls.stalled === 1);
+    fx.clock.advance(1000);
+    await waitUntil("the write timeout", () => fx.counters.errors.WriteToClient === 1);
     assert.equal(fx.counters.activeSessions, 0, "the session ended");
     const data = patternBytes(100);
     assert.deepEqual(await client.request(data, fx.forwarder.port), data, "a new session answers");
@@ -264,9 +280,7 @@ Deno.test("UdpForwarder drops and counts datagrams whose target name does not re
   await using fx = forwarderTo(1, { targetHost: "-" });
   using client = udpClient();
   await client.send(new Uint8Array(8), fx.forwarder.port);
-  await waitFor(() => fx.counters.errors.ResolveTargetAddress === 1, {
-    message: "the lookup error",
-  });
+  await waitUntil("the lookup error", () => fx.counters.errors.ResolveTargetAddress === 1);
   assert.equal(fx.counters.droppedDatagrams, 1);
   assert.equal(fx.counters.activeSessions, 0);
 });
@@ -283,7 +297,7 @@ Deno.test("UdpForwarder drops and counts a datagram when no upstream socket can 
   });
   using client = udpClient();
   await client.send(new Uint8Array(8), fx.forwarder.port);
-  await waitFor(() => fx.counters.errors.DialUDPTarget === 1, { message: "the bind error" });
+  await waitUntil("the bind error", () => fx.counters.errors.DialUDPTarget === 1);
   assert.equal(fx.counters.droppedDatagrams, 1);
   assert.equal(fx.counters.activeSessions, 0);
   fail = false;
@@ -314,7 +328,8 @@ Deno.test("UdpForwarder.update() applies new timeouts to live sessions", async (
   await client.request(new Uint8Array(1), fx.forwarder.port);
   assert.equal(fx.counters.activeSessions, 1);
   fx.forwarder.update({ ...fx.spec, readTimeoutSeconds: 1 });
-  await waitFor(() => fx.counters.activeSessions === 0, { message: "the session to expire" });
+  fx.clock.advance(1000);
+  await waitUntil("the session to expire", () => fx.counters.activeSessions === 0);
 });
 
 Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, closes at the end", async () => {
@@ -326,7 +341,7 @@ Deno.test("UdpForwarder.drain() serves live sessions, refuses new clients, close
   assert.equal((await old.request(new Uint8Array([7]), fx.forwarder.port))[0], 7);
   using fresh = udpClient();
   await fresh.send(new Uint8Array(1), fx.forwarder.port);
-  await waitFor(() => fx.counters.droppedDatagrams === 1, { message: "the new client dropped" });
+  await waitUntil("the new client dropped", () => fx.counters.droppedDatagrams === 1);
   // Ending the grace period early: a second drain with no grace closes everything.
   await fx.forwarder.drain(0);
   await draining;

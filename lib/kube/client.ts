@@ -57,7 +57,7 @@ export type QueryValue = string | number | boolean | undefined;
 /** Options of one raw API request. */
 export interface RequestOptions {
   /** @default "GET" */
-  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  method?: "GET" | "POST" | "PATCH" | "DELETE";
   /** Path below the server URL, e.g. `/api/v1/namespaces`. */
   path: string;
   /** Query parameters. */
@@ -104,28 +104,19 @@ export interface ListOptions extends CallOptions {
   limit?: number;
 }
 
-/** Options of create and replace. */
+/** Options of create and patch. */
 export interface WriteOptions extends CallOptions {
   /** Field manager recorded in `managedFields`. */
   fieldManager?: string;
-  /** Let the server validate without persisting. */
-  dryRun?: boolean;
-}
-
-/** Options of {@linkcode KubeClient.replace}. */
-export interface ReplaceOptions extends WriteOptions {
-  /** Replace a subresource, e.g. `status`. */
-  subresource?: "status";
 }
 
 /** The patch formats the API server accepts. */
-export type PatchType = "json" | "merge" | "strategic" | "apply";
+export type PatchType = "json" | "merge" | "apply";
 
 /** Content type of each {@linkcode PatchType}. */
 export const PATCH_CONTENT_TYPES: Readonly<Record<PatchType, string>> = {
   json: "application/json-patch+json",
   merge: "application/merge-patch+json",
-  strategic: "application/strategic-merge-patch+json",
   apply: "application/apply-patch+yaml",
 };
 
@@ -134,8 +125,13 @@ export type JsonPatchOperation =
   | { op: "test" | "add" | "replace"; path: string; value: unknown }
   | { op: "remove"; path: string };
 
-/** Options of {@linkcode KubeClient.patch}. */
-export interface PatchOptions extends WriteOptions {
+/** A request of {@linkcode KubeClient.patch}. */
+export interface PatchRequest extends WriteOptions {
+  /** The object's name. */
+  name: string;
+  type: PatchType;
+  /** The patch document: JSON patch operations, a merge patch, or an apply configuration. */
+  patch: unknown;
   /** Namespace (namespaced resources only). */
   namespace?: string;
   /** Patch a subresource, e.g. `status`. */
@@ -152,20 +148,12 @@ export interface ApplyOptions extends CallOptions {
   force?: boolean;
   /** Apply to a subresource, e.g. `status`. */
   subresource?: "status";
-  /** Let the server validate without persisting. */
-  dryRun?: boolean;
 }
 
 /** Options of {@linkcode KubeClient.delete}. */
 export interface DeleteOptions extends CallOptions {
   /** Namespace (namespaced resources only). */
   namespace?: string;
-  /** `Orphan`, `Background` or `Foreground`. */
-  propagationPolicy?: "Orphan" | "Background" | "Foreground";
-  /** Delete only if the object still has this uid / resourceVersion. */
-  preconditions?: { uid?: string; resourceVersion?: string };
-  /** Grace period override. */
-  gracePeriodSeconds?: number;
 }
 
 /** Options of {@linkcode KubeClient.watch}. */
@@ -381,32 +369,9 @@ export class KubeClient {
     );
   }
 
-  /** Replaces an object (or its `status`); a stale `metadata.resourceVersion` gets a Conflict. */
-  async replace<T extends KubeObject>(
-    resource: Resource<T>,
-    object: T,
-    options: ReplaceOptions = {},
-  ): Promise<T> {
-    return decodeObject(
-      resource,
-      await this.request({
-        ...call(options),
-        method: "PUT",
-        path: resourcePath(resource, { ...addressOf(object), subresource: options.subresource }),
-        query: writeQuery(options),
-        body: withType(resource, object),
-      }),
-    );
-  }
-
-  /** Patches an object (or its `status`) with a JSON, merge, strategic-merge or apply patch. */
-  async patch<T extends KubeObject>(
-    resource: Resource<T>,
-    name: string,
-    type: PatchType,
-    patch: unknown,
-    options: PatchOptions = {},
-  ): Promise<T> {
+  /** Patches an object (or its `status`) with a JSON, merge or server-side apply patch. */
+  async patch<T extends KubeObject>(resource: Resource<T>, request: PatchRequest): Promise<T> {
+    const { name, type, patch, ...options } = request;
     if (type === "apply" && !options.fieldManager) {
       throw new TypeError(
         `A server-side apply patch of ${resource.kind} "${name}" needs a fieldManager`,
@@ -439,7 +404,10 @@ export class KubeClient {
     options: ApplyOptions,
   ): Promise<T> {
     const { namespace, name } = addressOf(object);
-    return this.patch(resource, name, "apply", withType(resource, object), {
+    return this.patch(resource, {
+      name,
+      type: "apply",
+      patch: withType(resource, object),
       ...options,
       ...(namespace !== undefined ? { namespace } : {}),
     });
@@ -459,15 +427,6 @@ export class KubeClient {
       ...call(options),
       method: "DELETE",
       path: resourcePath(resource, { namespace: options.namespace, name }),
-      body: {
-        apiVersion: "v1",
-        kind: "DeleteOptions",
-        ...(options.propagationPolicy ? { propagationPolicy: options.propagationPolicy } : {}),
-        ...(options.preconditions ? { preconditions: options.preconditions } : {}),
-        ...(options.gracePeriodSeconds !== undefined
-          ? { gracePeriodSeconds: options.gracePeriodSeconds }
-          : {}),
-      },
     });
     return answer.kind === "Status" ? undefined : decodeObject(resource, answer);
   }
@@ -535,7 +494,13 @@ export class KubeClient {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const timer = setTimeout(() => timeout.abort(), timeoutMs);
     const failed = (error: unknown) =>
-      this.#transportError(error, options.signal, timeout.signal, method, shownPath, timeoutMs);
+      this.#transportError(error, {
+        callerSignal: options.signal,
+        timeoutSignal: timeout.signal,
+        method,
+        path: shownPath,
+        timeoutMs,
+      });
     try {
       const credentials = await this.#credentials.get();
       const headers = new Headers({ "Accept": "application/json", "User-Agent": this.#userAgent });
@@ -578,14 +543,18 @@ export class KubeClient {
     }
   }
 
+  /** The error to throw for a request that got no answer: the caller's abort, a timeout, or the network. */
   #transportError(
     error: unknown,
-    callerSignal: AbortSignal | undefined,
-    timeoutSignal: AbortSignal,
-    method: string,
-    path: string,
-    timeoutMs: number,
+    request: {
+      readonly callerSignal: AbortSignal | undefined;
+      readonly timeoutSignal: AbortSignal;
+      readonly method: string;
+      readonly path: string;
+      readonly timeoutMs: number;
+    },
   ): unknown {
+    const { callerSignal, timeoutSignal, method, path, timeoutMs } = request;
     if (callerSignal?.aborted) return callerSignal.reason;
     if (timeoutSignal.aborted) {
       return new ApiError({
@@ -669,7 +638,7 @@ function call(options: CallOptions): Pick<RequestOptions, "signal" | "timeoutMs"
 }
 
 function writeQuery(options: WriteOptions): Record<string, QueryValue> {
-  return { fieldManager: options.fieldManager, dryRun: options.dryRun ? "All" : undefined };
+  return { fieldManager: options.fieldManager };
 }
 
 function addressOf(object: KubeObject): { namespace?: string; name: string } {

@@ -53,10 +53,13 @@ Deno.test("request() retries 503 for idempotent requests only, then throws Serve
   });
   assert.equal(server.requests.length, 3);
   await assert.rejects(client.create(SERVICES, service), /POST .* 503/);
-  await assert.rejects(client.patch(SERVICES, "s", "json", [], { namespace: "n" }), /PATCH .* 503/);
+  await assert.rejects(
+    client.patch(SERVICES, { name: "s", type: "json", patch: [], namespace: "n" }),
+    /PATCH .* 503/,
+  );
   assert.equal(server.requests.length, 5);
   await assert.rejects(
-    client.patch(SERVICES, "s", "merge", {}, { namespace: "n" }),
+    client.patch(SERVICES, { name: "s", type: "merge", patch: {}, namespace: "n" }),
     /PATCH .* 503/,
   );
   assert.equal(server.requests.length, 8);

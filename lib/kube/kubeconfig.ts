@@ -83,19 +83,32 @@ export async function loadKubeconfig(options: KubeconfigOptions = {}): Promise<C
   if (contextName === undefined || contextName === "") {
     throw new KubeconfigError(firstFile, "current-context", "is not set and no context was given");
   }
-  const context = lookup(merged, "contexts", contextName, firstFile, "current-context");
+  const context = lookup(merged, {
+    section: "contexts",
+    name: contextName,
+    referrer: firstFile,
+    referrerField: "current-context",
+  });
   const clusterName = requiredString(context, "cluster");
-  const cluster = lookup(merged, "clusters", clusterName, context.file, `${context.field}.cluster`);
+  const cluster = lookup(merged, {
+    section: "clusters",
+    name: clusterName,
+    referrer: context.file,
+    referrerField: `${context.field}.cluster`,
+  });
   const userName = optionalString(context, "user");
-  const user = userName === undefined || userName === ""
-    ? undefined
-    : lookup(merged, "users", userName, context.file, `${context.field}.user`);
+  const user = userName === undefined || userName === "" ? undefined : lookup(merged, {
+    section: "users",
+    name: userName,
+    referrer: context.file,
+    referrerField: `${context.field}.user`,
+  });
 
   const server = serverUrl(cluster);
   const caData = pemOrFile(cluster, "certificate-authority");
   const config: ClusterConfig = {
     server,
-    caCerts: caData === undefined ? [] : [checkPem(caData.pem, "CERTIFICATE", cluster, caData.key)],
+    caCerts: caData === undefined ? [] : [checkPem({ ...caData, entry: cluster }, "CERTIFICATE")],
     credentials: NO_CREDENTIALS,
     namespace: optionalString(context, "namespace") || "default",
     source: `context "${contextName}" in ${context.file}`,
@@ -176,13 +189,17 @@ function sectionEntries(
   });
 }
 
+/** The entry `name` of `section`, named by `referrerField` in the file `referrer`. */
 function lookup(
   merged: Merged,
-  section: Section,
-  name: string,
-  referrer: string,
-  referrerField: string,
+  ref: {
+    readonly section: Section;
+    readonly name: string;
+    readonly referrer: string;
+    readonly referrerField: string;
+  },
 ): Entry {
+  const { section, name, referrer, referrerField } = ref;
   const entry = merged.entries[section].get(name);
   if (entry) return entry;
   const known = [...merged.entries[section].keys()].map((n) => `"${n}"`).join(", ") || "none";
@@ -242,8 +259,8 @@ function clientCertificateOf(user: Entry): ClientCertificate | undefined {
     );
   }
   return {
-    cert: checkPem(cert.pem, "CERTIFICATE", user, cert.key),
-    key: checkPem(key.pem, "PRIVATE KEY", user, key.key),
+    cert: checkPem({ ...cert, entry: user }, "CERTIFICATE"),
+    key: checkPem({ ...key, entry: user }, "PRIVATE KEY"),
   };
 }
 
@@ -361,7 +378,12 @@ function pemOrFile(entry: Entry, key: string): { pem: string; key: string } | un
   }
 }
 
-function checkPem(pem: string, label: "CERTIFICATE" | "PRIVATE KEY", entry: Entry, key: string) {
+/** `pem` (read from `entry`'s `key`) when it holds a PEM block of `label`. */
+function checkPem(
+  source: { readonly pem: string; readonly key: string; readonly entry: Entry },
+  label: "CERTIFICATE" | "PRIVATE KEY",
+): string {
+  const { pem, key, entry } = source;
   const field = `${entry.field}.${key}`;
   if (label === "PRIVATE KEY" && pem.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
     throw new KubeconfigError(entry.file, field, "encrypted private keys are not supported");

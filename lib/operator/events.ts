@@ -106,13 +106,16 @@ const COMPONENT = "undying-proxy";
 const MAX_MESSAGE = 1024;
 
 /** Builds the core/v1 Event for a note about `subject`. */
-export function buildEvent(
-  subject: EventSubject,
-  note: EventNote,
-  replica: string,
-  now: Date,
-  suffix: string,
-): Event {
+export function buildEvent(input: {
+  readonly subject: EventSubject;
+  readonly note: EventNote;
+  /** The recording replica (`source.host`, `reportingInstance`). */
+  readonly replica: string;
+  readonly now: Date;
+  /** Makes the Event's name unique. */
+  readonly suffix: string;
+}): Event {
+  const { subject, note, replica, now, suffix } = input;
   const meta = subject.metadata ?? {};
   const time = now.toISOString();
   return {
@@ -165,7 +168,7 @@ export class EventRecorder {
     const now = new Date();
     // Unique across replicas recording at the same millisecond (client-go uses time + random too).
     const suffix = `${now.getTime().toString(16)}${crypto.randomUUID().slice(0, 8)}`;
-    const event = buildEvent(subject, note, this.#replica, now, suffix);
+    const event = buildEvent({ subject, note, replica: this.#replica, now, suffix });
     try {
       await this.#client.create(CORE_EVENTS, event, signal ? { signal } : {});
     } catch (error) {

@@ -28,15 +28,15 @@ Deno.test("EventDeduper rejects options that would never admit anything", () => 
   assert.throws(() => new EventDeduper({ perSecond: 0 }), RangeError);
 });
 
-Deno.test("buildEvent() names the object, the replica and clips long messages", () => {
+Deno.test("buildEvent({  }) names the object, the replica and clips long messages", () => {
   const subject = proxy("game").build();
-  const event = buildEvent(
+  const event = buildEvent({
     subject,
-    { type: "Warning", reason: "BindFailed", message: "x".repeat(2000) },
-    "replica-1",
-    new Date("2026-05-01T00:00:00Z"),
-    "abc",
-  );
+    note: { type: "Warning", reason: "BindFailed", message: "x".repeat(2000) },
+    replica: "replica-1",
+    now: new Date("2026-05-01T00:00:00Z"),
+    suffix: "abc",
+  });
   assert.equal(event.metadata?.name, "game.abc");
   assert.equal(event.metadata?.namespace, "proxy");
   assert.deepEqual(event.involvedObject, {

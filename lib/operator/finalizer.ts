@@ -58,12 +58,10 @@ const ATTEMPTS = 5;
  * @throws {ApiError} when every attempt failed or the error is not a race.
  */
 async function patchWithRetry(
-  client: KubeClient,
-  resource: Resource<CustomObject>,
-  object: CustomObject,
+  target: FinalizerTarget,
   makePatch: (object: CustomObject) => JsonPatchOperation[] | undefined,
-  signal?: AbortSignal,
 ): Promise<boolean> {
+  const { client, resource, object, signal } = target;
   const namespace = object.metadata?.namespace ?? "";
   const name = object.metadata?.name ?? "";
   let current = object;
@@ -71,7 +69,10 @@ async function patchWithRetry(
     const patch = makePatch(current);
     if (patch === undefined) return false;
     try {
-      await client.patch(resource, name, "json", patch, {
+      await client.patch(resource, {
+        name,
+        type: "json",
+        patch,
         namespace,
         ...(signal ? { signal } : {}),
       });
@@ -93,22 +94,20 @@ async function patchWithRetry(
   }
 }
 
+/** The object whose finalizers change, and how to reach it. */
+export interface FinalizerTarget {
+  readonly client: KubeClient;
+  readonly resource: Resource<CustomObject>;
+  readonly object: CustomObject;
+  readonly signal?: AbortSignal | undefined;
+}
+
 /** Adds {@linkcode FINALIZER} unless present; true when this call added it. */
-export function addFinalizer(
-  client: KubeClient,
-  resource: Resource<CustomObject>,
-  object: CustomObject,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  return patchWithRetry(client, resource, object, addFinalizerPatch, signal);
+export function addFinalizer(target: FinalizerTarget): Promise<boolean> {
+  return patchWithRetry(target, addFinalizerPatch);
 }
 
 /** Removes {@linkcode FINALIZER} if present; true when this call removed it. */
-export function removeFinalizer(
-  client: KubeClient,
-  resource: Resource<CustomObject>,
-  object: CustomObject,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  return patchWithRetry(client, resource, object, removeFinalizerPatch, signal);
+export function removeFinalizer(target: FinalizerTarget): Promise<boolean> {
+  return patchWithRetry(target, removeFinalizerPatch);
 }

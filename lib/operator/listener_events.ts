@@ -34,14 +34,19 @@ function same(a: ListenerState | undefined, b: ListenerState | undefined): boole
   return true;
 }
 
-function transition(
-  name: string,
-  protocol: Protocol,
-  before: ListenerState | undefined,
-  after: ListenerState | undefined,
-  port: number | undefined,
-  replica: string,
-): ListenerTransition | undefined {
+/** One protocol part of one forwarder between two passes. */
+interface PartChange {
+  readonly name: string;
+  readonly protocol: Protocol;
+  readonly before: ListenerState | undefined;
+  readonly after: ListenerState | undefined;
+  /** The listen port of the desired spec, if any. */
+  readonly port: number | undefined;
+  readonly replica: string;
+}
+
+function transition(change: PartChange): ListenerTransition | undefined {
+  const { name, protocol, before, after, port, replica } = change;
   if (same(before, after)) return undefined;
   const what = `${protocol.toUpperCase()} port ${port ?? "?"}`;
   switch (after?.phase) {
@@ -114,25 +119,26 @@ function transition(
 
 /**
  * The transitions from `previous` to `current` statuses (both keyed by forwarder name).
- * @param specs the desired specs, for the listen port of failed listeners
+ * `specs` are the desired specs, for the listen port of failed listeners.
  */
-export function listenerTransitions(
-  previous: ReadonlyMap<string, ForwarderStatus>,
-  current: ReadonlyMap<string, ForwarderStatus>,
-  specs: ReadonlyMap<string, ForwarderSpec>,
-  replica: string,
-): ListenerTransition[] {
+export function listenerTransitions(input: {
+  readonly previous: ReadonlyMap<string, ForwarderStatus>;
+  readonly current: ReadonlyMap<string, ForwarderStatus>;
+  readonly specs: ReadonlyMap<string, ForwarderSpec>;
+  readonly replica: string;
+}): ListenerTransition[] {
+  const { previous, current, specs, replica } = input;
   const transitions: ListenerTransition[] = [];
   for (const name of new Set([...previous.keys(), ...current.keys()])) {
     for (const protocol of PROTOCOLS) {
-      const t = transition(
+      const t = transition({
         name,
         protocol,
-        previous.get(name)?.[protocol],
-        current.get(name)?.[protocol],
-        specs.get(name)?.[protocol]?.listenPort,
+        before: previous.get(name)?.[protocol],
+        after: current.get(name)?.[protocol],
+        port: specs.get(name)?.[protocol]?.listenPort,
         replica,
-      );
+      });
       if (t) transitions.push(t);
     }
   }

@@ -12,7 +12,12 @@ function statuses(...list: ForwarderStatus[]): Map<string, ForwarderStatus> {
 }
 
 function diff(before: ForwarderStatus[], after: ForwarderStatus[]) {
-  return listenerTransitions(statuses(...before), statuses(...after), SPECS, "r1").map((t) => [
+  return listenerTransitions({
+    previous: statuses(...before),
+    current: statuses(...after),
+    specs: SPECS,
+    replica: "r1",
+  }).map((t) => [
     t.name,
     t.note.type,
     t.note.reason,
@@ -21,7 +26,7 @@ function diff(before: ForwarderStatus[], after: ForwarderStatus[]) {
   ]);
 }
 
-Deno.test("listenerTransitions() reports a listener that started", () => {
+Deno.test("listenerTransitions({  }) reports a listener that started", () => {
   assert.deepEqual(
     diff([{ name: "p/a", tcp: { phase: "pending" } }], [{
       name: "p/a",
@@ -31,7 +36,7 @@ Deno.test("listenerTransitions() reports a listener that started", () => {
   );
 });
 
-Deno.test("listenerTransitions() reports a bind failure once and counts it", () => {
+Deno.test("listenerTransitions({  }) reports a bind failure once and counts it", () => {
   const failed: ForwarderStatus = {
     name: "p/a",
     tcp: { phase: "failed", reason: "Address in use", retryInMs: 500 },
@@ -50,7 +55,7 @@ Deno.test("listenerTransitions() reports a bind failure once and counts it", () 
   assert.deepEqual(diff([failed], [retried]), []);
 });
 
-Deno.test("listenerTransitions() reports a conflict and a stopped listener, not pending ones", () => {
+Deno.test("listenerTransitions({  }) reports a conflict and a stopped listener, not pending ones", () => {
   assert.deepEqual(
     diff([], [{ name: "p/b", udp: { phase: "conflict", holder: "p/a", port: 53 } }]),
     [[
@@ -68,7 +73,7 @@ Deno.test("listenerTransitions() reports a conflict and a stopped listener, not 
   assert.deepEqual(diff([], [{ name: "p/a", tcp: { phase: "pending" } }]), []);
 });
 
-Deno.test("listenerTransitions() reports a rebind to a new port", () => {
+Deno.test("listenerTransitions({  }) reports a rebind to a new port", () => {
   assert.deepEqual(
     diff([{ name: "p/a", tcp: { phase: "listening", port: 7000 } }], [{
       name: "p/a",

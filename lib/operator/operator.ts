@@ -5,9 +5,9 @@
  * namespaces, or all) and of the managed Services; any change, a supervisor state change or the
  * periodic resync wakes ONE loop that runs a full pass over every object of this instance:
  * 1. build the complete desired set and hand it to the supervisor (so after a restart, a missed
- *    event or a watch gap every replica converges; an object gone unseen stops listening); a
- *    younger object holding a port an older one wants yields it for one pass (`port_priority.ts`),
- *    so the oldest wins on every replica alike;
+ *    event or a watch gap every replica converges; an object gone unseen stops listening); the
+ *    set is oldest first and the supervisor gives a contested port to the first in it, so the
+ *    oldest wins on every replica alike;
  * 2. Events and error counts for listener transitions and invalid specs;
  * 3. add the finalizer to objects that lack it;
  * 4. sync the managed Services' ports;
@@ -49,7 +49,6 @@ import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.ts";
 import { listenerTransitions } from "./listener_events.ts";
 import { type LoopObserver, NO_OBSERVER } from "./loop_observer.ts";
 import type { CountOperatorError, OperatorErrorType } from "./operator_errors.ts";
-import { yieldToOlder } from "./port_priority.ts";
 import {
   describeRejected,
   type RejectedEntry,
@@ -135,6 +134,19 @@ interface ServiceOutcome {
   readonly allSynced: boolean;
 }
 
+/** What one pass knows, as the steps after the apply need it. */
+interface PassState {
+  /** Valid specs by forwarder name. */
+  readonly specs: ReadonlyMap<string, ForwarderSpec>;
+  /** Problems of invalid specs by forwarder name. */
+  readonly invalid: ReadonlyMap<string, readonly SpecProblem[]>;
+  /** The supervisor's statuses right after the apply, by forwarder name. */
+  readonly statuses: ReadonlyMap<string, ForwarderStatus>;
+  readonly services: ServiceOutcome;
+  readonly now: Date;
+  readonly signal: AbortSignal;
+}
+
 /** The UnDyingProxy operator, as a {@linkcode DesiredStateSource} of the program. */
 export class Operator implements DesiredStateSource {
   readonly description: string;
@@ -163,8 +175,6 @@ export class Operator implements DesiredStateSource {
   #serviceReflectors = new Map<string, Reflector<Service>>();
   #lastStatuses = new Map<string, ForwarderStatus>();
   #lastObjects = new Map<string, UnDyingProxy>();
-  /** The specs handed to the supervisor by the last pass. */
-  #applied = new Map<string, ForwarderSpec>();
   /** What this replica last wrote per object uid, while the watch has not shown it yet. */
   #written = new Map<string, { key: string; at: number }>();
   #reportedInvalid = new Set<string>();
@@ -333,13 +343,12 @@ export class Operator implements DesiredStateSource {
     const desired = desiredFromProxies(objects, this.#instance, {
       allowedTargetNamespaces: this.#allowedTargetNamespaces,
     });
-    const before = new Map(this.#view.statuses().map((s) => [s.name, s]));
-    // ConfigMap entries come after every object: an object wins a port both claim.
+    // Objects oldest first, then ConfigMap entries: the supervisor gives a contested port to the
+    // first in this order, and binds before apply() returns, so the statuses read next are the
+    // ones to report.
     const streams = await this.#streams?.desired(signal);
     const streamSpecs = streams?.specs ?? [];
-    const applying = [...yieldToOlder(desired.specs, this.#applied, before), ...streamSpecs];
-    apply(applying);
-    this.#applied = new Map(applying.map((s) => [s.name, s]));
+    apply([...desired.specs, ...streamSpecs]);
     const now = new Date();
     const byName = new Map(objects.map((o) => [forwarderName(o), o]));
     const specs = new Map([...desired.specs, ...streamSpecs].map((s) => [s.name, s]));
@@ -354,20 +363,28 @@ export class Operator implements DesiredStateSource {
       if (object) events.push(this.#recorder.record(object, event, signal));
     };
 
-    for (const t of listenerTransitions(this.#lastStatuses, statuses, specs, this.#replica)) {
-      if (t.error) this.#countError(t.error);
-      note(t.name, t.note);
-    }
-    this.#lastStatuses = statuses;
+    // Warnings first: when many listeners start in one pass, the Event rate limit drops the
+    // routine `Listening` Events, not the ones that say what is wrong.
     this.#reportInvalid(byName, invalid, note);
     this.#reportRejected(streams?.rejected ?? [], (configMap, event) => {
       events.push(this.#recorder.record(configMap, event, signal));
     });
+    const transitions = listenerTransitions({
+      previous: this.#lastStatuses,
+      current: statuses,
+      specs,
+      replica: this.#replica,
+    });
+    for (const t of transitions.sort((a, b) => warningsFirst(a.note) - warningsFirst(b.note))) {
+      if (t.error) this.#countError(t.error);
+      note(t.name, t.note);
+    }
+    this.#lastStatuses = statuses;
 
     for (const object of objects) {
       if (isDeleting(object) || hasFinalizer(object)) continue;
       try {
-        if (await addFinalizer(this.#client, PROXIES, object, signal)) {
+        if (await addFinalizer({ client: this.#client, resource: PROXIES, object, signal })) {
           logger.debug("Added the finalizer to {object}", { object: forwarderName(object) });
         }
       } catch (error) {
@@ -387,7 +404,7 @@ export class Operator implements DesiredStateSource {
 
     await forEachLimit(objects, 8, async (object) => {
       try {
-        await this.#syncStatus(object, specs, invalid, statuses, services, now, signal);
+        await this.#syncStatus(object, { specs, invalid, statuses, services, now, signal });
       } catch (error) {
         failures.push("FailedUpdateStatus");
         this.#warn("Cannot write the status of {object}: {message}", forwarderName(object), error);
@@ -396,9 +413,9 @@ export class Operator implements DesiredStateSource {
 
     for (const object of objects) {
       if (!isDeleting(object) || !hasFinalizer(object)) continue;
-      if (!this.#mayRelease(object, statuses, services, now)) continue;
+      if (!this.#mayRelease(object, { statuses, services, now })) continue;
       try {
-        if (await removeFinalizer(this.#client, PROXIES, object, signal)) {
+        if (await removeFinalizer({ client: this.#client, resource: PROXIES, object, signal })) {
           logger.info("Released deleted {object}", { object: forwarderName(object) });
         }
       } catch (error) {
@@ -484,7 +501,11 @@ export class Operator implements DesiredStateSource {
       const cached = reflector?.isSynced()
         ? reflector.store.get(`${this.#namespace}/${service.name}`)
         : undefined;
-      const result = await syncServicePorts(this.#client, this.#namespace, service, desired, {
+      const result = await syncServicePorts({
+        client: this.#client,
+        namespace: this.#namespace,
+        managed: service,
+        desired,
         cached,
         signal,
       });
@@ -548,23 +569,15 @@ export class Operator implements DesiredStateSource {
       const ns = name.slice(0, slash);
       const objectName = name.slice(slash + 1);
       for (const protocol of service.protocols) {
-        if (servicePortName(protocol, ns, objectName, this.#namespace, prefixed) === port) {
-          return name;
-        }
+        const owner = { namespace: ns, name: objectName, operatorNamespace: this.#namespace };
+        if (servicePortName(protocol, { ...owner, prefixed }) === port) return name;
       }
     }
     return undefined;
   }
 
-  async #syncStatus(
-    object: UnDyingProxy,
-    specs: ReadonlyMap<string, ForwarderSpec>,
-    invalid: ReadonlyMap<string, readonly SpecProblem[]>,
-    statuses: ReadonlyMap<string, ForwarderStatus>,
-    services: ServiceOutcome,
-    now: Date,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #syncStatus(object: UnDyingProxy, pass: PassState): Promise<void> {
+    const { specs, invalid, statuses, services, now, signal } = pass;
     const name = forwarderName(object);
     const uid = object.metadata.uid ?? name;
     const plan = planStatus({
@@ -579,13 +592,28 @@ export class Operator implements DesiredStateSource {
       now,
     });
     if (plan.write) {
-      await applyReplicaStatus(this.#client, PROXIES, object, plan.entry, plan.summary, signal);
+      await applyReplicaStatus({
+        client: this.#client,
+        resource: PROXIES,
+        object,
+        entry: plan.entry,
+        summary: plan.summary,
+        signal,
+      });
       this.#written.set(uid, { key: plan.key, at: now.getTime() });
     }
     if (plan.stale.length === 0) return;
     try {
       const names = new Set(plan.stale);
-      if (await removeReplicaEntries(this.#client, PROXIES, object, names, signal)) {
+      if (
+        await removeReplicaEntries({
+          client: this.#client,
+          resource: PROXIES,
+          object,
+          names,
+          signal,
+        })
+      ) {
         logger.info("Removed stale status entries {replicas} of {object}", {
           replicas: plan.stale.join(", "),
           object: name,
@@ -600,10 +628,9 @@ export class Operator implements DesiredStateSource {
   /** True when a deleted object's finalizer may go (see the module doc, step 6). */
   #mayRelease(
     object: UnDyingProxy,
-    statuses: ReadonlyMap<string, ForwarderStatus>,
-    services: ServiceOutcome,
-    now: Date,
+    pass: Pick<PassState, "statuses" | "services" | "now">,
   ): boolean {
+    const { statuses, services, now } = pass;
     const name = forwarderName(object);
     if (statuses.has(name)) return false;
     if (!services.allSynced) {
@@ -613,7 +640,12 @@ export class Operator implements DesiredStateSource {
     }
     const deletedAt = Date.parse(object.metadata.deletionTimestamp ?? "");
     if (now.getTime() - deletedAt > this.#staleAfterMs) return true;
-    return othersListening(object, this.#replica, now, this.#staleAfterMs).length === 0;
+    return othersListening({
+      object,
+      replica: this.#replica,
+      now,
+      staleAfterMs: this.#staleAfterMs,
+    }).length === 0;
   }
 
   /**
@@ -641,7 +673,14 @@ export class Operator implements DesiredStateSource {
     };
     try {
       await forEachLimit(objects, 8, async (object) => {
-        await withdrawReplica(this.#client, PROXIES, object, this.#replica, plan, signal);
+        await withdrawReplica({
+          client: this.#client,
+          resource: PROXIES,
+          object,
+          replica: this.#replica,
+          plan,
+          signal,
+        });
       });
     } catch (error) {
       logger.debug("Could not withdraw every status entry at shutdown: {message}", {
@@ -656,4 +695,9 @@ export class Operator implements DesiredStateSource {
       message: errorMessage(error),
     });
   }
+}
+
+/** Sort key that puts Warning Events before Normal ones. */
+function warningsFirst(note: EventNote): number {
+  return note.type === "Warning" ? 0 : 1;
 }

@@ -79,11 +79,15 @@ function fnv1aHex(text: string): string {
  */
 export function servicePortName(
   protocol: ServiceProtocol,
-  namespace: string,
-  name: string,
-  operatorNamespace: string,
-  prefixed: boolean,
+  object: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly operatorNamespace: string;
+    /** One Service holds both protocols. */
+    readonly prefixed: boolean;
+  },
 ): string {
+  const { namespace, name, operatorNamespace, prefixed } = object;
   const prefix = prefixed ? `${protocol.toLowerCase()}-` : "";
   const plain = prefix + name;
   if (namespace === operatorNamespace && plain.length <= MAX_LABEL && DNS_LABEL.test(plain)) {
@@ -124,7 +128,12 @@ export function wantedServicePorts(
       if (taken.has(key)) continue;
       taken.add(key);
       wanted.push({
-        name: servicePortName(protocol, namespace, name, operatorNamespace, protocols.length > 1),
+        name: servicePortName(protocol, {
+          namespace,
+          name,
+          operatorNamespace,
+          prefixed: protocols.length > 1,
+        }),
         port: part.listenPort,
         protocol,
         owner: spec.name,
@@ -173,10 +182,13 @@ function matches(current: ServicePort, wanted: WantedPort): boolean {
  */
 function renamable(
   p: ServicePort,
-  placeable: ReadonlyMap<string, WantedPort>,
-  placed: ReadonlySet<string>,
-  current: readonly ServicePort[],
+  plan: {
+    readonly placeable: ReadonlyMap<string, WantedPort>;
+    readonly placed: ReadonlySet<string>;
+    readonly current: readonly ServicePort[];
+  },
 ): WantedPort | undefined {
+  const { placeable, placed, current } = plan;
   for (const w of placeable.values()) {
     if (placed.has(w.name) || w.port !== p.port || w.protocol !== (p.protocol ?? "TCP")) continue;
     if (!current.some((c) => c.name === w.name)) return w;
@@ -244,7 +256,7 @@ export function planServicePorts(
       ports.push(matches(p, w) ? p : toServicePort(w, p));
     } else {
       const adopted = (p.name === undefined ? undefined : legacy.get(p.name)) ??
-        renamable(p, placeable, placed, current);
+        renamable(p, { placeable, placed, current });
       if (adopted && placeable.has(adopted.name) && !placed.has(adopted.name)) {
         placed.add(adopted.name);
         ports.push(toServicePort(adopted, p));

@@ -37,31 +37,109 @@ const PLACEHOLDER: ServicePort = {
 };
 
 Deno.test("servicePortName() is the bare object name (the Go operator's), prefixed only when one Service holds both protocols", () => {
-  assert.equal(servicePortName("TCP", "proxy", "game", "proxy", false), "game");
-  assert.equal(servicePortName("UDP", "proxy", "game", "proxy", false), "game");
-  assert.equal(servicePortName("TCP", "proxy", "game", "proxy", true), "tcp-game");
-  assert.equal(servicePortName("UDP", "proxy", "game", "proxy", true), "udp-game");
+  assert.equal(
+    servicePortName("TCP", {
+      namespace: "proxy",
+      name: "game",
+      operatorNamespace: "proxy",
+      prefixed: false,
+    }),
+    "game",
+  );
+  assert.equal(
+    servicePortName("UDP", {
+      namespace: "proxy",
+      name: "game",
+      operatorNamespace: "proxy",
+      prefixed: false,
+    }),
+    "game",
+  );
+  assert.equal(
+    servicePortName("TCP", {
+      namespace: "proxy",
+      name: "game",
+      operatorNamespace: "proxy",
+      prefixed: true,
+    }),
+    "tcp-game",
+  );
+  assert.equal(
+    servicePortName("UDP", {
+      namespace: "proxy",
+      name: "game",
+      operatorNamespace: "proxy",
+      prefixed: true,
+    }),
+    "udp-game",
+  );
 });
 
 Deno.test("servicePortName() hashes names that would be too long or invalid, deterministically", () => {
   const long = "a".repeat(63);
-  const name = servicePortName("TCP", "proxy", long, "proxy", true);
+  const name = servicePortName("TCP", {
+    namespace: "proxy",
+    name: long,
+    operatorNamespace: "proxy",
+    prefixed: true,
+  });
   assert.ok(name.length <= 63 && DNS_LABEL.test(name), name);
-  assert.equal(name, servicePortName("TCP", "proxy", long, "proxy", true));
-  assert.notEqual(name, servicePortName("TCP", "proxy", "a".repeat(62), "proxy", true));
-  const dotted = servicePortName("UDP", "proxy", "game.eu", "proxy", true);
+  assert.equal(
+    name,
+    servicePortName("TCP", {
+      namespace: "proxy",
+      name: long,
+      operatorNamespace: "proxy",
+      prefixed: true,
+    }),
+  );
+  assert.notEqual(
+    name,
+    servicePortName("TCP", {
+      namespace: "proxy",
+      name: "a".repeat(62),
+      operatorNamespace: "proxy",
+      prefixed: true,
+    }),
+  );
+  const dotted = servicePortName("UDP", {
+    namespace: "proxy",
+    name: "game.eu",
+    operatorNamespace: "proxy",
+    prefixed: true,
+  });
   assert.ok(DNS_LABEL.test(dotted) && dotted.startsWith("udp-game-eu-"), dotted);
-  const bare = servicePortName("UDP", "proxy", "game.eu", "proxy", false);
+  const bare = servicePortName("UDP", {
+    namespace: "proxy",
+    name: "game.eu",
+    operatorNamespace: "proxy",
+    prefixed: false,
+  });
   assert.ok(DNS_LABEL.test(bare) && bare.startsWith("game-eu-"), bare);
 });
 
 Deno.test("servicePortName() keeps objects of other namespaces apart even when the text collides", () => {
   for (const prefixed of [true, false]) {
-    const a = servicePortName("TCP", "a-b", "c", "proxy", prefixed);
-    const b = servicePortName("TCP", "a", "b-c", "proxy", prefixed);
+    const a = servicePortName("TCP", {
+      namespace: "a-b",
+      name: "c",
+      operatorNamespace: "proxy",
+      prefixed,
+    });
+    const b = servicePortName("TCP", {
+      namespace: "a",
+      name: "b-c",
+      operatorNamespace: "proxy",
+      prefixed,
+    });
     assert.notEqual(a, b);
     for (const n of [a, b]) assert.ok(DNS_LABEL.test(n) && n.length <= 63, n);
-    const huge = servicePortName("TCP", "n".repeat(63), "m".repeat(63), "proxy", prefixed);
+    const huge = servicePortName("TCP", {
+      namespace: "n".repeat(63),
+      name: "m".repeat(63),
+      operatorNamespace: "proxy",
+      prefixed,
+    });
     assert.ok(DNS_LABEL.test(huge) && huge.length <= 63, huge);
   }
 });

@@ -53,8 +53,14 @@ export interface ServicePortSync {
   readonly error?: Error;
 }
 
-/** Options of {@linkcode syncServicePorts}. */
+/** What {@linkcode syncServicePorts} works on. */
 export interface SyncServicePortsOptions {
+  readonly client: KubeClient;
+  /** The operator's namespace, where the Service lives. */
+  readonly namespace: string;
+  readonly managed: ManagedService;
+  /** The complete desired set. */
+  readonly desired: readonly ForwarderSpec[];
   /** The Service as last seen by the watch, to skip a read when nothing changed. */
   cached?: Service | undefined;
   /** Field manager of the writes. @default "undying-proxy-operator" */
@@ -69,12 +75,9 @@ const ATTEMPTS = 5;
  * leaving foreign ports alone. Never throws for API failures: they are returned in `error`.
  */
 export async function syncServicePorts(
-  client: KubeClient,
-  namespace: string,
-  managed: ManagedService,
-  desired: readonly ForwarderSpec[],
-  options: SyncServicePortsOptions = {},
+  options: SyncServicePortsOptions,
 ): Promise<ServicePortSync> {
+  const { client, namespace, managed, desired } = options;
   const wanted = wantedServicePorts(desired, managed.protocols, namespace);
   const signal = options.signal ? { signal: options.signal } : {};
   let service = options.cached;
@@ -112,7 +115,10 @@ export async function syncServicePorts(
       spec: { ports: plan.ports },
     };
     try {
-      await client.patch(SERVICES, managed.name, "merge", patch, {
+      await client.patch(SERVICES, {
+        name: managed.name,
+        type: "merge",
+        patch,
         namespace,
         fieldManager: options.fieldManager ?? "undying-proxy-operator",
         ...signal,

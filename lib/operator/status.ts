@@ -78,17 +78,24 @@ function clip(text: string): string {
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
 }
 
+/** What {@linkcode replicaEntry} is made of. */
+export interface ReplicaEntryInput {
+  readonly replica: { readonly name: string; readonly node?: string | undefined };
+  /** The object's `metadata.generation` this entry describes. */
+  readonly generation: number;
+  /** The valid spec, or undefined for an invalid one or an object being deleted. */
+  readonly spec: ForwarderSpec | undefined;
+  /** The supervisor's state of the forwarder, if it has one. */
+  readonly forwarder: ForwarderStatus | undefined;
+  readonly now: Date;
+}
+
 /**
  * This replica's entry for one object: the supervisor's state of each protocol part of the spec
  * (no parts for an invalid spec or an object being deleted, whose listeners are stopped).
  */
-export function replicaEntry(
-  replica: { readonly name: string; readonly node?: string | undefined },
-  generation: number,
-  spec: ForwarderSpec | undefined,
-  forwarder: ForwarderStatus | undefined,
-  now: Date,
-): UnDyingProxyReplicaStatus {
+export function replicaEntry(input: ReplicaEntryInput): UnDyingProxyReplicaStatus {
+  const { replica, generation, spec, forwarder, now } = input;
   const entry: UnDyingProxyReplicaStatus = {
     name: replica.name,
     observedGeneration: generation,

@@ -93,7 +93,13 @@ export function planStatus(input: StatusPlanInput): StatusPlan {
   const generation = object.metadata.generation ?? 0;
   const stored: UnDyingProxyReplicaStatus[] = object.status?.replicas ?? [];
   const spec = "problems" in input.spec ? undefined : input.spec;
-  const entry = replicaEntry(input.replica, generation, spec, input.forwarder, now);
+  const entry = replicaEntry({
+    replica: input.replica,
+    generation,
+    spec,
+    forwarder: input.forwarder,
+    now,
+  });
   const { fresh, stale } = partitionEntries(withOwnEntry(stored, entry), now, input.staleAfterMs);
   const summary = aggregatorOf(fresh) === input.replica.name
     ? statusSummary({
@@ -172,12 +178,14 @@ export function planWithdrawal(input: WithdrawalInput): Withdrawal {
  * Names of other replicas whose fresh entry still reports a listener for the object (a deleted
  * object keeps its finalizer until this is empty).
  */
-export function othersListening(
-  object: UnDyingProxy,
-  replica: string,
-  now: Date,
-  staleAfterMs: number,
-): string[] {
+export function othersListening(input: {
+  readonly object: UnDyingProxy;
+  /** This replica, left out. */
+  readonly replica: string;
+  readonly now: Date;
+  readonly staleAfterMs: number;
+}): string[] {
+  const { object, replica, now, staleAfterMs } = input;
   const { fresh } = partitionEntries(object.status?.replicas ?? [], now, staleAfterMs);
   return fresh.filter((e) =>
     e.name !== replica && (e.tcp?.state === "Listening" || e.udp?.state === "Listening")

@@ -90,12 +90,16 @@ Deno.test("planStatus() reports an invalid spec with no listener parts", () => {
   assert.equal(result.summary?.conditions[0]?.reason, "InvalidSpec");
 });
 
-Deno.test("othersListening() names fresh other replicas that still listen", () => {
+Deno.test("othersListening({  }) names fresh other replicas that still listen", () => {
   const object = proxy("game").status({
     replicas: [entry("r1", 1), entry("r2", 1), entry("r3", 500), entry("r4", 1, "Pending")],
   }).typed();
-  assert.deepEqual(othersListening(object, "r2", NOW, 180_000), ["r1"]);
-  assert.deepEqual(othersListening(object, "r1", NOW, 180_000), ["r2"]);
+  assert.deepEqual(othersListening({ object, replica: "r2", now: NOW, staleAfterMs: 180_000 }), [
+    "r1",
+  ]);
+  assert.deepEqual(othersListening({ object, replica: "r1", now: NOW, staleAfterMs: 180_000 }), [
+    "r2",
+  ]);
 });
 
 Deno.test("planWithdrawal() drops the stopping replica's entry: the last one leaves Ready False, 0/0", () => {

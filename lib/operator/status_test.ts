@@ -25,11 +25,17 @@ const SPEC: ForwarderSpec = {
 };
 
 function listening(name: string, generation = 2): UnDyingProxyReplicaStatus {
-  return replicaEntry({ name }, generation, SPEC, {
-    name: SPEC.name,
-    tcp: { phase: "listening", port: 7000 },
-    udp: { phase: "listening", port: 7001 },
-  }, NOW);
+  return replicaEntry({
+    replica: { name },
+    generation,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: { phase: "listening", port: 7000 },
+      udp: { phase: "listening", port: 7001 },
+    },
+    now: NOW,
+  });
 }
 
 function summary(overrides: Partial<SummaryInput>): ReturnType<typeof statusSummary> {
@@ -43,12 +49,18 @@ function summary(overrides: Partial<SummaryInput>): ReturnType<typeof statusSumm
   });
 }
 
-Deno.test("replicaEntry() maps every supervisor phase to the CRD's listener states", () => {
-  const entry = replicaEntry({ name: "r1", node: "n1" }, 3, SPEC, {
-    name: SPEC.name,
-    tcp: { phase: "failed", reason: "address in use", retryInMs: 500 },
-    udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
-  }, NOW);
+Deno.test("replicaEntry({  }) maps every supervisor phase to the CRD's listener states", () => {
+  const entry = replicaEntry({
+    replica: { name: "r1", node: "n1" },
+    generation: 3,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: { phase: "failed", reason: "address in use", retryInMs: 500 },
+      udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
+    },
+    now: NOW,
+  });
   assert.deepEqual(entry, {
     name: "r1",
     node: "n1",
@@ -57,16 +69,33 @@ Deno.test("replicaEntry() maps every supervisor phase to the CRD's listener stat
     tcp: { state: "Failed", port: 7000, message: "address in use" },
     udp: { state: "Conflict", port: 7001, message: "port held by proxy/older" },
   });
-  const pending = replicaEntry({ name: "r1" }, 3, SPEC, undefined, NOW);
+  const pending = replicaEntry({
+    replica: { name: "r1" },
+    generation: 3,
+    spec: SPEC,
+    forwarder: undefined,
+    now: NOW,
+  });
   assert.deepEqual([pending.tcp, pending.udp], [
     { state: "Pending", port: 7000 },
     { state: "Pending", port: 7001 },
   ]);
-  assert.deepEqual(Object.keys(replicaEntry({ name: "r1" }, 3, undefined, undefined, NOW)), [
-    "name",
-    "observedGeneration",
-    "lastUpdateTime",
-  ]);
+  assert.deepEqual(
+    Object.keys(
+      replicaEntry({
+        replica: { name: "r1" },
+        generation: 3,
+        spec: undefined,
+        forwarder: undefined,
+        now: NOW,
+      }),
+    ),
+    [
+      "name",
+      "observedGeneration",
+      "lastUpdateTime",
+    ],
+  );
 });
 
 Deno.test("sameEntry() ignores lastUpdateTime and key order", () => {
@@ -114,11 +143,17 @@ Deno.test("statusSummary() is Ready when every replica listens on every part", (
 });
 
 Deno.test("statusSummary() shows a bind failure on any replica and names it", () => {
-  const failed = replicaEntry({ name: "r2" }, 2, SPEC, {
-    name: SPEC.name,
-    tcp: { phase: "failed", reason: "Address in use (os error 98)", retryInMs: 1000 },
-    udp: { phase: "listening", port: 7001 },
-  }, NOW);
+  const failed = replicaEntry({
+    replica: { name: "r2" },
+    generation: 2,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: { phase: "failed", reason: "Address in use (os error 98)", retryInMs: 1000 },
+      udp: { phase: "listening", port: 7001 },
+    },
+    now: NOW,
+  });
   const s = summary({ entries: [listening("r1"), failed] });
   assert.equal(s.ready, false);
   assert.equal(s.listening, "1/2");
@@ -127,11 +162,17 @@ Deno.test("statusSummary() shows a bind failure on any replica and names it", ()
 });
 
 Deno.test("statusSummary() puts a port conflict before a bind failure", () => {
-  const conflict = replicaEntry({ name: "r1" }, 2, SPEC, {
-    name: SPEC.name,
-    tcp: { phase: "failed", reason: "denied", retryInMs: 1 },
-    udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
-  }, NOW);
+  const conflict = replicaEntry({
+    replica: { name: "r1" },
+    generation: 2,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: { phase: "failed", reason: "denied", retryInMs: 1 },
+      udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
+    },
+    now: NOW,
+  });
   const s = summary({ entries: [conflict] });
   assert.equal(s.conditions[0]?.reason, "PortConflict");
   assert.match(s.conditions[0]?.message ?? "", /UDP port 7001: port held by proxy\/older/);
@@ -144,10 +185,16 @@ Deno.test("statusSummary() is Pending until every replica reports the current ge
   assert.equal(behind.conditions[0]?.reason, "Pending");
   assert.equal(behind.conditions[0]?.message, "waiting for r2");
   assert.equal(behind.listening, "1/2");
-  const oldFailure = replicaEntry({ name: "r2" }, 1, SPEC, {
-    name: SPEC.name,
-    tcp: { phase: "failed", reason: "old", retryInMs: 1 },
-  }, NOW);
+  const oldFailure = replicaEntry({
+    replica: { name: "r2" },
+    generation: 1,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: { phase: "failed", reason: "old", retryInMs: 1 },
+    },
+    now: NOW,
+  });
   assert.equal(
     summary({ entries: [listening("r1"), oldFailure] }).conditions[0]?.reason,
     "Pending",
@@ -188,7 +235,15 @@ Deno.test("statusSummary() says an empty spec has nothing to forward and is Read
   const empty: ForwarderSpec = { name: "proxy/empty" };
   const s = summary({
     spec: empty,
-    entries: [replicaEntry({ name: "r1" }, 2, empty, undefined, NOW)],
+    entries: [
+      replicaEntry({
+        replica: { name: "r1" },
+        generation: 2,
+        spec: empty,
+        forwarder: undefined,
+        now: NOW,
+      }),
+    ],
   });
   assert.equal(s.ready, true);
   assert.equal(s.conditions[0]?.message, "nothing to forward");
@@ -206,16 +261,22 @@ Deno.test("targetSummary() brackets IPv6 and merges identical targets", () => {
 });
 
 Deno.test("statusSummary() reports a forbidden target first, naming the address and the rule", () => {
-  const forbidden = replicaEntry({ name: "r1" }, 2, SPEC, {
-    name: SPEC.name,
-    tcp: {
-      phase: "forbidden",
-      port: 7000,
-      address: "10.96.0.1",
-      rule: "10.96.0.1 (the API server)",
+  const forbidden = replicaEntry({
+    replica: { name: "r1" },
+    generation: 2,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: {
+        phase: "forbidden",
+        port: 7000,
+        address: "10.96.0.1",
+        rule: "10.96.0.1 (the API server)",
+      },
+      udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
     },
-    udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
-  }, NOW);
+    now: NOW,
+  });
   assert.deepEqual(forbidden.tcp, {
     state: "Forbidden",
     port: 7000,

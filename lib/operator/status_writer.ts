@@ -37,18 +37,28 @@ export function statusApplyConfiguration(
   };
 }
 
+/** Where a status write goes: the client, the resource and the object written to. */
+export interface StatusTarget {
+  readonly client: KubeClient;
+  readonly resource: Resource<UnDyingProxy>;
+  readonly object: UnDyingProxy;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What {@linkcode applyReplicaStatus} writes. */
+export interface ReplicaStatusWrite extends StatusTarget {
+  /** This replica's entry in `status.replicas`. */
+  readonly entry: UnDyingProxyReplicaStatus;
+  /** The summary fields, written by the aggregating replica only. */
+  readonly summary?: StatusSummary | undefined;
+}
+
 /**
  * Server-side applies this replica's entry (and the summary when given) to the object's status.
  * A vanished object is not an error.
  */
-export async function applyReplicaStatus(
-  client: KubeClient,
-  resource: Resource<UnDyingProxy>,
-  object: UnDyingProxy,
-  entry: UnDyingProxyReplicaStatus,
-  summary: StatusSummary | undefined,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function applyReplicaStatus(write: ReplicaStatusWrite): Promise<void> {
+  const { client, resource, object, entry, summary, signal } = write;
   try {
     await client.apply(resource, statusApplyConfiguration(object, entry, summary), {
       fieldManager: statusFieldManager(entry.name),
@@ -87,16 +97,16 @@ export function removeEntriesPatch(
  * changed the list first (the caller's next pass sees the new list) or the object is gone.
  */
 export async function removeReplicaEntries(
-  client: KubeClient,
-  resource: Resource<UnDyingProxy>,
-  object: UnDyingProxy,
-  names: ReadonlySet<string>,
-  signal?: AbortSignal,
+  target: StatusTarget & { readonly names: ReadonlySet<string> },
 ): Promise<boolean> {
+  const { client, resource, object, names, signal } = target;
   const patch = removeEntriesPatch(object, names);
   if (patch === undefined) return false;
   try {
-    await client.patch(resource, object.metadata.name ?? "", "json", patch, {
+    await client.patch(resource, {
+      name: object.metadata.name ?? "",
+      type: "json",
+      patch,
       namespace: object.metadata.namespace ?? "",
       subresource: "status",
       ...(signal ? { signal } : {}),
@@ -143,13 +153,12 @@ const WITHDRAWAL_ATTEMPTS = 4;
  * re-plans (bounded). Returns false when there is nothing to withdraw or the object is gone.
  */
 export async function withdrawReplica(
-  client: KubeClient,
-  resource: Resource<UnDyingProxy>,
-  object: UnDyingProxy,
-  replica: string,
-  plan: (object: UnDyingProxy) => Withdrawal,
-  signal?: AbortSignal,
+  target: StatusTarget & {
+    readonly replica: string;
+    readonly plan: (object: UnDyingProxy) => Withdrawal;
+  },
 ): Promise<boolean> {
+  const { client, resource, object, replica, plan, signal } = target;
   const name = object.metadata.name ?? "";
   const options = { namespace: object.metadata.namespace ?? "", ...(signal ? { signal } : {}) };
   let current = object;
@@ -157,7 +166,10 @@ export async function withdrawReplica(
     if (!current.status?.replicas?.some((e) => e.name === replica)) return false;
     const { replicas, summary } = plan(current);
     try {
-      await client.patch(resource, name, "json", withdrawalPatch(current, replicas, summary), {
+      await client.patch(resource, {
+        name,
+        type: "json",
+        patch: withdrawalPatch(current, replicas, summary),
         ...options,
         subresource: "status",
       });

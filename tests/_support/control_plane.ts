@@ -9,7 +9,7 @@
 import { type ControlPlaneBinaries, findControlPlaneBinaries } from "../controlplane/binaries.ts";
 import { createPki, issueClientCertificate, type Pki } from "./_pki.ts";
 import { ServerProcess, spawnWatchdog } from "./_server_process.ts";
-import { waitUntil } from "./_wait_until.ts";
+import { waitUntil } from "./wait.ts";
 import { errorMessage } from "../../lib/util/error_message.ts";
 
 /** Result of one kubectl run. */
@@ -125,14 +125,37 @@ async function startLocalControlPlane(options: ControlPlaneOptions): Promise<Loc
   return controlPlane;
 }
 
+/** Options of {@linkcode integrationTest}. */
+export interface IntegrationTestOptions {
+  /**
+   * The test restarts the shared API server (new processes outlive it), so leak checks are off.
+   * @default false
+   */
+  readonly restartsControlPlane?: boolean;
+}
+
 /**
  * Registers an integration test that gets the control plane shared by this test module (started
- * on first use, stopped at unload; do not close it). Sanitizers are off because the shared servers
- * outlive single tests. Without binaries the test is ignored with a loud reason on stderr, except
- * when `CI=true` (or an env var points at missing binaries): then it fails.
+ * by a setup test before the first integration test, stopped at unload; do not close it). Leak
+ * checks (ops and resources) are on, since the shared servers exist before the test starts, except
+ * for tests that restart them. Without binaries the test is ignored with a loud reason on stderr,
+ * except when `CI=true` (or an env var points at missing binaries): then it fails.
  */
-export function integrationTest(name: string, fn: (cp: ControlPlane) => Promise<void>): void {
-  registerTest(name, false, async () => {
+export function integrationTest(
+  name: string,
+  fn: (cp: ControlPlane) => Promise<void>,
+  options: IntegrationTestOptions = {},
+): void {
+  if (!sharedSetupRegistered && findControlPlaneBinaries().found) {
+    sharedSetupRegistered = true;
+    Deno.test({
+      name: "(setup) start the control plane shared by this module",
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: async () => void await sharedControlPlane(),
+    });
+  }
+  registerTest(name, !options.restartsControlPlane, async () => {
     const cp = await sharedControlPlane();
     try {
       await fn(cp);
@@ -142,6 +165,8 @@ export function integrationTest(name: string, fn: (cp: ControlPlane) => Promise<
     }
   });
 }
+
+let sharedSetupRegistered = false;
 
 /**
  * Registers a test that starts its own control plane(s) via `startControlPlane` (e.g. to restart

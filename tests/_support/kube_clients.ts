@@ -1,7 +1,7 @@
 /** Helpers for tests that use the project's Kubernetes client against the test control plane. */
 import { KubeClient, type KubeClientOptions } from "../../lib/kube/client.ts";
 import { loadKubeconfig } from "../../lib/kube/kubeconfig.ts";
-import type { CustomObject } from "../../lib/kube/resources.ts";
+import { type CustomObject, UNDYING_PROXIES } from "../../lib/kube/resources.ts";
 
 /** A client for the kubeconfig at `path` (no environment lookups). Close it with `using`. */
 export async function clientFor(
@@ -24,9 +24,25 @@ export function undyingProxy(
   };
 }
 
-/** A copy of `object` whose TCP part now listens on `listenPort` (a spec change). */
-export function withListenPort(object: CustomObject, listenPort: number): CustomObject {
-  return { ...object, spec: { tcp: { listenPort, targetPort: 9001, targetHost: "example.org" } } };
+/**
+ * Moves the TCP part of `object` to `listenPort` (a spec change) with a merge patch that carries
+ * the object's resourceVersion, so a stale copy gets 409 Conflict.
+ */
+export function moveListenPort(
+  client: KubeClient,
+  object: CustomObject,
+  listenPort: number,
+): Promise<CustomObject> {
+  const namespace = object.metadata?.namespace;
+  return client.patch(UNDYING_PROXIES, {
+    name: object.metadata?.name ?? "",
+    type: "merge",
+    patch: {
+      metadata: { resourceVersion: object.metadata?.resourceVersion },
+      spec: { tcp: { listenPort, targetPort: 9001, targetHost: "example.org" } },
+    },
+    ...(namespace ? { namespace } : {}),
+  });
 }
 
 /**

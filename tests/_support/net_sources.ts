@@ -52,10 +52,12 @@ export function tcpFrom(
       if (!ended) socket.write(text);
       const deadline = Date.now() + timeoutMs;
       while (!ended && received.length - start < text.length && Date.now() < deadline) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          setTimeout(resolve, Math.max(1, deadline - Date.now()));
+          timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
         });
+        clearTimeout(timer);
       }
       return received.slice(start);
     },

@@ -13,7 +13,7 @@ import { renderKustomization, repoRoot } from "./kustomize.ts";
 import { readExactly, writeAll } from "./net_tcp.ts";
 import { udpClient } from "./net_udp.ts";
 import { type Exposition, freePort, startProgram } from "./program.ts";
-import { waitUntil } from "./_wait_until.ts";
+import { waitUntil } from "./wait.ts";
 
 /**
  * Applies the shipped RBAC (`k8s/rbac/`) into `namespace` and returns a kubeconfig of its

@@ -5,7 +5,7 @@
  */
 import { cleanEnv } from "./clean_env.ts";
 import { repoRoot } from "./kustomize.ts";
-import { waitFor } from "./net_wait.ts";
+import { waitUntil } from "./wait.ts";
 
 /** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
 export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
@@ -274,11 +274,11 @@ export async function startProgram(
     timeoutMs = 30_000,
   ) => {
     try {
-      await waitFor(() => {
+      await waitUntil(what, () => {
         if (lines.some(match)) return true;
         if (gone) throw new Error(`The program exited before ${what}`);
         return false;
-      }, { timeoutMs, message: what });
+      }, { timeoutMs });
     } catch (error) {
       throw new Error(`${error}\n--- program output ---\n${text.slice(-6000)}`);
     }
@@ -353,10 +353,10 @@ export async function waitForSeries(
 ): Promise<void> {
   let last = new Map<string, number>();
   try {
-    await waitFor(async () => {
+    await waitUntil("the expected metric values", async () => {
       last = new Map((await program.scrape()).series);
       return Object.entries(expected).every(([key, value]) => last.get(key) === value);
-    }, { timeoutMs, message: "the expected metric values" });
+    }, { timeoutMs });
   } catch (error) {
     const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
     throw new Error(

@@ -17,6 +17,7 @@ import { type ControlPlane, startControlPlane } from "../_support/control_plane.
 import { parseManifests, repoRoot } from "../_support/kustomize.ts";
 import { taskPermissionFlags } from "../_support/program.ts";
 import { ShutdownSignals } from "../../lib/shutdown.ts";
+import { errorMessage } from "../../lib/util/error_message.ts";
 
 const NAMESPACE = "undying-proxy";
 /** Kinds of `k8s/default` that are installed: everything but the operator's own workload. */
@@ -202,7 +203,7 @@ if (import.meta.main) {
     say("stopped");
     Deno.exit(code);
   } catch (error) {
-    say(`failed: ${error instanceof Error ? error.message : error}`);
+    say(`failed: ${errorMessage(error)}`);
     Deno.exit(1);
   }
 }
