@@ -4,8 +4,8 @@
 #   docker run --rm --network host -v "$PWD/k8s/samples:/config:ro" undying-proxy --config /config/local.yaml
 #
 # The binary's permissions are those of the `compile` task in deno.json (the single source of truth,
-# shared with the tests that run the program): net, read, a few env vars, the host name; no write,
-# no run.
+# shared with the tests that run the program): net, read, ffi (the batched UDP engine's threads,
+# and libc for the fd limit, /proc and TCP resets), a few env vars, the host name; no write, no run.
 
 # Builder: the official Deno image, pinned to the version CI uses.
 FROM denoland/deno:2.9.6 AS build
@@ -21,7 +21,8 @@ RUN deno task compile && ./dist/undying-proxy --version
 # The Go operator's image ran `/manager`: keep that path as a link, so manifests that name it work.
 RUN mkdir /links && ln -s /undying-proxy /links/manager
 
-# Runtime: glibc + libgcc (what the Deno runtime links against), user 65532, no shell.
+# Runtime: glibc + libgcc (what the Deno runtime links against, and the libc.so.6 the batched UDP
+# engine opens), user 65532, no shell.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/dist/undying-proxy /undying-proxy
 # A directory copy keeps the link a link.

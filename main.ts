@@ -8,6 +8,8 @@ import { getLogger } from "@logtape/logtape";
 import denoConfig from "./deno.json" with { type: "json" };
 import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
+import { revokeFfi } from "./lib/ffi/ffi_worker.ts";
+import { parseConfigOffThread } from "./lib/config_parse.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
@@ -25,6 +27,8 @@ import { ProgramMetrics } from "./lib/metrics.ts";
 import { ControllerMetrics } from "./lib/controller_metrics.ts";
 import { registerProcessMetrics } from "./lib/process_metrics.ts";
 import { probeHandler, Readiness } from "./lib/probes.ts";
+import { registerLimitMetrics } from "./lib/limit_metrics.ts";
+import { resourceLimits } from "./lib/resource_limits.ts";
 import { ShutdownSignals } from "./lib/shutdown.ts";
 import type { DesiredStateSource } from "./lib/source.ts";
 import { errorMessage } from "./lib/util/error_message.ts";
@@ -34,7 +38,8 @@ const log = getLogger(["undying-proxy"]);
 
 /**
  * Exit codes: 0 after a clean shutdown (or a valid file with `--check-config`), 1 when the program
- * cannot run (or an invalid file), 2 for a bad command line.
+ * cannot run (or an invalid file), 2 for a bad command line, 3 after a shutdown that had to cut TCP
+ * connections still open when the drain grace ended.
  */
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "convert") {
@@ -55,7 +60,7 @@ async function main(args: readonly string[]): Promise<number> {
   if (command.kind === "version") writeLine(Deno.stdout, `undying-proxy ${VERSION}`);
   if (command.kind !== "run") return 0;
   if (command.options.checkConfig && command.options.config !== undefined) {
-    const check = await checkConfig(command.options.config);
+    const check = await checkConfig(command.options.config, command.options.configMaxBytes);
     writeLine(check.valid ? Deno.stdout : Deno.stderr, check.lines.join("\n"));
     return check.valid ? 0 : 1;
   }
@@ -76,6 +81,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     denied: targetPolicy.deniedCidrs?.join(", ") || "none",
     allowed: targetPolicy.allowedCidrs?.join(", ") || "every address not denied",
   });
+  const limits = resourceLimits(options.maxOpenSockets);
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
     dialTimeoutMs: options.dialTimeoutMs,
@@ -83,11 +89,37 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     tcpIdleTimeoutMs: options.tcpIdleTimeoutMs,
     udpMaxSessions: options.udpMaxSessions,
     udpBufferBytes: options.udpBufferBytes,
+    maxOpenSockets: limits.maxOpenSockets,
+    udpBufferBudgetBytes: options.udpBufferBudgetBytes,
     workers: options.workers,
     targetPolicy,
     defaultSourceRanges: options.defaultSourceRanges,
+    udpEngine: options.udpEngine,
   });
-  const metrics = new ProgramMetrics(supervisor, { version: VERSION });
+  const metrics = new ProgramMetrics(supervisor, {
+    version: VERSION,
+    configFile: options.config !== undefined,
+  });
+  try {
+    const udpEngine = await supervisor.udpEngine();
+    log.info("UDP engine: {engine} ({threads} thread(s))", {
+      engine: udpEngine,
+      threads: udpEngine === "batched" ? options.workers : 1,
+    });
+    metrics.recordUdpEngine(udpEngine);
+  } catch (error) {
+    log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
+    return 1;
+  }
+  // Before the process metrics: the fd metrics read through libc take the standard names first.
+  using _limitMetrics = registerLimitMetrics(metrics.registry, {
+    fdLimit: limits.fdLimit,
+    maxOpenSockets: limits.maxOpenSockets,
+    budgets: supervisor.budgets,
+    statuses: () => supervisor.statuses(),
+  });
+  // Only the engine threads (started above, with their own permissions) keep FFI.
+  dropFfi();
   registerProcessMetrics(metrics.registry);
   const readiness = new Readiness(() => supervisor.statuses());
   await using servers = new AsyncDisposableStack();
@@ -132,7 +164,17 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   unsubscribe();
   stopSource.abort();
   await sourceEnded;
+  const forcedBefore = supervisor.forcedCloses;
   await supervisor.close({ graceMs: options.drainGracePeriodMs });
+  const forced = supervisor.forcedCloses - forcedBefore;
+  if (forced > 0) {
+    log.error(
+      "Stopped, but cut {count} TCP connection(s) still open after the drain grace period " +
+        "of {graceMs} ms (exit code 3)",
+      { count: forced, graceMs: options.drainGracePeriodMs },
+    );
+    return exitCode === 0 ? 3 : exitCode;
+  }
   log.info("Stopped");
   return exitCode;
 }
@@ -158,7 +200,11 @@ function openSource(
 ): Promise<DesiredStateSource> {
   if (options.config !== undefined) {
     return FileSource.open(options.config, {
+      maxBytes: options.configMaxBytes,
+      parse: parseConfigOffThread,
+      allowEmpty: options.configAllowEmpty,
       onLoad: (result) => parts.metrics.recordReload(result),
+      onWatchLost: () => parts.metrics.configWatchLost?.inc(),
     });
   }
   // Operator mode: UnDyingProxy objects from the cluster (lib/operator/operator.ts). Every error type
@@ -202,6 +248,11 @@ async function startServers(
       handler: probeHandler(parts.readiness),
     }));
   }
+}
+
+/** Revokes FFI on this thread if it was granted (the engine threads keep theirs). */
+function dropFfi(): void {
+  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") revokeFfi();
 }
 
 function logFirstReady(readiness: Readiness): void {

@@ -1,7 +1,8 @@
 /**
  * The direction of the architecture, checked on the real import graph (`deno info --json`, type-only
  * imports included): the data plane (`lib/forward/`) knows nothing of Kubernetes, the client
- * (`lib/kube/`) nothing of the operator, the shared helpers (`lib/util/`) nothing of ours, and no
+ * (`lib/kube/`) nothing of the operator, the FFI foundation (`lib/ffi/`) nothing but the shared
+ * helpers, the shared helpers (`lib/util/`) nothing of ours, and no
  * module of `lib/` imports itself through a cycle.
  * @module
  */
@@ -22,6 +23,12 @@ const RULES: readonly DirectionRule[] = [
     mayNotReach: (path) => path.startsWith("lib/kube/") || path.startsWith("lib/operator/"),
   },
   { folder: "lib/kube/", mayNotReach: (path) => path.startsWith("lib/operator/") },
+  {
+    // The FFI foundation (libc bindings, layouts, FFI workers) serves every native engine.
+    folder: "lib/ffi/",
+    mayNotReach: (path) =>
+      path.startsWith("lib/") && !path.startsWith("lib/ffi/") && !path.startsWith("lib/util/"),
+  },
   {
     folder: "lib/util/",
     mayNotReach: (path) => path.startsWith("lib/") && !path.startsWith("lib/util/"),

@@ -14,13 +14,13 @@ export interface ConfigCheck {
 }
 
 /**
- * Reads and validates the config file at `path`.
+ * Reads and validates the config file at `path` (refused unread above `maxBytes`, as a reload).
  * @throws {Error} only on a failure that is not about the file (a bug), never for a bad file.
  */
-export async function checkConfig(path: string): Promise<ConfigCheck> {
+export async function checkConfig(path: string, maxBytes?: number): Promise<ConfigCheck> {
   let specs: ForwarderSpec[];
   try {
-    specs = parseConfig(path, await readConfig(path));
+    specs = parseConfig(path, await readConfig(path, maxBytes));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const count = error.problems.length;

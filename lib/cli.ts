@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseCidrList } from "./forward/policy/cidr.ts";
+import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
 import { SUPERVISOR_DEFAULTS } from "./forward/supervisor_options.ts";
@@ -77,6 +78,22 @@ export const FLAGS = {
       "Without it the program runs as a Kubernetes operator.",
     parse: optionalString,
   },
+  "config-max-bytes": {
+    group: "Source",
+    valueName: "BYTES",
+    default: "4194304",
+    help: "Larger --config files are refused before they are parsed (the last good config keeps " +
+      "running).",
+    parse: (raw) => parseInteger(raw, 1, 64 * 1024 * 1024),
+  },
+  "config-allow-empty": {
+    group: "Source",
+    boolean: true,
+    default: "false",
+    help: "Apply a --config reload that removes every forwarder (an empty file, or none of the " +
+      "objects left); without it such a reload is rejected as a likely truncated write.",
+    parse: parseBoolean,
+  },
   "check-config": {
     group: "Source",
     boolean: true,
@@ -130,18 +147,49 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "BYTES",
     default: String(SUPERVISOR_DEFAULTS.udpBufferBytes),
-    help: "UDP receive buffer; larger datagrams are truncated and counted. The default truncates " +
-      "nothing. Go integer syntax (0x... too); values above 65535 are lowered to 65535 with a warning.",
+    help: "UDP receive buffer; larger datagrams are counted and cut (portable engine) or dropped " +
+      "(batched engine). The default truncates nothing. Go integer syntax (0x... too); values " +
+      "above 65535 are lowered to 65535 with a warning.",
     parse: parseUdpBufferBytes,
+  },
+  "max-open-sockets": {
+    group: "Forwarding",
+    valueName: "N",
+    default: "0",
+    defaultText:
+      "the file descriptor limit (RLIMIT_NOFILE) minus those open at start and a reserve",
+    help: "Sockets that TCP connections (2 each) and UDP sessions (1 each) may hold at once, in " +
+      "total; new connections beyond it are accepted and closed at once, new UDP clients dropped " +
+      "(both counted as SocketLimit). 0 derives it from the limit.",
+    parse: (raw) => parseInteger(raw, 0, 100_000_000),
+  },
+  "udp-buffer-budget-bytes": {
+    group: "Forwarding",
+    valueName: "BYTES",
+    default: "268435456",
+    help: "Memory for UDP sessions in total: each session reserves its worst case (its buffer of " +
+      "--udp-buffer-bytes in whole pages, and 16 KiB for the rest: 86016 bytes by default); new " +
+      "clients beyond it are dropped (counted as BufferBudget).",
+    parse: (raw) => parseInteger(raw, 4096, 64 * 1024 * 1024 * 1024),
   },
   "workers": {
     group: "Forwarding",
     valueName: "N",
     default: String(SUPERVISOR_DEFAULTS.workers),
     help:
-      "Threads forwarding TCP; above 1, listeners use SO_REUSEPORT and the kernel spreads new " +
-      "connections over the threads. UDP stays on one thread.",
+      "Forwarding threads; above 1, listeners use SO_REUSEPORT and the kernel spreads new TCP " +
+      "connections and UDP clients over the threads. UDP on the portable engine stays on one thread.",
     parse: (raw) => parseInteger(raw, 1, 64),
+  },
+  "udp-engine": {
+    group: "Forwarding",
+    valueName: "ENGINE",
+    default: "auto",
+    help:
+      "batched (libc through FFI in engine threads: epoll, recvmmsg/sendmmsg; needs --allow-ffi), " +
+      "portable (Deno.listenDatagram), or auto (batched on Linux x86-64/aarch64 when FFI is allowed " +
+      "and its self-test passes, else portable with a warning).",
+    parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
   },
   "allowed-target-cidrs": {
     group: "Access policy",

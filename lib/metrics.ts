@@ -141,7 +141,8 @@ const PART_METRICS: readonly PartMetric[] = [
     kind: "counter",
     protocol: "udp",
     name: "undying_proxy_udp_truncated_datagrams_total",
-    help: "Datagrams larger than --udp-buffer-bytes, forwarded truncated.",
+    help:
+      "Datagrams larger than --udp-buffer-bytes: forwarded cut (portable UDP engine) or dropped (batched).",
     value: (c) => c.truncatedDatagrams,
   },
 ];
@@ -154,13 +155,23 @@ export class ProgramMetrics {
   readonly operatorErrors: Counter<"type">;
   /** `undying_proxy_config_reloads_total{result}`: reloads of the `--config` file. */
   readonly configReloads: Counter<"result">;
-  /** `undying_proxy_config_last_reload_successful`: 1 when the last load of `--config` was valid. */
-  readonly configLastReloadSuccessful: Gauge;
+  /**
+   * `undying_proxy_config_last_reload_successful`: 1 when the last load of `--config` was valid.
+   * Absent in operator mode, where there is no file.
+   */
+  readonly configLastReloadSuccessful: Gauge | undefined;
+  /** `undying_proxy_config_watch_lost_total`: watches of the `--config` directory lost and set up again. */
+  readonly configWatchLost: Counter | undefined;
   /** `undying_proxy_shutting_down`: 1 from the first SIGTERM/SIGINT on. */
   readonly shuttingDown: Gauge;
+  /** `undying_proxy_udp_engine{engine}`: which UDP engine forwards (see `recordUdpEngine`). */
+  readonly udpEngine: Gauge;
 
   /** Registers every metric, reading forwarding state from `view` on each scrape. */
-  constructor(view: ForwardingView, options: { readonly version: string }) {
+  constructor(
+    view: ForwardingView,
+    options: { readonly version: string; readonly configFile?: boolean },
+  ) {
     const registers = [this.registry];
 
     this.#collected(
@@ -284,23 +295,43 @@ export class ProgramMetrics {
       registers,
     });
     for (const result of ["success", "failure"] as const) this.configReloads.inc({ result }, 0);
-    this.configLastReloadSuccessful = new Gauge({
+    this.configLastReloadSuccessful = options.configFile === false ? undefined : new Gauge({
       name: "undying_proxy_config_last_reload_successful",
       help: "1 when the last load of the --config file was valid, else 0.",
       registers,
     });
+    this.configWatchLost = options.configFile === false ? undefined : new Counter({
+      name: "undying_proxy_config_watch_lost_total",
+      help:
+        "Watches of the --config file's directory lost (removed or re-created) and set up again.",
+      registers,
+    });
+    this.configWatchLost?.inc(0);
     this.shuttingDown = new Gauge({
       name: "undying_proxy_shutting_down",
       help: "1 once a shutdown signal was received (draining), else 0.",
       registers,
     });
     this.shuttingDown.set(0);
+    this.udpEngine = new Gauge({
+      name: "undying_proxy_udp_engine",
+      help: "1 for the UDP engine in use (batched or portable; see --udp-engine), 0 for the other.",
+      labelNames: ["engine"],
+      registers,
+    });
+  }
+
+  /** Records the UDP engine in use (known once the batched engine's self-test ran). */
+  recordUdpEngine(engine: "batched" | "portable"): void {
+    for (const kind of ["batched", "portable"] as const) {
+      this.udpEngine.set({ engine: kind }, kind === engine ? 1 : 0);
+    }
   }
 
   /** Records the outcome of one load of the `--config` file. */
   recordReload(result: ReloadResult): void {
     this.configReloads.inc({ result });
-    this.configLastReloadSuccessful.set(result === "success" ? 1 : 0);
+    this.configLastReloadSuccessful?.set(result === "success" ? 1 : 0);
   }
 
   /** Answers `GET /metrics` with the exposition text; any other path is 404. */

@@ -81,6 +81,10 @@ export type SpecResult =
 export const DEFAULT_READ_TIMEOUT_SECONDS = 30;
 /** UDP send bound when `writeTimeoutSeconds` is absent or 0 (as in the Go operator). */
 export const DEFAULT_WRITE_TIMEOUT_SECONDS = 5;
+/** Largest `readTimeoutSeconds` (one day): idle sessions always expire (the CRD's `maximum`). */
+export const MAX_READ_TIMEOUT_SECONDS = 86_400;
+/** Largest `writeTimeoutSeconds` (one hour): a stuck send always ends (the CRD's `maximum`). */
+export const MAX_WRITE_TIMEOUT_SECONDS = 3_600;
 
 const PART_FIELDS = ["listenPort", "targetPort", "targetHost", "sourceRanges"] as const;
 const TCP_LIMITS = [
@@ -168,12 +172,14 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
       "spec.udp.readTimeoutSeconds",
       spec.udp.readTimeoutSeconds,
       DEFAULT_READ_TIMEOUT_SECONDS,
+      MAX_READ_TIMEOUT_SECONDS,
       problems,
     ),
     writeTimeoutSeconds: parseTimeout(
       "spec.udp.writeTimeoutSeconds",
       spec.udp.writeTimeoutSeconds,
       DEFAULT_WRITE_TIMEOUT_SECONDS,
+      MAX_WRITE_TIMEOUT_SECONDS,
       problems,
     ),
   };
@@ -318,6 +324,12 @@ function hostProblem(value: unknown): string | undefined {
       : "brackets may only enclose an IPv6 address, e.g. [fd00::1]";
   }
   if (ipLiteralFamily(value) !== 0) return undefined;
+  if (value.includes("://") || value.includes("/")) {
+    return "must be a host name or IP address, not a URL (the port goes in targetPort)";
+  }
+  if (/^[^:]+:\d*$/.test(value)) {
+    return "must be a host name or IP address without a port (the port goes in targetPort)";
+  }
   if (value.includes(":")) return "is not a valid IPv6 address";
   if (value.length > MAX_HOST_LENGTH) return `must be at most ${MAX_HOST_LENGTH} characters`;
   const labels = (value.endsWith(".") ? value.slice(0, -1) : value).split(".");
@@ -332,11 +344,12 @@ function parseTimeout(
   field: string,
   value: unknown,
   fallback: number,
+  max: number,
   problems: SpecProblem[],
 ): number {
   if (value === undefined || value === null || value === 0) return fallback;
-  if (!Number.isInteger(value) || (value as number) < 0) {
-    problems.push({ field, value, reason: "must be a positive integer (seconds)" });
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > max) {
+    problems.push({ field, value, reason: `must be an integer from 1 to ${max} (seconds)` });
   }
   return value as number;
 }

@@ -107,7 +107,7 @@ Deno.test("parseForwarderSpec() rejects a spec as a whole: a valid tcp part is n
     problems: [{
       field: "spec.udp.writeTimeoutSeconds",
       value: -5,
-      reason: "must be a positive integer (seconds)",
+      reason: "must be an integer from 1 to 3600 (seconds)",
     }],
   });
 });

@@ -24,6 +24,7 @@ import {
   type UnDyingProxyStatus,
 } from "../k8s/undying_proxy_types.ts";
 import { type ControlPlane, integrationTest } from "./_support/control_plane.ts";
+import { installMonitoringCrdStubs, serverDryRun } from "./_support/dry_run.ts";
 import {
   findManifest,
   type Manifest,
@@ -378,6 +379,7 @@ Deno.test("default install: HTTPS and authed metrics (flag defaults), review RBA
       port: "metrics",
       path: "/metrics",
       interval: "30s",
+      honorLabels: true,
     });
   }
 });
@@ -698,38 +700,6 @@ integrationTest(
   },
 );
 
-/** Installs a stand-in for the Prometheus Operator's ServiceMonitor CRD (any spec accepted). */
-async function installServiceMonitorStub(cp: ControlPlane): Promise<void> {
-  const crd = {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name: "servicemonitors.monitoring.coreos.com" },
-    spec: {
-      group: "monitoring.coreos.com",
-      names: { kind: "ServiceMonitor", plural: "servicemonitors", listKind: "ServiceMonitorList" },
-      scope: "Namespaced",
-      versions: [{
-        name: "v1",
-        served: true,
-        storage: true,
-        schema: {
-          openAPIV3Schema: {
-            type: "object",
-            properties: { spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
-          },
-        },
-      }],
-    },
-  };
-  await cp.kubectlOk(["apply", "--server-side", "-f", "-"], { stdin: JSON.stringify(crd) });
-  await cp.kubectlOk([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    "crd/servicemonitors.monitoring.coreos.com",
-  ]);
-}
-
 /** Server-side dry run of a whole kustomization moved into `ns`; returns kubectl's stderr. */
 async function dryRunKustomization(
   cp: ControlPlane,
@@ -741,17 +711,11 @@ async function dryRunKustomization(
     namespace: ns,
     ...(components && { components }),
   });
-  const result = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "-f", "-"], {
-    stdin: yaml,
-  });
-  assert.equal(result.code, 0, `${path} dry run: ${result.stderr}`);
-  const applied = result.stdout.trim().split("\n").length;
-  assert.equal(applied, parseManifests(yaml).length, `${path}: every object applied`);
-  return result.stderr;
+  return await serverDryRun(cp, yaml, path);
 }
 
 integrationTest("every kustomization passes a server-side dry run", async (cp) => {
-  await installServiceMonitorStub(cp);
+  await installMonitoringCrdStubs(cp);
   // The restricted Pod Security Standard warns about any violation in this namespace.
   const restricted = await cp.createNamespace("default-mode");
   await cp.kubectlOk(["label", "ns", restricted, "pod-security.kubernetes.io/warn=restricted"]);
@@ -768,7 +732,7 @@ integrationTest("every kustomization passes a server-side dry run", async (cp) =
 });
 
 integrationTest("the metrics-plain component passes a server-side dry run", async (cp) => {
-  await installServiceMonitorStub(cp);
+  await installMonitoringCrdStubs(cp);
   const components = ["k8s/prometheus", "k8s/metrics-plain"];
   await dryRunKustomization(
     cp,

@@ -582,6 +582,11 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
       entry,
     });
     await waitReady(program);
+    // The UDP engine threads' own bundle must be found and pass the self-test.
+    await program.waitForLog(
+      "the batched UDP engine",
+      (line) => line.message === "UDP engine: batched (2 thread(s))",
+    );
     for (let seed = 0; seed < 4; seed++) await echoThrough(tcpPort, 10_000, seed);
     using client = udpClient();
     const datagram = patternBytes(1200, 3);
@@ -598,9 +603,13 @@ Deno.test("the start and operator tasks run with the compile task's permissions"
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
   assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
-  for (const forbidden of ["--allow-write", "--allow-run", "--allow-all", "--allow-ffi"]) {
+  // --allow-ffi: libc for what Deno has no API for (lib/libc.ts: the fd limit, /proc, TCP resets)
+  // and the FFI forwarding engines.
+  for (const forbidden of ["--allow-write", "--allow-run", "--allow-all"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
   }
+  // FFI for the batched UDP engine's threads only: the main thread revokes it at start.
+  assert.ok(flags.includes("--allow-ffi"), "--allow-ffi in compile task");
 });
 
 Deno.test("--metrics-secure serves /metrics over HTTPS with the certificate of --metrics-cert-path", async () => {
@@ -643,4 +652,64 @@ Deno.test("--metrics-secure without a certificate serves a self-signed one made 
     fetch(`https://127.0.0.1:${program.metricsPort}/metrics`),
     "not a public CA's",
   );
+});
+
+/** The UDP engine the program reports in its metrics. */
+async function udpEngineMetric(program: ProgramProcess): Promise<Record<string, number>> {
+  const { series } = await program.scrape();
+  return {
+    batched: series.get('undying_proxy_udp_engine{engine="batched"}') ?? -1,
+    portable: series.get('undying_proxy_udp_engine{engine="portable"}') ?? -1,
+  };
+}
+
+Deno.test("UDP goes through the batched engine by default: logged at start, exported as a metric", async () => {
+  await using udpEcho = startUdpEcho();
+  const udpPort = freePort();
+  await using config = await tempConfig([
+    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  await program.waitForLog(
+    "the engine",
+    (line) => line.message === "UDP engine: batched (1 thread(s))",
+  );
+  assert.deepEqual(await udpEngineMetric(program), { batched: 1, portable: 0 });
+  using client = udpClient();
+  const datagram = patternBytes(65_507, 5);
+  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+});
+
+Deno.test("without FFI permission, --udp-engine=auto falls back to the portable engine with a warning", async () => {
+  await using udpEcho = startUdpEcho();
+  const udpPort = freePort();
+  await using config = await tempConfig([
+    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
+  await using program = await startProgram([`--config=${config.path}`], { flags });
+  await waitReady(program);
+  const warning = await program.waitForLog(
+    "the fallback warning",
+    (line) => line.level === "WARNING" && /batched UDP engine cannot run/.test(line.message),
+  );
+  assert.match(warning.message, /FFI is not permitted/);
+  assert.deepEqual(await udpEngineMetric(program), { batched: 0, portable: 1 });
+  using client = udpClient();
+  const datagram = patternBytes(1200, 6);
+  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+});
+
+Deno.test("--udp-engine=batched without FFI permission stops with a clear error", async () => {
+  await using config = await tempConfig([]);
+  const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
+  const result = await runProgram([
+    `--config=${config.path}`,
+    "--udp-engine=batched",
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address=0",
+  ], flags);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /batched UDP engine cannot run: FFI is not permitted/);
 });

@@ -103,16 +103,40 @@ export class BufferPool {
     };
   }
 
-  /** Unmaps (at the next garbage collection) every empty slab but one. */
+  /**
+   * Unmaps every empty slab but one: at the next garbage collection, which is asked for soon (V8
+   * does not collect by itself while nothing else allocates, and the memory would stay resident).
+   */
   #dropEmptySlabs(): void {
     let spare = false;
+    let dropped = false;
     this.#slabs = this.#slabs.filter((slab) => {
       if (slab.freeCount < slab.fresh) return true;
       if (!spare) return spare = true;
       this.#byBuffer.delete(slab.buffer);
+      dropped = true;
       return false;
     });
+    if (dropped) collectSoon();
   }
+}
+
+/** Delay before a requested collection: slabs dropped meanwhile are freed by the same one. */
+const COLLECT_DELAY_MS = 1000;
+let collectTimer: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * Runs a full garbage collection in a second, when the runtime exposes `gc()` (V8 flag
+ * `--expose-gc`, set by the compile task); without it the memory is reused for new buffers.
+ */
+function collectSoon(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined || collectTimer !== undefined) return;
+  collectTimer = setTimeout(() => {
+    collectTimer = undefined;
+    gc();
+  }, COLLECT_DELAY_MS);
+  Deno.unrefTimer(collectTimer);
 }
 
 const shared = new Map<number, BufferPool>();

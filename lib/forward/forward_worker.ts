@@ -34,7 +34,12 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.kind) {
     case "start": {
-      supervisor = new Supervisor({ ...message.options, workers: 1, tcpReusePort: true });
+      supervisor = new Supervisor({
+        ...message.options,
+        workers: 1,
+        tcpReusePort: true,
+        udpEngine: "portable", // this thread gets TCP parts only
+      });
       supervisor.onChange(() => post({ kind: "statuses", statuses: supervisor!.statuses() }));
       timer = setInterval(
         () => post({ kind: "counters", counters: tcpCounters() }),
@@ -48,7 +53,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "close": {
       clearInterval(timer);
       await supervisor?.close({ graceMs: message.graceMs });
-      post({ kind: "closed", counters: tcpCounters() });
+      post({
+        kind: "closed",
+        counters: tcpCounters(),
+        forcedCloses: supervisor?.forcedCloses ?? 0,
+      });
       break;
     }
   }

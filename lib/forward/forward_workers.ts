@@ -1,7 +1,8 @@
 /**
  * Extra forwarding threads (`SupervisorOptions.workers`): Web Workers that each run the TCP part of
  * the desired set on `reusePort` listeners (the kernel spreads new connections over the threads by
- * hash). UDP stays on the main thread: Deno cannot share a UDP port between sockets
+ * hash). UDP is not theirs: the batched UDP engine runs its own threads (`udp_batched/`), and the
+ * portable one stays on the main thread, since Deno cannot share a UDP port between sockets
  * (`Deno.listenDatagram({ reuseAddress })` sets SO_REUSEADDR only, so the last socket bound gets every
  * datagram). Workers report their counters every second; the supervisor adds them up on scrape.
  * @module
@@ -15,12 +16,24 @@ import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.
 
 const log = getLogger(["undying-proxy", "supervisor"]);
 
+const INHERIT_ALL = {
+  env: "inherit",
+  import: "inherit",
+  net: "inherit",
+  read: "inherit",
+  run: "inherit",
+  sys: "inherit",
+  write: "inherit",
+} as const;
+
 interface Thread {
   /** 1-based, for logs (the main thread is forwarding thread 0). */
   readonly index: number;
   readonly worker: Worker;
   /** Latest counters by forwarder name. */
   counters: Map<string, WorkerTcpCounters>;
+  /** Connections the worker cut at the end of a drain grace period (reported when closed). */
+  forcedCloses: number;
   /** Parts reported failed, as `name/protocol`, to log each failure once. */
   failed: Set<string>;
   readonly closed: PromiseWithResolvers<void>;
@@ -41,8 +54,14 @@ export class ForwardWorkers {
     for (let index = 0; index < count; index++) {
       const thread: Thread = {
         index: index + 1,
-        worker: new Worker(url, { type: "module", name: `forward-${index + 1}` }),
+        worker: new Worker(url, {
+          type: "module",
+          name: `forward-${index + 1}`,
+          // Everything this thread may do, except FFI: only the UDP engine threads hold that.
+          deno: { permissions: { ...INHERIT_ALL, ffi: false } },
+        }),
         counters: new Map(),
+        forcedCloses: 0,
         failed: new Set(),
         closed: Promise.withResolvers(),
       };
@@ -74,6 +93,11 @@ export class ForwardWorkers {
     }
   }
 
+  /** Connections the workers cut at the end of a drain grace period, as reported when closed. */
+  get forcedCloses(): number {
+    return this.#threads.reduce((sum, thread) => sum + thread.forcedCloses, 0);
+  }
+
   /** Drains every worker (`graceMs` as for the main thread), then ends them. */
   async close(graceMs: number): Promise<void> {
     for (const thread of this.#threads) this.#post(thread, { kind: "close", graceMs });
@@ -92,7 +116,10 @@ export class ForwardWorkers {
       return;
     }
     thread.counters = new Map(message.counters.map((entry) => [entry.name, entry]));
-    if (message.kind === "closed") thread.closed.resolve();
+    if (message.kind === "closed") {
+      thread.forcedCloses = message.forcedCloses;
+      thread.closed.resolve();
+    }
   }
 
   #logFailures(

@@ -30,10 +30,14 @@ export interface ListenerPartOptions<S> {
   readonly forwarder: string;
   readonly protocol: Protocol;
   /**
-   * Binds `spec.listenPort` (throwing the OS error) and starts forwarding; the forwarder calls
-   * `onTarget` whenever it learns whether its target is forbidden (see `TargetPolicy`).
+   * Binds `spec.listenPort` (throwing or rejecting with the OS error) and starts forwarding; an
+   * engine that binds in another thread answers with a promise. The forwarder calls `onTarget`
+   * whenever it learns whether its target is forbidden (see `TargetPolicy`).
    */
-  readonly open: (spec: S, onTarget: TargetReport) => RunningForwarder<S>;
+  readonly open: (
+    spec: S,
+    onTarget: TargetReport,
+  ) => RunningForwarder<S> | Promise<RunningForwarder<S>>;
   /** Called with every bind failure (for the error counters). */
   readonly onBindError: (error: unknown) => void;
   readonly bindRetryInitialMs: number;
@@ -58,6 +62,8 @@ export class ListenerPart<S extends PartSpec> {
   #running: RunningForwarder<S> | undefined;
   /** The forwarder's last target verdict. */
   #forbidden: ForbiddenTarget | undefined;
+  /** An asynchronous bind in progress (its result, or undefined when it failed). */
+  #opening: Promise<RunningForwarder<S> | undefined> | undefined;
   #claimed = false;
   #stopped = false;
   readonly #retryBackoff: Backoff;
@@ -123,30 +129,70 @@ export class ListenerPart<S extends PartSpec> {
   stop(graceMs: number): PartStop {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    const opening = this.#opening;
+    if (opening !== undefined) {
+      // Bound in another thread: stop whatever the bind in progress yields.
+      return {
+        released: opening.then((running) => running?.released),
+        done: opening.then((running) => running && this.#drain(running, graceMs)),
+      };
+    }
     const running = this.#running;
     if (running === undefined) return { released: Promise.resolve(), done: Promise.resolve() };
-    const done = running.drain(graceMs).then(() => {
+    return { released: running.released, done: this.#drain(running, graceMs) };
+  }
+
+  #drain(running: RunningForwarder<S>, graceMs: number): Promise<void> {
+    return running.drain(graceMs).then(() => {
       log.info("Stopped listening on {protocol} port {port} for {forwarder}", this.#logProps());
     });
-    return { released: running.released, done };
   }
 
   #bind(): void {
     if (this.#stopped) return;
+    let opened;
     try {
-      this.#running = this.#options.open(this.#spec, (forbidden) => this.#reportTarget(forbidden));
+      opened = this.#options.open(this.#spec, (forbidden) => this.#reportTarget(forbidden));
     } catch (error) {
-      this.#options.onBindError(error);
-      const retryInMs = this.#retryBackoff.next();
-      const reason = errorMessage(error);
-      log.warn(
-        "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
-        { ...this.#logProps(), reason, retryInMs },
-      );
-      this.#setState({ phase: "failed", reason, retryInMs });
-      this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
+      this.#bindFailed(error);
       return;
     }
+    if (!(opened instanceof Promise)) {
+      this.#bound(opened);
+      return;
+    }
+    const spec = this.#spec;
+    this.#opening = opened.then(
+      (running) => {
+        this.#opening = undefined;
+        if (!this.#stopped) {
+          if (this.#spec !== spec) running.update(this.#spec);
+          this.#bound(running);
+        }
+        return running;
+      },
+      (error: unknown) => {
+        this.#opening = undefined;
+        if (!this.#stopped) this.#bindFailed(error);
+        return undefined;
+      },
+    );
+  }
+
+  #bindFailed(error: unknown): void {
+    this.#options.onBindError(error);
+    const retryInMs = this.#retryBackoff.next();
+    const reason = errorMessage(error);
+    log.warn(
+      "Cannot listen on {protocol} port {port} for {forwarder}: {reason}; retrying in {retryInMs} ms",
+      { ...this.#logProps(), reason, retryInMs },
+    );
+    this.#setState({ phase: "failed", reason, retryInMs });
+    this.#retryTimer = setTimeout(() => this.#bind(), retryInMs);
+  }
+
+  #bound(running: RunningForwarder<S>): void {
+    this.#running = running;
     this.#retryBackoff.reset();
     log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
     this.#setState(this.#boundState());

@@ -43,6 +43,10 @@ export const TCP_ERROR_TYPES = [
   "CopyTargetToClient",
   "IdleTimeout",
   "Listen",
+  /** A new connection shed at once: the sockets budget (--max-open-sockets) was used up. */
+  "SocketLimit",
+  /** A connection still open when the drain grace period ended, aborted (RST). */
+  "DrainTimeout",
 ] as const;
 /** One TCP error type. */
 export type TcpErrorType = typeof TCP_ERROR_TYPES[number];
@@ -59,6 +63,14 @@ export const UDP_ERROR_TYPES = [
   "WriteToClient",
   "SessionLimit",
   "Truncated",
+  /** A new client refused: the sockets budget (--max-open-sockets) was used up. */
+  "SocketLimit",
+  /** A new client refused: the session buffer budget (--udp-buffer-budget-bytes) was used up. */
+  "BufferBudget",
+  /** The target answered with ICMP unreachable (nothing listens there). */
+  "TargetUnreachable",
+  /** A session still open when the drain grace period ended, closed. */
+  "DrainTimeout",
 ] as const;
 /** One UDP error type. */
 export type UdpErrorType = typeof UDP_ERROR_TYPES[number];

@@ -15,6 +15,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
+import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder, type TargetReport } from "./listener_part.ts";
@@ -23,13 +24,12 @@ import {
   type ForwarderCounters,
   type ForwarderStatus,
   newTcpCounters,
-  newUdpCounters,
   type Protocol,
   type TcpCounters,
   type UdpCounters,
 } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
-import { UdpForwarder } from "./udp_forwarder.ts";
+import { needsPolicy, UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
 import {
   type ResolvedSupervisorOptions,
   resolveSupervisorOptions,
@@ -71,17 +71,50 @@ export class Supervisor {
   /** The other forwarding threads, when `workers` > 1. */
   readonly #workers: ForwardWorkers | undefined;
   readonly #policy: TargetPolicy;
+  readonly #udpEngine: UdpEngine;
+  /** Sockets of this thread's connections and sessions. */
+  readonly #sockets: Budget;
+  /** Bytes of this thread's UDP session buffers. */
+  readonly #udpBuffers: Budget;
+  /** TCP connections cut because a drain grace period ended. */
+  #forcedCloses = 0;
   #closed = false;
 
   /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
+    // Every thread gets an equal share of the sockets budget.
+    const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
     if (resolved.workers > 1) {
       const { workers: _, ...perWorker } = options;
-      this.#workers = new ForwardWorkers(resolved.workers - 1, perWorker);
+      this.#workers = new ForwardWorkers(resolved.workers - 1, {
+        ...perWorker,
+        maxOpenSockets: socketShare,
+      });
     }
     this.#options = resolved;
     this.#policy = new TargetPolicy(resolved.targetPolicy);
+    this.#sockets = new Budget(socketShare);
+    this.#udpBuffers = new Budget(resolved.udpBufferBudgetBytes);
+    this.#udpEngine = new UdpEngine({
+      choice: resolved.udpEngine,
+      threads: resolved.workers,
+      listenAddress: resolved.listenAddress,
+      maxSessions: resolved.udpMaxSessions,
+      bufferBytes: resolved.udpBufferBytes,
+      sockets: this.#sockets,
+      bufferBudget: this.#udpBuffers,
+      policy: this.#policy,
+      defaultSourceRanges: resolved.defaultSourceRanges,
+    });
+  }
+
+  /**
+   * The UDP engine in use, once the batched engine passed its self-test or was ruled out.
+   * @throws when `udpEngine` is "batched" and that engine cannot run.
+   */
+  udpEngine(): Promise<UdpEngineKind> {
+    return this.#udpEngine.ready;
   }
 
   /**
@@ -159,6 +192,19 @@ export class Supervisor {
     }
   }
 
+  /** This thread's budgets: sockets held by connections and sessions, bytes of UDP buffers. */
+  get budgets(): { readonly sockets: Budget; readonly udpBuffers: Budget } {
+    return { sockets: this.#sockets, udpBuffers: this.#udpBuffers };
+  }
+
+  /**
+   * TCP connections cut (aborted) because a drain grace period ended, in every thread, so far: after
+   * `close()`, those of the shutdown included. (UDP sessions left at the end are only counted.)
+   */
+  get forcedCloses(): number {
+    return this.#forcedCloses + (this.#workers?.forcedCloses ?? 0);
+  }
+
   /**
    * Stops everything: listeners stop accepting at once, live connections and sessions get up to
    * `graceMs` (default `drainGraceMs`), then everything is closed. Idempotent.
@@ -177,6 +223,7 @@ export class Supervisor {
       if (this.#workers) this.#track(this.#workers.close(graceMs));
     }
     while (this.#stopping.size > 0) await Promise.all(this.#stopping);
+    await this.#udpEngine.close();
   }
 
   /** Same as `close()` with the default grace period. */
@@ -201,13 +248,26 @@ export class Supervisor {
     }
     if (part !== undefined) {
       if (sameSpec(part.spec, spec)) return part;
-      if (part.spec.listenPort === spec.listenPort) {
+      if (
+        part.spec.listenPort === spec.listenPort && !this.#policyChanges(protocol, part.spec, spec)
+      ) {
         part.update(spec);
         return part;
       }
       this.#stopPart(part);
     }
     return this.#newPart(entry, protocol, spec);
+  }
+
+  /**
+   * True when a UDP part starts or stops needing the access policy: it may then have to move
+   * between the batched engine (which does not check it) and the portable one, so it is reopened.
+   */
+  #policyChanges(protocol: Protocol, before: TcpSpec | UdpSpec, after: TcpSpec | UdpSpec): boolean {
+    if (protocol !== "udp" || !this.#udpEngine.mayBatch) return false;
+    const { defaultSourceRanges } = this.#options;
+    return needsPolicy(before as UdpSpec, this.#policy, defaultSourceRanges) !==
+      needsPolicy(after as UdpSpec, this.#policy, defaultSourceRanges);
   }
 
   #newPart<S extends TcpSpec | UdpSpec>(
@@ -224,16 +284,19 @@ export class Supervisor {
         this.#openTcp(name, spec, counters, onTarget);
       onBindError = () => counters.errors.Listen++;
     } else {
-      const counters = entry.udpCounters ??= newUdpCounters();
+      const counters = entry.udpCounters ??= this.#udpEngine.newCounters();
       open = (spec: UdpSpec, onTarget: TargetReport) =>
-        this.#openUdp(name, spec, counters, onTarget);
+        this.#udpEngine.open(name, spec, counters, onTarget);
       onBindError = (error: unknown) =>
         counters.errors[isLookupError(error) ? "ResolveListenAddress" : "Listen"]++;
     }
     return new ListenerPart<S>(spec, {
       forwarder: name,
       protocol,
-      open: open as (spec: S, onTarget: TargetReport) => RunningForwarder<S>,
+      open: open as unknown as (
+        spec: S,
+        onTarget: TargetReport,
+      ) => RunningForwarder<S> | Promise<RunningForwarder<S>>,
       onBindError,
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
@@ -266,28 +329,8 @@ export class Supervisor {
       policy: this.#policy,
       defaultSourceRanges: this.#options.defaultSourceRanges,
       onTarget,
-    });
-  }
-
-  #openUdp(
-    name: string,
-    spec: UdpSpec,
-    counters: UdpCounters,
-    onTarget: TargetReport,
-  ): UdpForwarder {
-    const socket = bindDualStack(
-      this.#options.listenAddress,
-      (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
-    );
-    return new UdpForwarder(socket, {
-      name,
-      counters,
-      spec,
-      maxSessions: this.#options.udpMaxSessions,
-      bufferBytes: this.#options.udpBufferBytes,
-      policy: this.#policy,
-      defaultSourceRanges: this.#options.defaultSourceRanges,
-      onTarget,
+      sockets: this.#sockets,
+      onForcedClose: (count) => this.#forcedCloses += count,
     });
   }
 

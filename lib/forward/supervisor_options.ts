@@ -4,6 +4,7 @@
  * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
+import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
 import { parseCidr } from "./policy/cidr.ts";
 import { TargetPolicy, type TargetPolicyOptions } from "./policy/target_policy.ts";
@@ -22,15 +23,28 @@ export interface SupervisorOptions {
   udpMaxSessions?: number;
   /** UDP receive buffer per socket; smaller buffers truncate (counted). */
   udpBufferBytes?: number;
+  /**
+   * Sockets that connections (2 each) and sessions (1 each) of this thread may hold at once; new
+   * ones beyond it are shed and counted (`SocketLimit`). With `workers`, each thread gets an equal
+   * share.
+   */
+  maxOpenSockets?: number;
+  /**
+   * Bytes of UDP session buffers at most (each session reserves its buffer's worst case); clients
+   * beyond it are refused and counted (`BufferBudget`).
+   */
+  udpBufferBudgetBytes?: number;
   /** First bind retry delay. */
   bindRetryInitialMs?: number;
   /** Longest bind retry delay. */
   bindRetryMaxMs?: number;
   /**
    * Forwarding threads. Above 1, TCP listeners are bound with `reusePort` and `workers - 1` Web
-   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. UDP
-   * stays on the main thread (Deno cannot share a UDP port). Note: with `reusePort`, another process
-   * of the same user binding the same port shares it instead of failing.
+   * Workers run the same TCP forwarders; the kernel spreads new connections over the threads. On
+   * the batched UDP engine, `workers` engine threads bind every UDP port (SO_REUSEPORT); the
+   * portable UDP engine stays on the main thread (Deno cannot share a UDP port). Note: with
+   * `reusePort`, another process of the same user binding the same port shares it instead of
+   * failing.
    */
   workers?: number;
   /** Bind TCP listeners with `reusePort` (set for and by workers). */
@@ -39,6 +53,13 @@ export interface SupervisorOptions {
   targetPolicy?: TargetPolicyOptions;
   /** Client ranges of parts without their own `sourceRanges`. @default [] (everyone) */
   defaultSourceRanges?: readonly string[];
+  /**
+   * UDP engine: "batched" (libc through FFI in `workers` engine threads; fails when it cannot
+   * run), "portable" (`Deno.listenDatagram` on this thread), or "auto" (batched when it can run and
+   * passes its self-test, else portable with a warning). The library default is "portable"; the
+   * command line's is "auto".
+   */
+  udpEngine?: UdpEngineChoice;
 }
 
 /** Every option, defaults filled in. */
@@ -52,12 +73,15 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 10_000,
   udpBufferBytes: 65_535,
+  maxOpenSockets: 1_000_000,
+  udpBufferBudgetBytes: 256 * 1024 * 1024,
   bindRetryInitialMs: 500,
   bindRetryMaxMs: 30_000,
   workers: 1,
   tcpReusePort: false,
   targetPolicy: {},
   defaultSourceRanges: [],
+  udpEngine: "portable",
 };
 
 /** Lower bounds of the numeric options (all are integers). */
@@ -65,7 +89,7 @@ const MINIMUMS: Readonly<
   Record<
     Exclude<
       keyof SupervisorOptions,
-      "listenAddress" | "tcpReusePort" | "targetPolicy" | "defaultSourceRanges"
+      "listenAddress" | "tcpReusePort" | "udpEngine" | "targetPolicy" | "defaultSourceRanges"
     >,
     number
   >
@@ -75,6 +99,8 @@ const MINIMUMS: Readonly<
   tcpIdleTimeoutMs: 0,
   udpMaxSessions: 1,
   udpBufferBytes: 1,
+  maxOpenSockets: 1,
+  udpBufferBudgetBytes: 1,
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
   workers: 1,
@@ -118,6 +144,17 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         throw new RangeError(`Invalid tcpReusePort ${JSON.stringify(value)}: must be a boolean`);
       }
       resolved.tcpReusePort = value;
+      continue;
+    }
+    if (key === "udpEngine") {
+      if (!(UDP_ENGINE_CHOICES as readonly unknown[]).includes(value)) {
+        throw new RangeError(
+          `Invalid udpEngine ${JSON.stringify(value)}: must be one of ${
+            UDP_ENGINE_CHOICES.join(", ")
+          }`,
+        );
+      }
+      resolved.udpEngine = value as UdpEngineChoice;
       continue;
     }
     const min = MINIMUMS[key as keyof typeof MINIMUMS];

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "../../tests/_support/net_ports.ts";
-import { tcpFrom } from "../../tests/_support/net_sources.ts";
+import { tcpFrom, udpFrom } from "../../tests/_support/net_sources.ts";
+import { startUdpEcho } from "../../tests/_support/net_udp.ts";
 import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
 import { newTcpCounters } from "./state.ts";
@@ -83,4 +84,31 @@ Deno.test({
       await workers.close(0);
     }
   },
+});
+
+Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges runs on the portable engine and is checked", async () => {
+  await using echo = startUdpEcho({ hostname: "127.0.0.2" });
+  const port = freePort("udp");
+  await using supervisor = new Supervisor({
+    listenAddress: "127.0.0.1",
+    drainGraceMs: 0,
+    udpEngine: "batched",
+  });
+  assert.equal(await supervisor.udpEngine(), "batched");
+  const udp = {
+    listenPort: port,
+    targetHost: "127.0.0.2",
+    targetPort: echo.port,
+    readTimeoutSeconds: 30,
+    writeTimeoutSeconds: 5,
+  };
+  supervisor.apply([{ name: "ns/guarded", udp: { ...udp, sourceRanges: ["127.0.0.2"] } }]);
+  await waitUntil("listening", () => supervisor.statuses()[0]?.udp?.phase === "listening");
+  using allowed = udpFrom("127.0.0.2");
+  assert.equal(await allowed.request("in", port, 5000), "in");
+  using refused = udpFrom("127.0.0.3");
+  assert.equal(await refused.request("out", port, 300), undefined);
+  const counters = () => [...supervisor.counters()][0]?.udp;
+  assert.equal(counters()?.rejected.SourceNotAllowed, 1);
+  assert.equal(echo.received, 1, "the refused datagram never reached the target");
 });

@@ -10,6 +10,7 @@ import {
 } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil } from "../../tests/_support/wait.ts";
+import { UDP_ENGINES } from "../../tests/_support/udp_engines.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import type { ForwarderStatus, ListenerState } from "./state.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
@@ -86,52 +87,6 @@ async function tcpEchoes(port: number, text: string): Promise<boolean> {
   return decoder.decode(await readExactly(conn, text.length)) === text;
 }
 
-Deno.test("Supervisor starts TCP and UDP listeners and reports them listening", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  await using sup = supervisor();
-  const changes: string[] = [];
-  sup.onChange((name) => changes.push(name));
-  const { tcpPort, udpPort } = await applyBoth(sup, "ns/a", { tcp: echo.port, udp: udpEcho.port });
-  assert.deepEqual(
-    sup.statuses(),
-    [{
-      name: "ns/a",
-      tcp: { phase: "listening", port: tcpPort },
-      udp: { phase: "listening", port: udpPort },
-    }] satisfies ForwarderStatus[],
-  );
-  assert.ok(changes.length >= 2 && changes.every((name) => name === "ns/a"));
-  assert.ok(await tcpEchoes(tcpPort, "hello"));
-  using client = udpClient();
-  assert.equal(decoder.decode(await client.request(encoder.encode("dgram"), udpPort)), "dgram");
-  const [counters] = [...sup.counters()];
-  assert.equal(counters?.name, "ns/a");
-  assert.equal(counters?.tcp?.bytesClientToTarget, 5);
-  assert.equal(counters?.udp?.bytesClientToTarget, 5);
-});
-
-Deno.test("Supervisor.close() closes every socket (descriptor count back to baseline)", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  const baseline = await openFdCount();
-  const sup = supervisor();
-  const { tcpPort, udpPort } = await applyBoth(sup, "a", { tcp: echo.port, udp: udpEcho.port });
-  using live = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
-  await writeAll(live, encoder.encode("x"));
-  await readExactly(live, 1);
-  {
-    using client = udpClient();
-    await client.request(encoder.encode("y"), udpPort);
-  }
-  assert.ok((await openFdCount()) > baseline);
-  await sup.close({ graceMs: 50 });
-  live.close();
-  await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
-  assert.deepEqual(sup.statuses(), []);
-  assert.throws(() => sup.apply([]), /closed/);
-});
-
 /** A server that sends `text` to every client and closes. */
 function greeter(text: string) {
   return startTcpServer((conn) => writeAll(conn, encoder.encode(text)));
@@ -184,49 +139,6 @@ Deno.test("Supervisor rebinds on a listenPort change and frees the old port", as
   });
 });
 
-Deno.test("Supervisor: a port in use fails only its part, counted, retried with capped backoff", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  await using sup = supervisor(); // retries after 50 ms, doubling up to 200 ms (±20% jitter)
-  const tcpSquatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const udpSquatter = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const busy: ForwarderSpec = {
-    name: "busy",
-    tcp: { listenPort: tcpSquatter.addr.port, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec((udpSquatter.addr as Deno.NetAddr).port, udpEcho.port),
-  };
-  const goodPort = freePort("tcp");
-  const retries: number[] = [];
-  let seen: ListenerState | undefined;
-  sup.onChange(() => {
-    const state = stateOf(sup, "busy", "tcp");
-    if (state !== seen && state?.phase === "failed") retries.push(state.retryInMs);
-    seen = state;
-  });
-  sup.apply([busy, tcp("good", goodPort, echo.port)]);
-  await waitForPhase(sup, "good", "tcp", "listening");
-  assert.ok(await tcpEchoes(goodPort, "unaffected"));
-  await waitUntil("four failed binds", () => retries.length >= 4);
-  const [first, second, third, ...capped] = retries as [number, number, number, number];
-  assert.ok(first >= 40 && first <= 60, `first retry ${first}`);
-  assert.ok(second >= 80 && second <= 120, `second retry ${second}`);
-  assert.ok(capped.concat(third).every((ms) => ms >= 160 && ms <= 200), `capped ${retries}`);
-  for (const protocol of ["tcp", "udp"] as const) {
-    const failed = stateOf(sup, "busy", protocol);
-    assert.ok(failed?.phase === "failed" && /in use/i.test(failed.reason), JSON.stringify(failed));
-    const counters = [...sup.counters()].find((c) => c.name === "busy")?.[protocol];
-    assert.ok(counters !== undefined && counters.errors.Listen >= 1, protocol);
-  }
-  tcpSquatter.close();
-  udpSquatter.close();
-  await waitForPhase(sup, "busy", "tcp", "listening");
-  await waitForPhase(sup, "busy", "udp", "listening");
-  assert.ok(await tcpEchoes(busy.tcp!.listenPort, "recovered"));
-  using client = udpClient();
-  const reply = await client.request(encoder.encode("recovered"), busy.udp!.listenPort);
-  assert.equal(decoder.decode(reply), "recovered");
-});
-
 Deno.test("Supervisor: desired-set order decides a port, also against a holder, which drains and waits", async () => {
   await using first = greeter("first");
   await using second = greeter("second");
@@ -271,45 +183,6 @@ Deno.test("Supervisor: among newcomers, desired-set order decides who gets a por
   await waitForPhase(sup, "z", "tcp", "listening");
 });
 
-Deno.test("Supervisor stops only the removed part and never touches unchanged forwarders", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  await using sup = supervisor();
-  const [tcpPort, udpPort, otherPort] = [freePort("tcp"), freePort("udp"), freePort("tcp")];
-  const both: ForwarderSpec = {
-    name: "both",
-    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec(udpPort, udpEcho.port),
-  };
-  sup.apply([both, tcp("other", otherPort, echo.port)]);
-  await waitForPhase(sup, "both", "udp", "listening");
-  await waitForPhase(sup, "other", "tcp", "listening");
-  using client = udpClient();
-  assert.equal(decoder.decode(await client.request(encoder.encode("1"), udpPort)), "1");
-  using otherLive = await Deno.connect({ hostname: "127.0.0.1", port: otherPort });
-  await writeAll(otherLive, encoder.encode("o"));
-  await readExactly(otherLive, 1);
-
-  sup.apply([{ name: "both", udp: both.udp! }, tcp("other", otherPort, echo.port)]);
-  assert.deepEqual(sup.statuses().map((status) => Object.keys(status)), [
-    ["name", "udp"],
-    ["name", "tcp"],
-  ]);
-  assert.equal([...sup.counters()][0]?.tcp, undefined);
-  await waitUntil("the removed TCP part to stop listening", async () => {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: tcpPort })).close();
-      return false;
-    } catch {
-      return true;
-    }
-  });
-  assert.equal(decoder.decode(await client.request(encoder.encode("2"), udpPort)), "2");
-  assert.deepEqual(udpEcho.sourcePorts.length, 1, "the UDP session survived");
-  await writeAll(otherLive, encoder.encode("still"));
-  assert.equal(decoder.decode(await readExactly(otherLive, 5)), "still");
-});
-
 Deno.test("Supervisor removes a forwarder that left the desired set and reports it", async () => {
   await using echo = startTcpEcho();
   await using sup = supervisor();
@@ -330,83 +203,263 @@ Deno.test("Supervisor rejects bad options and duplicate names", async () => {
   assert.throws(() => sup.apply([{ name: "a" }, { name: "a" }]), TypeError);
 });
 
-Deno.test("Supervisor listens dual-stack by default: IPv4 and IPv6 clients", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  await using sup = new Supervisor({ drainGraceMs: 100 }); // no listenAddress
-  const { tcpPort, udpPort } = await applyBoth(sup, "dual", { tcp: echo.port, udp: udpEcho.port });
-  for (const hostname of ["127.0.0.1", "::1"]) {
-    using conn = await Deno.connect({ hostname, port: tcpPort });
-    await writeAll(conn, encoder.encode(hostname));
-    assert.equal(decoder.decode(await readExactly(conn, hostname.length)), hostname);
-    using client = udpClient(hostname);
-    const reply = await client.request(encoder.encode(hostname), udpPort);
-    assert.equal(decoder.decode(reply), hostname);
-  }
-});
-
-Deno.test("Supervisor binds only the configured listen address", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  await using sup = supervisor({ listenAddress: "127.0.0.2" });
-  const [tcpPort, udpPort] = [freePort("tcp", "127.0.0.2"), freePort("udp", "127.0.0.2")];
-  sup.apply([{
-    name: "a",
-    tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
-    udp: udpSpec(udpPort, udpEcho.port),
-  }]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  await waitForPhase(sup, "a", "udp", "listening");
-  {
-    using conn = await Deno.connect({ hostname: "127.0.0.2", port: tcpPort });
-    await writeAll(conn, encoder.encode("two"));
-    assert.equal(decoder.decode(await readExactly(conn, 3)), "two");
-  }
-  await assert.rejects(
-    Deno.connect({ hostname: "127.0.0.1", port: tcpPort }),
-    Deno.errors.ConnectionRefused,
-  );
-  using client = udpClient();
-  const socket = client.socket;
-  await socket.send(encoder.encode("two"), {
-    transport: "udp",
-    hostname: "127.0.0.2",
-    port: udpPort,
-  });
-  const [reply, from] = await socket.receive(new Uint8Array(16));
-  assert.equal(decoder.decode(reply), "two");
-  assert.deepEqual({ ...from }, { transport: "udp", hostname: "127.0.0.2", port: udpPort });
-});
-
-Deno.test("Supervisor counts a listen address that does not resolve", async () => {
-  // glibc refuses "-" as a host name without sending a query: no DNS traffic leaves the machine.
-  await using sup = supervisor({ listenAddress: "-" });
-  sup.apply([{
-    name: "a",
-    tcp: { listenPort: 1, targetPort: 1, targetHost: "h" },
-    udp: udpSpec(1, 1),
-  }]);
-  await waitForPhase(sup, "a", "tcp", "failed");
-  await waitForPhase(sup, "a", "udp", "failed");
-  const [counters] = [...sup.counters()];
-  assert.ok((counters?.udp?.errors.ResolveListenAddress ?? 0) >= 1, "one per attempt");
-  assert.equal(counters?.udp?.errors.Listen, 0);
-  assert.ok((counters?.tcp?.errors.Listen ?? 0) >= 1, "TCP has one type for every bind failure");
-  const failed = stateOf(sup, "a", "udp");
-  assert.ok(failed?.phase === "failed" && /lookup/.test(failed.reason), JSON.stringify(failed));
-});
-
-Deno.test("Supervisor closes every socket of a forwarder removed from the desired set", async () => {
-  await using echo = startTcpEcho();
-  await using udpEcho = startUdpEcho();
-  await using sup = supervisor();
-  const baseline = await openFdCount();
-  const { tcpPort, udpPort } = await applyBoth(sup, "gone", { tcp: echo.port, udp: udpEcho.port });
-  {
+// Tests with UDP parts run on both UDP engines.
+for (const udpEngine of UDP_ENGINES) {
+  Deno.test(`Supervisor moves a UDP listen port and retargets live; other ports keep their sessions (${udpEngine} UDP engine)`, async () => {
+    await using first = startUdpEcho();
+    await using second = startUdpEcho();
+    await using sup = supervisor({ udpEngine });
+    const [oldPort, newPort, otherPort] = [freePort("udp"), freePort("udp"), freePort("udp")];
+    sup.apply([
+      { name: "a", udp: udpSpec(oldPort, first.port) },
+      { name: "other", udp: udpSpec(otherPort, first.port) },
+    ]);
+    await waitForPhase(sup, "a", "udp", "listening");
+    await waitForPhase(sup, "other", "udp", "listening");
     using client = udpClient();
-    await client.request(encoder.encode("x"), udpPort);
-    assert.ok(await tcpEchoes(tcpPort, "y"));
-  }
-  sup.apply([]);
-  await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
-});
+    assert.equal(decoder.decode(await client.request(encoder.encode("1"), otherPort)), "1");
+    const otherSessions = first.sourcePorts.length;
+    sup.apply([
+      { name: "a", udp: udpSpec(newPort, second.port) },
+      { name: "other", udp: udpSpec(otherPort, first.port) },
+    ]);
+    await waitUntil("listening on the new port", () => {
+      const state = stateOf(sup, "a", "udp");
+      return state?.phase === "listening" && state.port === newPort;
+    });
+    assert.equal(decoder.decode(await client.request(encoder.encode("2"), newPort)), "2");
+    assert.equal(second.received, 1, "the moved listener forwards to its new target");
+    await waitUntil("the old port free again", () => {
+      try {
+        Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: oldPort }).close();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(decoder.decode(await client.request(encoder.encode("3"), otherPort)), "3");
+    assert.equal(first.sourcePorts.length, otherSessions, "the other port's session survived");
+  });
+
+  Deno.test(`Supervisor starts TCP and UDP listeners and reports them listening (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    await using sup = supervisor({ udpEngine });
+    const changes: string[] = [];
+    sup.onChange((name) => changes.push(name));
+    const { tcpPort, udpPort } = await applyBoth(sup, "ns/a", {
+      tcp: echo.port,
+      udp: udpEcho.port,
+    });
+    assert.deepEqual(
+      sup.statuses(),
+      [{
+        name: "ns/a",
+        tcp: { phase: "listening", port: tcpPort },
+        udp: { phase: "listening", port: udpPort },
+      }] satisfies ForwarderStatus[],
+    );
+    assert.ok(changes.length >= 2 && changes.every((name) => name === "ns/a"));
+    assert.ok(await tcpEchoes(tcpPort, "hello"));
+    using client = udpClient();
+    assert.equal(decoder.decode(await client.request(encoder.encode("dgram"), udpPort)), "dgram");
+    const [counters] = [...sup.counters()];
+    assert.equal(counters?.name, "ns/a");
+    assert.equal(counters?.tcp?.bytesClientToTarget, 5);
+    assert.equal(counters?.udp?.bytesClientToTarget, 5);
+  });
+
+  Deno.test(`Supervisor.close() closes every socket (descriptor count back to baseline) (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    const baseline = await openFdCount();
+    const sup = supervisor({ udpEngine });
+    const { tcpPort, udpPort } = await applyBoth(sup, "a", { tcp: echo.port, udp: udpEcho.port });
+    using live = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
+    await writeAll(live, encoder.encode("x"));
+    await readExactly(live, 1);
+    {
+      using client = udpClient();
+      await client.request(encoder.encode("y"), udpPort);
+    }
+    assert.ok((await openFdCount()) > baseline);
+    await sup.close({ graceMs: 50 });
+    live.close();
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
+    assert.deepEqual(sup.statuses(), []);
+    assert.throws(() => sup.apply([]), /closed/);
+  });
+
+  Deno.test(`Supervisor: a port in use fails only its part, counted, retried with capped backoff (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    await using sup = supervisor({ udpEngine }); // retries after 50 ms, doubling up to 200 ms (±20% jitter)
+    const tcpSquatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const udpSquatter = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const busy: ForwarderSpec = {
+      name: "busy",
+      tcp: { listenPort: tcpSquatter.addr.port, targetPort: echo.port, targetHost: "127.0.0.1" },
+      udp: udpSpec((udpSquatter.addr as Deno.NetAddr).port, udpEcho.port),
+    };
+    const goodPort = freePort("tcp");
+    const retries: number[] = [];
+    let seen: ListenerState | undefined;
+    sup.onChange(() => {
+      const state = stateOf(sup, "busy", "tcp");
+      if (state !== seen && state?.phase === "failed") retries.push(state.retryInMs);
+      seen = state;
+    });
+    sup.apply([busy, tcp("good", goodPort, echo.port)]);
+    await waitForPhase(sup, "good", "tcp", "listening");
+    assert.ok(await tcpEchoes(goodPort, "unaffected"));
+    await waitUntil("four failed binds", () => retries.length >= 4);
+    const [first, second, third, ...capped] = retries as [number, number, number, number];
+    assert.ok(first >= 40 && first <= 60, `first retry ${first}`);
+    assert.ok(second >= 80 && second <= 120, `second retry ${second}`);
+    assert.ok(capped.concat(third).every((ms) => ms >= 160 && ms <= 200), `capped ${retries}`);
+    for (const protocol of ["tcp", "udp"] as const) {
+      const failed = stateOf(sup, "busy", protocol);
+      assert.ok(
+        failed?.phase === "failed" && /in use/i.test(failed.reason),
+        JSON.stringify(failed),
+      );
+      const counters = [...sup.counters()].find((c) => c.name === "busy")?.[protocol];
+      assert.ok(counters !== undefined && counters.errors.Listen >= 1, protocol);
+    }
+    tcpSquatter.close();
+    udpSquatter.close();
+    await waitForPhase(sup, "busy", "tcp", "listening");
+    await waitForPhase(sup, "busy", "udp", "listening");
+    assert.ok(await tcpEchoes(busy.tcp!.listenPort, "recovered"));
+    using client = udpClient();
+    const reply = await client.request(encoder.encode("recovered"), busy.udp!.listenPort);
+    assert.equal(decoder.decode(reply), "recovered");
+  });
+
+  Deno.test(`Supervisor stops only the removed part and never touches unchanged forwarders (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    await using sup = supervisor({ udpEngine });
+    const [tcpPort, udpPort, otherPort] = [freePort("tcp"), freePort("udp"), freePort("tcp")];
+    const both: ForwarderSpec = {
+      name: "both",
+      tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+      udp: udpSpec(udpPort, udpEcho.port),
+    };
+    sup.apply([both, tcp("other", otherPort, echo.port)]);
+    await waitForPhase(sup, "both", "udp", "listening");
+    await waitForPhase(sup, "other", "tcp", "listening");
+    using client = udpClient();
+    assert.equal(decoder.decode(await client.request(encoder.encode("1"), udpPort)), "1");
+    using otherLive = await Deno.connect({ hostname: "127.0.0.1", port: otherPort });
+    await writeAll(otherLive, encoder.encode("o"));
+    await readExactly(otherLive, 1);
+
+    sup.apply([{ name: "both", udp: both.udp! }, tcp("other", otherPort, echo.port)]);
+    assert.deepEqual(sup.statuses().map((status) => Object.keys(status)), [
+      ["name", "udp"],
+      ["name", "tcp"],
+    ]);
+    assert.equal([...sup.counters()][0]?.tcp, undefined);
+    await waitUntil("the removed TCP part to stop listening", async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: tcpPort })).close();
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.equal(decoder.decode(await client.request(encoder.encode("2"), udpPort)), "2");
+    assert.deepEqual(udpEcho.sourcePorts.length, 1, "the UDP session survived");
+    await writeAll(otherLive, encoder.encode("still"));
+    assert.equal(decoder.decode(await readExactly(otherLive, 5)), "still");
+  });
+
+  Deno.test(`Supervisor listens dual-stack by default: IPv4 and IPv6 clients (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    await using sup = new Supervisor({ drainGraceMs: 100, udpEngine }); // no listenAddress
+    const { tcpPort, udpPort } = await applyBoth(sup, "dual", {
+      tcp: echo.port,
+      udp: udpEcho.port,
+    });
+    for (const hostname of ["127.0.0.1", "::1"]) {
+      using conn = await Deno.connect({ hostname, port: tcpPort });
+      await writeAll(conn, encoder.encode(hostname));
+      assert.equal(decoder.decode(await readExactly(conn, hostname.length)), hostname);
+      using client = udpClient(hostname);
+      const reply = await client.request(encoder.encode(hostname), udpPort);
+      assert.equal(decoder.decode(reply), hostname);
+    }
+  });
+
+  Deno.test(`Supervisor binds only the configured listen address (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    await using sup = supervisor({ udpEngine, listenAddress: "127.0.0.2" });
+    const [tcpPort, udpPort] = [freePort("tcp", "127.0.0.2"), freePort("udp", "127.0.0.2")];
+    sup.apply([{
+      name: "a",
+      tcp: { listenPort: tcpPort, targetPort: echo.port, targetHost: "127.0.0.1" },
+      udp: udpSpec(udpPort, udpEcho.port),
+    }]);
+    await waitForPhase(sup, "a", "tcp", "listening");
+    await waitForPhase(sup, "a", "udp", "listening");
+    {
+      using conn = await Deno.connect({ hostname: "127.0.0.2", port: tcpPort });
+      await writeAll(conn, encoder.encode("two"));
+      assert.equal(decoder.decode(await readExactly(conn, 3)), "two");
+    }
+    await assert.rejects(
+      Deno.connect({ hostname: "127.0.0.1", port: tcpPort }),
+      Deno.errors.ConnectionRefused,
+    );
+    using client = udpClient();
+    const socket = client.socket;
+    await socket.send(encoder.encode("two"), {
+      transport: "udp",
+      hostname: "127.0.0.2",
+      port: udpPort,
+    });
+    const [reply, from] = await socket.receive(new Uint8Array(16));
+    assert.equal(decoder.decode(reply), "two");
+    assert.deepEqual({ ...from }, { transport: "udp", hostname: "127.0.0.2", port: udpPort });
+  });
+
+  Deno.test(`Supervisor counts a listen address that does not resolve (${udpEngine} UDP engine)`, async () => {
+    // glibc refuses "-" as a host name without sending a query: no DNS traffic leaves the machine.
+    await using sup = supervisor({ udpEngine, listenAddress: "-" });
+    sup.apply([{
+      name: "a",
+      tcp: { listenPort: 1, targetPort: 1, targetHost: "h" },
+      udp: udpSpec(1, 1),
+    }]);
+    await waitForPhase(sup, "a", "tcp", "failed");
+    await waitForPhase(sup, "a", "udp", "failed");
+    const [counters] = [...sup.counters()];
+    assert.ok((counters?.udp?.errors.ResolveListenAddress ?? 0) >= 1, "one per attempt");
+    assert.equal(counters?.udp?.errors.Listen, 0);
+    assert.ok((counters?.tcp?.errors.Listen ?? 0) >= 1, "TCP has one type for every bind failure");
+    const failed = stateOf(sup, "a", "udp");
+    assert.ok(failed?.phase === "failed" && /lookup/.test(failed.reason), JSON.stringify(failed));
+  });
+
+  Deno.test(`Supervisor closes every socket of a forwarder removed from the desired set (${udpEngine} UDP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using udpEcho = startUdpEcho();
+    await using sup = supervisor({ udpEngine });
+    await sup.udpEngine(); // engine threads hold an epoll descriptor for their lifetime
+    const baseline = await openFdCount();
+    const { tcpPort, udpPort } = await applyBoth(sup, "gone", {
+      tcp: echo.port,
+      udp: udpEcho.port,
+    });
+    {
+      using client = udpClient();
+      await client.request(encoder.encode("x"), udpPort);
+      assert.ok(await tcpEchoes(tcpPort, "y"));
+    }
+    sup.apply([]);
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
+  });
+}

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { resetTcp } from "../util/libc.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { TargetForbiddenError } from "./policy/target_policy.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
@@ -136,6 +137,17 @@ export class TcpConnection {
     if (this.#upstream) closeQuietly(this.#upstream);
   }
 
+  /**
+   * Aborts the connection: both peers get an RST (where the platform allows; else a FIN), so that a
+   * cut transfer never looks complete. Idempotent, like `close()`.
+   */
+  abort(): void {
+    if (this.#closed) return;
+    resetTcp(this.#client);
+    if (this.#upstream) resetTcp(this.#upstream);
+    this.close();
+  }
+
   async #dial(target: TcpTarget | Promise<TcpTarget>): Promise<Deno.TcpConn | undefined> {
     // One deadline covers the lookup of a name and the connect, as when Deno.connect resolved it.
     const signal = this.#context.deadlines.signal();
@@ -214,8 +226,9 @@ export class TcpConnection {
         }
       }
     } catch {
+      // A reset (or other failure) on one side is passed on as a reset to the other.
       if (!this.#closed) counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
-      this.close();
+      this.abort();
     } finally {
       POOLS[tier]?.release(buffer);
     }

@@ -10,6 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import { abortableDelay } from "../util/abortable_delay.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
+import type { Budget } from "./budget.ts";
 import type { TcpSpec } from "../spec.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
@@ -32,6 +33,10 @@ export interface TcpForwarderOptions extends ForwarderPolicyOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Sockets connections may hold (2 each); a connection beyond it is shed (accepted, closed). */
+  readonly sockets?: Budget;
+  /** Told how many connections were aborted because the drain grace period ended. */
+  readonly onForcedClose?: (count: number) => void;
 }
 
 /** The admission rules of a TCP spec. */
@@ -59,6 +64,9 @@ const TCP_REJECTIONS: Readonly<Record<GateRejection, TcpRejectReason>> = {
   Rate: "ConnectionRate",
 };
 
+/** Sockets a forwarded connection holds: the client's and the target's. */
+const SOCKETS_PER_CONNECTION = 2;
+
 /** Longest pause after repeated accept errors (e.g. out of file descriptors). */
 const MAX_ACCEPT_BACKOFF_MS = 1000;
 
@@ -80,6 +88,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   #resolver!: TargetResolver;
   /** The lookup started by the last `update()` (to report the verdict early), awaited by `drain()`. */
   #firstLookup: Promise<unknown> = Promise.resolve();
+  readonly #shedLog: LogThrottle;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #drained: PromiseWithResolvers<void> | undefined;
 
@@ -91,6 +100,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#retarget(options.spec);
     this.#dialLog = new LogThrottle();
     this.#acceptLog = new LogThrottle();
+    this.#shedLog = new LogThrottle();
     this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
     this.#context = {
       counters: options.counters,
@@ -155,7 +165,16 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       ]);
       graceOver.abort();
     }
-    for (const connection of this.#connections) connection.close();
+    const forced = this.#connections.size;
+    if (forced > 0) {
+      this.#options.counters.errors.DrainTimeout += forced;
+      this.#options.onForcedClose?.(forced);
+      log.warn(
+        "Aborted {count} TCP connection(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+        { forwarder: this.#options.name, count: forced, graceMs },
+      );
+    }
+    for (const connection of this.#connections) connection.abort();
     this.#deadlines.abortAll();
     await this.#allClosed();
     clearInterval(this.#idleTimer);
@@ -210,6 +229,24 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       return;
     }
     const counters = this.#options.counters;
+    if (this.#options.sockets?.take(SOCKETS_PER_CONNECTION) === false) {
+      this.#gate.release(source);
+      client.close();
+      counters.errors.SocketLimit++;
+      const suppressed = this.#shedLog.take();
+      if (suppressed !== undefined) {
+        log.warn(
+          "Shed a new connection on TCP port {port} of {forwarder}: {max} sockets in use (--max-open-sockets)",
+          {
+            forwarder: this.#options.name,
+            port: this.port,
+            max: this.#options.sockets?.max,
+            suppressed,
+          },
+        );
+      }
+      return;
+    }
     const connection = new TcpConnection(client, this.#context, source);
     this.#connections.add(connection);
     counters.activeConnections++;
@@ -242,6 +279,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   #closed(connection: TcpConnection): void {
     this.#connections.delete(connection);
     this.#gate.release(connection.source);
+    this.#options.sockets?.give(SOCKETS_PER_CONNECTION);
     this.#options.counters.activeConnections--;
     if (this.#connections.size === 0) this.#drained?.resolve();
   }

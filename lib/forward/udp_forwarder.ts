@@ -29,6 +29,7 @@ import { abortableDelay } from "../util/abortable_delay.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { LogThrottle } from "./log_throttle.ts";
+import type { Budget } from "./budget.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
 import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
 import { TargetForbiddenError, TargetPolicy } from "./policy/target_policy.ts";
@@ -50,6 +51,13 @@ export interface UdpForwarderOptions extends ForwarderPolicyOptions {
   readonly maxSessions: number;
   /** Longest datagram forwarded; longer ones are cut to this size (counted and logged). */
   readonly bufferBytes: number;
+  /** Sockets sessions may hold (1 each, shared with TCP); a client beyond it is refused. */
+  readonly sockets?: Budget;
+  /**
+   * Bytes of session buffers (each session reserves its buffer's worst case, in whole pages); a
+   * client beyond it is refused. Shared by the thread's UDP forwarders.
+   */
+  readonly bufferBudget?: Budget;
   /**
    * Opens a session's upstream socket on `hostname` (a wildcard address), any port. Tests pass a
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
@@ -83,7 +91,7 @@ const UDP_REJECTIONS: Readonly<Record<GateRejection, UdpRejectReason>> = {
 /** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
 
-/** Datagrams held per session while its target name resolves; further ones are dropped. */
+/** Datagrams held per session while its target name resolves (at most its buffer charge in bytes). */
 const MAX_QUEUED_DATAGRAMS = 64;
 /** Pause after an unexpected receive error, so a persistent one cannot spin. */
 const RECEIVE_ERROR_PAUSE_MS = 10;
@@ -94,6 +102,21 @@ const RECEIVE_ERROR_PAUSE_MS = 10;
  */
 function receiveBufferBytes(bufferBytes: number): number {
   return bufferBytes < MAX_UDP_PAYLOAD_BYTES ? bufferBytes + 1 : bufferBytes;
+}
+
+/** Memory page size: a buffer slot may span one page more than its length rounds up to. */
+const PAGE_BYTES = 4096;
+
+/** Memory of a session besides its buffer (socket, objects, pending receive): measured ~15 KiB. */
+const SESSION_OVERHEAD_BYTES = 16 * 1024;
+
+/**
+ * Bytes a session may take at most: its buffer slot in whole pages, plus a straddled page, plus
+ * the rest of the session ({@linkcode SESSION_OVERHEAD_BYTES}).
+ */
+export function sessionBufferCharge(bufferBytes: number): number {
+  const pages = Math.ceil(receiveBufferBytes(bufferBytes) / PAGE_BYTES) + 1;
+  return pages * PAGE_BYTES + SESSION_OVERHEAD_BYTES;
 }
 
 function openUpstream(hostname: string): Deno.DatagramConn {
@@ -112,6 +135,8 @@ class UdpSession {
   target: Deno.NetAddr | undefined;
   /** Copies of datagrams that arrived while the target name resolved; undefined once connected. */
   queue: Uint8Array[] | undefined;
+  /** Bytes in `queue`: bounded by the session's buffer charge, so the budget covers it. */
+  queuedBytes = 0;
   ended = false;
 
   constructor(readonly client: Deno.NetAddr, nowMs: number) {
@@ -135,6 +160,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   readonly #closing = new AbortController();
   readonly #logs: Record<"drop" | "target" | "truncate" | "reject", LogThrottle>;
   readonly #gate: SourceGate;
+  /** Budget charge of each session's buffer. */
+  readonly #charge: number;
   #spec: UdpSpec;
   #resolver!: TargetResolver;
   /** The lookup started by the last target change (to report the verdict early). */
@@ -160,6 +187,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       reject: new LogThrottle(),
     };
     this.#buffers = sharedBufferPool(receiveBufferBytes(options.bufferBytes));
+    this.#charge = sessionBufferCharge(options.bufferBytes);
     this.#spec = options.spec;
     this.#gate = new SourceGate(udpSourceLimits(options.spec, options.defaultSourceRanges ?? []));
     this.#retarget(options.spec);
@@ -215,6 +243,15 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       graceOver.abort();
     }
     if (!this.#closing.signal.aborted) {
+      const forced = this.#sessions.size;
+      if (forced > 0) {
+        // Counted and logged, but no abort: a UDP session has no end to wait for, only silence.
+        this.#counters.errors.DrainTimeout += forced;
+        log.warn(
+          "Closed {count} UDP session(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+          { forwarder: this.#options.name, count: forced, graceMs },
+        );
+      }
       this.#closing.abort();
       this.#socket.close();
       for (const session of this.#sessions) this.#endSession(session);
@@ -273,7 +310,11 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         await this.#sendToTarget(session, data, nowMs);
         if (receiver !== this.#receiver) return; // abandoned by the sweeper
         this.#receiverSendingFor = undefined;
-      } else if (session.queue.length < MAX_QUEUED_DATAGRAMS) {
+      } else if (
+        session.queue.length < MAX_QUEUED_DATAGRAMS &&
+        session.queuedBytes + data.length <= this.#charge
+      ) {
+        session.queuedBytes += data.length;
         session.queue.push(data.slice());
       } else {
         counters.droppedDatagrams++;
@@ -312,6 +353,20 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       this.#reject(client, "TargetForbidden");
       return undefined;
     }
+    const refused = this.#takeBudgets();
+    if (refused !== undefined) {
+      this.#gate.release(client.hostname);
+      counters.droppedDatagrams++;
+      counters.errors[refused]++;
+      this.#warn(
+        "drop",
+        refused === "SocketLimit"
+          ? "UDP port {port} of {forwarder} refuses new clients: the sockets budget (--max-open-sockets) is used up"
+          : "UDP port {port} of {forwarder} refuses new clients: the session buffer budget (--udp-buffer-budget-bytes) is used up",
+        {},
+      );
+      return undefined;
+    }
     const session = new UdpSession(client, nowMs);
     this.#sessions.add(session);
     counters.activeSessions++;
@@ -327,6 +382,17 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       this.#track(this.#resolveAndFlush(session, resolver));
     }
     return session;
+  }
+
+  /** Takes a socket and a session buffer from the budgets; the error type when one is used up. */
+  #takeBudgets(): "SocketLimit" | "BufferBudget" | undefined {
+    const { sockets, bufferBudget } = this.#options;
+    if (sockets?.take(1) === false) return "SocketLimit";
+    if (bufferBudget?.take(this.#charge) === false) {
+      sockets?.give(1);
+      return "BufferBudget";
+    }
+    return undefined;
   }
 
   /** Opens the session's upstream socket and starts its reply loop; false (counted) on failure. */
@@ -488,6 +554,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     this.#sessions.delete(session);
     this.#gate.release(session.client.hostname);
     this.#counters.activeSessions--;
+    this.#options.sockets?.give(1);
+    this.#options.bufferBudget?.give(this.#charge);
     try {
       session.upstream?.close();
     } catch {

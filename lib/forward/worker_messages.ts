@@ -24,4 +24,9 @@ export interface WorkerTcpCounters {
 export type FromWorker =
   | { readonly kind: "counters"; readonly counters: readonly WorkerTcpCounters[] }
   | { readonly kind: "statuses"; readonly statuses: readonly ForwarderStatus[] }
-  | { readonly kind: "closed"; readonly counters: readonly WorkerTcpCounters[] };
+  | {
+    readonly kind: "closed";
+    readonly counters: readonly WorkerTcpCounters[];
+    /** Connections cut at the end of a drain grace period. */
+    readonly forcedCloses: number;
+  };

@@ -7,10 +7,13 @@ import { cleanEnv } from "./clean_env.ts";
 import { repoRoot } from "./kustomize.ts";
 import { waitUntil } from "./wait.ts";
 
-/** The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own). */
+/**
+ * The `--allow-*`/`--deny-*` flags of a deno.json task (default `compile`: the program's own), and
+ * its `--v8-flags` (the runtime the binary embeds gets them too).
+ */
 export async function taskPermissionFlags(task = "compile"): Promise<string[]> {
   const command = await taskCommand(task);
-  const flags = command.split(/\s+/).filter((part) => /^--(allow|deny)-/.test(part));
+  const flags = command.split(/\s+/).filter((part) => /^--((allow|deny)-|v8-flags=)/.test(part));
   if (flags.length === 0) throw new Error(`No permission flags in the ${task} task: ${command}`);
   return flags;
 }
@@ -109,6 +112,8 @@ export interface ProgramOptions {
    * that cluster DNS names such as `svc.ns.svc.cluster.local` resolve to loopback addresses.
    */
   readonly hostsFile?: string;
+  /** A command that runs the program, e.g. `["prlimit", "--nofile=200:200", "--"]`. */
+  readonly wrapper?: readonly string[];
   /** Keep the program's own metrics defaults (HTTPS and token review in operator mode). */
   readonly metricsDefaults?: boolean;
   /**
@@ -117,6 +122,8 @@ export interface ProgramOptions {
    * ({@linkcode startProgram} only; `entry` and `hostsFile` do not apply).
    */
   readonly task?: string;
+  /** Permission flags instead of the compile task's (to test with fewer; not with `task`). */
+  readonly flags?: readonly string[];
 }
 
 /**
@@ -128,7 +135,14 @@ function programCommand(
   flags: readonly string[],
   options: ProgramOptions = {},
 ): Deno.Command {
-  const deno = [Deno.execPath(), "run", ...flags, options.entry ?? `${repoRoot}main.ts`, ...args];
+  const deno = [
+    ...(options.wrapper ?? []),
+    Deno.execPath(),
+    "run",
+    ...flags,
+    options.entry ?? `${repoRoot}main.ts`,
+    ...args,
+  ];
   const [command = "", ...commandArgs] = options.hostsFile === undefined ? deno : [
     "unshare",
     "--mount",
@@ -167,11 +181,15 @@ function taskProcessCommand(task: string, args: readonly string[]): Deno.Command
   });
 }
 
-/** Runs the program to completion (for `--help`, bad flags, bad configs). */
+/**
+ * Runs the program to completion (for `--help`, bad flags, bad configs), with the compile task's
+ * permission flags unless `flags` are given.
+ */
 export async function runProgram(
   args: readonly string[],
+  flags?: readonly string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await programCommand(args, await taskPermissionFlags()).output();
+  const output = await programCommand(args, flags ?? await taskPermissionFlags()).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -232,7 +250,8 @@ export async function startProgram(
     ...(options.task === undefined ? [] : ["--zap-encoder=json"]),
   ].filter((flag) => !given(flag.slice(0, flag.indexOf("="))));
   const child = options.task === undefined
-    ? programCommand([...defaults, ...args], await taskPermissionFlags(), options).spawn()
+    ? programCommand([...defaults, ...args], options.flags ?? await taskPermissionFlags(), options)
+      .spawn()
     : taskProcessCommand(options.task, [...defaults, ...args]).spawn();
   let text = "";
   const lines: LogLine[] = [];

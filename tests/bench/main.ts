@@ -47,8 +47,8 @@ const USAGE = `Usage: deno task bench [options]
                    or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
-Peers: direct, undying-proxy, undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}), nginx, haproxy,
-socat.
+Peers: direct, undying-proxy (batched UDP engine), undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}),
+undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable), nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 
@@ -191,6 +191,8 @@ async function main(): Promise<void> {
     directPeer,
     undyingPeer(undying, 1),
     undyingPeer(undying, SCALE_WORKERS),
+    undyingPeer(undying, 1, "portable"),
+    undyingPeer(undying, SCALE_WORKERS, "portable"),
     nginxPeer,
     haproxyPeer,
     socatPeer,

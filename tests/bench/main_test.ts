@@ -8,6 +8,7 @@ const PEERS = [
   directPeer,
   undyingPeer(ENTRY, 1),
   undyingPeer(ENTRY, 2),
+  undyingPeer(ENTRY, 1, "portable"),
   nginxPeer,
   haproxyPeer,
   socatPeer,
@@ -33,7 +34,14 @@ Deno.test("applyFilter() selects one UnDyingProxy variant by full name, both by 
   const names = (filter: string) => applyFilter(filter, PEERS, SCENARIOS).peers.map((p) => p.name);
   assert.deepEqual(names("undying-proxy"), ["direct", "undying-proxy", "nginx"]);
   assert.deepEqual(names("undying-proxy-w2"), ["direct", "undying-proxy-w2", "nginx"]);
-  assert.deepEqual(names("undying"), ["direct", "undying-proxy", "undying-proxy-w2", "nginx"]);
+  assert.deepEqual(names("undying-proxy-portable"), ["direct", "undying-proxy-portable", "nginx"]);
+  assert.deepEqual(names("undying"), [
+    "direct",
+    "undying-proxy",
+    "undying-proxy-w2",
+    "undying-proxy-portable",
+    "nginx",
+  ]);
 });
 
 Deno.test("applyFilter() with no terms keeps everything", () => {

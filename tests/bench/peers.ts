@@ -210,18 +210,32 @@ export async function resolveUndying(repoDir: string, mode: UndyingMode): Promis
   return { program, permissions };
 }
 
-/** Peer name of UnDyingProxy with `workers` forwarding threads (`undying-proxy`, `undying-proxy-w2`). */
-export function undyingName(workers: number): string {
-  return workers === 1 ? "undying-proxy" : `undying-proxy-w${workers}`;
+/** The UDP engine an UnDyingProxy variant runs (`--udp-engine`). */
+export type BenchUdpEngine = "batched" | "portable";
+
+/**
+ * Peer name of UnDyingProxy with `workers` forwarding threads and a UDP engine: `undying-proxy`
+ * (batched, the default), `undying-proxy-w2`, `undying-proxy-portable`, `undying-proxy-portable-w2`.
+ */
+export function undyingName(workers: number, udpEngine: BenchUdpEngine = "batched"): string {
+  return `undying-proxy${udpEngine === "portable" ? "-portable" : ""}${
+    workers === 1 ? "" : `-w${workers}`
+  }`;
 }
 
-/** The UnDyingProxy peer with `workers` forwarding threads (TCP on all, UDP on the main thread). */
-export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
+/** The UnDyingProxy peer with `workers` forwarding threads and `udpEngine` for UDP. */
+export function undyingPeer(
+  entry: UndyingEntry,
+  workers: number,
+  udpEngine: BenchUdpEngine = "batched",
+): Peer {
+  const udpThreads = udpEngine === "batched" ? workers : 1;
   const threads = workers === 1
-    ? "1 thread"
-    : `--workers ${workers}: TCP on ${workers} threads (SO_REUSEPORT), UDP on 1`;
+    ? `1 thread, UDP ${udpEngine}`
+    : `--workers ${workers}: TCP on ${workers} threads (SO_REUSEPORT), UDP ${udpEngine} on ${udpThreads}`;
+  const name = undyingName(workers, udpEngine);
   return {
-    name: undyingName(workers),
+    name,
     udp: true,
     describe: `${
       entry.program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)"
@@ -237,13 +251,14 @@ export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
         ...entry.permissions,
       ];
       if (entry.program) {
-        const configFile = `${ctx.workDir}/${undyingName(workers)}.yaml`;
+        const configFile = `${ctx.workDir}/${name}.yaml`;
         await Deno.writeTextFile(configFile, renderUndyingConfig(specs));
         args.push(
           `${ctx.repoDir}/main.ts`,
           `--config=${configFile}`,
           `--listen-address=${LOOPBACK}`,
           `--workers=${workers}`,
+          `--udp-engine=${udpEngine}`,
           "--drain-grace-period=0",
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
@@ -254,13 +269,14 @@ export function undyingPeer(entry: UndyingEntry, workers: number): Peer {
           LOOPBACK,
           JSON.stringify(specs),
           String(workers),
+          udpEngine,
         );
       }
       const running = await startProcesses(ctx, listen, true, () => [
-        ctx.group.spawn(undyingName(workers), Deno.execPath(), args),
+        ctx.group.spawn(name, Deno.execPath(), args),
       ]);
       try {
-        await waitListeners([listen.bulk, listen.echo], workers, undyingName(workers));
+        await waitListeners([listen.bulk, listen.echo], workers, name);
       } catch (error) {
         await running.stop();
         throw error;

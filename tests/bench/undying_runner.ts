@@ -1,6 +1,6 @@
 /**
  * Runs the UnDyingProxy forwarding engine alone for the benchmark, in its own process:
- * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS]`. Builds a `Supervisor`, applies
+ * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE]]`. Builds a `Supervisor`, applies
  * the specs, prints `ready` once every part listens, and closes on SIGTERM or SIGINT. Used until the
  * program (`main.ts --config`) is available.
  * @module
@@ -8,6 +8,7 @@
 import type { ForwarderSpec } from "../../lib/spec.ts";
 import { Supervisor } from "../../lib/forward/supervisor.ts";
 import type { ListenerState } from "../../lib/forward/state.ts";
+import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "../../lib/forward/udp_engine_choice.ts";
 
 const STARTUP_TIMEOUT_MS = 10_000;
 
@@ -15,8 +16,13 @@ function listening(state: ListenerState | undefined): boolean {
   return state === undefined || state.phase === "listening";
 }
 
-async function run(listenAddress: string, specs: ForwarderSpec[], workers: number): Promise<void> {
-  const supervisor = new Supervisor({ listenAddress, drainGraceMs: 0, workers });
+async function run(
+  listenAddress: string,
+  specs: ForwarderSpec[],
+  workers: number,
+  udpEngine: UdpEngineChoice,
+): Promise<void> {
+  const supervisor = new Supervisor({ listenAddress, drainGraceMs: 0, workers, udpEngine });
   const stop = Promise.withResolvers<void>();
   const onSignal = () => stop.resolve();
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -40,10 +46,20 @@ async function run(listenAddress: string, specs: ForwarderSpec[], workers: numbe
 }
 
 if (import.meta.main) {
-  const [listenAddress, specsJson, workersArg = "1"] = Deno.args;
+  const [listenAddress, specsJson, workersArg = "1", udpEngine = "batched"] = Deno.args;
   const workers = Number(workersArg);
-  if (listenAddress === undefined || specsJson === undefined || !Number.isInteger(workers)) {
-    throw new TypeError("Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS]");
+  if (
+    listenAddress === undefined || specsJson === undefined || !Number.isInteger(workers) ||
+    !(UDP_ENGINE_CHOICES as readonly string[]).includes(udpEngine)
+  ) {
+    throw new TypeError(
+      "Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE]]",
+    );
   }
-  await run(listenAddress, JSON.parse(specsJson) as ForwarderSpec[], workers);
+  await run(
+    listenAddress,
+    JSON.parse(specsJson) as ForwarderSpec[],
+    workers,
+    udpEngine as UdpEngineChoice,
+  );
 }

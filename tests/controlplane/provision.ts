@@ -27,7 +27,8 @@ function progress(message: string): void {
   Deno.stderr.writeSync(encoder.encode(`[controlplane] ${message}\n`));
 }
 
-class ProvisionError extends Error {
+/** A build that cannot happen or failed; its message says why. */
+export class ProvisionError extends Error {
   override name = "ProvisionError";
 }
 
@@ -109,13 +110,20 @@ async function build(versions: ControlPlaneVersions): Promise<string> {
   }
 }
 
-async function goBuild(
+/**
+ * `go build` of `pkg` in `moduleDir` into `output` (static, stripped, `-X` flags from `xFlags`),
+ * reporting a package count now and then through `report`.
+ * @throws ProvisionError with the last lines of go's errors
+ */
+export async function goBuild(
   goPath: string,
   moduleDir: string,
   pkg: string,
   output: string,
   xFlags: string[],
+  report: (message: string) => void = progress,
 ): Promise<void> {
+  const progress = report;
   const name = output.slice(output.lastIndexOf("/") + 1);
   progress(`go build ${pkg} -> ${name}`);
   const started = Date.now();
@@ -163,7 +171,7 @@ async function goBuild(
 }
 
 /** A Go toolchain: its path and `go version` line. */
-interface GoToolchain {
+export interface GoToolchain {
   readonly path: string;
   readonly version: string;
 }
@@ -173,8 +181,13 @@ interface GoToolchain {
  * tarball goes, often missing from PATH in CI shells), checked against go.mod's `go` line.
  * @throws ProvisionError naming every place looked at, or the version found and the one needed
  */
-async function findGo(moduleDir: string): Promise<GoToolchain> {
-  const required = /^go (\d+)\.(\d+)/m.exec(await Deno.readTextFile(goModUrl()));
+export async function findGo(
+  moduleDir: string,
+  goMod: URL = goModUrl(),
+  what = "the control plane",
+  instead = "point KUBEBUILDER_ASSETS or KUBE_APISERVER_BIN and ETCD_BIN at existing binaries",
+): Promise<GoToolchain> {
+  const required = /^go (\d+)\.(\d+)/m.exec(await Deno.readTextFile(goMod));
   const [needMajor, needMinor] = [Number(required?.[1] ?? 1), Number(required?.[2] ?? 24)];
   const candidates = [
     ...(Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir !== ""),
@@ -182,11 +195,11 @@ async function findGo(moduleDir: string): Promise<GoToolchain> {
     "/usr/local/go/bin",
   ].map((dir) => `${dir}/go`);
   const path = candidates.find((candidate) => notExecutable(candidate) === undefined);
-  const install = `install Go ${needMajor}.${needMinor} or newer (https://go.dev/dl/), or point ` +
-    "KUBEBUILDER_ASSETS or KUBE_APISERVER_BIN and ETCD_BIN at existing binaries";
+  const install =
+    `install Go ${needMajor}.${needMinor} or newer (https://go.dev/dl/), or ${instead}`;
   if (path === undefined) {
     throw new ProvisionError(
-      `Cannot build the control plane: no Go toolchain on PATH, in $GOROOT/bin or in ` +
+      `Cannot build ${what}: no Go toolchain on PATH, in $GOROOT/bin or in ` +
         `/usr/local/go/bin; ${install}`,
     );
   }
@@ -196,11 +209,16 @@ async function findGo(moduleDir: string): Promise<GoToolchain> {
   const [major, minor] = [Number(found?.[1] ?? 0), Number(found?.[2] ?? 0)];
   if (major < needMajor || (major === needMajor && minor < needMinor)) {
     throw new ProvisionError(
-      `Cannot build the control plane: ${path} is "${version}", but tests/controlplane/go.mod ` +
+      `Cannot build ${what}: ${path} is "${version}", but ${fromRepoRoot(goMod)} ` +
         `needs Go ${needMajor}.${needMinor} or newer; ${install}`,
     );
   }
   return { path, version };
+}
+
+/** A file's path relative to the repository root, as messages show it. */
+function fromRepoRoot(file: URL): string {
+  return file.pathname.replace(new URL("../../", import.meta.url).pathname, "");
 }
 
 function goEnv(): Record<string, string> {
@@ -242,7 +260,8 @@ async function moveIntoPlace(tempDir: string, finalDir: string): Promise<void> {
   await Deno.rename(tempDir, finalDir);
 }
 
-async function run(
+/** Runs `command` in `cwd` with the Go build environment; returns stdout and stderr. */
+export async function run(
   command: string[],
   cwd: string,
   env: Record<string, string> = {},

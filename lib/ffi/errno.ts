@@ -1,0 +1,68 @@
+/**
+ * `errno` of the calling thread (read through `__errno_location()`, whose pointer is per thread and
+ * fetched once), and the names of the errors the engines report.
+ * @module
+ */
+
+/** Reads `errno` of the thread that created it. */
+export class ErrnoReader {
+  readonly #view: Deno.UnsafePointerView;
+
+  /** @param errnoLocation `__errno_location` from libc, called on the thread that reads. */
+  constructor(errnoLocation: () => Deno.PointerValue) {
+    const pointer = errnoLocation();
+    if (pointer === null) throw new Error("__errno_location() returned NULL");
+    this.#view = new Deno.UnsafePointerView(pointer);
+  }
+
+  /** The current `errno`. */
+  get(): number {
+    return this.#view.getInt32(0);
+  }
+}
+
+/** errno values (the same on x86-64 and aarch64 Linux) the engines test for. */
+export const Errno = {
+  EINTR: 4,
+  EAGAIN: 11,
+  EAFNOSUPPORT: 97,
+  ECONNREFUSED: 111,
+} as const;
+
+const NAMES: Readonly<Record<number, readonly [string, string]>> = {
+  1: ["EPERM", "Operation not permitted"],
+  4: ["EINTR", "Interrupted system call"],
+  9: ["EBADF", "Bad file descriptor"],
+  11: ["EAGAIN", "Resource temporarily unavailable"],
+  12: ["ENOMEM", "Cannot allocate memory"],
+  13: ["EACCES", "Permission denied"],
+  14: ["EFAULT", "Bad address"],
+  22: ["EINVAL", "Invalid argument"],
+  23: ["ENFILE", "Too many open files in system"],
+  24: ["EMFILE", "Too many open files"],
+  90: ["EMSGSIZE", "Message too long"],
+  93: ["EPROTONOSUPPORT", "Protocol not supported"],
+  97: ["EAFNOSUPPORT", "Address family not supported by protocol"],
+  98: ["EADDRINUSE", "Address already in use"],
+  99: ["EADDRNOTAVAIL", "Cannot assign requested address"],
+  100: ["ENETDOWN", "Network is down"],
+  101: ["ENETUNREACH", "Network is unreachable"],
+  105: ["ENOBUFS", "No buffer space available"],
+  111: ["ECONNREFUSED", "Connection refused"],
+  113: ["EHOSTUNREACH", "No route to host"],
+};
+
+/** "Address already in use (EADDRINUSE, os error 98)": the errno by name and number. */
+export function describeErrno(errno: number): string {
+  const [name, text] = NAMES[errno] ?? [`E${errno}`, "Unknown error"];
+  return `${text} (${name}, os error ${errno})`;
+}
+
+/** An OS error from a libc call, named by errno. */
+export class OsError extends Error {
+  /** @param call The failed function, e.g. "bind". */
+  constructor(readonly call: string, readonly errno: number) {
+    super(`${call}: ${describeErrno(errno)}`);
+    this.name = "OsError";
+  }
+}

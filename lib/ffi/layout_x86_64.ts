@@ -1,0 +1,47 @@
+/**
+ * Linux x86-64 (LP64) struct layouts and constants for the FFI engines (see `layout.ts`).
+ * `struct epoll_event` is declared `__attribute__((packed))` on x86-64: 12 bytes, data at 4.
+ * @module
+ */
+
+import type { AbiLayout } from "./abi_layout.ts";
+
+/** The x86-64 layout. */
+export const LAYOUT_X86_64: AbiLayout = {
+  arch: "x86_64",
+  epollEvent: { size: 12, events: 0, data: 4 },
+  iovec: { size: 16, base: 0, len: 8 },
+  mmsghdr: {
+    size: 64,
+    name: 0,
+    nameLen: 8,
+    iov: 16,
+    iovLen: 24,
+    control: 32,
+    controlLen: 40,
+    flags: 48,
+    len: 56,
+  },
+  sockaddr: { in4Size: 16, in6Size: 28, family: 0, port: 2, in4Addr: 4, in6Addr: 8 },
+  maxSockaddrSize: 28,
+  constants: {
+    AF_INET: 2,
+    AF_INET6: 10,
+    SOCK_DGRAM: 2,
+    SOCK_NONBLOCK: 0o4000,
+    SOCK_CLOEXEC: 0o2000000,
+    SOL_SOCKET: 1,
+    SO_REUSEPORT: 15,
+    SO_RCVBUF: 8,
+    SO_SNDBUF: 7,
+    IPPROTO_IPV6: 41,
+    IPV6_V6ONLY: 26,
+    MSG_TRUNC: 0x20,
+    MSG_DONTWAIT: 0x40,
+    MSG_WAITFORONE: 0x10000,
+    EPOLL_CLOEXEC: 0o2000000,
+    EPOLL_CTL_ADD: 1,
+    EPOLL_CTL_DEL: 2,
+    EPOLLIN: 0x001,
+  },
+};

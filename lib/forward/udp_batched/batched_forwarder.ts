@@ -1,0 +1,251 @@
+/**
+ * One UDP listener on the batched engine, seen from the main thread: binds the port on every engine
+ * thread (SO_REUSEPORT when there are several, so the kernel spreads clients over them), resolves
+ * the listen address and the target here (the engine threads get addresses, never names; target
+ * names are looked up again every few seconds as the portable engine does for new sessions), and
+ * relays updates and drains.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { lookup } from "node:dns/promises";
+import { currentLayout } from "../../ffi/layout.ts";
+import { encodeSockaddr } from "../../ffi/sockaddr.ts";
+import { ipLiteralFamily, type UdpSpec } from "../../spec.ts";
+import { abortableDelay } from "../../util/abortable_delay.ts";
+import type { RunningForwarder } from "../listener_part.ts";
+import { LogThrottle } from "../log_throttle.ts";
+import { TargetResolver } from "../target_resolver.ts";
+import type { BatchedUdpEngine } from "./batched_engine.ts";
+import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
+import type { SharedUdpCounters } from "./shared_udp_counters.ts";
+import { errorMessage } from "../../util/error_message.ts";
+
+const log = getLogger(["undying-proxy", "udp"]);
+
+/** How often a target name is looked up again. */
+const RERESOLVE_MS = 5000;
+
+/** Options of {@linkcode BatchedUdpForwarder.open}. */
+export interface BatchedUdpForwarderOptions {
+  /** Forwarder name, for logs. */
+  readonly name: string;
+  /** Shared with the engine threads (one row each). */
+  readonly counters: SharedUdpCounters;
+  readonly spec: UdpSpec;
+  /** IP literal or host name to bind; "::" is dual-stack. */
+  readonly listenAddress: string;
+  /** Sessions at most, over every engine thread. */
+  readonly maxSessions: number;
+  /** Longest datagram forwarded; longer ones are counted and dropped. */
+  readonly bufferBytes: number;
+}
+
+let lastId = 0;
+
+/** A UDP listener whose datagrams the engine threads forward. */
+export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
+  /** Resolves once every thread closed the listening socket. */
+  readonly released: Promise<void>;
+  readonly #released = Promise.withResolvers<void>();
+  readonly #engine: BatchedUdpEngine;
+  readonly #id: number;
+  readonly #port: number;
+  readonly #name: string;
+  readonly #resolveLog = new LogThrottle();
+  #spec: UdpSpec;
+  #resolver: TargetResolver;
+  #target: EngineTarget | undefined;
+  readonly #settings: ListenerSettings;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #drained: Promise<unknown> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Binds `spec.listenPort` on every engine thread and starts forwarding.
+   * @throws the bind error (named by errno) or a failed lookup of the listen address.
+   */
+  static async open(
+    engine: BatchedUdpEngine,
+    options: BatchedUdpForwarderOptions,
+  ): Promise<BatchedUdpForwarder> {
+    const hostname = await listenHostname(options.listenAddress);
+    const resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    const target = await resolveTarget(resolver, options.name, undefined);
+    const id = ++lastId;
+    const sessionsInUse = new SharedArrayBuffer(4);
+    const settings = new ListenerSettings();
+    settings.write(target, timeoutsOf(options.spec));
+    let port = options.spec.listenPort;
+    const bound: number[] = [];
+    try {
+      for (let index = 0; index < engine.threads; index++) {
+        const answer = await engine.request(index, {
+          kind: "listen",
+          id,
+          hostname,
+          port,
+          reusePort: engine.threads > 1,
+          maxSessions: options.maxSessions,
+          bufferBytes: options.bufferBytes,
+          counters: options.counters.block.buffer,
+          sessionsInUse,
+          settings: settings.buffer,
+        });
+        if (answer.kind !== "listening") {
+          throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
+        }
+        bound.push(index);
+        port = answer.port;
+      }
+    } catch (error) {
+      await Promise.all(
+        bound.map((index) => engine.request(index, { kind: "close", id }).catch(() => {})),
+      );
+      throw error;
+    }
+    return new BatchedUdpForwarder(engine, { id, port, resolver, target, settings, options });
+  }
+
+  private constructor(
+    engine: BatchedUdpEngine,
+    bound: {
+      id: number;
+      port: number;
+      resolver: TargetResolver;
+      target: EngineTarget | undefined;
+      settings: ListenerSettings;
+      options: BatchedUdpForwarderOptions;
+    },
+  ) {
+    this.#engine = engine;
+    this.#id = bound.id;
+    this.#port = bound.port;
+    this.#name = bound.options.name;
+    this.#spec = bound.options.spec;
+    this.#resolver = bound.resolver;
+    this.#target = bound.target;
+    this.#settings = bound.settings;
+    this.released = this.#released.promise;
+    this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** New sessions use the new target; timeouts apply to every session at once (shared memory). */
+  update(spec: UdpSpec): void {
+    const old = this.#spec;
+    this.#spec = spec;
+    if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
+      this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
+      const literal = this.#resolver.cached(Date.now());
+      if (literal === undefined) {
+        this.#refreshTarget();
+        return;
+      }
+      this.#target = engineTarget(literal.addr.hostname, literal.addr.port);
+    }
+    this.#publish();
+  }
+
+  /**
+   * Takes no new clients from now on; live sessions keep forwarding until they expire or `graceMs`
+   * passes; then every thread closes the socket. A later call with a shorter grace ends it sooner.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#drained ??= Promise.all(
+      Array.from(
+        { length: this.#engine.threads },
+        (_, index) => this.#engine.request(index, { kind: "drain", id: this.#id }).catch(() => {}),
+      ),
+    );
+    if (this.#closing === undefined) {
+      const graceOver = new AbortController();
+      await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
+      graceOver.abort();
+    }
+    this.#closing ??= this.#close();
+    await this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all(
+      Array.from(
+        { length: this.#engine.threads },
+        (_, index) => this.#engine.request(index, { kind: "close", id: this.#id }).catch(() => {}),
+      ),
+    );
+    this.#released.resolve();
+  }
+
+  #refreshTarget(): void {
+    if (this.#closing !== undefined) return;
+    const resolver = this.#resolver;
+    if (resolver.cached(Date.now()) !== undefined && this.#target !== undefined) return;
+    resolveTarget(resolver, this.#name, this.#resolveLog).then((target) => {
+      if (resolver !== this.#resolver || this.#closing !== undefined) return;
+      // A failed lookup keeps the last good address for new sessions.
+      if (target === undefined && this.#target !== undefined) return;
+      this.#target = target;
+      this.#publish();
+    });
+  }
+
+  #publish(): void {
+    this.#settings.write(this.#target, timeoutsOf(this.#spec));
+  }
+}
+
+/** The IP literal to bind: `address` itself, or what its name resolves to. */
+async function listenHostname(address: string): Promise<string> {
+  if (ipLiteralFamily(address) !== 0) return address;
+  try {
+    return (await lookup(address)).address;
+  } catch (error) {
+    // The message the portable engine's lookup errors carry, so both count ResolveListenAddress.
+    const reason = errorMessage(error);
+    throw new Error(`failed to lookup address information: ${reason}`);
+  }
+}
+
+/** The target as the engine threads take it, or undefined (logged) when its name does not resolve. */
+async function resolveTarget(
+  resolver: TargetResolver,
+  name: string,
+  throttle: LogThrottle | undefined,
+): Promise<EngineTarget | undefined> {
+  try {
+    const { addr } = await resolver.resolve();
+    return engineTarget(addr.hostname, addr.port);
+  } catch (error) {
+    const suppressed = throttle === undefined ? 0 : throttle.take();
+    if (suppressed !== undefined) {
+      log.warn("Cannot resolve the UDP target of {forwarder}: {error}", {
+        forwarder: name,
+        error,
+        suppressed,
+      });
+    }
+    return undefined;
+  }
+}
+
+function engineTarget(hostname: string, port: number): EngineTarget {
+  const layout = currentLayout();
+  if (layout === undefined) throw new Error("The batched UDP engine needs Linux on x86-64/aarch64");
+  return {
+    sockaddr: encodeSockaddr(layout, hostname, port),
+    family: hostname.includes(":") ? 6 : 4,
+  };
+}
+
+function timeoutsOf(spec: UdpSpec): EngineTimeouts {
+  return {
+    readTimeoutMs: spec.readTimeoutSeconds * 1000,
+    writeTimeoutMs: spec.writeTimeoutSeconds * 1000,
+  };
+}

@@ -1,0 +1,655 @@
+/**
+ * The loop of one batched UDP engine thread: `epoll_wait` over every listening socket and every
+ * session's upstream socket; `recvmmsg` batches from clients, grouped per session and sent with one
+ * `sendmmsg` on the session's connected upstream socket; replies from every ready upstream socket
+ * gathered into one `sendmmsg` on the listening socket, addressed to each session's client.
+ *
+ * Same behaviour as the portable engine: one session per client address, idle timeout refreshed by
+ * traffic either way, a session cap shared by all threads of a listener, drain, live target and
+ * timeout updates. Differences forced by the kernel: a datagram longer than `bufferBytes` is
+ * detected (MSG_TRUNC), counted and dropped, never forwarded cut; a send that would block
+ * (EAGAIN: full socket buffer) drops that datagram (counted) and a session whose sends keep
+ * blocking for `writeTimeoutSeconds` ends.
+ *
+ * The loop yields to the event loop when a poll times out, at once when the main thread posted a
+ * message (a shared count says so), and at least every 200 ms when busy, so that control messages
+ * arrive; it stops when the shared stop flag is set. This module imports no third-party code.
+ * @module
+ */
+
+import { Errno, ErrnoReader, OsError } from "../../ffi/errno.ts";
+import type { WorkerControl } from "../../ffi/ffi_worker.ts";
+import type { AbiLayout } from "../../ffi/layout.ts";
+import { NativeArena } from "../../ffi/native_memory.ts";
+import { LogThrottle } from "../log_throttle.ts";
+import type { UdpErrorType } from "../state.ts";
+import { E, F, UDP_FIELD_COUNT } from "./counter_fields.ts";
+import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
+import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
+import type { FromEngine, ToEngine } from "./messages.ts";
+import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
+import { errorMessage } from "../../util/error_message.ts";
+
+/** Events per epoll_wait. */
+const MAX_EVENTS = 256;
+/**
+ * Longest wait for events when no sweep is due sooner: bounds how late a stop flag is seen if its
+ * doorbell datagram were lost. Messages and stop requests ring the doorbell, waking the wait at once.
+ */
+const IDLE_POLL_MS = 1000;
+/** Room for one doorbell datagram (they carry no data); `size_t` is a BigInt in Deno's FFI. */
+const DOORBELL_BYTES = 16;
+const DOORBELL_BYTES_T = BigInt(DOORBELL_BYTES);
+/**
+ * A busy loop yields to the event loop at least this often (a safety net: it yields at once when
+ * the main thread posted a message, and whenever a poll times out).
+ */
+const BUSY_YIELD_MS = 200;
+/** How often sessions are checked for idle and write timeouts (at most). */
+const SWEEP_MS = 25;
+/** recvmmsg calls per ready listening socket per poll, so one busy port cannot starve others. */
+const ROUNDS_PER_EVENT = 4;
+
+interface Listener {
+  readonly id: number;
+  readonly fd: number;
+  readonly port: number;
+  readonly counters: Float64Array<SharedArrayBuffer>;
+  /** Sessions open on every thread of this listener (index 0), for the shared cap. */
+  readonly inUse: Int32Array<SharedArrayBuffer>;
+  readonly maxSessions: number;
+  readonly receiveBytes: number;
+  readonly settings: ListenerSettings;
+  /** The settings as last read (when `settings.generation` moves on, they are read again). */
+  generation: number;
+  target: EngineTarget | undefined;
+  timeouts: EngineTimeouts;
+  readonly sessions: Map<number | string, Session>;
+  /** Set while draining: the request to answer once no session is left. */
+  drainSeq: number | undefined;
+  nextSweepMs: number;
+  readonly logs: Record<"drop" | "target" | "truncate", LogThrottle>;
+}
+
+interface Session {
+  readonly fd: number;
+  readonly listener: Listener;
+  readonly key: number | string;
+  /** The client's `sockaddr` as received. */
+  readonly client: Uint8Array;
+  lastActiveMs: number;
+  /** Since when sends to the target would block, or 0. */
+  toTargetBlockedSinceMs: number;
+  /** Since when replies to the client would block, or 0. */
+  toClientBlockedSinceMs: number;
+  ended: boolean;
+}
+
+/** One engine thread's sockets, sessions and buffers. */
+export class EngineLoop {
+  readonly #libc: EngineLibc["symbols"];
+  readonly #layout: AbiLayout;
+  readonly #errno: ErrnoReader;
+  readonly #sockets: UdpSockets;
+  readonly #control: WorkerControl;
+  readonly #row: number;
+  readonly #post: (message: FromEngine) => void;
+  readonly #epoll: number;
+  readonly #events: NativeArena;
+  readonly #event: NativeArena;
+  readonly #fromClients: DatagramBatch;
+  readonly #toTarget: DatagramBatch;
+  readonly #fromTargets: DatagramBatch;
+  readonly #toClients: DatagramBatch;
+  readonly #listeners = new Map<number, Listener>();
+  readonly #listenersByFd: (Listener | undefined)[] = [];
+  readonly #sessionsByFd: (Session | undefined)[] = [];
+  /** Replies gathered for one `sendmmsg` on `#replyListener`'s socket. */
+  #replyListener: Listener | undefined;
+  #replyCount = 0;
+  /** Next free data slot of `#fromTargets` (>= `#replyCount` once a reply was dropped). */
+  #replySlots = 0;
+  readonly #replySessions: (Session | undefined)[] = new Array(BATCH).fill(undefined);
+  /** Bytes of each datagram queued in `#toTarget` and `#toClients`. */
+  readonly #toTargetLengths = new Int32Array(BATCH);
+  readonly #toClientLengths = new Int32Array(BATCH);
+  #lastSession: Session | undefined;
+  #nextSweepMs = 0;
+  /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
+  readonly #doorbell: number;
+  readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
+  /** The doorbell's port, for the main thread. */
+  readonly doorbellPort: number;
+
+  constructor(
+    libc: EngineLibc,
+    layout: AbiLayout,
+    control: WorkerControl,
+    row: number,
+    post: (message: FromEngine) => void,
+  ) {
+    this.#libc = libc.symbols;
+    this.#layout = layout;
+    this.#errno = new ErrnoReader(libc.symbols.__errno_location);
+    this.#sockets = new UdpSockets(libc, layout, this.#errno);
+    this.#control = control;
+    this.#row = row;
+    this.#post = post;
+    this.#epoll = this.#libc.epoll_create1(layout.constants.EPOLL_CLOEXEC);
+    if (this.#epoll < 0) throw new OsError("epoll_create1", this.#errno.get());
+    this.#events = new NativeArena(MAX_EVENTS * layout.epollEvent.size);
+    this.#event = new NativeArena(16);
+    this.#fromClients = new DatagramBatch(layout, { withNames: true, slots: true });
+    this.#toTarget = new DatagramBatch(layout, { withNames: false, slots: false });
+    this.#fromTargets = new DatagramBatch(layout, { withNames: false, slots: true });
+    this.#toClients = new DatagramBatch(layout, { withNames: true, slots: false });
+    this.#doorbell = this.#sockets.listen("127.0.0.1", 0, false);
+    this.doorbellPort = this.#sockets.port(this.#doorbell);
+    this.#watch(this.#doorbell);
+  }
+
+  /** Applies one control message from the main thread. */
+  handle(message: ToEngine): void {
+    switch (message.kind) {
+      case "listen":
+        return this.#listen(message);
+      case "drain": {
+        const listener = this.#listeners.get(message.id);
+        if (listener === undefined || listener.sessions.size === 0) {
+          this.#post({ kind: "drained", seq: message.seq });
+        } else {
+          listener.drainSeq = message.seq;
+        }
+        return;
+      }
+      case "close": {
+        const listener = this.#listeners.get(message.id);
+        if (listener !== undefined) this.#close(listener);
+        this.#post({ kind: "closed", seq: message.seq });
+        return;
+      }
+    }
+  }
+
+  /**
+   * Runs until the stop flag is set; then, or when it fails, closes every socket (a failed thread
+   * leaves its share of each SO_REUSEPORT port to the other threads instead of black-holing it).
+   */
+  async run(): Promise<void> {
+    const { size, data } = this.#layout.epollEvent;
+    const events = this.#events;
+    let lastYieldMs = Date.now();
+    try {
+      while (!this.#control.stopRequested) {
+        const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
+        const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
+        const nowMs = Date.now();
+        if (count < 0 && this.#errno.get() !== Errno.EINTR) {
+          throw new OsError("epoll_wait", this.#errno.get());
+        }
+        let rang = false;
+        for (let i = 0; i < count; i++) {
+          const fd = events.view.getUint32(i * size + data, true);
+          const listener = this.#listenersByFd[fd];
+          if (listener !== undefined) {
+            this.#receiveFromClients(listener, nowMs);
+            continue;
+          }
+          const session = this.#sessionsByFd[fd];
+          if (session !== undefined) this.#receiveFromTarget(session, nowMs);
+          else if (fd === this.#doorbell) rang = this.#drainDoorbell();
+        }
+        this.#flushToClients(nowMs);
+        if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
+        if (
+          rang || count <= 0 || this.#control.takePosted() || nowMs - lastYieldMs >= BUSY_YIELD_MS
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          lastYieldMs = Date.now();
+        }
+      }
+    } finally {
+      for (const listener of [...this.#listeners.values()]) this.#close(listener);
+      this.#sockets.close(this.#doorbell);
+      this.#sockets.close(this.#epoll);
+    }
+  }
+
+  /** Reads every pending doorbell datagram; true. */
+  #drainDoorbell(): boolean {
+    const { MSG_DONTWAIT } = this.#layout.constants;
+    while (
+      this.#libc.recv(this.#doorbell, this.#doorbellBuffer, DOORBELL_BYTES_T, MSG_DONTWAIT) >= 0
+    );
+    return true;
+  }
+
+  #listen(message: Extract<ToEngine, { kind: "listen" }>): void {
+    let fd: number;
+    let port: number;
+    try {
+      fd = this.#sockets.listen(message.hostname, message.port, message.reusePort);
+      try {
+        port = this.#sockets.port(fd);
+        this.#watch(fd);
+      } catch (error) {
+        this.#sockets.close(fd);
+        throw error;
+      }
+    } catch (error) {
+      const text = errorMessage(error);
+      this.#post({ kind: "listenFailed", seq: message.seq, message: text });
+      return;
+    }
+    const offset = this.#row * UDP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
+    const settings = new ListenerSettings(message.settings);
+    const { generation, target, timeouts } = settings.read();
+    const listener: Listener = {
+      id: message.id,
+      fd,
+      port,
+      counters: new Float64Array(message.counters, offset, UDP_FIELD_COUNT),
+      inUse: new Int32Array(message.sessionsInUse),
+      maxSessions: message.maxSessions,
+      receiveBytes: Math.min(message.bufferBytes, SLOT_BYTES),
+      settings,
+      generation,
+      target,
+      timeouts,
+      sessions: new Map(),
+      drainSeq: undefined,
+      nextSweepMs: 0,
+      logs: { drop: new LogThrottle(), target: new LogThrottle(), truncate: new LogThrottle() },
+    };
+    this.#listeners.set(listener.id, listener);
+    this.#listenersByFd[fd] = listener;
+    this.#nextSweepMs = 0; // schedules its sweeps
+    this.#post({ kind: "listening", seq: message.seq, port });
+  }
+
+  #watch(fd: number): void {
+    const { epollEvent, constants } = this.#layout;
+    const view = this.#event.view;
+    view.setUint32(epollEvent.events, constants.EPOLLIN, true);
+    view.setUint32(epollEvent.data, fd, true);
+    view.setUint32(epollEvent.data + 4, 0, true);
+    if (this.#libc.epoll_ctl(this.#epoll, constants.EPOLL_CTL_ADD, fd, this.#event.bytes) !== 0) {
+      throw new OsError("epoll_ctl", this.#errno.get());
+    }
+  }
+
+  #receiveFromClients(listener: Listener, nowMs: number): void {
+    const batch = this.#fromClients;
+    const toTarget = this.#toTarget;
+    const counters = listener.counters;
+    const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
+    for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
+      batch.prepareReceive(0, listener.receiveBytes);
+      const received = this.#libc.recvmmsg(
+        listener.fd,
+        batch.from(0),
+        BATCH,
+        this.#layout.constants.MSG_DONTWAIT,
+        null,
+      );
+      if (received < 0) {
+        const errno = this.#errno.get();
+        if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
+          counters[E.ReadFromClient]!++;
+          this.#warn(listener, "drop", "Receive failed on UDP port {port}: {error}", {
+            error: new OsError("recvmmsg", errno).message,
+          });
+        }
+        return;
+      }
+      let pending: Session | undefined;
+      let queued = 0;
+      for (let j = 0; j < received; j++) {
+        if ((batch.flags(j) & MSG_TRUNC) !== 0) {
+          this.#truncated(listener, "client");
+          continue;
+        }
+        const key = this.#clientKey(batch, j);
+        let session = this.#lastSession;
+        if (
+          session === undefined || session.key !== key || session.listener !== listener ||
+          session.ended
+        ) {
+          session = listener.sessions.get(key) ?? this.#open(listener, key, batch, j, nowMs);
+          if (session === undefined) continue;
+          this.#lastSession = session;
+        }
+        session.lastActiveMs = nowMs;
+        if (session !== pending) {
+          if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
+          pending = session;
+          queued = 0;
+        }
+        const length = batch.length(j);
+        toTarget.point(queued, batch, j, length);
+        this.#toTargetLengths[queued++] = length;
+      }
+      if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
+      if (received < BATCH) return;
+    }
+  }
+
+  /**
+   * Sends the first `count` datagrams of `#toTarget` on the session's upstream socket. They are
+   * counted before they leave (and uncounted if dropped), so a counter never lags behind a reply.
+   */
+  #sendToTarget(session: Session, count: number, nowMs: number): void {
+    const toTarget = this.#toTarget;
+    const lengths = this.#toTargetLengths;
+    const counters = session.listener.counters;
+    let bytes = 0;
+    for (let k = 0; k < count; k++) bytes += lengths[k]!;
+    counters[F.bytesClientToTarget]! += bytes;
+    counters[F.datagramsClientToTarget]! += count;
+    let sent = 0;
+    while (sent < count) {
+      const done = this.#libc.sendmmsg(session.fd, toTarget.from(sent), count - sent, 0);
+      if (done >= 0) {
+        session.toTargetBlockedSinceMs = 0;
+        sent += done;
+        continue;
+      }
+      const errno = this.#errno.get();
+      counters[F.bytesClientToTarget]! -= lengths[sent]!;
+      counters[F.datagramsClientToTarget]!--;
+      counters[F.droppedDatagrams]!++;
+      if (errno === Errno.EAGAIN) {
+        if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
+      } else {
+        // A failed send drops the datagram but keeps the session (as the portable engine).
+        counters[E.WriteToTarget]!++;
+        this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
+          error: new OsError("sendmmsg", errno).message,
+        });
+      }
+      sent++;
+    }
+  }
+
+  #receiveFromTarget(session: Session, nowMs: number): void {
+    const listener = session.listener;
+    if (this.#replyListener !== listener) {
+      this.#flushToClients(nowMs);
+      this.#replyListener = listener;
+    }
+    const batch = this.#fromTargets;
+    const toClients = this.#toClients;
+    const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
+    for (;;) {
+      if (this.#replySlots === BATCH) this.#flushToClients(nowMs);
+      const first = this.#replySlots;
+      batch.prepareReceive(first, listener.receiveBytes);
+      const received = this.#libc.recvmmsg(
+        session.fd,
+        batch.from(first),
+        BATCH - first,
+        this.#layout.constants.MSG_DONTWAIT,
+        null,
+      );
+      if (received < 0) {
+        const errno = this.#errno.get();
+        // ECONNREFUSED: an ICMP "port unreachable" from the target; nothing to forward.
+        if (errno !== Errno.EAGAIN && errno !== Errno.EINTR && errno !== Errno.ECONNREFUSED) {
+          this.#fail(session, "ReadFromTarget", new OsError("recvmmsg", errno).message);
+        }
+        return;
+      }
+      if (received > 0) session.lastActiveMs = nowMs;
+      for (let j = first; j < first + received; j++) {
+        if ((batch.flags(j) & MSG_TRUNC) !== 0) {
+          this.#truncated(listener, "target");
+          continue;
+        }
+        const k = this.#replyCount++;
+        const length = batch.length(j);
+        toClients.point(k, batch, j, length);
+        this.#toClientLengths[k] = length;
+        toClients.setName(k, session.client);
+        this.#replySessions[k] = session;
+      }
+      this.#replySlots = first + received;
+      if (this.#replySlots < BATCH || session.ended) return;
+    }
+  }
+
+  /** Sends the gathered replies from the listening socket (counted first, as to the target). */
+  #flushToClients(nowMs: number): void {
+    const listener = this.#replyListener;
+    const count = this.#replyCount;
+    this.#replyCount = 0;
+    this.#replySlots = 0;
+    if (listener === undefined || count === 0) return;
+    const toClients = this.#toClients;
+    const lengths = this.#toClientLengths;
+    const counters = listener.counters;
+    const sessions = this.#replySessions;
+    let bytes = 0;
+    for (let k = 0; k < count; k++) bytes += lengths[k]!;
+    counters[F.bytesTargetToClient]! += bytes;
+    counters[F.datagramsTargetToClient]! += count;
+    let sent = 0;
+    while (sent < count) {
+      const done = this.#libc.sendmmsg(listener.fd, toClients.from(sent), count - sent, 0);
+      if (done >= 0) {
+        for (let k = sent; k < sent + done; k++) sessions[k]!.toClientBlockedSinceMs = 0;
+        sent += done;
+        continue;
+      }
+      const errno = this.#errno.get();
+      const session = sessions[sent]!;
+      counters[F.bytesTargetToClient]! -= lengths[sent]!;
+      counters[F.datagramsTargetToClient]!--;
+      if (errno === Errno.EAGAIN) {
+        counters[F.droppedDatagrams]!++;
+        if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
+      } else if (!session.ended) {
+        // A failed send to the client ends the session (as the portable engine).
+        this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
+      }
+      sent++;
+    }
+    sessions.fill(undefined, 0, count);
+  }
+
+  /** A new session for the client of datagram `j`, or undefined (counted) when none may open. */
+  #open(
+    listener: Listener,
+    key: number | string,
+    batch: DatagramBatch,
+    j: number,
+    nowMs: number,
+  ): Session | undefined {
+    const counters = listener.counters;
+    if (listener.drainSeq !== undefined) {
+      counters[F.droppedDatagrams]!++;
+      return undefined;
+    }
+    if (Atomics.add(listener.inUse, 0, 1) >= listener.maxSessions) {
+      Atomics.sub(listener.inUse, 0, 1);
+      counters[F.droppedDatagrams]!++;
+      counters[E.SessionLimit]!++;
+      this.#warn(listener, "drop", "UDP port {port} has {max} sessions; dropping new clients", {
+        max: listener.maxSessions,
+      });
+      return undefined;
+    }
+    this.#refreshSettings(listener);
+    const target = listener.target;
+    let fd: number;
+    try {
+      if (target === undefined) throw new Error("the target name does not resolve");
+      fd = this.#sockets.connect(target.sockaddr, target.family);
+      try {
+        this.#watch(fd);
+      } catch (error) {
+        this.#sockets.close(fd);
+        throw error;
+      }
+    } catch (error) {
+      Atomics.sub(listener.inUse, 0, 1);
+      counters[F.droppedDatagrams]!++;
+      const type = target === undefined ? "ResolveTargetAddress" : "DialUDPTarget";
+      counters[E[type]]!++;
+      this.#warn(listener, "target", "Cannot open a UDP session ({type}): {error}", {
+        type,
+        error: errorMessage(error),
+      });
+      return undefined;
+    }
+    const name = batch.nameOffset(j);
+    const session: Session = {
+      fd,
+      listener,
+      key,
+      client: batch.arena.bytes.slice(name, name + batch.nameLength(j)),
+      lastActiveMs: nowMs,
+      toTargetBlockedSinceMs: 0,
+      toClientBlockedSinceMs: 0,
+      ended: false,
+    };
+    listener.sessions.set(key, session);
+    this.#sessionsByFd[fd] = session;
+    counters[F.activeSessions]!++;
+    counters[F.sessionsTotal]!++;
+    return session;
+  }
+
+  /**
+   * The client address of datagram `j` as a map key: a number for IPv4 and IPv4-mapped IPv6
+   * (address * 65536 + port, below 2^48), a string for other IPv6 addresses.
+   */
+  #clientKey(batch: DatagramBatch, j: number): number | string {
+    const { sockaddr, constants } = this.#layout;
+    const view = batch.arena.view;
+    const at = batch.nameOffset(j);
+    const port = view.getUint16(at + sockaddr.port, false);
+    if (view.getUint16(at + sockaddr.family, true) === constants.AF_INET) {
+      return view.getUint32(at + sockaddr.in4Addr, false) * 65_536 + port;
+    }
+    const addr = at + sockaddr.in6Addr;
+    if (
+      view.getUint32(addr, true) === 0 && view.getUint32(addr + 4, true) === 0 &&
+      view.getUint32(addr + 8, false) === 0xffff
+    ) {
+      return view.getUint32(addr + 12, false) * 65_536 + port;
+    }
+    let key = "";
+    for (let i = 0; i < 16; i += 2) key += String.fromCharCode(view.getUint16(addr + i, false));
+    return key + String.fromCharCode(port);
+  }
+
+  /** Reads the listener's settings again if the main thread changed them; true if so. */
+  #refreshSettings(listener: Listener): boolean {
+    if (listener.settings.generation === listener.generation) return false;
+    const { generation, target, timeouts } = listener.settings.read();
+    listener.generation = generation;
+    listener.target = target;
+    listener.timeouts = timeouts;
+    return true;
+  }
+
+  /** Ends idle sessions and sessions whose sends kept blocking. */
+  #sweep(nowMs: number): void {
+    let next = nowMs + IDLE_POLL_MS;
+    for (const listener of this.#listeners.values()) {
+      next = Math.min(next, this.#sweepListener(listener, nowMs));
+    }
+    this.#nextSweepMs = next;
+  }
+
+  /** Sweeps `listener` if due; returns when it is due next. */
+  #sweepListener(listener: Listener, nowMs: number): number {
+    if (this.#refreshSettings(listener)) listener.nextSweepMs = 0;
+    if (nowMs < listener.nextSweepMs) return listener.nextSweepMs;
+    const { readTimeoutMs, writeTimeoutMs } = listener.timeouts;
+    listener.nextSweepMs = nowMs +
+      Math.max(SWEEP_MS, Math.min(1000, Math.min(readTimeoutMs, writeTimeoutMs) / 4));
+    for (const session of listener.sessions.values()) {
+      const blockedMs = `send blocked for ${writeTimeoutMs} ms`;
+      if (
+        session.toTargetBlockedSinceMs > 0 &&
+        nowMs - session.toTargetBlockedSinceMs >= writeTimeoutMs
+      ) {
+        this.#fail(session, "WriteToTarget", blockedMs);
+      } else if (
+        session.toClientBlockedSinceMs > 0 &&
+        nowMs - session.toClientBlockedSinceMs >= writeTimeoutMs
+      ) {
+        this.#fail(session, "WriteToClient", blockedMs);
+      } else if (nowMs - session.lastActiveMs >= readTimeoutMs) {
+        this.#end(session);
+      }
+    }
+    return listener.nextSweepMs;
+  }
+
+  /** Counts `type`, logs (rate-limited) and ends the session. */
+  #fail(session: Session, type: UdpErrorType, error: string): void {
+    session.listener.counters[E[type]]!++;
+    this.#warn(session.listener, "target", "UDP session ended ({type}): {error}", { type, error });
+    this.#end(session);
+  }
+
+  #end(session: Session): void {
+    if (session.ended) return;
+    session.ended = true;
+    const listener = session.listener;
+    if (listener.sessions.get(session.key) === session) listener.sessions.delete(session.key);
+    this.#sessionsByFd[session.fd] = undefined;
+    if (this.#lastSession === session) this.#lastSession = undefined;
+    this.#sockets.close(session.fd);
+    listener.counters[F.activeSessions]!--;
+    Atomics.sub(listener.inUse, 0, 1);
+    if (listener.drainSeq !== undefined && listener.sessions.size === 0) {
+      this.#post({ kind: "drained", seq: listener.drainSeq });
+      listener.drainSeq = undefined;
+    }
+  }
+
+  #close(listener: Listener): void {
+    if (this.#replyListener === listener) {
+      this.#flushToClients(Date.now());
+      this.#replyListener = undefined;
+    }
+    const drainSeq = listener.drainSeq;
+    listener.drainSeq = undefined;
+    for (const session of [...listener.sessions.values()]) this.#end(session);
+    if (drainSeq !== undefined) this.#post({ kind: "drained", seq: drainSeq });
+    this.#listeners.delete(listener.id);
+    this.#listenersByFd[listener.fd] = undefined;
+    this.#sockets.close(listener.fd);
+  }
+
+  #truncated(listener: Listener, from: "client" | "target"): void {
+    const counters = listener.counters;
+    counters[F.truncatedDatagrams]!++;
+    counters[E.Truncated]!++;
+    this.#warn(
+      listener,
+      "truncate",
+      "A datagram from the {from} on UDP port {port} is longer than {bufferBytes} bytes; dropped",
+      { from, bufferBytes: listener.receiveBytes },
+    );
+  }
+
+  #warn(
+    listener: Listener,
+    kind: "drop" | "target" | "truncate",
+    message: string,
+    properties: Record<string, unknown>,
+  ): void {
+    const suppressed = listener.logs[kind].take();
+    if (suppressed === undefined) return;
+    this.#post({
+      kind: "log",
+      level: "warn",
+      message,
+      properties: { port: listener.port, listener: listener.id, suppressed, ...properties },
+    });
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Messages between the main thread (`batched_engine.ts`) and an engine thread
+ * (`engine_worker.ts`). Addresses travel as encoded `sockaddr` bytes; requests carry a `seq` that
+ * the answer repeats.
+ * @module
+ */
+
+/** Main thread → engine thread. */
+export type ToEngine =
+  | {
+    readonly kind: "start";
+    readonly control: SharedArrayBuffer;
+    /** This thread's row in every counter block. */
+    readonly row: number;
+  }
+  | {
+    readonly kind: "listen";
+    readonly seq: number;
+    readonly id: number;
+    /** IP literal to bind ("::" binds dual-stack). */
+    readonly hostname: string;
+    readonly port: number;
+    readonly reusePort: boolean;
+    readonly maxSessions: number;
+    readonly bufferBytes: number;
+    readonly counters: SharedArrayBuffer;
+    /** One Int32: sessions open over every thread (the cap is shared). */
+    readonly sessionsInUse: SharedArrayBuffer;
+    /** A `ListenerSettings` (target and timeouts, updated in place). */
+    readonly settings: SharedArrayBuffer;
+  }
+  | { readonly kind: "drain"; readonly seq: number; readonly id: number }
+  | { readonly kind: "close"; readonly seq: number; readonly id: number };
+
+/** Engine thread → main thread. */
+export type FromEngine =
+  /** Started; the main thread rings `doorbellPort` (UDP on 127.0.0.1) after each message. */
+  | { readonly kind: "ready"; readonly doorbellPort: number }
+  | { readonly kind: "failed"; readonly message: string }
+  | { readonly kind: "listening"; readonly seq: number; readonly port: number }
+  | { readonly kind: "listenFailed"; readonly seq: number; readonly message: string }
+  /** A draining listener has no sessions left (or `drain` found none). */
+  | { readonly kind: "drained"; readonly seq: number }
+  | { readonly kind: "closed"; readonly seq: number }
+  | {
+    readonly kind: "log";
+    readonly level: "warn" | "error";
+    readonly message: string;
+    readonly properties: Record<string, unknown>;
+  }
+  | { readonly kind: "stopped" };

@@ -1,0 +1,160 @@
+/**
+ * The UDP engine of a supervisor (`--udp-engine`): the batched engine (libc through FFI in engine
+ * threads, `udp_batched/`) when chosen and working, else the portable `Deno.listenDatagram` engine
+ * ({@linkcode UdpForwarder}). Both give the supervisor a {@linkcode RunningForwarder} per UDP
+ * listener and advance the same {@linkcode UdpCounters}.
+ * @module
+ */
+
+import {
+  type EngineChoice,
+  nativeUnavailableReason,
+  startNativeEngine,
+} from "../ffi/engine_selection.ts";
+import type { UdpSpec } from "../spec.ts";
+import { bindDualStack } from "./_bind_dual_stack.ts";
+import type { RunningForwarder, TargetReport } from "./listener_part.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
+import { newUdpCounters, type UdpCounters } from "./state.ts";
+import { BatchedUdpEngine } from "./udp_batched/batched_engine.ts";
+import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
+import { selfTest } from "./udp_batched/self_test.ts";
+import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
+import { UdpForwarder } from "./udp_forwarder.ts";
+import type { Budget } from "./budget.ts";
+import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
+
+export type { UdpEngineChoice, UdpEngineKind };
+
+/** What every UDP listener of a supervisor shares. */
+export interface UdpEngineOptions {
+  readonly choice: UdpEngineChoice;
+  /** Engine threads of the batched engine (each binds every UDP port with SO_REUSEPORT). */
+  readonly threads: number;
+  readonly listenAddress: string;
+  readonly maxSessions: number;
+  readonly bufferBytes: number;
+  /** Sockets of the portable engine's sessions (one each), shared with this thread's TCP. */
+  readonly sockets: Budget;
+  /** Bytes of the portable engine's session buffers. */
+  readonly bufferBudget: Budget;
+  /** Which target addresses may be used. @default TargetPolicy.ALLOW_ALL */
+  readonly policy?: TargetPolicy;
+  /** `sourceRanges` of parts without their own. @default [] (everyone) */
+  readonly defaultSourceRanges?: readonly string[];
+}
+
+/**
+ * True when a UDP part needs the access policy checked (a target rule, source ranges or a
+ * session limit of its own). The batched engine does not check it yet, so such a part runs on the
+ * portable engine: a policy is never skipped for speed.
+ */
+export function needsPolicy(
+  spec: UdpSpec,
+  policy: TargetPolicy,
+  defaultSourceRanges: readonly string[],
+): boolean {
+  return !policy.allowsAll || (spec.sourceRanges ?? defaultSourceRanges).length > 0 ||
+    spec.maxSessions !== undefined || spec.maxSessionsPerSource !== undefined;
+}
+
+/** Opens UDP listeners on the chosen engine. */
+export class UdpEngine {
+  /** The engine in use once the batched engine started and passed its self-test (or not). */
+  readonly ready: Promise<UdpEngineKind>;
+  readonly #options: UdpEngineOptions;
+  /** True while the batched engine may be used (its counters live in shared memory). */
+  readonly #batchedCandidate: boolean;
+  #batched: BatchedUdpEngine | undefined;
+
+  /** Starts the batched engine in the background when `choice` allows it. */
+  constructor(options: UdpEngineOptions) {
+    this.#options = options;
+    this.#batchedCandidate = options.choice === "batched" ||
+      (options.choice === "auto" && nativeUnavailableReason() === undefined);
+    const choice: EngineChoice = options.choice === "batched" ? "native" : options.choice;
+    this.ready = startNativeEngine({
+      name: "batched UDP",
+      choice,
+      start: () => BatchedUdpEngine.start(options.threads),
+      selfTest,
+      close: (engine) => engine.close(),
+    }).then((engine) => {
+      this.#batched = engine;
+      return engine === undefined ? "portable" : "batched";
+    });
+    this.ready.catch(() => {}); // reported by open() and by whoever awaits `ready`
+  }
+
+  /** True when parts may run on the batched engine (chosen, or "auto" where it can run). */
+  get mayBatch(): boolean {
+    return this.#batchedCandidate;
+  }
+
+  /** Counters for a new UDP part (in shared memory when the batched engine may serve it). */
+  newCounters(): UdpCounters {
+    return this.#batchedCandidate ? new SharedUdpCounters(this.#options.threads) : newUdpCounters();
+  }
+
+  /**
+   * Binds `spec.listenPort` and forwards; synchronous on the portable engine. A part the access
+   * policy applies to runs on the portable engine (see {@linkcode needsPolicy}).
+   */
+  open(
+    name: string,
+    spec: UdpSpec,
+    counters: UdpCounters,
+    onTarget?: TargetReport,
+  ): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> {
+    const portable = () => this.#openPortable(name, spec, counters, onTarget);
+    if (!this.#batchedCandidate) return portable();
+    const policy = this.#options.policy ?? TargetPolicy.ALLOW_ALL;
+    if (needsPolicy(spec, policy, this.#options.defaultSourceRanges ?? [])) return portable();
+    return this.ready.then(
+      (kind): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> => {
+        const batched = this.#batched;
+        if (kind === "portable" || batched === undefined) return portable();
+        if (!(counters instanceof SharedUdpCounters)) throw new Error("UDP counters not shared");
+        return BatchedUdpForwarder.open(batched, {
+          name,
+          counters,
+          spec,
+          listenAddress: this.#options.listenAddress,
+          maxSessions: this.#options.maxSessions,
+          bufferBytes: this.#options.bufferBytes,
+        });
+      },
+    );
+  }
+
+  /** Stops the engine threads (after every listener drained). */
+  async close(): Promise<void> {
+    await this.ready.catch(() => {});
+    await this.#batched?.close();
+  }
+
+  #openPortable(
+    name: string,
+    spec: UdpSpec,
+    counters: UdpCounters,
+    onTarget: TargetReport | undefined,
+  ): UdpForwarder {
+    const socket = bindDualStack(
+      this.#options.listenAddress,
+      (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
+    );
+    return new UdpForwarder(socket, {
+      name,
+      counters,
+      spec,
+      maxSessions: this.#options.maxSessions,
+      bufferBytes: this.#options.bufferBytes,
+      sockets: this.#options.sockets,
+      bufferBudget: this.#options.bufferBudget,
+      ...(this.#options.policy && { policy: this.#options.policy }),
+      ...(this.#options.defaultSourceRanges &&
+        { defaultSourceRanges: this.#options.defaultSourceRanges }),
+      ...(onTarget && { onTarget }),
+    });
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * UDP forwarders on either engine for tests that prove both behave the same: the portable
+ * {@linkcode UdpForwarder} on a `Deno.listenDatagram` socket, or a {@linkcode BatchedUdpForwarder}
+ * on engine threads started for the test (stopped on dispose).
+ * @module
+ */
+
+import type { UdpSpec } from "../../lib/spec.ts";
+import { newUdpCounters, type UdpCounters } from "../../lib/forward/state.ts";
+import { BatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.ts";
+import { BatchedUdpForwarder } from "../../lib/forward/udp_batched/batched_forwarder.ts";
+import { SharedUdpCounters } from "../../lib/forward/udp_batched/shared_udp_counters.ts";
+import { UdpForwarder } from "../../lib/forward/udp_forwarder.ts";
+import type { UdpEngineKind } from "../../lib/forward/udp_engine_choice.ts";
+
+/** Both engines, the portable one first. */
+export const UDP_ENGINES: readonly UdpEngineKind[] = ["portable", "batched"];
+
+/** Options of {@linkcode udpForwarderTo}. */
+export interface UdpFixtureOptions {
+  readonly targetHost?: string;
+  readonly maxSessions?: number;
+  readonly bufferBytes?: number;
+  readonly readTimeoutSeconds?: number;
+  readonly writeTimeoutSeconds?: number;
+  /** Engine threads (batched engine). @default 1 */
+  readonly threads?: number;
+  /** Portable engine only: the listening socket. @default a fresh one on 127.0.0.1 */
+  readonly socket?: Deno.DatagramConn;
+  /** Portable engine only: see `UdpForwarderOptions.openUpstream`. */
+  readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
+}
+
+/** What the engines have in common, as tests use it. */
+export interface TestUdpForwarder {
+  readonly port: number;
+  update(spec: UdpSpec): void;
+  drain(graceMs: number): Promise<void>;
+}
+
+/** A forwarder on 127.0.0.1 (port chosen by the OS), drained at once on dispose. */
+export interface UdpFixture extends AsyncDisposable {
+  readonly forwarder: TestUdpForwarder;
+  readonly counters: UdpCounters;
+  readonly spec: UdpSpec;
+  /**
+   * Lets `ms` pass for the session timeouts: the portable engine runs on a hand-moved clock (no
+   * real wait); the batched engine keeps time in its own threads, so there it is a real wait.
+   */
+  advance(ms: number): Promise<void>;
+}
+
+/** The portable forwarder's clock: time moves only when a test moves it. */
+class ManualClock {
+  ms = 1_000_000;
+  readonly now = (): number => this.ms;
+}
+
+/** A forwarder on `engine` from 127.0.0.1 to `targetPort`. */
+export async function udpForwarderTo(
+  engine: UdpEngineKind,
+  targetPort: number,
+  options: UdpFixtureOptions = {},
+): Promise<UdpFixture> {
+  const spec: UdpSpec = {
+    listenPort: 0,
+    targetHost: options.targetHost ?? "127.0.0.1",
+    targetPort,
+    readTimeoutSeconds: options.readTimeoutSeconds ?? 30,
+    writeTimeoutSeconds: options.writeTimeoutSeconds ?? 5,
+  };
+  const maxSessions = options.maxSessions ?? 100;
+  const bufferBytes = options.bufferBytes ?? 65_535;
+  if (engine === "portable") {
+    const counters = newUdpCounters();
+    const socket = options.socket ??
+      Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const clock = new ManualClock();
+    const forwarder = new UdpForwarder(socket, {
+      name: "test/udp",
+      counters,
+      spec,
+      maxSessions,
+      bufferBytes,
+      ...(options.openUpstream && { openUpstream: options.openUpstream }),
+      now: clock.now,
+    });
+    return {
+      forwarder,
+      counters,
+      spec,
+      advance: (ms) => {
+        clock.ms += ms;
+        return Promise.resolve();
+      },
+      [Symbol.asyncDispose]: () => forwarder.drain(0),
+    };
+  }
+  if (options.socket !== undefined || options.openUpstream !== undefined) {
+    throw new TypeError("socket and openUpstream are portable-engine fault injections");
+  }
+  const threads = options.threads ?? 1;
+  const batched = await BatchedUdpEngine.start(threads);
+  const counters = new SharedUdpCounters(threads);
+  let forwarder: BatchedUdpForwarder;
+  try {
+    forwarder = await BatchedUdpForwarder.open(batched, {
+      name: "test/udp",
+      counters,
+      spec,
+      listenAddress: "127.0.0.1",
+      maxSessions,
+      bufferBytes,
+    });
+  } catch (error) {
+    await batched.close();
+    throw error;
+  }
+  return {
+    forwarder,
+    counters,
+    spec,
+    advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    [Symbol.asyncDispose]: async () => {
+      await forwarder.drain(0);
+      await batched.close();
+    },
+  };
+}
