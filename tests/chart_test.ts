@@ -105,8 +105,11 @@ const HELM_ONLY_LABELS = [
  * sense in a cluster (file mode, a kubeconfig).
  */
 const FLAGS_NOT_IN_VALUES = [
+  // File mode only.
   "config",
   "check-config",
+  "config-max-bytes",
+  "config-allow-empty",
   "kubeconfig",
   "operator-namespace",
   "tcp-service-to-manage",
