@@ -4,8 +4,9 @@
 #   docker run --rm --network host -v "$PWD/k8s/samples:/config:ro" undying-proxy --config /config/local.yaml
 #
 # The binary's permissions are those of the `compile` task in deno.json (the single source of truth,
-# shared with the tests that run the program): net, read, ffi (the batched UDP engine's threads,
-# and libc for the fd limit, /proc and TCP resets), a few env vars, the host name; no write, no run.
+# shared with the tests that run the program): net, read, ffi (the threads of the batched UDP and
+# splice TCP engines, and libc for the fd limit, /proc and TCP resets), a few env vars, the host
+# name; no write, no run.
 
 # Builder: the official Deno image, pinned to the version CI uses.
 FROM denoland/deno:2.9.6 AS build

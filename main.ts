@@ -95,6 +95,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     targetPolicy,
     defaultSourceRanges: options.defaultSourceRanges,
     udpEngine: options.udpEngine,
+    tcpEngine: options.tcpEngine,
   });
   const metrics = new ProgramMetrics(supervisor, {
     version: VERSION,
@@ -107,6 +108,12 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
       threads: udpEngine === "batched" ? options.workers : 1,
     });
     metrics.recordUdpEngine(udpEngine);
+    const tcpEngine = await supervisor.tcpEngine();
+    log.info("TCP engine: {engine} ({threads} thread(s))", {
+      engine: tcpEngine,
+      threads: options.workers,
+    });
+    metrics.recordTcpEngine(tcpEngine);
   } catch (error) {
     log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
     return 1;

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseCidrList } from "./forward/policy/cidr.ts";
+import { TCP_ENGINE_CHOICES } from "./forward/tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 import { ipLiteralFamily } from "./spec.ts";
 import { type ConfigMapRef, parseConfigMapRef } from "./ingress_nginx/stream_services.ts";
@@ -190,6 +191,16 @@ export const FLAGS = {
       "portable (Deno.listenDatagram), or auto (batched on Linux x86-64/aarch64 when FFI is allowed " +
       "and its self-test passes, else portable with a warning).",
     parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
+  },
+  "tcp-engine": {
+    group: "Forwarding",
+    valueName: "ENGINE",
+    default: "auto",
+    help:
+      "splice (libc through FFI in --workers engine threads: epoll, splice(2) through pooled 1 MiB " +
+      "pipes; needs --allow-ffi), portable (Deno.listen), or auto (splice on Linux x86-64/aarch64 " +
+      "when FFI is allowed and its self-test passes, else portable with a warning).",
+    parse: (raw) => oneOf(raw, TCP_ENGINE_CHOICES),
   },
   "allowed-target-cidrs": {
     group: "Access policy",

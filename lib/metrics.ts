@@ -166,6 +166,8 @@ export class ProgramMetrics {
   readonly shuttingDown: Gauge;
   /** `undying_proxy_udp_engine{engine}`: which UDP engine forwards (see `recordUdpEngine`). */
   readonly udpEngine: Gauge;
+  /** `undying_proxy_tcp_engine{engine}`: which TCP engine forwards (see `recordTcpEngine`). */
+  readonly tcpEngine: Gauge;
 
   /** Registers every metric, reading forwarding state from `view` on each scrape. */
   constructor(
@@ -319,6 +321,19 @@ export class ProgramMetrics {
       labelNames: ["engine"],
       registers,
     });
+    this.tcpEngine = new Gauge({
+      name: "undying_proxy_tcp_engine",
+      help: "1 for the TCP engine in use (splice or portable; see --tcp-engine), 0 for the other.",
+      labelNames: ["engine"],
+      registers,
+    });
+  }
+
+  /** Records the TCP engine in use (known once the splice engine's self-test ran). */
+  recordTcpEngine(engine: "splice" | "portable"): void {
+    for (const kind of ["splice", "portable"] as const) {
+      this.tcpEngine.set({ engine: kind }, kind === engine ? 1 : 0);
+    }
   }
 
   /** Records the UDP engine in use (known once the batched engine's self-test ran). */

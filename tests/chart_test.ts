@@ -480,6 +480,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=undying-proxy-tcp",
       "--udp-service-to-manage=undying-proxy-udp",
       `--watch-namespaces=${ns},${games}`,
+      "--tcp-engine=auto",
       "--udp-engine=auto",
       "--zap-devel=false",
     ]);
@@ -549,6 +550,7 @@ helmIntegrationTest(
       "--tcp-service-to-manage=",
       "--udp-service-to-manage=",
       "--instance-name=edge",
+      "--tcp-engine=auto",
       "--udp-engine=auto",
       "--zap-devel=false",
     ]);

@@ -47,7 +47,9 @@ integrationTest(
     const kubeconfig = await operatorKubeconfig(cp, ns);
     await using target = startTcpEcho();
     const port = nextFreePort();
-    await withOperator({ kubeconfig, namespace: ns, args: NO_MANAGED_SERVICES }, async () => {
+    // The default engines (splice TCP, batched UDP) bind in their threads: the pass waits for them.
+    const args = NO_MANAGED_SERVICES;
+    await withOperator({ kubeconfig, namespace: ns, args }, async () => {
       using client = await clientFor(cp.adminKubeconfigPath);
       const stop = new AbortController();
       /** One entry per status change seen: the Ready reason and each replica's TCP state. */

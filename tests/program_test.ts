@@ -713,3 +713,70 @@ Deno.test("--udp-engine=batched without FFI permission stops with a clear error"
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /batched UDP engine cannot run: FFI is not permitted/);
 });
+
+/** The TCP engine the program reports in its metrics. */
+async function tcpEngineMetric(program: ProgramProcess): Promise<Record<string, number>> {
+  const { series } = await program.scrape();
+  return {
+    splice: series.get('undying_proxy_tcp_engine{engine="splice"}') ?? -1,
+    portable: series.get('undying_proxy_tcp_engine{engine="portable"}') ?? -1,
+  };
+}
+
+/** Sends `data` through `port` to an echo and returns what comes back. */
+async function tcpEcho(port: number, data: Uint8Array): Promise<Uint8Array> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const reading = readAll(conn);
+  await writeAll(conn, data);
+  await conn.closeWrite();
+  return await reading;
+}
+
+Deno.test("TCP goes through the splice engine by default: logged at start, exported as a metric", async () => {
+  await using echo = startTcpEcho();
+  const tcpPort = freePort();
+  await using config = await tempConfig([
+    { name: "db", tcp: { listenPort: tcpPort, targetPort: echo.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`]);
+  await waitReady(program);
+  await program.waitForLog(
+    "the engine",
+    (line) => line.message === "TCP engine: splice (1 thread(s))",
+  );
+  assert.deepEqual(await tcpEngineMetric(program), { splice: 1, portable: 0 });
+  const data = patternBytes(3 << 20, 8);
+  assert.deepEqual(await tcpEcho(tcpPort, data), data);
+});
+
+Deno.test("without FFI permission, --tcp-engine=auto falls back to the portable engine with a warning", async () => {
+  await using echo = startTcpEcho();
+  const tcpPort = freePort();
+  await using config = await tempConfig([
+    { name: "db", tcp: { listenPort: tcpPort, targetPort: echo.port } },
+  ]);
+  const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
+  await using program = await startProgram([`--config=${config.path}`], { flags });
+  await waitReady(program);
+  const warning = await program.waitForLog(
+    "the fallback warning",
+    (line) => line.level === "WARNING" && /splice TCP engine cannot run/.test(line.message),
+  );
+  assert.match(warning.message, /FFI is not permitted/);
+  assert.deepEqual(await tcpEngineMetric(program), { splice: 0, portable: 1 });
+  const data = patternBytes(100_000, 9);
+  assert.deepEqual(await tcpEcho(tcpPort, data), data);
+});
+
+Deno.test("--tcp-engine=splice without FFI permission stops with a clear error", async () => {
+  await using config = await tempConfig([]);
+  const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
+  const result = await runProgram([
+    `--config=${config.path}`,
+    "--tcp-engine=splice",
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address=0",
+  ], flags);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /splice TCP engine cannot run: FFI is not permitted/);
+});

@@ -54,4 +54,31 @@ export interface AbiLayout {
     readonly EPOLL_CTL_DEL: number;
     readonly EPOLLIN: number;
   };
+  /** What the splice TCP engine adds (asm-generic values: the same on x86-64 and aarch64). */
+  readonly tcp: {
+    readonly SOCK_STREAM: number;
+    readonly SO_REUSEADDR: number;
+    readonly SO_ERROR: number;
+    readonly SO_KEEPALIVE: number;
+    readonly SO_LINGER: number;
+    /** `struct linger` (two ints). */
+    readonly lingerSize: number;
+    readonly IPPROTO_TCP: number;
+    readonly TCP_NODELAY: number;
+    readonly SHUT_WR: number;
+    readonly MSG_NOSIGNAL: number;
+    readonly O_NONBLOCK: number;
+    readonly O_CLOEXEC: number;
+    readonly F_SETPIPE_SZ: number;
+    readonly SPLICE_F_MOVE: number;
+    readonly SPLICE_F_NONBLOCK: number;
+    readonly EPOLL_CTL_MOD: number;
+    readonly EPOLLOUT: number;
+    readonly EPOLLERR: number;
+    readonly EPOLLHUP: number;
+    readonly EPOLLRDHUP: number;
+    /** 1 << 31: stored as an unsigned 32-bit number. */
+    readonly EPOLLET: number;
+    readonly RLIMIT_NOFILE: number;
+  };
 }

@@ -27,6 +27,10 @@ export const Errno = {
   EAGAIN: 11,
   EAFNOSUPPORT: 97,
   ECONNREFUSED: 111,
+  ENFILE: 23,
+  EMFILE: 24,
+  ECONNABORTED: 103,
+  EINPROGRESS: 115,
 } as const;
 
 const NAMES: Readonly<Record<number, readonly [string, string]>> = {
@@ -40,6 +44,7 @@ const NAMES: Readonly<Record<number, readonly [string, string]>> = {
   22: ["EINVAL", "Invalid argument"],
   23: ["ENFILE", "Too many open files in system"],
   24: ["EMFILE", "Too many open files"],
+  32: ["EPIPE", "Broken pipe"],
   90: ["EMSGSIZE", "Message too long"],
   93: ["EPROTONOSUPPORT", "Protocol not supported"],
   97: ["EAFNOSUPPORT", "Address family not supported by protocol"],
@@ -47,9 +52,13 @@ const NAMES: Readonly<Record<number, readonly [string, string]>> = {
   99: ["EADDRNOTAVAIL", "Cannot assign requested address"],
   100: ["ENETDOWN", "Network is down"],
   101: ["ENETUNREACH", "Network is unreachable"],
+  103: ["ECONNABORTED", "Software caused connection abort"],
+  104: ["ECONNRESET", "Connection reset by peer"],
   105: ["ENOBUFS", "No buffer space available"],
   111: ["ECONNREFUSED", "Connection refused"],
+  110: ["ETIMEDOUT", "Connection timed out"],
   113: ["EHOSTUNREACH", "No route to host"],
+  115: ["EINPROGRESS", "Operation now in progress"],
 };
 
 /** "Address already in use (EADDRINUSE, os error 98)": the errno by name and number. */

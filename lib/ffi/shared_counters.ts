@@ -33,3 +33,22 @@ export class SharedCounterBlock {
     return total;
   }
 }
+
+/**
+ * Defines on `target` one number property per entry of `fields` (name → field index): reading
+ * sums the field over every row, writing adds the difference to row 0 (the main thread's).
+ */
+export function defineSummedCounters(
+  target: object,
+  block: SharedCounterBlock,
+  fields: Readonly<Record<string, number>>,
+): void {
+  const main = block.row(0);
+  for (const [name, field] of Object.entries(fields)) {
+    Object.defineProperty(target, name, {
+      enumerable: true,
+      get: () => block.sum(field),
+      set: (value: number) => main[field]! += value - block.sum(field),
+    });
+  }
+}

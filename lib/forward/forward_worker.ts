@@ -39,6 +39,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         workers: 1,
         tcpReusePort: true,
         udpEngine: "portable", // this thread gets TCP parts only
+        tcpEngine: "portable", // workers exist for the portable TCP engine only
       });
       supervisor.onChange(() => post({ kind: "statuses", statuses: supervisor!.statuses() }));
       timer = setInterval(

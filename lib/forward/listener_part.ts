@@ -148,6 +148,11 @@ export class ListenerPart<S extends PartSpec> {
     });
   }
 
+  /** Resolves once a bind in progress (an engine thread's) has succeeded or failed. */
+  async binding(): Promise<void> {
+    await this.#opening;
+  }
+
   #bind(): void {
     if (this.#stopped) return;
     let opened;

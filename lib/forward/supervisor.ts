@@ -14,21 +14,19 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
-import { bindDualStack } from "./_bind_dual_stack.ts";
 import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
 import { ListenerPart, type RunningForwarder, type TargetReport } from "./listener_part.ts";
 import { TargetPolicy } from "./policy/target_policy.ts";
-import {
-  type ForwarderCounters,
-  type ForwarderStatus,
-  newTcpCounters,
-  type Protocol,
-  type TcpCounters,
-  type UdpCounters,
+import type {
+  ForwarderCounters,
+  ForwarderStatus,
+  Protocol,
+  TcpCounters,
+  UdpCounters,
 } from "./state.ts";
-import { TcpForwarder } from "./tcp_forwarder.ts";
+import { portableOnly, TcpEngine, type TcpEngineKind } from "./tcp_engine.ts";
 import { needsPolicy, UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
 import {
   type ResolvedSupervisorOptions,
@@ -68,10 +66,15 @@ export class Supervisor {
   readonly #listeners = new Set<(name: string) => void>();
   /** Last status reported per forwarder, to emit changes only. */
   readonly #reported = new Map<string, string>();
-  /** The other forwarding threads, when `workers` > 1. */
-  readonly #workers: ForwardWorkers | undefined;
+  /** The other forwarding threads, when `workers` > 1 on the portable TCP engine. */
+  #workers: ForwardWorkers | undefined;
+  /** Starts when `workers` > 1 and the TCP engine turned out portable. */
+  readonly #workersStarted: Promise<void>;
+  /** The latest desired set, for workers that start after it was applied. */
+  #desired: readonly ForwarderSpec[] = [];
   readonly #policy: TargetPolicy;
   readonly #udpEngine: UdpEngine;
+  readonly #tcpEngine: TcpEngine;
   /** Sockets of this thread's connections and sessions. */
   readonly #sockets: Budget;
   /** Bytes of this thread's UDP session buffers. */
@@ -83,19 +86,37 @@ export class Supervisor {
   /** @throws {RangeError} when an option is unknown or out of range. */
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
-    // Every thread gets an equal share of the sockets budget.
-    const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
-    if (resolved.workers > 1) {
-      const { workers: _, ...perWorker } = options;
-      this.#workers = new ForwardWorkers(resolved.workers - 1, {
-        ...perWorker,
-        maxOpenSockets: socketShare,
-      });
-    }
     this.#options = resolved;
     this.#policy = new TargetPolicy(resolved.targetPolicy);
+    // Every thread gets an equal share of the sockets budget.
+    const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
     this.#sockets = new Budget(socketShare);
     this.#udpBuffers = new Budget(resolved.udpBufferBudgetBytes);
+    this.#tcpEngine = new TcpEngine({
+      choice: resolved.tcpEngine,
+      threads: resolved.workers,
+      listenAddress: resolved.listenAddress,
+      dialTimeoutMs: resolved.dialTimeoutMs,
+      idleTimeoutMs: resolved.tcpIdleTimeoutMs,
+      reusePort: resolved.tcpReusePort,
+      sockets: this.#sockets,
+      maxOpenSockets: resolved.maxOpenSockets,
+      onForcedClose: (count) => this.#forcedCloses += count,
+      policy: this.#policy,
+      defaultSourceRanges: resolved.defaultSourceRanges,
+    });
+    // On the splice engine, the engine threads share each TCP port; else forwarding workers do.
+    this.#workersStarted = resolved.workers === 1
+      ? Promise.resolve()
+      : this.#tcpEngine.ready.then((kind) => {
+        if (kind !== "portable" || this.#closed) return;
+        const { workers: _, ...perWorker } = options;
+        this.#workers = new ForwardWorkers(resolved.workers - 1, {
+          ...perWorker,
+          maxOpenSockets: socketShare,
+        });
+        this.#workers.apply(this.#desired);
+      }, () => {});
     this.#udpEngine = new UdpEngine({
       choice: resolved.udpEngine,
       threads: resolved.workers,
@@ -115,6 +136,14 @@ export class Supervisor {
    */
   udpEngine(): Promise<UdpEngineKind> {
     return this.#udpEngine.ready;
+  }
+
+  /**
+   * The TCP engine in use, once the splice engine passed its self-test or was ruled out.
+   * @throws when `tcpEngine` is "splice" and that engine cannot run.
+   */
+  tcpEngine(): Promise<TcpEngineKind> {
+    return this.#tcpEngine.ready;
   }
 
   /**
@@ -157,12 +186,24 @@ export class Supervisor {
     this.#assignPorts();
     for (const name of removed) this.#report(name);
     for (const name of names) this.#report(name);
+    this.#desired = desired;
     this.#workers?.apply(desired);
   }
 
   /** Current state of every forwarder in the desired set, in desired-set order. */
   statuses(): ForwarderStatus[] {
     return [...this.#entries.values()].map(statusOf);
+  }
+
+  /**
+   * Resolves once every bind in progress has succeeded or failed: engines that bind in their own
+   * threads (the splice TCP and batched UDP engines) report `pending` until then.
+   */
+  async settled(): Promise<void> {
+    const parts = [...this.#entries.values()].flatMap((entry) =>
+      PROTOCOLS.map((protocol) => entry[protocol]).filter((part) => part !== undefined)
+    );
+    await Promise.all(parts.map((part) => part.binding()));
   }
 
   /**
@@ -220,10 +261,11 @@ export class Supervisor {
       const names = [...this.#entries.keys()];
       this.#entries.clear();
       for (const name of names) this.#report(name);
-      if (this.#workers) this.#track(this.#workers.close(graceMs));
+      this.#track(this.#workersStarted.then(() => this.#workers?.close(graceMs)));
     }
     while (this.#stopping.size > 0) await Promise.all(this.#stopping);
     await this.#udpEngine.close();
+    await this.#tcpEngine.close();
   }
 
   /** Same as `close()` with the default grace period. */
@@ -264,8 +306,14 @@ export class Supervisor {
    * between the batched engine (which does not check it) and the portable one, so it is reopened.
    */
   #policyChanges(protocol: Protocol, before: TcpSpec | UdpSpec, after: TcpSpec | UdpSpec): boolean {
-    if (protocol !== "udp" || !this.#udpEngine.mayBatch) return false;
     const { defaultSourceRanges } = this.#options;
+    if (protocol === "tcp") {
+      if (!this.#tcpEngine.maySplice) return false;
+      const portable = (spec: TcpSpec) =>
+        portableOnly(spec, this.#policy, defaultSourceRanges).length > 0;
+      return portable(before) !== portable(after);
+    }
+    if (!this.#udpEngine.mayBatch) return false;
     return needsPolicy(before as UdpSpec, this.#policy, defaultSourceRanges) !==
       needsPolicy(after as UdpSpec, this.#policy, defaultSourceRanges);
   }
@@ -279,9 +327,9 @@ export class Supervisor {
     let open;
     let onBindError;
     if (protocol === "tcp") {
-      const counters = entry.tcpCounters ??= newTcpCounters();
+      const counters = entry.tcpCounters ??= this.#tcpEngine.newCounters();
       open = (spec: TcpSpec, onTarget: TargetReport) =>
-        this.#openTcp(name, spec, counters, onTarget);
+        this.#tcpEngine.open(name, spec, counters, onTarget);
       onBindError = () => counters.errors.Listen++;
     } else {
       const counters = entry.udpCounters ??= this.#udpEngine.newCounters();
@@ -301,36 +349,6 @@ export class Supervisor {
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
       onChange: () => this.#report(name),
-    });
-  }
-
-  #openTcp(
-    name: string,
-    spec: TcpSpec,
-    counters: TcpCounters,
-    onTarget: TargetReport,
-  ): TcpForwarder {
-    const listener = bindDualStack(
-      this.#options.listenAddress,
-      (hostname) =>
-        Deno.listen({
-          hostname,
-          port: spec.listenPort,
-          transport: "tcp",
-          reusePort: this.#options.tcpReusePort,
-        }),
-    );
-    return new TcpForwarder(listener, {
-      name,
-      counters,
-      spec,
-      dialTimeoutMs: this.#options.dialTimeoutMs,
-      idleTimeoutMs: this.#options.tcpIdleTimeoutMs,
-      policy: this.#policy,
-      defaultSourceRanges: this.#options.defaultSourceRanges,
-      onTarget,
-      sockets: this.#sockets,
-      onForcedClose: (count) => this.#forcedCloses += count,
     });
   }
 

@@ -4,6 +4,8 @@
  * defaults (and so `--help` and the README's flag table) are derived from it.
  * @module
  */
+
+import { TCP_ENGINE_CHOICES, type TcpEngineChoice } from "./tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
 import { parseCidr } from "./policy/cidr.ts";
@@ -60,6 +62,13 @@ export interface SupervisorOptions {
    * command line's is "auto".
    */
   udpEngine?: UdpEngineChoice;
+  /**
+   * TCP engine: "splice" (libc through FFI in `workers` engine threads, splice(2) through pipes;
+   * fails when it cannot run), "portable" (`Deno.listen`, with `workers - 1` forwarding workers),
+   * or "auto" (splice when it can run and passes its self-test, else portable with a warning).
+   * @default "portable"
+   */
+  tcpEngine?: TcpEngineChoice;
 }
 
 /** Every option, defaults filled in. */
@@ -82,6 +91,7 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   targetPolicy: {},
   defaultSourceRanges: [],
   udpEngine: "portable",
+  tcpEngine: "portable",
 };
 
 /** Lower bounds of the numeric options (all are integers). */
@@ -89,7 +99,12 @@ const MINIMUMS: Readonly<
   Record<
     Exclude<
       keyof SupervisorOptions,
-      "listenAddress" | "tcpReusePort" | "udpEngine" | "targetPolicy" | "defaultSourceRanges"
+      | "listenAddress"
+      | "tcpReusePort"
+      | "udpEngine"
+      | "tcpEngine"
+      | "targetPolicy"
+      | "defaultSourceRanges"
     >,
     number
   >
@@ -155,6 +170,17 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         );
       }
       resolved.udpEngine = value as UdpEngineChoice;
+      continue;
+    }
+    if (key === "tcpEngine") {
+      if (!(TCP_ENGINE_CHOICES as readonly unknown[]).includes(value)) {
+        throw new RangeError(
+          `Invalid tcpEngine ${JSON.stringify(value)}: must be one of ${
+            TCP_ENGINE_CHOICES.join(", ")
+          }`,
+        );
+      }
+      resolved.tcpEngine = value as TcpEngineChoice;
       continue;
     }
     const min = MINIMUMS[key as keyof typeof MINIMUMS];

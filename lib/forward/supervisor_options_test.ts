@@ -38,6 +38,10 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
       { udpEngine: "fast" } as unknown as SupervisorOptions,
       /Invalid udpEngine "fast": must be one of auto, batched, portable/,
     ],
+    [
+      { tcpEngine: "zero-copy" } as unknown as SupervisorOptions,
+      /Invalid tcpEngine "zero-copy": must be one of auto, splice, portable/,
+    ],
   ];
   for (const [options, message] of bad) {
     assert.throws(

@@ -112,3 +112,28 @@ Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges run
   assert.equal(counters()?.rejected.SourceNotAllowed, 1);
   assert.equal(echo.received, 1, "the refused datagram never reached the target");
 });
+
+Deno.test("Supervisor: with the splice TCP engine, the target policy and default source ranges still hold", async () => {
+  const port = freePort("tcp");
+  await using supervisor = new Supervisor({
+    listenAddress: "127.0.0.1",
+    drainGraceMs: 0,
+    tcpEngine: "splice",
+    ...POLICY,
+  });
+  assert.equal(await supervisor.tcpEngine(), "splice");
+  supervisor.apply([{
+    name: "ns/meta",
+    tcp: { listenPort: port, targetHost: "169.254.169.254", targetPort: 80 },
+  }]);
+  await waitUntil("forbidden", () => supervisor.statuses()[0]?.tcp?.phase === "forbidden");
+  await using client = await tcpFrom("127.0.0.2", port);
+  await within(client.closed, 2000, "closed at once, nothing dialled");
+  await using outsider = await tcpFrom("127.0.0.3", port);
+  await within(outsider.closed, 2000, "127.0.0.3 is outside --default-source-ranges");
+  const tcp = () => [...supervisor.counters()][0]?.tcp;
+  await waitUntil(
+    "both refusals counted",
+    () => tcp()?.rejected.TargetForbidden === 1 && tcp()?.rejected.SourceNotAllowed === 1,
+  );
+});

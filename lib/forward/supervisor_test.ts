@@ -10,7 +10,7 @@ import {
 } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil } from "../../tests/_support/wait.ts";
-import { UDP_ENGINES } from "../../tests/_support/udp_engines.ts";
+import { TCP_ENGINES } from "../../tests/_support/tcp_engines.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import type { ForwarderStatus, ListenerState } from "./state.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
@@ -97,74 +97,106 @@ async function greeting(port: number): Promise<string> {
   return decoder.decode(await readAll(conn));
 }
 
-Deno.test("Supervisor retargets live: new connections go to the new target, old ones stay", async () => {
-  await using echo = startTcpEcho();
-  await using other = greeter("other");
-  await using sup = supervisor();
-  const port = freePort("tcp");
-  sup.apply([tcp("a", port, echo.port)]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  using live = await Deno.connect({ hostname: "127.0.0.1", port });
-  assert.ok(await tcpEchoes(port, "before"));
-  await writeAll(live, encoder.encode("1"));
-  await readExactly(live, 1);
-  const events: string[] = [];
-  sup.onChange((name) => events.push(name));
-  sup.apply([tcp("a", port, other.port)]);
-  assert.equal(await greeting(port), "other");
-  await writeAll(live, encoder.encode("still here"));
-  assert.equal(decoder.decode(await readExactly(live, 10)), "still here");
-  assert.deepEqual(events, [], "a retarget does not change the status");
-});
-
-Deno.test("Supervisor rebinds on a listenPort change and frees the old port", async () => {
-  await using echo = startTcpEcho();
-  await using sup = supervisor();
-  const [oldPort, newPort] = [freePort("tcp"), freePort("tcp")];
-  sup.apply([tcp("a", oldPort, echo.port)]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  sup.apply([tcp("a", newPort, echo.port)]);
-  await waitUntil("listening on the new port", () => {
-    const state = stateOf(sup, "a", "tcp");
-    return state?.phase === "listening" && state.port === newPort;
+for (const tcpEngine of TCP_ENGINES) {
+  Deno.test(`Supervisor retargets live: new connections go to the new target, old ones stay (${tcpEngine} TCP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using other = greeter("other");
+    await using sup = supervisor({ tcpEngine });
+    const port = freePort("tcp");
+    sup.apply([tcp("a", port, echo.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening");
+    using live = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.ok(await tcpEchoes(port, "before"));
+    await writeAll(live, encoder.encode("1"));
+    await readExactly(live, 1);
+    const events: string[] = [];
+    sup.onChange((name) => events.push(name));
+    sup.apply([tcp("a", port, other.port)]);
+    assert.equal(await greeting(port), "other");
+    await writeAll(live, encoder.encode("still here"));
+    assert.equal(decoder.decode(await readExactly(live, 10)), "still here");
+    assert.deepEqual(events, [], "a retarget does not change the status");
   });
-  assert.ok(await tcpEchoes(newPort, "moved"));
-  await waitUntil("the old port refusing connections", async () => {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: oldPort })).close();
-      return false;
-    } catch (error) {
-      return error instanceof Deno.errors.ConnectionRefused;
-    }
+
+  Deno.test(`Supervisor rebinds on a listenPort change and frees the old port (${tcpEngine} TCP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using sup = supervisor({ tcpEngine });
+    const [oldPort, newPort] = [freePort("tcp"), freePort("tcp")];
+    sup.apply([tcp("a", oldPort, echo.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening");
+    sup.apply([tcp("a", newPort, echo.port)]);
+    await waitUntil("listening on the new port", () => {
+      const state = stateOf(sup, "a", "tcp");
+      return state?.phase === "listening" && state.port === newPort;
+    });
+    assert.ok(await tcpEchoes(newPort, "moved"));
+    await waitUntil("the old port refusing connections", async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: oldPort })).close();
+        return false;
+      } catch (error) {
+        return error instanceof Deno.errors.ConnectionRefused;
+      }
+    });
   });
-});
 
-Deno.test("Supervisor: desired-set order decides a port, also against a holder, which drains and waits", async () => {
-  await using first = greeter("first");
-  await using second = greeter("second");
-  await using sup = supervisor();
-  const port = freePort("tcp");
-  sup.apply([tcp("a", port, first.port)]);
-  assert.equal(await greeting(port), "first");
-  // "b" comes first in the new desired set: "a" gives the port up and waits for it.
-  sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
-  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
-  await waitForPhase(sup, "b", "tcp", "listening");
-  assert.equal(await greeting(port), "second");
-  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
-  // A fresh supervisor given the same desired set ends up the same way.
-  await using fresh = supervisor();
-  const freshPort = freePort("tcp");
-  fresh.apply([tcp("b", freshPort, second.port), tcp("a", freshPort, first.port)]);
-  assert.deepEqual(stateOf(fresh, "a", "tcp"), { phase: "conflict", holder: "b", port: freshPort });
-  assert.equal(await greeting(freshPort), "second");
-  // Once "b" lets go, "a" takes the port over.
-  sup.apply([tcp("a", port, first.port)]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  assert.equal(await greeting(port), "first");
-});
+  Deno.test(`Supervisor: desired-set order decides a port, also against a holder, which drains and waits (${tcpEngine} TCP engine)`, async () => {
+    await using first = greeter("first");
+    await using second = greeter("second");
+    await using sup = supervisor({ tcpEngine });
+    const port = freePort("tcp");
+    sup.apply([tcp("a", port, first.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening"); // the splice engine binds in its threads
+    assert.equal(await greeting(port), "first");
+    // "b" comes first in the new desired set: "a" gives the port up and waits for it.
+    sup.apply([tcp("b", port, second.port), tcp("a", port, first.port)]);
+    assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
+    await waitForPhase(sup, "b", "tcp", "listening");
+    assert.equal(await greeting(port), "second");
+    assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "b", port });
+    // A fresh supervisor given the same desired set ends up the same way.
+    await using fresh = supervisor({ tcpEngine });
+    const freshPort = freePort("tcp");
+    fresh.apply([tcp("b", freshPort, second.port), tcp("a", freshPort, first.port)]);
+    assert.deepEqual(stateOf(fresh, "a", "tcp"), {
+      phase: "conflict",
+      holder: "b",
+      port: freshPort,
+    });
+    await waitForPhase(fresh, "b", "tcp", "listening");
+    assert.equal(await greeting(freshPort), "second");
+    // Once "b" lets go, "a" takes the port over.
+    sup.apply([tcp("a", port, first.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening");
+    assert.equal(await greeting(port), "first");
+  });
 
-Deno.test("Supervisor.apply() binds before it returns: statuses() already says listening or failed", async () => {
+  Deno.test(`Supervisor: among newcomers, desired-set order decides who gets a port (${tcpEngine} TCP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using sup = supervisor({ tcpEngine });
+    const port = freePort("tcp");
+    sup.apply([tcp("z", port, echo.port), tcp("a", port, echo.port)]);
+    assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "z", port });
+    await waitForPhase(sup, "z", "tcp", "listening");
+  });
+
+  Deno.test(`Supervisor removes a forwarder that left the desired set and reports it (${tcpEngine} TCP engine)`, async () => {
+    await using echo = startTcpEcho();
+    await using sup = supervisor({ tcpEngine });
+    const port = freePort("tcp");
+    sup.apply([tcp("a", port, echo.port)]);
+    await waitForPhase(sup, "a", "tcp", "listening");
+    const events: string[] = [];
+    sup.onChange((name) => events.push(name));
+    sup.apply([]);
+    assert.deepEqual(events, ["a"]);
+    assert.deepEqual(sup.statuses(), []);
+    assert.deepEqual([...sup.counters()], []);
+  });
+}
+
+// The portable TCP engine binds on this thread; the splice engine answers from its threads.
+Deno.test("Supervisor.apply() binds before it returns: statuses() already says listening or failed (portable TCP engine)", async () => {
   await using echo = startTcpEcho();
   await using sup = supervisor();
   using squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -174,29 +206,6 @@ Deno.test("Supervisor.apply() binds before it returns: statuses() already says l
   assert.equal(stateOf(sup, "busy", "tcp")?.phase, "failed");
 });
 
-Deno.test("Supervisor: among newcomers, desired-set order decides who gets a port", async () => {
-  await using echo = startTcpEcho();
-  await using sup = supervisor();
-  const port = freePort("tcp");
-  sup.apply([tcp("z", port, echo.port), tcp("a", port, echo.port)]);
-  assert.deepEqual(stateOf(sup, "a", "tcp"), { phase: "conflict", holder: "z", port });
-  await waitForPhase(sup, "z", "tcp", "listening");
-});
-
-Deno.test("Supervisor removes a forwarder that left the desired set and reports it", async () => {
-  await using echo = startTcpEcho();
-  await using sup = supervisor();
-  const port = freePort("tcp");
-  sup.apply([tcp("a", port, echo.port)]);
-  await waitForPhase(sup, "a", "tcp", "listening");
-  const events: string[] = [];
-  sup.onChange((name) => events.push(name));
-  sup.apply([]);
-  assert.deepEqual(events, ["a"]);
-  assert.deepEqual(sup.statuses(), []);
-  assert.deepEqual([...sup.counters()], []);
-});
-
 Deno.test("Supervisor rejects bad options and duplicate names", async () => {
   assert.throws(() => new Supervisor({ dialTimeoutMs: 0 }), RangeError);
   await using sup = supervisor();
@@ -204,11 +213,14 @@ Deno.test("Supervisor rejects bad options and duplicate names", async () => {
 });
 
 // Tests with UDP parts run on both UDP engines.
-for (const udpEngine of UDP_ENGINES) {
-  Deno.test(`Supervisor moves a UDP listen port and retargets live; other ports keep their sessions (${udpEngine} UDP engine)`, async () => {
+// The portable engines together, and the native (FFI) engines together.
+for (
+  const [udpEngine, tcpEngine] of [["portable", "portable"], ["batched", "splice"]] as const
+) {
+  Deno.test(`Supervisor moves a UDP listen port and retargets live; other ports keep their sessions (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using first = startUdpEcho();
     await using second = startUdpEcho();
-    await using sup = supervisor({ udpEngine });
+    await using sup = supervisor({ udpEngine, tcpEngine });
     const [oldPort, newPort, otherPort] = [freePort("udp"), freePort("udp"), freePort("udp")];
     sup.apply([
       { name: "a", udp: udpSpec(oldPort, first.port) },
@@ -241,10 +253,10 @@ for (const udpEngine of UDP_ENGINES) {
     assert.equal(first.sourcePorts.length, otherSessions, "the other port's session survived");
   });
 
-  Deno.test(`Supervisor starts TCP and UDP listeners and reports them listening (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor starts TCP and UDP listeners and reports them listening (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
-    await using sup = supervisor({ udpEngine });
+    await using sup = supervisor({ udpEngine, tcpEngine });
     const changes: string[] = [];
     sup.onChange((name) => changes.push(name));
     const { tcpPort, udpPort } = await applyBoth(sup, "ns/a", {
@@ -269,11 +281,11 @@ for (const udpEngine of UDP_ENGINES) {
     assert.equal(counters?.udp?.bytesClientToTarget, 5);
   });
 
-  Deno.test(`Supervisor.close() closes every socket (descriptor count back to baseline) (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor.close() closes every socket (descriptor count back to baseline) (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
     const baseline = await openFdCount();
-    const sup = supervisor({ udpEngine });
+    const sup = supervisor({ udpEngine, tcpEngine });
     const { tcpPort, udpPort } = await applyBoth(sup, "a", { tcp: echo.port, udp: udpEcho.port });
     using live = await Deno.connect({ hostname: "127.0.0.1", port: tcpPort });
     await writeAll(live, encoder.encode("x"));
@@ -290,10 +302,10 @@ for (const udpEngine of UDP_ENGINES) {
     assert.throws(() => sup.apply([]), /closed/);
   });
 
-  Deno.test(`Supervisor: a port in use fails only its part, counted, retried with capped backoff (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor: a port in use fails only its part, counted, retried with capped backoff (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
-    await using sup = supervisor({ udpEngine }); // retries after 50 ms, doubling up to 200 ms (±20% jitter)
+    await using sup = supervisor({ udpEngine, tcpEngine }); // retries after 50 ms, doubling up to 200 ms (±20% jitter)
     const tcpSquatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const udpSquatter = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     const busy: ForwarderSpec = {
@@ -336,10 +348,10 @@ for (const udpEngine of UDP_ENGINES) {
     assert.equal(decoder.decode(reply), "recovered");
   });
 
-  Deno.test(`Supervisor stops only the removed part and never touches unchanged forwarders (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor stops only the removed part and never touches unchanged forwarders (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
-    await using sup = supervisor({ udpEngine });
+    await using sup = supervisor({ udpEngine, tcpEngine });
     const [tcpPort, udpPort, otherPort] = [freePort("tcp"), freePort("udp"), freePort("tcp")];
     const both: ForwarderSpec = {
       name: "both",
@@ -375,10 +387,10 @@ for (const udpEngine of UDP_ENGINES) {
     assert.equal(decoder.decode(await readExactly(otherLive, 5)), "still");
   });
 
-  Deno.test(`Supervisor listens dual-stack by default: IPv4 and IPv6 clients (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor listens dual-stack by default: IPv4 and IPv6 clients (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
-    await using sup = new Supervisor({ drainGraceMs: 100, udpEngine }); // no listenAddress
+    await using sup = new Supervisor({ drainGraceMs: 100, udpEngine, tcpEngine }); // no listenAddress
     const { tcpPort, udpPort } = await applyBoth(sup, "dual", {
       tcp: echo.port,
       udp: udpEcho.port,
@@ -393,10 +405,10 @@ for (const udpEngine of UDP_ENGINES) {
     }
   });
 
-  Deno.test(`Supervisor binds only the configured listen address (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor binds only the configured listen address (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
-    await using sup = supervisor({ udpEngine, listenAddress: "127.0.0.2" });
+    await using sup = supervisor({ udpEngine, tcpEngine, listenAddress: "127.0.0.2" });
     const [tcpPort, udpPort] = [freePort("tcp", "127.0.0.2"), freePort("udp", "127.0.0.2")];
     sup.apply([{
       name: "a",
@@ -426,9 +438,9 @@ for (const udpEngine of UDP_ENGINES) {
     assert.deepEqual({ ...from }, { transport: "udp", hostname: "127.0.0.2", port: udpPort });
   });
 
-  Deno.test(`Supervisor counts a listen address that does not resolve (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor counts a listen address that does not resolve (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     // glibc refuses "-" as a host name without sending a query: no DNS traffic leaves the machine.
-    await using sup = supervisor({ udpEngine, listenAddress: "-" });
+    await using sup = supervisor({ udpEngine, tcpEngine, listenAddress: "-" });
     sup.apply([{
       name: "a",
       tcp: { listenPort: 1, targetPort: 1, targetHost: "h" },
@@ -444,11 +456,13 @@ for (const udpEngine of UDP_ENGINES) {
     assert.ok(failed?.phase === "failed" && /lookup/.test(failed.reason), JSON.stringify(failed));
   });
 
-  Deno.test(`Supervisor closes every socket of a forwarder removed from the desired set (${udpEngine} UDP engine)`, async () => {
+  Deno.test(`Supervisor closes every socket of a forwarder removed from the desired set (${udpEngine} UDP, ${tcpEngine} TCP engine)`, async () => {
     await using echo = startTcpEcho();
     await using udpEcho = startUdpEcho();
-    await using sup = supervisor({ udpEngine });
-    await sup.udpEngine(); // engine threads hold an epoll descriptor for their lifetime
+    await using sup = supervisor({ udpEngine, tcpEngine });
+    // Engine threads hold an epoll descriptor (and a reserved pipe) for their lifetime.
+    await sup.udpEngine();
+    await sup.tcpEngine();
     const baseline = await openFdCount();
     const { tcpPort, udpPort } = await applyBoth(sup, "gone", {
       tcp: echo.port,
@@ -463,3 +477,14 @@ for (const udpEngine of UDP_ENGINES) {
     await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
   });
 }
+
+Deno.test("Supervisor.settled() resolves once binds in engine threads are done", async () => {
+  await using echo = startTcpEcho();
+  await using sup = supervisor({ tcpEngine: "splice" });
+  await sup.tcpEngine();
+  const port = freePort("tcp");
+  sup.apply([tcp("threaded", port, echo.port)]);
+  assert.equal(stateOf(sup, "threaded", "tcp")?.phase, "pending", "the engine thread binds");
+  await sup.settled();
+  assert.deepEqual(stateOf(sup, "threaded", "tcp"), { phase: "listening", port });
+});

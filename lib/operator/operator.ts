@@ -34,7 +34,7 @@ import {
 import type { ForwarderStatus } from "../forward/state.ts";
 import { describeProblems, type ForwarderSpec, type SpecProblem } from "../spec.ts";
 import type { DesiredStateSource } from "../source.ts";
-import { sleep } from "../util/abortable_delay.ts";
+import { abortableDelay, sleep } from "../util/abortable_delay.ts";
 import { Backoff } from "../util/backoff.ts";
 import { forEachLimit, Wake } from "./_wake.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -65,6 +65,9 @@ import { errorMessage } from "../util/error_message.ts";
 
 const logger = getLogger(["undying-proxy", "operator"]);
 
+/** Longest wait of a pass for binds in engine threads before it reports what it sees. */
+const BIND_SETTLE_MS = 2000;
+
 /** `proxy.sfact.io/v1alpha1` UnDyingProxies, typed with the generated type. */
 export const PROXIES: Resource<UnDyingProxy> = defineResource<UnDyingProxy>({
   group: UNDYING_PROXY_GROUP,
@@ -80,6 +83,8 @@ export interface SupervisorView {
   statuses(): ForwarderStatus[];
   /** Called with a forwarder name whenever its status changes. Returns unsubscribe. */
   onChange(listener: (name: string) => void): () => void;
+  /** Resolves once binds in progress (in engine threads) have succeeded or failed. */
+  settled?(): Promise<void>;
 }
 
 /** Options of {@linkcode Operator}. */
@@ -344,11 +349,12 @@ export class Operator implements DesiredStateSource {
       allowedTargetNamespaces: this.#allowedTargetNamespaces,
     });
     // Objects oldest first, then ConfigMap entries: the supervisor gives a contested port to the
-    // first in this order, and binds before apply() returns, so the statuses read next are the
-    // ones to report.
+    // first in this order and binds free ports (engine threads a moment later: the pass waits for
+    // them, bounded), so the statuses read next are the ones to report.
     const streams = await this.#streams?.desired(signal);
     const streamSpecs = streams?.specs ?? [];
     apply([...desired.specs, ...streamSpecs]);
+    await this.#bindsSettled(signal);
     const now = new Date();
     const byName = new Map(objects.map((o) => [forwarderName(o), o]));
     const specs = new Map([...desired.specs, ...streamSpecs].map((s) => [s.name, s]));
@@ -459,6 +465,20 @@ export class Operator implements DesiredStateSource {
       note(name, { type: "Warning", reason, message });
     }
     this.#reportedInvalid = seen;
+  }
+
+  /** Waits (at most {@linkcode BIND_SETTLE_MS}) for binds in engine threads, so the pass reports them. */
+  async #bindsSettled(signal: AbortSignal): Promise<void> {
+    if (this.#view.settled === undefined) return;
+    const bounded = new AbortController();
+    try {
+      await Promise.race([
+        this.#view.settled(),
+        abortableDelay(BIND_SETTLE_MS, AbortSignal.any([signal, bounded.signal])),
+      ]);
+    } finally {
+      bounded.abort();
+    }
   }
 
   /** Logs, counts and records (on the ConfigMap) each unusable entry once per ConfigMap version. */

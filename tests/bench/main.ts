@@ -47,8 +47,9 @@ const USAGE = `Usage: deno task bench [options]
                    or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
-Peers: direct, undying-proxy (batched UDP engine), undying-proxy-w${SCALE_WORKERS} (--workers ${SCALE_WORKERS}),
-undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable), nginx, haproxy, socat.
+Peers: direct, undying-proxy (native engines: batched UDP, splice TCP), undying-proxy-w${SCALE_WORKERS}
+(--workers ${SCALE_WORKERS}), undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable
+--tcp-engine=portable), nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 

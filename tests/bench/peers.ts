@@ -210,12 +210,21 @@ export async function resolveUndying(repoDir: string, mode: UndyingMode): Promis
   return { program, permissions };
 }
 
-/** The UDP engine an UnDyingProxy variant runs (`--udp-engine`). */
+/**
+ * The engines an UnDyingProxy variant runs: "batched" is the native pair (`--udp-engine=batched
+ * --tcp-engine=splice`), "portable" the portable pair (`--udp-engine=portable --tcp-engine=portable`).
+ */
 export type BenchUdpEngine = "batched" | "portable";
 
+/** The TCP engine that goes with `udpEngine` in a variant. */
+function tcpEngineOf(udpEngine: BenchUdpEngine): "splice" | "portable" {
+  return udpEngine === "batched" ? "splice" : "portable";
+}
+
 /**
- * Peer name of UnDyingProxy with `workers` forwarding threads and a UDP engine: `undying-proxy`
- * (batched, the default), `undying-proxy-w2`, `undying-proxy-portable`, `undying-proxy-portable-w2`.
+ * Peer name of UnDyingProxy with `workers` forwarding threads and an engine pair: `undying-proxy`
+ * (native: batched UDP, splice TCP; the default), `undying-proxy-w2`, `undying-proxy-portable`,
+ * `undying-proxy-portable-w2`.
  */
 export function undyingName(workers: number, udpEngine: BenchUdpEngine = "batched"): string {
   return `undying-proxy${udpEngine === "portable" ? "-portable" : ""}${
@@ -230,9 +239,10 @@ export function undyingPeer(
   udpEngine: BenchUdpEngine = "batched",
 ): Peer {
   const udpThreads = udpEngine === "batched" ? workers : 1;
+  const tcpEngine = tcpEngineOf(udpEngine);
   const threads = workers === 1
-    ? `1 thread, UDP ${udpEngine}`
-    : `--workers ${workers}: TCP on ${workers} threads (SO_REUSEPORT), UDP ${udpEngine} on ${udpThreads}`;
+    ? `1 thread, TCP ${tcpEngine}, UDP ${udpEngine}`
+    : `--workers ${workers}: TCP ${tcpEngine} on ${workers} threads (SO_REUSEPORT), UDP ${udpEngine} on ${udpThreads}`;
   const name = undyingName(workers, udpEngine);
   return {
     name,
@@ -259,6 +269,7 @@ export function undyingPeer(
           `--listen-address=${LOOPBACK}`,
           `--workers=${workers}`,
           `--udp-engine=${udpEngine}`,
+          `--tcp-engine=${tcpEngine}`,
           "--drain-grace-period=0",
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
@@ -270,6 +281,7 @@ export function undyingPeer(
           JSON.stringify(specs),
           String(workers),
           udpEngine,
+          tcpEngine,
         );
       }
       const running = await startProcesses(ctx, listen, true, () => [

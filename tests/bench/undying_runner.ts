@@ -1,6 +1,6 @@
 /**
  * Runs the UnDyingProxy forwarding engine alone for the benchmark, in its own process:
- * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE]]`. Builds a `Supervisor`, applies
+ * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE [TCP_ENGINE]]]`. Builds a `Supervisor`, applies
  * the specs, prints `ready` once every part listens, and closes on SIGTERM or SIGINT. Used until the
  * program (`main.ts --config`) is available.
  * @module
@@ -9,6 +9,7 @@ import type { ForwarderSpec } from "../../lib/spec.ts";
 import { Supervisor } from "../../lib/forward/supervisor.ts";
 import type { ListenerState } from "../../lib/forward/state.ts";
 import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "../../lib/forward/udp_engine_choice.ts";
+import { TCP_ENGINE_CHOICES, type TcpEngineChoice } from "../../lib/forward/tcp_engine_choice.ts";
 
 const STARTUP_TIMEOUT_MS = 10_000;
 
@@ -21,8 +22,15 @@ async function run(
   specs: ForwarderSpec[],
   workers: number,
   udpEngine: UdpEngineChoice,
+  tcpEngine: TcpEngineChoice,
 ): Promise<void> {
-  const supervisor = new Supervisor({ listenAddress, drainGraceMs: 0, workers, udpEngine });
+  const supervisor = new Supervisor({
+    listenAddress,
+    drainGraceMs: 0,
+    workers,
+    udpEngine,
+    tcpEngine,
+  });
   const stop = Promise.withResolvers<void>();
   const onSignal = () => stop.resolve();
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -46,14 +54,21 @@ async function run(
 }
 
 if (import.meta.main) {
-  const [listenAddress, specsJson, workersArg = "1", udpEngine = "batched"] = Deno.args;
+  const [
+    listenAddress,
+    specsJson,
+    workersArg = "1",
+    udpEngine = "batched",
+    tcpEngine = "splice",
+  ] = Deno.args;
   const workers = Number(workersArg);
   if (
     listenAddress === undefined || specsJson === undefined || !Number.isInteger(workers) ||
-    !(UDP_ENGINE_CHOICES as readonly string[]).includes(udpEngine)
+    !(UDP_ENGINE_CHOICES as readonly string[]).includes(udpEngine) ||
+    !(TCP_ENGINE_CHOICES as readonly string[]).includes(tcpEngine)
   ) {
     throw new TypeError(
-      "Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE]]",
+      "Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE [TCP_ENGINE]]]",
     );
   }
   await run(
@@ -61,5 +76,6 @@ if (import.meta.main) {
     JSON.parse(specsJson) as ForwarderSpec[],
     workers,
     udpEngine as UdpEngineChoice,
+    tcpEngine as TcpEngineChoice,
   );
 }

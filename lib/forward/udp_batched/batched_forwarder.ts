@@ -200,8 +200,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   }
 }
 
-/** The IP literal to bind: `address` itself, or what its name resolves to. */
-async function listenHostname(address: string): Promise<string> {
+/** The IP literal to bind: `address` itself, or what its name resolves to (also for TCP). */
+export async function listenHostname(address: string): Promise<string> {
   if (ipLiteralFamily(address) !== 0) return address;
   try {
     return (await lookup(address)).address;
@@ -234,9 +234,10 @@ async function resolveTarget(
   }
 }
 
-function engineTarget(hostname: string, port: number): EngineTarget {
+/** `hostname:port` (an IP literal) as the engine threads take it. */
+export function engineTarget(hostname: string, port: number): EngineTarget {
   const layout = currentLayout();
-  if (layout === undefined) throw new Error("The batched UDP engine needs Linux on x86-64/aarch64");
+  if (layout === undefined) throw new Error("Native engines need Linux on x86-64/aarch64");
   return {
     sockaddr: encodeSockaddr(layout, hostname, port),
     family: hostname.includes(":") ? 6 : 4,

@@ -1,0 +1,226 @@
+/**
+ * One TCP listener on the splice engine, seen from the main thread: binds the port on every engine
+ * thread (SO_REUSEPORT when there are several, so the kernel spreads connections over them),
+ * resolves the listen address and the target here (the engine threads get addresses, never names;
+ * a target name is looked up again every few seconds and on every update), and relays drains.
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { TcpSpec } from "../../spec.ts";
+import { abortableDelay } from "../../util/abortable_delay.ts";
+import type { RunningForwarder } from "../listener_part.ts";
+import { LogThrottle } from "../log_throttle.ts";
+import { TargetResolver } from "../target_resolver.ts";
+import { engineTarget, listenHostname } from "../udp_batched/batched_forwarder.ts";
+import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
+import type { SharedTcpCounters } from "./shared_tcp_counters.ts";
+import type { SpliceTcpEngine } from "./splice_engine.ts";
+
+const log = getLogger(["undying-proxy", "tcp"]);
+
+/** How often a target name is looked up again. */
+const RERESOLVE_MS = 5000;
+/** Timeouts do not apply through the shared settings (TCP gets them once, at listen). */
+const NO_TIMEOUTS = { readTimeoutMs: 0, writeTimeoutMs: 0 };
+
+/** Options of {@linkcode SpliceTcpForwarder.open}. */
+export interface SpliceTcpForwarderOptions {
+  /** Forwarder name, for logs. */
+  readonly name: string;
+  /** Shared with the engine threads (one row each). */
+  readonly counters: SharedTcpCounters;
+  readonly spec: TcpSpec;
+  /** IP literal or host name to bind; "::" is dual-stack. */
+  readonly listenAddress: string;
+  readonly dialTimeoutMs: number;
+  /** 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** Connections each engine thread admits at most (fewer if its descriptor share is smaller). */
+  readonly maxConnectionsPerThread?: number;
+  /** Told how many connections were aborted because the drain grace period ended. */
+  readonly onForcedClose?: (count: number) => void;
+}
+
+let lastId = 0;
+
+/** A TCP listener whose connections the splice engine threads forward. */
+export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
+  /** Resolves once every thread closed the listening socket. */
+  readonly released: Promise<void>;
+  readonly #released = Promise.withResolvers<void>();
+  readonly #engine: SpliceTcpEngine;
+  readonly #id: number;
+  readonly #port: number;
+  readonly #name: string;
+  readonly #counters: SharedTcpCounters;
+  readonly #onForcedClose: ((count: number) => void) | undefined;
+  readonly #settings: ListenerSettings;
+  readonly #resolveLog = new LogThrottle();
+  #resolver: TargetResolver;
+  #target: EngineTarget | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #stopping: Promise<unknown> | undefined;
+  #drained: Promise<unknown> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Binds `spec.listenPort` on every engine thread and starts forwarding.
+   * @throws the bind error (named by errno) or a failed lookup of the listen address.
+   */
+  static async open(
+    engine: SpliceTcpEngine,
+    options: SpliceTcpForwarderOptions,
+  ): Promise<SpliceTcpForwarder> {
+    const hostname = await listenHostname(options.listenAddress);
+    const resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    const target = await resolve(resolver, options.name, undefined);
+    const id = ++lastId;
+    const settings = new ListenerSettings();
+    settings.write(target, NO_TIMEOUTS);
+    let port = options.spec.listenPort;
+    const bound: number[] = [];
+    try {
+      for (let index = 0; index < engine.count; index++) {
+        const answer = await engine.request(index, {
+          kind: "listen",
+          id,
+          name: options.name,
+          hostname,
+          port,
+          reusePort: engine.count > 1,
+          threads: engine.count,
+          dialTimeoutMs: options.dialTimeoutMs,
+          idleTimeoutMs: options.idleTimeoutMs,
+          maxConnections: options.maxConnectionsPerThread ?? Infinity,
+          counters: options.counters.block.buffer,
+          settings: settings.buffer,
+        });
+        if (answer.kind !== "listening") {
+          throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
+        }
+        bound.push(index);
+        port = answer.port;
+      }
+    } catch (error) {
+      await Promise.all(
+        bound.map((index) => engine.request(index, { kind: "close", id }).catch(() => {})),
+      );
+      throw error;
+    }
+    return new SpliceTcpForwarder(engine, { id, port, resolver, target, settings, options });
+  }
+
+  private constructor(
+    engine: SpliceTcpEngine,
+    bound: {
+      id: number;
+      port: number;
+      resolver: TargetResolver;
+      target: EngineTarget | undefined;
+      settings: ListenerSettings;
+      options: SpliceTcpForwarderOptions;
+    },
+  ) {
+    this.#engine = engine;
+    this.#id = bound.id;
+    this.#port = bound.port;
+    this.#name = bound.options.name;
+    this.#counters = bound.options.counters;
+    this.#onForcedClose = bound.options.onForcedClose;
+    this.#resolver = bound.resolver;
+    this.#target = bound.target;
+    this.#settings = bound.settings;
+    this.released = this.#released.promise;
+    this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** New connections go to the target of `spec` (at once on every thread); live ones keep theirs. */
+  update(spec: TcpSpec): void {
+    this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
+    const literal = this.#resolver.cached(Date.now());
+    if (literal === undefined) {
+      // Until the lookup answers (milliseconds), the threads keep the old address.
+      this.#target = undefined;
+      this.#refreshTarget();
+      return;
+    }
+    this.#target = engineTarget(literal.addr.hostname, literal.addr.port);
+    this.#settings.write(this.#target, NO_TIMEOUTS);
+  }
+
+  /**
+   * Stops accepting at once (the port is free when `released` resolves), gives live connections up
+   * to `graceMs` to finish, then resets the rest. A later call with a shorter grace ends it sooner.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#stopping ??= this.#engine.requestAll({ kind: "stopAccepting", id: this.#id })
+      .catch(() => {}).then(() => this.#released.resolve());
+    await this.#stopping;
+    this.#drained ??= this.#engine.requestAll({ kind: "drain", id: this.#id }).catch(() => {});
+    if (this.#closing === undefined) {
+      const graceOver = new AbortController();
+      await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
+      graceOver.abort();
+    }
+    this.#closing ??= this.#close(graceMs);
+    await this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    clearInterval(this.#timer);
+    const answers = await this.#engine.requestAll({ kind: "close", id: this.#id }).catch(() => []);
+    const forced = answers.reduce(
+      (sum, answer) => sum + (answer.kind === "done" ? answer.count : 0),
+      0,
+    );
+    if (forced > 0) {
+      this.#counters.errors.DrainTimeout += forced;
+      this.#onForcedClose?.(forced);
+      log.warn(
+        "Aborted {count} TCP connection(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+        { forwarder: this.#name, count: forced, graceMs },
+      );
+    }
+  }
+
+  #refreshTarget(): void {
+    if (this.#stopping !== undefined) return;
+    const resolver = this.#resolver;
+    if (resolver.cached(Date.now()) !== undefined && this.#target !== undefined) return;
+    resolve(resolver, this.#name, this.#resolveLog).then((target) => {
+      if (resolver !== this.#resolver || this.#stopping !== undefined) return;
+      // A failed lookup keeps the last good address of this name for new connections.
+      if (target === undefined && this.#target !== undefined) return;
+      this.#target = target;
+      this.#settings.write(target, NO_TIMEOUTS);
+    });
+  }
+}
+
+/** The target, or undefined (logged) when its name does not resolve. */
+async function resolve(
+  resolver: TargetResolver,
+  name: string,
+  throttle: LogThrottle | undefined,
+): Promise<EngineTarget | undefined> {
+  try {
+    const { addr } = await resolver.resolve();
+    return engineTarget(addr.hostname, addr.port);
+  } catch (error) {
+    const suppressed = throttle === undefined ? 0 : throttle.take();
+    if (suppressed !== undefined) {
+      log.warn("Cannot resolve the TCP target of {forwarder}: {error}", {
+        forwarder: name,
+        error,
+        suppressed,
+      });
+    }
+    return undefined;
+  }
+}
