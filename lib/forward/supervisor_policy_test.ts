@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { openFdCount } from "../../tests/_support/net_fd.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { tcpFrom, udpFrom } from "../../tests/_support/net_sources.ts";
 import { startUdpEcho } from "../../tests/_support/net_udp.ts";
@@ -12,6 +13,20 @@ const ignore = Deno.permissions.querySync({
   name: "read",
   path: new URL("./forward_worker.ts", import.meta.url),
 }).state !== "granted";
+
+/**
+ * `supervisor`, whose disposal also waits until the process is back to `baseline` descriptors: the
+ * engine threads close theirs after `close()` returns, and a later test counting descriptors must
+ * not see them go.
+ */
+function settledOnClose(supervisor: Supervisor, baseline: number): Supervisor {
+  const close = supervisor.close.bind(supervisor);
+  supervisor[Symbol.asyncDispose] = async () => {
+    await close();
+    await waitUntil("fd count at baseline", async () => (await openFdCount()) <= baseline);
+  };
+  return supervisor;
+}
 
 const POLICY = {
   targetPolicy: { deniedCidrs: ["169.254.0.0/16"], notes: { "169.254.0.0/16": "metadata" } },
@@ -89,11 +104,11 @@ Deno.test({
 Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges runs on the portable engine and is checked", async () => {
   await using echo = startUdpEcho({ hostname: "127.0.0.2" });
   const port = freePort("udp");
-  await using supervisor = new Supervisor({
-    listenAddress: "127.0.0.1",
-    drainGraceMs: 0,
-    udpEngine: "batched",
-  });
+  const baseline = await openFdCount();
+  await using supervisor = settledOnClose(
+    new Supervisor({ listenAddress: "127.0.0.1", drainGraceMs: 0, udpEngine: "batched" }),
+    baseline,
+  );
   assert.equal(await supervisor.udpEngine(), "batched");
   const udp = {
     listenPort: port,
@@ -115,12 +130,11 @@ Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges run
 
 Deno.test("Supervisor: with the splice TCP engine, the target policy and default source ranges still hold", async () => {
   const port = freePort("tcp");
-  await using supervisor = new Supervisor({
-    listenAddress: "127.0.0.1",
-    drainGraceMs: 0,
-    tcpEngine: "splice",
-    ...POLICY,
-  });
+  const baseline = await openFdCount();
+  await using supervisor = settledOnClose(
+    new Supervisor({ listenAddress: "127.0.0.1", drainGraceMs: 0, tcpEngine: "splice", ...POLICY }),
+    baseline,
+  );
   assert.equal(await supervisor.tcpEngine(), "splice");
   supervisor.apply([{
     name: "ns/meta",
