@@ -9,6 +9,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { checkConfig } from "./lib/check_config.ts";
 import { FlagError, type Options, parseCommandLine, usage } from "./lib/cli.ts";
 import { revokeFfi } from "./lib/ffi/ffi_worker.ts";
+import { SystemWorker } from "./lib/ffi/system_worker_client.ts";
 import { parseConfigOffThread } from "./lib/config_parse.ts";
 import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
@@ -76,12 +77,13 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   });
   for (const warning of warnings) log.warn("Flag {warning}", { warning });
   using signals = new ShutdownSignals();
+  using _system = await startSystemWorker();
   const targetPolicy = await targetPolicyOf(options);
   log.info("Targets: denied {denied}; allowed {allowed}", {
     denied: targetPolicy.deniedCidrs?.join(", ") || "none",
     allowed: targetPolicy.allowedCidrs?.join(", ") || "every address not denied",
   });
-  const limits = resourceLimits(options.maxOpenSockets);
+  const limits = await resourceLimits(options.maxOpenSockets);
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
     dialTimeoutMs: options.dialTimeoutMs,
@@ -118,14 +120,15 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     log.fatal("Cannot start: {reason}", { reason: errorMessage(error), error });
     return 1;
   }
-  // Before the process metrics: the fd metrics read through libc take the standard names first.
+  // Before the process metrics: the fd metrics read by the system worker take the standard names.
   using _limitMetrics = registerLimitMetrics(metrics.registry, {
     fdLimit: limits.fdLimit,
     maxOpenSockets: limits.maxOpenSockets,
     budgets: supervisor.budgets,
     statuses: () => supervisor.statuses(),
   });
-  // Only the engine threads (started above, with their own permissions) keep FFI.
+  // Only the system worker and the engine threads (started above, with their own permissions)
+  // keep FFI; this thread opened no library.
   dropFfi();
   registerProcessMetrics(metrics.registry);
   const readiness = new Readiness(() => supervisor.statuses());
@@ -257,7 +260,24 @@ async function startServers(
   }
 }
 
-/** Revokes FFI on this thread if it was granted (the engine threads keep theirs). */
+/**
+ * The system worker (libc calls for the fd limit and count, /proc files, TCP resets), or nothing
+ * when FFI is not permitted or libc cannot be opened (logged; those fall back: no fd metrics, FIN
+ * instead of RST).
+ */
+async function startSystemWorker(): Promise<Disposable | undefined> {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
+  try {
+    return await SystemWorker.start();
+  } catch (error) {
+    log.warn("No system worker ({reason}): no fd metrics, aborts end with FIN, not RST", {
+      reason: errorMessage(error),
+    });
+    return undefined;
+  }
+}
+
+/** Revokes FFI on this thread if it was granted (the FFI workers keep theirs). */
 function dropFfi(): void {
   if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") revokeFfi();
 }

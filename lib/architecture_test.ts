@@ -188,3 +188,25 @@ Deno.test("architecture checks catch a wrong-way import, also an indirect one, a
     ["lib/operator/operator.ts"],
   ]);
 });
+
+Deno.test("architecture: only FFI worker entry modules open a library (the main thread opens none)", async () => {
+  const opening: string[] = [];
+  const walk = async (dir: URL, path: string): Promise<void> => {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isDirectory) await walk(new URL(`${entry.name}/`, dir), `${path}${entry.name}/`);
+      else if (entry.name.endsWith(".ts") && !entry.name.endsWith("_test.ts")) {
+        const text = await Deno.readTextFile(new URL(entry.name, dir));
+        if (/Deno\.dlopen\(|openLibc\(/.test(text)) opening.push(`${path}${entry.name}`);
+      }
+    }
+  };
+  await walk(new URL("lib/", ROOT), "lib/");
+  assert.ok(!/Deno\.dlopen\(|openLibc\(/.test(await Deno.readTextFile(new URL("main.ts", ROOT))));
+  // lib/ffi/libc.ts defines openLibc(); each worker entry module is started with scoped permissions.
+  assert.deepEqual(opening.sort(), [
+    "lib/ffi/libc.ts",
+    "lib/ffi/system_worker.ts",
+    "lib/forward/tcp_splice/splice_worker.ts",
+    "lib/forward/udp_batched/engine_worker.ts",
+  ]);
+});

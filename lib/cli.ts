@@ -168,9 +168,10 @@ export const FLAGS = {
     group: "Forwarding",
     valueName: "BYTES",
     default: "268435456",
-    help: "Memory for UDP sessions in total: each session reserves its worst case (its buffer of " +
-      "--udp-buffer-bytes in whole pages, and 16 KiB for the rest: 86016 bytes by default); new " +
-      "clients beyond it are dropped (counted as BufferBudget).",
+    help:
+      "Memory for UDP sessions in total: each session reserves its worst case (batched engine: " +
+      "4096 bytes; portable: its buffer of --udp-buffer-bytes in whole pages, and 16 KiB for the " +
+      "rest: 86016 bytes by default); new clients beyond it are dropped (counted as BufferBudget).",
     parse: (raw) => parseInteger(raw, 4096, 64 * 1024 * 1024 * 1024),
   },
   "workers": {

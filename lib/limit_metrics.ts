@@ -1,14 +1,14 @@
 /**
  * Metrics of the process's limits: file descriptors in use and their limit (the standard
  * `process_open_fds` and `process_max_fds`, which prom-client would read from `/proc/self`, refused
- * by Deno without `--allow-all`: read here through libc), the sockets and UDP session budgets,
+ * by Deno without `--allow-all`: read here by the system worker), the sockets and UDP session budgets,
  * the worst event-loop stall between scrapes, and datagrams the kernel dropped.
  * @module
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Budget } from "./forward/budget.ts";
 import type { ForwarderStatus } from "./forward/state.ts";
-import { openFdCount } from "./util/libc.ts";
+import { systemWorker } from "./ffi/system_worker_client.ts";
 import { forwarderLabels } from "./metrics.ts";
 import { udpDropsByPort, udpReceiveBufferErrors } from "./udp_kernel_drops.ts";
 
@@ -18,7 +18,7 @@ export interface LimitView {
   readonly fdLimit: number | undefined;
   /** The sockets budget of all threads together. */
   readonly maxOpenSockets: number;
-  /** This thread's budgets (sockets in use are this thread's). */
+  /** This thread's budgets (shared with the batched UDP engine's threads). */
   readonly budgets: { readonly sockets: Budget; readonly udpBuffers: Budget };
   statuses(): Iterable<ForwarderStatus>;
 }
@@ -29,17 +29,25 @@ const LAG_SAMPLE_MS = 250;
 /** Registers the limit metrics; disposing stops the event-loop sampler. */
 export function registerLimitMetrics(registry: Registry, view: LimitView): Disposable {
   const registers = [registry];
-  const gauge = (name: string, help: string, value: () => number | undefined) =>
+  const gauge = (
+    name: string,
+    help: string,
+    value: () => number | undefined | Promise<number | undefined>,
+  ) =>
     new Gauge({
       name,
       help,
       registers,
-      collect() {
-        const current = value();
+      async collect() {
+        const current = await value();
         if (current !== undefined) this.set(current);
       },
     });
-  gauge("process_open_fds", "Number of open file descriptors.", openFdCount);
+  gauge(
+    "process_open_fds",
+    "Number of open file descriptors.",
+    async () => await systemWorker()?.openFdCount(),
+  );
   gauge(
     "process_max_fds",
     "Maximum number of open file descriptors (soft RLIMIT_NOFILE, read at start).",
@@ -47,7 +55,8 @@ export function registerLimitMetrics(registry: Registry, view: LimitView): Dispo
   );
   gauge(
     "undying_proxy_open_sockets",
-    "Sockets held by TCP connections (2 each) and UDP sessions (1 each) of the main thread.",
+    "Sockets held by TCP connections (2 each) and UDP sessions (1 each) of the main thread and " +
+      "the batched UDP engine's threads.",
     () => view.budgets.sockets.inUse,
   );
   gauge(
@@ -57,7 +66,8 @@ export function registerLimitMetrics(registry: Registry, view: LimitView): Dispo
   );
   gauge(
     "undying_proxy_udp_buffer_bytes_reserved",
-    "Bytes of UDP session buffers reserved by open sessions (their worst case).",
+    "Bytes reserved by open UDP sessions: a portable session's worst case (its buffer), a " +
+      "batched session's state (4 KiB).",
     () => view.budgets.udpBuffers.inUse,
   );
   gauge(
@@ -90,9 +100,9 @@ export function registerLimitMetrics(registry: Registry, view: LimitView): Dispo
     help: "Datagrams to a UDP listener the kernel dropped (receive buffer full), per forwarder.",
     labelNames: ["forwarder", "namespace"],
     registers,
-    collect() {
+    async collect() {
+      const drops = await udpDropsByPort();
       this.reset();
-      const drops = udpDropsByPort();
       for (const status of view.statuses()) {
         const state = status.udp;
         if (state?.phase !== "listening") continue;
@@ -105,8 +115,8 @@ export function registerLimitMetrics(registry: Registry, view: LimitView): Dispo
     help: "UDP datagrams dropped by the kernel for a full receive buffer in this network " +
       "namespace (RcvbufErrors of /proc/net/snmp: the pod's, or the host's with host networking).",
     registers,
-    collect() {
-      const errors = udpReceiveBufferErrors();
+    async collect() {
+      const errors = await udpReceiveBufferErrors();
       if (errors === undefined) return;
       this.reset();
       this.inc(errors);

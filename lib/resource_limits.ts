@@ -6,7 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { defaultSocketBudget, fdReserve } from "./forward/budget.ts";
-import { fileLimit, openFdCount } from "./util/libc.ts";
+import { systemWorker } from "./ffi/system_worker_client.ts";
 
 const log = getLogger(["undying-proxy"]);
 
@@ -22,16 +22,17 @@ export interface ResourceLimits {
 }
 
 /**
- * Reads the limit and derives the sockets budget when `flag` is 0; warns when an explicit `flag`
+ * Reads the limit (through the system worker) and derives the sockets budget when `flag` is 0; warns when an explicit `flag`
  * leaves less than the reserve free.
  */
-export function resourceLimits(flag: number): ResourceLimits {
-  const soft = fileLimit()?.soft;
-  const open = openFdCount() ?? 0;
+export async function resourceLimits(flag: number): Promise<ResourceLimits> {
+  const system = systemWorker();
+  const soft = (await system?.fdLimit())?.soft;
+  const open = await system?.openFdCount() ?? 0;
   if (soft === undefined) {
     if (flag === 0) {
       log.warn(
-        "Cannot read the file descriptor limit (needs --allow-ffi); --max-open-sockets is {max}",
+        "Cannot read the file descriptor limit (needs --allow-ffi and glibc); --max-open-sockets is {max}",
         { max: UNKNOWN_LIMIT_BUDGET },
       );
     }

@@ -1,16 +1,21 @@
 /**
  * Datagrams the kernel dropped before the program could read them (a full socket receive buffer),
  * from `/proc/net/udp` and `/proc/net/udp6` (per socket) and `/proc/net/snmp` (the network
- * namespace: in a pod that is the pod's own traffic; with host networking the whole host's).
+ * namespace: in a pod that is the pod's own traffic; with host networking the whole host's), read
+ * by the system worker (nothing without it).
  * @module
  */
-import { readProcFile } from "./util/libc.ts";
+import { systemWorker } from "./ffi/system_worker_client.ts";
+
+async function readProcFile(path: string): Promise<string | undefined> {
+  return await systemWorker()?.readProcFile(path);
+}
 
 /** Kernel drops summed by local UDP port, over IPv4 and IPv6 sockets; empty when unreadable. */
-export function udpDropsByPort(): Map<number, number> {
+export async function udpDropsByPort(): Promise<Map<number, number>> {
   const drops = new Map<number, number>();
   for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
-    const text = readProcFile(file, 16 * 1024 * 1024);
+    const text = await readProcFile(file);
     if (text === undefined) continue;
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
@@ -25,8 +30,8 @@ export function udpDropsByPort(): Map<number, number> {
 }
 
 /** `RcvbufErrors` of the `Udp:` line of `/proc/net/snmp` (this network namespace), if readable. */
-export function udpReceiveBufferErrors(): number | undefined {
-  const text = readProcFile("/proc/net/snmp");
+export async function udpReceiveBufferErrors(): Promise<number | undefined> {
+  const text = await readProcFile("/proc/net/snmp");
   const [names, values] = (text ?? "").split("\n").filter((line) => line.startsWith("Udp:"));
   if (names === undefined || values === undefined) return undefined;
   const index = names.split(/\s+/).indexOf("RcvbufErrors");

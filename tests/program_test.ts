@@ -603,12 +603,11 @@ Deno.test("the start and operator tasks run with the compile task's permissions"
   assert.deepEqual(await taskPermissionFlags("start"), await taskPermissionFlags("compile"));
   assert.deepEqual(await taskPermissionFlags("operator"), await taskPermissionFlags("compile"));
   const flags = await taskPermissionFlags("compile");
-  // --allow-ffi: libc for what Deno has no API for (lib/libc.ts: the fd limit, /proc, TCP resets)
-  // and the FFI forwarding engines.
+  // --allow-ffi: for the FFI threads only (the system worker of lib/ffi/ for the fd limit, /proc
+  // and TCP resets, and the forwarding engines); the main thread revokes it at start.
   for (const forbidden of ["--allow-write", "--allow-run", "--allow-all"]) {
     assert.ok(!flags.some((flag) => flag.startsWith(forbidden)), `${forbidden} in compile task`);
   }
-  // FFI for the batched UDP engine's threads only: the main thread revokes it at start.
   assert.ok(flags.includes("--allow-ffi"), "--allow-ffi in compile task");
 });
 

@@ -6,33 +6,47 @@
  * @module
  */
 
-/** A counter of units in use (sockets, bytes) against a fixed maximum. */
+/**
+ * A counter of units in use (sockets, bytes) against a fixed maximum, in shared memory: the
+ * batched UDP engine's threads take from the same budget as the thread that created it (each
+ * attaches with {@linkcode Budget.share}).
+ */
 export class Budget {
   /** Most units in use at once. */
   readonly max: number;
-  #inUse = 0;
+  readonly #inUse: BigInt64Array<SharedArrayBuffer>;
 
-  /** @param max A positive number (or Infinity). */
-  constructor(max: number) {
+  /**
+   * @param max A positive number (or Infinity).
+   * @param share Another budget's {@linkcode Budget.share}, to count in the same memory.
+   */
+  constructor(max: number, share?: SharedArrayBuffer) {
     if (!(max >= 1)) throw new RangeError(`Invalid budget ${max}: must be at least 1`);
     this.max = max;
+    this.#inUse = new BigInt64Array(share ?? new SharedArrayBuffer(8), 0, 1);
   }
 
-  /** Units taken and not given back. */
+  /** The shared count, for `new Budget(max, share)` in another thread. */
+  get share(): SharedArrayBuffer {
+    return this.#inUse.buffer;
+  }
+
+  /** Units taken and not given back (over every thread sharing this budget). */
   get inUse(): number {
-    return this.#inUse;
+    return Number(Atomics.load(this.#inUse, 0));
   }
 
-  /** Takes `count` units if they fit; false (nothing taken) when they do not. */
+  /** Takes `count` (an integer) units if they fit; false (nothing taken) when they do not. */
   take(count: number): boolean {
-    if (this.#inUse + count > this.max) return false;
-    this.#inUse += count;
-    return true;
+    const units = BigInt(count);
+    if (Number(Atomics.add(this.#inUse, 0, units)) + count <= this.max) return true;
+    Atomics.sub(this.#inUse, 0, units);
+    return false;
   }
 
   /** Gives back `count` units taken before. */
   give(count: number): void {
-    this.#inUse = Math.max(0, this.#inUse - count);
+    Atomics.sub(this.#inUse, 0, BigInt(count));
   }
 }
 

@@ -8,6 +8,7 @@
 
 /// <reference lib="deno.worker" />
 
+import { installSystemChannel } from "../ffi/system_worker_client.ts";
 import type { ForwarderCounters, TcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { FromWorker, ToWorker } from "./worker_messages.ts";
@@ -34,6 +35,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.kind) {
     case "start": {
+      if (message.systemPort !== undefined) installSystemChannel(message.systemPort);
       supervisor = new Supervisor({
         ...message.options,
         workers: 1,

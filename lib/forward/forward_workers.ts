@@ -9,6 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { SystemWorker, systemWorker } from "../ffi/system_worker_client.ts";
 import type { ForwarderSpec } from "../spec.ts";
 import { newTcpCounters, TCP_ERROR_TYPES, TCP_REJECT_REASONS, type TcpCounters } from "./state.ts";
 import type { SupervisorOptions } from "./supervisor_options.ts";
@@ -74,7 +75,12 @@ export class ForwardWorkers {
         });
         thread.closed.resolve();
       };
-      this.#post(thread, { kind: "start", options });
+      // Resets of this thread's connections go through the system worker (it holds FFI; this
+      // thread does not), on a channel of its own.
+      const system = systemWorker();
+      const systemPort = system instanceof SystemWorker ? system.channel() : undefined;
+      if (systemPort === undefined) this.#post(thread, { kind: "start", options });
+      else thread.worker.postMessage({ kind: "start", options, systemPort }, [systemPort]);
       this.#threads.push(thread);
     }
   }

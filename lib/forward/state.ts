@@ -67,7 +67,10 @@ export const UDP_ERROR_TYPES = [
   "SocketLimit",
   /** A new client refused: the session buffer budget (--udp-buffer-budget-bytes) was used up. */
   "BufferBudget",
-  /** The target answered with ICMP unreachable (nothing listens there). */
+  /**
+   * The target answered with ICMP unreachable (nothing listens there); counted by the batched
+   * engine (the portable engine's sockets do not report it).
+   */
   "TargetUnreachable",
   /** A session still open when the drain grace period ended, closed. */
   "DrainTimeout",

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { resetTcp } from "../util/libc.ts";
+import { systemWorker } from "../ffi/system_worker_client.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { TargetForbiddenError } from "./policy/target_policy.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
@@ -50,6 +50,8 @@ export class TcpConnection {
   readonly #context: TcpConnectionContext;
   #upstream: Deno.TcpConn | undefined;
   #closed = false;
+  /** While the system worker resets the sockets: settles once they are reset and closed. */
+  #resetting: Promise<void> | undefined;
   #finished = false;
   /** Directions still copying. */
   #copying = 0;
@@ -108,10 +110,19 @@ export class TcpConnection {
 
   /** Closes both sockets and reports the end, once. */
   #finish(): void {
+    if (this.#resetting !== undefined) {
+      this.#resetting.then(() => this.#finish());
+      return;
+    }
     this.close();
     if (this.#finished) return;
     this.#finished = true;
     this.#context.onClosed(this);
+  }
+
+  /** True once the connection is closed or being aborted: nothing more is forwarded or counted. */
+  get #ending(): boolean {
+    return this.#closed || this.#resetting !== undefined;
   }
 
   /**
@@ -131,21 +142,34 @@ export class TcpConnection {
    * progress ends at its deadline (or when the listener aborts all dials) and is closed then.
    */
   close(): void {
-    if (this.#closed) return;
+    if (this.#ending) return; // an abort in progress closes once its resets are done
     this.#closed = true;
     closeQuietly(this.#client);
     if (this.#upstream) closeQuietly(this.#upstream);
   }
 
   /**
-   * Aborts the connection: both peers get an RST (where the platform allows; else a FIN), so that a
-   * cut transfer never looks complete. Idempotent, like `close()`.
+   * Aborts the connection: both peers get an RST (through the system worker, where it runs; else a
+   * FIN), so that a cut transfer never looks complete; the sockets close once they are reset.
+   * Idempotent, like `close()`.
    */
   abort(): void {
-    if (this.#closed) return;
-    resetTcp(this.#client);
-    if (this.#upstream) resetTcp(this.#upstream);
-    this.close();
+    if (this.#ending) return;
+    const system = systemWorker();
+    if (system === undefined) {
+      this.close();
+      return;
+    }
+    // The system worker resets the sockets; they are closed only after that (their descriptors
+    // must not be reused meanwhile).
+    const upstream = this.#upstream;
+    this.#resetting = Promise.all([
+      system.resetTcp(this.#client),
+      upstream === undefined ? undefined : system.resetTcp(upstream),
+    ]).then(() => {
+      this.#resetting = undefined;
+      this.close();
+    });
   }
 
   async #dial(target: TcpTarget | Promise<TcpTarget>): Promise<Deno.TcpConn | undefined> {
@@ -171,13 +195,13 @@ export class TcpConnection {
     }
     try {
       const upstream = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
-      if (this.#closed) {
+      if (this.#ending) {
         closeQuietly(upstream);
         return undefined;
       }
       return upstream;
     } catch (error) {
-      if (this.#closed) return undefined;
+      if (this.#ending) return undefined;
       const timedOut = signal.aborted;
       const type: TcpErrorType = timedOut
         ? "DialTimeout"
@@ -227,12 +251,12 @@ export class TcpConnection {
       }
     } catch {
       // A reset (or other failure) on one side is passed on as a reset to the other.
-      if (!this.#closed) counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
+      if (!this.#ending) counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
       this.abort();
     } finally {
       POOLS[tier]?.release(buffer);
     }
-    if (!this.#closed && ++this.#ended < 2) {
+    if (!this.#ending && ++this.#ended < 2) {
       try {
         await to.closeWrite();
       } catch {

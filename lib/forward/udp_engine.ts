@@ -34,9 +34,9 @@ export interface UdpEngineOptions {
   readonly listenAddress: string;
   readonly maxSessions: number;
   readonly bufferBytes: number;
-  /** Sockets of the portable engine's sessions (one each), shared with this thread's TCP. */
+  /** Sockets of UDP sessions (one each), shared with this thread's TCP (and the engine threads). */
   readonly sockets: Budget;
-  /** Bytes of the portable engine's session buffers. */
+  /** Bytes of UDP sessions: the portable engine's buffers, the batched engine's session state. */
   readonly bufferBudget: Budget;
   /** Which target addresses may be used. @default TargetPolicy.ALLOW_ALL */
   readonly policy?: TargetPolicy;
@@ -122,6 +122,8 @@ export class UdpEngine {
           listenAddress: this.#options.listenAddress,
           maxSessions: this.#options.maxSessions,
           bufferBytes: this.#options.bufferBytes,
+          sockets: this.#options.sockets,
+          sessionBytes: this.#options.bufferBudget,
         });
       },
     );

@@ -2,12 +2,16 @@ import assert from "node:assert/strict";
 import { patternBytes } from "../../tests/_support/net_tcp.ts";
 import { SendStalls, startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil } from "../../tests/_support/wait.ts";
+import { freePort } from "../../tests/_support/net_ports.ts";
 import {
   UDP_ENGINES,
   type UdpFixtureOptions,
   udpForwarderTo,
 } from "../../tests/_support/udp_engines.ts";
+import { Budget } from "./budget.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
+import { BATCHED_SESSION_BYTES } from "./udp_batched/messages.ts";
+import { sessionBufferCharge } from "./udp_forwarder.ts";
 import type { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
 
 // Behaviour both engines share: every test runs on the portable and on the batched engine.
@@ -121,6 +125,52 @@ for (const engine of UDP_ENGINES) {
     assert.equal(fx.counters.activeSessions, 3);
     assert.equal(sink.sourcePorts.length, 3);
   });
+
+  Deno.test(`${engine} UDP engine: counts sessions still open when the drain grace ends`, async () => {
+    await using echo = startUdpEcho();
+    await using fx = await forwarderTo(echo.port);
+    using client = udpClient();
+    assert.equal((await client.request(new Uint8Array([3]), fx.forwarder.port))[0], 3);
+    await fx.forwarder.drain(50);
+    assert.equal(fx.counters.errors.DrainTimeout, 1);
+  });
+
+  for (const refused of ["SocketLimit", "BufferBudget"] as const) {
+    Deno.test(`${engine} UDP engine: refuses new clients beyond the ${refused} budget, gives it back at expiry`, async () => {
+      await using echo = startUdpEcho();
+      // Room for 2 sessions in the budget under test; the other one is unlimited.
+      const sockets = new Budget(refused === "SocketLimit" ? 2 : Infinity);
+      const charge = engine === "portable" ? sessionBufferCharge(1500) : BATCHED_SESSION_BYTES;
+      const bufferBudget = new Budget(refused === "BufferBudget" ? 2 * charge + 1 : Infinity);
+      await using fx = await forwarderTo(echo.port, {
+        sockets,
+        bufferBudget,
+        bufferBytes: 1500,
+        readTimeoutSeconds: 1,
+      });
+      const clients = Array.from({ length: 4 }, () => udpClient());
+      try {
+        for (const client of clients.slice(0, 2)) {
+          assert.equal((await client.request(new Uint8Array([7]), fx.forwarder.port))[0], 7);
+        }
+        for (const client of clients.slice(2)) {
+          await client.send(new Uint8Array(8), fx.forwarder.port);
+        }
+        await waitUntil("2 clients refused", () => fx.counters.errors[refused] === 2);
+        assert.equal(fx.counters.droppedDatagrams, 2);
+        assert.equal(fx.counters.activeSessions, 2);
+        assert.equal(sockets.inUse, 2, "one socket per session");
+        assert.equal(bufferBudget.inUse, 2 * charge, "each session's reservation");
+        await fx.advance(1100);
+        await waitUntil("the sessions to expire", () => fx.counters.activeSessions === 0);
+        assert.equal(sockets.inUse, 0);
+        assert.equal(bufferBudget.inUse, 0);
+        assert.equal((await clients[3]!.request(new Uint8Array([9]), fx.forwarder.port))[0], 9);
+      } finally {
+        for (const client of clients) client[Symbol.dispose]();
+      }
+    });
+  }
 
   Deno.test(`${engine} UDP engine: forwards to an IPv6 target`, async () => {
     await using echo = startUdpEcho({ hostname: "::1" });
@@ -378,4 +428,17 @@ Deno.test("batched UDP engine with 2 threads shares one port, spreads sessions, 
   const block = (fx.counters as SharedUdpCounters).block;
   const perThread = [1, 2].map((row) => block.row(row)[5]!); // sessionsTotal
   assert.ok(perThread.every((sessions) => sessions > 0), `sessions per thread: ${perThread}`);
+});
+
+Deno.test("batched UDP engine counts an ICMP port unreachable from the target as TargetUnreachable", async () => {
+  // Nothing listens on the target port: the kernel answers each datagram with ICMP "port
+  // unreachable", reported on the session's connected socket as ECONNREFUSED.
+  await using fx = await udpForwarderTo("batched", freePort("udp"));
+  using client = udpClient();
+  await client.send(new Uint8Array(8), fx.forwarder.port);
+  await waitUntil("the unreachable target", () => fx.counters.errors.TargetUnreachable === 1);
+  await client.send(new Uint8Array(8), fx.forwarder.port);
+  await waitUntil("again", () => fx.counters.errors.TargetUnreachable === 2);
+  assert.equal(fx.counters.errors.ReadFromTarget, 0);
+  assert.equal(fx.counters.activeSessions, 1, "the session stays: the target may come back");
 });

@@ -10,7 +10,12 @@ import type { SupervisorOptions } from "./supervisor_options.ts";
 
 /** Main thread → worker. */
 export type ToWorker =
-  | { readonly kind: "start"; readonly options: SupervisorOptions }
+  | {
+    readonly kind: "start";
+    readonly options: SupervisorOptions;
+    /** A channel to the system worker (TCP resets), when it runs. */
+    readonly systemPort?: MessagePort;
+  }
   | { readonly kind: "apply"; readonly desired: readonly ForwarderSpec[] }
   | { readonly kind: "close"; readonly graceMs: number };
 

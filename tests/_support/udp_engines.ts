@@ -6,6 +6,7 @@
  */
 
 import type { UdpSpec } from "../../lib/spec.ts";
+import { Budget } from "../../lib/forward/budget.ts";
 import { newUdpCounters, type UdpCounters } from "../../lib/forward/state.ts";
 import { BatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "../../lib/forward/udp_batched/batched_forwarder.ts";
@@ -23,6 +24,10 @@ export interface UdpFixtureOptions {
   readonly bufferBytes?: number;
   readonly readTimeoutSeconds?: number;
   readonly writeTimeoutSeconds?: number;
+  /** Sockets budget (one per session). @default unlimited */
+  readonly sockets?: Budget;
+  /** Session memory budget. @default unlimited */
+  readonly bufferBudget?: Budget;
   /** Engine threads (batched engine). @default 1 */
   readonly threads?: number;
   /** Portable engine only: the listening socket. @default a fresh one on 127.0.0.1 */
@@ -82,6 +87,8 @@ export async function udpForwarderTo(
       spec,
       maxSessions,
       bufferBytes,
+      ...(options.sockets && { sockets: options.sockets }),
+      ...(options.bufferBudget && { bufferBudget: options.bufferBudget }),
       ...(options.openUpstream && { openUpstream: options.openUpstream }),
       now: clock.now,
     });
@@ -111,6 +118,8 @@ export async function udpForwarderTo(
       listenAddress: "127.0.0.1",
       maxSessions,
       bufferBytes,
+      sockets: options.sockets ?? new Budget(Infinity),
+      sessionBytes: options.bufferBudget ?? new Budget(Infinity),
     });
   } catch (error) {
     await batched.close();

@@ -25,14 +25,15 @@ Deno.test(`at nofile=${LIMIT}, connections, sessions and reloads together are sh
   ];
   await using config = await tempConfigFile(documents);
   await using program = await startProgram(
-    // The socket budget covers UDP sessions on the portable UDP engine.
-    ["--config", config.path, "--drain-grace-period=1s", "--udp-engine=portable"],
+    ["--config", config.path, "--drain-grace-period=1s"],
     { wrapper: ["prlimit", `--nofile=${LIMIT}:${LIMIT}`, "--"] },
   );
   await waitUntil("readiness", async () => (await program.probe("/readyz")).status === 200, {
     timeoutMs: 30_000,
   });
   const before = await program.scrape();
+  // The default UDP engine (batched here) counts its sessions in the same sockets budget.
+  assert.equal(before.series.get('undying_proxy_udp_engine{engine="batched"}'), 1);
   assert.equal(before.series.get("process_max_fds"), LIMIT);
   const budget = before.series.get("undying_proxy_max_open_sockets") ?? 0;
   assert.ok(budget > 0 && budget < LIMIT, `budget ${budget}`);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { Budget } from "../budget.ts";
 import { getLogger } from "@logtape/logtape";
 import { lookup } from "node:dns/promises";
 import { currentLayout } from "../../ffi/layout.ts";
@@ -39,6 +40,10 @@ export interface BatchedUdpForwarderOptions {
   readonly maxSessions: number;
   /** Longest datagram forwarded; longer ones are counted and dropped. */
   readonly bufferBytes: number;
+  /** Sockets of sessions (one each), shared with the main thread's TCP and every engine thread. */
+  readonly sockets: Budget;
+  /** Session memory (`BATCHED_SESSION_BYTES` each), over every engine thread. */
+  readonly sessionBytes: Budget;
 }
 
 let lastId = 0;
@@ -52,6 +57,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   readonly #id: number;
   readonly #port: number;
   readonly #name: string;
+  readonly #counters: SharedUdpCounters;
   readonly #resolveLog = new LogThrottle();
   #spec: UdpSpec;
   #resolver: TargetResolver;
@@ -91,6 +97,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
           counters: options.counters.block.buffer,
           sessionsInUse,
           settings: settings.buffer,
+          sockets: { max: options.sockets.max, share: options.sockets.share },
+          sessionBytes: { max: options.sessionBytes.max, share: options.sessionBytes.share },
         });
         if (answer.kind !== "listening") {
           throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
@@ -122,6 +130,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     this.#id = bound.id;
     this.#port = bound.port;
     this.#name = bound.options.name;
+    this.#counters = bound.options.counters;
     this.#spec = bound.options.spec;
     this.#resolver = bound.resolver;
     this.#target = bound.target;
@@ -166,9 +175,22 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       const graceOver = new AbortController();
       await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
       graceOver.abort();
+      this.#countForcedCloses(graceMs);
     }
     this.#closing ??= this.#close();
     await this.#closing;
+  }
+
+  /** Counts and logs the sessions still open when the drain grace ended (as the portable engine). */
+  #countForcedCloses(graceMs: number): void {
+    const forced = this.#counters.activeSessions;
+    if (forced <= 0) return;
+    // Counted and logged, but no abort: a UDP session has no end to wait for, only silence.
+    this.#counters.errors.DrainTimeout += forced;
+    log.warn(
+      "Closed {count} UDP session(s) of {forwarder} still open after the drain grace period of {graceMs} ms",
+      { forwarder: this.#name, count: forced, graceMs },
+    );
   }
 
   async #close(): Promise<void> {

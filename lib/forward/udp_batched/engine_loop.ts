@@ -21,12 +21,13 @@ import { Errno, ErrnoReader, OsError } from "../../ffi/errno.ts";
 import type { WorkerControl } from "../../ffi/ffi_worker.ts";
 import type { AbiLayout } from "../../ffi/layout.ts";
 import { NativeArena } from "../../ffi/native_memory.ts";
+import { Budget } from "../budget.ts";
 import { LogThrottle } from "../log_throttle.ts";
 import type { UdpErrorType } from "../state.ts";
 import { E, F, UDP_FIELD_COUNT } from "./counter_fields.ts";
 import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
-import type { FromEngine, ToEngine } from "./messages.ts";
+import { BATCHED_SESSION_BYTES, type FromEngine, type ToEngine } from "./messages.ts";
 import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
@@ -58,6 +59,8 @@ interface Listener {
   /** Sessions open on every thread of this listener (index 0), for the shared cap. */
   readonly inUse: Int32Array<SharedArrayBuffer>;
   readonly maxSessions: number;
+  /** Sockets (one per session) and session memory, shared with the main thread. */
+  readonly budgets: { readonly sockets: Budget; readonly sessionBytes: Budget };
   readonly receiveBytes: number;
   readonly settings: ListenerSettings;
   /** The settings as last read (when `settings.generation` moves on, they are read again). */
@@ -251,6 +254,10 @@ export class EngineLoop {
       counters: new Float64Array(message.counters, offset, UDP_FIELD_COUNT),
       inUse: new Int32Array(message.sessionsInUse),
       maxSessions: message.maxSessions,
+      budgets: {
+        sockets: new Budget(message.sockets.max, message.sockets.share),
+        sessionBytes: new Budget(message.sessionBytes.max, message.sessionBytes.share),
+      },
       receiveBytes: Math.min(message.bufferBytes, SLOT_BYTES),
       settings,
       generation,
@@ -360,6 +367,9 @@ export class EngineLoop {
       counters[F.droppedDatagrams]!++;
       if (errno === Errno.EAGAIN) {
         if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
+      } else if (errno === Errno.ECONNREFUSED) {
+        // Reported on this send, for an earlier datagram; this one is not sent.
+        this.#unreachable(session, "sendmmsg");
       } else {
         // A failed send drops the datagram but keeps the session (as the portable engine).
         counters[E.WriteToTarget]!++;
@@ -369,6 +379,18 @@ export class EngineLoop {
       }
       sent++;
     }
+  }
+
+  /**
+   * Counts an ICMP "unreachable" the target's host answered (the kernel reports it on the
+   * connected socket's next receive or send as ECONNREFUSED) as a target error. The session stays:
+   * the target may come back.
+   */
+  #unreachable(session: Session, call: string): void {
+    session.listener.counters[E.TargetUnreachable]!++;
+    this.#warn(session.listener, "target", "The UDP target is unreachable: {error}", {
+      error: new OsError(call, Errno.ECONNREFUSED).message,
+    });
   }
 
   #receiveFromTarget(session: Session, nowMs: number): void {
@@ -393,8 +415,8 @@ export class EngineLoop {
       );
       if (received < 0) {
         const errno = this.#errno.get();
-        // ECONNREFUSED: an ICMP "port unreachable" from the target; nothing to forward.
-        if (errno !== Errno.EAGAIN && errno !== Errno.EINTR && errno !== Errno.ECONNREFUSED) {
+        if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recvmmsg");
+        else if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
           this.#fail(session, "ReadFromTarget", new OsError("recvmmsg", errno).message);
         }
         return;
@@ -478,6 +500,21 @@ export class EngineLoop {
       });
       return undefined;
     }
+    const refused = this.#takeBudgets(listener);
+    if (refused !== undefined) {
+      Atomics.sub(listener.inUse, 0, 1);
+      counters[F.droppedDatagrams]!++;
+      counters[E[refused]]!++;
+      this.#warn(
+        listener,
+        "drop",
+        refused === "SocketLimit"
+          ? "UDP port {port} refuses new clients: the sockets budget (--max-open-sockets) is used up"
+          : "UDP port {port} refuses new clients: the session memory budget (--udp-buffer-budget-bytes) is used up",
+        {},
+      );
+      return undefined;
+    }
     this.#refreshSettings(listener);
     const target = listener.target;
     let fd: number;
@@ -492,6 +529,7 @@ export class EngineLoop {
       }
     } catch (error) {
       Atomics.sub(listener.inUse, 0, 1);
+      this.#giveBudgets(listener);
       counters[F.droppedDatagrams]!++;
       const type = target === undefined ? "ResolveTargetAddress" : "DialUDPTarget";
       counters[E[type]]!++;
@@ -517,6 +555,20 @@ export class EngineLoop {
     counters[F.activeSessions]!++;
     counters[F.sessionsTotal]!++;
     return session;
+  }
+
+  /** Takes a socket and a session's memory from the budgets; the error type when one is used up. */
+  #takeBudgets(listener: Listener): "SocketLimit" | "BufferBudget" | undefined {
+    const { sockets, sessionBytes } = listener.budgets;
+    if (!sockets.take(1)) return "SocketLimit";
+    if (sessionBytes.take(BATCHED_SESSION_BYTES)) return undefined;
+    sockets.give(1);
+    return "BufferBudget";
+  }
+
+  #giveBudgets(listener: Listener): void {
+    listener.budgets.sockets.give(1);
+    listener.budgets.sessionBytes.give(BATCHED_SESSION_BYTES);
   }
 
   /**
@@ -605,6 +657,7 @@ export class EngineLoop {
     this.#sockets.close(session.fd);
     listener.counters[F.activeSessions]!--;
     Atomics.sub(listener.inUse, 0, 1);
+    this.#giveBudgets(listener);
     if (listener.drainSeq !== undefined && listener.sessions.size === 0) {
       this.#post({ kind: "drained", seq: listener.drainSeq });
       listener.drainSeq = undefined;

@@ -5,6 +5,20 @@
  * @module
  */
 
+/**
+ * What one session reserves from the session memory budget (`--udp-buffer-budget-bytes`): the
+ * engine's buffers belong to the thread, allocated once; a session holds its state, its client's
+ * address and its socket (measured 2.4 KiB of process memory per session, docs/performance.md),
+ * rounded up to a page.
+ */
+export const BATCHED_SESSION_BYTES = 4096;
+
+/** A `Budget` as another thread attaches to it: its maximum and its shared count. */
+export interface BudgetShare {
+  readonly max: number;
+  readonly share: SharedArrayBuffer;
+}
+
 /** Main thread → engine thread. */
 export type ToEngine =
   | {
@@ -28,6 +42,10 @@ export type ToEngine =
     readonly sessionsInUse: SharedArrayBuffer;
     /** A `ListenerSettings` (target and timeouts, updated in place). */
     readonly settings: SharedArrayBuffer;
+    /** The sockets budget (`Budget.share`; one socket per session), shared with the main thread. */
+    readonly sockets: BudgetShare;
+    /** The session memory budget (`Budget.share`; `BATCHED_SESSION_BYTES` per session). */
+    readonly sessionBytes: BudgetShare;
   }
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
   | { readonly kind: "close"; readonly seq: number; readonly id: number };
