@@ -22,7 +22,7 @@ import {
 } from "./lib/forward/policy/target_policy.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
 import { metricsTls, startHttpServer } from "./lib/http_server.ts";
-import { setupLogging } from "./lib/logging.ts";
+import { droppedAccessRecords, flushLogs, setupLogging } from "./lib/logging.ts";
 import { openMetricsAuthorizer } from "./lib/metrics_auth.ts";
 import { ProgramMetrics } from "./lib/metrics.ts";
 import { ControllerMetrics } from "./lib/controller_metrics.ts";
@@ -96,11 +96,16 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     workers: options.workers,
     targetPolicy,
     defaultSourceRanges: options.defaultSourceRanges,
+    acceptProxyProtocol: options.acceptProxyProtocol,
+    proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs,
+    accessLog: options.accessLog,
+    accessLogSampleRate: options.accessLogSampleRate,
     udpEngine: options.udpEngine,
     tcpEngine: options.tcpEngine,
   });
   const metrics = new ProgramMetrics(supervisor, {
     version: VERSION,
+    droppedAccessRecords,
     configFile: options.config !== undefined,
   });
   try {
@@ -186,6 +191,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     return exitCode === 0 ? 3 : exitCode;
   }
   log.info("Stopped");
+  await flushLogs();
   return exitCode;
 }
 

@@ -50,6 +50,10 @@ export interface UnDyingProxy {
  * What to forward. Both parts are optional; an empty spec forwards nothing. TCP and UDP may use the same listen port.
  */
 export interface UnDyingProxySpec {
+  /**
+   * Write one access log record (logger category undying-proxy.access) per TCP connection and per UDP session when it ends. Absent: the --access-log default.
+   */
+  accessLog?: boolean;
   tcp?: UnDyingProxyTcpSpec;
   udp?: UnDyingProxyUdpSpec;
 }
@@ -92,6 +96,14 @@ export interface UnDyingProxyTcpSpec {
    * New connections a client IP address may open at once before connectionsPerSecondPerSource applies. Absent: the rate itself.
    */
   connectionBurstPerSource?: number;
+  /**
+   * Send a PROXY protocol header with the client's address to the target before the client's bytes: v1 (text) or v2 (binary). Absent: none.
+   */
+  proxyProtocol?: "v1" | "v2";
+  /**
+   * Every client connection must start with a PROXY protocol header (v1 or v2, e.g. from a cloud load balancer); it is stripped and its address becomes the client address (the one sourceRanges and the per-source limits check). A missing, malformed or late header closes the connection. Absent: the --accept-proxy-protocol default.
+   */
+  acceptProxyProtocol?: boolean;
 }
 /**
  * UDP forwarding. Each client address gets its own session (and upstream source port); replies go back from the listen port.
@@ -136,6 +148,10 @@ export interface UnDyingProxyUdpSpec {
    * @default 5
    */
   writeTimeoutSeconds?: number;
+  /**
+   * Send a PROXY protocol v2 header (DGRAM) with the client's address before every datagram to the target; replies pass unchanged. A datagram that no longer fits with the header is dropped and counted. Absent: none.
+   */
+  proxyProtocol?: "v2";
 }
 /**
  * Observed state, written by the operator replicas. Each replica owns its own entry of `replicas` (server-side apply, one field manager per replica); the summary fields are derived from all entries.

@@ -183,6 +183,23 @@ export const FLAGS = {
       "connections and UDP clients over the threads. UDP on the portable engine stays on one thread.",
     parse: (raw) => parseInteger(raw, 1, 64),
   },
+  "accept-proxy-protocol": {
+    group: "Forwarding",
+    boolean: true,
+    default: "false",
+    help:
+      "TCP clients must start with a PROXY protocol header (v1 or v2, from a load balancer) unless " +
+      "their object sets spec.tcp.acceptProxyProtocol: false; its address becomes the client address.",
+    parse: parseBoolean,
+  },
+  "proxy-header-timeout": {
+    group: "Forwarding",
+    valueName: "DURATION",
+    unit: "Ms",
+    default: "5s",
+    help: "A client's whole PROXY protocol header must arrive within this time; else it is closed.",
+    parse: (raw) => parseDurationMs(raw, { min: 1 }),
+  },
   "udp-engine": {
     group: "Forwarding",
     valueName: "ENGINE",
@@ -395,6 +412,22 @@ export const FLAGS = {
     help:
       "Lowest level logged: debug, info, warn or error (zap's warning, dpanic, panic, fatal too).",
     parse: parseLogLevel,
+  },
+  "access-log": {
+    group: "Logging",
+    boolean: true,
+    default: "false",
+    help: "One access record (logger undying-proxy.access) per TCP connection and UDP session " +
+      "when it ends, for every object unless it sets spec.accessLog: false.",
+    parse: parseBoolean,
+  },
+  "access-log-sample-rate": {
+    group: "Logging",
+    valueName: "RATE",
+    default: "1",
+    help:
+      "Share of connections and sessions with an access record, above 0 up to 1 (0.01 = 1 in 100).",
+    parse: parseRate,
   },
   "log-format": {
     group: "Logging",
@@ -646,6 +679,14 @@ function parseBoolean(raw: string): boolean {
   if (["true", "1", "t", "T", "TRUE", "True"].includes(raw)) return true;
   if (["false", "0", "f", "F", "FALSE", "False"].includes(raw)) return false;
   throw new RangeError("expected true or false");
+}
+
+function parseRate(raw: string): number {
+  const value = Number(raw.trim());
+  if (raw.trim() === "" || !(value > 0 && value <= 1)) {
+    throw new RangeError("expected a number above 0 and at most 1");
+  }
+  return value;
 }
 
 function parseInteger(raw: string, min: number, max: number): number {

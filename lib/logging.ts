@@ -11,6 +11,8 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import type { LogLevelName } from "./cli.ts";
+import { ACCESS_LOG_CATEGORY } from "./forward/access_log.ts";
+import { LineWriter } from "./log_writer.ts";
 
 /** How to log. */
 export interface LoggingOptions {
@@ -20,8 +22,31 @@ export interface LoggingOptions {
   readonly format: "json" | "text";
   /** Error properties of records at this level or above keep their stack trace. */
   readonly stacktraceLevel: LogLevelName;
-  /** Where lines go. @default stderr */
+  /**
+   * Where lines go, synchronously (tests). @default stderr: ordinary lines synchronously, access
+   * records through a bounded asynchronous queue (see {@linkcode LineWriter})
+   */
   readonly write?: (line: string) => void;
+}
+
+/** Characters of access records that may wait for stderr before further records are dropped. */
+const MAX_PENDING_ACCESS_CHARS = 4 * 1024 * 1024;
+
+/** The stderr writer of the process (created on first use). */
+let stderrWriter: LineWriter | undefined;
+
+function stderr(): LineWriter {
+  return stderrWriter ??= new LineWriter(Deno.stderr, MAX_PENDING_ACCESS_CHARS);
+}
+
+/** Access records dropped so far because stderr did not keep up (or went away). */
+export function droppedAccessRecords(): number {
+  return stderrWriter?.dropped ?? 0;
+}
+
+/** Resolves once queued log lines are written (call before the process exits). */
+export async function flushLogs(): Promise<void> {
+  await stderrWriter?.flush();
 }
 
 const LEVELS: Record<LogLevelName, LogLevel> = {
@@ -38,7 +63,9 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
   const format: TextFormatter = options.format === "json"
     ? formatJsonLine
     : getTextFormatter({ value: "bare" });
-  const write = options.write ?? writeStderr;
+  const write = options.write ?? ((line: string) => stderr().writeNow(line));
+  // Access records must never wait for stderr: queued, and dropped (counted) when it lags far behind.
+  const writeRecord = options.write ?? ((line: string) => void stderr().writeLater(line));
   const stackFrom = ORDER.indexOf(LEVELS[options.stacktraceLevel]);
   const sink = (record: LogRecord): void => {
     const keepStack = ORDER.indexOf(record.level) >= stackFrom;
@@ -46,9 +73,16 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
   };
   await configure({
     reset: true,
-    sinks: { main: sink },
+    sinks: { main: sink, access: (record: LogRecord) => writeRecord(format(record)) },
     loggers: [
       { category: ["undying-proxy"], lowestLevel: LEVELS[options.level], sinks: ["main"] },
+      // Access records are turned on per object or by --access-log, whatever --log-level says.
+      {
+        category: [...ACCESS_LOG_CATEGORY],
+        lowestLevel: "info",
+        sinks: ["access"],
+        parentSinks: "override",
+      },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
@@ -72,7 +106,12 @@ export function formatJsonLine(record: LogRecord): string {
   for (const [key, value] of Object.entries(record.properties)) {
     if (!(key in line)) line[key] = value;
   }
-  return JSON.stringify(line, jsonValue) + "\n";
+  // Without a replacer JSON.stringify is several times faster; it is needed only for errors, bigints
+  // and objects that may hold them.
+  const plain = Object.values(record.properties).every((value) =>
+    value === null || (typeof value !== "object" && typeof value !== "bigint")
+  );
+  return (plain ? JSON.stringify(line) : JSON.stringify(line, jsonValue)) + "\n";
 }
 
 function render(value: unknown): string {
@@ -102,13 +141,4 @@ function withoutStacks(record: LogRecord): LogRecord {
     }
   }
   return changed ? { ...record, properties } : record;
-}
-
-const encoder = new TextEncoder();
-
-function writeStderr(line: string): void {
-  // Synchronous so that lines stay ordered and the last ones are not lost when the process exits.
-  const bytes = encoder.encode(line);
-  let written = 0;
-  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { getLogger, reset } from "@logtape/logtape";
+import { writeAccessRecord } from "./forward/access_log.ts";
 import { setupLogging } from "./logging.ts";
 
 async function capture(
@@ -58,4 +59,42 @@ Deno.test("setupLogging() writes human-readable text with --log-format=text", as
   });
   assert.equal(lines.length, 1);
   assert.match(lines[0] ?? "", /INF.*undying-proxy.test.*Loaded a\.yaml\n$/);
+});
+
+Deno.test("access records are written whatever --log-level says, readable in the text format", async () => {
+  const lines: string[] = [];
+  await setupLogging({
+    format: "text",
+    level: "error",
+    stacktraceLevel: "error",
+    write: (line) => lines.push(line),
+  });
+  try {
+    getLogger(["undying-proxy", "tcp"]).warn("hidden below error");
+    writeAccessRecord({
+      forwarder: "ns/a",
+      namespace: "ns",
+      name: "a",
+      protocol: "udp",
+      clientAddress: "::1",
+      clientPort: 5,
+      listenPort: 6,
+      targetHost: "t.example",
+      targetPort: 7,
+      bytesClientToTarget: 10,
+      bytesTargetToClient: 20,
+      datagramsClientToTarget: 1,
+      datagramsTargetToClient: 2,
+      startTime: "2026-01-01T00:00:00.000Z",
+      durationMs: 3,
+      endReason: "idle_timeout",
+    });
+  } finally {
+    await reset();
+  }
+  assert.equal(lines.length, 1);
+  assert.match(
+    lines[0]!,
+    /\[INF\] undying-proxy·access: udp ::1 port 5 -> t\.example:7 via ns\/a ended: idle_timeout after 3 ms, 10 B up, 20 B down\n$/,
+  );
 });

@@ -172,7 +172,12 @@ export class ProgramMetrics {
   /** Registers every metric, reading forwarding state from `view` on each scrape. */
   constructor(
     view: ForwardingView,
-    options: { readonly version: string; readonly configFile?: boolean },
+    options: {
+      readonly version: string;
+      readonly configFile?: boolean;
+      /** Access records dropped because the log output lagged (see `lib/logging.ts`). */
+      readonly droppedAccessRecords?: () => number;
+    },
   ) {
     const registers = [this.registry];
 
@@ -182,6 +187,13 @@ export class ProgramMetrics {
       "Always 1; the version label says which build runs.",
       ["version"],
       (emit) => emit({ version: options.version }, 1),
+    );
+    this.#collected(
+      "counter",
+      "undying_proxy_access_log_dropped_records_total",
+      "Access records dropped because the log output (stderr) did not keep up.",
+      [],
+      (emit) => emit({}, options.droppedAccessRecords?.() ?? 0),
     );
     for (const protocol of ["tcp", "udp"] as const) {
       this.#collected(

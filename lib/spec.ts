@@ -17,10 +17,29 @@ export interface PartSpec {
   readonly targetHost: string;
   /** CIDR ranges clients must come from; absent = the `--default-source-ranges` flag. */
   readonly sourceRanges?: readonly string[];
+  /**
+   * Send a PROXY protocol header (the client's address) to the target before the client's bytes;
+   * absent = none. UDP accepts `v2` only (a header before every datagram).
+   */
+  readonly proxyProtocol?: ProxyProtocolVersion;
+  /**
+   * One access log record per connection/session (from `spec.accessLog`, copied into each part).
+   * Absent = the program's default (`--access-log`).
+   */
+  readonly accessLog?: boolean;
 }
+
+/** A PROXY protocol version we send. */
+export type ProxyProtocolVersion = "v1" | "v2";
 
 /** One TCP forward: listen on `listenPort`, forward to `targetHost:targetPort`, within limits. */
 export interface TcpSpec extends PartSpec {
+  /**
+   * Read and strip a PROXY header (v1 or v2) from every client; its address becomes the client
+   * address (the one source ranges and limits check). Absent = the program's default
+   * (`--accept-proxy-protocol`).
+   */
+  readonly acceptProxyProtocol?: boolean;
   /** Connections open at once; further ones are closed at accept. */
   readonly maxConnections?: number;
   /** Connections open at once per client address. */
@@ -33,6 +52,8 @@ export interface TcpSpec extends PartSpec {
 
 /** One UDP forward, with its session timeouts and limits. */
 export interface UdpSpec extends PartSpec {
+  /** Only v2 exists for datagrams. */
+  readonly proxyProtocol?: "v2";
   /** Sessions at once (also bounded by `--udp-max-sessions`). */
   readonly maxSessions?: number;
   /** Sessions at once per client IP address (one per client port). */
@@ -86,7 +107,13 @@ export const MAX_READ_TIMEOUT_SECONDS = 86_400;
 /** Largest `writeTimeoutSeconds` (one hour): a stuck send always ends (the CRD's `maximum`). */
 export const MAX_WRITE_TIMEOUT_SECONDS = 3_600;
 
-const PART_FIELDS = ["listenPort", "targetPort", "targetHost", "sourceRanges"] as const;
+const PART_FIELDS = [
+  "listenPort",
+  "targetPort",
+  "targetHost",
+  "sourceRanges",
+  "proxyProtocol",
+] as const;
 const TCP_LIMITS = [
   "maxConnections",
   "maxConnectionsPerSource",
@@ -94,7 +121,7 @@ const TCP_LIMITS = [
   "connectionBurstPerSource",
 ] as const;
 const UDP_LIMITS = ["maxSessions", "maxSessionsPerSource"] as const;
-const TCP_FIELDS = [...PART_FIELDS, ...TCP_LIMITS] as const;
+const TCP_FIELDS = [...PART_FIELDS, ...TCP_LIMITS, "acceptProxyProtocol"] as const;
 const UDP_FIELDS = [
   ...PART_FIELDS,
   ...UDP_LIMITS,
@@ -142,14 +169,24 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
     problems.push({ field: "spec", value: spec, reason: "must be an object" });
     return { ok: false, problems };
   }
-  checkUnknown("spec", spec, ["tcp", "udp"], problems);
-  const tcp = withLimits(
+  checkUnknown("spec", spec, ["tcp", "udp", "accessLog"], problems);
+  const accessLog = parseOptionalBoolean("spec.accessLog", spec.accessLog, problems);
+  const shared = { ...(accessLog !== undefined && { accessLog }) };
+  const tcpBase = withLimits(
     parseSection("spec.tcp", spec.tcp, TCP_FIELDS, problems),
     spec.tcp,
     "spec.tcp",
     TCP_LIMITS,
     problems,
   );
+  const tcpAccept = isRecord(spec.tcp)
+    ? parseOptionalBoolean("spec.tcp.acceptProxyProtocol", spec.tcp.acceptProxyProtocol, problems)
+    : undefined;
+  const tcp = tcpBase && {
+    ...tcpBase,
+    ...(tcpAccept !== undefined && { acceptProxyProtocol: tcpAccept }),
+    ...shared,
+  };
   const udpBase = withLimits(
     parseSection("spec.udp", spec.udp, UDP_FIELDS, problems),
     spec.udp,
@@ -157,6 +194,13 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
     UDP_LIMITS,
     problems,
   );
+  if (isRecord(spec.udp) && spec.udp.proxyProtocol === "v1") {
+    problems.push({
+      field: "spec.udp.proxyProtocol",
+      value: "v1",
+      reason: "must be v2 (PROXY protocol v1 carries TCP only)",
+    });
+  }
   if (
     isRecord(spec.tcp) && spec.tcp.connectionBurstPerSource != null &&
     spec.tcp.connectionsPerSecondPerSource == null
@@ -183,7 +227,7 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
       problems,
     ),
   };
-  const udp = udpBase && udpTimeouts && { ...udpBase, ...udpTimeouts };
+  const udp = udpBase && udpTimeouts && { ...udpBase, ...udpTimeouts, ...shared } as UdpSpec;
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -230,8 +274,22 @@ function parseSection(
   const targetPort = parsePort(`${path}.targetPort`, section.targetPort, problems);
   const targetHost = parseHost(`${path}.targetHost`, section.targetHost, problems);
   const sourceRanges = parseSourceRanges(`${path}.sourceRanges`, section.sourceRanges, problems);
+  const proxyProtocol = section.proxyProtocol;
+  if (proxyProtocol !== undefined && proxyProtocol !== null && !isProxyVersion(proxyProtocol)) {
+    problems.push({
+      field: `${path}.proxyProtocol`,
+      value: proxyProtocol,
+      reason: "must be v1 or v2 (or absent: no PROXY header)",
+    });
+  }
   if (problems.length > before) return undefined;
-  return { listenPort, targetPort, targetHost, ...(sourceRanges && { sourceRanges }) };
+  return {
+    listenPort,
+    targetPort,
+    targetHost,
+    ...(sourceRanges && { sourceRanges }),
+    ...(isProxyVersion(proxyProtocol) && { proxyProtocol }),
+  };
 }
 
 /** `part` with the limit fields `names` of `section` (absent or null = no limit). */
@@ -287,6 +345,20 @@ function parseSourceRanges(
     }
   });
   return value as string[];
+}
+
+function isProxyVersion(value: unknown): value is ProxyProtocolVersion {
+  return value === "v1" || value === "v2";
+}
+
+function parseOptionalBoolean(
+  field: string,
+  value: unknown,
+  problems: SpecProblem[],
+): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "boolean") problems.push({ field, value, reason: "must be true or false" });
+  return value === true;
 }
 
 function parsePort(field: string, value: unknown, problems: SpecProblem[]): number {

@@ -230,6 +230,46 @@ Deno.test("parseForwarderSpec() names bad ranges and limits", () => {
   assert.match(reasons[6]!, /needs spec\.tcp\.connectionsPerSecondPerSource/);
 });
 
+Deno.test("parseForwarderSpec() takes PROXY protocol and access log fields into the parts", () => {
+  const base = { listenPort: 8000, targetPort: 80, targetHost: "10.0.0.1" };
+  const result = parseForwarderSpec("a", {
+    accessLog: true,
+    tcp: { ...base, proxyProtocol: "v1", acceptProxyProtocol: false },
+    udp: { ...base, proxyProtocol: "v2" },
+  });
+  assert.deepEqual(result.ok && result.spec.tcp, {
+    ...base,
+    proxyProtocol: "v1",
+    acceptProxyProtocol: false,
+    accessLog: true,
+  });
+  assert.deepEqual(result.ok && result.spec.udp, {
+    ...base,
+    proxyProtocol: "v2",
+    readTimeoutSeconds: 30,
+    writeTimeoutSeconds: 5,
+    accessLog: true,
+  });
+  const absent = parseForwarderSpec("a", { tcp: { ...base, proxyProtocol: null } });
+  assert.deepEqual(absent.ok && absent.spec.tcp, base);
+});
+
+Deno.test("parseForwarderSpec() rejects bad PROXY protocol and access log values by field", () => {
+  const base = { listenPort: 8000, targetPort: 80, targetHost: "10.0.0.1" };
+  const result = parseForwarderSpec("a", {
+    accessLog: "yes",
+    tcp: { ...base, proxyProtocol: "v3", acceptProxyProtocol: 1 },
+    udp: { ...base, proxyProtocol: "v1", acceptProxyProtocol: true },
+  });
+  assert.deepEqual(problemsOf(result), [
+    ["spec.accessLog", "yes"],
+    ["spec.tcp.proxyProtocol", "v3"],
+    ["spec.tcp.acceptProxyProtocol", 1],
+    ["spec.udp.acceptProxyProtocol", true],
+    ["spec.udp.proxyProtocol", "v1"],
+  ]);
+});
+
 Deno.test("describeProblems() names every field, its value and the reason", () => {
   const bad = parseForwarderSpec("ns/bad", {
     tcp: { listenPort: 70000, targetPort: 80, targetHost: "" },

@@ -17,7 +17,14 @@ import { findControlPlaneBinaries } from "./controlplane/binaries.ts";
 const LISTEN = `127.${100 + Math.floor(Math.random() * 100)}.${
   1 + Math.floor(Math.random() * 250)
 }.${1 + Math.floor(Math.random() * 250)}`;
-const SAMPLES = ["game-server-1001", "game-server-27015", "git-ssh", "restricted-db", "wireguard"];
+const SAMPLES = [
+  "game-server-1001",
+  "game-server-27015",
+  "game-server-7777",
+  "git-ssh",
+  "restricted-db",
+  "wireguard",
+];
 
 /** Processes in process group `pgid` (pgrep from procps). */
 async function processGroup(pgid: number): Promise<string[]> {

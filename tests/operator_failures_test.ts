@@ -41,6 +41,36 @@ integrationTest(
     const named = await cp.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: dotted });
     assert.notEqual(named.code, 0);
     assert.match(named.stderr, /metadata\.name/);
+    // PROXY protocol fields: enums per protocol, booleans; the valid sample is shown by -o wide.
+    const proxySample = await Deno.readTextFile(
+      new URL("../k8s/samples/proxy_protocol.yaml", import.meta.url),
+    );
+    for (
+      const [broken, field] of [
+        [
+          proxySample.replace("proxyProtocol: v2\n  udp:", "proxyProtocol: v3\n  udp:"),
+          "spec.tcp.proxyProtocol",
+        ],
+        [
+          proxySample.replace(/proxyProtocol: v2\n$/, "proxyProtocol: v1\n"),
+          "spec.udp.proxyProtocol",
+        ],
+        [
+          proxySample.replace("acceptProxyProtocol: true", "acceptProxyProtocol: maybe"),
+          "spec.tcp.acceptProxyProtocol",
+        ],
+        [proxySample.replace("accessLog: true", "accessLog: 1"), "spec.accessLog"],
+      ] as const
+    ) {
+      assert.notEqual(broken, proxySample, field);
+      const refused = await cp.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: broken });
+      assert.notEqual(refused.code, 0, field);
+      assert.match(refused.stderr, new RegExp(field.replaceAll(".", "\\.")), field);
+    }
+    await cp.kubectlOk(["apply", "-n", ns, "-f", "-"], { stdin: proxySample });
+    const wide = await cp.kubectlOk(["get", "undp", "game-server-7777", "-n", ns, "-o", "wide"]);
+    assert.match(wide, /TCP-PROXY\s+UDP-PROXY\s+ACCEPT-PROXY\s+ACCESS-LOG/);
+    assert.match(wide, /\sv2\s+v2\s+true\s+true\s*$/m);
   },
 );
 

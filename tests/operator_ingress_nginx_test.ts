@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { ConfigMap, Service } from "kubernetes-types/core/v1.d.ts";
 import { type ControlPlane, integrationTest } from "./_support/control_plane.ts";
 import { renderKustomization } from "./_support/kustomize.ts";
-import { readExactly, startTcpEcho, writeAll } from "./_support/net_tcp.ts";
+import { readExactly, startTcpEcho, startTcpServer, writeAll } from "./_support/net_tcp.ts";
 import { startUdpEcho } from "./_support/net_udp.ts";
 import {
   applySample,
@@ -193,6 +193,22 @@ integrationTest(
     });
     tcp[String(contested)] = `${apps}/svc-1:${tcpTarget.port}`;
     tcp["not-a-port"] = `${apps}/svc-1:80`;
+    // ":PROXY:PROXY": read the load balancer's header, send one (v1) to the target.
+    const proxied = nextFreePort();
+    const received: string[] = [];
+    await using proxyTarget = startTcpServer(async (conn) => {
+      const buffer = new Uint8Array(4096);
+      let text = "";
+      while (!text.endsWith("ping")) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      received.push(text);
+      await writeAll(conn, new TextEncoder().encode("pong"));
+    }, { hostname: "127.0.0.7" });
+    tcp[String(proxied)] = `${apps}/svc-proxied:${proxyTarget.port}:PROXY:PROXY`;
+    names[`svc-proxied.${apps}.svc.cluster.local`] = "127.0.0.7";
     await applyConfigMap(cp, cmNs, "tcp-services", tcp);
     await applyConfigMap(cp, cmNs, "udp-services", udp);
     const hosts = await hostsFile(names);
@@ -201,6 +217,21 @@ integrationTest(
       await waitReady(operator);
       for (const port of tcpPorts) await waitEchoes("TCP", port);
       for (const port of udpPorts) await waitEchoes("UDP", port);
+      // The client address the load balancer carried reaches the target in our header.
+      const lb = await waitUntil("the PROXY entry listening", async () => {
+        try {
+          return await Deno.connect({ hostname: LISTEN, port: proxied });
+        } catch {
+          return undefined;
+        }
+      });
+      await writeAll(
+        lb,
+        new TextEncoder().encode(`PROXY TCP4 203.0.113.7 ${LISTEN} 40000 ${proxied}\r\nping`),
+      );
+      assert.equal(new TextDecoder().decode(await readExactly(lb, 4)), "pong");
+      lb.close();
+      assert.match(received[0] ?? "", /^PROXY TCP4 203\.0\.113\.7 \S+ 40000 \d+\r\nping$/);
       await waitForReason(cp, op, "owner", "Listening");
       await waitForEvents(cp, cmNs, "tcp-services", ["InvalidEntry", "PortConflict"]);
       assert.ok(await errorCount(operator, "InvalidConfigMapEntry") >= 1);

@@ -18,6 +18,8 @@ import {
   writeAll,
 } from "./_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
+import { startRecordingTcpServer } from "./_support/net_proxy_protocol.ts";
+import { parseProxyHeader } from "../lib/forward/proxy_protocol/decode.ts";
 import {
   bundleProgram,
   freePort,
@@ -118,6 +120,7 @@ Deno.test("a bad command line exits 2 with one line naming the flag, value and r
     [["--config=x.yaml", "stray"], /unexpected argument "stray"/],
     [[], /--operator-namespace must be set/],
     [["--config=x.yaml", "--metrics-authed"], /--metrics-authed=true needs operator mode/],
+    [["--config=x.yaml", "--access-log-sample-rate=0"], /"0" for --access-log-sample-rate/],
   ];
   const results = await Promise.all(cases.map(([args]) => runProgram(args)));
   results.forEach((result, index) => {
@@ -651,6 +654,74 @@ Deno.test("--metrics-secure without a certificate serves a self-signed one made 
     fetch(`https://127.0.0.1:${program.metricsPort}/metrics`),
     "not a public CA's",
   );
+});
+
+Deno.test("file mode: a PROXY header is accepted and sent on, and access records are JSON lines whatever --log-level", async () => {
+  await using target = startRecordingTcpServer();
+  await using config = await tempConfig([]);
+  const port = freePort();
+  await config.write(dump({
+    apiVersion: "proxy.sfact.io/v1alpha1",
+    kind: "UnDyingProxy",
+    metadata: { name: "pp" },
+    spec: {
+      tcp: {
+        listenPort: port,
+        targetHost: "127.0.0.1",
+        targetPort: target.port,
+        proxyProtocol: "v2",
+      },
+    },
+  }));
+  await using program = await startProgram([
+    `--config=${config.path}`,
+    "--accept-proxy-protocol",
+    "--access-log",
+    "--log-level=error", // hides the servers' start lines: nothing to wait for but the port
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address=0",
+  ]);
+  let conn: Deno.TcpConn | undefined;
+  await waitUntil(`port ${port} to accept`, async () => {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+    return conn !== undefined;
+  }, { timeoutMs: WAIT_MS });
+  assert.ok(conn !== undefined);
+  await writeAll(
+    conn,
+    new TextEncoder().encode("PROXY TCP4 198.51.100.9 203.0.113.1 1234 80\r\nhello"),
+  );
+  await conn.closeWrite();
+  assert.equal((await readAll(conn)).length, 0);
+  conn.close();
+  await waitUntil("target EOF", () => target.received.length === 1, { timeoutMs: WAIT_MS });
+  const header = parseProxyHeader(target.received[0]!);
+  assert.deepEqual(header.kind === "accepted" && header.source, {
+    hostname: "198.51.100.9",
+    port: 1234,
+  });
+  assert.equal(new TextDecoder().decode(target.received[0]!.subarray(28)), "hello");
+  const record = await program.waitForLog(
+    "the access record",
+    (l) => l.logger === "undying-proxy.access",
+  );
+  assert.equal(record.level, "INFO");
+  assert.equal(record.forwarder, "default/pp");
+  assert.equal(record.namespace, "default");
+  assert.equal(record.name, "pp");
+  assert.equal(record.clientAddress, "198.51.100.9");
+  assert.equal(record.clientPort, 1234);
+  assert.equal(record.peerAddress, "127.0.0.1");
+  assert.equal(record.listenPort, port);
+  assert.equal(record.targetPort, target.port);
+  assert.equal(record.bytesClientToTarget, 5);
+  assert.equal(record.endReason, "client_closed");
+  assert.equal(
+    record.message,
+    `tcp 198.51.100.9 port 1234 -> 127.0.0.1:${target.port} via default/pp ended: client_closed ` +
+      `after ${record.durationMs} ms, 5 B up, 0 B down`,
+  );
+  assert.ok(!program.logs().some((l) => l.level === "INFO" && l.logger !== "undying-proxy.access"));
 });
 
 /** The UDP engine the program reports in its metrics. */

@@ -11,6 +11,7 @@
 import { installSystemChannel } from "../ffi/system_worker_client.ts";
 import type { ForwarderCounters, TcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
+import { forwardLogsTo } from "./worker_logs.ts";
 import type { FromWorker, ToWorker } from "./worker_messages.ts";
 
 /** How often counters go to the main thread (a scrape sees them at most this old). */
@@ -18,6 +19,8 @@ const COUNTERS_INTERVAL_MS = 1000;
 
 let supervisor: Supervisor | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
+/** Logging set up by "start"; later messages wait for it, in order. */
+let logging: Promise<void> = Promise.resolve();
 
 function post(message: FromWorker): void {
   self.postMessage(message);
@@ -36,6 +39,8 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   switch (message.kind) {
     case "start": {
       if (message.systemPort !== undefined) installSystemChannel(message.systemPort);
+      logging = forwardLogsTo((record) => post({ kind: "log", record }));
+      await logging;
       supervisor = new Supervisor({
         ...message.options,
         workers: 1,
@@ -51,9 +56,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       break;
     }
     case "apply":
+      await logging; // resumes after "start" resumed (FIFO), so the supervisor exists
       supervisor?.apply(message.desired);
       break;
     case "close": {
+      await logging;
       clearInterval(timer);
       await supervisor?.close({ graceMs: message.graceMs });
       post({

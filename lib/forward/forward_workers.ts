@@ -13,6 +13,7 @@ import { SystemWorker, systemWorker } from "../ffi/system_worker_client.ts";
 import type { ForwarderSpec } from "../spec.ts";
 import { newTcpCounters, TCP_ERROR_TYPES, TCP_REJECT_REASONS, type TcpCounters } from "./state.ts";
 import type { SupervisorOptions } from "./supervisor_options.ts";
+import { emitWorkerLog } from "./worker_logs.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
 
 const log = getLogger(["undying-proxy", "supervisor"]);
@@ -119,6 +120,10 @@ export class ForwardWorkers {
     const message = event.data;
     if (message.kind === "statuses") {
       this.#logFailures(thread, message.statuses);
+      return;
+    }
+    if (message.kind === "log") {
+      emitWorkerLog(message.record);
       return;
     }
     thread.counters = new Map(message.counters.map((entry) => [entry.name, entry]));

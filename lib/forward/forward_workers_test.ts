@@ -9,6 +9,7 @@ import {
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil, within } from "../../tests/_support/wait.ts";
+import { captureAccessRecords } from "../../tests/_support/net_proxy_protocol.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
 import { newTcpCounters } from "./state.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -113,5 +114,36 @@ Deno.test({
     closed = true;
   } finally {
     if (!closed) await sup.close({ graceMs: 0 });
+  }
+});
+
+Deno.test({
+  name: "ForwardWorkers: access records of a worker's connections reach the main thread's logging",
+  ignore,
+}, async () => {
+  await using capture = await captureAccessRecords();
+  await using echo = startTcpEcho();
+  const port = freePort("tcp");
+  const workers = new ForwardWorkers(1, { listenAddress: "127.0.0.1", accessLog: true });
+  try {
+    workers.apply([{
+      name: "w/logged",
+      tcp: { listenPort: port, targetPort: echo.port, targetHost: "127.0.0.1" },
+    }]);
+    const data = patternBytes(1000, 3);
+    {
+      using conn = await connectWhenListening(port);
+      assert.deepEqual(await echoThrough(conn, data), data);
+    }
+    await waitUntil(
+      "the worker's access record",
+      () => capture.records.some((r) => r.bytesClientToTarget === 1000),
+    );
+    const record = capture.records.find((r) => r.bytesClientToTarget === 1000)!;
+    assert.equal(record.forwarder, "w/logged");
+    assert.equal(record.bytesTargetToClient, 1000);
+    assert.equal(record.endReason, "client_closed");
+  } finally {
+    await workers.close(0);
   }
 });

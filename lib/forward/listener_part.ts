@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { PartSpec } from "../spec.ts";
+import type { StopCause } from "./access_log.ts";
 import { Backoff } from "../util/backoff.ts";
 import type { TargetReport } from "./policy/forwarder_policy.ts";
 import type { ForbiddenTarget } from "./policy/target_policy.ts";
@@ -21,8 +22,11 @@ export interface RunningForwarder<S> {
   readonly released: Promise<void>;
   /** Applies a spec with the same listen port (new target, new timeouts). */
   update(spec: S): void;
-  /** Stops taking new clients, lets live ones finish for up to `graceMs`, then closes all. */
-  drain(graceMs: number): Promise<void>;
+  /**
+   * Stops taking new clients, lets live ones finish for up to `graceMs`, then closes all (their
+   * access records say `cause`, default `drained`).
+   */
+  drain(graceMs: number, cause?: StopCause): Promise<void>;
 }
 
 /** How a part binds and reports. */
@@ -125,8 +129,11 @@ export class ListenerPart<S extends PartSpec> {
     this.#running?.update(spec);
   }
 
-  /** Stops retrying and drains the listener (if bound); no more state changes are reported. */
-  stop(graceMs: number): PartStop {
+  /**
+   * Stops retrying and drains the listener (if bound); no more state changes are reported.
+   * @param cause Why, for the access records of what is still open then.
+   */
+  stop(graceMs: number, cause?: StopCause): PartStop {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
     const opening = this.#opening;
@@ -134,16 +141,16 @@ export class ListenerPart<S extends PartSpec> {
       // Bound in another thread: stop whatever the bind in progress yields.
       return {
         released: opening.then((running) => running?.released),
-        done: opening.then((running) => running && this.#drain(running, graceMs)),
+        done: opening.then((running) => running && this.#drain(running, graceMs, cause)),
       };
     }
     const running = this.#running;
     if (running === undefined) return { released: Promise.resolve(), done: Promise.resolve() };
-    return { released: running.released, done: this.#drain(running, graceMs) };
+    return { released: running.released, done: this.#drain(running, graceMs, cause) };
   }
 
-  #drain(running: RunningForwarder<S>, graceMs: number): Promise<void> {
-    return running.drain(graceMs).then(() => {
+  #drain(running: RunningForwarder<S>, graceMs: number, cause?: StopCause): Promise<void> {
+    return running.drain(graceMs, cause).then(() => {
       log.info("Stopped listening on {protocol} port {port} for {forwarder}", this.#logProps());
     });
   }

@@ -47,6 +47,9 @@ export const TCP_ERROR_TYPES = [
   "SocketLimit",
   /** A connection still open when the drain grace period ended, aborted (RST). */
   "DrainTimeout",
+  "ProxyHeaderMissing",
+  "ProxyHeaderMalformed",
+  "ProxyHeaderTimeout",
 ] as const;
 /** One TCP error type. */
 export type TcpErrorType = typeof TCP_ERROR_TYPES[number];
@@ -74,6 +77,7 @@ export const UDP_ERROR_TYPES = [
   "TargetUnreachable",
   /** A session still open when the drain grace period ended, closed. */
   "DrainTimeout",
+  "ProxyHeaderTooLarge",
 ] as const;
 /** One UDP error type. */
 export type UdpErrorType = typeof UDP_ERROR_TYPES[number];

@@ -14,6 +14,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ForwarderSpec, TcpSpec, UdpSpec } from "../spec.ts";
+import type { StopCause } from "./access_log.ts";
 import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
@@ -26,8 +27,8 @@ import type {
   TcpCounters,
   UdpCounters,
 } from "./state.ts";
-import { portableOnly, TcpEngine, type TcpEngineKind } from "./tcp_engine.ts";
-import { needsPolicy, UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
+import { TcpEngine, type TcpEngineKind } from "./tcp_engine.ts";
+import { UdpEngine, type UdpEngineKind } from "./udp_engine.ts";
 import {
   type ResolvedSupervisorOptions,
   resolveSupervisorOptions,
@@ -104,6 +105,10 @@ export class Supervisor {
       onForcedClose: (count) => this.#forcedCloses += count,
       policy: this.#policy,
       defaultSourceRanges: resolved.defaultSourceRanges,
+      acceptProxyProtocol: resolved.acceptProxyProtocol,
+      proxyHeaderTimeoutMs: resolved.proxyHeaderTimeoutMs,
+      accessLog: resolved.accessLog,
+      accessLogSampleRate: resolved.accessLogSampleRate,
     });
     // On the splice engine, the engine threads share each TCP port; else forwarding workers do.
     this.#workersStarted = resolved.workers === 1
@@ -123,6 +128,8 @@ export class Supervisor {
       listenAddress: resolved.listenAddress,
       maxSessions: resolved.udpMaxSessions,
       bufferBytes: resolved.udpBufferBytes,
+      accessLog: resolved.accessLog,
+      accessLogSampleRate: resolved.accessLogSampleRate,
       sockets: this.#sockets,
       bufferBudget: this.#udpBuffers,
       policy: this.#policy,
@@ -162,8 +169,8 @@ export class Supervisor {
     }
     for (const entry of this.#entries.values()) {
       if (!names.has(entry.name)) {
-        this.#stopPart(entry.tcp);
-        this.#stopPart(entry.udp);
+        this.#stopPart(entry.tcp, "removed");
+        this.#stopPart(entry.udp, "removed");
       }
     }
     const next = new Map<string, Entry>();
@@ -255,8 +262,8 @@ export class Supervisor {
     if (!this.#closed) {
       this.#closed = true;
       for (const entry of this.#entries.values()) {
-        this.#stopPart(entry.tcp, graceMs);
-        this.#stopPart(entry.udp, graceMs);
+        this.#stopPart(entry.tcp, "drained", graceMs);
+        this.#stopPart(entry.udp, "drained", graceMs);
       }
       const names = [...this.#entries.keys()];
       this.#entries.clear();
@@ -284,38 +291,26 @@ export class Supervisor {
   ): ListenerPart<S> | undefined {
     const { protocol, part, spec } = change;
     if (spec === undefined) {
-      this.#stopPart(part);
+      this.#stopPart(part, "removed");
       entry[`${protocol}Counters`] = undefined;
       return undefined;
     }
     if (part !== undefined) {
       if (sameSpec(part.spec, spec)) return part;
-      if (
-        part.spec.listenPort === spec.listenPort && !this.#policyChanges(protocol, part.spec, spec)
-      ) {
+      if (part.spec.listenPort === spec.listenPort && this.#sameEngine(protocol, part.spec, spec)) {
         part.update(spec);
         return part;
       }
-      this.#stopPart(part);
+      this.#stopPart(part, "replaced");
     }
     return this.#newPart(entry, protocol, spec);
   }
 
-  /**
-   * True when a UDP part starts or stops needing the access policy: it may then have to move
-   * between the batched engine (which does not check it) and the portable one, so it is reopened.
-   */
-  #policyChanges(protocol: Protocol, before: TcpSpec | UdpSpec, after: TcpSpec | UdpSpec): boolean {
-    const { defaultSourceRanges } = this.#options;
-    if (protocol === "tcp") {
-      if (!this.#tcpEngine.maySplice) return false;
-      const portable = (spec: TcpSpec) =>
-        portableOnly(spec, this.#policy, defaultSourceRanges).length > 0;
-      return portable(before) !== portable(after);
-    }
-    if (!this.#udpEngine.mayBatch) return false;
-    return needsPolicy(before as UdpSpec, this.#policy, defaultSourceRanges) !==
-      needsPolicy(after as UdpSpec, this.#policy, defaultSourceRanges);
+  /** False when a part must move to the other engine to serve `after`. */
+  #sameEngine(protocol: Protocol, before: TcpSpec | UdpSpec, after: TcpSpec | UdpSpec): boolean {
+    return protocol === "tcp"
+      ? this.#tcpEngine.sameEngine(before as TcpSpec, after as TcpSpec)
+      : this.#udpEngine.sameEngine(before as UdpSpec, after as UdpSpec);
   }
 
   #newPart<S extends TcpSpec | UdpSpec>(
@@ -388,14 +383,18 @@ export class Supervisor {
   #displace(entry: Entry, protocol: Protocol): void {
     const part = entry[protocol];
     if (part === undefined) return;
-    this.#stopPart(part);
+    this.#stopPart(part, "replaced");
     if (protocol === "tcp") entry.tcp = this.#newPart(entry, "tcp", part.spec as TcpSpec);
     else entry.udp = this.#newPart(entry, "udp", part.spec as UdpSpec);
   }
 
-  #stopPart(part: StoppablePart | undefined, graceMs = this.#options.drainGraceMs): void {
+  #stopPart(
+    part: StoppablePart | undefined,
+    cause: StopCause,
+    graceMs = this.#options.drainGraceMs,
+  ): void {
     if (part === undefined) return;
-    const { released, done } = part.stop(graceMs);
+    const { released, done } = part.stop(graceMs, cause);
     const key = [...this.#claims].find(([, claim]) => claim.part === part)?.[0];
     if (key !== undefined) {
       released.then(() => {

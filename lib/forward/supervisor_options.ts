@@ -55,6 +55,14 @@ export interface SupervisorOptions {
   targetPolicy?: TargetPolicyOptions;
   /** Client ranges of parts without their own `sourceRanges`. @default [] (everyone) */
   defaultSourceRanges?: readonly string[];
+  /** TCP clients must send a PROXY header unless their spec says `acceptProxyProtocol: false`. @default false */
+  acceptProxyProtocol?: boolean;
+  /** Deadline for a client's whole PROXY header. @default 5000 */
+  proxyHeaderTimeoutMs?: number;
+  /** Access records for every object unless its spec says `accessLog: false`. @default false */
+  accessLog?: boolean;
+  /** Share of connections/sessions with an access record, above 0 and at most 1. @default 1 */
+  accessLogSampleRate?: number;
   /**
    * UDP engine: "batched" (libc through FFI in `workers` engine threads; fails when it cannot
    * run), "portable" (`Deno.listenDatagram` on this thread), or "auto" (batched when it can run and
@@ -90,9 +98,15 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   tcpReusePort: false,
   targetPolicy: {},
   defaultSourceRanges: [],
+  acceptProxyProtocol: false,
+  proxyHeaderTimeoutMs: 5000,
+  accessLog: false,
+  accessLogSampleRate: 1,
   udpEngine: "portable",
   tcpEngine: "portable",
 };
+
+const BOOLEANS = new Set(["tcpReusePort", "acceptProxyProtocol", "accessLog"]);
 
 /** Lower bounds of the numeric options (all are integers). */
 const MINIMUMS: Readonly<
@@ -105,6 +119,9 @@ const MINIMUMS: Readonly<
       | "tcpEngine"
       | "targetPolicy"
       | "defaultSourceRanges"
+      | "acceptProxyProtocol"
+      | "accessLog"
+      | "accessLogSampleRate"
     >,
     number
   >
@@ -119,6 +136,7 @@ const MINIMUMS: Readonly<
   bindRetryInitialMs: 1,
   bindRetryMaxMs: 1,
   workers: 1,
+  proxyHeaderTimeoutMs: 1,
 };
 
 /**
@@ -154,11 +172,18 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
       resolved.defaultSourceRanges = value;
       continue;
     }
-    if (key === "tcpReusePort") {
+    if (BOOLEANS.has(key)) {
       if (typeof value !== "boolean") {
-        throw new RangeError(`Invalid tcpReusePort ${JSON.stringify(value)}: must be a boolean`);
+        throw new RangeError(`Invalid ${key} ${JSON.stringify(value)}: must be a boolean`);
       }
-      resolved.tcpReusePort = value;
+      (resolved as Record<string, unknown>)[key] = value;
+      continue;
+    }
+    if (key === "accessLogSampleRate") {
+      if (typeof value !== "number" || !(value > 0 && value <= 1)) {
+        throw new RangeError(`Invalid accessLogSampleRate ${value}: must be above 0 and at most 1`);
+      }
+      resolved.accessLogSampleRate = value;
       continue;
     }
     if (key === "udpEngine") {

@@ -25,6 +25,10 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
   const bad: Array<[SupervisorOptions, RegExp]> = [
     [{ dialTimeoutMs: 0 }, /Invalid dialTimeoutMs 0: must be an integer >= 1/],
     [{ udpBufferBytes: 1.5 }, /Invalid udpBufferBytes 1.5/],
+    [{ accessLogSampleRate: 0 }, /Invalid accessLogSampleRate 0: must be above 0 and at most 1/],
+    [{ accessLogSampleRate: 1.5 }, /Invalid accessLogSampleRate 1.5/],
+    [{ accessLog: "yes" as unknown as boolean }, /Invalid accessLog "yes": must be a boolean/],
+    [{ proxyHeaderTimeoutMs: 0 }, /Invalid proxyHeaderTimeoutMs 0/],
     [{ drainGraceMs: -1 }, /Invalid drainGraceMs -1/],
     [{ listenAddress: "" }, /Invalid listenAddress ""/],
     [

@@ -11,6 +11,7 @@ import {
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil } from "../../tests/_support/wait.ts";
 import { TCP_ENGINES } from "../../tests/_support/tcp_engines.ts";
+import { captureAccessRecords } from "../../tests/_support/net_proxy_protocol.ts";
 import type { ForwarderSpec, UdpSpec } from "../spec.ts";
 import type { ForwarderStatus, ListenerState } from "./state.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
@@ -477,6 +478,48 @@ for (
     await waitUntil("fd count at baseline", async () => (await openFdCount()) === baseline);
   });
 }
+
+Deno.test("Supervisor: access records of connections cut by a spec change say replaced, removed or drained", async () => {
+  await using capture = await captureAccessRecords();
+  await using echo = startTcpEcho();
+  await using udpEcho = startUdpEcho();
+  const sup = supervisor({ drainGraceMs: 0, accessLog: true });
+  const [first, second, third] = [freePort("tcp"), freePort("tcp"), freePort("tcp")];
+  const openConnection = async (port: number) => {
+    let conn: Deno.TcpConn | undefined;
+    await waitUntil(`port ${port}`, async () => {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+      return conn !== undefined;
+    });
+    await writeAll(conn!, encoder.encode("x"));
+    await readExactly(conn!, 1);
+    return conn!;
+  };
+  try {
+    sup.apply([tcp("ns/moved", first, echo.port), tcp("ns/gone", third, echo.port)]);
+    const moved = await openConnection(first);
+    const gone = await openConnection(third);
+    sup.apply([tcp("ns/moved", second, echo.port), tcp("ns/gone", third, echo.port)]);
+    await waitUntil("the moved connection's record", () => capture.records.length === 1);
+    sup.apply([tcp("ns/moved", second, echo.port)]);
+    await waitUntil("the removed one's record", () => capture.records.length === 2);
+    const last = await openConnection(second);
+    using client = udpClient();
+    sup.apply([{ ...tcp("ns/moved", second, echo.port), udp: udpSpec(first, udpEcho.port) }]);
+    await waitUntil("UDP forwarding", async () => {
+      const reply = await client.request(Uint8Array.of(1), first, 200).catch(() => undefined);
+      return reply !== undefined;
+    });
+    await sup.close({ graceMs: 0 });
+    await waitUntil("the records at shutdown", () => capture.records.length === 4);
+    for (const conn of [moved, gone, last]) conn.close();
+    const ends = capture.records.map((r) => `${r.forwarder} ${r.protocol} ${r.endReason}`);
+    assert.deepEqual(ends.slice(0, 2), ["ns/moved tcp replaced", "ns/gone tcp removed"]);
+    assert.deepEqual(ends.slice(2).sort(), ["ns/moved tcp drained", "ns/moved udp drained"]);
+  } finally {
+    await sup.close({ graceMs: 0 });
+  }
+});
 
 Deno.test("Supervisor.settled() resolves once binds in engine threads are done", async () => {
   await using echo = startTcpEcho();

@@ -12,9 +12,24 @@
 
 import { systemWorker } from "../ffi/system_worker_client.ts";
 import { isLookupError } from "./_lookup_error.ts";
+import {
+  detailOf,
+  type EndReason,
+  sampled,
+  splitForwarderName,
+  writeAccessRecord,
+} from "./access_log.ts";
 import { TargetForbiddenError } from "./policy/target_policy.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import type { DialDeadlines } from "./dial_deadlines.ts";
+import {
+  PROXY_V1_MAX_BYTES,
+  PROXY_V2_MAX_WRITTEN_BYTES,
+  proxyEndpoints,
+  writeProxyV1Header,
+  writeProxyV2Header,
+} from "./proxy_protocol/encode.ts";
+import { type ProxyHeaderRefusal, readProxyHeader } from "./proxy_protocol/read_header.ts";
 import type { TcpCounters, TcpErrorType } from "./state.ts";
 
 /** What a connection needs from its forwarder; read once per connection. */
@@ -28,13 +43,50 @@ export interface TcpConnectionContext {
   readonly onClosed: (connection: TcpConnection) => void;
   /** Called if the forwarding code itself throws (a bug); the connection is closed. */
   readonly onBug: (error: unknown) => void;
+  /** Forwarder name (`namespace/name`), for access records. @default "" */
+  readonly name?: string;
+  /** The listener's port, for access records. @default 0 */
+  readonly listenPort?: number;
+  /** Deadline for the whole PROXY header of a client (with `acceptProxyHeader`). @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
+  /** Share of connections with an access record (with `accessLog`), 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
+  /** Called once per refused PROXY header, for (rate-limited) logging. */
+  readonly onProxyHeaderError?: (
+    fault: ProxyHeaderRefusal,
+    detail: string,
+    peer: Deno.NetAddr,
+  ) => void;
 }
 
-/** Where new connections go: an IP address (checked against the target policy) or a name. */
-export interface TcpTarget {
+/** A socket address to dial: an IP address (checked against the target policy) or a name. */
+export interface TcpAddress {
   readonly hostname: string;
   readonly port: number;
 }
+
+/** Where one admitted client is dialled (a lookup in progress is a promise), or why it is refused. */
+export type TcpRoute = TcpAddress | Promise<TcpAddress> | { readonly refused: string };
+
+/** Where new connections go, and how. */
+export interface TcpTarget {
+  readonly hostname: string;
+  readonly port: number;
+  /** Send this PROXY header version (client's address) to the target first; absent = none. */
+  readonly proxyProtocol?: "v1" | "v2" | undefined;
+  /** Every client must start with a PROXY header, which is stripped; its address is the client's. */
+  readonly acceptProxyHeader?: boolean;
+  /** Write an access record when the connection ends (sampled by the context's rate). */
+  readonly accessLog?: boolean;
+}
+
+/** Counter of each way a PROXY header from a client is refused. */
+const PROXY_HEADER_ERRORS: Record<ProxyHeaderRefusal, TcpErrorType> = {
+  missing: "ProxyHeaderMissing",
+  malformed: "ProxyHeaderMalformed",
+  timeout: "ProxyHeaderTimeout",
+};
+const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
 
 /**
  * Read buffer sizes per direction, smallest first. A direction starts with the first; a read that
@@ -61,18 +113,35 @@ export class TcpConnection {
   #reads = 0;
   #readsSeen = 0;
   #quietSinceMs = 0;
+  readonly #startMs = Date.now();
+  #target: TcpTarget | undefined;
+  #clientAddress: Deno.NetAddr;
+  /** True once a PROXY header gave the client's address. */
+  #carried = false;
+  #bytesToTarget = 0;
+  #bytesToClient = 0;
+  #endReason: EndReason | undefined;
+  #endDetail: string | undefined;
 
-  /** The client address this connection was admitted for (see `SourceGate`). */
-  readonly source: string;
-
-  /**
-   * @param client An accepted connection, owned (and closed) by this object from now on.
-   * @param source The client address it was admitted for. @default its peer address
-   */
-  constructor(client: Deno.TcpConn, context: TcpConnectionContext, source?: string) {
+  /** @param client An accepted connection, owned (and closed) by this object from now on. */
+  constructor(client: Deno.TcpConn, context: TcpConnectionContext) {
     this.#client = client;
     this.#context = context;
-    this.source = source ?? client.remoteAddr.hostname;
+    this.#clientAddress = client.remoteAddr;
+  }
+
+  /**
+   * The client's address: the one its PROXY header carried when the listener accepts PROXY headers
+   * (final once the header was read, before the target is dialled), else the socket peer's. This is
+   * the address to log, to send on and to check against allow-lists.
+   */
+  get clientAddress(): Deno.NetAddr {
+    return this.#clientAddress;
+  }
+
+  /** The socket peer (the load balancer when a PROXY header was accepted). */
+  get peerAddress(): Deno.NetAddr {
+    return this.#client.remoteAddr;
   }
 
   /**
@@ -80,30 +149,109 @@ export class TcpConnection {
    * calls the context's `onClosed`. No frame waits for the two copy loops: they count themselves
    * down (less memory per idle connection than an awaited `Promise.all`).
    *
-   * A promised target is a lookup in progress: its failure is counted as `ResolveTargetAddress`,
-   * a `TargetForbiddenError` as a rejected connection (`TargetForbidden`); nothing is dialled then.
+   * `route` (default: `target` itself) is asked once the client is known (after its PROXY header,
+   * if any) where to dial: an address, a lookup in progress (its failure is counted as
+   * `ResolveTargetAddress`, a `TargetForbiddenError` as a rejected connection, `TargetForbidden`),
+   * or a refusal (already counted by the caller); nothing is dialled for the last two.
    */
-  start(target: TcpTarget | Promise<TcpTarget>): void {
-    this.#connect(target).catch(this.#bug);
+  start(target: TcpTarget, route?: (connection: TcpConnection) => TcpRoute): void {
+    this.#target = target;
+    this.#connect(target, route).catch(this.#bug);
   }
 
-  async #connect(target: TcpTarget | Promise<TcpTarget>): Promise<void> {
+  async #connect(
+    target: TcpTarget,
+    route: ((connection: TcpConnection) => TcpRoute) | undefined,
+  ): Promise<void> {
     const client = this.#client;
     setNoDelay(client);
-    const upstream = await this.#dial(target);
+    let early: Uint8Array | undefined;
+    if (target.acceptProxyHeader) {
+      early = await this.#readProxyHeader();
+      if (early === undefined) {
+        this.#finish();
+        return;
+      }
+    }
+    const address = route === undefined ? target : route(this);
+    if ("refused" in address) {
+      this.#setEnd("refused", address.refused);
+      this.#finish();
+      return;
+    }
+    const upstream = await this.#dial(address);
     if (upstream === undefined) {
       this.#finish();
       return;
     }
     this.#upstream = upstream;
     setNoDelay(upstream);
+    if ((target.proxyProtocol !== undefined || early?.length) && !await this.#sendFirst(early)) {
+      this.#finish();
+      return;
+    }
     this.#copying = 2;
     this.#pump(client, upstream, true).catch(this.#bug);
     this.#pump(upstream, client, false).catch(this.#bug);
   }
 
+  /**
+   * Reads the client's PROXY header; returns the bytes that followed it, or undefined (counted,
+   * reported) when the header is refused or the connection was closed meanwhile.
+   */
+  async #readProxyHeader(): Promise<Uint8Array | undefined> {
+    const context = this.#context;
+    const read = await readProxyHeader(this.#client, {
+      timeoutMs: context.proxyHeaderTimeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS,
+    });
+    if (this.#closed) return undefined;
+    if (read.kind === "rejected") {
+      context.counters.errors[PROXY_HEADER_ERRORS[read.fault]]++;
+      this.#setEnd("refused", `PROXY header ${read.fault}: ${read.detail}`);
+      context.onProxyHeaderError?.(read.fault, read.detail, this.#client.remoteAddr);
+      return undefined;
+    }
+    if (read.source !== undefined) {
+      this.#clientAddress = { transport: "tcp", ...read.source };
+      this.#carried = true;
+    }
+    return read.rest;
+  }
+
+  /** Writes our PROXY header (if any) and the client's early bytes (if any) in one write. */
+  async #sendFirst(early: Uint8Array | undefined): Promise<boolean> {
+    const upstream = this.#upstream!;
+    const version = this.#target?.proxyProtocol;
+    let out = early ?? new Uint8Array(0);
+    if (version !== undefined) {
+      const endpoints = proxyEndpoints(this.#clientAddress, this.#client.localAddr);
+      const room = Math.max(PROXY_V1_MAX_BYTES, PROXY_V2_MAX_WRITTEN_BYTES);
+      out = new Uint8Array(room + (early?.length ?? 0));
+      const length = version === "v1"
+        ? writeProxyV1Header(out, 0, endpoints)
+        : writeProxyV2Header(out, 0, "stream", endpoints);
+      if (early !== undefined) out.set(early, length);
+      out = out.subarray(0, length + (early?.length ?? 0));
+    }
+    try {
+      let written = 0;
+      while (written < out.length) written += await upstream.write(out.subarray(written));
+    } catch (error) {
+      if (!this.#closed) {
+        this.#context.counters.errors.CopyClientToTarget++;
+        this.#setEnd("target_closed", detailOf(error));
+      }
+      return false;
+    }
+    const earlyBytes = early?.length ?? 0;
+    this.#context.counters.bytesClientToTarget += earlyBytes;
+    this.#bytesToTarget += earlyBytes;
+    return true;
+  }
+
   /** Reports an unexpected error and ends the connection. */
   readonly #bug = (error: unknown): void => {
+    this.#setEnd("error", detailOf(error));
     this.#context.onBug(error);
     this.#finish();
   };
@@ -117,7 +265,47 @@ export class TcpConnection {
     this.close();
     if (this.#finished) return;
     this.#finished = true;
+    const target = this.#target;
+    if (
+      target !== undefined &&
+      sampled(target.accessLog === true, this.#context.accessLogSampleRate ?? 1)
+    ) {
+      this.#writeAccessRecord(target);
+    }
     this.#context.onClosed(this);
+  }
+
+  /** Records why the connection ends, unless a reason was recorded already. */
+  #setEnd(reason: EndReason, detail?: string): void {
+    if (this.#endReason !== undefined) return;
+    this.#endReason = reason;
+    this.#endDetail = detail;
+  }
+
+  #writeAccessRecord(target: TcpTarget): void {
+    const context = this.#context;
+    const forwarder = context.name ?? "";
+    const client = this.#clientAddress;
+    const peer = this.#client.remoteAddr;
+    const resolved = this.#upstream?.remoteAddr;
+    writeAccessRecord({
+      forwarder,
+      ...splitForwarderName(forwarder),
+      protocol: "tcp",
+      clientAddress: client.hostname,
+      clientPort: client.port,
+      ...(this.#carried && { peerAddress: peer.hostname, peerPort: peer.port }),
+      listenPort: context.listenPort ?? 0,
+      targetHost: target.hostname,
+      ...(resolved !== undefined && { targetAddress: resolved.hostname }),
+      targetPort: target.port,
+      bytesClientToTarget: this.#bytesToTarget,
+      bytesTargetToClient: this.#bytesToClient,
+      startTime: new Date(this.#startMs).toISOString(),
+      durationMs: Date.now() - this.#startMs,
+      endReason: this.#endReason ?? "error",
+      ...(this.#endDetail !== undefined && { endDetail: this.#endDetail }),
+    });
   }
 
   /** True once the connection is closed or being aborted: nothing more is forwarded or counted. */
@@ -140,8 +328,10 @@ export class TcpConnection {
   /**
    * Closes both sockets at once (idempotent); errors caused by this are not counted. A dial in
    * progress ends at its deadline (or when the listener aborts all dials) and is closed then.
+   * @param reason Why, for the access record (unless the connection had already ended).
    */
-  close(): void {
+  close(reason?: EndReason): void {
+    if (reason !== undefined) this.#setEnd(reason);
     if (this.#ending) return; // an abort in progress closes once its resets are done
     this.#closed = true;
     closeQuietly(this.#client);
@@ -152,8 +342,10 @@ export class TcpConnection {
    * Aborts the connection: both peers get an RST (through the system worker, where it runs; else a
    * FIN), so that a cut transfer never looks complete; the sockets close once they are reset.
    * Idempotent, like `close()`.
+   * @param reason Why, for the access record (unless the connection had already ended).
    */
-  abort(): void {
+  abort(reason?: EndReason): void {
+    if (reason !== undefined) this.#setEnd(reason);
     if (this.#ending) return;
     const system = systemWorker();
     if (system === undefined) {
@@ -172,7 +364,7 @@ export class TcpConnection {
     });
   }
 
-  async #dial(target: TcpTarget | Promise<TcpTarget>): Promise<Deno.TcpConn | undefined> {
+  async #dial(target: TcpAddress | Promise<TcpAddress>): Promise<Deno.TcpConn | undefined> {
     // One deadline covers the lookup of a name and the connect, as when Deno.connect resolved it.
     const signal = this.#context.deadlines.signal();
     if (target instanceof Promise) {
@@ -183,11 +375,14 @@ export class TcpConnection {
         const counters = this.#context.counters;
         if (error instanceof TargetForbiddenError) {
           counters.rejected.TargetForbidden++;
+          this.#setEnd("refused", `TargetForbidden: ${detailOf(error)}`);
           this.#context.onDialError("TargetForbidden", error);
         } else {
           const type = signal.aborted ? "DialTimeout" : "ResolveTargetAddress";
+          const reported = signal.aborted ? new Error("lookup timed out") : error;
           counters.errors[type]++;
-          this.#context.onDialError(type, signal.aborted ? new Error("lookup timed out") : error);
+          this.#setEnd("dial_failed", `${type}: ${detailOf(reported)}`);
+          this.#context.onDialError(type, reported);
         }
         return undefined;
       }
@@ -209,7 +404,9 @@ export class TcpConnection {
         ? "ResolveTargetAddress"
         : "DialServerTarget";
       this.#context.counters.errors[type]++;
-      this.#context.onDialError(type, timedOut ? new Error("dial timed out") : error);
+      const reported = timedOut ? new Error("dial timed out") : error;
+      this.#setEnd("dial_failed", `${type}: ${detailOf(reported)}`);
+      this.#context.onDialError(type, reported);
       return undefined;
     }
   }
@@ -222,19 +419,30 @@ export class TcpConnection {
     const counters = this.#context.counters;
     let tier = 0;
     let buffer = POOLS[0].acquire();
+    let reading = true;
     try {
       for (;;) {
+        reading = true;
         const n = await from.read(buffer);
-        if (n === null) break;
+        if (n === null) {
+          this.#setEnd(toTarget ? "client_closed" : "target_closed");
+          break;
+        }
         this.#reads++;
+        reading = false;
         let written = 0;
         while (written < n) {
           const m = await to.write(
             written === 0 && n === buffer.length ? buffer : buffer.subarray(written, n),
           );
           written += m;
-          if (toTarget) counters.bytesClientToTarget += m;
-          else counters.bytesTargetToClient += m;
+          if (toTarget) {
+            counters.bytesClientToTarget += m;
+            this.#bytesToTarget += m;
+          } else {
+            counters.bytesTargetToClient += m;
+            this.#bytesToClient += m;
+          }
         }
         const next = n === buffer.length
           ? Math.min(tier + 1, 2)
@@ -249,9 +457,16 @@ export class TcpConnection {
           buffer = POOLS[tier]?.acquire() ?? new Uint8Array(BUFFER_TIERS[2]);
         }
       }
-    } catch {
+    } catch (error) {
       // A reset (or other failure) on one side is passed on as a reset to the other.
-      if (!this.#ending) counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
+      if (!this.#ending) {
+        counters.errors[toTarget ? "CopyClientToTarget" : "CopyTargetToClient"]++;
+        // A failed read is that side's end; a failed write is the other side's.
+        this.#setEnd(
+          toTarget === reading ? "client_closed" : "target_closed",
+          detailOf(error),
+        );
+      }
       this.abort();
     } finally {
       POOLS[tier]?.release(buffer);

@@ -64,6 +64,14 @@ export interface TcpEngineOptions {
   readonly policy?: TargetPolicy;
   /** `sourceRanges` of parts without their own. @default [] (everyone) */
   readonly defaultSourceRanges?: readonly string[];
+  /** Portable engine: clients send a PROXY header unless the spec says otherwise. @default false */
+  readonly acceptProxyProtocol?: boolean;
+  /** Portable engine: deadline for a client's whole PROXY header. @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
+  /** Portable engine: access records unless the spec says otherwise. @default false */
+  readonly accessLog?: boolean;
+  /** Portable engine: share of connections with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
 }
 
 /**
@@ -123,6 +131,30 @@ export class TcpEngine {
     return this.#spliceCandidate ? new SharedTcpCounters(this.#options.threads) : newTcpCounters();
   }
 
+  /**
+   * Why `spec` needs the portable engine whatever the choice: the fields the splice engine does not
+   * implement, the access policy (see {@linkcode portableOnly}), and the program defaults it does not either (`--accept-proxy-protocol`,
+   * `--access-log`) when the spec does not turn them off. Empty when the splice engine can serve it.
+   */
+  portableReasons(spec: TcpSpec): string[] {
+    const reasons = portableOnly(
+      spec,
+      this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+      this.#options.defaultSourceRanges ?? [],
+    );
+    if (spec.acceptProxyProtocol === undefined && this.#options.acceptProxyProtocol) {
+      reasons.push("--accept-proxy-protocol");
+    }
+    if (spec.accessLog === undefined && this.#options.accessLog) reasons.push("--access-log");
+    return reasons;
+  }
+
+  /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
+  sameEngine(before: TcpSpec, after: TcpSpec): boolean {
+    return !this.#spliceCandidate ||
+      (this.portableReasons(before).length > 0) === (this.portableReasons(after).length > 0);
+  }
+
   /** Binds `spec.listenPort` and forwards; synchronous on the portable engine. */
   open(
     name: string,
@@ -136,11 +168,7 @@ export class TcpEngine {
       (kind): RunningForwarder<TcpSpec> | Promise<RunningForwarder<TcpSpec>> => {
         const splice = this.#splice;
         if (kind === "portable" || splice === undefined) return portable();
-        const unsupported = portableOnly(
-          spec,
-          this.#options.policy ?? TargetPolicy.ALLOW_ALL,
-          this.#options.defaultSourceRanges ?? [],
-        );
+        const unsupported = this.portableReasons(spec);
         if (unsupported.length > 0) {
           log.warn(
             "TCP of {forwarder} runs on the portable engine: the splice engine does not implement {fields}",
@@ -172,11 +200,6 @@ export class TcpEngine {
     await this.#splice?.close();
   }
 
-  /** True when parts may run on the splice engine (chosen, or "auto" where it can run). */
-  get maySplice(): boolean {
-    return this.#spliceCandidate;
-  }
-
   #openPortable(
     name: string,
     spec: TcpSpec,
@@ -205,6 +228,13 @@ export class TcpEngine {
       ...(this.#options.defaultSourceRanges &&
         { defaultSourceRanges: this.#options.defaultSourceRanges }),
       ...(onTarget && { onTarget }),
+      ...(this.#options.acceptProxyProtocol !== undefined &&
+        { acceptProxyProtocol: this.#options.acceptProxyProtocol }),
+      ...(this.#options.proxyHeaderTimeoutMs !== undefined &&
+        { proxyHeaderTimeoutMs: this.#options.proxyHeaderTimeoutMs }),
+      ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+      ...(this.#options.accessLogSampleRate !== undefined &&
+        { accessLogSampleRate: this.#options.accessLogSampleRate }),
     });
   }
 }

@@ -8,6 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { abortableDelay } from "../util/abortable_delay.ts";
+import type { StopCause } from "./access_log.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { Budget } from "./budget.ts";
@@ -17,7 +18,12 @@ import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
 import { TargetPolicy } from "./policy/target_policy.ts";
 import type { TcpCounters, TcpErrorType, TcpRejectReason } from "./state.ts";
-import { TcpConnection, type TcpConnectionContext } from "./tcp_connection.ts";
+import {
+  TcpConnection,
+  type TcpConnectionContext,
+  type TcpRoute,
+  type TcpTarget,
+} from "./tcp_connection.ts";
 import { reportingResolver, type TargetResolver } from "./target_resolver.ts";
 
 const log = getLogger(["undying-proxy", "tcp"]);
@@ -33,6 +39,14 @@ export interface TcpForwarderOptions extends ForwarderPolicyOptions {
   readonly dialTimeoutMs: number;
   /** Close a connection after this long without data in either direction; 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Whether clients send a PROXY header when the spec does not say. @default false */
+  readonly acceptProxyProtocol?: boolean;
+  /** Deadline for a client's whole PROXY header. @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
+  /** Whether connections get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of connections with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
   /** Sockets connections may hold (2 each); a connection beyond it is shed (accepted, closed). */
   readonly sockets?: Budget;
   /** Told how many connections were aborted because the drain grace period ended. */
@@ -83,8 +97,12 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #dialLog: LogThrottle;
   readonly #acceptLog: LogThrottle;
   readonly #rejectLog = new LogThrottle();
+  readonly #proxyHeaderLog = new LogThrottle();
   readonly #gate: SourceGate;
+  /** The client address each admitted connection holds a place in the gate for. */
+  readonly #sources = new Map<TcpConnection, string>();
   #spec: TcpSpec;
+  #target: TcpTarget;
   #resolver!: TargetResolver;
   /** The lookup started by the last `update()` (to report the verdict early), awaited by `drain()`. */
   #firstLookup: Promise<unknown> = Promise.resolve();
@@ -96,6 +114,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#listener = listener;
     this.#options = options;
     this.#spec = options.spec;
+    this.#target = this.#targetOf(options.spec);
     this.#gate = new SourceGate(tcpSourceLimits(options.spec, options.defaultSourceRanges ?? []));
     this.#retarget(options.spec);
     this.#dialLog = new LogThrottle();
@@ -103,6 +122,13 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     this.#shedLog = new LogThrottle();
     this.#deadlines = new DialDeadlines(options.dialTimeoutMs);
     this.#context = {
+      name: options.name,
+      listenPort: listener.addr.port,
+      ...(options.proxyHeaderTimeoutMs !== undefined &&
+        { proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs }),
+      ...(options.accessLogSampleRate !== undefined &&
+        { accessLogSampleRate: options.accessLogSampleRate }),
+      onProxyHeaderError: (fault, detail, peer) => this.#logProxyHeaderError(fault, detail, peer),
       counters: options.counters,
       deadlines: this.#deadlines,
       onDialError: (type, error) => this.#logDialError(type, error),
@@ -130,6 +156,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   update(spec: TcpSpec): void {
     const old = this.#spec;
     this.#spec = spec;
+    this.#target = this.#targetOf(spec);
     if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
       this.#retarget(spec);
     }
@@ -150,9 +177,9 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   /**
    * Stops accepting at once, gives live connections up to `graceMs` to finish, then closes the
-   * rest. Resolves when every socket is closed.
+   * rest (their access records say `cause`). Resolves when every socket is closed.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     if (!this.#stop.signal.aborted) {
       this.#stop.abort();
       this.#listener.close();
@@ -174,7 +201,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
         { forwarder: this.#options.name, count: forced, graceMs },
       );
     }
-    for (const connection of this.#connections) connection.abort();
+    for (const connection of this.#connections) connection.abort(cause);
     this.#deadlines.abortAll();
     await this.#allClosed();
     clearInterval(this.#idleTimer);
@@ -206,62 +233,95 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
         await abortableDelay(backoffMs, signal);
         continue;
       }
-      this.#serve(client, (client.remoteAddr as Deno.NetAddr).hostname);
+      this.#serve(client);
     }
   }
 
   /**
-   * Admits `client` as coming from `source` (its peer address; PROXY protocol hook: with a trusted
-   * load balancer's header, read the header first and pass the address it carries), then forwards
-   * it or closes it at once.
+   * Admits `client` through the source gate and the target policy, then forwards it; a refused one
+   * is closed before anything is dialled. The address checked is the client's: with PROXY headers
+   * accepted, the one its header carries (read first, with its deadline), else the socket peer's.
    */
-  #serve(client: Deno.TcpConn, source: string): void {
-    const nowMs = Date.now();
-    const rejection = this.#gate.admit(source, nowMs);
-    if (rejection !== undefined) {
-      this.#reject(client, source, TCP_REJECTIONS[rejection]);
+  #serve(client: Deno.TcpConn): void {
+    const target = this.#target;
+    if (target.acceptProxyHeader) {
+      if (!this.#takeSockets(client)) return;
+      this.#open(client).start(target, (connection) => {
+        const source = connection.clientAddress.hostname;
+        const route = this.#admit(source);
+        if (!("refused" in route)) this.#sources.set(connection, source);
+        return route;
+      });
       return;
     }
-    const resolver = this.#resolver;
-    if (resolver.forbidden(nowMs) !== undefined) {
+    const source = client.remoteAddr.hostname;
+    const route = this.#admit(source);
+    if ("refused" in route) {
+      closeQuietly(client);
+      return;
+    }
+    if (!this.#takeSockets(client)) {
       this.#gate.release(source);
-      this.#reject(client, source, "TargetForbidden");
       return;
     }
-    const counters = this.#options.counters;
-    if (this.#options.sockets?.take(SOCKETS_PER_CONNECTION) === false) {
-      this.#gate.release(source);
-      client.close();
-      counters.errors.SocketLimit++;
-      const suppressed = this.#shedLog.take();
-      if (suppressed !== undefined) {
-        log.warn(
-          "Shed a new connection on TCP port {port} of {forwarder}: {max} sockets in use (--max-open-sockets)",
-          {
-            forwarder: this.#options.name,
-            port: this.port,
-            max: this.#options.sockets?.max,
-            suppressed,
-          },
-        );
-      }
-      return;
-    }
-    const connection = new TcpConnection(client, this.#context, source);
-    this.#connections.add(connection);
-    counters.activeConnections++;
-    counters.connectionsTotal++;
-    const target = resolver.cached(nowMs)?.addr;
-    connection.start(target ?? resolver.resolve().then((resolved) => resolved.addr));
+    const connection = this.#open(client);
+    this.#sources.set(connection, source);
+    connection.start(target, () => route);
   }
 
-  /** Closes a client before anything was dialled; counted by reason, logged rate-limited. */
-  #reject(client: Deno.TcpConn, source: string, reason: TcpRejectReason): void {
-    try {
-      client.close();
-    } catch {
-      // Already gone.
+  /**
+   * Where a client from `source` is dialled, or why it is refused (counted, logged rate-limited);
+   * an admitted client holds its place in the gate until `release()`.
+   */
+  #admit(source: string): TcpRoute {
+    const nowMs = Date.now();
+    const rejection = this.#gate.admit(source, nowMs);
+    const resolver = this.#resolver;
+    let reason: TcpRejectReason | undefined;
+    if (rejection !== undefined) {
+      reason = TCP_REJECTIONS[rejection];
+    } else if (resolver.forbidden(nowMs) !== undefined) {
+      this.#gate.release(source);
+      reason = "TargetForbidden";
     }
+    if (reason !== undefined) {
+      this.#countRejection(source, reason);
+      return { refused: reason };
+    }
+    return resolver.cached(nowMs)?.addr ?? resolver.resolve().then((resolved) => resolved.addr);
+  }
+
+  /** Takes the sockets of one connection from the budget; false when `client` was shed (closed). */
+  #takeSockets(client: Deno.TcpConn): boolean {
+    if (this.#options.sockets?.take(SOCKETS_PER_CONNECTION) !== false) return true;
+    closeQuietly(client);
+    this.#options.counters.errors.SocketLimit++;
+    const suppressed = this.#shedLog.take();
+    if (suppressed !== undefined) {
+      log.warn(
+        "Shed a new connection on TCP port {port} of {forwarder}: {max} sockets in use (--max-open-sockets)",
+        {
+          forwarder: this.#options.name,
+          port: this.port,
+          max: this.#options.sockets?.max,
+          suppressed,
+        },
+      );
+    }
+    return false;
+  }
+
+  /** A live connection of `client`, counted (its sockets are taken already). */
+  #open(client: Deno.TcpConn): TcpConnection {
+    const connection = new TcpConnection(client, this.#context);
+    this.#connections.add(connection);
+    this.#options.counters.activeConnections++;
+    this.#options.counters.connectionsTotal++;
+    return connection;
+  }
+
+  /** Counts a client refused before anything was dialled, by reason; logged rate-limited. */
+  #countRejection(source: string, reason: TcpRejectReason): void {
     this.#options.counters.rejected[reason]++;
     const suppressed = this.#rejectLog.take();
     if (suppressed === undefined) return;
@@ -278,7 +338,11 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
 
   #closed(connection: TcpConnection): void {
     this.#connections.delete(connection);
-    this.#gate.release(connection.source);
+    const source = this.#sources.get(connection);
+    if (source !== undefined) {
+      this.#sources.delete(connection);
+      this.#gate.release(source);
+    }
     this.#options.sockets?.give(SOCKETS_PER_CONNECTION);
     this.#options.counters.activeConnections--;
     if (this.#connections.size === 0) this.#drained?.resolve();
@@ -298,7 +362,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     for (const connection of this.#connections) {
       if (connection.idleSince(nowMs) <= oldest) {
         this.#options.counters.errors.IdleTimeout++;
-        connection.close();
+        connection.close("idle_timeout");
       }
     }
   }
@@ -314,5 +378,37 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       error,
       suppressed,
     });
+  }
+
+  #logProxyHeaderError(fault: string, detail: string, peer: Deno.NetAddr): void {
+    const suppressed = this.#proxyHeaderLog.take();
+    if (suppressed === undefined) return;
+    log.warn("Refused a TCP client of {forwarder} from {peer}: PROXY header {fault}: {detail}", {
+      forwarder: this.#options.name,
+      peer: `${peer.hostname}:${peer.port}`,
+      fault,
+      detail,
+      suppressed,
+    });
+  }
+
+  /** What new connections do under `spec`, with this forwarder's defaults. */
+  #targetOf(spec: TcpSpec): TcpTarget {
+    return {
+      hostname: spec.targetHost,
+      port: spec.targetPort,
+      proxyProtocol: spec.proxyProtocol,
+      acceptProxyHeader: spec.acceptProxyProtocol ?? this.#options.acceptProxyProtocol ?? false,
+      accessLog: spec.accessLog ?? this.#options.accessLog ?? false,
+    };
+  }
+}
+
+/** Closes a socket that may be gone already. */
+function closeQuietly(socket: Deno.TcpConn): void {
+  try {
+    socket.close();
+  } catch {
+    // Already gone.
   }
 }

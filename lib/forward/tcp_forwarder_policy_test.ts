@@ -7,7 +7,7 @@ import { operatorTargetDefaults } from "./policy/target_policy.ts";
 import { recordingPolicy, type TestPolicy } from "../../tests/_support/policy_options.ts";
 import { newTcpCounters } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
-import { TcpConnection, type TcpTarget } from "./tcp_connection.ts";
+import { type TcpAddress, TcpConnection } from "./tcp_connection.ts";
 import { DialDeadlines } from "./dial_deadlines.ts";
 
 /** A forwarder listening on `listen` (port 0) with `spec` and the policy options; drained on dispose. */
@@ -209,7 +209,10 @@ Deno.test("TcpConnection: the dial timeout bounds a lookup that never answers", 
     onClosed: () => closed.resolve(),
     onBug: (error) => closed.reject(error),
   });
-  connection.start(new Promise<TcpTarget>(() => {}));
+  connection.start(
+    { hostname: "never.invalid", port: 1 },
+    () => new Promise<TcpAddress>(() => {}),
+  );
   await within(closed.promise, 5000, "the connection ends at the dial deadline");
   assert.equal(counters.errors.DialTimeout, 1);
   assert.equal(

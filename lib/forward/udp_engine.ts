@@ -34,6 +34,10 @@ export interface UdpEngineOptions {
   readonly listenAddress: string;
   readonly maxSessions: number;
   readonly bufferBytes: number;
+  /** Whether sessions get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of sessions with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
   /** Sockets of UDP sessions (one each), shared with this thread's TCP (and the engine threads). */
   readonly sockets: Budget;
   /** Bytes of UDP sessions: the portable engine's buffers, the batched engine's session state. */
@@ -86,20 +90,33 @@ export class UdpEngine {
     this.ready.catch(() => {}); // reported by open() and by whoever awaits `ready`
   }
 
-  /** True when parts may run on the batched engine (chosen, or "auto" where it can run). */
-  get mayBatch(): boolean {
-    return this.#batchedCandidate;
-  }
-
   /** Counters for a new UDP part (in shared memory when the batched engine may serve it). */
   newCounters(): UdpCounters {
     return this.#batchedCandidate ? new SharedUdpCounters(this.#options.threads) : newUdpCounters();
   }
 
   /**
-   * Binds `spec.listenPort` and forwards; synchronous on the portable engine. A part the access
-   * policy applies to runs on the portable engine (see {@linkcode needsPolicy}).
+   * True when `spec` needs the portable engine whatever the choice: the batched engine sends no
+   * PROXY protocol header, writes no access records and checks no access policy (see
+   * {@linkcode needsPolicy}) yet, so such listeners run portable (a spec change that flips this
+   * rebinds the listener, see {@linkcode UdpEngine.sameEngine}).
    */
+  needsPortable(spec: UdpSpec): boolean {
+    return spec.proxyProtocol !== undefined ||
+      (spec.accessLog ?? this.#options.accessLog ?? false) ||
+      needsPolicy(
+        spec,
+        this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+        this.#options.defaultSourceRanges ?? [],
+      );
+  }
+
+  /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
+  sameEngine(before: UdpSpec, after: UdpSpec): boolean {
+    return !this.#batchedCandidate || this.needsPortable(before) === this.needsPortable(after);
+  }
+
+  /** Binds `spec.listenPort` and forwards; synchronous on the portable engine. */
   open(
     name: string,
     spec: UdpSpec,
@@ -107,9 +124,7 @@ export class UdpEngine {
     onTarget?: TargetReport,
   ): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> {
     const portable = () => this.#openPortable(name, spec, counters, onTarget);
-    if (!this.#batchedCandidate) return portable();
-    const policy = this.#options.policy ?? TargetPolicy.ALLOW_ALL;
-    if (needsPolicy(spec, policy, this.#options.defaultSourceRanges ?? [])) return portable();
+    if (!this.#batchedCandidate || this.needsPortable(spec)) return portable();
     return this.ready.then(
       (kind): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> => {
         const batched = this.#batched;
@@ -151,6 +166,9 @@ export class UdpEngine {
       spec,
       maxSessions: this.#options.maxSessions,
       bufferBytes: this.#options.bufferBytes,
+      ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+      ...(this.#options.accessLogSampleRate !== undefined &&
+        { accessLogSampleRate: this.#options.accessLogSampleRate }),
       sockets: this.#options.sockets,
       bufferBudget: this.#options.bufferBudget,
       ...(this.#options.policy && { policy: this.#options.policy }),

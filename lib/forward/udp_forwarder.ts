@@ -20,12 +20,31 @@
  * default). Session buffers come from a shared pool of lazily committed slabs
  * ({@linkcode sharedBufferPool}), so an idle session costs the pages its replies touched (one 4 KiB
  * page for datagrams up to 4 KiB), not `bufferBytes`.
+ *
+ * PROXY protocol (`spec.proxyProtocol: v2`): each session encodes its header (client address, our
+ * bound address) once; every datagram to the target is that header followed by the client's bytes,
+ * copied into one per-loop buffer. A datagram that does not fit the largest UDP payload to the
+ * target's family together with the header is dropped and counted (`ProxyHeaderTooLarge`), never cut.
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
 import { abortableDelay } from "../util/abortable_delay.ts";
+import {
+  detailOf,
+  type EndReason,
+  sampled,
+  splitForwarderName,
+  type StopCause,
+  writeAccessRecord,
+} from "./access_log.ts";
+import {
+  PROXY_V2_MAX_WRITTEN_BYTES,
+  proxyEndpoints,
+  proxyV2HeaderBytes,
+  writeProxyV2Header,
+} from "./proxy_protocol/encode.ts";
 import type { RunningForwarder } from "./listener_part.ts";
 import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { LogThrottle } from "./log_throttle.ts";
@@ -63,6 +82,10 @@ export interface UdpForwarderOptions extends ForwarderPolicyOptions {
    * socket whose sends stall, a fault a real loopback socket cannot produce. @default Deno.listenDatagram
    */
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
+  /** Whether sessions get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of sessions with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
   /** Clock of the session timeouts, in milliseconds; tests move it by hand. @default Date.now */
   readonly now?: () => number;
 }
@@ -90,6 +113,8 @@ const UDP_REJECTIONS: Readonly<Record<GateRejection, UdpRejectReason>> = {
 
 /** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
+/** Largest UDP payload over IPv4 (65535 minus the 20-byte IP and 8-byte UDP headers). */
+const MAX_UDP_PAYLOAD_BYTES_IPV4 = 65_507;
 
 /** Datagrams held per session while its target name resolves (at most its buffer charge in bytes). */
 const MAX_QUEUED_DATAGRAMS = 64;
@@ -138,9 +163,27 @@ class UdpSession {
   /** Bytes in `queue`: bounded by the session's buffer charge, so the budget covers it. */
   queuedBytes = 0;
   ended = false;
+  /** The PROXY v2 header put before every datagram to the target, if the spec asks for one. */
+  proxyHeader: Uint8Array | undefined;
+  /** Largest datagram to the target (header included), by the target's address family. */
+  maxToTarget = MAX_UDP_PAYLOAD_BYTES;
+  /** Per-session totals, for the access record. */
+  bytesToTarget = 0;
+  bytesToClient = 0;
+  datagramsToTarget = 0;
+  datagramsToClient = 0;
+  readonly openedMs: number;
 
-  constructor(readonly client: Deno.NetAddr, nowMs: number) {
+  constructor(
+    readonly client: Deno.NetAddr,
+    nowMs: number,
+    /** The spec it was opened under (target, PROXY header, access log). */
+    readonly spec: UdpSpec,
+    /** Whether it gets an access record when it ends. */
+    readonly logged: boolean,
+  ) {
     this.lastActiveMs = nowMs;
+    this.openedMs = nowMs;
   }
 }
 
@@ -234,7 +277,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
    * Takes no new clients from now on; live sessions keep forwarding (the socket stays bound) until
    * they expire or `graceMs` passes; then everything is closed.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     this.#draining = true;
     if (this.#sessions.size > 0 && !this.#closing.signal.aborted) {
       this.#emptied ??= Promise.withResolvers();
@@ -254,7 +297,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       }
       this.#closing.abort();
       this.#socket.close();
-      for (const session of this.#sessions) this.#endSession(session);
+      for (const session of this.#sessions) this.#endSession(session, cause);
       clearInterval(this.#sweepTimer);
     }
     await this.released;
@@ -279,6 +322,8 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const closing = this.#closing.signal;
     const socket = this.#socket;
     let last: UdpSession | undefined;
+    /** Header + datagram, for sessions that send a PROXY header. */
+    let framed: Uint8Array | undefined;
     for (;;) {
       let data: Uint8Array<ArrayBuffer>;
       let from: Deno.Addr;
@@ -307,7 +352,10 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       session.lastActiveMs = nowMs;
       if (session.queue === undefined) {
         this.#receiverSendingFor = session;
-        await this.#sendToTarget(session, data, nowMs);
+        if (session.proxyHeader !== undefined) {
+          framed ??= new Uint8Array(PROXY_V2_MAX_WRITTEN_BYTES + bufferBytes);
+        }
+        await this.#sendToTarget(session, data, nowMs, framed);
         if (receiver !== this.#receiver) return; // abandoned by the sweeper
         this.#receiverSendingFor = undefined;
       } else if (
@@ -341,7 +389,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       );
       return undefined;
     }
-    // PROXY protocol hook (issue 14): a header's source address would be admitted here instead.
+    // UDP reads no PROXY headers (it only sends them): the datagram's source is the client.
     const rejection = this.#gate.admit(client.hostname, nowMs);
     if (rejection !== undefined) {
       this.#reject(client, UDP_REJECTIONS[rejection]);
@@ -367,7 +415,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       );
       return undefined;
     }
-    const session = new UdpSession(client, nowMs);
+    const spec = this.#spec;
+    const logged = sampled(
+      spec.accessLog ?? this.#options.accessLog ?? false,
+      this.#options.accessLogSampleRate ?? 1,
+    );
+    const session = new UdpSession(client, nowMs, spec, logged);
     this.#sessions.add(session);
     counters.activeSessions++;
     counters.sessionsTotal++;
@@ -404,6 +457,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       return false;
     }
     session.target = target.addr;
+    if (!target.addr.hostname.includes(":")) session.maxToTarget = MAX_UDP_PAYLOAD_BYTES_IPV4;
+    if (session.spec.proxyProtocol === "v2") {
+      const endpoints = proxyEndpoints(session.client, this.#socket.addr as Deno.NetAddr);
+      session.proxyHeader = new Uint8Array(proxyV2HeaderBytes(endpoints));
+      writeProxyV2Header(session.proxyHeader, 0, "dgram", endpoints);
+    }
     this.#track(this.#replyLoop(session));
     return true;
   }
@@ -434,7 +493,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
           client: `${session.client.hostname}:${session.client.port}`,
           error: error.message,
         });
-        this.#endSession(session);
+        this.#endSession(session, "refused", `TargetForbidden: ${error.message}`);
         return;
       }
       this.#counters.droppedDatagrams += session.queue?.length ?? 0;
@@ -454,13 +513,45 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     session.queue = undefined;
   }
 
-  async #sendToTarget(session: UdpSession, data: Uint8Array, nowMs: number): Promise<void> {
+  /**
+   * Sends one client datagram to the target, behind the session's PROXY header if it has one
+   * (assembled in `framed` when it is big enough, else in a new array).
+   */
+  async #sendToTarget(
+    session: UdpSession,
+    data: Uint8Array,
+    nowMs: number,
+    framed?: Uint8Array,
+  ): Promise<void> {
     const counters = this.#counters;
+    let out = data;
+    const header = session.proxyHeader;
+    if (header !== undefined) {
+      const total = header.length + data.length;
+      if (total > session.maxToTarget) {
+        counters.errors.ProxyHeaderTooLarge++;
+        counters.droppedDatagrams++;
+        this.#warn(
+          "drop",
+          "Dropped a datagram of {bytes} bytes from a client of {forwarder}: with the PROXY header it exceeds {max} bytes",
+          { bytes: data.length, max: session.maxToTarget },
+        );
+        return;
+      }
+      const buffer = framed !== undefined && framed.length >= total
+        ? framed
+        : new Uint8Array(total);
+      buffer.set(header);
+      buffer.set(data, header.length);
+      out = buffer.subarray(0, total);
+    }
     session.toTargetSinceMs = nowMs;
     try {
-      await session.upstream!.send(data, session.target!);
+      await session.upstream!.send(out, session.target!);
       counters.bytesClientToTarget += data.length;
       counters.datagramsClientToTarget++;
+      session.bytesToTarget += data.length;
+      session.datagramsToTarget++;
     } catch (error) {
       // A failed send drops the datagram but keeps the session (as the Go operator did).
       if (!session.ended) {
@@ -503,11 +594,13 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
         session.toClientSinceMs = 0;
         counters.bytesTargetToClient += data.length;
         counters.datagramsTargetToClient++;
+        session.bytesToClient += data.length;
+        session.datagramsToClient++;
       }
     } catch (error) {
       if (!session.ended) this.#fail(session, "ReadFromTarget", error);
     } finally {
-      this.#endSession(session);
+      this.#endSession(session, "error");
       pool.release(buffer);
     }
   }
@@ -524,33 +617,42 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const nowMs = this.#now();
     for (const session of this.#sessions) {
       if (session.toTargetSinceMs > 0 && nowMs - session.toTargetSinceMs >= writeMs) {
-        this.#fail(session, "WriteToTarget", new Error(`send blocked for ${writeMs} ms`));
+        const error = new Error(`send blocked for ${writeMs} ms`);
+        this.#fail(session, "WriteToTarget", error, "write_timeout");
         if (session === this.#receiverSendingFor) {
           this.#receiverSendingFor = undefined;
           this.#startReceiver();
         }
       } else if (session.toClientSinceMs > 0 && nowMs - session.toClientSinceMs >= writeMs) {
-        this.#fail(session, "WriteToClient", new Error(`send blocked for ${writeMs} ms`));
+        const error = new Error(`send blocked for ${writeMs} ms`);
+        this.#fail(session, "WriteToClient", error, "write_timeout");
       } else if (nowMs - session.lastActiveMs >= readMs) {
-        this.#endSession(session);
+        this.#endSession(session, "idle_timeout");
       }
     }
   }
 
-  /** Counts `type`, logs (rate-limited) and ends the session. */
-  #fail(session: UdpSession, type: UdpErrorType, error: unknown): void {
+  /** Counts `type`, logs (rate-limited) and ends the session (with `reason`, else by `type`). */
+  #fail(
+    session: UdpSession,
+    type: UdpErrorType,
+    error: unknown,
+    reason: EndReason = FAILURE_REASONS[type] ?? "error",
+  ): void {
     this.#counters.errors[type]++;
     this.#warn("target", "UDP session of {forwarder} for {client} ended ({type}): {error}", {
       client: `${session.client.hostname}:${session.client.port}`,
       type,
       error,
     });
-    this.#endSession(session);
+    this.#endSession(session, reason, `${type}: ${detailOf(error)}`);
   }
 
-  #endSession(session: UdpSession): void {
+  /** Ends `session` once; `reason` and `detail` go into its access record. */
+  #endSession(session: UdpSession, reason: EndReason, detail?: string): void {
     if (session.ended) return;
     session.ended = true;
+    if (session.logged) this.#writeAccessRecord(session, reason, detail);
     this.#sessions.delete(session);
     this.#gate.release(session.client.hostname);
     this.#counters.activeSessions--;
@@ -587,6 +689,30 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     log.warn(message, { forwarder: this.#options.name, port: this.port, suppressed, ...props });
   }
 
+  #writeAccessRecord(session: UdpSession, endReason: EndReason, endDetail?: string): void {
+    const forwarder = this.#options.name;
+    const spec = session.spec;
+    writeAccessRecord({
+      forwarder,
+      ...splitForwarderName(forwarder),
+      protocol: "udp",
+      clientAddress: session.client.hostname,
+      clientPort: session.client.port,
+      listenPort: this.port,
+      targetHost: spec.targetHost,
+      ...(session.target !== undefined && { targetAddress: session.target.hostname }),
+      targetPort: spec.targetPort,
+      bytesClientToTarget: session.bytesToTarget,
+      bytesTargetToClient: session.bytesToClient,
+      datagramsClientToTarget: session.datagramsToTarget,
+      datagramsTargetToClient: session.datagramsToClient,
+      startTime: new Date(session.openedMs).toISOString(),
+      durationMs: Date.now() - session.openedMs,
+      endReason,
+      ...(endDetail !== undefined && { endDetail }),
+    });
+  }
+
   #track(task: Promise<void>): void {
     const tracked = task.catch((error) => {
       log.error("UDP session task of {forwarder} failed: {error}", {
@@ -597,3 +723,12 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     this.#tasks.add(tracked);
   }
 }
+
+/** What ends a session after each kind of failure (when the caller gives no reason). */
+const FAILURE_REASONS: Partial<Record<UdpErrorType, EndReason>> = {
+  ResolveTargetAddress: "dial_failed",
+  DialUDPTarget: "dial_failed",
+  ReadFromTarget: "target_closed",
+  WriteToTarget: "target_closed",
+  WriteToClient: "client_closed",
+};

@@ -7,6 +7,7 @@
 import type { ForwarderSpec } from "../spec.ts";
 import type { ForwarderStatus, TcpCounters } from "./state.ts";
 import type { SupervisorOptions } from "./supervisor_options.ts";
+import type { WorkerLogRecord } from "./worker_logs.ts";
 
 /** Main thread → worker. */
 export type ToWorker =
@@ -29,6 +30,8 @@ export interface WorkerTcpCounters {
 export type FromWorker =
   | { readonly kind: "counters"; readonly counters: readonly WorkerTcpCounters[] }
   | { readonly kind: "statuses"; readonly statuses: readonly ForwarderStatus[] }
+  /** A log record (access records included), emitted by the main thread's logging. */
+  | { readonly kind: "log"; readonly record: WorkerLogRecord }
   | {
     readonly kind: "closed";
     readonly counters: readonly WorkerTcpCounters[];

@@ -89,17 +89,13 @@ Deno.test("names are DNS labels of at most 63 characters", () => {
   assert.equal(objectName(["TCP"], 1, `${"x".repeat(56)}-y`), `tcp-1-${"x".repeat(56)}`);
 });
 
-Deno.test("a PROXY suffix becomes the PROXY protocol fields, or a reported problem", () => {
+Deno.test("a PROXY suffix becomes the PROXY protocol fields", () => {
   const { objects, problems } = convertStreamServices({
     tcp: { "25": "mail/smtp:25:PROXY:PROXY" },
     clusterDomain: DOMAIN,
   });
-  if (objects.length === 1) {
-    assert.deepEqual(problems, []);
-    assert.equal(objects[0]!.spec.tcp!.acceptProxyProtocol, true);
-    assert.equal(objects[0]!.spec.tcp!.proxyProtocol, "v1");
-  } else {
-    assert.equal(problems.length, 1);
-    assert.match(problems[0]!.reason, /acceptProxyProtocol/);
-  }
+  assert.deepEqual(problems, []);
+  assert.equal(objects.length, 1);
+  assert.equal(objects[0]!.spec.tcp!.acceptProxyProtocol, true);
+  assert.equal(objects[0]!.spec.tcp!.proxyProtocol, "v1");
 });

@@ -49,7 +49,8 @@ const USAGE = `Usage: deno task bench [options]
 
 Peers: direct, undying-proxy (native engines: batched UDP, splice TCP), undying-proxy-w${SCALE_WORKERS}
 (--workers ${SCALE_WORKERS}), undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable
---tcp-engine=portable), nginx, haproxy, socat.
+--tcp-engine=portable), undying-proxy-portable-log (--access-log),
+nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 
@@ -194,6 +195,7 @@ async function main(): Promise<void> {
     undyingPeer(undying, SCALE_WORKERS),
     undyingPeer(undying, 1, "portable"),
     undyingPeer(undying, SCALE_WORKERS, "portable"),
+    undyingPeer(undying, 1, "portable", { accessLog: true }),
     nginxPeer,
     haproxyPeer,
     socatPeer,

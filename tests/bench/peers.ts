@@ -17,6 +17,7 @@ import {
 import { hardFileLimit, tcpListeners } from "./procfs.ts";
 import type { ManagedProcess, ProcessGroup } from "./processes.ts";
 import type { Tools } from "./toolchain.ts";
+import type { ForwarderSpec } from "../../lib/spec.ts";
 
 const READY_TIMEOUT_MS = 15_000;
 
@@ -232,27 +233,35 @@ export function undyingName(workers: number, udpEngine: BenchUdpEngine = "batche
   }`;
 }
 
-/** The UnDyingProxy peer with `workers` forwarding threads and `udpEngine` for UDP. */
+/**
+ * The UnDyingProxy peer with `workers` forwarding threads and `udpEngine` for UDP; with `accessLog`,
+ * named `...-log`, every connection and session writes an access record (to the harness's stderr
+ * pipe, as to a container log; UDP then runs on the portable engine, which writes them).
+ */
 export function undyingPeer(
   entry: UndyingEntry,
   workers: number,
   udpEngine: BenchUdpEngine = "batched",
+  options: { readonly accessLog?: boolean } = {},
 ): Peer {
   const udpThreads = udpEngine === "batched" ? workers : 1;
   const tcpEngine = tcpEngineOf(udpEngine);
   const threads = workers === 1
     ? `1 thread, TCP ${tcpEngine}, UDP ${udpEngine}`
     : `--workers ${workers}: TCP ${tcpEngine} on ${workers} threads (SO_REUSEPORT), UDP ${udpEngine} on ${udpThreads}`;
-  const name = undyingName(workers, udpEngine);
+  const accessLog = options.accessLog ?? false;
+  const name = undyingName(workers, udpEngine) + (accessLog ? "-log" : "");
   return {
     name,
     udp: true,
     describe: `${
       entry.program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)"
-    }, ${threads}`,
+    }, ${threads}${accessLog ? ", --access-log" : ""}`,
     async start(ctx) {
       const listen = allocateListen();
-      const specs = undyingSpecs({ listen, target: ctx.targets });
+      const specs = undyingSpecs({ listen, target: ctx.targets }).map((spec) =>
+        accessLog && !entry.program ? withAccessLog(spec) : spec
+      );
       const args = [
         "run",
         "--config",
@@ -271,6 +280,7 @@ export function undyingPeer(
           `--udp-engine=${udpEngine}`,
           `--tcp-engine=${tcpEngine}`,
           "--drain-grace-period=0",
+          ...(accessLog ? ["--access-log"] : []),
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
         );
@@ -295,6 +305,15 @@ export function undyingPeer(
       }
       return running;
     },
+  };
+}
+
+/** `spec` with access records on for both parts (the runner has no flags). */
+function withAccessLog(spec: ForwarderSpec): ForwarderSpec {
+  return {
+    name: spec.name,
+    ...(spec.tcp && { tcp: { ...spec.tcp, accessLog: true } }),
+    ...(spec.udp && { udp: { ...spec.udp, accessLog: true } }),
   };
 }
 

@@ -23,6 +23,20 @@ function killGroup(pid: number, signal: Deno.Signal): void {
   }
 }
 
+/**
+ * Members of group `pgid` still alive. Without permission to list /proc (tests run without
+ * --allow-all) the whole group is signalled instead, and none are returned.
+ */
+function survivors(pgid: number): number[] {
+  try {
+    return groupMembers(pgid);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) throw error;
+    killGroup(pgid, "SIGKILL");
+    return [];
+  }
+}
+
 /** Splits a byte stream into lines. */
 class LineReader {
   readonly #reader: ReadableStreamDefaultReader<string>;
@@ -191,7 +205,7 @@ export class ManagedProcess {
       const status = await this.#child.status;
       // Forks that outlived the leader (one caught mid-fork misses the group signal); found by
       // their group id, so no unrelated process is signalled even if the leader's pid is reused.
-      for (const pid of groupMembers(this.pid)) {
+      for (const pid of survivors(this.pid)) {
         try {
           Deno.kill(pid, "SIGKILL");
         } catch {

@@ -51,9 +51,16 @@ async function run(command: string, args: string[], env: Record<string, string> 
   return text;
 }
 
-/** Installs the missing Debian packages with apt-get (needs root). */
-async function installPackages(log: (line: string) => void): Promise<void> {
-  const missing = PACKAGES.filter((p) => !exists(p.file)).map((p) => p.pkg);
+/**
+ * Installs the missing Debian packages with apt-get (needs root): all the benchmark needs, or only
+ * those named in `only` (tests that need a few real peers).
+ */
+export async function installPackages(
+  log: (line: string) => void,
+  only?: readonly typeof PACKAGES[number]["pkg"][],
+): Promise<void> {
+  const missing = PACKAGES.filter((p) => !exists(p.file) && (only?.includes(p.pkg) ?? true))
+    .map((p) => p.pkg);
   if (missing.length === 0) return;
   if (Deno.uid() !== 0) {
     throw new Error(
