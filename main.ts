@@ -15,6 +15,11 @@ import { FileSource } from "./lib/file_source.ts";
 import { runConvert } from "./lib/ingress_nginx/convert_command.ts";
 import { openOperator } from "./lib/operator/open_operator.ts";
 import { OPERATOR_ERROR_TYPES } from "./lib/operator/operator_errors.ts";
+import { apiServerAddresses } from "./lib/kube/api_server_addresses.ts";
+import {
+  operatorTargetDefaults,
+  type TargetPolicyOptions,
+} from "./lib/forward/policy/target_policy.ts";
 import { Supervisor } from "./lib/forward/supervisor.ts";
 import { metricsTls, startHttpServer } from "./lib/http_server.ts";
 import { droppedAccessRecords, flushLogs, setupLogging } from "./lib/logging.ts";
@@ -73,6 +78,11 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   for (const warning of warnings) log.warn("Flag {warning}", { warning });
   using signals = new ShutdownSignals();
   using _system = await startSystemWorker();
+  const targetPolicy = await targetPolicyOf(options);
+  log.info("Targets: denied {denied}; allowed {allowed}", {
+    denied: targetPolicy.deniedCidrs?.join(", ") || "none",
+    allowed: targetPolicy.allowedCidrs?.join(", ") || "every address not denied",
+  });
   const limits = await resourceLimits(options.maxOpenSockets);
   await using supervisor = new Supervisor({
     listenAddress: options.listenAddress,
@@ -84,6 +94,8 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     maxOpenSockets: limits.maxOpenSockets,
     udpBufferBudgetBytes: options.udpBufferBudgetBytes,
     workers: options.workers,
+    targetPolicy,
+    defaultSourceRanges: options.defaultSourceRanges,
     acceptProxyProtocol: options.acceptProxyProtocol,
     proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs,
     accessLog: options.accessLog,
@@ -181,6 +193,20 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   log.info("Stopped");
   await flushLogs();
   return exitCode;
+}
+
+/**
+ * The target rules: `--allowed-target-cidrs` and `--denied-target-cidrs`; without the latter, file
+ * mode denies nothing and operator mode denies loopback, unspecified and link-local addresses and
+ * the API server's own.
+ */
+async function targetPolicyOf(options: Options): Promise<TargetPolicyOptions> {
+  const allowedCidrs = options.allowedTargetCidrs;
+  if (options.deniedTargetCidrs !== undefined || options.config !== undefined) {
+    return { allowedCidrs, deniedCidrs: options.deniedTargetCidrs ?? [] };
+  }
+  const apiServer = await apiServerAddresses({ kubeconfig: options.kubeconfig });
+  return { allowedCidrs, ...operatorTargetDefaults(apiServer) };
 }
 
 /** The source of desired state: the `--config` file, else the Kubernetes operator. */

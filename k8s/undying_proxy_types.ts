@@ -26,9 +26,9 @@ export const UDP_TIMEOUT_DEFAULTS = {
 } as const;
 
 /**
- * Pending (starting or waiting for a retry), Listening, Failed (bind failed, see message; retried with backoff) or Conflict (another object holds the protocol and port on this replica).
+ * Pending (starting or waiting for a retry), Listening, Failed (bind failed, see message; retried with backoff), Conflict (another object holds the protocol and port on this replica) or Forbidden (the target resolves to an address the target policy forbids, see message; nothing is forwarded).
  */
-export type UnDyingProxyListenState = "Pending" | "Listening" | "Failed" | "Conflict";
+export type UnDyingProxyListenState = "Pending" | "Listening" | "Failed" | "Conflict" | "Forbidden";
 
 /**
  * UnDyingProxy forwards one listen port to one target host and port, for TCP and/or UDP. Every operator replica listens on the port itself.
@@ -70,15 +70,38 @@ export interface UnDyingProxyTcpSpec {
    */
   targetPort: number;
   /**
-   * Target DNS name or IP address (IPv6 with or without brackets: "[fd00::1]" and "fd00::1" are the same). Resolved on every connection, so DNS changes are picked up.
+   * Target DNS name or IP address (IPv6 with or without brackets: "[fd00::1]" and "fd00::1" are the same). Resolved for new connections (a lookup is reused for 5 s), so DNS changes are picked up; every address is checked against the operator's target policy.
    */
   targetHost: string;
+  /**
+   * CIDR ranges (IPv4 or IPv6, like a Service's loadBalancerSourceRanges) clients must come from; others are turned away before anything reaches the target. Absent: the operator's --default-source-ranges (everyone by default).
+   *
+   * @minItems 1
+   * @maxItems 256
+   */
+  sourceRanges?: [string, ...(string)[]];
+  /**
+   * Connections open at once; further ones are closed at accept (counted). Absent: no limit.
+   */
+  maxConnections?: number;
+  /**
+   * Connections open at once per client IP address; further ones are closed at accept (counted). Absent: no limit.
+   */
+  maxConnectionsPerSource?: number;
+  /**
+   * New connections per second per client IP address (a token bucket); further ones are closed at accept (counted). Absent: no limit.
+   */
+  connectionsPerSecondPerSource?: number;
+  /**
+   * New connections a client IP address may open at once before connectionsPerSecondPerSource applies. Absent: the rate itself.
+   */
+  connectionBurstPerSource?: number;
   /**
    * Send a PROXY protocol header with the client's address to the target before the client's bytes: v1 (text) or v2 (binary). Absent: none.
    */
   proxyProtocol?: "v1" | "v2";
   /**
-   * Every client connection must start with a PROXY protocol header (v1 or v2, e.g. from a cloud load balancer); it is stripped and its address becomes the client address. A missing, malformed or late header closes the connection. Absent: the --accept-proxy-protocol default.
+   * Every client connection must start with a PROXY protocol header (v1 or v2, e.g. from a cloud load balancer); it is stripped and its address becomes the client address (the one sourceRanges and the per-source limits check). A missing, malformed or late header closes the connection. Absent: the --accept-proxy-protocol default.
    */
   acceptProxyProtocol?: boolean;
 }
@@ -98,6 +121,21 @@ export interface UnDyingProxyUdpSpec {
    * Target DNS name or IP address (IPv6 with or without brackets). Resolved for each new session.
    */
   targetHost: string;
+  /**
+   * CIDR ranges (IPv4 or IPv6, like a Service's loadBalancerSourceRanges) clients must come from; others are turned away before anything reaches the target. Absent: the operator's --default-source-ranges (everyone by default).
+   *
+   * @minItems 1
+   * @maxItems 256
+   */
+  sourceRanges?: [string, ...(string)[]];
+  /**
+   * Sessions (client addresses) at once, within the operator's --udp-max-sessions; datagrams of further clients are dropped (counted). Absent: --udp-max-sessions only.
+   */
+  maxSessions?: number;
+  /**
+   * Sessions at once per client IP address (one per client port); datagrams of further ones are dropped (counted). Absent: no limit.
+   */
+  maxSessionsPerSource?: number;
   /**
    * A session expires after this many seconds without traffic in either direction. 0 means the default, as with the Go operator.
    *
@@ -136,7 +174,7 @@ export interface UnDyingProxyStatus {
    */
   target?: string;
   /**
-   * Standard conditions. `Ready`: True with reason Listening; False with reason Pending, BindFailed, PortConflict, InvalidSpec, ServicePortFailed, Terminating or NoReplicaListening, and a message naming the replicas and ports concerned.
+   * Standard conditions. `Ready`: True with reason Listening; False with reason Pending, BindFailed, PortConflict, TargetForbidden, InvalidSpec, ServicePortFailed, Terminating or NoReplicaListening, and a message naming the replicas and ports concerned.
    *
    * @maxItems 16
    *
@@ -183,7 +221,7 @@ export interface UnDyingProxyListenerStatus {
    */
   port?: number;
   /**
-   * Details: the OS error of a failed bind, or the object holding the port.
+   * Details: the OS error of a failed bind, the object holding the port, or the forbidden target address and the rule.
    */
   message?: string;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseCidrList } from "./forward/policy/cidr.ts";
 import { TCP_ENGINE_CHOICES } from "./forward/tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES } from "./forward/udp_engine_choice.ts";
 import { ipLiteralFamily } from "./spec.ts";
@@ -28,6 +29,7 @@ export type WatchNamespaces = "*" | readonly string[];
 const GROUPS = [
   "Source",
   "Forwarding",
+  "Access policy",
   "Kubernetes operator",
   "Metrics and probes",
   "Logging",
@@ -217,6 +219,41 @@ export const FLAGS = {
       "pipes; needs --allow-ffi), portable (Deno.listen), or auto (splice on Linux x86-64/aarch64 " +
       "when FFI is allowed and its self-test passes, else portable with a warning).",
     parse: (raw) => oneOf(raw, TCP_ENGINE_CHOICES),
+  },
+  "allowed-target-cidrs": {
+    group: "Access policy",
+    valueName: "CIDRS",
+    default: "",
+    help: "Comma-separated CIDR ranges (IPv4, IPv6) every target must resolve into; empty allows " +
+      "every address that is not denied. Checked after each lookup, before anything is sent.",
+    parse: parseCidrs,
+  },
+  "denied-target-cidrs": {
+    group: "Access policy",
+    valueName: "CIDRS",
+    default: "auto",
+    defaultText:
+      "operator mode: loopback, unspecified, link-local and the API server's addresses; file mode: none",
+    help: "Comma-separated CIDR ranges no target may resolve into (wins over " +
+      "--allowed-target-cidrs); an empty value turns the deny list off, auto is the default.",
+    parse: (raw) => raw.trim() === "auto" ? undefined : parseCidrs(raw),
+  },
+  "allowed-target-namespaces": {
+    group: "Access policy",
+    valueName: "LIST",
+    default: "",
+    defaultText: "no restriction",
+    help: "Operator mode: objects may only target Services (names with .svc) of their own " +
+      'namespace or of these (comma-separated; "*" = any).',
+    parse: (raw) => raw.trim() === "" ? undefined : parseNamespaces(raw),
+  },
+  "default-source-ranges": {
+    group: "Access policy",
+    valueName: "CIDRS",
+    default: "",
+    help: "Comma-separated CIDR ranges clients must come from, for objects without their own " +
+      "sourceRanges; empty admits every client.",
+    parse: parseCidrs,
   },
   "operator-namespace": {
     group: "Kubernetes operator",
@@ -704,6 +741,11 @@ function parseListenAddress(raw: string): string {
   throw new RangeError(`not an IP address, ${example}`);
 }
 
+/** A comma-separated CIDR list, checked; the texts as given (trimmed). */
+function parseCidrs(raw: string): readonly string[] {
+  return parseCidrList(raw).map((cidr) => cidr.text);
+}
+
 function parseNamespaces(raw: string): WatchNamespaces {
   if (raw.trim() === "*") return "*";
   const names = raw.split(",").map((name) => name.trim()).filter((name) => name !== "");
@@ -742,6 +784,12 @@ function oneOf<const T extends string>(raw: string, allowed: readonly T[]): T {
 }
 
 function checkCombinations(options: Options): void {
+  if (options.allowedTargetNamespaces !== undefined && options.config !== undefined) {
+    throw new FlagError(
+      "--allowed-target-namespaces",
+      "--allowed-target-namespaces needs operator mode (objects of a --config file have no namespace)",
+    );
+  }
   if (options.checkConfig && options.config === undefined) {
     throw new FlagError("--check-config", "--check-config needs --config FILE: the file to check");
   }

@@ -13,8 +13,10 @@ import {
   type ListenerState,
   type Protocol,
   TCP_ERROR_TYPES,
+  TCP_REJECT_REASONS,
   type TcpCounters,
   UDP_ERROR_TYPES,
+  UDP_REJECT_REASONS,
   type UdpCounters,
 } from "./forward/state.ts";
 
@@ -27,7 +29,13 @@ export interface ForwardingView {
 /** Outcome label of `undying_proxy_config_reloads_total`. */
 export type ReloadResult = "success" | "failure";
 
-const PHASES: readonly ListenerState["phase"][] = ["pending", "listening", "failed", "conflict"];
+const PHASES: readonly ListenerState["phase"][] = [
+  "pending",
+  "listening",
+  "failed",
+  "conflict",
+  "forbidden",
+];
 /**
  * The Go operator's UDP error types for deadlines this program never sets (its sessions use
  * timers): exported at 0 so that queries and alerts naming them keep working.
@@ -242,11 +250,36 @@ export class ProgramMetrics {
       );
     }
 
+    // Clients turned away before anything was dialled or allocated (source policy, limits, target).
+    const rejected = {
+      tcp: { reasons: TCP_REJECT_REASONS, what: "TCP connections closed at accept" },
+      udp: { reasons: UDP_REJECT_REASONS, what: "Datagrams dropped before a session existed" },
+    } as const;
+    for (const protocol of ["tcp", "udp"] as const) {
+      const { reasons, what } = rejected[protocol];
+      this.#collected(
+        "counter",
+        protocol === "tcp"
+          ? "undying_proxy_tcp_rejected_connections_total"
+          : "undying_proxy_udp_rejected_datagrams_total",
+        `${what}, without reaching the target, by reason (sourceRanges, limits, target policy).`,
+        ["reason", ...PER_FORWARDER],
+        (emit) => {
+          for (const forwarder of view.counters()) {
+            const counts: Record<string, number> | undefined = forwarder[protocol]?.rejected;
+            if (counts === undefined) continue;
+            const labels = forwarderLabels(forwarder.name);
+            for (const reason of reasons) emit({ ...labels, reason }, counts[reason] ?? 0);
+          }
+        },
+      );
+    }
+
     // State of every forwarder in the desired set.
     this.#collected(
       "gauge",
       "undying_proxy_forwarder_state",
-      "1 for the current state (pending, listening, failed, conflict) of each forwarder part.",
+      "1 for the current state (pending, listening, failed, conflict, forbidden) of each forwarder part.",
       ["protocol", "state", ...PER_FORWARDER],
       (emit) => {
         for (const status of view.statuses()) {

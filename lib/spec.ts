@@ -4,25 +4,24 @@
  * @module
  */
 
-/** One TCP forward: listen on `listenPort`, forward to `targetHost:targetPort`. */
-export interface TcpSpec {
+import { parseCidr } from "./forward/policy/cidr.ts";
+
+/** What every protocol part has: where it listens, where it forwards, who may use it. */
+export interface PartSpec {
   readonly listenPort: number;
   readonly targetPort: number;
   /**
    * DNS name or IP literal, IPv6 without brackets (a bracketed `[v6]`, the Go operator's only IPv6
-   * spelling, is normalized). Resolved on every dial.
+   * spelling, is normalized). Resolved for new clients (cached 5 s).
    */
   readonly targetHost: string;
+  /** CIDR ranges clients must come from; absent = the `--default-source-ranges` flag. */
+  readonly sourceRanges?: readonly string[];
   /**
    * Send a PROXY protocol header (the client's address) to the target before the client's bytes;
    * absent = none. UDP accepts `v2` only (a header before every datagram).
    */
   readonly proxyProtocol?: ProxyProtocolVersion;
-  /**
-   * TCP only: read and strip a PROXY header (v1 or v2) from every client; its address becomes the
-   * client address. Absent = the program's default (`--accept-proxy-protocol`).
-   */
-  readonly acceptProxyProtocol?: boolean;
   /**
    * One access log record per connection/session (from `spec.accessLog`, copied into each part).
    * Absent = the program's default (`--access-log`).
@@ -33,10 +32,32 @@ export interface TcpSpec {
 /** A PROXY protocol version we send. */
 export type ProxyProtocolVersion = "v1" | "v2";
 
-/** One UDP forward, with its session timeouts. */
-export interface UdpSpec extends TcpSpec {
+/** One TCP forward: listen on `listenPort`, forward to `targetHost:targetPort`, within limits. */
+export interface TcpSpec extends PartSpec {
+  /**
+   * Read and strip a PROXY header (v1 or v2) from every client; its address becomes the client
+   * address (the one source ranges and limits check). Absent = the program's default
+   * (`--accept-proxy-protocol`).
+   */
+  readonly acceptProxyProtocol?: boolean;
+  /** Connections open at once; further ones are closed at accept. */
+  readonly maxConnections?: number;
+  /** Connections open at once per client address. */
+  readonly maxConnectionsPerSource?: number;
+  /** New connections per second per client address (token bucket). */
+  readonly connectionsPerSecondPerSource?: number;
+  /** New connections a client address may open at once. @default connectionsPerSecondPerSource */
+  readonly connectionBurstPerSource?: number;
+}
+
+/** One UDP forward, with its session timeouts and limits. */
+export interface UdpSpec extends PartSpec {
   /** Only v2 exists for datagrams. */
   readonly proxyProtocol?: "v2";
+  /** Sessions at once (also bounded by `--udp-max-sessions`). */
+  readonly maxSessions?: number;
+  /** Sessions at once per client IP address (one per client port). */
+  readonly maxSessionsPerSource?: number;
   /** A session expires after this many seconds without traffic in either direction. @default 30 */
   readonly readTimeoutSeconds: number;
   /** Upper bound for each send. @default 5 */
@@ -56,6 +77,8 @@ export interface SpecProblem {
   readonly field: string;
   readonly value: unknown;
   readonly reason: string;
+  /** Set when the value is well-formed but the operator's target policy forbids it. */
+  readonly forbidden?: true;
 }
 
 /**
@@ -84,9 +107,31 @@ export const MAX_READ_TIMEOUT_SECONDS = 86_400;
 /** Largest `writeTimeoutSeconds` (one hour): a stuck send always ends (the CRD's `maximum`). */
 export const MAX_WRITE_TIMEOUT_SECONDS = 3_600;
 
-const BASE_FIELDS = ["listenPort", "targetPort", "targetHost", "proxyProtocol"] as const;
-const TCP_FIELDS = [...BASE_FIELDS, "acceptProxyProtocol"] as const;
-const UDP_FIELDS = [...BASE_FIELDS, "readTimeoutSeconds", "writeTimeoutSeconds"] as const;
+const PART_FIELDS = [
+  "listenPort",
+  "targetPort",
+  "targetHost",
+  "sourceRanges",
+  "proxyProtocol",
+] as const;
+const TCP_LIMITS = [
+  "maxConnections",
+  "maxConnectionsPerSource",
+  "connectionsPerSecondPerSource",
+  "connectionBurstPerSource",
+] as const;
+const UDP_LIMITS = ["maxSessions", "maxSessionsPerSource"] as const;
+const TCP_FIELDS = [...PART_FIELDS, ...TCP_LIMITS, "acceptProxyProtocol"] as const;
+const UDP_FIELDS = [
+  ...PART_FIELDS,
+  ...UDP_LIMITS,
+  "readTimeoutSeconds",
+  "writeTimeoutSeconds",
+] as const;
+/** Most `sourceRanges` entries per part (a bound on hostile input, like the CRD's maxItems). */
+export const MAX_SOURCE_RANGES = 256;
+/** Largest value of a limit field. */
+export const MAX_LIMIT = 1_000_000;
 const MAX_HOST_LENGTH = 253;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const DNS_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
@@ -127,7 +172,13 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
   checkUnknown("spec", spec, ["tcp", "udp", "accessLog"], problems);
   const accessLog = parseOptionalBoolean("spec.accessLog", spec.accessLog, problems);
   const shared = { ...(accessLog !== undefined && { accessLog }) };
-  const tcpBase = parseSection("spec.tcp", spec.tcp, TCP_FIELDS, problems);
+  const tcpBase = withLimits(
+    parseSection("spec.tcp", spec.tcp, TCP_FIELDS, problems),
+    spec.tcp,
+    "spec.tcp",
+    TCP_LIMITS,
+    problems,
+  );
   const tcpAccept = isRecord(spec.tcp)
     ? parseOptionalBoolean("spec.tcp.acceptProxyProtocol", spec.tcp.acceptProxyProtocol, problems)
     : undefined;
@@ -136,12 +187,28 @@ export function parseForwarderSpec(name: string, spec: unknown): SpecResult {
     ...(tcpAccept !== undefined && { acceptProxyProtocol: tcpAccept }),
     ...shared,
   };
-  const udpBase = parseSection("spec.udp", spec.udp, UDP_FIELDS, problems);
+  const udpBase = withLimits(
+    parseSection("spec.udp", spec.udp, UDP_FIELDS, problems),
+    spec.udp,
+    "spec.udp",
+    UDP_LIMITS,
+    problems,
+  );
   if (isRecord(spec.udp) && spec.udp.proxyProtocol === "v1") {
     problems.push({
       field: "spec.udp.proxyProtocol",
       value: "v1",
       reason: "must be v2 (PROXY protocol v1 carries TCP only)",
+    });
+  }
+  if (
+    isRecord(spec.tcp) && spec.tcp.connectionBurstPerSource != null &&
+    spec.tcp.connectionsPerSecondPerSource == null
+  ) {
+    problems.push({
+      field: "spec.tcp.connectionBurstPerSource",
+      value: spec.tcp.connectionBurstPerSource,
+      reason: "needs spec.tcp.connectionsPerSecondPerSource (the rate the burst belongs to)",
     });
   }
   const udpTimeouts = isRecord(spec.udp) && {
@@ -195,7 +262,7 @@ function parseSection(
   section: unknown,
   known: readonly string[],
   problems: SpecProblem[],
-): TcpSpec | undefined {
+): PartSpec | undefined {
   if (section === undefined || section === null) return undefined;
   if (!isRecord(section)) {
     problems.push({ field: path, value: section, reason: "must be an object" });
@@ -206,6 +273,7 @@ function parseSection(
   const listenPort = parsePort(`${path}.listenPort`, section.listenPort, problems);
   const targetPort = parsePort(`${path}.targetPort`, section.targetPort, problems);
   const targetHost = parseHost(`${path}.targetHost`, section.targetHost, problems);
+  const sourceRanges = parseSourceRanges(`${path}.sourceRanges`, section.sourceRanges, problems);
   const proxyProtocol = section.proxyProtocol;
   if (proxyProtocol !== undefined && proxyProtocol !== null && !isProxyVersion(proxyProtocol)) {
     problems.push({
@@ -219,8 +287,64 @@ function parseSection(
     listenPort,
     targetPort,
     targetHost,
+    ...(sourceRanges && { sourceRanges }),
     ...(isProxyVersion(proxyProtocol) && { proxyProtocol }),
   };
+}
+
+/** `part` with the limit fields `names` of `section` (absent or null = no limit). */
+function withLimits<N extends string>(
+  part: PartSpec | undefined,
+  section: unknown,
+  path: string,
+  names: readonly N[],
+  problems: SpecProblem[],
+): (PartSpec & Partial<Record<N, number>>) | undefined {
+  if (!isRecord(section)) return undefined;
+  const limits: Partial<Record<N, number>> = {};
+  for (const name of names) {
+    const value = section[name];
+    if (value === undefined || value === null) continue;
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_LIMIT) {
+      problems.push({
+        field: `${path}.${name}`,
+        value,
+        reason: `must be an integer from 1 to ${MAX_LIMIT} (absent = no limit)`,
+      });
+    } else {
+      limits[name] = value as number;
+    }
+  }
+  return part && { ...part, ...limits };
+}
+
+function parseSourceRanges(
+  field: string,
+  value: unknown,
+  problems: SpecProblem[],
+): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_SOURCE_RANGES) {
+    problems.push({
+      field,
+      value,
+      reason: `must be a list of 1 to ${MAX_SOURCE_RANGES} CIDR ranges (absent = the default)`,
+    });
+    return undefined;
+  }
+  value.forEach((item, index) => {
+    try {
+      if (typeof item !== "string") throw new RangeError("must be a string");
+      parseCidr(item);
+    } catch (error) {
+      problems.push({
+        field: `${field}[${index}]`,
+        value: item,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    }
+  });
+  return value as string[];
 }
 
 function isProxyVersion(value: unknown): value is ProxyProtocolVersion {

@@ -169,6 +169,67 @@ Deno.test("ipLiteralFamily() tells IPv4, IPv6 and names apart", () => {
   assert.deepEqual(ipLiteralFamily("[::1]"), 0);
 });
 
+Deno.test("parseForwarderSpec() reads sourceRanges and the limits of each protocol", () => {
+  const result = parseForwarderSpec("ns/limits", {
+    tcp: {
+      listenPort: 1,
+      targetPort: 2,
+      targetHost: "10.0.0.1",
+      sourceRanges: ["192.0.2.0/24", "2001:db8::1"],
+      maxConnections: 100,
+      maxConnectionsPerSource: 10,
+      connectionsPerSecondPerSource: 5,
+      connectionBurstPerSource: 20,
+    },
+    udp: {
+      listenPort: 1,
+      targetPort: 2,
+      targetHost: "10.0.0.1",
+      maxSessions: 50,
+      maxSessionsPerSource: 2,
+      maxConnections: null,
+    },
+  });
+  assert.ok(!result.ok, "maxConnections is no UDP field");
+  assert.deepEqual(problemsOf(result), [["spec.udp.maxConnections", null]]);
+  const ok = parseForwarderSpec("ns/limits", {
+    tcp: { listenPort: 1, targetPort: 2, targetHost: "a", maxConnections: 100 },
+    udp: { listenPort: 1, targetPort: 2, targetHost: "a", sourceRanges: ["::1"], maxSessions: 5 },
+  });
+  assert.ok(ok.ok);
+  assert.equal(ok.spec.tcp?.maxConnections, 100);
+  assert.equal(ok.spec.tcp?.sourceRanges, undefined, "absent: the flag's default applies");
+  assert.deepEqual(ok.spec.udp?.sourceRanges, ["::1"]);
+  assert.equal(ok.spec.udp?.maxSessions, 5);
+});
+
+Deno.test("parseForwarderSpec() names bad ranges and limits", () => {
+  const result = parseForwarderSpec("ns/bad", {
+    tcp: {
+      listenPort: 1,
+      targetPort: 2,
+      targetHost: "a",
+      sourceRanges: ["10.1.2.3/8", 7, "nope"],
+      maxConnections: 0,
+      connectionBurstPerSource: 3,
+    },
+    udp: { listenPort: 1, targetPort: 2, targetHost: "a", sourceRanges: [], maxSessions: 1.5 },
+  });
+  assert.ok(!result.ok);
+  assert.deepEqual(problemsOf(result), [
+    ["spec.tcp.sourceRanges[0]", "10.1.2.3/8"],
+    ["spec.tcp.sourceRanges[1]", 7],
+    ["spec.tcp.sourceRanges[2]", "nope"],
+    ["spec.tcp.maxConnections", 0],
+    ["spec.udp.sourceRanges", []],
+    ["spec.udp.maxSessions", 1.5],
+    ["spec.tcp.connectionBurstPerSource", 3],
+  ]);
+  const reasons = result.problems.map((p) => p.reason);
+  assert.match(reasons[0]!, /did you mean 10\.0\.0\.0\/8/);
+  assert.match(reasons[6]!, /needs spec\.tcp\.connectionsPerSecondPerSource/);
+});
+
 Deno.test("parseForwarderSpec() takes PROXY protocol and access log fields into the parts", () => {
   const base = { listenPort: 8000, targetPort: 80, targetHost: "10.0.0.1" };
   const result = parseForwarderSpec("a", {

@@ -22,6 +22,7 @@ const SAMPLES = [
   "game-server-27015",
   "game-server-7777",
   "git-ssh",
+  "restricted-db",
   "wireguard",
 ];
 

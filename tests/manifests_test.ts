@@ -40,6 +40,7 @@ const SAMPLES = [
   "k8s/samples/udp.yaml",
   "k8s/samples/game_server.yaml",
   "k8s/samples/legacy_go_operator.yaml",
+  "k8s/samples/restricted.yaml",
   "k8s/samples/proxy_protocol.yaml",
 ];
 const OPERATOR_NAMESPACE = "undying-proxy";

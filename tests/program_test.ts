@@ -28,6 +28,7 @@ import {
   runProgram,
   startProgram,
   taskPermissionFlags,
+  waitForSeries,
 } from "./_support/program.ts";
 
 /** Bound for every wait: generous, since the machine may be loaded by other tests. */
@@ -262,19 +263,9 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
   };
   // The process metrics dashboards and alerts of the Go operator use (real values, not 0).
   const processSeries = ["process_resident_memory_bytes", "process_start_time_seconds"];
-  let last = new Map<string, number>();
-  try {
-    // The TCP connection is closed by now, but its byte counters may be read a moment later.
-    await waitUntil("the expected metric values", async () => {
-      last = new Map((await program.scrape()).series);
-      return Object.entries(expected).every(([key, value]) => last.get(key) === value);
-    }, { timeoutMs: WAIT_MS });
-  } catch (error) {
-    const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
-    throw new Error(
-      `${error}: ${wrong.map(([key, value]) => `${key}=${last.get(key)} (want ${value})`)}`,
-    );
-  }
+  // The TCP connection is closed by now, but its byte counters may be read a moment later.
+  await waitForSeries(program, expected, WAIT_MS);
+  const last = new Map((await program.scrape()).series);
   for (const name of processSeries) assert.ok((last.get(name) ?? 0) > 0, `${name} > 0`);
   // Every metric served is documented with its type, and every documented one is served.
   const { types } = await program.scrape();

@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import { SystemWorker, systemWorker } from "../ffi/system_worker_client.ts";
 import type { ForwarderSpec } from "../spec.ts";
-import { newTcpCounters, TCP_ERROR_TYPES, type TcpCounters } from "./state.ts";
+import { newTcpCounters, TCP_ERROR_TYPES, TCP_REJECT_REASONS, type TcpCounters } from "./state.ts";
 import type { SupervisorOptions } from "./supervisor_options.ts";
 import { emitWorkerLog } from "./worker_logs.ts";
 import type { FromWorker, ToWorker, WorkerTcpCounters } from "./worker_messages.ts";
@@ -162,6 +162,7 @@ function addInto(total: TcpCounters, add: TcpCounters): void {
   total.activeConnections += add.activeConnections;
   total.connectionsTotal += add.connectionsTotal;
   for (const type of TCP_ERROR_TYPES) total.errors[type] += add.errors[type];
+  for (const reason of TCP_REJECT_REASONS) total.rejected[reason] += add.rejected[reason];
 }
 
 /** A copy of `counters` (to add worker counters to, without touching the live object). */

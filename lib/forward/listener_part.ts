@@ -6,9 +6,11 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { TcpSpec } from "../spec.ts";
+import type { PartSpec } from "../spec.ts";
 import type { StopCause } from "./access_log.ts";
 import { Backoff } from "../util/backoff.ts";
+import type { TargetReport } from "./policy/forwarder_policy.ts";
+import type { ForbiddenTarget } from "./policy/target_policy.ts";
 import type { ListenerState, Protocol } from "./state.ts";
 import { errorMessage } from "../util/error_message.ts";
 
@@ -33,9 +35,13 @@ export interface ListenerPartOptions<S> {
   readonly protocol: Protocol;
   /**
    * Binds `spec.listenPort` (throwing or rejecting with the OS error) and starts forwarding; an
-   * engine that binds in another thread answers with a promise.
+   * engine that binds in another thread answers with a promise. The forwarder calls `onTarget`
+   * whenever it learns whether its target is forbidden (see `TargetPolicy`).
    */
-  readonly open: (spec: S) => RunningForwarder<S> | Promise<RunningForwarder<S>>;
+  readonly open: (
+    spec: S,
+    onTarget: TargetReport,
+  ) => RunningForwarder<S> | Promise<RunningForwarder<S>>;
   /** Called with every bind failure (for the error counters). */
   readonly onBindError: (error: unknown) => void;
   readonly bindRetryInitialMs: number;
@@ -44,6 +50,8 @@ export interface ListenerPartOptions<S> {
   readonly onChange: () => void;
 }
 
+export type { TargetReport };
+
 /** What `stop()` hands back: when the port is free, and when everything is closed. */
 export interface PartStop {
   readonly released: Promise<void>;
@@ -51,11 +59,13 @@ export interface PartStop {
 }
 
 /** The listener of one protocol of one forwarder. */
-export class ListenerPart<S extends TcpSpec> {
+export class ListenerPart<S extends PartSpec> {
   readonly #options: ListenerPartOptions<S>;
   #spec: S;
   #state: ListenerState = { phase: "pending" };
   #running: RunningForwarder<S> | undefined;
+  /** The forwarder's last target verdict. */
+  #forbidden: ForbiddenTarget | undefined;
   /** An asynchronous bind in progress (its result, or undefined when it failed). */
   #opening: Promise<RunningForwarder<S> | undefined> | undefined;
   #claimed = false;
@@ -154,7 +164,7 @@ export class ListenerPart<S extends TcpSpec> {
     if (this.#stopped) return;
     let opened;
     try {
-      opened = this.#options.open(this.#spec);
+      opened = this.#options.open(this.#spec, (forbidden) => this.#reportTarget(forbidden));
     } catch (error) {
       this.#bindFailed(error);
       return;
@@ -197,7 +207,34 @@ export class ListenerPart<S extends TcpSpec> {
     this.#running = running;
     this.#retryBackoff.reset();
     log.info("Listening on {protocol} port {port} for {forwarder}", this.#logProps());
-    this.#setState({ phase: "listening", port: this.#spec.listenPort });
+    this.#setState(this.#boundState());
+  }
+
+  /** `listening`, or `forbidden` while the target's verdict says so. */
+  #boundState(): ListenerState {
+    const port = this.#spec.listenPort;
+    const forbidden = this.#forbidden;
+    return forbidden === undefined
+      ? { phase: "listening", port }
+      : { phase: "forbidden", port, address: forbidden.address, rule: forbidden.rule };
+  }
+
+  #reportTarget(forbidden: ForbiddenTarget | undefined): void {
+    const before = this.#forbidden;
+    this.#forbidden = forbidden;
+    if (before?.address === forbidden?.address && before?.rule === forbidden?.rule) return;
+    if (forbidden !== undefined) {
+      log.warn(
+        "Not forwarding {protocol} port {port} of {forwarder}: target {host} resolves to {address}, forbidden by {rule}",
+        { ...this.#logProps(), host: this.#spec.targetHost, ...forbidden },
+      );
+    } else if (before !== undefined) {
+      log.info("The {protocol} target of {forwarder} is allowed again", this.#logProps());
+    }
+    const phase = this.#state.phase;
+    if (!this.#stopped && (phase === "listening" || phase === "forbidden")) {
+      this.#setState(this.#boundState());
+    }
   }
 
   #setState(state: ListenerState): void {

@@ -14,7 +14,17 @@ export type ListenerState =
   /** Bind failed (`reason` is the OS error); retried with capped exponential backoff. */
   | { readonly phase: "failed"; readonly reason: string; readonly retryInMs: number }
   /** Another forwarder (`holder`) has the same protocol+port; taken over once it is free. */
-  | { readonly phase: "conflict"; readonly holder: string; readonly port: number };
+  | { readonly phase: "conflict"; readonly holder: string; readonly port: number }
+  /**
+   * Bound, but the target resolved to a forbidden `address` (`rule` says why): nothing is
+   * forwarded; back to `listening` once the target resolves to an allowed address.
+   */
+  | {
+    readonly phase: "forbidden";
+    readonly port: number;
+    readonly address: string;
+    readonly rule: string;
+  };
 
 /** State of one forwarder's parts; a part missing from its spec is absent here. */
 export interface ForwarderStatus {
@@ -72,6 +82,27 @@ export const UDP_ERROR_TYPES = [
 /** One UDP error type. */
 export type UdpErrorType = typeof UDP_ERROR_TYPES[number];
 
+/** Why TCP connections were closed at accept, without dialling the target. */
+export const TCP_REJECT_REASONS = [
+  "SourceNotAllowed",
+  "MaxConnections",
+  "MaxConnectionsPerSource",
+  "ConnectionRate",
+  "TargetForbidden",
+] as const;
+/** One TCP reject reason. */
+export type TcpRejectReason = typeof TCP_REJECT_REASONS[number];
+
+/** Why UDP datagrams were dropped before a session existed for their client. */
+export const UDP_REJECT_REASONS = [
+  "SourceNotAllowed",
+  "MaxSessions",
+  "MaxSessionsPerSource",
+  "TargetForbidden",
+] as const;
+/** One UDP reject reason. */
+export type UdpRejectReason = typeof UDP_REJECT_REASONS[number];
+
 /** Live counters of one TCP listener; plain numbers advanced in place (no allocation per event). */
 export interface TcpCounters {
   bytesClientToTarget: number;
@@ -79,6 +110,8 @@ export interface TcpCounters {
   activeConnections: number;
   connectionsTotal: number;
   readonly errors: Record<TcpErrorType, number>;
+  /** Connections closed at accept, by reason (counted in `connectionsTotal` too). */
+  readonly rejected: Record<TcpRejectReason, number>;
 }
 
 /** Live counters of one UDP listener. */
@@ -94,6 +127,8 @@ export interface UdpCounters {
   /** Datagrams that did not fit the configured buffer (counted, logged, never hidden). */
   truncatedDatagrams: number;
   readonly errors: Record<UdpErrorType, number>;
+  /** Datagrams dropped before a session existed, by reason. */
+  readonly rejected: Record<UdpRejectReason, number>;
 }
 
 /** Counters of one forwarder, by protocol part. */
@@ -111,6 +146,7 @@ export function newTcpCounters(): TcpCounters {
     activeConnections: 0,
     connectionsTotal: 0,
     errors: zeroes(TCP_ERROR_TYPES),
+    rejected: zeroes(TCP_REJECT_REASONS),
   };
 }
 
@@ -126,6 +162,7 @@ export function newUdpCounters(): UdpCounters {
     droppedDatagrams: 0,
     truncatedDatagrams: 0,
     errors: zeroes(UDP_ERROR_TYPES),
+    rejected: zeroes(UDP_REJECT_REASONS),
   };
 }
 

@@ -18,7 +18,8 @@ import type { StopCause } from "./access_log.ts";
 import { Budget } from "./budget.ts";
 import { isLookupError } from "./_lookup_error.ts";
 import { copyTcpCounters, ForwardWorkers } from "./forward_workers.ts";
-import { ListenerPart, type RunningForwarder } from "./listener_part.ts";
+import { ListenerPart, type RunningForwarder, type TargetReport } from "./listener_part.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
 import type {
   ForwarderCounters,
   ForwarderStatus,
@@ -72,6 +73,7 @@ export class Supervisor {
   readonly #workersStarted: Promise<void>;
   /** The latest desired set, for workers that start after it was applied. */
   #desired: readonly ForwarderSpec[] = [];
+  readonly #policy: TargetPolicy;
   readonly #udpEngine: UdpEngine;
   readonly #tcpEngine: TcpEngine;
   /** Sockets of this thread's connections and sessions. */
@@ -86,6 +88,7 @@ export class Supervisor {
   constructor(options: SupervisorOptions = {}) {
     const resolved = resolveSupervisorOptions(options);
     this.#options = resolved;
+    this.#policy = new TargetPolicy(resolved.targetPolicy);
     // Every thread gets an equal share of the sockets budget.
     const socketShare = Math.max(1, Math.floor(resolved.maxOpenSockets / resolved.workers));
     this.#sockets = new Budget(socketShare);
@@ -100,6 +103,8 @@ export class Supervisor {
       sockets: this.#sockets,
       maxOpenSockets: resolved.maxOpenSockets,
       onForcedClose: (count) => this.#forcedCloses += count,
+      policy: this.#policy,
+      defaultSourceRanges: resolved.defaultSourceRanges,
       acceptProxyProtocol: resolved.acceptProxyProtocol,
       proxyHeaderTimeoutMs: resolved.proxyHeaderTimeoutMs,
       accessLog: resolved.accessLog,
@@ -127,6 +132,8 @@ export class Supervisor {
       accessLogSampleRate: resolved.accessLogSampleRate,
       sockets: this.#sockets,
       bufferBudget: this.#udpBuffers,
+      policy: this.#policy,
+      defaultSourceRanges: resolved.defaultSourceRanges,
     });
   }
 
@@ -274,7 +281,7 @@ export class Supervisor {
   }
 
   /** Keeps, updates, replaces or stops one protocol part of `entry` to match `change.spec`. */
-  #reconcilePart<S extends TcpSpec>(
+  #reconcilePart<S extends TcpSpec | UdpSpec>(
     entry: Entry,
     change: {
       readonly protocol: Protocol;
@@ -300,30 +307,39 @@ export class Supervisor {
   }
 
   /** False when a part must move to the other engine to serve `after`. */
-  #sameEngine(protocol: Protocol, before: TcpSpec, after: TcpSpec): boolean {
+  #sameEngine(protocol: Protocol, before: TcpSpec | UdpSpec, after: TcpSpec | UdpSpec): boolean {
     return protocol === "tcp"
-      ? this.#tcpEngine.sameEngine(before, after)
+      ? this.#tcpEngine.sameEngine(before as TcpSpec, after as TcpSpec)
       : this.#udpEngine.sameEngine(before as UdpSpec, after as UdpSpec);
   }
 
-  #newPart<S extends TcpSpec>(entry: Entry, protocol: Protocol, spec: S): ListenerPart<S> {
+  #newPart<S extends TcpSpec | UdpSpec>(
+    entry: Entry,
+    protocol: Protocol,
+    spec: S,
+  ): ListenerPart<S> {
     const name = entry.name;
     let open;
     let onBindError;
     if (protocol === "tcp") {
       const counters = entry.tcpCounters ??= this.#tcpEngine.newCounters();
-      open = (spec: TcpSpec) => this.#tcpEngine.open(name, spec, counters);
+      open = (spec: TcpSpec, onTarget: TargetReport) =>
+        this.#tcpEngine.open(name, spec, counters, onTarget);
       onBindError = () => counters.errors.Listen++;
     } else {
       const counters = entry.udpCounters ??= this.#udpEngine.newCounters();
-      open = (spec: UdpSpec) => this.#udpEngine.open(name, spec, counters);
+      open = (spec: UdpSpec, onTarget: TargetReport) =>
+        this.#udpEngine.open(name, spec, counters, onTarget);
       onBindError = (error: unknown) =>
         counters.errors[isLookupError(error) ? "ResolveListenAddress" : "Listen"]++;
     }
     return new ListenerPart<S>(spec, {
       forwarder: name,
       protocol,
-      open: open as unknown as (spec: S) => RunningForwarder<S> | Promise<RunningForwarder<S>>,
+      open: open as unknown as (
+        spec: S,
+        onTarget: TargetReport,
+      ) => RunningForwarder<S> | Promise<RunningForwarder<S>>,
       onBindError,
       bindRetryInitialMs: this.#options.bindRetryInitialMs,
       bindRetryMaxMs: this.#options.bindRetryMaxMs,
@@ -427,10 +443,15 @@ function claimKey(protocol: Protocol, port: number): string {
   return `${protocol}:${port}`;
 }
 
-function sameSpec(a: TcpSpec, b: TcpSpec): boolean {
+/** Field by field; list fields (`sourceRanges`) by their items. */
+function sameSpec(a: TcpSpec | UdpSpec, b: TcpSpec | UdpSpec): boolean {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].every((key) =>
-    (a as unknown as Record<string, unknown>)[key] ===
-      (b as unknown as Record<string, unknown>)[key]
-  );
+  return [...keys].every((key) => {
+    const x = (a as unknown as Record<string, unknown>)[key];
+    const y = (b as unknown as Record<string, unknown>)[key];
+    if (Array.isArray(x) && Array.isArray(y)) {
+      return x.length === y.length && x.every((item, index) => item === y[index]);
+    }
+    return x === y;
+  });
 }

@@ -8,6 +8,9 @@
 import { TCP_ENGINE_CHOICES, type TcpEngineChoice } from "./tcp_engine_choice.ts";
 import { UDP_ENGINE_CHOICES, type UdpEngineChoice } from "./udp_engine_choice.ts";
 
+import { parseCidr } from "./policy/cidr.ts";
+import { TargetPolicy, type TargetPolicyOptions } from "./policy/target_policy.ts";
+
 /** Options of a {@linkcode Supervisor}, checked once by its constructor; defaults below. */
 export interface SupervisorOptions {
   /** Address every listener binds. "::" is dual-stack; e.g. "127.0.0.2" or "0.0.0.0". */
@@ -48,6 +51,10 @@ export interface SupervisorOptions {
   workers?: number;
   /** Bind TCP listeners with `reusePort` (set for and by workers). */
   tcpReusePort?: boolean;
+  /** Which target addresses may be dialled (plain data: it travels to workers). @default {} (all) */
+  targetPolicy?: TargetPolicyOptions;
+  /** Client ranges of parts without their own `sourceRanges`. @default [] (everyone) */
+  defaultSourceRanges?: readonly string[];
   /** TCP clients must send a PROXY header unless their spec says `acceptProxyProtocol: false`. @default false */
   acceptProxyProtocol?: boolean;
   /** Deadline for a client's whole PROXY header. @default 5000 */
@@ -89,6 +96,8 @@ export const SUPERVISOR_DEFAULTS: ResolvedSupervisorOptions = {
   bindRetryMaxMs: 30_000,
   workers: 1,
   tcpReusePort: false,
+  targetPolicy: {},
+  defaultSourceRanges: [],
   acceptProxyProtocol: false,
   proxyHeaderTimeoutMs: 5000,
   accessLog: false,
@@ -108,6 +117,8 @@ const MINIMUMS: Readonly<
       | "tcpReusePort"
       | "udpEngine"
       | "tcpEngine"
+      | "targetPolicy"
+      | "defaultSourceRanges"
       | "acceptProxyProtocol"
       | "accessLog"
       | "accessLogSampleRate"
@@ -144,6 +155,21 @@ export function resolveSupervisorOptions(options: SupervisorOptions): ResolvedSu
         );
       }
       resolved.listenAddress = value;
+      continue;
+    }
+    if (key === "targetPolicy") {
+      new TargetPolicy(value as TargetPolicyOptions); // throws a RangeError naming a bad range
+      resolved.targetPolicy = value as TargetPolicyOptions;
+      continue;
+    }
+    if (key === "defaultSourceRanges") {
+      if (!Array.isArray(value)) {
+        throw new RangeError(
+          `Invalid defaultSourceRanges ${JSON.stringify(value)}: must be a list`,
+        );
+      }
+      value.forEach((range) => parseCidr(String(range)));
+      resolved.defaultSourceRanges = value;
       continue;
     }
     if (BOOLEANS.has(key)) {

@@ -36,6 +36,8 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
       /bindRetryMaxMs 5: must be >= bindRetryInitialMs 10/,
     ],
     [{ nope: 1 } as SupervisorOptions, /Unknown Supervisor option "nope"/],
+    [{ targetPolicy: { deniedCidrs: ["10.0.0.1/8"] } }, /"10.0.0.1\/8": the address has bits set/],
+    [{ defaultSourceRanges: ["nope"] }, /"nope" is not an IP address/],
     [
       { udpEngine: "fast" } as unknown as SupervisorOptions,
       /Invalid udpEngine "fast": must be one of auto, batched, portable/,

@@ -19,6 +19,7 @@ import {
   splitForwarderName,
   writeAccessRecord,
 } from "./access_log.ts";
+import { TargetForbiddenError } from "./policy/target_policy.ts";
 import { sharedBufferPool } from "./buffer_pool.ts";
 import type { DialDeadlines } from "./dial_deadlines.ts";
 import {
@@ -36,8 +37,8 @@ export interface TcpConnectionContext {
   readonly counters: TcpCounters;
   /** Dial timeout signals, shared by the connections of one listener. */
   readonly deadlines: DialDeadlines;
-  /** Called once per dial failure, for (rate-limited) logging. */
-  readonly onDialError: (type: TcpErrorType, error: unknown) => void;
+  /** Called once per dial failure (or forbidden target), for (rate-limited) logging. */
+  readonly onDialError: (type: TcpErrorType | "TargetForbidden", error: unknown) => void;
   /** Called once per connection, when both sockets are closed. */
   readonly onClosed: (connection: TcpConnection) => void;
   /** Called if the forwarding code itself throws (a bug); the connection is closed. */
@@ -57,6 +58,15 @@ export interface TcpConnectionContext {
     peer: Deno.NetAddr,
   ) => void;
 }
+
+/** A socket address to dial: an IP address (checked against the target policy) or a name. */
+export interface TcpAddress {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/** Where one admitted client is dialled (a lookup in progress is a promise), or why it is refused. */
+export type TcpRoute = TcpAddress | Promise<TcpAddress> | { readonly refused: string };
 
 /** Where new connections go, and how. */
 export interface TcpTarget {
@@ -138,13 +148,21 @@ export class TcpConnection {
    * Dials `target` and forwards until both directions end, either side fails, or `close()`; then
    * calls the context's `onClosed`. No frame waits for the two copy loops: they count themselves
    * down (less memory per idle connection than an awaited `Promise.all`).
+   *
+   * `route` (default: `target` itself) is asked once the client is known (after its PROXY header,
+   * if any) where to dial: an address, a lookup in progress (its failure is counted as
+   * `ResolveTargetAddress`, a `TargetForbiddenError` as a rejected connection, `TargetForbidden`),
+   * or a refusal (already counted by the caller); nothing is dialled for the last two.
    */
-  start(target: TcpTarget): void {
+  start(target: TcpTarget, route?: (connection: TcpConnection) => TcpRoute): void {
     this.#target = target;
-    this.#connect(target).catch(this.#bug);
+    this.#connect(target, route).catch(this.#bug);
   }
 
-  async #connect(target: TcpTarget): Promise<void> {
+  async #connect(
+    target: TcpTarget,
+    route: ((connection: TcpConnection) => TcpRoute) | undefined,
+  ): Promise<void> {
     const client = this.#client;
     setNoDelay(client);
     let early: Uint8Array | undefined;
@@ -155,7 +173,13 @@ export class TcpConnection {
         return;
       }
     }
-    const upstream = await this.#dial(target);
+    const address = route === undefined ? target : route(this);
+    if ("refused" in address) {
+      this.#setEnd("refused", address.refused);
+      this.#finish();
+      return;
+    }
+    const upstream = await this.#dial(address);
     if (upstream === undefined) {
       this.#finish();
       return;
@@ -340,8 +364,30 @@ export class TcpConnection {
     });
   }
 
-  async #dial(target: TcpTarget): Promise<Deno.TcpConn | undefined> {
+  async #dial(target: TcpAddress | Promise<TcpAddress>): Promise<Deno.TcpConn | undefined> {
+    // One deadline covers the lookup of a name and the connect, as when Deno.connect resolved it.
     const signal = this.#context.deadlines.signal();
+    if (target instanceof Promise) {
+      try {
+        target = await untilAborted(target, signal);
+      } catch (error) {
+        if (this.#closed) return undefined;
+        const counters = this.#context.counters;
+        if (error instanceof TargetForbiddenError) {
+          counters.rejected.TargetForbidden++;
+          this.#setEnd("refused", `TargetForbidden: ${detailOf(error)}`);
+          this.#context.onDialError("TargetForbidden", error);
+        } else {
+          const type = signal.aborted ? "DialTimeout" : "ResolveTargetAddress";
+          const reported = signal.aborted ? new Error("lookup timed out") : error;
+          counters.errors[type]++;
+          this.#setEnd("dial_failed", `${type}: ${detailOf(reported)}`);
+          this.#context.onDialError(type, reported);
+        }
+        return undefined;
+      }
+      if (this.#closed) return undefined;
+    }
     try {
       const upstream = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
       if (this.#ending) {
@@ -443,6 +489,16 @@ function setNoDelay(conn: Deno.TcpConn): void {
   } catch {
     // The peer already went away; the first read or write reports it.
   }
+}
+
+/** `promise`, or a rejection once `signal` aborts (the promise keeps running; its result is dropped). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function closeQuietly(conn: Deno.Conn): void {

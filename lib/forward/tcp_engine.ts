@@ -20,7 +20,8 @@ import {
 import type { TcpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { Budget } from "./budget.ts";
-import type { RunningForwarder } from "./listener_part.ts";
+import type { RunningForwarder, TargetReport } from "./listener_part.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
 import { newTcpCounters, type TcpCounters } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
 import { spliceSelfTest } from "./tcp_splice/self_test.ts";
@@ -59,6 +60,10 @@ export interface TcpEngineOptions {
   readonly maxOpenSockets?: number;
   /** Told how many connections were aborted because a drain grace period ended. */
   readonly onForcedClose?: (count: number) => void;
+  /** Which target addresses may be dialled. @default TargetPolicy.ALLOW_ALL */
+  readonly policy?: TargetPolicy;
+  /** `sourceRanges` of parts without their own. @default [] (everyone) */
+  readonly defaultSourceRanges?: readonly string[];
   /** Portable engine: clients send a PROXY header unless the spec says otherwise. @default false */
   readonly acceptProxyProtocol?: boolean;
   /** Portable engine: deadline for a client's whole PROXY header. @default 5000 */
@@ -67,6 +72,23 @@ export interface TcpEngineOptions {
   readonly accessLog?: boolean;
   /** Portable engine: share of connections with an access record, 0-1. @default 1 */
   readonly accessLogSampleRate?: number;
+}
+
+/**
+ * Why a TCP part must run on the portable engine: the spec fields the splice engine does not
+ * implement, plus the access policy (target rules, default source ranges), which it does not check.
+ */
+export function portableOnly(
+  spec: TcpSpec,
+  policy: TargetPolicy,
+  defaultSourceRanges: readonly string[],
+): string[] {
+  const reasons = unsupportedBySplice(spec);
+  if (!policy.allowsAll) reasons.push("the target policy");
+  if (spec.sourceRanges === undefined && defaultSourceRanges.length > 0) {
+    reasons.push("--default-source-ranges");
+  }
+  return reasons;
 }
 
 /** The fields of `spec` the splice engine does not implement (set to a value). */
@@ -111,11 +133,15 @@ export class TcpEngine {
 
   /**
    * Why `spec` needs the portable engine whatever the choice: the fields the splice engine does not
-   * implement, and the program defaults it does not either (`--accept-proxy-protocol`,
+   * implement, the access policy (see {@linkcode portableOnly}), and the program defaults it does not either (`--accept-proxy-protocol`,
    * `--access-log`) when the spec does not turn them off. Empty when the splice engine can serve it.
    */
   portableReasons(spec: TcpSpec): string[] {
-    const reasons = unsupportedBySplice(spec);
+    const reasons = portableOnly(
+      spec,
+      this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+      this.#options.defaultSourceRanges ?? [],
+    );
     if (spec.acceptProxyProtocol === undefined && this.#options.acceptProxyProtocol) {
       reasons.push("--accept-proxy-protocol");
     }
@@ -134,21 +160,21 @@ export class TcpEngine {
     name: string,
     spec: TcpSpec,
     counters: TcpCounters,
+    onTarget?: TargetReport,
   ): RunningForwarder<TcpSpec> | Promise<RunningForwarder<TcpSpec>> {
-    if (!this.#spliceCandidate) return this.#openPortable(name, spec, counters);
+    const portable = () => this.#openPortable(name, spec, counters, onTarget);
+    if (!this.#spliceCandidate) return portable();
     return this.ready.then(
       (kind): RunningForwarder<TcpSpec> | Promise<RunningForwarder<TcpSpec>> => {
         const splice = this.#splice;
-        if (kind === "portable" || splice === undefined) {
-          return this.#openPortable(name, spec, counters);
-        }
+        if (kind === "portable" || splice === undefined) return portable();
         const unsupported = this.portableReasons(spec);
         if (unsupported.length > 0) {
           log.warn(
             "TCP of {forwarder} runs on the portable engine: the splice engine does not implement {fields}",
             { forwarder: name, fields: unsupported.join(", ") },
           );
-          return this.#openPortable(name, spec, counters);
+          return portable();
         }
         if (!(counters instanceof SharedTcpCounters)) throw new Error("TCP counters not shared");
         return SpliceTcpForwarder.open(splice, {
@@ -174,7 +200,12 @@ export class TcpEngine {
     await this.#splice?.close();
   }
 
-  #openPortable(name: string, spec: TcpSpec, counters: TcpCounters): TcpForwarder {
+  #openPortable(
+    name: string,
+    spec: TcpSpec,
+    counters: TcpCounters,
+    onTarget: TargetReport | undefined,
+  ): TcpForwarder {
     const listener = bindDualStack(
       this.#options.listenAddress,
       (hostname) =>
@@ -193,6 +224,10 @@ export class TcpEngine {
       idleTimeoutMs: this.#options.idleTimeoutMs,
       ...(this.#options.sockets && { sockets: this.#options.sockets }),
       ...(this.#options.onForcedClose && { onForcedClose: this.#options.onForcedClose }),
+      ...(this.#options.policy && { policy: this.#options.policy }),
+      ...(this.#options.defaultSourceRanges &&
+        { defaultSourceRanges: this.#options.defaultSourceRanges }),
+      ...(onTarget && { onTarget }),
       ...(this.#options.acceptProxyProtocol !== undefined &&
         { acceptProxyProtocol: this.#options.acceptProxyProtocol }),
       ...(this.#options.proxyHeaderTimeoutMs !== undefined &&

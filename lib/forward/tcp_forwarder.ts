@@ -1,6 +1,8 @@
 /**
- * A TCP listener and its live connections: accepts, forwards each connection to the current target,
- * enforces the optional idle timeout, and drains on stop.
+ * A TCP listener and its live connections: accepts, admits each client through the source gate
+ * (allow-list, limits: a refused one is closed at once, before any dial), forwards the others to
+ * the current target (resolved and checked against the target policy; a forbidden one is closed
+ * without a dial), enforces the optional idle timeout, and drains on stop.
  * @module
  */
 
@@ -12,13 +14,22 @@ import { LogThrottle } from "./log_throttle.ts";
 import type { Budget } from "./budget.ts";
 import type { TcpSpec } from "../spec.ts";
 import type { RunningForwarder } from "./listener_part.ts";
-import type { TcpCounters, TcpErrorType } from "./state.ts";
-import { TcpConnection, type TcpConnectionContext, type TcpTarget } from "./tcp_connection.ts";
+import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
+import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
+import type { TcpCounters, TcpErrorType, TcpRejectReason } from "./state.ts";
+import {
+  TcpConnection,
+  type TcpConnectionContext,
+  type TcpRoute,
+  type TcpTarget,
+} from "./tcp_connection.ts";
+import { reportingResolver, type TargetResolver } from "./target_resolver.ts";
 
 const log = getLogger(["undying-proxy", "tcp"]);
 
 /** Options of one {@linkcode TcpForwarder}. */
-export interface TcpForwarderOptions {
+export interface TcpForwarderOptions extends ForwarderPolicyOptions {
   /** Forwarder name, for logs. */
   readonly name: string;
   /** Advanced in place; shared with the supervisor's `counters()`. */
@@ -42,6 +53,31 @@ export interface TcpForwarderOptions {
   readonly onForcedClose?: (count: number) => void;
 }
 
+/** The admission rules of a TCP spec. */
+export function tcpSourceLimits(
+  spec: TcpSpec,
+  defaultSourceRanges: readonly string[],
+): SourceLimits {
+  return {
+    sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
+    ...(spec.maxConnections !== undefined && { maxActive: spec.maxConnections }),
+    ...(spec.maxConnectionsPerSource !== undefined &&
+      { maxActivePerSource: spec.maxConnectionsPerSource }),
+    ...(spec.connectionsPerSecondPerSource !== undefined &&
+      { ratePerSecondPerSource: spec.connectionsPerSecondPerSource }),
+    ...(spec.connectionBurstPerSource !== undefined &&
+      { burstPerSource: spec.connectionBurstPerSource }),
+  };
+}
+
+/** The counter (and spec field) of each gate rejection. */
+const TCP_REJECTIONS: Readonly<Record<GateRejection, TcpRejectReason>> = {
+  SourceNotAllowed: "SourceNotAllowed",
+  Active: "MaxConnections",
+  ActivePerSource: "MaxConnectionsPerSource",
+  Rate: "ConnectionRate",
+};
+
 /** Sockets a forwarded connection holds: the client's and the target's. */
 const SOCKETS_PER_CONNECTION = 2;
 
@@ -60,16 +96,27 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #stop = new AbortController();
   readonly #dialLog: LogThrottle;
   readonly #acceptLog: LogThrottle;
+  readonly #rejectLog = new LogThrottle();
   readonly #proxyHeaderLog = new LogThrottle();
-  readonly #shedLog: LogThrottle;
+  readonly #gate: SourceGate;
+  /** The client address each admitted connection holds a place in the gate for. */
+  readonly #sources = new Map<TcpConnection, string>();
+  #spec: TcpSpec;
   #target: TcpTarget;
+  #resolver!: TargetResolver;
+  /** The lookup started by the last `update()` (to report the verdict early), awaited by `drain()`. */
+  #firstLookup: Promise<unknown> = Promise.resolve();
+  readonly #shedLog: LogThrottle;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #drained: PromiseWithResolvers<void> | undefined;
 
   constructor(listener: Deno.TcpListener, options: TcpForwarderOptions) {
     this.#listener = listener;
     this.#options = options;
+    this.#spec = options.spec;
     this.#target = this.#targetOf(options.spec);
+    this.#gate = new SourceGate(tcpSourceLimits(options.spec, options.defaultSourceRanges ?? []));
+    this.#retarget(options.spec);
     this.#dialLog = new LogThrottle();
     this.#acceptLog = new LogThrottle();
     this.#shedLog = new LogThrottle();
@@ -105,9 +152,27 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     return this.#listener.addr.port;
   }
 
-  /** Sends new connections to the target of `spec`; live connections keep theirs. */
+  /** Sends new connections to the target of `spec`; live connections keep theirs. New limits apply to new clients. */
   update(spec: TcpSpec): void {
+    const old = this.#spec;
+    this.#spec = spec;
     this.#target = this.#targetOf(spec);
+    if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
+      this.#retarget(spec);
+    }
+    this.#gate.reconfigure(tcpSourceLimits(spec, this.#options.defaultSourceRanges ?? []));
+  }
+
+  /** A fresh resolver for the target of `spec`; its verdict is reported as soon as it is known. */
+  #retarget(spec: TcpSpec): void {
+    ({ resolver: this.#resolver, firstLookup: this.#firstLookup } = reportingResolver(
+      spec.targetHost,
+      spec.targetPort,
+      {
+        policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+        ...(this.#options.onTarget && { onTarget: this.#options.onTarget }),
+      },
+    ));
   }
 
   /**
@@ -141,6 +206,7 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     await this.#allClosed();
     clearInterval(this.#idleTimer);
     await this.released;
+    await this.#firstLookup;
   }
 
   async #acceptLoop(): Promise<void> {
@@ -171,34 +237,112 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     }
   }
 
+  /**
+   * Admits `client` through the source gate and the target policy, then forwards it; a refused one
+   * is closed before anything is dialled. The address checked is the client's: with PROXY headers
+   * accepted, the one its header carries (read first, with its deadline), else the socket peer's.
+   */
   #serve(client: Deno.TcpConn): void {
-    const counters = this.#options.counters;
-    if (this.#options.sockets?.take(SOCKETS_PER_CONNECTION) === false) {
-      client.close();
-      counters.errors.SocketLimit++;
-      const suppressed = this.#shedLog.take();
-      if (suppressed !== undefined) {
-        log.warn(
-          "Shed a new connection on TCP port {port} of {forwarder}: {max} sockets in use (--max-open-sockets)",
-          {
-            forwarder: this.#options.name,
-            port: this.port,
-            max: this.#options.sockets?.max,
-            suppressed,
-          },
-        );
-      }
+    const target = this.#target;
+    if (target.acceptProxyHeader) {
+      if (!this.#takeSockets(client)) return;
+      this.#open(client).start(target, (connection) => {
+        const source = connection.clientAddress.hostname;
+        const route = this.#admit(source);
+        if (!("refused" in route)) this.#sources.set(connection, source);
+        return route;
+      });
       return;
     }
+    const source = client.remoteAddr.hostname;
+    const route = this.#admit(source);
+    if ("refused" in route) {
+      closeQuietly(client);
+      return;
+    }
+    if (!this.#takeSockets(client)) {
+      this.#gate.release(source);
+      return;
+    }
+    const connection = this.#open(client);
+    this.#sources.set(connection, source);
+    connection.start(target, () => route);
+  }
+
+  /**
+   * Where a client from `source` is dialled, or why it is refused (counted, logged rate-limited);
+   * an admitted client holds its place in the gate until `release()`.
+   */
+  #admit(source: string): TcpRoute {
+    const nowMs = Date.now();
+    const rejection = this.#gate.admit(source, nowMs);
+    const resolver = this.#resolver;
+    let reason: TcpRejectReason | undefined;
+    if (rejection !== undefined) {
+      reason = TCP_REJECTIONS[rejection];
+    } else if (resolver.forbidden(nowMs) !== undefined) {
+      this.#gate.release(source);
+      reason = "TargetForbidden";
+    }
+    if (reason !== undefined) {
+      this.#countRejection(source, reason);
+      return { refused: reason };
+    }
+    return resolver.cached(nowMs)?.addr ?? resolver.resolve().then((resolved) => resolved.addr);
+  }
+
+  /** Takes the sockets of one connection from the budget; false when `client` was shed (closed). */
+  #takeSockets(client: Deno.TcpConn): boolean {
+    if (this.#options.sockets?.take(SOCKETS_PER_CONNECTION) !== false) return true;
+    closeQuietly(client);
+    this.#options.counters.errors.SocketLimit++;
+    const suppressed = this.#shedLog.take();
+    if (suppressed !== undefined) {
+      log.warn(
+        "Shed a new connection on TCP port {port} of {forwarder}: {max} sockets in use (--max-open-sockets)",
+        {
+          forwarder: this.#options.name,
+          port: this.port,
+          max: this.#options.sockets?.max,
+          suppressed,
+        },
+      );
+    }
+    return false;
+  }
+
+  /** A live connection of `client`, counted (its sockets are taken already). */
+  #open(client: Deno.TcpConn): TcpConnection {
     const connection = new TcpConnection(client, this.#context);
     this.#connections.add(connection);
-    counters.activeConnections++;
-    counters.connectionsTotal++;
-    connection.start(this.#target);
+    this.#options.counters.activeConnections++;
+    this.#options.counters.connectionsTotal++;
+    return connection;
+  }
+
+  /** Counts a client refused before anything was dialled, by reason; logged rate-limited. */
+  #countRejection(source: string, reason: TcpRejectReason): void {
+    this.#options.counters.rejected[reason]++;
+    const suppressed = this.#rejectLog.take();
+    if (suppressed === undefined) return;
+    log.warn("Refused a TCP connection from {source} on port {port} of {forwarder}: {reason}", {
+      forwarder: this.#options.name,
+      port: this.port,
+      source,
+      reason: reason === "TargetForbidden"
+        ? `${reason} (${this.#resolver.forbidden(Date.now())?.rule ?? "target forbidden"})`
+        : reason,
+      suppressed,
+    });
   }
 
   #closed(connection: TcpConnection): void {
     this.#connections.delete(connection);
+    const source = this.#sources.get(connection);
+    if (source !== undefined) {
+      this.#sources.delete(connection);
+      this.#gate.release(source);
+    }
     this.#options.sockets?.give(SOCKETS_PER_CONNECTION);
     this.#options.counters.activeConnections--;
     if (this.#connections.size === 0) this.#drained?.resolve();
@@ -223,13 +367,13 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
     }
   }
 
-  #logDialError(type: TcpErrorType, error: unknown): void {
+  #logDialError(type: TcpErrorType | "TargetForbidden", error: unknown): void {
     const suppressed = this.#dialLog.take();
     if (suppressed === undefined) return;
     log.warn("Cannot reach TCP target {host}:{targetPort} of {forwarder} ({type}): {error}", {
       forwarder: this.#options.name,
-      host: this.#target.hostname,
-      targetPort: this.#target.port,
+      host: this.#spec.targetHost,
+      targetPort: this.#spec.targetPort,
       type,
       error,
       suppressed,
@@ -257,5 +401,14 @@ export class TcpForwarder implements RunningForwarder<TcpSpec> {
       acceptProxyHeader: spec.acceptProxyProtocol ?? this.#options.acceptProxyProtocol ?? false,
       accessLog: spec.accessLog ?? this.#options.accessLog ?? false,
     };
+  }
+}
+
+/** Closes a socket that may be gone already. */
+function closeQuietly(socket: Deno.TcpConn): void {
+  try {
+    socket.close();
+  } catch {
+    // Already gone.
   }
 }

@@ -331,3 +331,50 @@ Deno.test("with the splice TCP engine, PROXY headers and --access-log still appl
     /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\nhi$/,
   );
 });
+
+Deno.test("accepted PROXY header: source ranges and per-source limits check the carried address; refused clients are never dialled", async () => {
+  await using capture = await captureAccessRecords();
+  await using target = startRecordingTcpServer();
+  await using fx = forwarder({
+    targetPort: target.port,
+    acceptProxyProtocol: true,
+    accessLog: true,
+    sourceRanges: ["203.0.113.0/24"],
+    maxConnectionsPerSource: 1,
+  });
+  const send = async (client: string) => {
+    const conn = await fx.connect();
+    await writeAll(conn, encoder.encode(`PROXY TCP4 ${client} 198.51.100.1 40000 443\r\nhi`));
+    return conn;
+  };
+  // The socket peer (127.0.0.1) is outside the range: only the carried address admits it.
+  const held = await send("203.0.113.7");
+  await waitUntil("the allowed client reached the target", () => target.accepted === 1);
+  const outside = await send("198.51.100.9");
+  assert.ok(await closedByPeer(outside));
+  outside.close();
+  const second = await send("203.0.113.7");
+  assert.ok(await closedByPeer(second));
+  second.close();
+  assert.equal(fx.counters.rejected.SourceNotAllowed, 1);
+  assert.equal(fx.counters.rejected.MaxConnectionsPerSource, 1);
+  await waitUntil("two refusals recorded", () => capture.records.length === 2);
+  assert.deepEqual(
+    capture.records.map((record) => [record.clientAddress, record.endReason, record.endDetail]),
+    [
+      ["198.51.100.9", "refused", "SourceNotAllowed"],
+      ["203.0.113.7", "refused", "MaxConnectionsPerSource"],
+    ],
+  );
+  await held.closeWrite();
+  assert.ok(await closedByPeer(held));
+  held.close();
+  // The closed connection gave its place back: the same client is admitted again.
+  const again = await send("203.0.113.7");
+  await waitUntil("admitted again", () => target.accepted === 2);
+  await again.closeWrite();
+  assert.ok(await closedByPeer(again));
+  again.close();
+  await waitUntil("all closed", () => fx.counters.activeConnections === 0);
+  assert.equal(target.accepted, 2, "refused clients were never dialled");
+});

@@ -13,7 +13,8 @@ import {
 } from "../ffi/engine_selection.ts";
 import type { UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
-import type { RunningForwarder } from "./listener_part.ts";
+import type { RunningForwarder, TargetReport } from "./listener_part.ts";
+import { TargetPolicy } from "./policy/target_policy.ts";
 import { newUdpCounters, type UdpCounters } from "./state.ts";
 import { BatchedUdpEngine } from "./udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
@@ -41,6 +42,24 @@ export interface UdpEngineOptions {
   readonly sockets: Budget;
   /** Bytes of UDP sessions: the portable engine's buffers, the batched engine's session state. */
   readonly bufferBudget: Budget;
+  /** Which target addresses may be used. @default TargetPolicy.ALLOW_ALL */
+  readonly policy?: TargetPolicy;
+  /** `sourceRanges` of parts without their own. @default [] (everyone) */
+  readonly defaultSourceRanges?: readonly string[];
+}
+
+/**
+ * True when a UDP part needs the access policy checked (a target rule, source ranges or a
+ * session limit of its own). The batched engine does not check it yet, so such a part runs on the
+ * portable engine: a policy is never skipped for speed.
+ */
+export function needsPolicy(
+  spec: UdpSpec,
+  policy: TargetPolicy,
+  defaultSourceRanges: readonly string[],
+): boolean {
+  return !policy.allowsAll || (spec.sourceRanges ?? defaultSourceRanges).length > 0 ||
+    spec.maxSessions !== undefined || spec.maxSessionsPerSource !== undefined;
 }
 
 /** Opens UDP listeners on the chosen engine. */
@@ -78,11 +97,18 @@ export class UdpEngine {
 
   /**
    * True when `spec` needs the portable engine whatever the choice: the batched engine sends no
-   * PROXY protocol header and writes no access records yet, so such listeners run portable (a
-   * spec change that flips this rebinds the listener, see {@linkcode UdpEngine.sameEngine}).
+   * PROXY protocol header, writes no access records and checks no access policy (see
+   * {@linkcode needsPolicy}) yet, so such listeners run portable (a spec change that flips this
+   * rebinds the listener, see {@linkcode UdpEngine.sameEngine}).
    */
   needsPortable(spec: UdpSpec): boolean {
-    return spec.proxyProtocol !== undefined || (spec.accessLog ?? this.#options.accessLog ?? false);
+    return spec.proxyProtocol !== undefined ||
+      (spec.accessLog ?? this.#options.accessLog ?? false) ||
+      needsPolicy(
+        spec,
+        this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+        this.#options.defaultSourceRanges ?? [],
+      );
   }
 
   /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
@@ -95,16 +121,14 @@ export class UdpEngine {
     name: string,
     spec: UdpSpec,
     counters: UdpCounters,
+    onTarget?: TargetReport,
   ): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> {
-    if (!this.#batchedCandidate || this.needsPortable(spec)) {
-      return this.#openPortable(name, spec, counters);
-    }
+    const portable = () => this.#openPortable(name, spec, counters, onTarget);
+    if (!this.#batchedCandidate || this.needsPortable(spec)) return portable();
     return this.ready.then(
       (kind): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> => {
         const batched = this.#batched;
-        if (kind === "portable" || batched === undefined) {
-          return this.#openPortable(name, spec, counters);
-        }
+        if (kind === "portable" || batched === undefined) return portable();
         if (!(counters instanceof SharedUdpCounters)) throw new Error("UDP counters not shared");
         return BatchedUdpForwarder.open(batched, {
           name,
@@ -126,7 +150,12 @@ export class UdpEngine {
     await this.#batched?.close();
   }
 
-  #openPortable(name: string, spec: UdpSpec, counters: UdpCounters): UdpForwarder {
+  #openPortable(
+    name: string,
+    spec: UdpSpec,
+    counters: UdpCounters,
+    onTarget: TargetReport | undefined,
+  ): UdpForwarder {
     const socket = bindDualStack(
       this.#options.listenAddress,
       (hostname) => Deno.listenDatagram({ hostname, port: spec.listenPort, transport: "udp" }),
@@ -142,6 +171,10 @@ export class UdpEngine {
         { accessLogSampleRate: this.#options.accessLogSampleRate }),
       sockets: this.#options.sockets,
       bufferBudget: this.#options.bufferBudget,
+      ...(this.#options.policy && { policy: this.#options.policy }),
+      ...(this.#options.defaultSourceRanges &&
+        { defaultSourceRanges: this.#options.defaultSourceRanges }),
+      ...(onTarget && { onTarget }),
     });
   }
 }

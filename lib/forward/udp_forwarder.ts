@@ -2,7 +2,9 @@
  * A UDP listener and its sessions. Each client address gets a session with its own upstream socket
  * (so the target sees a distinct source port per client); replies go back to the client from the
  * listening socket. Sessions expire after `readTimeoutSeconds` without traffic in either direction;
- * the number of sessions is capped.
+ * the number of sessions is capped. A new client passes the source gate (allow-list, per-object and
+ * per-source session limits) and the target policy before a session exists: otherwise its
+ * datagrams are dropped and counted by reason, and nothing is sent to the target.
  *
  * Write timeout: a send stuck longer than `writeTimeoutSeconds` (a full socket send buffer) is
  * counted and ends its session. Deno cannot cancel a send, so the task waiting on it is abandoned:
@@ -44,17 +46,20 @@ import {
   writeProxyV2Header,
 } from "./proxy_protocol/encode.ts";
 import type { RunningForwarder } from "./listener_part.ts";
+import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { Budget } from "./budget.ts";
 import { type BufferPool, sharedBufferPool } from "./buffer_pool.ts";
-import type { UdpCounters, UdpErrorType } from "./state.ts";
-import { type ResolvedTarget, TargetResolver } from "./target_resolver.ts";
+import { type GateRejection, SourceGate, type SourceLimits } from "./policy/source_gate.ts";
+import { TargetForbiddenError, TargetPolicy } from "./policy/target_policy.ts";
+import type { UdpCounters, UdpErrorType, UdpRejectReason } from "./state.ts";
+import { reportingResolver, type ResolvedTarget, type TargetResolver } from "./target_resolver.ts";
 import { UdpSessionTable } from "./udp_session_table.ts";
 
 const log = getLogger(["undying-proxy", "udp"]);
 
 /** Options of one {@linkcode UdpForwarder}. */
-export interface UdpForwarderOptions {
+export interface UdpForwarderOptions extends ForwarderPolicyOptions {
   /** Forwarder name, for logs. */
   readonly name: string;
   /** Advanced in place; shared with the supervisor's `counters()`. */
@@ -84,6 +89,27 @@ export interface UdpForwarderOptions {
   /** Clock of the session timeouts, in milliseconds; tests move it by hand. @default Date.now */
   readonly now?: () => number;
 }
+
+/** The admission rules of a UDP spec. */
+export function udpSourceLimits(
+  spec: UdpSpec,
+  defaultSourceRanges: readonly string[],
+): SourceLimits {
+  return {
+    sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
+    ...(spec.maxSessions !== undefined && { maxActive: spec.maxSessions }),
+    ...(spec.maxSessionsPerSource !== undefined &&
+      { maxActivePerSource: spec.maxSessionsPerSource }),
+  };
+}
+
+/** The counter (and spec field) of each gate rejection (UDP has no session rate). */
+const UDP_REJECTIONS: Readonly<Record<GateRejection, UdpRejectReason>> = {
+  SourceNotAllowed: "SourceNotAllowed",
+  Active: "MaxSessions",
+  ActivePerSource: "MaxSessionsPerSource",
+  Rate: "MaxSessionsPerSource",
+};
 
 /** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
 const MAX_UDP_PAYLOAD_BYTES = 65_527;
@@ -175,11 +201,14 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   /** Session tasks (reply loops, lookups) still running. */
   readonly #tasks = new Set<Promise<void>>();
   readonly #closing = new AbortController();
-  readonly #logs: Record<"drop" | "target" | "truncate", LogThrottle>;
+  readonly #logs: Record<"drop" | "target" | "truncate" | "reject", LogThrottle>;
+  readonly #gate: SourceGate;
   /** Budget charge of each session's buffer. */
   readonly #charge: number;
   #spec: UdpSpec;
-  #resolver: TargetResolver;
+  #resolver!: TargetResolver;
+  /** The lookup started by the last target change (to report the verdict early). */
+  #firstLookup: Promise<unknown> = Promise.resolve();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   /** The current receive loop; a loop whose number is older was abandoned in a stuck send. */
   #receiver = 0;
@@ -198,11 +227,13 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       drop: new LogThrottle(),
       target: new LogThrottle(),
       truncate: new LogThrottle(),
+      reject: new LogThrottle(),
     };
     this.#buffers = sharedBufferPool(receiveBufferBytes(options.bufferBytes));
     this.#charge = sessionBufferCharge(options.bufferBytes);
     this.#spec = options.spec;
-    this.#resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    this.#gate = new SourceGate(udpSourceLimits(options.spec, options.defaultSourceRanges ?? []));
+    this.#retarget(options.spec);
     this.#startSweeper();
     this.released = this.#released.promise;
     this.#startReceiver();
@@ -218,8 +249,9 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     const old = this.#spec;
     this.#spec = spec;
     if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
-      this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
+      this.#retarget(spec);
     }
+    this.#gate.reconfigure(udpSourceLimits(spec, this.#options.defaultSourceRanges ?? []));
     if (
       old.readTimeoutSeconds !== spec.readTimeoutSeconds ||
       old.writeTimeoutSeconds !== spec.writeTimeoutSeconds
@@ -227,6 +259,18 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       clearInterval(this.#sweepTimer);
       this.#startSweeper();
     }
+  }
+
+  /** A fresh resolver for the target of `spec`; its verdict is reported as soon as it is known. */
+  #retarget(spec: UdpSpec): void {
+    ({ resolver: this.#resolver, firstLookup: this.#firstLookup } = reportingResolver(
+      spec.targetHost,
+      spec.targetPort,
+      {
+        policy: this.#options.policy ?? TargetPolicy.ALLOW_ALL,
+        ...(this.#options.onTarget && { onTarget: this.#options.onTarget }),
+      },
+    ));
   }
 
   /**
@@ -258,6 +302,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     }
     await this.released;
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    await this.#firstLookup;
   }
 
   /** Starts a receive loop on the listening socket; an older one stops after its current send. */
@@ -344,8 +389,21 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
       );
       return undefined;
     }
+    // UDP reads no PROXY headers (it only sends them): the datagram's source is the client.
+    const rejection = this.#gate.admit(client.hostname, nowMs);
+    if (rejection !== undefined) {
+      this.#reject(client, UDP_REJECTIONS[rejection]);
+      return undefined;
+    }
+    const resolver = this.#resolver;
+    if (resolver.forbidden(nowMs) !== undefined) {
+      this.#gate.release(client.hostname);
+      this.#reject(client, "TargetForbidden");
+      return undefined;
+    }
     const refused = this.#takeBudgets();
     if (refused !== undefined) {
+      this.#gate.release(client.hostname);
       counters.droppedDatagrams++;
       counters.errors[refused]++;
       this.#warn(
@@ -366,7 +424,6 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     this.#sessions.add(session);
     counters.activeSessions++;
     counters.sessionsTotal++;
-    const resolver = this.#resolver;
     const target = resolver.cached(nowMs);
     if (target !== undefined) {
       if (!this.#connect(session, target)) {
@@ -410,11 +467,35 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     return true;
   }
 
+  /** Drops a datagram of a client that may not have a session; counted, logged rate-limited. */
+  #reject(client: Deno.NetAddr, reason: UdpRejectReason): void {
+    this.#counters.rejected[reason]++;
+    this.#warn(
+      "reject",
+      "Dropped a datagram from {client} on UDP port {port} of {forwarder}: {reason}",
+      {
+        client: client.hostname,
+        reason: reason === "TargetForbidden"
+          ? `${reason} (${this.#resolver.forbidden(Date.now())?.rule ?? "target forbidden"})`
+          : reason,
+      },
+    );
+  }
+
   async #resolveAndFlush(session: UdpSession, resolver: TargetResolver): Promise<void> {
     let target: ResolvedTarget;
     try {
       target = await resolver.resolve();
     } catch (error) {
+      if (error instanceof TargetForbiddenError) {
+        this.#counters.rejected.TargetForbidden += session.queue?.length ?? 0;
+        this.#warn("reject", "UDP session of {forwarder} for {client} ended: {error}", {
+          client: `${session.client.hostname}:${session.client.port}`,
+          error: error.message,
+        });
+        this.#endSession(session, "refused", `TargetForbidden: ${error.message}`);
+        return;
+      }
       this.#counters.droppedDatagrams += session.queue?.length ?? 0;
       this.#fail(session, "ResolveTargetAddress", error);
       return;
@@ -573,6 +654,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     session.ended = true;
     if (session.logged) this.#writeAccessRecord(session, reason, detail);
     this.#sessions.delete(session);
+    this.#gate.release(session.client.hostname);
     this.#counters.activeSessions--;
     this.#options.sockets?.give(1);
     this.#options.bufferBudget?.give(this.#charge);
@@ -598,7 +680,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
   }
 
   #warn(
-    kind: "drop" | "target" | "truncate",
+    kind: "drop" | "target" | "truncate" | "reject",
     message: string,
     props: Record<string, unknown>,
   ): void {

@@ -14,6 +14,7 @@
 
 import type { ObjectMeta } from "kubernetes-types/meta/v1.d.ts";
 import { type ForwarderSpec, parseForwarderSpec, type SpecProblem } from "../spec.ts";
+import { targetNamespaceProblems } from "./target_namespaces.ts";
 
 /** Annotation that assigns an object to one operator instance (`--instance-name`). */
 export const INSTANCE_ANNOTATION = "proxy.sfact.io/instance";
@@ -77,15 +78,21 @@ export function selectProxies<T extends ProxyObject>(
 export function desiredFromProxies(
   objects: Iterable<ProxyObject>,
   instanceName: string,
+  options: { readonly allowedTargetNamespaces?: "*" | readonly string[] | undefined } = {},
 ): DesiredSet {
   const specs: ForwarderSpec[] = [];
   const invalid: InvalidProxy[] = [];
+  const allowed = options.allowedTargetNamespaces;
   for (const object of selectProxies(objects, instanceName)) {
     if (isDeleting(object)) continue;
     const name = forwarderName(object);
     const result = parseForwarderSpec(name, object.spec ?? {});
-    if (result.ok) specs.push(result.spec);
-    else invalid.push({ name, problems: result.problems });
+    const forbidden = result.ok && allowed !== undefined
+      ? targetNamespaceProblems(result.spec, object.metadata?.namespace ?? "", allowed)
+      : [];
+    if (!result.ok) invalid.push({ name, problems: result.problems });
+    else if (forbidden.length > 0) invalid.push({ name, problems: forbidden });
+    else specs.push(result.spec);
   }
   return { specs, invalid };
 }

@@ -28,6 +28,9 @@ function same(a: ListenerState | undefined, b: ListenerState | undefined): boole
   if (a.phase === "conflict" && b.phase === "conflict") {
     return a.port === b.port && a.holder === b.holder;
   }
+  if (a.phase === "forbidden" && b.phase === "forbidden") {
+    return a.port === b.port && a.address === b.address && a.rule === b.rule;
+  }
   return true;
 }
 
@@ -48,6 +51,17 @@ function transition(change: PartChange): ListenerTransition | undefined {
   const what = `${protocol.toUpperCase()} port ${port ?? "?"}`;
   switch (after?.phase) {
     case "listening":
+      if (before?.phase === "forbidden" && before.port === after.port) {
+        return {
+          name,
+          note: {
+            type: "Normal",
+            reason: "TargetAllowed",
+            message: `${protocol.toUpperCase()} port ${after.port} on ${replica} forwards again: ` +
+              `the target resolves to an allowed address`,
+          },
+        };
+      }
       return {
         name,
         note: {
@@ -76,6 +90,17 @@ function transition(change: PartChange): ListenerTransition | undefined {
           message: `${protocol.toUpperCase()} port ${after.port} on ${replica} is held by ` +
             `${after.holder}; taken over once it is free`,
         },
+      };
+    case "forbidden":
+      return {
+        name,
+        note: {
+          type: "Warning",
+          reason: "TargetForbidden",
+          message: `${protocol.toUpperCase()} port ${after.port} on ${replica} does not forward: ` +
+            `target address ${after.address} is forbidden: ${after.rule}`,
+        },
+        error: "TargetForbidden",
       };
     case "pending":
       return undefined;

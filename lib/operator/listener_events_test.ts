@@ -82,3 +82,32 @@ Deno.test("listenerTransitions({  }) reports a rebind to a new port", () => {
     ["TCP port 7001 listening on r1"],
   );
 });
+
+Deno.test("listenerTransitions() reports a forbidden target once, and when it is allowed again", () => {
+  const forbidden: ForwarderStatus = {
+    name: "p/a",
+    tcp: {
+      phase: "forbidden",
+      port: 7000,
+      address: "169.254.169.254",
+      rule: "169.254.0.0/16 (link-local, cloud metadata) in --denied-target-cidrs",
+    },
+  };
+  const listening: ForwarderStatus = { name: "p/a", tcp: { phase: "listening", port: 7000 } };
+  assert.deepEqual(diff([listening], [forbidden]), [[
+    "p/a",
+    "Warning",
+    "TargetForbidden",
+    "TCP port 7000 on r1 does not forward: target address 169.254.169.254 is forbidden: " +
+    "169.254.0.0/16 (link-local, cloud metadata) in --denied-target-cidrs",
+    "TargetForbidden",
+  ]]);
+  assert.deepEqual(diff([forbidden], [forbidden]), []);
+  assert.deepEqual(diff([forbidden], [listening]), [[
+    "p/a",
+    "Normal",
+    "TargetAllowed",
+    "TCP port 7000 on r1 forwards again: the target resolves to an allowed address",
+    undefined,
+  ]]);
+});

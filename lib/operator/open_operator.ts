@@ -24,6 +24,7 @@ export interface OperatorFlags {
   readonly tcpServiceToManage: string;
   readonly udpServiceToManage: string;
   readonly statusHeartbeatMs?: number | undefined;
+  readonly allowedTargetNamespaces?: "*" | readonly string[] | undefined;
   readonly tcpServicesConfigmap?: ConfigMapRef | undefined;
   readonly udpServicesConfigmap?: ConfigMapRef | undefined;
   readonly clusterDomain?: string | undefined;
@@ -71,6 +72,7 @@ export async function openOperator(
       countError: parts.countError,
       ...(parts.observer ? { observer: parts.observer } : {}),
       ...(flags.statusHeartbeatMs !== undefined ? { heartbeatMs: flags.statusHeartbeatMs } : {}),
+      allowedTargetNamespaces: flags.allowedTargetNamespaces,
       ...(flags.tcpServicesConfigmap || flags.udpServicesConfigmap
         ? {
           streamServices: new StreamServicesSource({

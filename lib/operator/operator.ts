@@ -122,6 +122,11 @@ export interface OperatorOptions {
   reflector?: Pick<ReflectorOptions, "watchTimeoutSeconds" | "livenessMarginMs" | "backoff">;
   /** Event deduplication and rate limit. */
   events?: EventDeduperOptions;
+  /**
+   * `--allowed-target-namespaces`: objects may only target Services of their own namespace or of
+   * these ("*" = any). @default undefined (no restriction)
+   */
+  allowedTargetNamespaces?: "*" | readonly string[] | undefined;
   /** ingress-nginx tcp/udp-services ConfigMaps, forwarded after the objects (objects win ports). */
   streamServices?: StreamServicesSource;
 }
@@ -165,6 +170,7 @@ export class Operator implements DesiredStateSource {
   readonly #resyncMs: number;
   readonly #minPassIntervalMs: number;
   readonly #reflectorOptions: OperatorOptions["reflector"];
+  readonly #allowedTargetNamespaces: OperatorOptions["allowedTargetNamespaces"];
   readonly #recorder: EventRecorder;
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   readonly #streams: StreamServicesSource | undefined;
@@ -218,6 +224,7 @@ export class Operator implements DesiredStateSource {
       );
     }
     this.#reflectorOptions = options.reflector;
+    this.#allowedTargetNamespaces = options.allowedTargetNamespaces;
     this.#recorder = new EventRecorder(this.#client, {
       replica: this.#replica,
       countError: this.#countError,
@@ -338,7 +345,9 @@ export class Operator implements DesiredStateSource {
     signal: AbortSignal,
   ): Promise<{ delayMs: number; failed: boolean }> {
     const objects = this.#objects();
-    const desired = desiredFromProxies(objects, this.#instance);
+    const desired = desiredFromProxies(objects, this.#instance, {
+      allowedTargetNamespaces: this.#allowedTargetNamespaces,
+    });
     // Objects oldest first, then ConfigMap entries: the supervisor gives a contested port to the
     // first in this order and binds free ports (engine threads a moment later: the pass waits for
     // them, bounded), so the statuses read next are the ones to report.
@@ -450,9 +459,10 @@ export class Operator implements DesiredStateSource {
       seen.add(key);
       if (this.#reportedInvalid.has(key)) continue;
       const message = describeProblems(problems);
-      logger.warn("Ignoring {object}: invalid spec: {message}", { object: name, message });
-      this.#countError("InvalidSpec");
-      note(name, { type: "Warning", reason: "InvalidSpec", message });
+      const reason = problems.every((p) => p.forbidden) ? "TargetForbidden" : "InvalidSpec";
+      logger.warn("Ignoring {object}: {reason}: {message}", { object: name, reason, message });
+      this.#countError(reason);
+      note(name, { type: "Warning", reason, message });
     }
     this.#reportedInvalid = seen;
   }

@@ -22,6 +22,8 @@ export const OPERATOR_ERROR_TYPES = [
   "FailedRemoveStaleReplica",
   // An ingress-nginx tcp/udp-services ConfigMap entry the operator cannot forward.
   "InvalidConfigMapEntry",
+  // Added: a listener whose target resolves to an address the target policy forbids.
+  "TargetForbidden",
 ] as const;
 
 /** One operator error type. */

@@ -25,6 +25,7 @@ export type ReadyReason =
   | "Pending"
   | "BindFailed"
   | "PortConflict"
+  | "TargetForbidden"
   | "InvalidSpec"
   | "ServicePortFailed"
   | "Terminating"
@@ -62,6 +63,12 @@ function listenerOf(state: ListenerState | undefined, port: number): UnDyingProx
       return { state: "Failed", port, message: clip(state.reason) };
     case "conflict":
       return { state: "Conflict", port: state.port, message: `port held by ${state.holder}` };
+    case "forbidden":
+      return {
+        state: "Forbidden",
+        port: state.port,
+        message: clip(`target address ${state.address} is forbidden: ${state.rule}`),
+      };
     default:
       return { state: "Pending", port };
   }
@@ -197,7 +204,7 @@ function readyVerdict(
   }
   if ("problems" in input.spec) {
     return {
-      reason: "InvalidSpec",
+      reason: input.spec.problems.every((p) => p.forbidden) ? "TargetForbidden" : "InvalidSpec",
       message: describeProblems(input.spec.problems),
       listening: 0,
       reporting,
@@ -221,6 +228,10 @@ function readyVerdict(
         return spec[p] && l?.state === state ? [describe(e, p, l)] : [];
       })
     );
+  const forbidden = problems("Forbidden");
+  if (forbidden.length > 0) {
+    return { reason: "TargetForbidden", message: forbidden.join("; "), listening, reporting };
+  }
   const conflicts = problems("Conflict");
   if (conflicts.length > 0) {
     return { reason: "PortConflict", message: conflicts.join("; "), listening, reporting };

@@ -259,3 +259,34 @@ Deno.test("targetSummary() brackets IPv6 and merges identical targets", () => {
   assert.equal(targetSummary(same), "[::1]:9");
   assert.equal(targetSummary({ name: "p/y" }), undefined);
 });
+
+Deno.test("statusSummary() reports a forbidden target first, naming the address and the rule", () => {
+  const forbidden = replicaEntry({
+    replica: { name: "r1" },
+    generation: 2,
+    spec: SPEC,
+    forwarder: {
+      name: SPEC.name,
+      tcp: {
+        phase: "forbidden",
+        port: 7000,
+        address: "10.96.0.1",
+        rule: "10.96.0.1 (the API server)",
+      },
+      udp: { phase: "conflict", holder: "proxy/older", port: 7001 },
+    },
+    now: NOW,
+  });
+  assert.deepEqual(forbidden.tcp, {
+    state: "Forbidden",
+    port: 7000,
+    message: "target address 10.96.0.1 is forbidden: 10.96.0.1 (the API server)",
+  });
+  const s = summary({ entries: [forbidden, listening("r2")] });
+  assert.equal(s.ready, false);
+  assert.equal(s.conditions[0]?.reason, "TargetForbidden");
+  assert.equal(
+    s.conditions[0]?.message,
+    "r1: TCP port 7000: target address 10.96.0.1 is forbidden: 10.96.0.1 (the API server)",
+  );
+});

@@ -312,6 +312,12 @@ export interface StartOperatorOptions {
   readonly listenAddress?: string;
   /** Extra flags, e.g. `--tcp-service-to-manage=x`. */
   readonly args?: readonly string[];
+  /**
+   * Keep operator mode's default deny list (loopback, link-local, the API server). Off by default:
+   * the tests' targets are on loopback, so they pass `--denied-target-cidrs=` explicitly.
+   * @default false
+   */
+  readonly defaultTargetPolicy?: boolean;
   /** A hosts file the operator sees as `/etc/hosts` (see `ProgramOptions.hostsFile`). */
   readonly hostsFile?: string;
 }
@@ -353,6 +359,7 @@ export async function startOperator(options: StartOperatorOptions): Promise<Oper
     `--listen-address=${listenAddress}`,
     "--drain-grace-period=1s",
     "--log-level=debug",
+    ...options.defaultTargetPolicy ? [] : ["--denied-target-cidrs="],
     ...options.args ?? [],
   ], options.hostsFile === undefined ? {} : { hostsFile: options.hostsFile });
   let code: number | undefined;

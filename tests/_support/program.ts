@@ -360,3 +360,26 @@ export function parseExposition(text: string): Exposition {
   }
   return { series, types };
 }
+
+/**
+ * Waits (bounded) until every series in `expected` has its value; the error names each series
+ * that differs and its last value.
+ */
+export async function waitForSeries(
+  program: Pick<ProgramProcess, "scrape">,
+  expected: Readonly<Record<string, number>>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  let last = new Map<string, number>();
+  try {
+    await waitUntil("the expected metric values", async () => {
+      last = new Map((await program.scrape()).series);
+      return Object.entries(expected).every(([key, value]) => last.get(key) === value);
+    }, { timeoutMs });
+  } catch (error) {
+    const wrong = Object.entries(expected).filter(([key, value]) => last.get(key) !== value);
+    throw new Error(
+      `${error}: ${wrong.map(([key, value]) => `${key}=${last.get(key)} (want ${value})`)}`,
+    );
+  }
+}

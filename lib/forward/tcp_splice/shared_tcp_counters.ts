@@ -5,7 +5,13 @@
  */
 
 import { defineSummedCounters, SharedCounterBlock } from "../../ffi/shared_counters.ts";
-import { TCP_ERROR_TYPES, type TcpCounters, type TcpErrorType } from "../state.ts";
+import {
+  TCP_ERROR_TYPES,
+  TCP_REJECT_REASONS,
+  type TcpCounters,
+  type TcpErrorType,
+  type TcpRejectReason,
+} from "../state.ts";
 
 /** The plain (non-error) counters, in row order. */
 const PLAIN_FIELDS = [
@@ -15,8 +21,9 @@ const PLAIN_FIELDS = [
   "connectionsTotal",
 ] as const;
 
-/** Fields per row: the plain counters, then one per error type. */
-export const TCP_FIELD_COUNT = PLAIN_FIELDS.length + TCP_ERROR_TYPES.length;
+/** Fields per row: the plain counters, one per error type, then one per reject reason. */
+export const TCP_FIELD_COUNT = PLAIN_FIELDS.length + TCP_ERROR_TYPES.length +
+  TCP_REJECT_REASONS.length;
 
 /** Row index of each plain counter. */
 export const F: Readonly<Record<typeof PLAIN_FIELDS[number], number>> = Object.fromEntries(
@@ -28,6 +35,14 @@ export const E: Readonly<Record<TcpErrorType, number>> = Object.fromEntries(
   TCP_ERROR_TYPES.map((type, index) => [type, PLAIN_FIELDS.length + index]),
 ) as Record<TcpErrorType, number>;
 
+/** Row index of each reject reason (after the error types). */
+export const R: Readonly<Record<TcpRejectReason, number>> = Object.fromEntries(
+  TCP_REJECT_REASONS.map((reason, index) => [
+    reason,
+    PLAIN_FIELDS.length + TCP_ERROR_TYPES.length + index,
+  ]),
+) as Record<TcpRejectReason, number>;
+
 /** Counters of one TCP forwarder, summed over the main thread and `threads` engine threads. */
 export class SharedTcpCounters implements TcpCounters {
   readonly block: SharedCounterBlock;
@@ -36,6 +51,7 @@ export class SharedTcpCounters implements TcpCounters {
   declare activeConnections: number;
   declare connectionsTotal: number;
   readonly errors: Record<TcpErrorType, number>;
+  readonly rejected: Record<TcpRejectReason, number>;
 
   constructor(threads: number) {
     this.block = new SharedCounterBlock(TCP_FIELD_COUNT, threads + 1);
@@ -43,5 +59,8 @@ export class SharedTcpCounters implements TcpCounters {
     const errors = {} as Record<TcpErrorType, number>;
     defineSummedCounters(errors, this.block, E);
     this.errors = errors;
+    const rejected = {} as Record<TcpRejectReason, number>;
+    defineSummedCounters(rejected, this.block, R);
+    this.rejected = rejected;
   }
 }

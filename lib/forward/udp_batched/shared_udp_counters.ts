@@ -6,8 +6,14 @@
  */
 
 import { SharedCounterBlock } from "../../ffi/shared_counters.ts";
-import { UDP_ERROR_TYPES, type UdpCounters, type UdpErrorType } from "../state.ts";
-import { E, F, PLAIN_FIELDS, UDP_FIELD_COUNT } from "./counter_fields.ts";
+import {
+  UDP_ERROR_TYPES,
+  UDP_REJECT_REASONS,
+  type UdpCounters,
+  type UdpErrorType,
+  type UdpRejectReason,
+} from "../state.ts";
+import { E, F, PLAIN_FIELDS, R, UDP_FIELD_COUNT } from "./counter_fields.ts";
 
 /** Counters of one UDP forwarder, summed over the main thread and `threads` engine threads. */
 export class SharedUdpCounters implements UdpCounters {
@@ -22,6 +28,7 @@ export class SharedUdpCounters implements UdpCounters {
   declare droppedDatagrams: number;
   declare truncatedDatagrams: number;
   readonly errors: Record<UdpErrorType, number>;
+  readonly rejected: Record<UdpRejectReason, number>;
 
   constructor(threads: number) {
     const block = new SharedCounterBlock(UDP_FIELD_COUNT, threads + 1);
@@ -37,5 +44,8 @@ export class SharedUdpCounters implements UdpCounters {
     const errors = {} as Record<UdpErrorType, number>;
     for (const type of UDP_ERROR_TYPES) define(errors, type, E[type]);
     this.errors = errors;
+    const rejected = {} as Record<UdpRejectReason, number>;
+    for (const reason of UDP_REJECT_REASONS) define(rejected, reason, R[reason]);
+    this.rejected = rejected;
   }
 }
