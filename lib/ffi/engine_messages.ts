@@ -14,7 +14,8 @@ export interface StartMessage {
 
 /** Messages every engine thread sends besides its answers (which repeat a request's `seq`). */
 export type EngineNotice =
-  | { readonly kind: "ready" }
+  /** Started; with `doorbellPort`, the main thread rings it (UDP on 127.0.0.1) after each message. */
+  | { readonly kind: "ready"; readonly doorbellPort?: number }
   | { readonly kind: "failed"; readonly message: string }
   | { readonly kind: "stopped" }
   | {

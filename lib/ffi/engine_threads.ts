@@ -1,8 +1,9 @@
 /**
  * The threads of a native engine, seen from the main thread: starts them (FFI workers with scoped
  * permissions), sends them requests and matches the answers by `seq`, relays their log lines, and
- * stops them through the shared stop flag. The splice TCP engine runs on it; its message protocol
- * is the batched UDP engine's (`start` → `ready`/`failed`, requests with `seq`, `log`, `stopped`).
+ * stops them through the shared stop flag. A thread that reports a doorbell port with `ready` is
+ * woken from `epoll_wait` by one datagram after every message. Both native engines (splice TCP,
+ * batched UDP) run on it: `start` → `ready`/`failed`, requests with `seq`, `log`, `stopped`.
  * @module
  */
 
@@ -25,13 +26,20 @@ interface Thread<A> {
   readonly ready: PromiseWithResolvers<void>;
   readonly stopped: PromiseWithResolvers<void>;
   broken: string | undefined;
+  /** Where the thread's doorbell listens, once it is ready (if it has one). */
+  doorbell: Deno.NetAddr | undefined;
 }
+
+/** One byte that wakes an engine thread from `epoll_wait`. */
+const RING = new Uint8Array(1);
 
 /** Running engine threads taking requests `R` (with `seq`) and answering `A` (with `seq`). */
 export class EngineThreads<R extends { readonly seq: number }, A extends { readonly seq: number }> {
   readonly #threads: Thread<A>[] = [];
   readonly #label: string;
   readonly #log: Logger;
+  /** Rings the threads' doorbells; opened when the first thread reports one. */
+  #ringer: Deno.DatagramConn | undefined;
   #seq = 0;
   #closed = false;
 
@@ -66,6 +74,7 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
         ready: Promise.withResolvers(),
         stopped: Promise.withResolvers(),
         broken: undefined,
+        doorbell: undefined,
       };
       thread.ready.promise.catch(() => {});
       thread.worker.onmessage = (event: MessageEvent<A | EngineNotice>) =>
@@ -109,7 +118,10 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const thread of this.#threads) thread.control.requestStop();
+    for (const thread of this.#threads) {
+      thread.control.requestStop();
+      this.#ring(thread);
+    }
     await Promise.all(
       this.#threads.map((thread) =>
         thread.broken !== undefined
@@ -118,11 +130,20 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
       ),
     );
     for (const thread of this.#threads) thread.worker.terminate();
+    this.#ringer?.close();
+    this.#ringer = undefined;
   }
 
   #post(thread: Thread<A>, message: unknown): void {
     thread.worker.postMessage(message);
     thread.control.notePosted();
+    this.#ring(thread);
+  }
+
+  /** Wakes `thread` (best effort: without the datagram it wakes at its next timeout anyway). */
+  #ring(thread: Thread<A>): void {
+    if (thread.doorbell === undefined || this.#ringer === undefined) return;
+    this.#ringer.send(RING, thread.doorbell).catch(() => {});
   }
 
   #receive(thread: Thread<A>, message: A | EngineNotice): void {
@@ -134,6 +155,14 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
     }
     switch (message.kind) {
       case "ready":
+        if (message.doorbellPort !== undefined && !this.#closed) {
+          thread.doorbell = { transport: "udp", hostname: "127.0.0.1", port: message.doorbellPort };
+          this.#ringer ??= Deno.listenDatagram({
+            transport: "udp",
+            hostname: "127.0.0.1",
+            port: 0,
+          });
+        }
         thread.ready.resolve();
         return;
       case "failed":

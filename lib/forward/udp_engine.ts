@@ -16,7 +16,7 @@ import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
 import { TargetPolicy } from "./policy/target_policy.ts";
 import { newUdpCounters, type UdpCounters } from "./state.ts";
-import { BatchedUdpEngine } from "./udp_batched/batched_engine.ts";
+import { type BatchedUdpEngine, startBatchedUdpEngine } from "./udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
 import { selfTest } from "./udp_batched/self_test.ts";
 import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
@@ -80,7 +80,7 @@ export class UdpEngine {
     this.ready = startNativeEngine({
       name: "batched UDP",
       choice,
-      start: () => BatchedUdpEngine.start(options.threads),
+      start: () => startBatchedUdpEngine(options.threads),
       selfTest,
       close: (engine) => engine.close(),
     }).then((engine) => {

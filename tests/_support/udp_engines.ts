@@ -8,7 +8,7 @@
 import type { UdpSpec } from "../../lib/spec.ts";
 import { Budget } from "../../lib/forward/budget.ts";
 import { newUdpCounters, type UdpCounters } from "../../lib/forward/state.ts";
-import { BatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.ts";
+import { startBatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "../../lib/forward/udp_batched/batched_forwarder.ts";
 import { SharedUdpCounters } from "../../lib/forward/udp_batched/shared_udp_counters.ts";
 import { UdpForwarder } from "../../lib/forward/udp_forwarder.ts";
@@ -107,7 +107,7 @@ export async function udpForwarderTo(
     throw new TypeError("socket and openUpstream are portable-engine fault injections");
   }
   const threads = options.threads ?? 1;
-  const batched = await BatchedUdpEngine.start(threads);
+  const batched = await startBatchedUdpEngine(threads);
   const counters = new SharedUdpCounters(threads);
   let forwarder: BatchedUdpForwarder;
   try {

@@ -85,13 +85,13 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     let port = options.spec.listenPort;
     const bound: number[] = [];
     try {
-      for (let index = 0; index < engine.threads; index++) {
+      for (let index = 0; index < engine.count; index++) {
         const answer = await engine.request(index, {
           kind: "listen",
           id,
           hostname,
           port,
-          reusePort: engine.threads > 1,
+          reusePort: engine.count > 1,
           maxSessions: options.maxSessions,
           bufferBytes: options.bufferBytes,
           counters: options.counters.block.buffer,
@@ -167,7 +167,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   async drain(graceMs: number): Promise<void> {
     this.#drained ??= Promise.all(
       Array.from(
-        { length: this.#engine.threads },
+        { length: this.#engine.count },
         (_, index) => this.#engine.request(index, { kind: "drain", id: this.#id }).catch(() => {}),
       ),
     );
@@ -197,7 +197,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     clearInterval(this.#timer);
     await Promise.all(
       Array.from(
-        { length: this.#engine.threads },
+        { length: this.#engine.count },
         (_, index) => this.#engine.request(index, { kind: "close", id: this.#id }).catch(() => {}),
       ),
     );

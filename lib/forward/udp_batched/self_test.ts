@@ -29,9 +29,9 @@ export async function selfTest(engine: BatchedUdpEngine): Promise<void> {
       await echo.send(data, from);
     }
   })().catch(() => {});
-  const timer = setTimeout(() => client.close(), TIMEOUT_MS * engine.threads);
+  const timer = setTimeout(() => client.close(), TIMEOUT_MS * engine.count);
   try {
-    for (let index = 0; index < engine.threads; index++) {
+    for (let index = 0; index < engine.count; index++) {
       await roundTrip(engine, index, (echo.addr as Deno.NetAddr).port, client, layout);
     }
   } catch (error) {
@@ -56,7 +56,7 @@ async function roundTrip(
   client: Deno.DatagramConn,
   layout: NonNullable<ReturnType<typeof currentLayout>>,
 ): Promise<void> {
-  const counters = new SharedUdpCounters(engine.threads);
+  const counters = new SharedUdpCounters(engine.count);
   const id = -1 - index;
   const settings = new ListenerSettings();
   settings.write(
