@@ -34,11 +34,10 @@ export const BATCH_SYMBOLS = {
 
 /**
  * What the splice TCP engine adds: accept4(2), listen(2), getsockopt(2), shutdown(2), pipe2(2),
- * getrlimit(2),
- * fcntl(2) (variadic; called with one int argument, which both ABIs pass like a fixed one) and
- * splice(2). splice's `size_t` length is declared `u32` and its `ssize_t` result `i32`: a 64-bit
+ * getrlimit(2), recv(2) and send(2) for small copies, fcntl(2) (variadic; called with one int argument, which both ABIs pass like a fixed one) and
+ * splice(2). Their `size_t` lengths are declared `u32` and their `ssize_t` results `i32`: a 64-bit
  * parameter given a JS number leaves Deno's fast call path, and a 64-bit result comes back as a
- * BigInt; lengths stay below 2^31 (one pipe), so the low halves carry the whole value (a
+ * BigInt; lengths stay below 2^31 (one pipe or buffer), so the low halves carry the whole value (a
  * zero-extended 32-bit argument; on both ABIs the kernel's result fits the low register half).
  */
 export const TCP_SYMBOLS = {
@@ -50,6 +49,9 @@ export const TCP_SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   splice: { parameters: ["i32", "pointer", "i32", "pointer", "u32", "u32"], result: "i32" },
+  /** recv(2) and send(2) with the same 32-bit length and result as splice. */
+  recvInto: { name: "recv", parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Opens libc with `symbols`. @throws when FFI is not permitted or a symbol is missing. */

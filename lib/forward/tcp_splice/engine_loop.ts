@@ -1,11 +1,17 @@
 /**
  * The loop of one splice TCP engine thread: one `epoll_wait` over every listening socket and every
  * connection's two sockets; accept4, a non-blocking connect to the target, then per direction
- * splice(2) socket → pipe → socket (the bytes never enter JavaScript).
+ * recv(2)/send(2) through one buffer of the thread while the flow is small, and splice(2)
+ * socket → pipe → socket (the bytes never enter JavaScript) from its first read that fills that
+ * buffer on.
  *
- * Connection sockets are registered edge-triggered for in, out and RDHUP once; an event on a socket
- * moves the direction reading from it (until EAGAIN or EOF: a short read is not "drained", the FIN
- * may have come with the data) and, when it became writable, the direction blocked on it. A
+ * Connection sockets are registered edge-triggered for in, out and RDHUP once (the client's at
+ * accept, its events wait for the dial); an event on a socket moves the direction reading from it
+ * and, when it became writable, the direction blocked on it. A direction reads until EAGAIN or EOF;
+ * a recv shorter than the buffer means the socket was drained, unless the peer's FIN was seen (it
+ * may have come with the data: EPOLLRDHUP is remembered, and then the loop reads on to the end). A
+ * send that does not take every byte keeps the rest (only then a copy) until the destination is
+ * writable again. A
  * direction at EOF half-closes its destination once its pipe is empty; when both ended, both
  * sockets close. A failed read or write aborts the connection: both sockets close with RST and the
  * failure is counted once (as on the portable engine, by direction). Sockets are closed after the
@@ -23,8 +29,11 @@
  * (EMFILE), a reserved pipe is given up to accept the waiting client and reset it: a client never
  * hangs in the accept queue.
  *
- * The loop yields to the event loop when a poll times out, when the main thread posted a message,
- * and at least every 200 ms; it stops when the shared stop flag is set. Imports no third-party code.
+ * The main thread rings the thread's doorbell (a UDP socket on 127.0.0.1, see `EngineThreads`) after
+ * each message: the loop then yields to the event loop to receive it. Otherwise it waits in
+ * `epoll_wait` until the next dial deadline, idle check or pipe trim is due, at most 1 s (an idle
+ * thread uses no CPU), and yields at least once a second should a doorbell datagram be lost; it
+ * stops when the shared stop flag is set. Imports no third-party code.
  * @module
  */
 
@@ -45,16 +54,32 @@ import { type Pipe, type SpliceLibc, TcpSockets } from "./tcp_sockets.ts";
 
 /** Events per epoll_wait. */
 const MAX_EVENTS = 256;
-/** Longest wait for events: bounds how late a stop flag or control message is seen. */
-const POLL_MS = 20;
-/** A busy loop yields to the event loop at least this often. */
-const BUSY_YIELD_MS = 200;
-/** How often dials and idle connections are checked (at most). */
+/**
+ * Longest wait for events: bounds how late a stop flag or message is seen if its doorbell datagram
+ * were lost (messages and stop requests ring the doorbell, which wakes the wait at once).
+ */
+const IDLE_POLL_MS = 1000;
+/** The loop yields to the event loop at least this often (a safety net for a lost doorbell). */
+const SAFETY_YIELD_MS = 1000;
+/** Room for one doorbell datagram (they carry no data); `size_t` is a BigInt in Deno's FFI. */
+const DOORBELL_BYTES = 16;
+const DOORBELL_BYTES_T = BigInt(DOORBELL_BYTES);
+/** How often idle connections are checked (at most). */
 const SWEEP_MS = 10;
+/**
+ * Bytes a direction copies through the thread's buffer per recv/send; a read that fills it makes
+ * the direction splice from then on (a flow that moves bulk).
+ */
+export const COPY_BYTES = 16 * 1024;
 /** Connections accepted per ready listening socket per poll, so one port cannot starve others. */
 const ACCEPTS_PER_EVENT = 64;
 /** Splices per direction per event before other connections get their turn. */
 const ROUNDS_PER_EVENT = 16;
+/** What one read of a direction found: more to do, a drained source, or an aborted connection. */
+type ReadStatus = 0 | 1 | 2;
+const MORE = 0;
+const DRAINED = 1;
+const FAILED = 2;
 /** Empty pipes kept per thread for reuse. */
 const IDLE_PIPES = 64;
 /** Descriptors a connection may hold: two sockets and two pipes. */
@@ -90,13 +115,22 @@ interface Listener {
   readonly logs: Record<"accept" | "dial" | "copy", LogThrottle>;
 }
 
-/** One direction of a connection: `from` → pipe → `to`. */
+/** One direction of a connection: `from` → buffer or pipe → `to`. */
 interface Direction {
-  readonly from: number;
-  readonly to: number;
+  /** Source and destination sockets (the upstream one is set once the dial started). */
+  from: number;
+  to: number;
+  /** Moves bulk: reads splice into a pipe (else recv into the thread's buffer). */
+  splicing: boolean;
   pipe: Pipe | undefined;
-  /** Bytes in the pipe. */
+  /** What `to` did not take of a copy (only while it blocks). */
+  parked: Uint8Array | undefined;
+  /** Bytes in the pipe or parked. */
   pending: number;
+  /** The source reported EPOLLRDHUP (or an error): read until EOF, a short read is no drain. */
+  rdhup: boolean;
+  /** The poll in which the source was last read dry. */
+  drainedBatch: number;
   eof: boolean;
   /** EOF passed on (or the connection ended). */
   done: boolean;
@@ -112,9 +146,9 @@ interface Connection {
   dialDeadlineMs: number;
   lastActiveMs: number;
   /** Client → target. */
-  up: Direction | undefined;
+  readonly up: Direction;
   /** Target → client. */
-  down: Direction | undefined;
+  readonly down: Direction;
   closed: boolean;
 }
 
@@ -129,6 +163,12 @@ export class SpliceEngineLoop {
   readonly #row: number;
   readonly #post: (message: TcpAnswer | EngineNotice) => void;
   readonly #epoll: number;
+  readonly #doorbell: number;
+  readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
+  /** The doorbell's port, for the main thread. */
+  readonly doorbellPort: number;
+  /** Bytes of small copies (shared by every connection of the thread: a copy is sent at once). */
+  readonly #copyBuffer = new Uint8Array(new ArrayBuffer(COPY_BYTES));
   readonly #events: NativeArena;
   readonly #event: NativeArena;
   readonly #listeners = new Map<number, Listener>();
@@ -140,6 +180,8 @@ export class SpliceEngineLoop {
   readonly #toAbort: number[] = [];
   /** Connections and directions (pairs) whose turn ended before their source was drained. */
   #unfinished: (Connection | Direction)[] = [];
+  /** The other list of {@linkcode #unfinished}'s pair (empty; swapped to avoid allocations). */
+  #unfinishedSpare: (Connection | Direction)[] = [];
   /** A pipe held back to free two descriptors when accept runs out of them. */
   #reserve: Pipe | undefined;
   #nowMs = Date.now();
@@ -147,7 +189,11 @@ export class SpliceEngineLoop {
   #maxConnections = Infinity;
   #openConnections = 0;
   #nextSweepMs = 0;
+  /** Counts polls: a direction drained in this batch ignores the batch's older events. */
+  #batch = 0;
   readonly #connectionEvents: number;
+  readonly #spliceFlags: number;
+  readonly #sendFlags: number;
 
   constructor(
     libc: SpliceLibc,
@@ -178,7 +224,12 @@ export class SpliceEngineLoop {
     const { constants, tcp } = layout;
     this.#connectionEvents = (constants.EPOLLIN | tcp.EPOLLOUT | tcp.EPOLLRDHUP | tcp.EPOLLET) >>>
       0;
+    this.#spliceFlags = tcp.SPLICE_F_MOVE | tcp.SPLICE_F_NONBLOCK;
+    this.#sendFlags = tcp.MSG_NOSIGNAL | constants.MSG_DONTWAIT;
     this.#reserve = this.#sockets.pipe(4096).pipe;
+    this.#doorbell = this.#sockets.doorbell();
+    this.doorbellPort = this.#sockets.port(this.#doorbell);
+    this.#control_(layout.constants.EPOLL_CTL_ADD, this.#doorbell, layout.constants.EPOLLIN);
   }
 
   /** Applies one request from the main thread. */
@@ -215,30 +266,38 @@ export class SpliceEngineLoop {
     const events = this.#events;
     let lastYieldMs = Date.now();
     while (!this.#control.stopRequested) {
-      const waitMs = this.#unfinished.length > 0 ? 0 : POLL_MS;
+      const waitMs = this.#unfinished.length > 0
+        ? 0
+        : Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - this.#nowMs));
       const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
       this.#nowMs = Date.now();
       if (count < 0 && this.#errno.get() !== Errno.EINTR) {
         throw new OsError("epoll_wait", this.#errno.get());
       }
+      let rang = false;
+      this.#batch++;
       for (let i = 0; i < count; i++) {
         const at = i * size;
         const fd = events.view.getUint32(at + data, true);
         const listener = this.#listenersByFd[fd];
         if (listener !== undefined) {
-          this.#accept(listener);
+          // Level-triggered: clients left waiting are reported again by the next poll. A batch of
+          // few events spares the accept4 that would only find the queue empty.
+          this.#accept(listener, Math.min(ACCEPTS_PER_EVENT, count));
           continue;
         }
         const connection = this.#connectionsByFd[fd];
         if (connection !== undefined) {
           this.#onEvent(connection, fd, events.view.getUint32(at + eventsAt, true));
+        } else if (fd === this.#doorbell) {
+          rang = this.#drainDoorbell();
         }
       }
-      this.#continueUnfinished();
+      if (this.#unfinished.length > 0) this.#continueUnfinished();
       if (this.#nowMs >= this.#nextSweepMs) this.#sweep();
       this.#closeDeferred();
-      const idle = count <= 0 && this.#unfinished.length === 0;
-      if (idle || this.#control.takePosted() || this.#nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+      const posted = this.#control.takePosted();
+      if (rang || posted || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS) {
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = Date.now();
       }
@@ -247,7 +306,17 @@ export class SpliceEngineLoop {
     this.#closeDeferred();
     this.#pipes.close();
     if (this.#reserve !== undefined) this.#closePipe(this.#reserve);
+    this.#sockets.close(this.#doorbell);
     this.#sockets.close(this.#epoll);
+  }
+
+  /** Reads every pending doorbell datagram; true. */
+  #drainDoorbell(): boolean {
+    const { MSG_DONTWAIT } = this.#layout.constants;
+    while (
+      this.#libc.recv(this.#doorbell, this.#doorbellBuffer, DOORBELL_BYTES_T, MSG_DONTWAIT) >= 0
+    );
+    return true;
   }
 
   #listen(message: Extract<TcpRequest, { kind: "listen" }>): void {
@@ -306,8 +375,9 @@ export class SpliceEngineLoop {
     }
   }
 
-  #accept(listener: Listener): void {
-    for (let n = 0; n < ACCEPTS_PER_EVENT && listener.fd >= 0; n++) {
+  /** Accepts up to `max` waiting clients. */
+  #accept(listener: Listener, max: number): void {
+    for (let n = 0; n < max && listener.fd >= 0; n++) {
       const fd = this.#sockets.accept(listener.fd);
       if (fd >= 0 && this.#openConnections >= this.#maxConnections) {
         this.#sockets.abort(fd);
@@ -367,7 +437,6 @@ export class SpliceEngineLoop {
       this.#sockets.abort(client);
       return;
     }
-    this.#sockets.noDelay(client);
     this.#refreshTarget(listener);
     const connection: Connection = {
       listener,
@@ -376,12 +445,13 @@ export class SpliceEngineLoop {
       dialing: true,
       dialDeadlineMs: this.#nowMs + listener.dialTimeoutMs,
       lastActiveMs: this.#nowMs,
-      up: undefined,
-      down: undefined,
+      up: direction(client, -1, F.bytesClientToTarget, "CopyClientToTarget"),
+      down: direction(-1, client, F.bytesTargetToClient, "CopyTargetToClient"),
       closed: false,
     };
     listener.connections.add(connection);
     this.#openConnections++;
+    if (listener.idleTimeoutMs > 0) this.#dueBy(listener.nextIdleSweepMs);
     const target = listener.target;
     if (target === undefined) {
       this.#dialFailed(connection, "ResolveTargetAddress", "the target name does not resolve");
@@ -391,6 +461,8 @@ export class SpliceEngineLoop {
     try {
       const dial = this.#sockets.connect(target.sockaddr, target.family);
       connection.upstream = dial.fd;
+      connection.up.to = dial.fd;
+      connection.down.from = dial.fd;
       connected = dial.connected;
       this.#connectionsByFd[dial.fd] = connection;
       this.#control_(this.#layout.constants.EPOLL_CTL_ADD, dial.fd, this.#connectionEvents);
@@ -398,48 +470,14 @@ export class SpliceEngineLoop {
       this.#dialFailed(connection, "DialServerTarget", errorMessage(error));
       return;
     }
-    if (connected) this.#connected(connection);
-    else this.#dialing.add(connection);
-  }
-
-  #onEvent(connection: Connection, fd: number, events: number): void {
-    if (connection.dialing) {
-      if (fd === connection.upstream) this.#dialProgress(connection);
-      return;
+    if (!connected) {
+      this.#dialing.add(connection);
+      this.#dueBy(connection.dialDeadlineMs);
+      this.#sendEarly(connection);
+      if (connection.closed) return;
     }
-    const { constants, tcp } = this.#layout;
-    const fromFd = fd === connection.client ? connection.up! : connection.down!;
-    const toFd = fd === connection.client ? connection.down! : connection.up!;
-    if ((events & (constants.EPOLLIN | tcp.EPOLLRDHUP | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0) {
-      this.#pump(connection, fromFd);
-    }
-    if (
-      !connection.closed && toFd.pending > 0 &&
-      (events & (tcp.EPOLLOUT | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0
-    ) {
-      this.#pump(connection, toFd);
-    }
-    this.#endIfDone(connection);
-  }
-
-  /** The upstream socket of a dialing connection reported: connected, or failed. */
-  #dialProgress(connection: Connection): void {
-    const error = this.#sockets.socketError(connection.upstream);
-    if (error === Errno.EINPROGRESS) return;
-    this.#dialing.delete(connection);
-    if (error !== 0) {
-      this.#dialFailed(connection, "DialServerTarget", new OsError("connect", error).message);
-      return;
-    }
-    this.#connected(connection);
-  }
-
-  #connected(connection: Connection): void {
-    this.#dialing.delete(connection);
-    connection.dialing = false;
-    const { client, upstream } = connection;
-    connection.up = direction(client, upstream, F.bytesClientToTarget, "CopyClientToTarget");
-    connection.down = direction(upstream, client, F.bytesTargetToClient, "CopyTargetToClient");
+    // Registered after the early read, so that epoll reports only data that came after it. While
+    // the dial goes on, the client's events wait (its data stays in its socket until then).
     this.#connectionsByFd[client] = connection;
     try {
       this.#control_(this.#layout.constants.EPOLL_CTL_ADD, client, this.#connectionEvents);
@@ -447,74 +485,155 @@ export class SpliceEngineLoop {
       this.#abort(connection, "CopyClientToTarget", errorMessage(error));
       return;
     }
-    // Data that arrived while dialing.
-    this.#pump(connection, connection.up);
-    if (!connection.closed) this.#pump(connection, connection.down);
+    if (connected) this.#connected(connection, this.#layout.constants.EPOLLIN);
+  }
+
+  /**
+   * Tries the client's first bytes on the dialing upstream socket: a loopback or nearby target
+   * has often accepted by the time connect(2) returns, and a send that succeeds proves it (no
+   * wait for the EPOLLOUT that would report it). While the dial is still in progress the bytes
+   * are parked until it ends; a failed dial reports its error here.
+   */
+  #sendEarly(connection: Connection): void {
+    const up = connection.up;
+    const read = this.#libc.recvInto(connection.client, this.#copyBuffer, COPY_BYTES, 0);
+    if (read <= 0) {
+      // Nothing yet (the client's data will be read once connected), or the client ended or
+      // failed: the end is passed on (or the abort made) once connected.
+      if (read === 0) this.#readEnd(connection, up, "recv");
+      else if (this.#errno.get() !== Errno.EAGAIN) this.#readFailed(connection, up, "recv");
+      return;
+    }
+    connection.lastActiveMs = this.#nowMs;
+    let sent = this.#libc.send(connection.upstream, this.#copyBuffer, read, this.#sendFlags);
+    if (sent < 0) {
+      const errno = this.#errno.get();
+      if (errno !== Errno.EAGAIN) {
+        this.#dialing.delete(connection);
+        this.#dialFailed(connection, "DialServerTarget", new OsError("connect", errno).message);
+        return;
+      }
+      sent = 0; // still connecting
+    }
+    connection.listener.counters[up.bytesField]! += sent;
+    if (sent < read) {
+      up.parked = this.#copyBuffer.slice(sent, read);
+      up.pending = read - sent;
+    }
+    if (read === COPY_BYTES) up.splicing = true;
+    if (sent === 0) return;
+    // Connected: go on reading unless the client was read dry.
+    this.#dialing.delete(connection);
+    connection.dialing = false;
+    if (read < COPY_BYTES && !up.rdhup && up.pending === 0) up.drainedBatch = this.#batch;
+    else this.#pump(connection, up);
+    this.#endIfDone(connection);
+  }
+
+  #onEvent(connection: Connection, fd: number, events: number): void {
+    const { constants, tcp } = this.#layout;
+    const fromClient = fd === connection.client;
+    const from = fromClient ? connection.up : connection.down;
+    if ((events & (tcp.EPOLLRDHUP | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0) from.rdhup = true;
+    if (connection.dialing) {
+      if (!fromClient) this.#dialProgress(connection, events);
+      return;
+    }
+    const to = fromClient ? connection.down : connection.up;
+    // Readable, unless this batch already read the source dry after the event was collected.
+    if (
+      (events & (tcp.EPOLLRDHUP | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0 ||
+      ((events & constants.EPOLLIN) !== 0 && from.drainedBatch !== this.#batch)
+    ) {
+      this.#pump(connection, from);
+    }
+    if (
+      !connection.closed && to.pending > 0 &&
+      (events & (tcp.EPOLLOUT | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0
+    ) {
+      this.#pump(connection, to);
+    }
     this.#endIfDone(connection);
   }
 
   /**
-   * Moves `dir` forward: empties its pipe into the destination; at EOF half-closes it; else reads
-   * the source into the pipe until EAGAIN (giving the empty pipe back), EOF, or a full destination.
+   * The upstream socket of a dialing connection reported `events`: connected (writable without an
+   * error: no SO_ERROR query needed), still in progress, or failed.
+   */
+  #dialProgress(connection: Connection, events: number): void {
+    const { tcp } = this.#layout;
+    if ((events & (tcp.EPOLLERR | tcp.EPOLLHUP)) === 0) {
+      if ((events & tcp.EPOLLOUT) !== 0) this.#connected(connection, events);
+      return;
+    }
+    const error = this.#sockets.socketError(connection.upstream);
+    if (error === Errno.EINPROGRESS) return;
+    this.#dialing.delete(connection);
+    if (error !== 0) {
+      this.#dialFailed(connection, "DialServerTarget", new OsError("connect", error).message);
+      return;
+    }
+    this.#connected(connection, events);
+  }
+
+  /** The dial succeeded (`events`: what the upstream socket reported with it). */
+  #connected(connection: Connection, events: number): void {
+    this.#dialing.delete(connection);
+    connection.dialing = false;
+    // Data that arrived while dialing; the target may have spoken first.
+    this.#pump(connection, connection.up);
+    if (
+      !connection.closed &&
+      (events & (this.#layout.constants.EPOLLIN | this.#layout.tcp.EPOLLRDHUP)) !== 0
+    ) {
+      this.#pump(connection, connection.down);
+    }
+    this.#endIfDone(connection);
+  }
+
+  /**
+   * Moves `dir` forward: empties its pipe or parked bytes into the destination; at EOF half-closes
+   * it; else reads the source until it is drained (giving an empty pipe back), EOF, or a full
+   * destination: small reads are copied with recv/send, bulk is spliced.
    */
   #pump(connection: Connection, dir: Direction): void {
     if (dir.done || connection.closed) return;
-    const { tcp } = this.#layout;
-    const flags = tcp.SPLICE_F_MOVE | tcp.SPLICE_F_NONBLOCK;
     const counters = connection.listener.counters;
     for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
       if (dir.pending > 0) {
-        const moved = this.#libc.splice(dir.pipe!.read, null, dir.to, null, dir.pending, flags);
+        const moved = dir.parked === undefined
+          ? this.#libc.splice(dir.pipe!.read, null, dir.to, null, dir.pending, this.#spliceFlags)
+          : this.#libc.send(dir.to, dir.parked, dir.pending, this.#sendFlags);
         if (moved < 0) {
           const errno = this.#errno.get();
           if (errno === Errno.EAGAIN) return; // EPOLLOUT on `to` resumes
           if (errno === Errno.EINTR) continue;
-          this.#abort(connection, dir.errorType, new OsError("splice", errno).message);
+          this.#abort(connection, dir.errorType, new OsError("send", errno).message);
           return;
         }
         dir.pending -= moved;
         counters[dir.bytesField]! += moved;
+        if (dir.parked !== undefined) {
+          dir.parked = dir.pending > 0 ? dir.parked.subarray(moved) : undefined;
+        }
         if (dir.pending > 0) continue;
       }
       if (dir.eof) {
         this.#releasePipe(dir);
         dir.done = true;
         // The first direction to end half-closes; the second closes both sockets (#endIfDone).
-        const other = dir === connection.up ? connection.down! : connection.up!;
+        const other = dir === connection.up ? connection.down : connection.up;
         if (!other.done) this.#sockets.shutdownWrite(dir.to);
         return;
       }
-      if (dir.pipe === undefined) {
-        try {
-          dir.pipe = this.#pipes.acquire(this.#nowMs);
-        } catch (error) {
-          this.#abort(connection, dir.errorType, errorMessage(error));
-          return;
-        }
-      }
-      const read = this.#libc.splice(dir.from, null, dir.pipe.write, null, PIPE_BYTES, flags);
-      if (read > 0) {
-        dir.pending = read;
-        connection.lastActiveMs = this.#nowMs;
-        continue;
-      }
-      if (read === 0) {
-        // splice(2) reports a reset socket as an end (unlike read(2)): SO_ERROR tells them apart.
-        const error = this.#sockets.socketError(dir.from);
-        if (error !== 0) {
-          this.#abort(connection, dir.errorType, new OsError("splice", error).message);
-          return;
-        }
-        dir.eof = true;
-        continue;
-      }
-      const errno = this.#errno.get();
-      if (errno === Errno.EAGAIN) {
+      const status = dir.splicing
+        ? this.#spliceIn(connection, dir)
+        : this.#copyOnce(connection, dir);
+      if (status === MORE) continue;
+      if (status === DRAINED) {
+        dir.drainedBatch = this.#batch;
         this.#releasePipe(dir);
-        return;
       }
-      if (errno === Errno.EINTR) continue;
-      this.#abort(connection, dir.errorType, new OsError("splice", errno).message);
       return;
     }
     // Its turn is over with data still readable and room to write: edge-triggered epoll will not
@@ -522,26 +641,120 @@ export class SpliceEngineLoop {
     this.#unfinished.push(connection, dir);
   }
 
+  /**
+   * Reads once from `dir`'s source into the thread's buffer and sends it on; what the destination
+   * does not take is parked. A read that fills the buffer makes the direction splice.
+   */
+  #copyOnce(connection: Connection, dir: Direction): ReadStatus {
+    const buffer = this.#copyBuffer;
+    const read = this.#libc.recvInto(dir.from, buffer, COPY_BYTES, 0);
+    if (read > 0) {
+      connection.lastActiveMs = this.#nowMs;
+      const counters = connection.listener.counters;
+      let sent = this.#libc.send(dir.to, buffer, read, this.#sendFlags);
+      if (sent < 0) {
+        const errno = this.#errno.get();
+        if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
+          this.#abort(connection, dir.errorType, new OsError("send", errno).message);
+          return FAILED;
+        }
+        sent = 0;
+      }
+      counters[dir.bytesField]! += sent;
+      if (sent < read) {
+        dir.parked = buffer.slice(sent, read);
+        dir.pending = read - sent;
+      }
+      if (read === COPY_BYTES) {
+        dir.splicing = true;
+        return MORE;
+      }
+      // A short read took everything the socket held; new data is a new event. Unless the FIN
+      // came (it may have come with the data): then read on to the end.
+      return dir.rdhup ? MORE : DRAINED;
+    }
+    if (read === 0) return this.#readEnd(connection, dir, "recv");
+    return this.#readFailed(connection, dir, "recv");
+  }
+
+  /** Splices once from `dir`'s source into its pipe (taken from the pool when it has none). */
+  #spliceIn(connection: Connection, dir: Direction): ReadStatus {
+    if (dir.pipe === undefined) {
+      try {
+        dir.pipe = this.#pipes.acquire(this.#nowMs);
+      } catch (error) {
+        this.#abort(connection, dir.errorType, errorMessage(error));
+        return FAILED;
+      }
+    }
+    const read = this.#libc.splice(
+      dir.from,
+      null,
+      dir.pipe.write,
+      null,
+      PIPE_BYTES,
+      this.#spliceFlags,
+    );
+    if (read > 0) {
+      dir.pending = read;
+      connection.lastActiveMs = this.#nowMs;
+      return MORE;
+    }
+    if (read === 0) return this.#readEnd(connection, dir, "splice");
+    return this.#readFailed(connection, dir, "splice");
+  }
+
+  /**
+   * A read returned 0: the end, or a reset that came with or right after the peer's FIN (a read
+   * reports the FIN first): SO_ERROR tells them apart.
+   */
+  #readEnd(connection: Connection, dir: Direction, call: string): ReadStatus {
+    const error = this.#sockets.socketError(dir.from);
+    if (error !== 0) {
+      this.#abort(connection, dir.errorType, new OsError(call, error).message);
+      return FAILED;
+    }
+    dir.eof = true;
+    return MORE;
+  }
+
+  /** A read returned -1: drained (EAGAIN), again (EINTR), or the connection aborts. */
+  #readFailed(connection: Connection, dir: Direction, call: string): ReadStatus {
+    const errno = this.#errno.get();
+    if (errno === Errno.EAGAIN) return DRAINED;
+    if (errno === Errno.EINTR) return MORE;
+    this.#abort(connection, dir.errorType, new OsError(call, errno).message);
+    return FAILED;
+  }
+
   /** Gives the directions that used up their turn another one (after the batch of events). */
   #continueUnfinished(): void {
     const work = this.#unfinished;
-    this.#unfinished = [];
+    this.#unfinished = this.#unfinishedSpare; // those unfinished again go on after the next poll
     for (let i = 0; i < work.length; i += 2) {
       const connection = work[i] as Connection;
       this.#pump(connection, work[i + 1] as Direction);
       this.#endIfDone(connection);
     }
+    work.length = 0;
+    this.#unfinishedSpare = work;
   }
 
   #releasePipe(dir: Direction): void {
     if (dir.pipe === undefined || dir.pending > 0) return;
     this.#pipes.release(dir.pipe);
     dir.pipe = undefined;
+    this.#dueBy(this.#pipes.trimDueMs);
+  }
+
+  /** Makes the next sweep come no later than `ms`. */
+  #dueBy(ms: number): void {
+    if (ms < this.#nextSweepMs) this.#nextSweepMs = ms;
   }
 
   /** Closes both sockets once both directions passed their EOF on. */
   #endIfDone(connection: Connection): void {
-    if (!connection.closed && connection.up?.done && connection.down?.done) {
+    if (!connection.closed && connection.up.done && connection.down.done) {
       this.#end(connection, false);
     }
   }
@@ -585,17 +798,14 @@ export class SpliceEngineLoop {
     const listener = connection.listener;
     this.#dialing.delete(connection);
     const queue = abort ? this.#toAbort : this.#toClose;
-    for (const fd of [connection.client, connection.upstream]) {
-      if (fd < 0) continue;
-      this.#connectionsByFd[fd] = undefined;
-      queue.push(fd);
+    this.#connectionsByFd[connection.client] = undefined;
+    queue.push(connection.client);
+    if (connection.upstream >= 0) {
+      this.#connectionsByFd[connection.upstream] = undefined;
+      queue.push(connection.upstream);
     }
-    for (const dir of [connection.up, connection.down]) {
-      if (dir?.pipe === undefined) continue;
-      if (dir.pending > 0) this.#pipes.discard(dir.pipe);
-      else this.#pipes.release(dir.pipe);
-      dir.pipe = undefined;
-    }
+    this.#dropBuffers(connection.up);
+    this.#dropBuffers(connection.down);
     listener.connections.delete(connection);
     this.#openConnections--;
     listener.counters[F.activeConnections]!--;
@@ -603,6 +813,16 @@ export class SpliceEngineLoop {
       this.#post({ kind: "done", seq: listener.drainSeq, count: 0 });
       listener.drainSeq = undefined;
     }
+  }
+
+  /** Gives back (empty) or closes (with data) the direction's pipe; forgets parked bytes. */
+  #dropBuffers(dir: Direction): void {
+    dir.parked = undefined;
+    if (dir.pipe === undefined) return;
+    if (dir.pending > 0) this.#pipes.discard(dir.pipe);
+    else this.#pipes.release(dir.pipe);
+    dir.pipe = undefined;
+    this.#dueBy(this.#pipes.trimDueMs);
   }
 
   #closeDeferred(): void {
@@ -619,28 +839,37 @@ export class SpliceEngineLoop {
     listener.target = target;
   }
 
-  /** Ends dials past their deadline and connections idle past the idle timeout. */
+  /**
+   * Ends dials past their deadline and connections idle past the idle timeout, closes pooled pipes
+   * unused for long, and sets when the next sweep is due (at the latest in `IDLE_POLL_MS`).
+   */
   #sweep(): void {
     const nowMs = this.#nowMs;
-    this.#nextSweepMs = nowMs + SWEEP_MS;
     this.#pipes.trim(nowMs);
+    let nextMs = Math.min(nowMs + IDLE_POLL_MS, this.#pipes.trimDueMs);
     for (const connection of this.#dialing) {
       if (nowMs >= connection.dialDeadlineMs) {
         this.#dialing.delete(connection);
         this.#dialFailed(connection, "DialTimeout", "dial timed out");
+      } else {
+        nextMs = Math.min(nextMs, connection.dialDeadlineMs);
       }
     }
     for (const listener of this.#listeners.values()) {
       const idleMs = listener.idleTimeoutMs;
-      if (idleMs === 0 || nowMs < listener.nextIdleSweepMs) continue;
-      listener.nextIdleSweepMs = nowMs + Math.max(SWEEP_MS, Math.min(1000, idleMs / 4));
-      for (const connection of listener.connections) {
-        if (!connection.dialing && nowMs - connection.lastActiveMs >= idleMs) {
-          listener.counters[E.IdleTimeout]!++;
-          this.#end(connection, false);
+      if (idleMs === 0) continue;
+      if (nowMs >= listener.nextIdleSweepMs) {
+        listener.nextIdleSweepMs = nowMs + Math.max(SWEEP_MS, Math.min(1000, idleMs / 4));
+        for (const connection of listener.connections) {
+          if (!connection.dialing && nowMs - connection.lastActiveMs >= idleMs) {
+            listener.counters[E.IdleTimeout]!++;
+            this.#end(connection, false);
+          }
         }
       }
+      if (listener.connections.size > 0) nextMs = Math.min(nextMs, listener.nextIdleSweepMs);
     }
+    this.#nextSweepMs = nextMs;
   }
 
   #stopAccepting(listener: Listener): void {
@@ -693,5 +922,18 @@ function direction(
   bytesField: number,
   errorType: TcpErrorType,
 ): Direction {
-  return { from, to, pipe: undefined, pending: 0, eof: false, done: false, bytesField, errorType };
+  return {
+    from,
+    to,
+    splicing: false,
+    pipe: undefined,
+    parked: undefined,
+    pending: 0,
+    rdhup: false,
+    drainedBatch: -1,
+    eof: false,
+    done: false,
+    bytesField,
+    errorType,
+  };
 }

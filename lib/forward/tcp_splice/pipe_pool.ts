@@ -66,6 +66,11 @@ export class PipePool {
     this.#close(pipe);
   }
 
+  /** When {@linkcode trim} will close the pooled pipes (Infinity while none is pooled). */
+  get trimDueMs(): number {
+    return this.#idle.length > 0 ? this.#lastAcquireMs + IDLE_PIPE_MS : Infinity;
+  }
+
   /** Closes the pooled pipes when none was taken for `IDLE_PIPE_MS`. */
   trim(nowMs: number): void {
     if (this.#idle.length > 0 && nowMs - this.#lastAcquireMs >= IDLE_PIPE_MS) this.close();

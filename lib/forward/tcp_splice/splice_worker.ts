@@ -34,7 +34,7 @@ function start(control: SharedArrayBuffer, row: number): void {
     post({ kind: "failed", message: errorMessage(error) });
     return;
   }
-  post({ kind: "ready" });
+  post({ kind: "ready", doorbellPort: loop.doorbellPort });
   loop.run().then(
     () => post({ kind: "stopped" }),
     (error: unknown) => {

@@ -1,7 +1,8 @@
 /**
  * Non-blocking TCP sockets and pipes through libc for a splice engine thread: listening sockets
- * (dual-stack on "::", SO_REUSEPORT when threads share the port), accept4, non-blocking connect,
- * TCP_NODELAY, half-close, abort with RST, and pipes of about 1 MiB. Errors are thrown as
+ * (dual-stack on "::", SO_REUSEPORT when threads share the port, TCP_NODELAY for the accepted
+ * ones), accept4, non-blocking connect, TCP_NODELAY, half-close, abort with RST, pipes of about
+ * 1 MiB, and the thread's doorbell (a UDP socket on 127.0.0.1). Errors are thrown as
  * {@linkcode OsError}s named by errno, or returned as `-errno` on the hot path.
  * @module
  */
@@ -59,6 +60,23 @@ export class TcpSockets {
     }
   }
 
+  /**
+   * A non-blocking UDP socket on 127.0.0.1 (port chosen by the kernel): the doorbell the main
+   * thread rings to wake `epoll_wait`.
+   */
+  doorbell(): number {
+    const { constants } = this.#layout;
+    const fd = this.#libc.socket(
+      constants.AF_INET,
+      constants.SOCK_DGRAM | constants.SOCK_NONBLOCK | constants.SOCK_CLOEXEC,
+      0,
+    );
+    if (fd < 0) throw new OsError("socket", this.#errno.get());
+    const address = encodeSockaddr(this.#layout, "127.0.0.1", 0);
+    if (this.#libc.bind(fd, address, address.length) !== 0) this.#failWith(fd, "bind");
+    return fd;
+  }
+
   /** The port `fd` is bound to. */
   port(fd: number): number {
     new DataView(this.#nameLength.buffer).setUint32(0, this.#name.length, true);
@@ -86,7 +104,7 @@ export class TcpSockets {
    */
   connect(target: Uint8Array, family: 4 | 6): { fd: number; connected: boolean } {
     const fd = this.#socket(family);
-    this.noDelay(fd);
+    this.#noDelay(fd);
     if (this.#libc.connect(fd, target, target.length) === 0) return { fd, connected: true };
     const errno = this.#errno.get();
     if (errno === Errno.EINPROGRESS) return { fd, connected: false };
@@ -109,7 +127,7 @@ export class TcpSockets {
   }
 
   /** Small writes go out at once, as on the portable engine (best effort). */
-  noDelay(fd: number): void {
+  #noDelay(fd: number): void {
     const { tcp } = this.#layout;
     this.#intView.setInt32(0, 1, true);
     this.#libc.setsockopt(fd, tcp.IPPROTO_TCP, tcp.TCP_NODELAY, this.#int, 4);
@@ -166,6 +184,8 @@ export class TcpSockets {
     // As Deno.listen: a port in TIME_WAIT can be bound again at once.
     this.#setInt(fd, constants.SOL_SOCKET, tcp.SO_REUSEADDR, 1);
     if (reusePort) this.#setInt(fd, constants.SOL_SOCKET, constants.SO_REUSEPORT, 1);
+    // Accepted sockets inherit TCP_NODELAY: one setsockopt per listener, not per connection.
+    this.#setInt(fd, tcp.IPPROTO_TCP, tcp.TCP_NODELAY, 1);
     if (this.#libc.bind(fd, address, address.length) !== 0) this.#failWith(fd, "bind");
     if (this.#libc.listen(fd, BACKLOG) !== 0) this.#failWith(fd, "listen");
     return fd;
