@@ -129,6 +129,8 @@ interface Direction {
   pending: number;
   /** The source reported EPOLLRDHUP (or an error): read until EOF, a short read is no drain. */
   rdhup: boolean;
+  /** The source reported EPOLLERR (a reset may hide behind the FIN a read reports first). */
+  failed: boolean;
   /** The poll in which the source was last read dry. */
   drainedBatch: number;
   eof: boolean;
@@ -471,10 +473,12 @@ export class SpliceEngineLoop {
       return;
     }
     if (!connected) {
-      this.#dialing.add(connection);
-      this.#dueBy(connection.dialDeadlineMs);
       this.#sendEarly(connection);
       if (connection.closed) return;
+      if (connection.dialing) {
+        this.#dialing.add(connection);
+        this.#dueBy(connection.dialDeadlineMs);
+      }
     }
     // Registered after the early read, so that epoll reports only data that came after it. While
     // the dial goes on, the client's events wait (its data stays in its socket until then).
@@ -509,7 +513,6 @@ export class SpliceEngineLoop {
     if (sent < 0) {
       const errno = this.#errno.get();
       if (errno !== Errno.EAGAIN) {
-        this.#dialing.delete(connection);
         this.#dialFailed(connection, "DialServerTarget", new OsError("connect", errno).message);
         return;
       }
@@ -523,7 +526,6 @@ export class SpliceEngineLoop {
     if (read === COPY_BYTES) up.splicing = true;
     if (sent === 0) return;
     // Connected: go on reading unless the client was read dry.
-    this.#dialing.delete(connection);
     connection.dialing = false;
     if (read < COPY_BYTES && !up.rdhup && up.pending === 0) up.drainedBatch = this.#batch;
     else this.#pump(connection, up);
@@ -534,7 +536,10 @@ export class SpliceEngineLoop {
     const { constants, tcp } = this.#layout;
     const fromClient = fd === connection.client;
     const from = fromClient ? connection.up : connection.down;
-    if ((events & (tcp.EPOLLRDHUP | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0) from.rdhup = true;
+    if ((events & (tcp.EPOLLRDHUP | tcp.EPOLLERR | tcp.EPOLLHUP)) !== 0) {
+      from.rdhup = true;
+      if ((events & tcp.EPOLLERR) !== 0) from.failed = true;
+    }
     if (connection.dialing) {
       if (!fromClient) this.#dialProgress(connection, events);
       return;
@@ -706,10 +711,11 @@ export class SpliceEngineLoop {
 
   /**
    * A read returned 0: the end, or a reset that came with or right after the peer's FIN (a read
-   * reports the FIN first): SO_ERROR tells them apart.
+   * reports the FIN first): SO_ERROR tells them apart. recv(2) reports a reset that came alone
+   * as ECONNRESET, so it needs SO_ERROR only once the socket reported an error; splice(2) always.
    */
-  #readEnd(connection: Connection, dir: Direction, call: string): ReadStatus {
-    const error = this.#sockets.socketError(dir.from);
+  #readEnd(connection: Connection, dir: Direction, call: "recv" | "splice"): ReadStatus {
+    const error = call === "recv" && !dir.failed ? 0 : this.#sockets.socketError(dir.from);
     if (error !== 0) {
       this.#abort(connection, dir.errorType, new OsError(call, error).message);
       return FAILED;
@@ -930,6 +936,7 @@ function direction(
     parked: undefined,
     pending: 0,
     rdhup: false,
+    failed: false,
     drainedBatch: -1,
     eof: false,
     done: false,
