@@ -145,6 +145,14 @@ const PART_METRICS: readonly PartMetric[] = [
       "Datagrams larger than --udp-buffer-bytes: forwarded cut (portable UDP engine) or dropped (batched).",
     value: (c) => c.truncatedDatagrams,
   },
+  {
+    kind: "counter",
+    protocol: "udp",
+    name: "undying_proxy_udp_segmented_datagrams_total",
+    help:
+      "Datagrams the batched UDP engine sent in segmented runs (UDP GSO: equal-size datagrams to one address, one trip through the kernel).",
+    value: (c) => c.segmentedDatagrams,
+  },
 ];
 
 /** The program's metrics registry and the metrics other components advance themselves. */

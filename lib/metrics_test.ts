@@ -93,6 +93,7 @@ Deno.test("ProgramMetrics exports the Go operator's metrics with their names, ty
     ['undying_proxy_tcp_connections_total{forwarder="a",namespace="ns"}', "counter", 3],
     ['undying_proxy_udp_dropped_datagrams_total{forwarder="b",namespace=""}', "counter", 7],
     ['undying_proxy_udp_truncated_datagrams_total{forwarder="b",namespace=""}', "counter", 0],
+    ['undying_proxy_udp_segmented_datagrams_total{forwarder="b",namespace=""}', "counter", 0],
     [
       'undying_proxy_forwarder_state{forwarder="b",namespace="",protocol="udp",state="failed"}',
       "gauge",

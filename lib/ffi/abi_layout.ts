@@ -32,6 +32,18 @@ export interface AbiLayout {
     readonly in4Addr: number;
     readonly in6Addr: number;
   };
+  /**
+   * `struct cmsghdr` carrying one `uint16_t` (UDP_SEGMENT): header size, field offsets and the
+   * `CMSG_SPACE` / `CMSG_LEN` of a 2-byte payload.
+   */
+  readonly cmsg: {
+    readonly headerSize: number;
+    readonly len: number;
+    readonly level: number;
+    readonly type: number;
+    readonly u16Space: number;
+    readonly u16Len: number;
+  };
   /** `socklen_t` of the largest address (`sockaddr_in6`). */
   readonly maxSockaddrSize: number;
   readonly constants: {
@@ -53,6 +65,9 @@ export interface AbiLayout {
     readonly EPOLL_CTL_ADD: number;
     readonly EPOLL_CTL_DEL: number;
     readonly EPOLLIN: number;
+    readonly SOL_UDP: number;
+    /** UDP generic segmentation offload: one send of equal-size datagrams (Linux 4.18+). */
+    readonly UDP_SEGMENT: number;
   };
   /** What the splice TCP engine adds (asm-generic values: the same on x86-64 and aarch64). */
   readonly tcp: {

@@ -24,7 +24,10 @@ export class ErrnoReader {
 /** errno values (the same on x86-64 and aarch64 Linux) the engines test for. */
 export const Errno = {
   EINTR: 4,
+  EIO: 5,
   EAGAIN: 11,
+  EINVAL: 22,
+  ENOPROTOOPT: 92,
   EAFNOSUPPORT: 97,
   ECONNREFUSED: 111,
   ENFILE: 23,
@@ -36,6 +39,7 @@ export const Errno = {
 const NAMES: Readonly<Record<number, readonly [string, string]>> = {
   1: ["EPERM", "Operation not permitted"],
   4: ["EINTR", "Interrupted system call"],
+  5: ["EIO", "Input/output error"],
   9: ["EBADF", "Bad file descriptor"],
   11: ["EAGAIN", "Resource temporarily unavailable"],
   12: ["ENOMEM", "Cannot allocate memory"],
@@ -46,6 +50,7 @@ const NAMES: Readonly<Record<number, readonly [string, string]>> = {
   24: ["EMFILE", "Too many open files"],
   32: ["EPIPE", "Broken pipe"],
   90: ["EMSGSIZE", "Message too long"],
+  92: ["ENOPROTOOPT", "Protocol not available"],
   93: ["EPROTONOSUPPORT", "Protocol not supported"],
   97: ["EAFNOSUPPORT", "Address family not supported by protocol"],
   98: ["EADDRINUSE", "Address already in use"],

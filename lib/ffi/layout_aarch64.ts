@@ -23,6 +23,7 @@ export const LAYOUT_AARCH64: AbiLayout = {
     len: 56,
   },
   sockaddr: { in4Size: 16, in6Size: 28, family: 0, port: 2, in4Addr: 4, in6Addr: 8 },
+  cmsg: { headerSize: 16, len: 0, level: 8, type: 12, u16Space: 24, u16Len: 18 },
   maxSockaddrSize: 28,
   constants: {
     AF_INET: 2,
@@ -43,6 +44,8 @@ export const LAYOUT_AARCH64: AbiLayout = {
     EPOLL_CTL_ADD: 1,
     EPOLL_CTL_DEL: 2,
     EPOLLIN: 0x001,
+    SOL_UDP: 17,
+    UDP_SEGMENT: 103,
   },
   tcp: {
     SOCK_STREAM: 1,

@@ -126,6 +126,8 @@ export interface UdpCounters {
   droppedDatagrams: number;
   /** Datagrams that did not fit the configured buffer (counted, logged, never hidden). */
   truncatedDatagrams: number;
+  /** Datagrams the batched engine sent in segmented runs (UDP GSO); 0 on the portable engine. */
+  segmentedDatagrams: number;
   readonly errors: Record<UdpErrorType, number>;
   /** Datagrams dropped before a session existed, by reason. */
   readonly rejected: Record<UdpRejectReason, number>;
@@ -161,6 +163,7 @@ export function newUdpCounters(): UdpCounters {
     sessionsTotal: 0,
     droppedDatagrams: 0,
     truncatedDatagrams: 0,
+    segmentedDatagrams: 0,
     errors: zeroes(UDP_ERROR_TYPES),
     rejected: zeroes(UDP_REJECT_REASONS),
   };

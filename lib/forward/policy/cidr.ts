@@ -9,6 +9,8 @@
  * @module
  */
 
+import { formatIp, parseIp as parseIpBytes } from "../../util/ip_address.ts";
+
 /** A parsed IP address: 4 bytes (IPv4) or 16 bytes (IPv6). */
 export interface IpAddress {
   readonly family: 4 | 6;
@@ -23,24 +25,14 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-const IPV4_PART = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
-
 /**
  * Parses an IPv4 or IPv6 address (a zone such as `%eth0` is ignored); an IPv4-mapped IPv6 address
  * becomes IPv4.
  * @returns undefined when `text` is not an IP address.
  */
 export function parseIp(text: string): IpAddress | undefined {
-  if (!text.includes(":")) {
-    const bytes = parseIpv4(text);
-    return bytes === undefined ? undefined : { family: 4, bytes };
-  }
-  const zone = text.indexOf("%");
-  const bytes = parseIpv6(zone === -1 ? text : text.slice(0, zone));
-  if (bytes === undefined) return undefined;
-  if (isIpv4Mapped(bytes)) return { family: 4, bytes: bytes.slice(12) };
-  return { family: 6, bytes };
+  const bytes = parseIpBytes(text);
+  return bytes === undefined ? undefined : { family: bytes.length === 4 ? 4 : 6, bytes };
 }
 
 /**
@@ -108,78 +100,6 @@ export function findCidr(cidrs: readonly Cidr[], address: IpAddress): Cidr | und
   return undefined;
 }
 
-/** The address in its usual text form (IPv6 compressed as in RFC 5952). */
-export function formatIp(address: IpAddress): string {
-  const b = address.bytes;
-  if (address.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
-  // The longest run of two or more zero groups becomes "::".
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
-    i = j;
-  }
-  if (bestStart === -1) return groups.join(":");
-  const head = groups.slice(0, bestStart).join(":");
-  const tail = groups.slice(bestStart + bestLength).join(":");
-  return `${head}::${tail}`;
-}
-
-function parseIpv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((part) => IPV4_PART.test(part))) return undefined;
-  return Uint8Array.from(parts, Number);
-}
-
-function parseIpv6(text: string): Uint8Array | undefined {
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const groupsOf = (half: string): number[] | undefined => {
-    if (half === "") return [];
-    const items = half.split(":");
-    const groups: number[] = [];
-    for (const [index, item] of items.entries()) {
-      if (index === items.length - 1 && item.includes(".")) {
-        const v4 = parseIpv4(item);
-        if (v4 === undefined) return undefined;
-        groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else if (HEX_GROUP.test(item)) {
-        groups.push(Number.parseInt(item, 16));
-      } else {
-        return undefined;
-      }
-    }
-    return groups;
-  };
-  const head = groupsOf(halves[0]!);
-  const tail = halves.length === 2 ? groupsOf(halves[1]!) : [];
-  if (head === undefined || tail === undefined) return undefined;
-  // An IPv4 tail is only allowed at the very end.
-  if (halves.length === 2 && halves[0]!.includes(".")) return undefined;
-  const count = head.length + tail.length;
-  if (halves.length === 1 ? count !== 8 : count > 7) return undefined;
-  const groups = [...head, ...new Array<number>(8 - count).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  groups.forEach((group, i) => {
-    bytes[2 * i] = group >> 8;
-    bytes[2 * i + 1] = group & 0xff;
-  });
-  return bytes;
-}
-
-function isIpv4Mapped(bytes: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
-  return bytes[10] === 0xff && bytes[11] === 0xff;
-}
-
 function isRangeStart(bytes: Uint8Array, prefix: number): boolean {
   for (let bit = prefix; bit < bytes.length * 8; bit++) {
     if ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1) return false;
@@ -190,5 +110,5 @@ function isRangeStart(bytes: Uint8Array, prefix: number): boolean {
 function formatRangeStart(ip: IpAddress, prefix: number): string {
   const bytes = ip.bytes.slice();
   for (let bit = prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3]! &= ~(1 << (7 - (bit & 7)));
-  return formatIp({ family: ip.family, bytes });
+  return formatIp(bytes);
 }

@@ -7,7 +7,7 @@
 
 import type { Endpoint } from "./encode.ts";
 import { PROXY_V1_MAX_BYTES, PROXY_V2_FIXED_BYTES, PROXY_V2_SIGNATURE } from "./encode.ts";
-import { formatIp, parseIpv4, parseIpv6 } from "./ip_address.ts";
+import { formatIp, parseIpv4, parseIpv6 } from "../../util/ip_address.ts";
 
 /** Why a header was refused: none at all, or a broken one. */
 export type ProxyHeaderFault = "missing" | "malformed";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { asIpv6, formatIp, type IpBytes, ipBytes } from "./ip_address.ts";
+import { asIpv6, formatIp, type IpBytes, ipBytes } from "../../util/ip_address.ts";
 
 /** The 12 bytes every version 2 header starts with: `\r\n\r\n\0\r\nQUIT\n`. */
 export const PROXY_V2_SIGNATURE: Uint8Array = Uint8Array.of(

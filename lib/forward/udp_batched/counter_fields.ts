@@ -21,6 +21,7 @@ export const PLAIN_FIELDS = [
   "sessionsTotal",
   "droppedDatagrams",
   "truncatedDatagrams",
+  "segmentedDatagrams",
 ] as const;
 
 /** One plain counter. */

@@ -105,6 +105,11 @@ export class DatagramBatch {
     return this.arena.slice(this.#slotOffset + j * SLOT_BYTES, length);
   }
 
+  /** Offset in {@linkcode arena} of the iovec of datagram `k` (iovecs are consecutive). */
+  iovecOffset(k: number): number {
+    return this.#iovOffset + k * this.#layout.iovec.size;
+  }
+
   /** Points datagram `k` of a sending batch at `length` bytes of slot `j` of `source`. */
   point(k: number, source: DatagramBatch, j: number, length: number): void {
     const { iovec } = this.#layout;

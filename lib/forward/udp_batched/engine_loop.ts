@@ -29,6 +29,8 @@ import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
 import { BATCHED_SESSION_BYTES, type FromEngine, type ToEngine } from "./messages.ts";
 import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
+import type { SegmentOwner } from "./segmented_batch.ts";
+import { BatchSender } from "./batch_sender.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
@@ -74,7 +76,7 @@ interface Listener {
   readonly logs: Record<"drop" | "target" | "truncate", LogThrottle>;
 }
 
-interface Session {
+interface Session extends SegmentOwner {
   readonly fd: number;
   readonly listener: Listener;
   readonly key: number | string;
@@ -104,6 +106,8 @@ export class EngineLoop {
   readonly #toTarget: DatagramBatch;
   readonly #fromTargets: DatagramBatch;
   readonly #toClients: DatagramBatch;
+  /** Sends batches, runs of equal-size datagrams to one destination as one (UDP_SEGMENT). */
+  readonly #sender: BatchSender;
   readonly #listeners = new Map<number, Listener>();
   readonly #listenersByFd: (Listener | undefined)[] = [];
   readonly #sessionsByFd: (Session | undefined)[] = [];
@@ -146,6 +150,7 @@ export class EngineLoop {
     this.#toTarget = new DatagramBatch(layout, { withNames: false, slots: false });
     this.#fromTargets = new DatagramBatch(layout, { withNames: false, slots: true });
     this.#toClients = new DatagramBatch(layout, { withNames: true, slots: false });
+    this.#sender = new BatchSender(this.#libc, layout, this.#errno, this.#sockets);
     this.#doorbell = this.#sockets.listen("127.0.0.1", 0, false);
     this.doorbellPort = this.#sockets.port(this.#doorbell);
     this.#watch(this.#doorbell);
@@ -355,13 +360,14 @@ export class EngineLoop {
     counters[F.datagramsClientToTarget]! += count;
     let sent = 0;
     while (sent < count) {
-      const done = this.#libc.sendmmsg(session.fd, toTarget.from(sent), count - sent, 0);
+      const done = this.#sender.send(session.fd, toTarget, sent, count, lengths, session);
       if (done >= 0) {
+        counters[F.segmentedDatagrams]! += this.#sender.segmented;
         session.toTargetBlockedSinceMs = 0;
         sent += done;
         continue;
       }
-      const errno = this.#errno.get();
+      const errno = this.#sender.errno;
       counters[F.bytesClientToTarget]! -= lengths[sent]!;
       counters[F.datagramsClientToTarget]!--;
       counters[F.droppedDatagrams]!++;
@@ -456,13 +462,14 @@ export class EngineLoop {
     counters[F.datagramsTargetToClient]! += count;
     let sent = 0;
     while (sent < count) {
-      const done = this.#libc.sendmmsg(listener.fd, toClients.from(sent), count - sent, 0);
+      const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
       if (done >= 0) {
+        counters[F.segmentedDatagrams]! += this.#sender.segmented;
         for (let k = sent; k < sent + done; k++) sessions[k]!.toClientBlockedSinceMs = 0;
         sent += done;
         continue;
       }
-      const errno = this.#errno.get();
+      const errno = this.#sender.errno;
       const session = sessions[sent]!;
       counters[F.bytesTargetToClient]! -= lengths[sent]!;
       counters[F.datagramsTargetToClient]!--;
@@ -549,6 +556,7 @@ export class EngineLoop {
       toTargetBlockedSinceMs: 0,
       toClientBlockedSinceMs: 0,
       ended: false,
+      segment: true,
     };
     listener.sessions.set(key, session);
     this.#sessionsByFd[fd] = session;

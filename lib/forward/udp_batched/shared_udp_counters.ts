@@ -27,6 +27,7 @@ export class SharedUdpCounters implements UdpCounters {
   declare sessionsTotal: number;
   declare droppedDatagrams: number;
   declare truncatedDatagrams: number;
+  declare segmentedDatagrams: number;
   readonly errors: Record<UdpErrorType, number>;
   readonly rejected: Record<UdpRejectReason, number>;
 

@@ -17,7 +17,18 @@ Deno.test("IPv6 text forms parse to the same bytes and format per RFC 5952", () 
     assert.equal(formatIp(parseIpv6(input!)!), canonical, input);
   }
   for (
-    const bad of ["", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::", "1:2:3:4:5:6:7"]
+    const bad of [
+      "",
+      ":::",
+      "1:::2",
+      "1::2::3",
+      "1:2:3:4:5:6:7:8:9",
+      "12345::",
+      "g::",
+      "1:2:3:4:5:6:7",
+      "::1.2.3",
+      "1.2.3.4::",
+    ]
   ) {
     assert.equal(parseIpv6(bad), undefined, bad);
   }
