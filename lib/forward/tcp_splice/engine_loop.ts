@@ -5,14 +5,17 @@
  * socket → pipe → socket (the bytes never enter JavaScript) from its first read that fills that
  * buffer on.
  *
- * Connection sockets are registered edge-triggered for in, out and RDHUP once (the client's at
- * accept, its events wait for the dial); an event on a socket moves the direction reading from it
- * and, when it became writable, the direction blocked on it. A direction reads until EAGAIN or EOF;
- * a recv shorter than the buffer means the socket was drained, unless the peer's FIN was seen (it
- * may have come with the data: EPOLLRDHUP is remembered, and then the loop reads on to the end). A
- * send that does not take every byte keeps the rest (only then a copy) until the destination is
- * writable again. A
- * direction at EOF half-closes its destination once its pipe is empty; when both ended, both
+ * Right after the non-blocking connect, the client's first bytes are read and sent on the dialing
+ * socket: a nearby target has usually accepted by then, and a send that succeeds ends the dial
+ * without waiting for its EPOLLOUT (one that would block parks the bytes until the dial ends).
+ * Connection sockets are registered edge-triggered for in, out and RDHUP once (the client's after
+ * that first read; its events wait for the dial); an event on a socket moves the direction reading
+ * from it and, when it became writable, the direction blocked on it. A direction reads until EAGAIN
+ * or EOF; a recv shorter than the buffer means the socket was drained (and an event collected
+ * before that read is ignored), unless the peer's FIN was seen (it may have come with the data:
+ * EPOLLRDHUP is remembered, and then the loop reads on to the end). A send that does not take every
+ * byte keeps the rest (only then a copy) until the destination is writable again. A direction at
+ * EOF half-closes its destination once its pipe or parked bytes are sent; when both ended, both
  * sockets close. A failed read or write aborts the connection: both sockets close with RST and the
  * failure is counted once (as on the portable engine, by direction). Sockets are closed after the
  * batch of events that may still name them (an fd closed and reused within a batch would otherwise
@@ -21,7 +24,7 @@
  * Same behaviour as the portable engine: TCP_NODELAY both ways, dial timeout, idle timeout over both
  * directions, live target updates for new connections (shared memory), drain, every counter.
  *
- * Descriptors: a connection needs up to 6 (two sockets, two pipes while data moves). Each thread
+ * Descriptors: a connection needs up to 6 (two sockets, two pipes while bulk data moves). Each thread
  * admits at most its share of the process's RLIMIT_NOFILE, less a reserve for the rest of the
  * program ({@linkcode connectionBudget}), and at most its share of `--max-open-sockets`; clients
  * beyond it are accepted and reset at once (counted as SocketLimit), so admitted connections
@@ -71,6 +74,12 @@ const SWEEP_MS = 10;
  * the direction splice from then on (a flow that moves bulk).
  */
 export const COPY_BYTES = 16 * 1024;
+/**
+ * Dials in progress beyond which new connections send nothing early: bytes read for a dial that
+ * has not connected yet wait in memory (at most `COPY_BYTES` each), so a slow target holds at most
+ * this many such buffers per thread; the client's bytes stay in its socket otherwise.
+ */
+const EARLY_SENDS_WHILE_DIALING = 64;
 /** Connections accepted per ready listening socket per poll, so one port cannot starve others. */
 const ACCEPTS_PER_EVENT = 64;
 /** Splices per direction per event before other connections get their turn. */
@@ -473,7 +482,7 @@ export class SpliceEngineLoop {
       return;
     }
     if (!connected) {
-      this.#sendEarly(connection);
+      if (this.#dialing.size < EARLY_SENDS_WHILE_DIALING) this.#sendEarly(connection);
       if (connection.closed) return;
       if (connection.dialing) {
         this.#dialing.add(connection);
