@@ -46,6 +46,7 @@ import {
   writeProxyV2Header,
 } from "./proxy_protocol/encode.ts";
 import type { RunningForwarder } from "./listener_part.ts";
+import { MAX_UDP_PAYLOAD_BYTES, MAX_UDP_PAYLOAD_BYTES_IPV4 } from "./udp_payload.ts";
 import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { Budget } from "./budget.ts";
@@ -110,11 +111,6 @@ const UDP_REJECTIONS: Readonly<Record<GateRejection, UdpRejectReason>> = {
   ActivePerSource: "MaxSessionsPerSource",
   Rate: "MaxSessionsPerSource",
 };
-
-/** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
-const MAX_UDP_PAYLOAD_BYTES = 65_527;
-/** Largest UDP payload over IPv4 (65535 minus the 20-byte IP and 8-byte UDP headers). */
-const MAX_UDP_PAYLOAD_BYTES_IPV4 = 65_507;
 
 /** Datagrams held per session while its target name resolves (at most its buffer charge in bytes). */
 const MAX_QUEUED_DATAGRAMS = 64;

@@ -11,6 +11,7 @@ import type { UdpSpec } from "../spec.ts";
 import { newUdpCounters } from "./state.ts";
 import { UdpForwarder, type UdpForwarderOptions } from "./udp_forwarder.ts";
 import { Supervisor } from "./supervisor.ts";
+import { UDP_ENGINES, udpForwarderTo } from "../../tests/_support/udp_engines.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 
 const decoder = new TextDecoder();
@@ -41,14 +42,20 @@ function forwarder(
 }
 
 for (
-  const [hostname, shown, headerBytes, maxPayload] of [
-    ["127.0.0.1", "127.0.0.1", 28, 65_507],
-    ["::1", "0:0:0:0:0:0:0:1", 52, 65_527],
-  ] as const
+  const [engine, hostname, shown, headerBytes, maxPayload] of UDP_ENGINES.flatMap((engine) =>
+    [
+      [engine, "127.0.0.1", "127.0.0.1", 28, 65_507],
+      [engine, "::1", "0:0:0:0:0:0:0:1", 52, 65_527],
+    ] as const
+  )
 ) {
-  Deno.test(`UDP v2 over ${hostname}: a header before every datagram, up to ${maxPayload} bytes with it`, async () => {
+  Deno.test(`${engine} UDP engine, v2 over ${hostname}: a header before every datagram, up to ${maxPayload} bytes with it`, async () => {
     await using target = startProxyV2UdpTarget(hostname);
-    await using fx = forwarder({ targetPort: target.port, proxyProtocol: "v2" }, { hostname });
+    await using fx = await udpForwarderTo(engine, target.port, {
+      targetHost: hostname,
+      listen: hostname,
+      spec: { proxyProtocol: "v2" },
+    });
     using client = udpClient(hostname);
     const clientPort = (client.socket.addr as Deno.NetAddr).port;
     for (const size of [0, 1, 1400, maxPayload - headerBytes]) {
@@ -118,7 +125,7 @@ Deno.test("UDP access records: datagrams and bytes each way, idle timeout, drain
   assert.equal(capture.records[1]!.datagramsTargetToClient, 1);
 });
 
-Deno.test("with the batched UDP engine, a part that sends PROXY headers runs portable; turning it on rebinds", async () => {
+Deno.test("with the batched UDP engine, turning PROXY headers on and off applies to new sessions", async () => {
   await using target = startProxyV2UdpTarget();
   await using sup = new Supervisor({
     listenAddress: "127.0.0.1",

@@ -19,6 +19,29 @@ export interface BudgetShare {
   readonly share: SharedArrayBuffer;
 }
 
+/**
+ * Who may open sessions on a listener and what its new sessions send first: the spec's fields, as
+ * the portable engine reads them (and `--default-source-ranges` when the spec has none).
+ */
+export interface ListenerPolicy {
+  /** CIDR ranges clients must come from; empty = everyone. */
+  readonly sourceRanges: readonly string[];
+  /** Sessions open at once over every thread (`spec.maxSessions`), or undefined. */
+  readonly maxSessions: number | undefined;
+  /** Sessions open at once per client address (`spec.maxSessionsPerSource`), or undefined. */
+  readonly maxSessionsPerSource: number | undefined;
+  /** Every datagram to the target starts with a PROXY protocol v2 header. */
+  readonly proxyV2: boolean;
+}
+
+/** Everyone may open sessions (up to the program's cap); no header. */
+export const OPEN_POLICY: ListenerPolicy = {
+  sourceRanges: [],
+  maxSessions: undefined,
+  maxSessionsPerSource: undefined,
+  proxyV2: false,
+};
+
 /** Main thread → engine thread. */
 export type ToEngine =
   | {
@@ -46,6 +69,16 @@ export type ToEngine =
     readonly sockets: BudgetShare;
     /** The session memory budget (`Budget.share`; `BATCHED_SESSION_BYTES` per session). */
     readonly sessionBytes: BudgetShare;
+    readonly policy: ListenerPolicy;
+  }
+  /** New rules for new sessions (open ones keep theirs). */
+  | {
+    readonly kind: "policy";
+    readonly seq: number;
+    readonly id: number;
+    readonly policy: ListenerPolicy;
+    /** From `ListenerSettings.nextPolicy()`. */
+    readonly generation: number;
   }
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
   | { readonly kind: "close"; readonly seq: number; readonly id: number };
@@ -60,6 +93,7 @@ export type FromEngine =
   /** A draining listener has no sessions left (or `drain` found none). */
   | { readonly kind: "drained"; readonly seq: number }
   | { readonly kind: "closed"; readonly seq: number }
+  | { readonly kind: "configured"; readonly seq: number }
   | {
     readonly kind: "log";
     readonly level: "warn" | "error";
