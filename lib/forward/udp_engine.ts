@@ -49,17 +49,13 @@ export interface UdpEngineOptions {
 }
 
 /**
- * True when a UDP part must run on the portable engine even when the batched one runs: it writes
- * access records (the batched engine does not yet), or it limits sessions per source with several
- * engine threads (each thread would count only its own clients, so the limit is kept exact on one
- * socket instead). The batched engine checks everything else of the access policy itself.
+ * True when a UDP part must run on the portable engine even when the batched one runs: it limits
+ * sessions per source while several engine threads share the port (each thread would count only
+ * its own clients, so the limit is kept exact on one socket instead). The batched engine does
+ * everything else itself: the access policy, PROXY headers, access records.
  */
-export function needsPortable(
-  spec: UdpSpec,
-  defaults: { readonly accessLog: boolean; readonly threads: number },
-): boolean {
-  return (spec.accessLog ?? defaults.accessLog) ||
-    (defaults.threads > 1 && spec.maxSessionsPerSource !== undefined);
+export function needsPortable(spec: UdpSpec, threads: number): boolean {
+  return threads > 1 && spec.maxSessionsPerSource !== undefined;
 }
 
 /** Opens UDP listeners on the chosen engine. */
@@ -100,10 +96,7 @@ export class UdpEngine {
    * a spec change that flips this rebinds the listener (see {@linkcode UdpEngine.sameEngine}).
    */
   needsPortable(spec: UdpSpec): boolean {
-    return needsPortable(spec, {
-      accessLog: this.#options.accessLog ?? false,
-      threads: this.#options.threads,
-    });
+    return needsPortable(spec, this.#options.threads);
   }
 
   /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
@@ -134,6 +127,9 @@ export class UdpEngine {
           bufferBytes: this.#options.bufferBytes,
           sockets: this.#options.sockets,
           sessionBytes: this.#options.bufferBudget,
+          ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+          ...(this.#options.accessLogSampleRate !== undefined &&
+            { accessLogSampleRate: this.#options.accessLogSampleRate }),
           ...(this.#options.policy && { policy: this.#options.policy }),
           ...(this.#options.defaultSourceRanges &&
             { defaultSourceRanges: this.#options.defaultSourceRanges }),

@@ -37,6 +37,7 @@ import {
   sampled,
   splitForwarderName,
   type StopCause,
+  UDP_FAILURE_REASONS,
   writeAccessRecord,
 } from "./access_log.ts";
 import {
@@ -633,7 +634,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     session: UdpSession,
     type: UdpErrorType,
     error: unknown,
-    reason: EndReason = FAILURE_REASONS[type] ?? "error",
+    reason: EndReason = UDP_FAILURE_REASONS[type] ?? "error",
   ): void {
     this.#counters.errors[type]++;
     this.#warn("target", "UDP session of {forwarder} for {client} ended ({type}): {error}", {
@@ -719,12 +720,3 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     this.#tasks.add(tracked);
   }
 }
-
-/** What ends a session after each kind of failure (when the caller gives no reason). */
-const FAILURE_REASONS: Partial<Record<UdpErrorType, EndReason>> = {
-  ResolveTargetAddress: "dial_failed",
-  DialUDPTarget: "dial_failed",
-  ReadFromTarget: "target_closed",
-  WriteToTarget: "target_closed",
-  WriteToClient: "client_closed",
-};

@@ -41,6 +41,8 @@ export interface UdpFixtureOptions {
   readonly policy?: ForwarderPolicyOptions;
   /** Address the forwarder binds. @default "127.0.0.1" */
   readonly listen?: string;
+  /** Forwarder name (`namespace/name`), for logs and access records. @default "test/udp" */
+  readonly name?: string;
 }
 
 /** What the engines have in common, as tests use it. */
@@ -91,7 +93,7 @@ export async function udpForwarderTo(
       Deno.listenDatagram({ transport: "udp", hostname: listen, port: 0 });
     const clock = new ManualClock();
     const forwarder = new UdpForwarder(socket, {
-      name: "test/udp",
+      name: options.name ?? "test/udp",
       counters,
       spec,
       maxSessions,
@@ -122,7 +124,7 @@ export async function udpForwarderTo(
   let forwarder: BatchedUdpForwarder;
   try {
     forwarder = await BatchedUdpForwarder.open(batched, {
-      name: "test/udp",
+      name: options.name ?? "test/udp",
       counters,
       spec,
       listenAddress: listen,

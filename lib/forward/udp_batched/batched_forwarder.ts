@@ -23,7 +23,13 @@ import { TargetForbiddenError, TargetPolicy } from "../policy/target_policy.ts";
 import { reportingResolver, type TargetResolver } from "../target_resolver.ts";
 import type { BatchedUdpEngine } from "./batched_engine.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
-import type { ListenerPolicy } from "./messages.ts";
+import type { CloseCause, ListenerPolicy, SessionRecord } from "./messages.ts";
+import {
+  splitForwarderName,
+  type StopCause,
+  UDP_FAILURE_REASONS,
+  writeAccessRecord,
+} from "../access_log.ts";
 import type { SharedUdpCounters } from "./shared_udp_counters.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
@@ -49,6 +55,10 @@ export interface BatchedUdpForwarderOptions extends ForwarderPolicyOptions {
   readonly sockets: Budget;
   /** Session memory (`BATCHED_SESSION_BYTES` each), over every engine thread. */
   readonly sessionBytes: Budget;
+  /** Whether sessions get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of sessions with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
 }
 
 let lastId = 0;
@@ -67,7 +77,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   #spec: UdpSpec;
   #resolver: TargetResolver;
   #target: EngineTarget | "forbidden" | undefined;
-  readonly #policyOptions: ForwarderPolicyOptions;
+  readonly #options: BatchedUdpForwarderOptions;
   readonly #settings: ListenerSettings;
   #timer: ReturnType<typeof setInterval> | undefined;
   #drained: Promise<unknown> | undefined;
@@ -105,7 +115,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
           settings: settings.buffer,
           sockets: { max: options.sockets.max, share: options.sockets.share },
           sessionBytes: { max: options.sessionBytes.max, share: options.sessionBytes.share },
-          policy: listenerPolicy(options.spec, options.defaultSourceRanges ?? []),
+          policy: listenerPolicy(options.spec, options),
         });
         if (answer.kind !== "listening") {
           throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
@@ -142,7 +152,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
-    this.#policyOptions = bound.options;
+    this.#options = bound.options;
+    engine.onRecords(this.#id, (record) => this.#writeRecord(record as SessionRecord));
     this.released = this.#released.promise;
     this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
@@ -159,9 +170,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   update(spec: UdpSpec): void {
     const old = this.#spec;
     this.#spec = spec;
-    const defaults = this.#policyOptions.defaultSourceRanges ?? [];
-    const policy = listenerPolicy(spec, defaults);
-    if (JSON.stringify(policy) !== JSON.stringify(listenerPolicy(old, defaults))) {
+    const policy = listenerPolicy(spec, this.#options);
+    if (JSON.stringify(policy) !== JSON.stringify(listenerPolicy(old, this.#options))) {
       const generation = this.#settings.nextPolicy();
       for (let index = 0; index < this.#engine.count; index++) {
         this.#engine.request(index, { kind: "policy", id: this.#id, policy, generation })
@@ -169,7 +179,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       }
     }
     if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
-      this.#resolver = newResolver(spec, this.#policyOptions);
+      this.#resolver = newResolver(spec, this.#options);
       const nowMs = Date.now();
       const literal = this.#resolver.cached(nowMs);
       if (literal === undefined && this.#resolver.forbidden(nowMs) === undefined) {
@@ -187,7 +197,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
    * Takes no new clients from now on; live sessions keep forwarding until they expire or `graceMs`
    * passes; then every thread closes the socket. A later call with a shorter grace ends it sooner.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     this.#drained ??= Promise.all(
       Array.from(
         { length: this.#engine.count },
@@ -200,7 +210,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       graceOver.abort();
       this.#countForcedCloses(graceMs);
     }
-    this.#closing ??= this.#close();
+    this.#closing ??= this.#close(cause);
     await this.#closing;
   }
 
@@ -216,15 +226,36 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     );
   }
 
-  async #close(): Promise<void> {
+  async #close(cause: CloseCause): Promise<void> {
     clearInterval(this.#timer);
     await Promise.all(
       Array.from(
         { length: this.#engine.count },
-        (_, index) => this.#engine.request(index, { kind: "close", id: this.#id }).catch(() => {}),
+        (_, index) =>
+          this.#engine.request(index, { kind: "close", id: this.#id, cause }).catch(() => {}),
       ),
     );
+    this.#engine.forgetRecords(this.#id); // a thread's records arrive before its answer
     this.#released.resolve();
+  }
+
+  /** Writes the access record of a session an engine thread ended. */
+  #writeRecord(record: SessionRecord): void {
+    const { errorType, detail, startMs, endMs, reason, ...traffic } = record;
+    const forwarder = this.#name;
+    writeAccessRecord({
+      forwarder,
+      ...splitForwarderName(forwarder),
+      protocol: "udp",
+      listenPort: this.#port,
+      targetHost: this.#spec.targetHost,
+      targetPort: this.#spec.targetPort,
+      ...traffic,
+      startTime: new Date(startMs).toISOString(),
+      durationMs: endMs - startMs,
+      endReason: reason ?? (errorType && UDP_FAILURE_REASONS[errorType]) ?? "error",
+      ...(errorType !== undefined && { endDetail: `${errorType}: ${detail ?? ""}` }),
+    });
   }
 
   #refreshTarget(): void {
@@ -260,18 +291,24 @@ export async function listenHostname(address: string): Promise<string> {
 }
 
 /**
- * The spec's source ranges (or the defaults), session limits and PROXY header, as the engine
- * threads take them.
+ * The spec's source ranges (or the defaults), session limits, PROXY header and access records, as
+ * the engine threads take them.
  */
 export function listenerPolicy(
   spec: UdpSpec,
-  defaultSourceRanges: readonly string[],
+  defaults: Pick<
+    BatchedUdpForwarderOptions,
+    "defaultSourceRanges" | "accessLog" | "accessLogSampleRate"
+  >,
 ): ListenerPolicy {
   return {
-    sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
+    sourceRanges: spec.sourceRanges ?? defaults.defaultSourceRanges ?? [],
     maxSessions: spec.maxSessions,
     maxSessionsPerSource: spec.maxSessionsPerSource,
     proxyV2: spec.proxyProtocol === "v2",
+    accessLogShare: (spec.accessLog ?? defaults.accessLog ?? false)
+      ? defaults.accessLogSampleRate ?? 1
+      : 0,
   };
 }
 

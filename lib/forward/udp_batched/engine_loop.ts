@@ -30,8 +30,10 @@ import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
 import {
   BATCHED_SESSION_BYTES,
+  type CloseCause,
   type FromEngine,
   type ListenerPolicy,
+  type SessionRecord,
   type ToEngine,
 } from "./messages.ts";
 import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
@@ -97,6 +99,8 @@ interface Listener {
   proxyV2: boolean;
   /** The generation of the policy applied (see `ListenerSettings.policyGeneration`). */
   policyGeneration: number;
+  /** Share of new sessions with an access record (0 = none). */
+  accessLogShare: number;
   readonly sessions: Map<number | string, Session>;
   /** Set while draining: the request to answer once no session is left. */
   drainSeq: number | undefined;
@@ -117,12 +121,32 @@ interface Session extends SegmentOwner {
   readonly header: NativeArena | undefined;
   /** Bytes of a datagram to the target at most (header included). */
   readonly maxToTarget: number;
+  /** What the session did so far, when it gets an access record. */
+  readonly tally: Tally | undefined;
   lastActiveMs: number;
   /** Since when sends to the target would block, or 0. */
   toTargetBlockedSinceMs: number;
   /** Since when replies to the client would block, or 0. */
   toClientBlockedSinceMs: number;
   ended: boolean;
+}
+
+/** Traffic of a session with an access record. */
+interface Tally {
+  readonly startMs: number;
+  readonly targetAddress: string;
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
+  datagramsClientToTarget: number;
+  datagramsTargetToClient: number;
+}
+
+/** How a session ended, for its access record. */
+type SessionEnd = Pick<SessionRecord, "reason" | "errorType" | "detail">;
+
+/** Whether a new session gets an access record: always at share 1, never at 0, else at random. */
+function sampledIn(share: number): boolean {
+  return share >= 1 || (share > 0 && Math.random() < share);
 }
 
 /** One engine thread's sockets, sessions and buffers. */
@@ -214,7 +238,7 @@ export class EngineLoop {
       }
       case "close": {
         const listener = this.#listeners.get(message.id);
-        if (listener !== undefined) this.#close(listener);
+        if (listener !== undefined) this.#close(listener, message.cause ?? "drained");
         this.#post({ kind: "closed", seq: message.seq });
         return;
       }
@@ -270,7 +294,7 @@ export class EngineLoop {
         }
       }
     } finally {
-      for (const listener of [...this.#listeners.values()]) this.#close(listener);
+      for (const listener of [...this.#listeners.values()]) this.#close(listener, "drained");
       this.#sockets.close(this.#doorbell);
       this.#sockets.close(this.#epoll);
     }
@@ -343,6 +367,7 @@ export class EngineLoop {
       gate: undefined,
       maxSessionsOfSpec: Infinity,
       proxyV2: false,
+      accessLogShare: 0,
       policyGeneration: settings.policyGeneration,
       sessions: new Map(),
       drainSeq: undefined,
@@ -385,6 +410,7 @@ export class EngineLoop {
     }
     listener.maxSessionsOfSpec = policy.maxSessions ?? Infinity;
     listener.proxyV2 = policy.proxyV2;
+    listener.accessLogShare = policy.accessLogShare;
   }
 
   #watch(fd: number): void {
@@ -487,6 +513,11 @@ export class EngineLoop {
     for (let k = 0; k < count; k++) bytes += lengths[k]!;
     counters[F.bytesClientToTarget]! += bytes;
     counters[F.datagramsClientToTarget]! += count;
+    const tally = session.tally;
+    if (tally !== undefined) {
+      tally.bytesClientToTarget += bytes;
+      tally.datagramsClientToTarget += count;
+    }
     let sent = 0;
     while (sent < count) {
       const done = this.#sender.send(session.fd, toTarget, sent, count, lengths, session);
@@ -499,6 +530,10 @@ export class EngineLoop {
       const errno = this.#sender.errno;
       counters[F.bytesClientToTarget]! -= lengths[sent]! - headerBytes;
       counters[F.datagramsClientToTarget]!--;
+      if (tally !== undefined) {
+        tally.bytesClientToTarget -= lengths[sent]! - headerBytes;
+        tally.datagramsClientToTarget--;
+      }
       counters[F.droppedDatagrams]!++;
       if (errno === Errno.EAGAIN) {
         if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
@@ -594,7 +629,15 @@ export class EngineLoop {
       const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
       if (done >= 0) {
         counters[F.segmentedDatagrams]! += this.#sender.segmented;
-        for (let k = sent; k < sent + done; k++) sessions[k]!.toClientBlockedSinceMs = 0;
+        for (let k = sent; k < sent + done; k++) {
+          const session = sessions[k]!;
+          session.toClientBlockedSinceMs = 0;
+          const tally = session.tally;
+          if (tally !== undefined) {
+            tally.bytesTargetToClient += lengths[k]!;
+            tally.datagramsTargetToClient++;
+          }
+        }
         sent += done;
         continue;
       }
@@ -697,6 +740,16 @@ export class EngineLoop {
       source,
       header: listener.proxyV2 ? this.#proxyHeader(listener, client) : undefined,
       maxToTarget: target.family === 4 ? MAX_UDP_PAYLOAD_BYTES_IPV4 : MAX_UDP_PAYLOAD_BYTES,
+      tally: sampledIn(listener.accessLogShare)
+        ? {
+          startMs: Date.now(),
+          targetAddress: decodeSockaddr(this.#layout, target.sockaddr).hostname,
+          bytesClientToTarget: 0,
+          bytesTargetToClient: 0,
+          datagramsClientToTarget: 0,
+          datagramsTargetToClient: 0,
+        }
+        : undefined,
       lastActiveMs: nowMs,
       toTargetBlockedSinceMs: 0,
       toClientBlockedSinceMs: 0,
@@ -833,30 +886,31 @@ export class EngineLoop {
         session.toTargetBlockedSinceMs > 0 &&
         nowMs - session.toTargetBlockedSinceMs >= writeTimeoutMs
       ) {
-        this.#fail(session, "WriteToTarget", blockedMs);
+        this.#fail(session, "WriteToTarget", blockedMs, "write_timeout");
       } else if (
         session.toClientBlockedSinceMs > 0 &&
         nowMs - session.toClientBlockedSinceMs >= writeTimeoutMs
       ) {
-        this.#fail(session, "WriteToClient", blockedMs);
+        this.#fail(session, "WriteToClient", blockedMs, "write_timeout");
       } else if (nowMs - session.lastActiveMs >= readTimeoutMs) {
-        this.#end(session);
+        this.#end(session, { reason: "idle_timeout" });
       }
     }
     return listener.nextSweepMs;
   }
 
   /** Counts `type`, logs (rate-limited) and ends the session. */
-  #fail(session: Session, type: UdpErrorType, error: string): void {
+  #fail(session: Session, type: UdpErrorType, error: string, reason?: "write_timeout"): void {
     session.listener.counters[E[type]]!++;
     this.#warn(session.listener, "target", "UDP session ended ({type}): {error}", { type, error });
-    this.#end(session);
+    this.#end(session, { errorType: type, detail: error, ...(reason && { reason }) });
   }
 
-  #end(session: Session): void {
+  #end(session: Session, end: SessionEnd): void {
     if (session.ended) return;
     session.ended = true;
     const listener = session.listener;
+    if (session.tally !== undefined) this.#record(session, session.tally, end);
     if (listener.sessions.get(session.key) === session) listener.sessions.delete(session.key);
     this.#sessionsByFd[session.fd] = undefined;
     if (this.#lastSession === session) this.#lastSession = undefined;
@@ -871,14 +925,29 @@ export class EngineLoop {
     }
   }
 
-  #close(listener: Listener): void {
+  /** Sends the access record of `session` to the main thread. */
+  #record(session: Session, tally: Tally, end: SessionEnd): void {
+    const client = decodeSockaddr(this.#layout, session.client);
+    const { startMs, ...traffic } = tally;
+    const record: SessionRecord = {
+      clientAddress: client.hostname,
+      clientPort: client.port,
+      ...traffic,
+      startMs,
+      endMs: Date.now(),
+      ...end,
+    };
+    this.#post({ kind: "record", id: session.listener.id, record });
+  }
+
+  #close(listener: Listener, cause: CloseCause): void {
     if (this.#replyListener === listener) {
       this.#flushToClients(Date.now());
       this.#replyListener = undefined;
     }
     const drainSeq = listener.drainSeq;
     listener.drainSeq = undefined;
-    for (const session of [...listener.sessions.values()]) this.#end(session);
+    for (const session of [...listener.sessions.values()]) this.#end(session, { reason: cause });
     if (drainSeq !== undefined) this.#post({ kind: "drained", seq: drainSeq });
     this.#listeners.delete(listener.id);
     this.#listenersByFd[listener.fd] = undefined;
