@@ -101,7 +101,7 @@ Deno.test({
   },
 });
 
-Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges runs on the portable engine and is checked", async () => {
+Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges is checked by the engine threads", async () => {
   await using echo = startUdpEcho({ hostname: "127.0.0.2" });
   const port = freePort("udp");
   const baseline = await openFdCount();
@@ -126,6 +126,43 @@ Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges run
   const counters = () => [...supervisor.counters()][0]?.udp;
   assert.equal(counters()?.rejected.SourceNotAllowed, 1);
   assert.equal(echo.received, 1, "the refused datagram never reached the target");
+});
+
+Deno.test("Supervisor: with two batched UDP threads, maxSessionsPerSource stays exact (the part runs on one socket)", async () => {
+  await using echo = startUdpEcho();
+  const port = freePort("udp");
+  const baseline = await openFdCount();
+  await using supervisor = settledOnClose(
+    new Supervisor({
+      listenAddress: "127.0.0.1",
+      drainGraceMs: 0,
+      udpEngine: "batched",
+      workers: 2,
+    }),
+    baseline,
+  );
+  assert.equal(await supervisor.udpEngine(), "batched");
+  const udp = {
+    listenPort: port,
+    targetHost: "127.0.0.1",
+    targetPort: echo.port,
+    readTimeoutSeconds: 30,
+    writeTimeoutSeconds: 5,
+    maxSessionsPerSource: 1,
+  };
+  supervisor.apply([{ name: "ns/per-source", udp }]);
+  await waitUntil("listening", () => supervisor.statuses()[0]?.udp?.phase === "listening");
+  // Eight client ports of one address: SO_REUSEPORT threads would spread them and each admit one.
+  const clients = Array.from({ length: 8 }, () => udpFrom("127.0.0.2"));
+  try {
+    const answered = await Promise.all(clients.map((client) => client.request("q", port, 500)));
+    assert.equal(answered.filter((reply) => reply === "q").length, 1);
+    const counters = [...supervisor.counters()][0]?.udp;
+    assert.equal(counters?.rejected.MaxSessionsPerSource, 7);
+    assert.equal(counters?.sessionsTotal, 1);
+  } finally {
+    for (const client of clients) client[Symbol.dispose]();
+  }
 });
 
 Deno.test("Supervisor: with the splice TCP engine, the target policy and default source ranges still hold", async () => {

@@ -11,10 +11,11 @@ import {
   nativeUnavailableReason,
   startNativeEngine,
 } from "../ffi/engine_selection.ts";
+import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
-import { TargetPolicy } from "./policy/target_policy.ts";
+import type { TargetPolicy } from "./policy/target_policy.ts";
 import { newUdpCounters, type UdpCounters } from "./state.ts";
 import { type BatchedUdpEngine, startBatchedUdpEngine } from "./udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
@@ -25,6 +26,8 @@ import type { Budget } from "./budget.ts";
 import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
 
 export type { UdpEngineChoice, UdpEngineKind };
+
+const log = getLogger(["undying-proxy", "udp"]);
 
 /** What every UDP listener of a supervisor shares. */
 export interface UdpEngineOptions {
@@ -49,17 +52,13 @@ export interface UdpEngineOptions {
 }
 
 /**
- * True when a UDP part needs the access policy checked (a target rule, source ranges or a
- * session limit of its own). The batched engine does not check it yet, so such a part runs on the
- * portable engine: a policy is never skipped for speed.
+ * True when a UDP part must run on the portable engine even when the batched one runs: it limits
+ * sessions per source while several engine threads share the port (each thread would count only
+ * its own clients, so the limit is kept exact on one socket instead). The batched engine does
+ * everything else itself: the access policy, PROXY headers, access records.
  */
-export function needsPolicy(
-  spec: UdpSpec,
-  policy: TargetPolicy,
-  defaultSourceRanges: readonly string[],
-): boolean {
-  return !policy.allowsAll || (spec.sourceRanges ?? defaultSourceRanges).length > 0 ||
-    spec.maxSessions !== undefined || spec.maxSessionsPerSource !== undefined;
+export function needsPortable(spec: UdpSpec, threads: number): boolean {
+  return threads > 1 && spec.maxSessionsPerSource !== undefined;
 }
 
 /** Opens UDP listeners on the chosen engine. */
@@ -96,19 +95,11 @@ export class UdpEngine {
   }
 
   /**
-   * True when `spec` needs the portable engine whatever the choice: the batched engine sends no
-   * PROXY protocol header, writes no access records and checks no access policy (see
-   * {@linkcode needsPolicy}) yet, so such listeners run portable (a spec change that flips this
-   * rebinds the listener, see {@linkcode UdpEngine.sameEngine}).
+   * True when `spec` needs the portable engine whatever the choice (see {@linkcode needsPortable});
+   * a spec change that flips this rebinds the listener (see {@linkcode UdpEngine.sameEngine}).
    */
   needsPortable(spec: UdpSpec): boolean {
-    return spec.proxyProtocol !== undefined ||
-      (spec.accessLog ?? this.#options.accessLog ?? false) ||
-      needsPolicy(
-        spec,
-        this.#options.policy ?? TargetPolicy.ALLOW_ALL,
-        this.#options.defaultSourceRanges ?? [],
-      );
+    return needsPortable(spec, this.#options.threads);
   }
 
   /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
@@ -124,7 +115,14 @@ export class UdpEngine {
     onTarget?: TargetReport,
   ): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> {
     const portable = () => this.#openPortable(name, spec, counters, onTarget);
-    if (!this.#batchedCandidate || this.needsPortable(spec)) return portable();
+    if (!this.#batchedCandidate) return portable();
+    if (this.needsPortable(spec)) {
+      log.warn(
+        "UDP of {forwarder} runs on the portable engine: maxSessionsPerSource with --workers {threads} (each engine thread would count only its own clients)",
+        { forwarder: name, threads: this.#options.threads },
+      );
+      return portable();
+    }
     return this.ready.then(
       (kind): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> => {
         const batched = this.#batched;
@@ -139,6 +137,13 @@ export class UdpEngine {
           bufferBytes: this.#options.bufferBytes,
           sockets: this.#options.sockets,
           sessionBytes: this.#options.bufferBudget,
+          ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+          ...(this.#options.accessLogSampleRate !== undefined &&
+            { accessLogSampleRate: this.#options.accessLogSampleRate }),
+          ...(this.#options.policy && { policy: this.#options.policy }),
+          ...(this.#options.defaultSourceRanges &&
+            { defaultSourceRanges: this.#options.defaultSourceRanges }),
+          ...(onTarget && { onTarget }),
         });
       },
     );
