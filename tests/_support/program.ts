@@ -203,6 +203,8 @@ export type LogLine = Record<string, unknown> & { message: string; level: string
 
 /** A running program. */
 export interface ProgramProcess extends AsyncDisposable {
+  /** Process id (of `deno`, or of the task's shell with `task`). */
+  readonly pid: number;
   /** Port of `/metrics` (bound to 127.0.0.1:0 unless `args` say otherwise; 0 when disabled). */
   readonly metricsPort: number;
   /** Port of `/healthz` and `/readyz` (0 when disabled). */
@@ -325,6 +327,7 @@ export async function startProgram(
     return { status: response.status, body: await response.text() };
   };
   return {
+    pid: child.pid,
     metricsPort,
     probesPort,
     logs: () => [...lines],
