@@ -18,6 +18,8 @@ export type EngineNotice =
   | { readonly kind: "ready"; readonly doorbellPort?: number }
   | { readonly kind: "failed"; readonly message: string }
   | { readonly kind: "stopped" }
+  /** An access record of a connection or session of listener `id` (its shape is the engine's). */
+  | { readonly kind: "record"; readonly id: number; readonly record: unknown }
   | {
     readonly kind: "log";
     readonly level: "warn" | "error";

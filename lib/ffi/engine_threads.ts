@@ -42,6 +42,8 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
   #ringer: Deno.DatagramConn | undefined;
   #seq = 0;
   #closed = false;
+  /** Who takes the access records of each listener. */
+  readonly #records = new Map<number, (record: unknown) => void>();
 
   /**
    * Starts `count` threads of the worker module `url` (named `<label>-<n>` in logs) and waits
@@ -134,6 +136,16 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
     this.#ringer = undefined;
   }
 
+  /** Hands every access record the threads send for listener `id` to `take`, until forgotten. */
+  onRecords(id: number, take: (record: unknown) => void): void {
+    this.#records.set(id, take);
+  }
+
+  /** Stops handing on the records of listener `id`. */
+  forgetRecords(id: number): void {
+    this.#records.delete(id);
+  }
+
   #post(thread: Thread<A>, message: unknown): void {
     thread.worker.postMessage(message);
     thread.control.notePosted();
@@ -170,6 +182,9 @@ export class EngineThreads<R extends { readonly seq: number }, A extends { reado
         return;
       case "stopped":
         thread.stopped.resolve();
+        return;
+      case "record":
+        this.#records.get(message.id)?.(message.record);
         return;
       case "log":
         this.#log[message.level](message.message, {

@@ -7,7 +7,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Protocol } from "./state.ts";
+import type { Protocol, UdpErrorType } from "./state.ts";
 
 /** The logger category of access records. */
 export const ACCESS_LOG_CATEGORY: readonly string[] = ["undying-proxy", "access"];
@@ -35,6 +35,15 @@ export type EndReason =
   | "replaced"
   | "removed"
   | "error";
+
+/** What ends a UDP session after each kind of failure (when no other reason is given). */
+export const UDP_FAILURE_REASONS: Readonly<Partial<Record<UdpErrorType, EndReason>>> = {
+  ResolveTargetAddress: "dial_failed",
+  DialUDPTarget: "dial_failed",
+  ReadFromTarget: "target_closed",
+  WriteToTarget: "target_closed",
+  WriteToClient: "client_closed",
+};
 
 /** Why a listener stops: what its remaining connections and sessions end with. */
 export type StopCause = Extract<EndReason, "drained" | "replaced" | "removed">;

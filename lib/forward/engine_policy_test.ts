@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { TargetPolicy } from "./policy/target_policy.ts";
 import { portableOnly } from "./tcp_engine.ts";
-import { needsPolicy } from "./udp_engine.ts";
+import { needsPortable } from "./udp_engine.ts";
 
 const SPEC = {
   listenPort: 1,
@@ -11,18 +11,12 @@ const SPEC = {
   writeTimeoutSeconds: 5,
 };
 
-Deno.test("needsPolicy(): a UDP part with a target rule, source ranges or limits leaves the batched engine", () => {
-  const open = TargetPolicy.ALLOW_ALL;
-  assert.equal(
-    needsPolicy(SPEC, open, []),
-    false,
-    "no rule at all: the batched engine may serve it",
-  );
-  assert.equal(needsPolicy(SPEC, new TargetPolicy({ deniedCidrs: ["127.0.0.0/8"] }), []), true);
-  assert.equal(needsPolicy(SPEC, open, ["192.0.2.0/24"]), true, "default source ranges");
-  assert.equal(needsPolicy({ ...SPEC, sourceRanges: ["192.0.2.0/24"] }, open, []), true);
-  assert.equal(needsPolicy({ ...SPEC, maxSessions: 5 }, open, []), true);
-  assert.equal(needsPolicy({ ...SPEC, maxSessionsPerSource: 1 }, open, []), true);
+Deno.test("needsPortable(): only a per-source session limit over several threads leaves the batched engine", () => {
+  const full = { ...SPEC, sourceRanges: ["192.0.2.0/24"], maxSessions: 5, accessLog: true };
+  assert.equal(needsPortable(full, 1), false);
+  assert.equal(needsPortable({ ...SPEC, proxyProtocol: "v2" }, 2), false);
+  assert.equal(needsPortable({ ...SPEC, maxSessionsPerSource: 1 }, 1), false);
+  assert.equal(needsPortable({ ...SPEC, maxSessionsPerSource: 1 }, 2), true);
 });
 
 Deno.test("portableOnly(): the splice engine leaves TCP parts the access policy applies to", () => {

@@ -14,7 +14,7 @@ import {
 import type { UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
-import { TargetPolicy } from "./policy/target_policy.ts";
+import type { TargetPolicy } from "./policy/target_policy.ts";
 import { newUdpCounters, type UdpCounters } from "./state.ts";
 import { type BatchedUdpEngine, startBatchedUdpEngine } from "./udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
@@ -49,17 +49,13 @@ export interface UdpEngineOptions {
 }
 
 /**
- * True when a UDP part needs the access policy checked (a target rule, source ranges or a
- * session limit of its own). The batched engine does not check it yet, so such a part runs on the
- * portable engine: a policy is never skipped for speed.
+ * True when a UDP part must run on the portable engine even when the batched one runs: it limits
+ * sessions per source while several engine threads share the port (each thread would count only
+ * its own clients, so the limit is kept exact on one socket instead). The batched engine does
+ * everything else itself: the access policy, PROXY headers, access records.
  */
-export function needsPolicy(
-  spec: UdpSpec,
-  policy: TargetPolicy,
-  defaultSourceRanges: readonly string[],
-): boolean {
-  return !policy.allowsAll || (spec.sourceRanges ?? defaultSourceRanges).length > 0 ||
-    spec.maxSessions !== undefined || spec.maxSessionsPerSource !== undefined;
+export function needsPortable(spec: UdpSpec, threads: number): boolean {
+  return threads > 1 && spec.maxSessionsPerSource !== undefined;
 }
 
 /** Opens UDP listeners on the chosen engine. */
@@ -96,19 +92,11 @@ export class UdpEngine {
   }
 
   /**
-   * True when `spec` needs the portable engine whatever the choice: the batched engine sends no
-   * PROXY protocol header, writes no access records and checks no access policy (see
-   * {@linkcode needsPolicy}) yet, so such listeners run portable (a spec change that flips this
-   * rebinds the listener, see {@linkcode UdpEngine.sameEngine}).
+   * True when `spec` needs the portable engine whatever the choice (see {@linkcode needsPortable});
+   * a spec change that flips this rebinds the listener (see {@linkcode UdpEngine.sameEngine}).
    */
   needsPortable(spec: UdpSpec): boolean {
-    return spec.proxyProtocol !== undefined ||
-      (spec.accessLog ?? this.#options.accessLog ?? false) ||
-      needsPolicy(
-        spec,
-        this.#options.policy ?? TargetPolicy.ALLOW_ALL,
-        this.#options.defaultSourceRanges ?? [],
-      );
+    return needsPortable(spec, this.#options.threads);
   }
 
   /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
@@ -139,6 +127,13 @@ export class UdpEngine {
           bufferBytes: this.#options.bufferBytes,
           sockets: this.#options.sockets,
           sessionBytes: this.#options.bufferBudget,
+          ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+          ...(this.#options.accessLogSampleRate !== undefined &&
+            { accessLogSampleRate: this.#options.accessLogSampleRate }),
+          ...(this.#options.policy && { policy: this.#options.policy }),
+          ...(this.#options.defaultSourceRanges &&
+            { defaultSourceRanges: this.#options.defaultSourceRanges }),
+          ...(onTarget && { onTarget }),
         });
       },
     );

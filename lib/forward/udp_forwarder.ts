@@ -37,6 +37,7 @@ import {
   sampled,
   splitForwarderName,
   type StopCause,
+  UDP_FAILURE_REASONS,
   writeAccessRecord,
 } from "./access_log.ts";
 import {
@@ -46,6 +47,7 @@ import {
   writeProxyV2Header,
 } from "./proxy_protocol/encode.ts";
 import type { RunningForwarder } from "./listener_part.ts";
+import { MAX_UDP_PAYLOAD_BYTES, MAX_UDP_PAYLOAD_BYTES_IPV4 } from "./udp_payload.ts";
 import type { ForwarderPolicyOptions } from "./policy/forwarder_policy.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import type { Budget } from "./budget.ts";
@@ -110,11 +112,6 @@ const UDP_REJECTIONS: Readonly<Record<GateRejection, UdpRejectReason>> = {
   ActivePerSource: "MaxSessionsPerSource",
   Rate: "MaxSessionsPerSource",
 };
-
-/** Largest UDP payload over IPv6 (65535 minus the 8-byte header); a buffer this big never truncates. */
-const MAX_UDP_PAYLOAD_BYTES = 65_527;
-/** Largest UDP payload over IPv4 (65535 minus the 20-byte IP and 8-byte UDP headers). */
-const MAX_UDP_PAYLOAD_BYTES_IPV4 = 65_507;
 
 /** Datagrams held per session while its target name resolves (at most its buffer charge in bytes). */
 const MAX_QUEUED_DATAGRAMS = 64;
@@ -637,7 +634,7 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     session: UdpSession,
     type: UdpErrorType,
     error: unknown,
-    reason: EndReason = FAILURE_REASONS[type] ?? "error",
+    reason: EndReason = UDP_FAILURE_REASONS[type] ?? "error",
   ): void {
     this.#counters.errors[type]++;
     this.#warn("target", "UDP session of {forwarder} for {client} ended ({type}): {error}", {
@@ -723,12 +720,3 @@ export class UdpForwarder implements RunningForwarder<UdpSpec> {
     this.#tasks.add(tracked);
   }
 }
-
-/** What ends a session after each kind of failure (when the caller gives no reason). */
-const FAILURE_REASONS: Partial<Record<UdpErrorType, EndReason>> = {
-  ResolveTargetAddress: "dial_failed",
-  DialUDPTarget: "dial_failed",
-  ReadFromTarget: "target_closed",
-  WriteToTarget: "target_closed",
-  WriteToClient: "client_closed",
-};

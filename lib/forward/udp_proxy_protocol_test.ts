@@ -11,6 +11,7 @@ import type { UdpSpec } from "../spec.ts";
 import { newUdpCounters } from "./state.ts";
 import { UdpForwarder, type UdpForwarderOptions } from "./udp_forwarder.ts";
 import { Supervisor } from "./supervisor.ts";
+import { UDP_ENGINES, udpForwarderTo } from "../../tests/_support/udp_engines.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 
 const decoder = new TextDecoder();
@@ -41,14 +42,20 @@ function forwarder(
 }
 
 for (
-  const [hostname, shown, headerBytes, maxPayload] of [
-    ["127.0.0.1", "127.0.0.1", 28, 65_507],
-    ["::1", "0:0:0:0:0:0:0:1", 52, 65_527],
-  ] as const
+  const [engine, hostname, shown, headerBytes, maxPayload] of UDP_ENGINES.flatMap((engine) =>
+    [
+      [engine, "127.0.0.1", "127.0.0.1", 28, 65_507],
+      [engine, "::1", "0:0:0:0:0:0:0:1", 52, 65_527],
+    ] as const
+  )
 ) {
-  Deno.test(`UDP v2 over ${hostname}: a header before every datagram, up to ${maxPayload} bytes with it`, async () => {
+  Deno.test(`${engine} UDP engine, v2 over ${hostname}: a header before every datagram, up to ${maxPayload} bytes with it`, async () => {
     await using target = startProxyV2UdpTarget(hostname);
-    await using fx = forwarder({ targetPort: target.port, proxyProtocol: "v2" }, { hostname });
+    await using fx = await udpForwarderTo(engine, target.port, {
+      targetHost: hostname,
+      listen: hostname,
+      spec: { proxyProtocol: "v2" },
+    });
     using client = udpClient(hostname);
     const clientPort = (client.socket.addr as Deno.NetAddr).port;
     for (const size of [0, 1, 1400, maxPayload - headerBytes]) {
@@ -82,43 +89,52 @@ Deno.test("UDP without proxyProtocol sends no header (the same target calls it b
   assert.equal(decoder.decode(reply), "bad: no v2 signature");
 });
 
-Deno.test("UDP access records: datagrams and bytes each way, idle timeout, drained", async () => {
-  await using capture = await captureAccessRecords();
-  await using echo = startUdpEcho();
-  await using fx = forwarder({ targetPort: echo.port, readTimeoutSeconds: 1, accessLog: true });
-  using client = udpClient();
-  await client.request(patternBytes(10), fx.forwarder.port);
-  await client.request(patternBytes(20), fx.forwarder.port);
-  await waitUntil("idle session ended", () => capture.records.length === 1, { timeoutMs: 5000 });
-  const record = capture.records[0]!;
-  const { startTime, durationMs, ...fixed } = record;
-  assert.ok(!Number.isNaN(Date.parse(String(startTime))));
-  assert.ok((durationMs as number) >= 1000, `lasted ${durationMs} ms, past the read timeout`);
-  assert.deepEqual(fixed, {
-    forwarder: "games/voice",
-    namespace: "games",
-    name: "voice",
-    protocol: "udp",
-    clientAddress: "127.0.0.1",
-    clientPort: (client.socket.addr as Deno.NetAddr).port,
-    listenPort: fx.forwarder.port,
-    targetHost: "127.0.0.1",
-    targetAddress: "127.0.0.1",
-    targetPort: echo.port,
-    bytesClientToTarget: 30,
-    bytesTargetToClient: 30,
-    datagramsClientToTarget: 2,
-    datagramsTargetToClient: 2,
-    endReason: "idle_timeout",
+for (const engine of UDP_ENGINES) {
+  Deno.test(`${engine} UDP engine: access records of datagrams and bytes each way, idle timeout, drained`, async () => {
+    await using capture = await captureAccessRecords();
+    await using echo = startUdpEcho();
+    // The portable engine on the real clock (the fixture's is moved by hand).
+    await using fx = engine === "portable"
+      ? forwarder({ targetPort: echo.port, readTimeoutSeconds: 1, accessLog: true })
+      : await udpForwarderTo(engine, echo.port, {
+        name: "games/voice",
+        readTimeoutSeconds: 1,
+        spec: { accessLog: true },
+      });
+    using client = udpClient();
+    await client.request(patternBytes(10), fx.forwarder.port);
+    await client.request(patternBytes(20), fx.forwarder.port);
+    await waitUntil("idle session ended", () => capture.records.length === 1, { timeoutMs: 5000 });
+    const record = capture.records[0]!;
+    const { startTime, durationMs, ...fixed } = record;
+    assert.ok(!Number.isNaN(Date.parse(String(startTime))));
+    assert.ok((durationMs as number) >= 1000, `lasted ${durationMs} ms, past the read timeout`);
+    assert.deepEqual(fixed, {
+      forwarder: "games/voice",
+      namespace: "games",
+      name: "voice",
+      protocol: "udp",
+      clientAddress: "127.0.0.1",
+      clientPort: (client.socket.addr as Deno.NetAddr).port,
+      listenPort: fx.forwarder.port,
+      targetHost: "127.0.0.1",
+      targetAddress: "127.0.0.1",
+      targetPort: echo.port,
+      bytesClientToTarget: 30,
+      bytesTargetToClient: 30,
+      datagramsClientToTarget: 2,
+      datagramsTargetToClient: 2,
+      endReason: "idle_timeout",
+    });
+    await client.request(patternBytes(5), fx.forwarder.port);
+    await fx.forwarder.drain(0);
+    await waitUntil("drained session", () => capture.records.length === 2);
+    assert.equal(capture.records[1]!.endReason, "drained");
+    assert.equal(capture.records[1]!.datagramsTargetToClient, 1);
   });
-  await client.request(patternBytes(5), fx.forwarder.port);
-  await fx.forwarder.drain(0);
-  await waitUntil("drained session", () => capture.records.length === 2);
-  assert.equal(capture.records[1]!.endReason, "drained");
-  assert.equal(capture.records[1]!.datagramsTargetToClient, 1);
-});
+}
 
-Deno.test("with the batched UDP engine, a part that sends PROXY headers runs portable; turning it on rebinds", async () => {
+Deno.test("with the batched UDP engine, turning PROXY headers on and off applies to new sessions", async () => {
   await using target = startProxyV2UdpTarget();
   await using sup = new Supervisor({
     listenAddress: "127.0.0.1",

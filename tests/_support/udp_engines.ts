@@ -6,6 +6,7 @@
  */
 
 import type { UdpSpec } from "../../lib/spec.ts";
+import type { ForwarderPolicyOptions } from "../../lib/forward/policy/forwarder_policy.ts";
 import { Budget } from "../../lib/forward/budget.ts";
 import { newUdpCounters, type UdpCounters } from "../../lib/forward/state.ts";
 import { startBatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.ts";
@@ -34,6 +35,14 @@ export interface UdpFixtureOptions {
   readonly socket?: Deno.DatagramConn;
   /** Portable engine only: see `UdpForwarderOptions.openUpstream`. */
   readonly openUpstream?: (hostname: string) => Deno.DatagramConn;
+  /** Further spec fields (source ranges, limits, PROXY protocol). */
+  readonly spec?: Partial<UdpSpec>;
+  /** Target rules, default source ranges and where verdicts go. */
+  readonly policy?: ForwarderPolicyOptions;
+  /** Address the forwarder binds. @default "127.0.0.1" */
+  readonly listen?: string;
+  /** Forwarder name (`namespace/name`), for logs and access records. @default "test/udp" */
+  readonly name?: string;
 }
 
 /** What the engines have in common, as tests use it. */
@@ -73,16 +82,18 @@ export async function udpForwarderTo(
     targetPort,
     readTimeoutSeconds: options.readTimeoutSeconds ?? 30,
     writeTimeoutSeconds: options.writeTimeoutSeconds ?? 5,
+    ...options.spec,
   };
+  const listen = options.listen ?? "127.0.0.1";
   const maxSessions = options.maxSessions ?? 100;
   const bufferBytes = options.bufferBytes ?? 65_535;
   if (engine === "portable") {
     const counters = newUdpCounters();
     const socket = options.socket ??
-      Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      Deno.listenDatagram({ transport: "udp", hostname: listen, port: 0 });
     const clock = new ManualClock();
     const forwarder = new UdpForwarder(socket, {
-      name: "test/udp",
+      name: options.name ?? "test/udp",
       counters,
       spec,
       maxSessions,
@@ -90,6 +101,7 @@ export async function udpForwarderTo(
       ...(options.sockets && { sockets: options.sockets }),
       ...(options.bufferBudget && { bufferBudget: options.bufferBudget }),
       ...(options.openUpstream && { openUpstream: options.openUpstream }),
+      ...options.policy,
       now: clock.now,
     });
     return {
@@ -112,14 +124,15 @@ export async function udpForwarderTo(
   let forwarder: BatchedUdpForwarder;
   try {
     forwarder = await BatchedUdpForwarder.open(batched, {
-      name: "test/udp",
+      name: options.name ?? "test/udp",
       counters,
       spec,
-      listenAddress: "127.0.0.1",
+      listenAddress: listen,
       maxSessions,
       bufferBytes,
       sockets: options.sockets ?? new Budget(Infinity),
       sessionBytes: options.bufferBudget ?? new Budget(Infinity),
+      ...options.policy,
     });
   } catch (error) {
     await batched.close();

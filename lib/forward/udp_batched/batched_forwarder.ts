@@ -3,7 +3,9 @@
  * thread (SO_REUSEPORT when there are several, so the kernel spreads clients over them), resolves
  * the listen address and the target here (the engine threads get addresses, never names; target
  * names are looked up again every few seconds as the portable engine does for new sessions), and
- * relays updates and drains.
+ * relays updates and drains. The access policy is checked as the portable engine checks it: the
+ * target rules here (a forbidden target is published as such; new clients are rejected), the
+ * source ranges and session limits by the engine threads when a client opens a session.
  * @module
  */
 
@@ -16,9 +18,18 @@ import { ipLiteralFamily, type UdpSpec } from "../../spec.ts";
 import { abortableDelay } from "../../util/abortable_delay.ts";
 import type { RunningForwarder } from "../listener_part.ts";
 import { LogThrottle } from "../log_throttle.ts";
-import { TargetResolver } from "../target_resolver.ts";
+import type { ForwarderPolicyOptions } from "../policy/forwarder_policy.ts";
+import { TargetForbiddenError, TargetPolicy } from "../policy/target_policy.ts";
+import { reportingResolver, type TargetResolver } from "../target_resolver.ts";
 import type { BatchedUdpEngine } from "./batched_engine.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
+import type { CloseCause, ListenerPolicy, SessionRecord } from "./messages.ts";
+import {
+  splitForwarderName,
+  type StopCause,
+  UDP_FAILURE_REASONS,
+  writeAccessRecord,
+} from "../access_log.ts";
 import type { SharedUdpCounters } from "./shared_udp_counters.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
@@ -28,7 +39,7 @@ const log = getLogger(["undying-proxy", "udp"]);
 const RERESOLVE_MS = 5000;
 
 /** Options of {@linkcode BatchedUdpForwarder.open}. */
-export interface BatchedUdpForwarderOptions {
+export interface BatchedUdpForwarderOptions extends ForwarderPolicyOptions {
   /** Forwarder name, for logs. */
   readonly name: string;
   /** Shared with the engine threads (one row each). */
@@ -44,6 +55,10 @@ export interface BatchedUdpForwarderOptions {
   readonly sockets: Budget;
   /** Session memory (`BATCHED_SESSION_BYTES` each), over every engine thread. */
   readonly sessionBytes: Budget;
+  /** Whether sessions get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of sessions with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
 }
 
 let lastId = 0;
@@ -61,7 +76,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   readonly #resolveLog = new LogThrottle();
   #spec: UdpSpec;
   #resolver: TargetResolver;
-  #target: EngineTarget | undefined;
+  #target: EngineTarget | "forbidden" | undefined;
+  readonly #options: BatchedUdpForwarderOptions;
   readonly #settings: ListenerSettings;
   #timer: ReturnType<typeof setInterval> | undefined;
   #drained: Promise<unknown> | undefined;
@@ -76,7 +92,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     options: BatchedUdpForwarderOptions,
   ): Promise<BatchedUdpForwarder> {
     const hostname = await listenHostname(options.listenAddress);
-    const resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    const resolver = newResolver(options.spec, options);
     const target = await resolveTarget(resolver, options.name, undefined);
     const id = ++lastId;
     const sessionsInUse = new SharedArrayBuffer(4);
@@ -99,6 +115,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
           settings: settings.buffer,
           sockets: { max: options.sockets.max, share: options.sockets.share },
           sessionBytes: { max: options.sessionBytes.max, share: options.sessionBytes.share },
+          policy: listenerPolicy(options.spec, options),
         });
         if (answer.kind !== "listening") {
           throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
@@ -121,7 +138,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       id: number;
       port: number;
       resolver: TargetResolver;
-      target: EngineTarget | undefined;
+      target: EngineTarget | "forbidden" | undefined;
       settings: ListenerSettings;
       options: BatchedUdpForwarderOptions;
     },
@@ -135,6 +152,8 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
+    this.#options = bound.options;
+    engine.onRecords(this.#id, (record) => this.#writeRecord(record as SessionRecord));
     this.released = this.#released.promise;
     this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
@@ -144,18 +163,32 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     return this.#port;
   }
 
-  /** New sessions use the new target; timeouts apply to every session at once (shared memory). */
+  /**
+   * New sessions use the new target and rules (source ranges, limits, PROXY header); timeouts apply
+   * to every session at once (shared memory).
+   */
   update(spec: UdpSpec): void {
     const old = this.#spec;
     this.#spec = spec;
+    const policy = listenerPolicy(spec, this.#options);
+    if (JSON.stringify(policy) !== JSON.stringify(listenerPolicy(old, this.#options))) {
+      const generation = this.#settings.nextPolicy();
+      for (let index = 0; index < this.#engine.count; index++) {
+        this.#engine.request(index, { kind: "policy", id: this.#id, policy, generation })
+          .catch(() => {});
+      }
+    }
     if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
-      this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
-      const literal = this.#resolver.cached(Date.now());
-      if (literal === undefined) {
+      this.#resolver = newResolver(spec, this.#options);
+      const nowMs = Date.now();
+      const literal = this.#resolver.cached(nowMs);
+      if (literal === undefined && this.#resolver.forbidden(nowMs) === undefined) {
         this.#refreshTarget();
         return;
       }
-      this.#target = engineTarget(literal.addr.hostname, literal.addr.port);
+      this.#target = literal === undefined
+        ? "forbidden"
+        : engineTarget(literal.addr.hostname, literal.addr.port);
     }
     this.#publish();
   }
@@ -164,7 +197,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
    * Takes no new clients from now on; live sessions keep forwarding until they expire or `graceMs`
    * passes; then every thread closes the socket. A later call with a shorter grace ends it sooner.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     this.#drained ??= Promise.all(
       Array.from(
         { length: this.#engine.count },
@@ -177,7 +210,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
       graceOver.abort();
       this.#countForcedCloses(graceMs);
     }
-    this.#closing ??= this.#close();
+    this.#closing ??= this.#close(cause);
     await this.#closing;
   }
 
@@ -193,21 +226,44 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     );
   }
 
-  async #close(): Promise<void> {
+  async #close(cause: CloseCause): Promise<void> {
     clearInterval(this.#timer);
     await Promise.all(
       Array.from(
         { length: this.#engine.count },
-        (_, index) => this.#engine.request(index, { kind: "close", id: this.#id }).catch(() => {}),
+        (_, index) =>
+          this.#engine.request(index, { kind: "close", id: this.#id, cause }).catch(() => {}),
       ),
     );
+    this.#engine.forgetRecords(this.#id); // a thread's records arrive before its answer
     this.#released.resolve();
+  }
+
+  /** Writes the access record of a session an engine thread ended. */
+  #writeRecord(record: SessionRecord): void {
+    const { errorType, detail, startMs, endMs, reason, ...traffic } = record;
+    const forwarder = this.#name;
+    writeAccessRecord({
+      forwarder,
+      ...splitForwarderName(forwarder),
+      protocol: "udp",
+      listenPort: this.#port,
+      targetHost: this.#spec.targetHost,
+      targetPort: this.#spec.targetPort,
+      ...traffic,
+      startTime: new Date(startMs).toISOString(),
+      durationMs: endMs - startMs,
+      endReason: reason ?? (errorType && UDP_FAILURE_REASONS[errorType]) ?? "error",
+      ...(errorType !== undefined && { endDetail: `${errorType}: ${detail ?? ""}` }),
+    });
   }
 
   #refreshTarget(): void {
     if (this.#closing !== undefined) return;
     const resolver = this.#resolver;
-    if (resolver.cached(Date.now()) !== undefined && this.#target !== undefined) return;
+    const nowMs = Date.now();
+    const fresh = resolver.cached(nowMs) ?? resolver.forbidden(nowMs);
+    if (fresh !== undefined && this.#target !== undefined) return;
     resolveTarget(resolver, this.#name, this.#resolveLog).then((target) => {
       if (resolver !== this.#resolver || this.#closing !== undefined) return;
       // A failed lookup keeps the last good address for new sessions.
@@ -234,16 +290,50 @@ export async function listenHostname(address: string): Promise<string> {
   }
 }
 
-/** The target as the engine threads take it, or undefined (logged) when its name does not resolve. */
+/**
+ * The spec's source ranges (or the defaults), session limits, PROXY header and access records, as
+ * the engine threads take them.
+ */
+export function listenerPolicy(
+  spec: UdpSpec,
+  defaults: Pick<
+    BatchedUdpForwarderOptions,
+    "defaultSourceRanges" | "accessLog" | "accessLogSampleRate"
+  >,
+): ListenerPolicy {
+  return {
+    sourceRanges: spec.sourceRanges ?? defaults.defaultSourceRanges ?? [],
+    maxSessions: spec.maxSessions,
+    maxSessionsPerSource: spec.maxSessionsPerSource,
+    proxyV2: spec.proxyProtocol === "v2",
+    accessLogShare: (spec.accessLog ?? defaults.accessLog ?? false)
+      ? defaults.accessLogSampleRate ?? 1
+      : 0,
+  };
+}
+
+/** A resolver of the spec's target that checks the target policy and reports its verdict. */
+function newResolver(spec: UdpSpec, options: ForwarderPolicyOptions): TargetResolver {
+  return reportingResolver(spec.targetHost, spec.targetPort, {
+    policy: options.policy ?? TargetPolicy.ALLOW_ALL,
+    ...(options.onTarget && { onTarget: options.onTarget }),
+  }).resolver;
+}
+
+/**
+ * The target as the engine threads take it, `"forbidden"` when the target policy allows none of
+ * its addresses, or undefined (logged) when its name does not resolve.
+ */
 async function resolveTarget(
   resolver: TargetResolver,
   name: string,
   throttle: LogThrottle | undefined,
-): Promise<EngineTarget | undefined> {
+): Promise<EngineTarget | "forbidden" | undefined> {
   try {
     const { addr } = await resolver.resolve();
     return engineTarget(addr.hostname, addr.port);
   } catch (error) {
+    if (error instanceof TargetForbiddenError) return "forbidden";
     const suppressed = throttle === undefined ? 0 : throttle.take();
     if (suppressed !== undefined) {
       log.warn("Cannot resolve the UDP target of {forwarder}: {error}", {

@@ -2,7 +2,8 @@
  * A batch of `struct mmsghdr` for recvmmsg/sendmmsg with their iovecs, address slots and (for
  * receiving batches) data slots, all in one {@linkcode NativeArena} allocated once per engine
  * thread. Sending batches point their iovecs into a receiving batch's slots: a datagram is never
- * copied between receiving and sending.
+ * copied between receiving and sending. A sending batch with headers gives every datagram two
+ * iovecs, a header (a PROXY protocol header, say) and the data.
  * @module
  */
 
@@ -24,6 +25,8 @@ export class DatagramBatch {
   readonly #nameOffset: number;
   readonly #slotOffset: number;
   readonly #withNames: boolean;
+  /** Iovecs per datagram: 2 with headers, else 1. */
+  readonly iovecsPerDatagram: number;
   /** `#from[k]`: the headers from index k on, the argument for a call starting at k. */
   readonly #from: Uint8Array<ArrayBuffer>[] = [];
   #iovLen = -1;
@@ -31,24 +34,29 @@ export class DatagramBatch {
   /**
    * @param withNames Whether datagrams carry an address (listening socket) or not (connected).
    * @param slots Own data slots (receiving batch), or none: iovecs point elsewhere ({@linkcode point}).
+   * @param headers A sending batch whose datagrams start with a header ({@linkcode setHeader}).
    */
-  constructor(layout: AbiLayout, options: { withNames: boolean; slots: boolean }) {
+  constructor(
+    layout: AbiLayout,
+    options: { withNames: boolean; slots: boolean; headers?: boolean },
+  ) {
     this.#layout = layout;
     this.#withNames = options.withNames;
+    this.iovecsPerDatagram = options.headers === true ? 2 : 1;
     const { mmsghdr, iovec } = layout;
     this.#iovOffset = BATCH * mmsghdr.size;
-    this.#nameOffset = this.#iovOffset + BATCH * iovec.size;
+    this.#nameOffset = this.#iovOffset + BATCH * this.iovecsPerDatagram * iovec.size;
     this.#slotOffset = this.#nameOffset + BATCH * NAME_STRIDE;
     const arena = new NativeArena(this.#slotOffset + (options.slots ? BATCH * SLOT_BYTES : 0));
     this.arena = arena;
     for (let k = 0; k < BATCH; k++) {
       const hdr = k * mmsghdr.size;
-      const iov = this.#iovOffset + k * iovec.size;
+      const iov = this.iovecOffset(k);
       if (options.withNames) {
         arena.setPointer(hdr + mmsghdr.name, this.#nameOffset + k * NAME_STRIDE);
       } else arena.setNull(hdr + mmsghdr.name);
       arena.setPointer(hdr + mmsghdr.iov, iov);
-      arena.setSize(hdr + mmsghdr.iovLen, 1);
+      arena.setSize(hdr + mmsghdr.iovLen, this.iovecsPerDatagram);
       arena.setNull(hdr + mmsghdr.control);
       arena.setSize(hdr + mmsghdr.controlLen, 0);
       if (options.slots) arena.setPointer(iov + iovec.base, this.#slotOffset + k * SLOT_BYTES);
@@ -107,14 +115,22 @@ export class DatagramBatch {
 
   /** Offset in {@linkcode arena} of the iovec of datagram `k` (iovecs are consecutive). */
   iovecOffset(k: number): number {
-    return this.#iovOffset + k * this.#layout.iovec.size;
+    return this.#iovOffset + k * this.iovecsPerDatagram * this.#layout.iovec.size;
   }
 
   /** Points datagram `k` of a sending batch at `length` bytes of slot `j` of `source`. */
   point(k: number, source: DatagramBatch, j: number, length: number): void {
     const { iovec } = this.#layout;
-    const iov = this.#iovOffset + k * iovec.size;
+    const iov = this.iovecOffset(k) + (this.iovecsPerDatagram - 1) * iovec.size;
     this.arena.setPointerTo(iov + iovec.base, source.arena, source.#slotOffset + j * SLOT_BYTES);
+    this.arena.setSize(iov + iovec.len, length);
+  }
+
+  /** Points the header of datagram `k` of a batch with headers at `length` bytes of `arena`. */
+  setHeader(k: number, arena: NativeArena, length: number): void {
+    const { iovec } = this.#layout;
+    const iov = this.iovecOffset(k);
+    this.arena.setPointerTo(iov + iovec.base, arena, 0);
     this.arena.setSize(iov + iovec.len, length);
   }
 

@@ -12,8 +12,9 @@
  * blocking for `writeTimeoutSeconds` ends.
  *
  * The loop yields to the event loop when a poll times out, at once when the main thread posted a
- * message (a shared count says so), and at least every 200 ms when busy, so that control messages
- * arrive; it stops when the shared stop flag is set. This module imports no third-party code.
+ * message (a shared count says so; then before it reads any datagram, so that a new policy applies
+ * to the very next client), and at least every 200 ms when busy, so that control messages arrive;
+ * it stops when the shared stop flag is set. This module imports no third-party code.
  * @module
  */
 
@@ -23,12 +24,27 @@ import type { AbiLayout } from "../../ffi/layout.ts";
 import { NativeArena } from "../../ffi/native_memory.ts";
 import { Budget } from "../budget.ts";
 import { LogThrottle } from "../log_throttle.ts";
-import type { UdpErrorType } from "../state.ts";
-import { E, F, UDP_FIELD_COUNT } from "./counter_fields.ts";
+import type { UdpErrorType, UdpRejectReason } from "../state.ts";
+import { E, F, R, UDP_FIELD_COUNT } from "./counter_fields.ts";
 import { BATCH, DatagramBatch, SLOT_BYTES } from "./datagram_batch.ts";
 import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
-import { BATCHED_SESSION_BYTES, type FromEngine, type ToEngine } from "./messages.ts";
+import {
+  BATCHED_SESSION_BYTES,
+  type CloseCause,
+  type FromEngine,
+  type ListenerPolicy,
+  type SessionRecord,
+  type ToEngine,
+} from "./messages.ts";
 import { type EngineLibc, UdpSockets } from "./udp_sockets.ts";
+import { decodeSockaddr } from "../../ffi/sockaddr.ts";
+import { SourceGate } from "../policy/source_gate.ts";
+import { MAX_UDP_PAYLOAD_BYTES, MAX_UDP_PAYLOAD_BYTES_IPV4 } from "../udp_payload.ts";
+import {
+  proxyEndpoints,
+  proxyV2HeaderBytes,
+  writeProxyV2Header,
+} from "../proxy_protocol/encode.ts";
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
 import { errorMessage } from "../../util/error_message.ts";
@@ -48,6 +64,8 @@ const DOORBELL_BYTES_T = BigInt(DOORBELL_BYTES);
  * the main thread posted a message, and whenever a poll times out).
  */
 const BUSY_YIELD_MS = 200;
+/** Longest wait for a policy message the main thread announced (it is posted before it is counted). */
+const POLICY_WAIT_MS = 100;
 /** How often sessions are checked for idle and write timeouts (at most). */
 const SWEEP_MS = 25;
 /** recvmmsg calls per ready listening socket per poll, so one busy port cannot starve others. */
@@ -56,6 +74,8 @@ const ROUNDS_PER_EVENT = 4;
 interface Listener {
   readonly id: number;
   readonly fd: number;
+  /** The bound address and port (the destination a PROXY header names). */
+  readonly hostname: string;
   readonly port: number;
   readonly counters: Float64Array<SharedArrayBuffer>;
   /** Sessions open on every thread of this listener (index 0), for the shared cap. */
@@ -68,12 +88,24 @@ interface Listener {
   /** The settings as last read (when `settings.generation` moves on, they are read again). */
   generation: number;
   target: EngineTarget | undefined;
+  /** The target policy forbids the target: new clients are rejected. */
+  forbidden: boolean;
   timeouts: EngineTimeouts;
+  /** Source ranges and per-source limit; undefined when there are none. */
+  gate: SourceGate | undefined;
+  /** The spec's session limit over every thread (Infinity without one). */
+  maxSessionsOfSpec: number;
+  /** New sessions put a PROXY protocol v2 header before every datagram to the target. */
+  proxyV2: boolean;
+  /** The generation of the policy applied (see `ListenerSettings.policyGeneration`). */
+  policyGeneration: number;
+  /** Share of new sessions with an access record (0 = none). */
+  accessLogShare: number;
   readonly sessions: Map<number | string, Session>;
   /** Set while draining: the request to answer once no session is left. */
   drainSeq: number | undefined;
   nextSweepMs: number;
-  readonly logs: Record<"drop" | "target" | "truncate", LogThrottle>;
+  readonly logs: Record<"drop" | "target" | "truncate" | "reject", LogThrottle>;
 }
 
 interface Session extends SegmentOwner {
@@ -82,12 +114,39 @@ interface Session extends SegmentOwner {
   readonly key: number | string;
   /** The client's `sockaddr` as received. */
   readonly client: Uint8Array;
+  /** The gate that admitted the session and the client's address as it counts it. */
+  readonly gate: SourceGate | undefined;
+  readonly source: string;
+  /** The PROXY protocol header every datagram to the target starts with, if any. */
+  readonly header: NativeArena | undefined;
+  /** Bytes of a datagram to the target at most (header included). */
+  readonly maxToTarget: number;
+  /** What the session did so far, when it gets an access record. */
+  readonly tally: Tally | undefined;
   lastActiveMs: number;
   /** Since when sends to the target would block, or 0. */
   toTargetBlockedSinceMs: number;
   /** Since when replies to the client would block, or 0. */
   toClientBlockedSinceMs: number;
   ended: boolean;
+}
+
+/** Traffic of a session with an access record. */
+interface Tally {
+  readonly startMs: number;
+  readonly targetAddress: string;
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
+  datagramsClientToTarget: number;
+  datagramsTargetToClient: number;
+}
+
+/** How a session ended, for its access record. */
+type SessionEnd = Pick<SessionRecord, "reason" | "errorType" | "detail">;
+
+/** Whether a new session gets an access record: always at share 1, never at 0, else at random. */
+function sampledIn(share: number): boolean {
+  return share >= 1 || (share > 0 && Math.random() < share);
 }
 
 /** One engine thread's sockets, sessions and buffers. */
@@ -104,6 +163,8 @@ export class EngineLoop {
   readonly #event: NativeArena;
   readonly #fromClients: DatagramBatch;
   readonly #toTarget: DatagramBatch;
+  /** As `#toTarget`, for sessions that send a PROXY header before each datagram. */
+  readonly #toTargetWithHeaders: DatagramBatch;
   readonly #fromTargets: DatagramBatch;
   readonly #toClients: DatagramBatch;
   /** Sends batches, runs of equal-size datagrams to one destination as one (UDP_SEGMENT). */
@@ -148,6 +209,11 @@ export class EngineLoop {
     this.#event = new NativeArena(16);
     this.#fromClients = new DatagramBatch(layout, { withNames: true, slots: true });
     this.#toTarget = new DatagramBatch(layout, { withNames: false, slots: false });
+    this.#toTargetWithHeaders = new DatagramBatch(layout, {
+      withNames: false,
+      slots: false,
+      headers: true,
+    });
     this.#fromTargets = new DatagramBatch(layout, { withNames: false, slots: true });
     this.#toClients = new DatagramBatch(layout, { withNames: true, slots: false });
     this.#sender = new BatchSender(this.#libc, layout, this.#errno, this.#sockets);
@@ -172,8 +238,17 @@ export class EngineLoop {
       }
       case "close": {
         const listener = this.#listeners.get(message.id);
-        if (listener !== undefined) this.#close(listener);
+        if (listener !== undefined) this.#close(listener, message.cause ?? "drained");
         this.#post({ kind: "closed", seq: message.seq });
+        return;
+      }
+      case "policy": {
+        const listener = this.#listeners.get(message.id);
+        if (listener !== undefined) {
+          this.#applyPolicy(listener, message.policy);
+          listener.policyGeneration = Math.max(listener.policyGeneration, message.generation);
+        }
+        this.#post({ kind: "configured", seq: message.seq });
         return;
       }
     }
@@ -191,11 +266,15 @@ export class EngineLoop {
       while (!this.#control.stopRequested) {
         const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
         const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
-        const nowMs = Date.now();
         if (count < 0 && this.#errno.get() !== Errno.EINTR) {
           throw new OsError("epoll_wait", this.#errno.get());
         }
-        let rang = false;
+        if (this.#control.takePosted()) {
+          // Messages before datagrams: a new rule already applies to the next new client.
+          await this.#receiveMessages();
+          lastYieldMs = Date.now();
+        }
+        const nowMs = Date.now();
         for (let i = 0; i < count; i++) {
           const fd = events.view.getUint32(i * size + data, true);
           const listener = this.#listenersByFd[fd];
@@ -205,31 +284,46 @@ export class EngineLoop {
           }
           const session = this.#sessionsByFd[fd];
           if (session !== undefined) this.#receiveFromTarget(session, nowMs);
-          else if (fd === this.#doorbell) rang = this.#drainDoorbell();
+          else if (fd === this.#doorbell) this.#drainDoorbell();
         }
         this.#flushToClients(nowMs);
         if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-        if (
-          rang || count <= 0 || this.#control.takePosted() || nowMs - lastYieldMs >= BUSY_YIELD_MS
-        ) {
+        if (count <= 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
           await new Promise((resolve) => setTimeout(resolve, 0));
           lastYieldMs = Date.now();
         }
       }
     } finally {
-      for (const listener of [...this.#listeners.values()]) this.#close(listener);
+      for (const listener of [...this.#listeners.values()]) this.#close(listener, "drained");
       this.#sockets.close(this.#doorbell);
       this.#sockets.close(this.#epoll);
     }
   }
 
-  /** Reads every pending doorbell datagram; true. */
-  #drainDoorbell(): boolean {
+  /** Reads every pending doorbell datagram (the messages they announce are taken by `run`). */
+  #drainDoorbell(): void {
     const { MSG_DONTWAIT } = this.#layout.constants;
     while (
       this.#libc.recv(this.#doorbell, this.#doorbellBuffer, DOORBELL_BYTES_T, MSG_DONTWAIT) >= 0
     );
-    return true;
+  }
+
+  /**
+   * Yields to the event loop so that posted messages are handled, and keeps yielding (at most
+   * {@linkcode POLICY_WAIT_MS}) while a listener's newest policy has not arrived yet.
+   */
+  async #receiveMessages(): Promise<void> {
+    const deadline = Date.now() + POLICY_WAIT_MS;
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    } while (this.#policyBehind() && Date.now() < deadline);
+  }
+
+  #policyBehind(): boolean {
+    for (const listener of this.#listeners.values()) {
+      if (listener.settings.policyGeneration > listener.policyGeneration) return true;
+    }
+    return false;
   }
 
   #listen(message: Extract<ToEngine, { kind: "listen" }>): void {
@@ -251,10 +345,11 @@ export class EngineLoop {
     }
     const offset = this.#row * UDP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
-    const { generation, target, timeouts } = settings.read();
+    const { generation, target, forbidden, timeouts } = settings.read();
     const listener: Listener = {
       id: message.id,
       fd,
+      hostname: message.hostname,
       port,
       counters: new Float64Array(message.counters, offset, UDP_FIELD_COUNT),
       inUse: new Int32Array(message.sessionsInUse),
@@ -267,16 +362,55 @@ export class EngineLoop {
       settings,
       generation,
       target,
+      forbidden,
       timeouts,
+      gate: undefined,
+      maxSessionsOfSpec: Infinity,
+      proxyV2: false,
+      accessLogShare: 0,
+      policyGeneration: settings.policyGeneration,
       sessions: new Map(),
       drainSeq: undefined,
       nextSweepMs: 0,
-      logs: { drop: new LogThrottle(), target: new LogThrottle(), truncate: new LogThrottle() },
+      logs: {
+        drop: new LogThrottle(),
+        target: new LogThrottle(),
+        truncate: new LogThrottle(),
+        reject: new LogThrottle(),
+      },
     };
+    this.#applyPolicy(listener, message.policy);
     this.#listeners.set(listener.id, listener);
     this.#listenersByFd[fd] = listener;
     this.#nextSweepMs = 0; // schedules its sweeps
     this.#post({ kind: "listening", seq: message.seq, port });
+  }
+
+  /** New sessions of `listener` follow `policy`; open ones keep the gate that admitted them. */
+  #applyPolicy(listener: Listener, policy: ListenerPolicy): void {
+    const limits = {
+      sourceRanges: policy.sourceRanges,
+      ...(policy.maxSessionsPerSource !== undefined &&
+        { maxActivePerSource: policy.maxSessionsPerSource }),
+    };
+    const gated = policy.sourceRanges.length > 0 || policy.maxSessionsPerSource !== undefined;
+    try {
+      // Reconfigured in place, the gate keeps counting the open sessions of each source.
+      if (!gated) listener.gate = undefined;
+      else if (listener.gate === undefined) listener.gate = new SourceGate(limits);
+      else listener.gate.reconfigure(limits);
+    } catch (error) {
+      // The main thread validated the spec; keep the old rules if this one is still refused.
+      this.#post({
+        kind: "log",
+        level: "error",
+        message: "UDP port {port} keeps its source rules: {error}",
+        properties: { port: listener.port, error: errorMessage(error) },
+      });
+    }
+    listener.maxSessionsOfSpec = policy.maxSessions ?? Infinity;
+    listener.proxyV2 = policy.proxyV2;
+    listener.accessLogShare = policy.accessLogShare;
   }
 
   #watch(fd: number): void {
@@ -293,6 +427,7 @@ export class EngineLoop {
   #receiveFromClients(listener: Listener, nowMs: number): void {
     const batch = this.#fromClients;
     const toTarget = this.#toTarget;
+    const withHeaders = this.#toTargetWithHeaders;
     const counters = listener.counters;
     const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
     for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
@@ -338,8 +473,25 @@ export class EngineLoop {
           queued = 0;
         }
         const length = batch.length(j);
-        toTarget.point(queued, batch, j, length);
-        this.#toTargetLengths[queued++] = length;
+        const header = session.header;
+        if (header === undefined) {
+          toTarget.point(queued, batch, j, length);
+          this.#toTargetLengths[queued++] = length;
+        } else if (header.bytes.length + length <= session.maxToTarget) {
+          withHeaders.point(queued, batch, j, length);
+          withHeaders.setHeader(queued, header, header.bytes.length);
+          this.#toTargetLengths[queued++] = header.bytes.length + length;
+        } else {
+          // Never cut: too long with the header for one datagram to the target.
+          counters[E.ProxyHeaderTooLarge]!++;
+          counters[F.droppedDatagrams]!++;
+          this.#warn(
+            listener,
+            "drop",
+            "Dropped a datagram of {bytes} bytes on UDP port {port}: with the PROXY header it exceeds {max} bytes",
+            { bytes: length, max: session.maxToTarget },
+          );
+        }
       }
       if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
       if (received < BATCH) return;
@@ -347,17 +499,25 @@ export class EngineLoop {
   }
 
   /**
-   * Sends the first `count` datagrams of `#toTarget` on the session's upstream socket. They are
-   * counted before they leave (and uncounted if dropped), so a counter never lags behind a reply.
+   * Sends the first `count` datagrams of `#toTarget` (or `#toTargetWithHeaders`) on the session's
+   * upstream socket. They are counted before they leave (and uncounted if dropped), so a counter
+   * never lags behind a reply; bytes count the client's bytes, not a PROXY header.
    */
   #sendToTarget(session: Session, count: number, nowMs: number): void {
-    const toTarget = this.#toTarget;
+    if (count === 0) return;
+    const toTarget = session.header === undefined ? this.#toTarget : this.#toTargetWithHeaders;
+    const headerBytes = session.header?.bytes.length ?? 0;
     const lengths = this.#toTargetLengths;
     const counters = session.listener.counters;
-    let bytes = 0;
+    let bytes = -count * headerBytes;
     for (let k = 0; k < count; k++) bytes += lengths[k]!;
     counters[F.bytesClientToTarget]! += bytes;
     counters[F.datagramsClientToTarget]! += count;
+    const tally = session.tally;
+    if (tally !== undefined) {
+      tally.bytesClientToTarget += bytes;
+      tally.datagramsClientToTarget += count;
+    }
     let sent = 0;
     while (sent < count) {
       const done = this.#sender.send(session.fd, toTarget, sent, count, lengths, session);
@@ -368,8 +528,12 @@ export class EngineLoop {
         continue;
       }
       const errno = this.#sender.errno;
-      counters[F.bytesClientToTarget]! -= lengths[sent]!;
+      counters[F.bytesClientToTarget]! -= lengths[sent]! - headerBytes;
       counters[F.datagramsClientToTarget]!--;
+      if (tally !== undefined) {
+        tally.bytesClientToTarget -= lengths[sent]! - headerBytes;
+        tally.datagramsClientToTarget--;
+      }
       counters[F.droppedDatagrams]!++;
       if (errno === Errno.EAGAIN) {
         if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
@@ -465,7 +629,15 @@ export class EngineLoop {
       const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
       if (done >= 0) {
         counters[F.segmentedDatagrams]! += this.#sender.segmented;
-        for (let k = sent; k < sent + done; k++) sessions[k]!.toClientBlockedSinceMs = 0;
+        for (let k = sent; k < sent + done; k++) {
+          const session = sessions[k]!;
+          session.toClientBlockedSinceMs = 0;
+          const tally = session.tally;
+          if (tally !== undefined) {
+            tally.bytesTargetToClient += lengths[k]!;
+            tally.datagramsTargetToClient++;
+          }
+        }
         sent += done;
         continue;
       }
@@ -498,7 +670,8 @@ export class EngineLoop {
       counters[F.droppedDatagrams]!++;
       return undefined;
     }
-    if (Atomics.add(listener.inUse, 0, 1) >= listener.maxSessions) {
+    const inUse = Atomics.add(listener.inUse, 0, 1);
+    if (inUse >= listener.maxSessions) {
       Atomics.sub(listener.inUse, 0, 1);
       counters[F.droppedDatagrams]!++;
       counters[E.SessionLimit]!++;
@@ -507,8 +680,20 @@ export class EngineLoop {
       });
       return undefined;
     }
+    const name = batch.nameOffset(j);
+    const client = batch.arena.bytes.slice(name, name + batch.nameLength(j));
+    const gate = listener.gate;
+    const source = gate === undefined ? "" : decodeSockaddr(this.#layout, client).hostname;
+    this.#refreshSettings(listener);
+    const rejection = this.#admit(listener, gate, source, inUse, nowMs);
+    if (rejection !== undefined) {
+      Atomics.sub(listener.inUse, 0, 1);
+      this.#reject(listener, client, rejection);
+      return undefined;
+    }
     const refused = this.#takeBudgets(listener);
     if (refused !== undefined) {
+      gate?.release(source);
       Atomics.sub(listener.inUse, 0, 1);
       counters[F.droppedDatagrams]!++;
       counters[E[refused]]!++;
@@ -522,7 +707,6 @@ export class EngineLoop {
       );
       return undefined;
     }
-    this.#refreshSettings(listener);
     const target = listener.target;
     let fd: number;
     try {
@@ -535,6 +719,7 @@ export class EngineLoop {
         throw error;
       }
     } catch (error) {
+      gate?.release(source);
       Atomics.sub(listener.inUse, 0, 1);
       this.#giveBudgets(listener);
       counters[F.droppedDatagrams]!++;
@@ -546,12 +731,25 @@ export class EngineLoop {
       });
       return undefined;
     }
-    const name = batch.nameOffset(j);
     const session: Session = {
       fd,
       listener,
       key,
-      client: batch.arena.bytes.slice(name, name + batch.nameLength(j)),
+      client,
+      gate,
+      source,
+      header: listener.proxyV2 ? this.#proxyHeader(listener, client) : undefined,
+      maxToTarget: target.family === 4 ? MAX_UDP_PAYLOAD_BYTES_IPV4 : MAX_UDP_PAYLOAD_BYTES,
+      tally: sampledIn(listener.accessLogShare)
+        ? {
+          startMs: Date.now(),
+          targetAddress: decodeSockaddr(this.#layout, target.sockaddr).hostname,
+          bytesClientToTarget: 0,
+          bytesTargetToClient: 0,
+          datagramsClientToTarget: 0,
+          datagramsTargetToClient: 0,
+        }
+        : undefined,
       lastActiveMs: nowMs,
       toTargetBlockedSinceMs: 0,
       toClientBlockedSinceMs: 0,
@@ -563,6 +761,58 @@ export class EngineLoop {
     counters[F.activeSessions]!++;
     counters[F.sessionsTotal]!++;
     return session;
+  }
+
+  /**
+   * Whether a new client may open a session, in the portable engine's order: source ranges, the
+   * spec's session limit (over every thread: `inUse` counts them), the per-source limit, the target
+   * policy. Admitted clients are counted in `gate` (release on end).
+   */
+  #admit(
+    listener: Listener,
+    gate: SourceGate | undefined,
+    source: string,
+    inUse: number,
+    nowMs: number,
+  ): UdpRejectReason | undefined {
+    if (gate !== undefined && !gate.allows(source)) return "SourceNotAllowed";
+    if (inUse >= listener.maxSessionsOfSpec) return "MaxSessions";
+    if (gate !== undefined && gate.admit(source, nowMs) !== undefined) {
+      return "MaxSessionsPerSource";
+    }
+    if (listener.forbidden) {
+      gate?.release(source);
+      return "TargetForbidden";
+    }
+    return undefined;
+  }
+
+  /** Drops a datagram of a client that may not open a session; counted, logged rate-limited. */
+  #reject(listener: Listener, client: Uint8Array, reason: UdpRejectReason): void {
+    listener.counters[R[reason]]!++;
+    const suppressed = listener.logs.reject.take();
+    if (suppressed === undefined) return; // the address is decoded only for a line that is logged
+    this.#post({
+      kind: "log",
+      level: "warn",
+      message: "Dropped a datagram from {client} on UDP port {port}: {reason}",
+      properties: {
+        port: listener.port,
+        listener: listener.id,
+        suppressed,
+        client: decodeSockaddr(this.#layout, client).hostname,
+        reason,
+      },
+    });
+  }
+
+  /** The PROXY protocol v2 header of a new session from `client` (our bound address as destination). */
+  #proxyHeader(listener: Listener, client: Uint8Array): NativeArena {
+    const from = decodeSockaddr(this.#layout, client);
+    const endpoints = proxyEndpoints(from, { hostname: listener.hostname, port: listener.port });
+    const header = new NativeArena(proxyV2HeaderBytes(endpoints));
+    writeProxyV2Header(header.bytes, 0, "dgram", endpoints);
+    return header;
   }
 
   /** Takes a socket and a session's memory from the budgets; the error type when one is used up. */
@@ -606,9 +856,10 @@ export class EngineLoop {
   /** Reads the listener's settings again if the main thread changed them; true if so. */
   #refreshSettings(listener: Listener): boolean {
     if (listener.settings.generation === listener.generation) return false;
-    const { generation, target, timeouts } = listener.settings.read();
+    const { generation, target, forbidden, timeouts } = listener.settings.read();
     listener.generation = generation;
     listener.target = target;
+    listener.forbidden = forbidden;
     listener.timeouts = timeouts;
     return true;
   }
@@ -635,34 +886,36 @@ export class EngineLoop {
         session.toTargetBlockedSinceMs > 0 &&
         nowMs - session.toTargetBlockedSinceMs >= writeTimeoutMs
       ) {
-        this.#fail(session, "WriteToTarget", blockedMs);
+        this.#fail(session, "WriteToTarget", blockedMs, "write_timeout");
       } else if (
         session.toClientBlockedSinceMs > 0 &&
         nowMs - session.toClientBlockedSinceMs >= writeTimeoutMs
       ) {
-        this.#fail(session, "WriteToClient", blockedMs);
+        this.#fail(session, "WriteToClient", blockedMs, "write_timeout");
       } else if (nowMs - session.lastActiveMs >= readTimeoutMs) {
-        this.#end(session);
+        this.#end(session, { reason: "idle_timeout" });
       }
     }
     return listener.nextSweepMs;
   }
 
   /** Counts `type`, logs (rate-limited) and ends the session. */
-  #fail(session: Session, type: UdpErrorType, error: string): void {
+  #fail(session: Session, type: UdpErrorType, error: string, reason?: "write_timeout"): void {
     session.listener.counters[E[type]]!++;
     this.#warn(session.listener, "target", "UDP session ended ({type}): {error}", { type, error });
-    this.#end(session);
+    this.#end(session, { errorType: type, detail: error, ...(reason && { reason }) });
   }
 
-  #end(session: Session): void {
+  #end(session: Session, end: SessionEnd): void {
     if (session.ended) return;
     session.ended = true;
     const listener = session.listener;
+    if (session.tally !== undefined) this.#record(session, session.tally, end);
     if (listener.sessions.get(session.key) === session) listener.sessions.delete(session.key);
     this.#sessionsByFd[session.fd] = undefined;
     if (this.#lastSession === session) this.#lastSession = undefined;
     this.#sockets.close(session.fd);
+    session.gate?.release(session.source);
     listener.counters[F.activeSessions]!--;
     Atomics.sub(listener.inUse, 0, 1);
     this.#giveBudgets(listener);
@@ -672,14 +925,29 @@ export class EngineLoop {
     }
   }
 
-  #close(listener: Listener): void {
+  /** Sends the access record of `session` to the main thread. */
+  #record(session: Session, tally: Tally, end: SessionEnd): void {
+    const client = decodeSockaddr(this.#layout, session.client);
+    const { startMs, ...traffic } = tally;
+    const record: SessionRecord = {
+      clientAddress: client.hostname,
+      clientPort: client.port,
+      ...traffic,
+      startMs,
+      endMs: Date.now(),
+      ...end,
+    };
+    this.#post({ kind: "record", id: session.listener.id, record });
+  }
+
+  #close(listener: Listener, cause: CloseCause): void {
     if (this.#replyListener === listener) {
       this.#flushToClients(Date.now());
       this.#replyListener = undefined;
     }
     const drainSeq = listener.drainSeq;
     listener.drainSeq = undefined;
-    for (const session of [...listener.sessions.values()]) this.#end(session);
+    for (const session of [...listener.sessions.values()]) this.#end(session, { reason: cause });
     if (drainSeq !== undefined) this.#post({ kind: "drained", seq: drainSeq });
     this.#listeners.delete(listener.id);
     this.#listenersByFd[listener.fd] = undefined;

@@ -6,7 +6,7 @@
  * @module
  */
 
-/** Where new sessions send; undefined while the target name does not resolve. */
+/** Where new sessions send; undefined while the target name does not resolve (or is forbidden). */
 export interface EngineTarget {
   readonly sockaddr: Uint8Array;
   readonly family: 4 | 6;
@@ -22,10 +22,15 @@ export interface EngineTimeouts {
 export interface SettingsSnapshot {
   readonly generation: number;
   readonly target: EngineTarget | undefined;
+  /** The target policy forbids every address of the target: new clients are rejected. */
+  readonly forbidden: boolean;
   readonly timeouts: EngineTimeouts;
 }
 
-/** Int32 words: sequence, family (0 = none), sockaddr length, read timeout, write timeout. */
+/**
+ * Int32 words: sequence, family (0 = none, -1 = forbidden), sockaddr length, read timeout, write
+ * timeout, policy generation.
+ */
 const WORDS = 8;
 const SOCKADDR_AT = WORDS * 4;
 const BYTES = SOCKADDR_AT + 32;
@@ -49,15 +54,30 @@ export class ListenerSettings {
     return Atomics.load(this.#words, 0);
   }
 
-  /** Main thread: publishes a new target and timeouts. */
-  write(target: EngineTarget | undefined, timeouts: EngineTimeouts): void {
+  /**
+   * The generation of the listener's policy (source rules, PROXY header) the main thread posted
+   * last: an engine thread that has applied an older one waits for the message before it admits
+   * new clients.
+   */
+  get policyGeneration(): number {
+    return Atomics.load(this.#words, 5);
+  }
+
+  /** Main thread: counts a new policy about to be posted; its generation. */
+  nextPolicy(): number {
+    return Atomics.add(this.#words, 5, 1) + 1;
+  }
+
+  /** Main thread: publishes a new target (or that it is forbidden) and timeouts. */
+  write(target: EngineTarget | "forbidden" | undefined, timeouts: EngineTimeouts): void {
     const words = this.#words;
+    const address = typeof target === "object" ? target : undefined;
     Atomics.add(words, 0, 1);
-    Atomics.store(words, 1, target?.family ?? 0);
-    Atomics.store(words, 2, target?.sockaddr.length ?? 0);
+    Atomics.store(words, 1, target === "forbidden" ? -1 : address?.family ?? 0);
+    Atomics.store(words, 2, address?.sockaddr.length ?? 0);
     Atomics.store(words, 3, timeouts.readTimeoutMs);
     Atomics.store(words, 4, timeouts.writeTimeoutMs);
-    if (target !== undefined) this.#bytes.set(target.sockaddr, SOCKADDR_AT);
+    if (address !== undefined) this.#bytes.set(address.sockaddr, SOCKADDR_AT);
     Atomics.add(words, 0, 1);
   }
 
@@ -75,8 +95,8 @@ export class ListenerSettings {
       };
       const sockaddr = this.#bytes.slice(SOCKADDR_AT, SOCKADDR_AT + length);
       if (Atomics.load(words, 0) !== before) continue;
-      const target = family === 0 ? undefined : { sockaddr, family: family as 4 | 6 };
-      return { generation: before, target, timeouts };
+      const target = family <= 0 ? undefined : { sockaddr, family: family as 4 | 6 };
+      return { generation: before, target, forbidden: family === -1, timeouts };
     }
   }
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { UdpErrorType } from "../state.ts";
+
 /**
  * What one session reserves from the session memory budget (`--udp-buffer-budget-bytes`): the
  * engine's buffers belong to the thread, allocated once; a session holds its state, its client's
@@ -18,6 +20,54 @@ export interface BudgetShare {
   readonly max: number;
   readonly share: SharedArrayBuffer;
 }
+
+/**
+ * Who may open sessions on a listener and what its new sessions send first: the spec's fields, as
+ * the portable engine reads them (and `--default-source-ranges` when the spec has none).
+ */
+export interface ListenerPolicy {
+  /** CIDR ranges clients must come from; empty = everyone. */
+  readonly sourceRanges: readonly string[];
+  /** Sessions open at once over every thread (`spec.maxSessions`), or undefined. */
+  readonly maxSessions: number | undefined;
+  /** Sessions open at once per client address (`spec.maxSessionsPerSource`), or undefined. */
+  readonly maxSessionsPerSource: number | undefined;
+  /** Every datagram to the target starts with a PROXY protocol v2 header. */
+  readonly proxyV2: boolean;
+  /** Share of new sessions that get an access record, 0 (none) to 1 (all). */
+  readonly accessLogShare: number;
+}
+
+/** Why a listener's remaining sessions end when it closes (their access records say so). */
+export type CloseCause = "drained" | "replaced" | "removed";
+
+/** What one session did, for its access record (the main thread adds the forwarder's fields). */
+export interface SessionRecord {
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  /** The target address the session sent to. */
+  readonly targetAddress: string;
+  readonly bytesClientToTarget: number;
+  readonly bytesTargetToClient: number;
+  readonly datagramsClientToTarget: number;
+  readonly datagramsTargetToClient: number;
+  /** Wall-clock milliseconds. */
+  readonly startMs: number;
+  readonly endMs: number;
+  /** Set when the session ended by a timeout or with its listener; else `errorType` says why. */
+  readonly reason?: "idle_timeout" | "write_timeout" | CloseCause;
+  readonly errorType?: UdpErrorType;
+  readonly detail?: string;
+}
+
+/** Everyone may open sessions (up to the program's cap); no header. */
+export const OPEN_POLICY: ListenerPolicy = {
+  sourceRanges: [],
+  maxSessions: undefined,
+  maxSessionsPerSource: undefined,
+  proxyV2: false,
+  accessLogShare: 0,
+};
 
 /** Main thread → engine thread. */
 export type ToEngine =
@@ -46,9 +96,25 @@ export type ToEngine =
     readonly sockets: BudgetShare;
     /** The session memory budget (`Budget.share`; `BATCHED_SESSION_BYTES` per session). */
     readonly sessionBytes: BudgetShare;
+    readonly policy: ListenerPolicy;
+  }
+  /** New rules for new sessions (open ones keep theirs). */
+  | {
+    readonly kind: "policy";
+    readonly seq: number;
+    readonly id: number;
+    readonly policy: ListenerPolicy;
+    /** From `ListenerSettings.nextPolicy()`. */
+    readonly generation: number;
   }
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
-  | { readonly kind: "close"; readonly seq: number; readonly id: number };
+  | {
+    readonly kind: "close";
+    readonly seq: number;
+    readonly id: number;
+    /** What the access records of sessions still open say. @default "drained" */
+    readonly cause?: CloseCause;
+  };
 
 /** Engine thread → main thread. */
 export type FromEngine =
@@ -60,6 +126,9 @@ export type FromEngine =
   /** A draining listener has no sessions left (or `drain` found none). */
   | { readonly kind: "drained"; readonly seq: number }
   | { readonly kind: "closed"; readonly seq: number }
+  | { readonly kind: "configured"; readonly seq: number }
+  /** A session of listener `id` that had an access record ended. */
+  | { readonly kind: "record"; readonly id: number; readonly record: SessionRecord }
   | {
     readonly kind: "log";
     readonly level: "warn" | "error";

@@ -17,13 +17,14 @@ import { Errno } from "../../ffi/errno.ts";
 import type { AbiLayout } from "../../ffi/layout.ts";
 import { NativeArena } from "../../ffi/native_memory.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
+import { MAX_UDP_PAYLOAD_BYTES_IPV4 } from "../udp_payload.ts";
 import { BATCH, type DatagramBatch } from "./datagram_batch.ts";
 import type { EngineLibc, UdpSockets } from "./udp_sockets.ts";
 
 /** Datagrams per run (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels, 128 on newer). */
 export const MAX_SEGMENTS = 64;
 /** Bytes per run: the payload of one IPv4 packet, the kernel's limit for a segmented send. */
-export const MAX_RUN_BYTES = 65_507;
+export const MAX_RUN_BYTES = MAX_UDP_PAYLOAD_BYTES_IPV4;
 
 /** How long the start-up probe waits for its two datagrams. */
 const PROBE_WAIT_MS = 100;
@@ -103,7 +104,7 @@ export class SegmentedBatch {
         arena.view.setUint32(hdr + mmsghdr.nameLen, batch.nameLength(k), true);
       } else arena.setNull(hdr + mmsghdr.name);
       arena.setPointerTo(hdr + mmsghdr.iov, batch.arena, batch.iovecOffset(k));
-      arena.setSize(hdr + mmsghdr.iovLen, stop - k);
+      arena.setSize(hdr + mmsghdr.iovLen, (stop - k) * batch.iovecsPerDatagram);
       if (stop - k > 1) {
         const control = this.#controlOffset + runs * cmsg.u16Space;
         arena.view.setUint16(control + cmsg.headerSize, size, true);

@@ -9,7 +9,7 @@ import type { BatchedUdpEngine } from "./batched_engine.ts";
 import { currentLayout } from "../../ffi/layout.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
 import { ListenerSettings } from "./listener_settings.ts";
-import { BATCHED_SESSION_BYTES } from "./messages.ts";
+import { BATCHED_SESSION_BYTES, OPEN_POLICY } from "./messages.ts";
 import { SharedUdpCounters } from "./shared_udp_counters.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
@@ -76,6 +76,7 @@ async function roundTrip(
     settings: settings.buffer,
     sockets: { max: 1, share: new SharedArrayBuffer(8) },
     sessionBytes: { max: BATCHED_SESSION_BYTES, share: new SharedArrayBuffer(8) },
+    policy: OPEN_POLICY,
   });
   if (answer.kind !== "listening") {
     throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
