@@ -128,7 +128,7 @@ Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges run
   assert.equal(echo.received, 1, "the refused datagram never reached the target");
 });
 
-Deno.test("Supervisor: with the splice TCP engine, the target policy and default source ranges still hold", async () => {
+Deno.test("Supervisor: the splice TCP engine threads apply the target policy and default source ranges", async () => {
   const port = freePort("tcp");
   const baseline = await openFdCount();
   await using supervisor = settledOnClose(

@@ -6,6 +6,7 @@
  */
 
 import type { TcpSpec } from "../../lib/spec.ts";
+import type { ForwarderPolicyOptions } from "../../lib/forward/policy/forwarder_policy.ts";
 import { newTcpCounters, type TcpCounters } from "../../lib/forward/state.ts";
 import { TcpForwarder } from "../../lib/forward/tcp_forwarder.ts";
 import { SharedTcpCounters } from "../../lib/forward/tcp_splice/shared_tcp_counters.ts";
@@ -25,6 +26,12 @@ export interface TcpFixtureOptions {
   readonly listenAddress?: string;
   /** Engine threads (splice engine). @default 1 */
   readonly threads?: number;
+  /** Further spec fields (source ranges, limits, PROXY protocol, access log). */
+  readonly spec?: Partial<TcpSpec>;
+  /** Target rules, default source ranges and where verdicts go. */
+  readonly policy?: ForwarderPolicyOptions;
+  /** Forwarder name (`namespace/name`), for logs and access records. @default "test/tcp" */
+  readonly name?: string;
 }
 
 /** What the engines have in common, as tests use it. */
@@ -53,7 +60,9 @@ export async function tcpForwarderTo(
     listenPort: 0,
     targetHost: options.targetHost ?? "127.0.0.1",
     targetPort,
+    ...options.spec,
   };
+  const name = options.name ?? "test/tcp";
   const listenAddress = options.listenAddress ?? "127.0.0.1";
   const dialTimeoutMs = options.dialTimeoutMs ?? 5000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
@@ -63,11 +72,12 @@ export async function tcpForwarderTo(
     const counters = newTcpCounters();
     const listener = Deno.listen({ hostname: listenAddress, port: 0 });
     const forwarder = new TcpForwarder(listener, {
-      name: "test/tcp",
+      name,
       counters,
       spec,
       dialTimeoutMs,
       idleTimeoutMs,
+      ...options.policy,
     });
     return {
       forwarder,
@@ -82,12 +92,13 @@ export async function tcpForwarderTo(
   let forwarder: SpliceTcpForwarder;
   try {
     forwarder = await SpliceTcpForwarder.open(splice, {
-      name: "test/tcp",
+      name,
       counters,
       spec,
       listenAddress,
       dialTimeoutMs,
       idleTimeoutMs,
+      ...options.policy,
     });
   } catch (error) {
     await splice.close();

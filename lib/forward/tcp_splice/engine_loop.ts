@@ -48,11 +48,13 @@ import { NativeArena } from "../../ffi/native_memory.ts";
 import { decodeSockaddr } from "../../ffi/sockaddr.ts";
 import { errorMessage } from "../../util/error_message.ts";
 import { LogThrottle } from "../log_throttle.ts";
-import type { TcpErrorType } from "../state.ts";
+import type { SourceGate } from "../policy/source_gate.ts";
+import type { TcpErrorType, TcpRejectReason } from "../state.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
-import type { TcpAnswer, TcpRequest } from "./messages.ts";
+import { TcpAdmission } from "./admission.ts";
+import type { TcpAnswer, TcpListenerPolicy, TcpRequest } from "./messages.ts";
 import { PIPE_BYTES, PipePool } from "./pipe_pool.ts";
-import { E, F, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
+import { E, F, R, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
 import { type Pipe, type SpliceLibc, TcpSockets } from "./tcp_sockets.ts";
 
 /** Events per epoll_wait. */
@@ -91,6 +93,10 @@ const DRAINED = 1;
 const FAILED = 2;
 /** Empty pipes kept per thread for reuse. */
 const IDLE_PIPES = 64;
+/** Longest wait for a policy message the main thread announced before clients are accepted. */
+const POLICY_WAIT_MS = 100;
+/** Room for a client's `sockaddr_in6` from accept4. */
+const PEER_BYTES = 32;
 /** Descriptors a connection may hold: two sockets and two pipes. */
 const FDS_PER_CONNECTION = 6;
 
@@ -115,13 +121,21 @@ interface Listener {
   readonly settings: ListenerSettings;
   generation: number;
   target: EngineTarget | undefined;
+  /** The target rules forbid the target: new clients are closed at accept. */
+  forbidden: boolean;
+  /** Source ranges and connection limits of new clients. */
+  readonly admission: TcpAdmission;
+  /** The generation of the policy applied (see `ListenerSettings.policyGeneration`). */
+  policyGeneration: number;
+  /** Since when accepts wait for a newer policy, or undefined. */
+  policyWaitSinceMs: number | undefined;
   readonly dialTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connections: Set<Connection>;
   /** Set while draining: the request to answer once no connection is left. */
   drainSeq: number | undefined;
   nextIdleSweepMs: number;
-  readonly logs: Record<"accept" | "dial" | "copy", LogThrottle>;
+  readonly logs: Record<"accept" | "dial" | "copy" | "reject", LogThrottle>;
 }
 
 /** One direction of a connection: `from` → buffer or pipe → `to`. */
@@ -152,6 +166,9 @@ interface Direction {
 interface Connection {
   readonly listener: Listener;
   readonly client: number;
+  /** The gate that admitted the connection and the client's address as it counts it. */
+  readonly gate: SourceGate | undefined;
+  readonly source: string;
   upstream: number;
   dialing: boolean;
   dialDeadlineMs: number;
@@ -176,6 +193,10 @@ export class SpliceEngineLoop {
   readonly #epoll: number;
   readonly #doorbell: number;
   readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
+  /** The address of the client accepted last. */
+  readonly #peer = new Uint8Array(new ArrayBuffer(PEER_BYTES));
+  /** A listener waits for a policy message: yield to the event loop after this batch. */
+  #policyWait = false;
   /** The doorbell's port, for the main thread. */
   readonly doorbellPort: number;
   /** Bytes of small copies (shared by every connection of the thread: a copy is sent at once). */
@@ -267,6 +288,13 @@ export class SpliceEngineLoop {
         this.#post({ kind: "done", seq: message.seq, count });
         break;
       }
+      case "policy":
+        if (listener !== undefined) {
+          this.#applyPolicy(listener, message.policy);
+          listener.policyGeneration = Math.max(listener.policyGeneration, message.generation);
+        }
+        this.#post({ kind: "done", seq: message.seq, count: 0 });
+        break;
     }
     this.#closeDeferred();
   }
@@ -308,7 +336,8 @@ export class SpliceEngineLoop {
       if (this.#nowMs >= this.#nextSweepMs) this.#sweep();
       this.#closeDeferred();
       const posted = this.#control.takePosted();
-      if (rang || posted || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS) {
+      if (rang || posted || this.#policyWait || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS) {
+        this.#policyWait = false;
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = Date.now();
       }
@@ -352,7 +381,15 @@ export class SpliceEngineLoop {
     );
     const offset = this.#row * TCP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
-    const { generation, target } = settings.read();
+    const { generation, target, forbidden } = settings.read();
+    let admission: TcpAdmission;
+    try {
+      admission = new TcpAdmission(message.connectionsInUse, message.policy);
+    } catch (error) {
+      this.#sockets.close(fd);
+      this.#post({ kind: "listenFailed", seq: message.seq, message: errorMessage(error) });
+      return;
+    }
     const listener: Listener = {
       id: message.id,
       name: message.name,
@@ -362,12 +399,21 @@ export class SpliceEngineLoop {
       settings,
       generation,
       target,
+      forbidden,
+      admission,
+      policyGeneration: settings.policyGeneration,
+      policyWaitSinceMs: undefined,
       dialTimeoutMs: message.dialTimeoutMs,
       idleTimeoutMs: message.idleTimeoutMs,
       connections: new Set(),
       drainSeq: undefined,
       nextIdleSweepMs: 0,
-      logs: { accept: new LogThrottle(), dial: new LogThrottle(), copy: new LogThrottle() },
+      logs: {
+        accept: new LogThrottle(),
+        dial: new LogThrottle(),
+        copy: new LogThrottle(),
+        reject: new LogThrottle(),
+      },
     };
     this.#listeners.set(listener.id, listener);
     this.#listenersByFd[fd] = listener;
@@ -388,9 +434,16 @@ export class SpliceEngineLoop {
 
   /** Accepts up to `max` waiting clients. */
   #accept(listener: Listener, max: number): void {
+    if (this.#policyBehind(listener)) return;
     for (let n = 0; n < max && listener.fd >= 0; n++) {
-      const fd = this.#sockets.accept(listener.fd);
+      const gate = listener.admission.gate;
+      const fd = this.#sockets.accept(listener.fd, this.#peer);
+      const source = fd < 0 || gate === undefined
+        ? ""
+        : decodeSockaddr(this.#layout, this.#peer).hostname;
+      if (fd >= 0 && !this.#admit(listener, fd, source)) continue;
       if (fd >= 0 && this.#openConnections >= this.#maxConnections) {
+        listener.admission.release(gate, source);
         this.#sockets.abort(fd);
         listener.counters[E.SocketLimit]!++;
         this.#warn(
@@ -405,7 +458,7 @@ export class SpliceEngineLoop {
         continue;
       }
       if (fd >= 0) {
-        this.#open(listener, fd);
+        this.#open(listener, fd, gate, source);
         continue;
       }
       const errno = -fd;
@@ -438,20 +491,22 @@ export class SpliceEngineLoop {
     return fd >= 0;
   }
 
-  #open(listener: Listener, client: number): void {
+  #open(listener: Listener, client: number, gate: SourceGate | undefined, source: string): void {
     const counters = listener.counters;
     counters[F.activeConnections]!++;
     counters[F.connectionsTotal]!++;
     if (listener.drainSeq !== undefined) {
       // Accepted in the same batch as the drain request: never forwarded.
       counters[F.activeConnections]!--;
+      listener.admission.release(gate, source);
       this.#sockets.abort(client);
       return;
     }
-    this.#refreshTarget(listener);
     const connection: Connection = {
       listener,
       client,
+      gate,
+      source,
       upstream: -1,
       dialing: true,
       dialDeadlineMs: this.#nowMs + listener.dialTimeoutMs,
@@ -822,6 +877,7 @@ export class SpliceEngineLoop {
     this.#dropBuffers(connection.up);
     this.#dropBuffers(connection.down);
     listener.connections.delete(connection);
+    listener.admission.release(connection.gate, connection.source);
     this.#openConnections--;
     listener.counters[F.activeConnections]!--;
     if (listener.drainSeq !== undefined && listener.connections.size === 0) {
@@ -849,9 +905,66 @@ export class SpliceEngineLoop {
 
   #refreshTarget(listener: Listener): void {
     if (listener.settings.generation === listener.generation) return;
-    const { generation, target } = listener.settings.read();
+    const { generation, target, forbidden } = listener.settings.read();
     listener.generation = generation;
     listener.target = target;
+    listener.forbidden = forbidden;
+  }
+
+  /**
+   * True while the main thread announced a newer policy than `listener` applied (for at most
+   * {@linkcode POLICY_WAIT_MS}): its clients wait in the accept queue until the message arrives.
+   */
+  #policyBehind(listener: Listener): boolean {
+    if (listener.settings.policyGeneration <= listener.policyGeneration) {
+      listener.policyWaitSinceMs = undefined;
+      return false;
+    }
+    listener.policyWaitSinceMs ??= this.#nowMs;
+    if (this.#nowMs - listener.policyWaitSinceMs > POLICY_WAIT_MS) return false;
+    this.#policyWait = true;
+    return true;
+  }
+
+  /** New clients of `listener` follow `policy`; open connections keep theirs. */
+  #applyPolicy(listener: Listener, policy: TcpListenerPolicy): void {
+    try {
+      listener.admission.apply(policy);
+    } catch (error) {
+      // The main thread validated it; keep the old rules if this one is still refused.
+      this.#post({
+        kind: "log",
+        level: "error",
+        message: "TCP port {port} keeps its source rules: {error}",
+        properties: { port: listener.port, error: errorMessage(error) },
+      });
+    }
+  }
+
+  /**
+   * Admits the client accepted as `fd` from `source` (source rules, limits, target rules); a
+   * refused one is closed before anything is dialled, counted and logged rate-limited. False then.
+   */
+  #admit(listener: Listener, fd: number, source: string): boolean {
+    this.#refreshTarget(listener);
+    const reason = listener.admission.admit(source, listener.forbidden, this.#nowMs);
+    if (reason === undefined) return true;
+    this.#refused(listener, source, reason); // counted before the client can see the close
+    this.#sockets.close(fd);
+    return false;
+  }
+
+  #refused(listener: Listener, source: string, reason: TcpRejectReason): void {
+    listener.counters[R[reason]]!++;
+    this.#warn(
+      listener,
+      "reject",
+      "Refused a TCP connection from {source} on port {port} of {forwarder}: {reason}",
+      {
+        source: source === "" ? decodeSockaddr(this.#layout, this.#peer).hostname : source,
+        reason,
+      },
+    );
   }
 
   /**
@@ -916,7 +1029,7 @@ export class SpliceEngineLoop {
 
   #warn(
     listener: Listener,
-    kind: "accept" | "dial" | "copy",
+    kind: "accept" | "dial" | "copy" | "reject",
     message: string,
     properties: Record<string, unknown>,
   ): void {

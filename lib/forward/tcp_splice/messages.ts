@@ -6,6 +6,32 @@
 
 import type { StartMessage } from "../../ffi/engine_messages.ts";
 
+/**
+ * Who may connect to a listener and what its new connections do: the spec's fields as the portable
+ * engine reads them (and `--default-source-ranges` when the spec has none).
+ */
+export interface TcpListenerPolicy {
+  /** CIDR ranges clients must come from; empty = everyone. */
+  readonly sourceRanges: readonly string[];
+  /** Connections open at once over every thread (`spec.maxConnections`), or undefined. */
+  readonly maxConnections: number | undefined;
+  /** Connections open at once per client address, or undefined. */
+  readonly maxConnectionsPerSource: number | undefined;
+  /** New connections per second per client address, or undefined. */
+  readonly connectionsPerSecondPerSource: number | undefined;
+  /** Burst of the per-source rate, or undefined (the rate, at least 1). */
+  readonly connectionBurstPerSource: number | undefined;
+}
+
+/** Everyone may connect (up to the descriptor share). */
+export const OPEN_TCP_POLICY: TcpListenerPolicy = {
+  sourceRanges: [],
+  maxConnections: undefined,
+  maxConnectionsPerSource: undefined,
+  connectionsPerSecondPerSource: undefined,
+  connectionBurstPerSource: undefined,
+};
+
 /** Main thread → engine thread: a request. */
 export type TcpRequest =
   | {
@@ -27,8 +53,20 @@ export type TcpRequest =
     readonly maxConnections: number;
     /** A `SharedTcpCounters` block. */
     readonly counters: SharedArrayBuffer;
-    /** A `ListenerSettings` (the target; updated in place). */
+    /** A `ListenerSettings` (the target or "forbidden"; updated in place). */
     readonly settings: SharedArrayBuffer;
+    /** One Int32: connections open over every thread (for `policy.maxConnections`). */
+    readonly connectionsInUse: SharedArrayBuffer;
+    readonly policy: TcpListenerPolicy;
+  }
+  /** New rules for new connections (open ones keep going). */
+  | {
+    readonly kind: "policy";
+    readonly seq: number;
+    readonly id: number;
+    readonly policy: TcpListenerPolicy;
+    /** From `ListenerSettings.nextPolicy()`. */
+    readonly generation: number;
   }
   /** Closes the listening socket (its port is free once answered); connections keep going. */
   | { readonly kind: "stopAccepting"; readonly seq: number; readonly id: number }
