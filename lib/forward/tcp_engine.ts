@@ -53,6 +53,7 @@ export const SPLICE_TCP_FIELDS: ReadonlySet<string> = new Set([
   "sourceRanges",
   "maxConnections",
   ...PER_SOURCE_TCP_FIELDS,
+  "proxyProtocol",
 ]);
 
 /** What every TCP listener of a supervisor shares. */

@@ -12,6 +12,7 @@ import { parseProxyHeader } from "./proxy_protocol/decode.ts";
 import { encodeProxyHeader, proxyEndpoints } from "./proxy_protocol/encode.ts";
 import { newTcpCounters } from "./state.ts";
 import { TcpForwarder, type TcpForwarderOptions } from "./tcp_forwarder.ts";
+import { TCP_ENGINES, tcpForwarderTo } from "../../tests/_support/tcp_engines.ts";
 import { Supervisor } from "./supervisor.ts";
 
 const encoder = new TextEncoder();
@@ -48,37 +49,45 @@ async function closedByPeer(conn: Deno.Conn): Promise<boolean> {
   }
 }
 
-for (const version of ["v1", "v2"] as const) {
-  for (const hostname of ["127.0.0.1", "::1"]) {
-    Deno.test(`TCP ${version} over ${hostname}: the header, then the client's bytes unchanged`, async () => {
-      await using target = startRecordingTcpServer({ hostname });
-      await using fx = forwarder({ targetPort: target.port, proxyProtocol: version }, { hostname });
-      const payload = patternBytes(300_000, 7);
-      const conn = await fx.connect();
-      await echoThrough(conn, payload);
-      conn.close();
-      await waitUntil("target saw EOF", () => target.received.length === 1);
-      const bytes = target.received[0]!;
-      const header = parseProxyHeader(bytes);
-      assert.equal(header.kind, "accepted");
-      if (header.kind !== "accepted") return;
-      assert.equal(header.version, version === "v1" ? 1 : 2);
-      assert.deepEqual(header.source, { hostname, port: conn.localAddr.port });
-      assert.deepEqual(header.destination, { hostname, port: fx.forwarder.port });
-      assert.deepEqual(bytes.subarray(header.length), payload, "byte-exact after the header");
-      if (version === "v2") {
-        const independent = parseV2Independently(bytes);
-        assert.equal(independent.familyTransport, hostname === "::1" ? 0x21 : 0x11, "STREAM");
-        assert.equal(independent.sourcePort, conn.localAddr.port);
-      } else {
-        const family = hostname === "::1" ? "TCP6" : "TCP4";
-        const line =
-          `PROXY ${family} ${hostname} ${hostname} ${conn.localAddr.port} ${fx.forwarder.port}\r\n`;
-        assert.equal(new TextDecoder().decode(bytes.subarray(0, header.length)), line);
-      }
-      assert.equal(fx.counters.bytesClientToTarget, payload.length, "header bytes not counted");
+for (
+  const [engine, version, hostname] of TCP_ENGINES.flatMap((engine) =>
+    (["v1", "v2"] as const).flatMap((version) =>
+      ["127.0.0.1", "::1"].map((hostname) => [engine, version, hostname] as const)
+    )
+  )
+) {
+  Deno.test(`${engine} TCP engine, ${version} over ${hostname}: the header, then the client's bytes unchanged`, async () => {
+    await using target = startRecordingTcpServer({ hostname });
+    await using fx = await tcpForwarderTo(engine, target.port, {
+      targetHost: hostname,
+      listenAddress: hostname,
+      spec: { proxyProtocol: version },
     });
-  }
+    const payload = patternBytes(300_000, 7);
+    const conn = await fx.connect();
+    await echoThrough(conn, payload);
+    conn.close();
+    await waitUntil("target saw EOF", () => target.received.length === 1);
+    const bytes = target.received[0]!;
+    const header = parseProxyHeader(bytes);
+    assert.equal(header.kind, "accepted");
+    if (header.kind !== "accepted") return;
+    assert.equal(header.version, version === "v1" ? 1 : 2);
+    assert.deepEqual(header.source, { hostname, port: conn.localAddr.port });
+    assert.deepEqual(header.destination, { hostname, port: fx.forwarder.port });
+    assert.deepEqual(bytes.subarray(header.length), payload, "byte-exact after the header");
+    if (version === "v2") {
+      const independent = parseV2Independently(bytes);
+      assert.equal(independent.familyTransport, hostname === "::1" ? 0x21 : 0x11, "STREAM");
+      assert.equal(independent.sourcePort, conn.localAddr.port);
+    } else {
+      const family = hostname === "::1" ? "TCP6" : "TCP4";
+      const line =
+        `PROXY ${family} ${hostname} ${hostname} ${conn.localAddr.port} ${fx.forwarder.port}\r\n`;
+      assert.equal(new TextDecoder().decode(bytes.subarray(0, header.length)), line);
+    }
+    assert.equal(fx.counters.bytesClientToTarget, payload.length, "header bytes not counted");
+  });
 }
 
 Deno.test("accepted PROXY header: the carried address is the client's for the header we send and the access record", async () => {

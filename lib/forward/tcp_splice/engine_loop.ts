@@ -53,6 +53,7 @@ import type { TcpErrorType, TcpRejectReason } from "../state.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
 import { TcpAdmission } from "./admission.ts";
 import type { TcpAnswer, TcpListenerPolicy, TcpRequest } from "./messages.ts";
+import { streamProxyHeader } from "./proxy_header.ts";
 import { PIPE_BYTES, PipePool } from "./pipe_pool.ts";
 import { E, F, R, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
 import { type Pipe, type SpliceLibc, TcpSockets } from "./tcp_sockets.ts";
@@ -129,6 +130,8 @@ interface Listener {
   policyGeneration: number;
   /** Since when accepts wait for a newer policy, or undefined. */
   policyWaitSinceMs: number | undefined;
+  /** New connections send this PROXY header to the target first. */
+  proxyProtocol: "v1" | "v2" | undefined;
   readonly dialTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connections: Set<Connection>;
@@ -150,6 +153,8 @@ interface Direction {
   parked: Uint8Array | undefined;
   /** Bytes in the pipe or parked. */
   pending: number;
+  /** Parked bytes of ours (a PROXY header), not counted as the client's. */
+  uncounted: number;
   /** The source reported EPOLLRDHUP (or an error): read until EOF, a short read is no drain. */
   rdhup: boolean;
   /** The source reported EPOLLERR (a reset may hide behind the FIN a read reports first). */
@@ -403,6 +408,7 @@ export class SpliceEngineLoop {
       admission,
       policyGeneration: settings.policyGeneration,
       policyWaitSinceMs: undefined,
+      proxyProtocol: message.policy.proxyProtocol,
       dialTimeoutMs: message.dialTimeoutMs,
       idleTimeoutMs: message.idleTimeoutMs,
       connections: new Set(),
@@ -523,6 +529,7 @@ export class SpliceEngineLoop {
       this.#dialFailed(connection, "ResolveTargetAddress", "the target name does not resolve");
       return;
     }
+    if (listener.proxyProtocol !== undefined && !this.#parkHeader(connection)) return;
     let connected: boolean;
     try {
       const dial = this.#sockets.connect(target.sockaddr, target.family);
@@ -537,7 +544,8 @@ export class SpliceEngineLoop {
       return;
     }
     if (!connected) {
-      if (this.#dialing.size < EARLY_SENDS_WHILE_DIALING) this.#sendEarly(connection);
+      if (connection.up.pending > 0) this.#sendParkedEarly(connection);
+      else if (this.#dialing.size < EARLY_SENDS_WHILE_DIALING) this.#sendEarly(connection);
       if (connection.closed) return;
       if (connection.dialing) {
         this.#dialing.add(connection);
@@ -554,6 +562,58 @@ export class SpliceEngineLoop {
       return;
     }
     if (connected) this.#connected(connection, this.#layout.constants.EPOLLIN);
+  }
+
+  /**
+   * Parks the PROXY header of the listener's version as the first bytes to the target (the client's
+   * follow it); false when the connection was aborted instead (no local address).
+   */
+  #parkHeader(connection: Connection): boolean {
+    const up = connection.up;
+    try {
+      const local = this.#sockets.localAddress(connection.client);
+      up.parked = streamProxyHeader(
+        this.#layout,
+        connection.listener.proxyProtocol!,
+        this.#peer,
+        local,
+      );
+    } catch (error) {
+      this.#abort(connection, "CopyClientToTarget", errorMessage(error));
+      return false;
+    }
+    up.pending = up.uncounted = up.parked.length;
+    return true;
+  }
+
+  /** Takes the header bytes among `moved` sent bytes back out of the client's count. */
+  #uncount(counters: Float64Array, dir: Direction, moved: number): void {
+    const ours = Math.min(moved, dir.uncounted);
+    dir.uncounted -= ours;
+    counters[dir.bytesField]! -= ours;
+  }
+
+  /**
+   * Tries the parked bytes (a PROXY header) on the dialing upstream socket, as {@linkcode
+   * #sendEarly} tries the client's: a send that succeeds ends the dial; the client's bytes follow.
+   */
+  #sendParkedEarly(connection: Connection): void {
+    const up = connection.up;
+    const sent = this.#libc.send(connection.upstream, up.parked!, up.pending, this.#sendFlags);
+    if (sent < 0) {
+      const errno = this.#errno.get();
+      if (errno !== Errno.EAGAIN) {
+        this.#dialFailed(connection, "DialServerTarget", new OsError("connect", errno).message);
+      }
+      return; // EAGAIN: still connecting
+    }
+    const counters = connection.listener.counters;
+    up.pending -= sent;
+    counters[up.bytesField]! += sent;
+    this.#uncount(counters, up, sent);
+    up.parked = up.pending > 0 ? up.parked!.subarray(sent) : undefined;
+    connection.dialing = false;
+    this.#pump(connection, up);
   }
 
   /**
@@ -682,6 +742,7 @@ export class SpliceEngineLoop {
         }
         dir.pending -= moved;
         counters[dir.bytesField]! += moved;
+        if (dir.uncounted > 0) this.#uncount(counters, dir, moved);
         if (dir.parked !== undefined) {
           dir.parked = dir.pending > 0 ? dir.parked.subarray(moved) : undefined;
         }
@@ -928,6 +989,7 @@ export class SpliceEngineLoop {
 
   /** New clients of `listener` follow `policy`; open connections keep theirs. */
   #applyPolicy(listener: Listener, policy: TcpListenerPolicy): void {
+    listener.proxyProtocol = policy.proxyProtocol;
     try {
       listener.admission.apply(policy);
     } catch (error) {
@@ -1057,6 +1119,7 @@ function direction(
     pipe: undefined,
     parked: undefined,
     pending: 0,
+    uncounted: 0,
     rdhup: false,
     failed: false,
     drainedBatch: -1,

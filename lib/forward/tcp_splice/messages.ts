@@ -21,6 +21,8 @@ export interface TcpListenerPolicy {
   readonly connectionsPerSecondPerSource: number | undefined;
   /** Burst of the per-source rate, or undefined (the rate, at least 1). */
   readonly connectionBurstPerSource: number | undefined;
+  /** The PROXY protocol header sent to the target before the client's bytes, if any. */
+  readonly proxyProtocol: "v1" | "v2" | undefined;
 }
 
 /** Everyone may connect (up to the descriptor share). */
@@ -30,6 +32,7 @@ export const OPEN_TCP_POLICY: TcpListenerPolicy = {
   maxConnectionsPerSource: undefined,
   connectionsPerSecondPerSource: undefined,
   connectionBurstPerSource: undefined,
+  proxyProtocol: undefined,
 };
 
 /** Main thread → engine thread: a request. */

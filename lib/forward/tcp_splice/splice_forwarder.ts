@@ -241,8 +241,8 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
 }
 
 /**
- * The spec's source ranges (or the defaults) and connection limits, as the engine threads take
- * them.
+ * The spec's source ranges (or the defaults), connection limits and PROXY header, as the engine
+ * threads take them.
  */
 export function tcpListenerPolicy(
   spec: TcpSpec,
@@ -254,6 +254,7 @@ export function tcpListenerPolicy(
     maxConnectionsPerSource: spec.maxConnectionsPerSource,
     connectionsPerSecondPerSource: spec.connectionsPerSecondPerSource,
     connectionBurstPerSource: spec.connectionBurstPerSource,
+    proxyProtocol: spec.proxyProtocol,
   };
 }
 
