@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { openFdCount } from "../../tests/_support/net_fd.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { tcpFrom, udpFrom } from "../../tests/_support/net_sources.ts";
+import { startTcpEcho } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho } from "../../tests/_support/net_udp.ts";
 import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
@@ -101,7 +102,7 @@ Deno.test({
   },
 });
 
-Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges runs on the portable engine and is checked", async () => {
+Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges is checked by the engine threads", async () => {
   await using echo = startUdpEcho({ hostname: "127.0.0.2" });
   const port = freePort("udp");
   const baseline = await openFdCount();
@@ -128,6 +129,43 @@ Deno.test("Supervisor: with the batched UDP engine, a part with sourceRanges run
   assert.equal(echo.received, 1, "the refused datagram never reached the target");
 });
 
+Deno.test("Supervisor: with two batched UDP threads, maxSessionsPerSource stays exact (the part runs on one socket)", async () => {
+  await using echo = startUdpEcho();
+  const port = freePort("udp");
+  const baseline = await openFdCount();
+  await using supervisor = settledOnClose(
+    new Supervisor({
+      listenAddress: "127.0.0.1",
+      drainGraceMs: 0,
+      udpEngine: "batched",
+      workers: 2,
+    }),
+    baseline,
+  );
+  assert.equal(await supervisor.udpEngine(), "batched");
+  const udp = {
+    listenPort: port,
+    targetHost: "127.0.0.1",
+    targetPort: echo.port,
+    readTimeoutSeconds: 30,
+    writeTimeoutSeconds: 5,
+    maxSessionsPerSource: 1,
+  };
+  supervisor.apply([{ name: "ns/per-source", udp }]);
+  await waitUntil("listening", () => supervisor.statuses()[0]?.udp?.phase === "listening");
+  // Eight client ports of one address: SO_REUSEPORT threads would spread them and each admit one.
+  const clients = Array.from({ length: 8 }, () => udpFrom("127.0.0.2"));
+  try {
+    const answered = await Promise.all(clients.map((client) => client.request("q", port, 500)));
+    assert.equal(answered.filter((reply) => reply === "q").length, 1);
+    const counters = [...supervisor.counters()][0]?.udp;
+    assert.equal(counters?.rejected.MaxSessionsPerSource, 7);
+    assert.equal(counters?.sessionsTotal, 1);
+  } finally {
+    for (const client of clients) client[Symbol.dispose]();
+  }
+});
+
 Deno.test("Supervisor: the splice TCP engine threads apply the target policy and default source ranges", async () => {
   const port = freePort("tcp");
   const baseline = await openFdCount();
@@ -150,4 +188,38 @@ Deno.test("Supervisor: the splice TCP engine threads apply the target policy and
     "both refusals counted",
     () => tcp()?.rejected.TargetForbidden === 1 && tcp()?.rejected.SourceNotAllowed === 1,
   );
+});
+
+Deno.test("Supervisor: with two splice TCP threads, maxConnectionsPerSource stays exact (the part runs portable)", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort("tcp");
+  const baseline = await openFdCount();
+  await using supervisor = settledOnClose(
+    new Supervisor({
+      listenAddress: "127.0.0.1",
+      drainGraceMs: 0,
+      tcpEngine: "splice",
+      workers: 2,
+    }),
+    baseline,
+  );
+  assert.equal(await supervisor.tcpEngine(), "splice");
+  const tcp = {
+    listenPort: port,
+    targetHost: "127.0.0.1",
+    targetPort: echo.port,
+    maxConnectionsPerSource: 1,
+  };
+  supervisor.apply([{ name: "ns/per-source", tcp }]);
+  await waitUntil("listening", () => supervisor.statuses()[0]?.tcp?.phase === "listening");
+  // Eight connections of one address: SO_REUSEPORT threads would spread them and each admit one.
+  const clients = await Promise.all(Array.from({ length: 8 }, () => tcpFrom("127.0.0.2", port)));
+  try {
+    const answers = await Promise.all(clients.map((client) => client.echo("q", 1000)));
+    assert.equal(answers.filter((answer) => answer === "q").length, 1);
+    const counters = [...supervisor.counters()][0]?.tcp;
+    assert.equal(counters?.rejected.MaxConnectionsPerSource, 7);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+  }
 });

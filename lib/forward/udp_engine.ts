@@ -11,6 +11,7 @@ import {
   nativeUnavailableReason,
   startNativeEngine,
 } from "../ffi/engine_selection.ts";
+import { getLogger } from "@logtape/logtape";
 import type { UdpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
@@ -25,6 +26,8 @@ import type { Budget } from "./budget.ts";
 import type { UdpEngineChoice, UdpEngineKind } from "./udp_engine_choice.ts";
 
 export type { UdpEngineChoice, UdpEngineKind };
+
+const log = getLogger(["undying-proxy", "udp"]);
 
 /** What every UDP listener of a supervisor shares. */
 export interface UdpEngineOptions {
@@ -112,7 +115,14 @@ export class UdpEngine {
     onTarget?: TargetReport,
   ): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> {
     const portable = () => this.#openPortable(name, spec, counters, onTarget);
-    if (!this.#batchedCandidate || this.needsPortable(spec)) return portable();
+    if (!this.#batchedCandidate) return portable();
+    if (this.needsPortable(spec)) {
+      log.warn(
+        "UDP of {forwarder} runs on the portable engine: maxSessionsPerSource with --workers {threads} (each engine thread would count only its own clients)",
+        { forwarder: name, threads: this.#options.threads },
+      );
+      return portable();
+    }
     return this.ready.then(
       (kind): RunningForwarder<UdpSpec> | Promise<RunningForwarder<UdpSpec>> => {
         const batched = this.#batched;

@@ -124,6 +124,26 @@ Deno.test("replies to several addresses: one segmented run per address", async (
   }
 });
 
+Deno.test("a dual-stack listener segments replies to an IPv4 client (IPv4-mapped address)", async () => {
+  const sender = new BatchSender(libc.symbols, layout, errno, sockets);
+  const client = loopbackReceiver();
+  const port = (client.socket.addr as Deno.NetAddr).port;
+  const listener = sockets.listen("::", 0, false);
+  try {
+    const sizes = [500, 500, 500, 200];
+    const { sending, lengths } = batchOf(sizes, true);
+    const owner = { segment: true };
+    const mapped = encodeSockaddr(layout, "::ffff:127.0.0.1", port);
+    sizes.forEach((_, k) => sending.setName(k, mapped));
+    assert.equal(sender.send(listener, sending, 0, 4, lengths, [owner, owner, owner, owner]), 4);
+    assert.equal(sender.segmented, 4);
+    assert.deepEqual(await receiveAll(client.socket, 4), sizes.map((size, k) => datagram(k, size)));
+  } finally {
+    sockets.close(listener);
+    client.socket.close();
+  }
+});
+
 Deno.test("a run the kernel refuses to segment is sent again one by one, nothing lost or doubled", async () => {
   const sender = new BatchSender(libc.symbols, layout, errno, sockets);
   const target = loopbackReceiver();
