@@ -54,6 +54,7 @@ export const SPLICE_TCP_FIELDS: ReadonlySet<string> = new Set([
   "maxConnections",
   ...PER_SOURCE_TCP_FIELDS,
   "proxyProtocol",
+  "accessLog",
 ]);
 
 /** What every TCP listener of a supervisor shares. */
@@ -83,9 +84,9 @@ export interface TcpEngineOptions {
   readonly acceptProxyProtocol?: boolean;
   /** Portable engine: deadline for a client's whole PROXY header. @default 5000 */
   readonly proxyHeaderTimeoutMs?: number;
-  /** Portable engine: access records unless the spec says otherwise. @default false */
+  /** Access records unless the spec says otherwise. @default false */
   readonly accessLog?: boolean;
-  /** Portable engine: share of connections with an access record, 0-1. @default 1 */
+  /** Share of connections with an access record, 0-1. @default 1 */
   readonly accessLogSampleRate?: number;
 }
 
@@ -145,15 +146,14 @@ export class TcpEngine {
 
   /**
    * Why `spec` needs the portable engine whatever the choice (see {@linkcode portableOnly}), and
-   * the program defaults the splice engine does not implement (`--accept-proxy-protocol`,
-   * `--access-log`) when the spec does not turn them off. Empty when the splice engine can serve it.
+   * `--accept-proxy-protocol` (which the splice engine does not implement) when the spec does not
+   * turn it off. Empty when the splice engine can serve it.
    */
   portableReasons(spec: TcpSpec): string[] {
     const reasons = portableOnly(spec, this.#options.threads);
     if (spec.acceptProxyProtocol === undefined && this.#options.acceptProxyProtocol) {
       reasons.push("--accept-proxy-protocol");
     }
-    if (spec.accessLog === undefined && this.#options.accessLog) reasons.push("--access-log");
     return reasons;
   }
 
@@ -201,6 +201,9 @@ export class TcpEngine {
           ...(this.#options.defaultSourceRanges &&
             { defaultSourceRanges: this.#options.defaultSourceRanges }),
           ...(onTarget && { onTarget }),
+          ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+          ...(this.#options.accessLogSampleRate !== undefined &&
+            { accessLogSampleRate: this.#options.accessLogSampleRate }),
         });
       },
     );

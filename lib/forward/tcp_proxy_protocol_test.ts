@@ -12,7 +12,12 @@ import { parseProxyHeader } from "./proxy_protocol/decode.ts";
 import { encodeProxyHeader, proxyEndpoints } from "./proxy_protocol/encode.ts";
 import { newTcpCounters } from "./state.ts";
 import { TcpForwarder, type TcpForwarderOptions } from "./tcp_forwarder.ts";
-import { TCP_ENGINES, tcpForwarderTo } from "../../tests/_support/tcp_engines.ts";
+import {
+  TCP_ENGINES,
+  type TcpFixtureOptions,
+  tcpForwarderTo,
+} from "../../tests/_support/tcp_engines.ts";
+import type { TcpEngineKind } from "./tcp_engine_choice.ts";
 import { Supervisor } from "./supervisor.ts";
 
 const encoder = new TextEncoder();
@@ -38,6 +43,15 @@ function forwarder(
     connect: () => Deno.connect({ hostname, port: forwarder.port }),
     [Symbol.asyncDispose]: () => forwarder.drain(0),
   };
+}
+
+/** A forwarder on `engine` on 127.0.0.1 with `spec` fields, named games/lobby; drained on dispose. */
+function engineForwarder(
+  engine: TcpEngineKind,
+  spec: Partial<TcpSpec> & { targetPort: number },
+  options: Omit<TcpFixtureOptions, "spec"> = {},
+) {
+  return tcpForwarderTo(engine, spec.targetPort, { name: "games/lobby", ...options, spec });
 }
 
 /** Reads until EOF or reset; true when the peer closed. */
@@ -203,112 +217,127 @@ Deno.test("refused PROXY headers close the client, never reach the target, and a
   assert.equal(fx.counters.activeConnections, 0);
 });
 
-Deno.test("TCP access records say why: target closed, dial failed, idle timeout, drained, replaced", async () => {
-  await using capture = await captureAccessRecords();
-  const lastRecord = async (what: string, count: number) => {
-    await waitUntil(what, () => capture.records.length === count);
-    return capture.records[count - 1]!;
-  };
-  {
-    // The target answers and closes first.
-    await using target = startRecordingTcpServer();
-    await using fx = forwarder({ targetPort: target.port, accessLog: true });
-    const conn = await fx.connect();
-    await writeAll(conn, encoder.encode("x"));
-    await conn.closeWrite();
-    assert.ok(await closedByPeer(conn));
-    conn.close();
-  }
-  const first = await lastRecord("first", 1);
-  assert.equal(first.endReason, "client_closed");
-  assert.equal(first.clientAddress, "127.0.0.1");
-  assert.ok(!("peerAddress" in first) && !("peerPort" in first), "no PROXY header, no peer fields");
-  {
-    const closedPort = freePort("tcp");
-    await using fx = forwarder({ targetPort: closedPort, accessLog: true });
-    const conn = await fx.connect();
-    assert.ok(await closedByPeer(conn));
-    conn.close();
-    const record = await lastRecord("dial failed", 2);
-    assert.equal(record.endReason, "dial_failed");
-    assert.match(String(record.endDetail), /^DialServerTarget: /);
-    assert.equal(record.targetAddress, undefined);
-  }
-  {
-    await using echo = startTcpEcho();
-    await using fx = forwarder({ targetPort: echo.port }, { accessLog: true, idleTimeoutMs: 100 });
-    const conn = await fx.connect();
-    assert.ok(await closedByPeer(conn));
-    conn.close();
-    assert.equal((await lastRecord("idle", 3)).endReason, "idle_timeout");
-    const open = await fx.connect();
-    const open2 = await fx.connect();
-    await writeAll(open, encoder.encode("a"));
-    await writeAll(open2, encoder.encode("b"));
-    await waitUntil("echoed", () => fx.counters.bytesTargetToClient === 2);
-    await fx.forwarder.drain(0, "replaced");
-    open.close();
-    open2.close();
-    const records = [await lastRecord("replaced", 5), capture.records[3]!];
-    assert.deepEqual(records.map((r) => r.endReason), ["replaced", "replaced"]);
-  }
-  {
-    await using echo = startTcpEcho();
-    await using fx = forwarder({ targetPort: echo.port, accessLog: false }, { accessLog: true });
-    const conn = await fx.connect();
-    await writeAll(conn, encoder.encode("a"));
-    await waitUntil("echoed", () => fx.counters.bytesTargetToClient === 1);
-    await fx.forwarder.drain(0);
-    conn.close();
-  }
-  assert.equal(capture.records.length, 5, "spec.accessLog false wins over the default");
-  {
-    await using target = startRecordingTcpServer();
-    await using fx = forwarder({ targetPort: target.port }, { accessLog: true });
-    const conn = await fx.connect();
-    await writeAll(conn, encoder.encode("abc"));
-    await waitUntil("forwarded", () => fx.counters.bytesClientToTarget === 3);
-    await fx.forwarder.drain(0);
-    conn.close();
-    const record = await lastRecord("drained", 6);
-    assert.equal(record.endReason, "drained");
-    assert.equal(record.bytesClientToTarget, 3);
-  }
-});
-
-Deno.test("target closing first is target_closed; sampling keeps about the given share", async () => {
-  await using capture = await captureAccessRecords();
-  {
-    // A target that closes at once.
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const accepting = (async () => {
-      for await (const conn of listener) conn.close();
-    })();
-    await using fx = forwarder({ targetPort: listener.addr.port, accessLog: true });
-    const conn = await fx.connect();
-    assert.ok(await closedByPeer(conn));
-    conn.close();
-    await waitUntil("record", () => capture.records.length === 1);
-    assert.equal(capture.records[0]!.endReason, "target_closed");
-    listener.close();
-    await accepting.catch(() => {});
-  }
-  await using echo = startTcpEcho();
-  await using fx = forwarder({ targetPort: echo.port }, {
-    accessLog: true,
-    accessLogSampleRate: 0.25,
+for (const engine of TCP_ENGINES) {
+  Deno.test(`${engine} TCP engine: access records say why: target closed, dial failed, idle timeout, drained, replaced`, async () => {
+    await using capture = await captureAccessRecords();
+    const lastRecord = async (what: string, count: number) => {
+      await waitUntil(what, () => capture.records.length === count);
+      return capture.records[count - 1]!;
+    };
+    {
+      // The target answers and closes first.
+      await using target = startRecordingTcpServer();
+      await using fx = await engineForwarder(engine, { targetPort: target.port, accessLog: true });
+      const conn = await fx.connect();
+      await writeAll(conn, encoder.encode("x"));
+      await conn.closeWrite();
+      assert.ok(await closedByPeer(conn));
+      conn.close();
+    }
+    const first = await lastRecord("first", 1);
+    assert.equal(first.endReason, "client_closed");
+    assert.equal(first.clientAddress, "127.0.0.1");
+    assert.ok(
+      !("peerAddress" in first) && !("peerPort" in first),
+      "no PROXY header, no peer fields",
+    );
+    {
+      const closedPort = freePort("tcp");
+      await using fx = await engineForwarder(engine, { targetPort: closedPort, accessLog: true });
+      const conn = await fx.connect();
+      assert.ok(await closedByPeer(conn));
+      conn.close();
+      const record = await lastRecord("dial failed", 2);
+      assert.equal(record.endReason, "dial_failed");
+      assert.match(String(record.endDetail), /^DialServerTarget: /);
+      assert.equal(record.targetAddress, undefined);
+    }
+    {
+      await using echo = startTcpEcho();
+      await using fx = await engineForwarder(engine, { targetPort: echo.port }, {
+        accessLog: true,
+        idleTimeoutMs: 100,
+      });
+      const conn = await fx.connect();
+      assert.ok(await closedByPeer(conn));
+      conn.close();
+      assert.equal((await lastRecord("idle", 3)).endReason, "idle_timeout");
+      const open = await fx.connect();
+      const open2 = await fx.connect();
+      await writeAll(open, encoder.encode("a"));
+      await writeAll(open2, encoder.encode("b"));
+      await waitUntil("echoed", () => fx.counters.bytesTargetToClient === 2);
+      await fx.forwarder.drain(0, "replaced");
+      open.close();
+      open2.close();
+      const records = [await lastRecord("replaced", 5), capture.records[3]!];
+      assert.deepEqual(records.map((r) => r.endReason), ["replaced", "replaced"]);
+    }
+    {
+      await using echo = startTcpEcho();
+      await using fx = await engineForwarder(engine, { targetPort: echo.port, accessLog: false }, {
+        accessLog: true,
+      });
+      const conn = await fx.connect();
+      await writeAll(conn, encoder.encode("a"));
+      await waitUntil("echoed", () => fx.counters.bytesTargetToClient === 1);
+      await fx.forwarder.drain(0);
+      conn.close();
+    }
+    assert.equal(capture.records.length, 5, "spec.accessLog false wins over the default");
+    {
+      await using target = startRecordingTcpServer();
+      await using fx = await engineForwarder(engine, { targetPort: target.port }, {
+        accessLog: true,
+      });
+      const conn = await fx.connect();
+      await writeAll(conn, encoder.encode("abc"));
+      await waitUntil("forwarded", () => fx.counters.bytesClientToTarget === 3);
+      await fx.forwarder.drain(0);
+      conn.close();
+      const record = await lastRecord("drained", 6);
+      assert.equal(record.endReason, "drained");
+      assert.equal(record.bytesClientToTarget, 3);
+    }
   });
-  for (let i = 0; i < 200; i++) {
-    const conn = await fx.connect();
-    await echoThrough(conn, Uint8Array.of(i));
-    conn.close();
-  }
-  await waitUntil("all closed", () => fx.counters.activeConnections === 0);
-  const sampled = capture.records.length - 1;
-  assert.ok(sampled > 20 && sampled < 90, `${sampled} of 200 sampled at 0.25`);
-});
 
-Deno.test("with the splice TCP engine, PROXY headers and --access-log still apply (those parts run portable)", async () => {
+  Deno.test(`${engine} TCP engine: target closing first is target_closed; sampling keeps about the given share`, async () => {
+    await using capture = await captureAccessRecords();
+    {
+      // A target that closes at once.
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const accepting = (async () => {
+        for await (const conn of listener) conn.close();
+      })();
+      await using fx = await engineForwarder(engine, {
+        targetPort: listener.addr.port,
+        accessLog: true,
+      });
+      const conn = await fx.connect();
+      assert.ok(await closedByPeer(conn));
+      conn.close();
+      await waitUntil("record", () => capture.records.length === 1);
+      assert.equal(capture.records[0]!.endReason, "target_closed");
+      listener.close();
+      await accepting.catch(() => {});
+    }
+    await using echo = startTcpEcho();
+    await using fx = await engineForwarder(engine, { targetPort: echo.port }, {
+      accessLog: true,
+      accessLogSampleRate: 0.25,
+    });
+    for (let i = 0; i < 200; i++) {
+      const conn = await fx.connect();
+      await echoThrough(conn, Uint8Array.of(i));
+      conn.close();
+    }
+    await waitUntil("all closed", () => fx.counters.activeConnections === 0);
+    const sampled = capture.records.length - 1;
+    assert.ok(sampled > 20 && sampled < 90, `${sampled} of 200 sampled at 0.25`);
+  });
+}
+
+Deno.test("with the splice TCP engine, PROXY headers and --access-log apply on its threads", async () => {
   await using capture = await captureAccessRecords();
   await using target = startRecordingTcpServer();
   await using sup = new Supervisor({

@@ -7,6 +7,7 @@
 
 import type { TcpSpec } from "../../lib/spec.ts";
 import type { ForwarderPolicyOptions } from "../../lib/forward/policy/forwarder_policy.ts";
+import type { StopCause } from "../../lib/forward/access_log.ts";
 import { newTcpCounters, type TcpCounters } from "../../lib/forward/state.ts";
 import { TcpForwarder } from "../../lib/forward/tcp_forwarder.ts";
 import { SharedTcpCounters } from "../../lib/forward/tcp_splice/shared_tcp_counters.ts";
@@ -32,6 +33,10 @@ export interface TcpFixtureOptions {
   readonly policy?: ForwarderPolicyOptions;
   /** Forwarder name (`namespace/name`), for logs and access records. @default "test/tcp" */
   readonly name?: string;
+  /** Access records unless the spec says otherwise. @default false */
+  readonly accessLog?: boolean;
+  /** Share of connections with an access record. @default 1 */
+  readonly accessLogSampleRate?: number;
 }
 
 /** What the engines have in common, as tests use it. */
@@ -39,7 +44,7 @@ export interface TestTcpForwarder {
   readonly port: number;
   readonly released: Promise<void>;
   update(spec: TcpSpec): void;
-  drain(graceMs: number): Promise<void>;
+  drain(graceMs: number, cause?: StopCause): Promise<void>;
 }
 
 /** A forwarder (port chosen by the OS), drained at once on dispose. */
@@ -63,6 +68,11 @@ export async function tcpForwarderTo(
     ...options.spec,
   };
   const name = options.name ?? "test/tcp";
+  const records = {
+    ...(options.accessLog !== undefined && { accessLog: options.accessLog }),
+    ...(options.accessLogSampleRate !== undefined &&
+      { accessLogSampleRate: options.accessLogSampleRate }),
+  };
   const listenAddress = options.listenAddress ?? "127.0.0.1";
   const dialTimeoutMs = options.dialTimeoutMs ?? 5000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
@@ -78,6 +88,7 @@ export async function tcpForwarderTo(
       dialTimeoutMs,
       idleTimeoutMs,
       ...options.policy,
+      ...records,
     });
     return {
       forwarder,
@@ -99,6 +110,7 @@ export async function tcpForwarderTo(
       dialTimeoutMs,
       idleTimeoutMs,
       ...options.policy,
+      ...records,
     });
   } catch (error) {
     await splice.close();

@@ -52,8 +52,10 @@ import type { SourceGate } from "../policy/source_gate.ts";
 import type { TcpErrorType, TcpRejectReason } from "../state.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
 import { TcpAdmission } from "./admission.ts";
-import type { TcpAnswer, TcpListenerPolicy, TcpRequest } from "./messages.ts";
+import type { TcpAnswer, TcpCloseCause, TcpListenerPolicy, TcpRequest } from "./messages.ts";
 import { streamProxyHeader } from "./proxy_header.ts";
+import { type ConnectionTally, endWith, recordOf, sampledIn } from "./connection_tally.ts";
+import type { EndReason } from "../access_log.ts";
 import { PIPE_BYTES, PipePool } from "./pipe_pool.ts";
 import { E, F, R, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
 import { type Pipe, type SpliceLibc, TcpSockets } from "./tcp_sockets.ts";
@@ -132,6 +134,8 @@ interface Listener {
   policyWaitSinceMs: number | undefined;
   /** New connections send this PROXY header to the target first. */
   proxyProtocol: "v1" | "v2" | undefined;
+  /** Share of new connections with an access record (0 = none). */
+  accessLogShare: number;
   readonly dialTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connections: Set<Connection>;
@@ -155,6 +159,8 @@ interface Direction {
   pending: number;
   /** Parked bytes of ours (a PROXY header), not counted as the client's. */
   uncounted: number;
+  /** Bytes of the client's (or target's) this direction delivered. */
+  moved: number;
   /** The source reported EPOLLRDHUP (or an error): read until EOF, a short read is no drain. */
   rdhup: boolean;
   /** The source reported EPOLLERR (a reset may hide behind the FIN a read reports first). */
@@ -174,6 +180,8 @@ interface Connection {
   /** The gate that admitted the connection and the client's address as it counts it. */
   readonly gate: SourceGate | undefined;
   readonly source: string;
+  /** Set when the connection gets an access record. */
+  readonly tally: ConnectionTally | undefined;
   upstream: number;
   dialing: boolean;
   dialDeadlineMs: number;
@@ -289,7 +297,9 @@ export class SpliceEngineLoop {
         }
         break;
       case "close": {
-        const count = listener === undefined ? 0 : this.#close(listener);
+        const count = listener === undefined
+          ? 0
+          : this.#close(listener, message.cause ?? "drained");
         this.#post({ kind: "done", seq: message.seq, count });
         break;
       }
@@ -347,7 +357,7 @@ export class SpliceEngineLoop {
         lastYieldMs = Date.now();
       }
     }
-    for (const listener of [...this.#listeners.values()]) this.#close(listener);
+    for (const listener of [...this.#listeners.values()]) this.#close(listener, "drained");
     this.#closeDeferred();
     this.#pipes.close();
     if (this.#reserve !== undefined) this.#closePipe(this.#reserve);
@@ -409,6 +419,7 @@ export class SpliceEngineLoop {
       policyGeneration: settings.policyGeneration,
       policyWaitSinceMs: undefined,
       proxyProtocol: message.policy.proxyProtocol,
+      accessLogShare: message.policy.accessLogShare,
       dialTimeoutMs: message.dialTimeoutMs,
       idleTimeoutMs: message.idleTimeoutMs,
       connections: new Set(),
@@ -513,6 +524,7 @@ export class SpliceEngineLoop {
       client,
       gate,
       source,
+      tally: sampledIn(listener.accessLogShare) ? this.#tally(listener) : undefined,
       upstream: -1,
       dialing: true,
       dialDeadlineMs: this.#nowMs + listener.dialTimeoutMs,
@@ -586,10 +598,25 @@ export class SpliceEngineLoop {
     return true;
   }
 
+  /** The access record of a connection just accepted (the client's address is in `#peer`). */
+  #tally(listener: Listener): ConnectionTally {
+    const client = decodeSockaddr(this.#layout, this.#peer);
+    const target = listener.target;
+    return {
+      startMs: Date.now(),
+      clientAddress: client.hostname,
+      clientPort: client.port,
+      targetAddress: target && decodeSockaddr(this.#layout, target.sockaddr).hostname,
+      reason: undefined,
+      detail: undefined,
+    };
+  }
+
   /** Takes the header bytes among `moved` sent bytes back out of the client's count. */
   #uncount(counters: Float64Array, dir: Direction, moved: number): void {
     const ours = Math.min(moved, dir.uncounted);
     dir.uncounted -= ours;
+    dir.moved -= ours;
     counters[dir.bytesField]! -= ours;
   }
 
@@ -609,6 +636,7 @@ export class SpliceEngineLoop {
     }
     const counters = connection.listener.counters;
     up.pending -= sent;
+    up.moved += sent;
     counters[up.bytesField]! += sent;
     this.#uncount(counters, up, sent);
     up.parked = up.pending > 0 ? up.parked!.subarray(sent) : undefined;
@@ -643,6 +671,7 @@ export class SpliceEngineLoop {
       sent = 0; // still connecting
     }
     connection.listener.counters[up.bytesField]! += sent;
+    up.moved += sent;
     if (sent < read) {
       up.parked = this.#copyBuffer.slice(sent, read);
       up.pending = read - sent;
@@ -737,11 +766,17 @@ export class SpliceEngineLoop {
           const errno = this.#errno.get();
           if (errno === Errno.EAGAIN) return; // EPOLLOUT on `to` resumes
           if (errno === Errno.EINTR) continue;
-          this.#abort(connection, dir.errorType, new OsError("send", errno).message);
+          this.#abort(
+            connection,
+            dir.errorType,
+            new OsError("send", errno).message,
+            toEnd(connection, dir),
+          );
           return;
         }
         dir.pending -= moved;
         counters[dir.bytesField]! += moved;
+        dir.moved += moved;
         if (dir.uncounted > 0) this.#uncount(counters, dir, moved);
         if (dir.parked !== undefined) {
           dir.parked = dir.pending > 0 ? dir.parked.subarray(moved) : undefined;
@@ -785,12 +820,18 @@ export class SpliceEngineLoop {
       if (sent < 0) {
         const errno = this.#errno.get();
         if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
-          this.#abort(connection, dir.errorType, new OsError("send", errno).message);
+          this.#abort(
+            connection,
+            dir.errorType,
+            new OsError("send", errno).message,
+            toEnd(connection, dir),
+          );
           return FAILED;
         }
         sent = 0;
       }
       counters[dir.bytesField]! += sent;
+      dir.moved += sent;
       if (sent < read) {
         dir.parked = buffer.slice(sent, read);
         dir.pending = read - sent;
@@ -842,10 +883,16 @@ export class SpliceEngineLoop {
   #readEnd(connection: Connection, dir: Direction, call: "recv" | "splice"): ReadStatus {
     const error = call === "recv" && !dir.failed ? 0 : this.#sockets.socketError(dir.from);
     if (error !== 0) {
-      this.#abort(connection, dir.errorType, new OsError(call, error).message);
+      this.#abort(
+        connection,
+        dir.errorType,
+        new OsError(call, error).message,
+        fromEnd(connection, dir),
+      );
       return FAILED;
     }
     dir.eof = true;
+    endWith(connection.tally, fromEnd(connection, dir));
     return MORE;
   }
 
@@ -854,7 +901,12 @@ export class SpliceEngineLoop {
     const errno = this.#errno.get();
     if (errno === Errno.EAGAIN) return DRAINED;
     if (errno === Errno.EINTR) return MORE;
-    this.#abort(connection, dir.errorType, new OsError(call, errno).message);
+    this.#abort(
+      connection,
+      dir.errorType,
+      new OsError(call, errno).message,
+      fromEnd(connection, dir),
+    );
     return FAILED;
   }
 
@@ -892,6 +944,7 @@ export class SpliceEngineLoop {
 
   #dialFailed(connection: Connection, type: TcpErrorType, error: string): void {
     const listener = connection.listener;
+    endWith(connection.tally, "dial_failed", `${type}: ${error}`);
     listener.counters[E[type]]!++;
     const target = listener.target === undefined
       ? undefined
@@ -910,9 +963,15 @@ export class SpliceEngineLoop {
     this.#end(connection, false);
   }
 
-  /** A copy failed: counts it once, resets both sockets. */
-  #abort(connection: Connection, type: TcpErrorType, error: string): void {
+  /** A copy failed: counts it once, resets both sockets (`reason`: for the access record). */
+  #abort(
+    connection: Connection,
+    type: TcpErrorType,
+    error: string,
+    reason: EndReason = "error",
+  ): void {
     if (connection.closed) return;
+    endWith(connection.tally, reason, error);
     const listener = connection.listener;
     listener.counters[E[type]]!++;
     this.#warn(listener, "copy", "TCP connection of {forwarder} aborted ({type}): {error}", {
@@ -939,6 +998,18 @@ export class SpliceEngineLoop {
     this.#dropBuffers(connection.down);
     listener.connections.delete(connection);
     listener.admission.release(connection.gate, connection.source);
+    if (connection.tally !== undefined) {
+      const { tally, up, down } = connection;
+      this.#post({
+        kind: "record",
+        id: listener.id,
+        record: recordOf(tally, {
+          connected: !connection.dialing && connection.upstream >= 0,
+          bytesClientToTarget: up.moved,
+          bytesTargetToClient: down.moved,
+        }, Date.now()),
+      });
+    }
     this.#openConnections--;
     listener.counters[F.activeConnections]!--;
     if (listener.drainSeq !== undefined && listener.connections.size === 0) {
@@ -990,6 +1061,7 @@ export class SpliceEngineLoop {
   /** New clients of `listener` follow `policy`; open connections keep theirs. */
   #applyPolicy(listener: Listener, policy: TcpListenerPolicy): void {
     listener.proxyProtocol = policy.proxyProtocol;
+    listener.accessLogShare = policy.accessLogShare;
     try {
       listener.admission.apply(policy);
     } catch (error) {
@@ -1053,6 +1125,7 @@ export class SpliceEngineLoop {
         for (const connection of listener.connections) {
           if (!connection.dialing && nowMs - connection.lastActiveMs >= idleMs) {
             listener.counters[E.IdleTimeout]!++;
+            endWith(connection.tally, "idle_timeout");
             this.#end(connection, false);
           }
         }
@@ -1073,12 +1146,15 @@ export class SpliceEngineLoop {
    * Aborts every connection left (RST; the main thread counts them as DrainTimeout) and forgets
    * the listener. Returns how many were aborted.
    */
-  #close(listener: Listener): number {
+  #close(listener: Listener, cause: TcpCloseCause): number {
     this.#stopAccepting(listener);
     const drainSeq = listener.drainSeq;
     listener.drainSeq = undefined;
     const count = listener.connections.size;
-    for (const connection of [...listener.connections]) this.#end(connection, true);
+    for (const connection of [...listener.connections]) {
+      endWith(connection.tally, cause);
+      this.#end(connection, true);
+    }
     if (drainSeq !== undefined) this.#post({ kind: "done", seq: drainSeq, count: 0 });
     this.#listeners.delete(listener.id);
     return count;
@@ -1120,6 +1196,7 @@ function direction(
     parked: undefined,
     pending: 0,
     uncounted: 0,
+    moved: 0,
     rdhup: false,
     failed: false,
     drainedBatch: -1,
@@ -1128,4 +1205,14 @@ function direction(
     bytesField,
     errorType,
   };
+}
+
+/** The end that reading `dir` met: its source closed. */
+function fromEnd(connection: Connection, dir: Direction): EndReason {
+  return dir === connection.up ? "client_closed" : "target_closed";
+}
+
+/** The end that writing `dir` met: its destination closed. */
+function toEnd(connection: Connection, dir: Direction): EndReason {
+  return dir === connection.up ? "target_closed" : "client_closed";
 }

@@ -5,6 +5,7 @@
  */
 
 import type { StartMessage } from "../../ffi/engine_messages.ts";
+import type { EndReason } from "../access_log.ts";
 
 /**
  * Who may connect to a listener and what its new connections do: the spec's fields as the portable
@@ -23,6 +24,26 @@ export interface TcpListenerPolicy {
   readonly connectionBurstPerSource: number | undefined;
   /** The PROXY protocol header sent to the target before the client's bytes, if any. */
   readonly proxyProtocol: "v1" | "v2" | undefined;
+  /** Share of new connections that get an access record, 0 (none) to 1 (all). */
+  readonly accessLogShare: number;
+}
+
+/** Why a listener's remaining connections end when it closes (their access records say so). */
+export type TcpCloseCause = "drained" | "replaced" | "removed";
+
+/** What one connection did, for its access record (the main thread adds the forwarder's fields). */
+export interface ConnectionRecord {
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  /** The target address dialled (absent when the target name did not resolve). */
+  readonly targetAddress?: string;
+  readonly bytesClientToTarget: number;
+  readonly bytesTargetToClient: number;
+  /** Wall-clock milliseconds. */
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly reason: EndReason;
+  readonly detail?: string;
 }
 
 /** Everyone may connect (up to the descriptor share). */
@@ -33,6 +54,7 @@ export const OPEN_TCP_POLICY: TcpListenerPolicy = {
   connectionsPerSecondPerSource: undefined,
   connectionBurstPerSource: undefined,
   proxyProtocol: undefined,
+  accessLogShare: 0,
 };
 
 /** Main thread → engine thread: a request. */
@@ -76,7 +98,13 @@ export type TcpRequest =
   /** Answered once the listener has no connection left. */
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
   /** Aborts (RST) every connection left and forgets the listener. */
-  | { readonly kind: "close"; readonly seq: number; readonly id: number };
+  | {
+    readonly kind: "close";
+    readonly seq: number;
+    readonly id: number;
+    /** What the access records of connections still open say. @default "drained" */
+    readonly cause?: TcpCloseCause;
+  };
 
 /** Main thread → engine thread. */
 export type ToTcpEngine = StartMessage | TcpRequest;

@@ -20,7 +20,8 @@ import { reportingResolver, type TargetResolver } from "../target_resolver.ts";
 import { engineTarget, listenHostname } from "../udp_batched/batched_forwarder.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
 import { validateTcpPolicy } from "./admission.ts";
-import type { TcpListenerPolicy } from "./messages.ts";
+import type { ConnectionRecord, TcpCloseCause, TcpListenerPolicy } from "./messages.ts";
+import { splitForwarderName, type StopCause, writeAccessRecord } from "../access_log.ts";
 import type { SharedTcpCounters } from "./shared_tcp_counters.ts";
 import type { SpliceTcpEngine } from "./splice_engine.ts";
 
@@ -47,6 +48,10 @@ export interface SpliceTcpForwarderOptions extends ForwarderPolicyOptions {
   readonly maxConnectionsPerThread?: number;
   /** Told how many connections were aborted because the drain grace period ended. */
   readonly onForcedClose?: (count: number) => void;
+  /** Whether connections get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of connections with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
 }
 
 let lastId = 0;
@@ -81,7 +86,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     engine: SpliceTcpEngine,
     options: SpliceTcpForwarderOptions,
   ): Promise<SpliceTcpForwarder> {
-    const policy = tcpListenerPolicy(options.spec, options.defaultSourceRanges);
+    const policy = tcpListenerPolicy(options.spec, options);
     validateTcpPolicy(policy);
     const hostname = await listenHostname(options.listenAddress);
     const resolver = newResolver(options.spec, options);
@@ -147,6 +152,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
+    engine.onRecords(this.#id, (record) => this.#writeRecord(record as ConnectionRecord));
     this.released = this.#released.promise;
     this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
@@ -163,13 +169,10 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
    */
   update(spec: TcpSpec): void {
     const old = this.#spec;
-    const policy = tcpListenerPolicy(spec, this.#options.defaultSourceRanges);
+    const policy = tcpListenerPolicy(spec, this.#options);
     validateTcpPolicy(policy);
     this.#spec = spec;
-    if (
-      JSON.stringify(policy) !==
-        JSON.stringify(tcpListenerPolicy(old, this.#options.defaultSourceRanges))
-    ) {
+    if (JSON.stringify(policy) !== JSON.stringify(tcpListenerPolicy(old, this.#options))) {
       const generation = this.#settings.nextPolicy();
       this.#engine.requestAll({ kind: "policy", id: this.#id, policy, generation }).catch(() => {});
     }
@@ -193,7 +196,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
    * Stops accepting at once (the port is free when `released` resolves), gives live connections up
    * to `graceMs` to finish, then resets the rest. A later call with a shorter grace ends it sooner.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     this.#stopping ??= this.#engine.requestAll({ kind: "stopAccepting", id: this.#id })
       .catch(() => {}).then(() => this.#released.resolve());
     await this.#stopping;
@@ -203,13 +206,15 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
       await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
       graceOver.abort();
     }
-    this.#closing ??= this.#close(graceMs);
+    this.#closing ??= this.#close(graceMs, cause);
     await this.#closing;
   }
 
-  async #close(graceMs: number): Promise<void> {
+  async #close(graceMs: number, cause: TcpCloseCause): Promise<void> {
     clearInterval(this.#timer);
-    const answers = await this.#engine.requestAll({ kind: "close", id: this.#id }).catch(() => []);
+    const answers = await this.#engine.requestAll({ kind: "close", id: this.#id, cause })
+      .catch(() => []);
+    this.#engine.forgetRecords(this.#id); // a thread's records arrive before its answer
     const forced = answers.reduce(
       (sum, answer) => sum + (answer.kind === "done" ? answer.count : 0),
       0,
@@ -222,6 +227,25 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
         { forwarder: this.#name, count: forced, graceMs },
       );
     }
+  }
+
+  /** Writes the access record of a connection an engine thread ended. */
+  #writeRecord(record: ConnectionRecord): void {
+    const { startMs, endMs, reason, detail, ...traffic } = record;
+    const forwarder = this.#name;
+    writeAccessRecord({
+      forwarder,
+      ...splitForwarderName(forwarder),
+      protocol: "tcp",
+      listenPort: this.#port,
+      targetHost: this.#spec.targetHost,
+      targetPort: this.#spec.targetPort,
+      ...traffic,
+      startTime: new Date(startMs).toISOString(),
+      durationMs: endMs - startMs,
+      endReason: reason,
+      ...(detail !== undefined && { endDetail: detail }),
+    });
   }
 
   #refreshTarget(): void {
@@ -241,20 +265,26 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
 }
 
 /**
- * The spec's source ranges (or the defaults), connection limits and PROXY header, as the engine
- * threads take them.
+ * The spec's source ranges (or the defaults), connection limits, PROXY header and access records,
+ * as the engine threads take them.
  */
 export function tcpListenerPolicy(
   spec: TcpSpec,
-  defaultSourceRanges: readonly string[] = [],
+  defaults: Pick<
+    SpliceTcpForwarderOptions,
+    "defaultSourceRanges" | "accessLog" | "accessLogSampleRate"
+  > = {},
 ): TcpListenerPolicy {
   return {
-    sourceRanges: spec.sourceRanges ?? defaultSourceRanges,
+    sourceRanges: spec.sourceRanges ?? defaults.defaultSourceRanges ?? [],
     maxConnections: spec.maxConnections,
     maxConnectionsPerSource: spec.maxConnectionsPerSource,
     connectionsPerSecondPerSource: spec.connectionsPerSecondPerSource,
     connectionBurstPerSource: spec.connectionBurstPerSource,
     proxyProtocol: spec.proxyProtocol,
+    accessLogShare: (spec.accessLog ?? defaults.accessLog ?? false)
+      ? defaults.accessLogSampleRate ?? 1
+      : 0,
   };
 }
 
