@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { EndReason } from "../access_log.ts";
-import type { ConnectionRecord } from "./messages.ts";
+import type { ConnectionRecord, TcpEndReason } from "./messages.ts";
 
 /** The record of one connection, filled in while it runs. */
 export interface ConnectionTally {
@@ -14,7 +13,7 @@ export interface ConnectionTally {
   readonly clientAddress: string;
   readonly clientPort: number;
   readonly targetAddress: string | undefined;
-  reason: EndReason | undefined;
+  reason: TcpEndReason | undefined;
   detail: string | undefined;
 }
 
@@ -26,7 +25,7 @@ export function sampledIn(share: number): boolean {
 /** Records why the connection ends, unless a reason was recorded already. */
 export function endWith(
   tally: ConnectionTally | undefined,
-  reason: EndReason,
+  reason: TcpEndReason,
   detail?: string,
 ): void {
   if (tally === undefined || tally.reason !== undefined) return;

@@ -52,10 +52,15 @@ import type { SourceGate } from "../policy/source_gate.ts";
 import type { TcpErrorType, TcpRejectReason } from "../state.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
 import { TcpAdmission } from "./admission.ts";
-import type { TcpAnswer, TcpCloseCause, TcpListenerPolicy, TcpRequest } from "./messages.ts";
+import type {
+  TcpAnswer,
+  TcpCloseCause,
+  TcpEndReason,
+  TcpListenerPolicy,
+  TcpRequest,
+} from "./messages.ts";
 import { streamProxyHeader } from "./proxy_header.ts";
 import { type ConnectionTally, endWith, recordOf, sampledIn } from "./connection_tally.ts";
-import type { EndReason } from "../access_log.ts";
 import { PIPE_BYTES, PipePool } from "./pipe_pool.ts";
 import { E, F, R, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
 import { type Pipe, type SpliceLibc, TcpSockets } from "./tcp_sockets.ts";
@@ -968,7 +973,7 @@ export class SpliceEngineLoop {
     connection: Connection,
     type: TcpErrorType,
     error: string,
-    reason: EndReason = "error",
+    reason: TcpEndReason = "error",
   ): void {
     if (connection.closed) return;
     endWith(connection.tally, reason, error);
@@ -1208,11 +1213,11 @@ function direction(
 }
 
 /** The end that reading `dir` met: its source closed. */
-function fromEnd(connection: Connection, dir: Direction): EndReason {
+function fromEnd(connection: Connection, dir: Direction): TcpEndReason {
   return dir === connection.up ? "client_closed" : "target_closed";
 }
 
 /** The end that writing `dir` met: its destination closed. */
-function toEnd(connection: Connection, dir: Direction): EndReason {
+function toEnd(connection: Connection, dir: Direction): TcpEndReason {
   return dir === connection.up ? "target_closed" : "client_closed";
 }

@@ -5,7 +5,6 @@
  */
 
 import type { StartMessage } from "../../ffi/engine_messages.ts";
-import type { EndReason } from "../access_log.ts";
 
 /**
  * Who may connect to a listener and what its new connections do: the spec's fields as the portable
@@ -31,6 +30,18 @@ export interface TcpListenerPolicy {
 /** Why a listener's remaining connections end when it closes (their access records say so). */
 export type TcpCloseCause = "drained" | "replaced" | "removed";
 
+/**
+ * Why a connection ended, as `EndReason` of `access_log.ts` names it (spelled out here: engine
+ * threads import no module that loads third-party code, not even for types).
+ */
+export type TcpEndReason =
+  | "client_closed"
+  | "target_closed"
+  | "idle_timeout"
+  | "dial_failed"
+  | "error"
+  | TcpCloseCause;
+
 /** What one connection did, for its access record (the main thread adds the forwarder's fields). */
 export interface ConnectionRecord {
   readonly clientAddress: string;
@@ -42,7 +53,7 @@ export interface ConnectionRecord {
   /** Wall-clock milliseconds. */
   readonly startMs: number;
   readonly endMs: number;
-  readonly reason: EndReason;
+  readonly reason: TcpEndReason;
   readonly detail?: string;
 }
 
