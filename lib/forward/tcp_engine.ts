@@ -55,6 +55,7 @@ export const SPLICE_TCP_FIELDS: ReadonlySet<string> = new Set([
   ...PER_SOURCE_TCP_FIELDS,
   "proxyProtocol",
   "accessLog",
+  "acceptProxyProtocol",
 ]);
 
 /** What every TCP listener of a supervisor shares. */
@@ -80,9 +81,9 @@ export interface TcpEngineOptions {
   readonly policy?: TargetPolicy;
   /** `sourceRanges` of parts without their own. @default [] (everyone) */
   readonly defaultSourceRanges?: readonly string[];
-  /** Portable engine: clients send a PROXY header unless the spec says otherwise. @default false */
+  /** Clients send a PROXY header unless the spec says otherwise. @default false */
   readonly acceptProxyProtocol?: boolean;
-  /** Portable engine: deadline for a client's whole PROXY header. @default 5000 */
+  /** Deadline for a client's whole PROXY header. @default 5000 */
   readonly proxyHeaderTimeoutMs?: number;
   /** Access records unless the spec says otherwise. @default false */
   readonly accessLog?: boolean;
@@ -145,16 +146,11 @@ export class TcpEngine {
   }
 
   /**
-   * Why `spec` needs the portable engine whatever the choice (see {@linkcode portableOnly}), and
-   * `--accept-proxy-protocol` (which the splice engine does not implement) when the spec does not
-   * turn it off. Empty when the splice engine can serve it.
+   * Why `spec` needs the portable engine whatever the choice (see {@linkcode portableOnly}); empty
+   * when the splice engine can serve it.
    */
   portableReasons(spec: TcpSpec): string[] {
-    const reasons = portableOnly(spec, this.#options.threads);
-    if (spec.acceptProxyProtocol === undefined && this.#options.acceptProxyProtocol) {
-      reasons.push("--accept-proxy-protocol");
-    }
-    return reasons;
+    return portableOnly(spec, this.#options.threads);
   }
 
   /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
@@ -204,6 +200,10 @@ export class TcpEngine {
           ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
           ...(this.#options.accessLogSampleRate !== undefined &&
             { accessLogSampleRate: this.#options.accessLogSampleRate }),
+          ...(this.#options.acceptProxyProtocol !== undefined &&
+            { acceptProxyProtocol: this.#options.acceptProxyProtocol }),
+          ...(this.#options.proxyHeaderTimeoutMs !== undefined &&
+            { proxyHeaderTimeoutMs: this.#options.proxyHeaderTimeoutMs }),
         });
       },
     );

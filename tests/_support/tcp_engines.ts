@@ -37,6 +37,8 @@ export interface TcpFixtureOptions {
   readonly accessLog?: boolean;
   /** Share of connections with an access record. @default 1 */
   readonly accessLogSampleRate?: number;
+  /** Deadline for a client's PROXY header (with `spec.acceptProxyProtocol`). @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
 }
 
 /** What the engines have in common, as tests use it. */
@@ -72,6 +74,8 @@ export async function tcpForwarderTo(
     ...(options.accessLog !== undefined && { accessLog: options.accessLog }),
     ...(options.accessLogSampleRate !== undefined &&
       { accessLogSampleRate: options.accessLogSampleRate }),
+    ...(options.proxyHeaderTimeoutMs !== undefined &&
+      { proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs }),
   };
   const listenAddress = options.listenAddress ?? "127.0.0.1";
   const dialTimeoutMs = options.dialTimeoutMs ?? 5000;

@@ -12,6 +12,8 @@ export interface ConnectionTally {
   readonly startMs: number;
   readonly clientAddress: string;
   readonly clientPort: number;
+  /** The socket peer, when a load balancer's PROXY header carried the client. */
+  readonly peer: { readonly hostname: string; readonly port: number } | undefined;
   readonly targetAddress: string | undefined;
   reason: TcpEndReason | undefined;
   detail: string | undefined;
@@ -46,6 +48,8 @@ export function recordOf(
   return {
     clientAddress: tally.clientAddress,
     clientPort: tally.clientPort,
+    ...(tally.peer !== undefined &&
+      { peerAddress: tally.peer.hostname, peerPort: tally.peer.port }),
     ...(connected && tally.targetAddress !== undefined && { targetAddress: tally.targetAddress }),
     bytesClientToTarget,
     bytesTargetToClient,

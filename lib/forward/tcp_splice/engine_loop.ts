@@ -60,6 +60,8 @@ import type {
   TcpRequest,
 } from "./messages.ts";
 import { streamProxyHeader } from "./proxy_header.ts";
+import { type HeaderProgress, HeaderWait } from "./header_wait.ts";
+import type { Endpoint } from "../proxy_protocol/encode.ts";
 import { type ConnectionTally, endWith, recordOf, sampledIn } from "./connection_tally.ts";
 import { PIPE_BYTES, PipePool } from "./pipe_pool.ts";
 import { E, F, R, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
@@ -141,6 +143,11 @@ interface Listener {
   proxyProtocol: "v1" | "v2" | undefined;
   /** Share of new connections with an access record (0 = none). */
   accessLogShare: number;
+  /** Clients start with a PROXY header from a load balancer, read within `proxyHeaderTimeoutMs`. */
+  acceptProxy: boolean;
+  proxyHeaderTimeoutMs: number;
+  /** Clients whose PROXY header is awaited (they count as connections). */
+  readonly waiting: Set<Waiting>;
   readonly dialTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connections: Set<Connection>;
@@ -198,6 +205,35 @@ interface Connection {
   closed: boolean;
 }
 
+/** A client whose PROXY header is awaited (accepted, counted, not yet admitted or dialled). */
+interface Waiting {
+  readonly listener: Listener;
+  readonly fd: number;
+  readonly peer: Endpoint;
+  readonly header: HeaderWait;
+  /** Whether the connection gets an access record (decided at accept). */
+  readonly sampled: boolean;
+  /** The client reported EPOLLRDHUP while its header was read. */
+  rdhup: boolean;
+}
+
+/** A client whose PROXY header was read: the client it carried and the bytes after it. */
+interface Arrival {
+  readonly client: Endpoint;
+  /** The socket peer when the header carried a client. */
+  readonly peer: Endpoint | undefined;
+  readonly rest: Uint8Array;
+  readonly tally: ConnectionTally | undefined;
+  readonly rdhup: boolean;
+}
+
+/** Counter of each way a client's PROXY header is refused. */
+const HEADER_FAULTS: Readonly<Record<"missing" | "malformed" | "timeout", TcpErrorType>> = {
+  missing: "ProxyHeaderMissing",
+  malformed: "ProxyHeaderMalformed",
+  timeout: "ProxyHeaderTimeout",
+};
+
 /** One engine thread's sockets, connections and pipes. */
 export class SpliceEngineLoop {
   readonly #libc: SpliceLibc["symbols"];
@@ -224,6 +260,7 @@ export class SpliceEngineLoop {
   readonly #listeners = new Map<number, Listener>();
   readonly #listenersByFd: (Listener | undefined)[] = [];
   readonly #connectionsByFd: (Connection | undefined)[] = [];
+  readonly #waitingByFd: (Waiting | undefined)[] = [];
   readonly #dialing = new Set<Connection>();
   /** Sockets to close (true: with RST) after the current batch of events. */
   readonly #toClose: number[] = [];
@@ -295,7 +332,7 @@ export class SpliceEngineLoop {
         this.#post({ kind: "done", seq: message.seq, count: 0 });
         break;
       case "drain":
-        if (listener === undefined || listener.connections.size === 0) {
+        if (listener === undefined || this.#idle(listener)) {
           this.#post({ kind: "done", seq: message.seq, count: 0 });
         } else {
           listener.drainSeq = message.seq;
@@ -350,6 +387,14 @@ export class SpliceEngineLoop {
           this.#onEvent(connection, fd, events.view.getUint32(at + eventsAt, true));
         } else if (fd === this.#doorbell) {
           rang = this.#drainDoorbell();
+        } else {
+          const waiting = this.#waitingByFd[fd];
+          if (waiting !== undefined) {
+            if ((events.view.getUint32(at + eventsAt, true) & this.#layout.tcp.EPOLLRDHUP) !== 0) {
+              waiting.rdhup = true;
+            }
+            this.#readHeader(waiting);
+          }
         }
       }
       if (this.#unfinished.length > 0) this.#continueUnfinished();
@@ -425,6 +470,9 @@ export class SpliceEngineLoop {
       policyWaitSinceMs: undefined,
       proxyProtocol: message.policy.proxyProtocol,
       accessLogShare: message.policy.accessLogShare,
+      acceptProxy: message.policy.acceptProxyProtocol,
+      proxyHeaderTimeoutMs: message.policy.proxyHeaderTimeoutMs,
+      waiting: new Set(),
       dialTimeoutMs: message.dialTimeoutMs,
       idleTimeoutMs: message.idleTimeoutMs,
       connections: new Set(),
@@ -463,9 +511,10 @@ export class SpliceEngineLoop {
       const source = fd < 0 || gate === undefined
         ? ""
         : decodeSockaddr(this.#layout, this.#peer).hostname;
-      if (fd >= 0 && !this.#admit(listener, fd, source)) continue;
+      // With PROXY headers accepted, the client is known (and admitted) once its header is read.
+      if (fd >= 0 && !listener.acceptProxy && !this.#admit(listener, fd, source)) continue;
       if (fd >= 0 && this.#openConnections >= this.#maxConnections) {
-        listener.admission.release(gate, source);
+        if (!listener.acceptProxy) listener.admission.release(gate, source);
         this.#sockets.abort(fd);
         listener.counters[E.SocketLimit]!++;
         this.#warn(
@@ -480,7 +529,8 @@ export class SpliceEngineLoop {
         continue;
       }
       if (fd >= 0) {
-        this.#open(listener, fd, gate, source);
+        if (listener.acceptProxy) this.#awaitHeader(listener, fd);
+        else this.#open(listener, fd, gate, source);
         continue;
       }
       const errno = -fd;
@@ -513,11 +563,25 @@ export class SpliceEngineLoop {
     return fd >= 0;
   }
 
-  #open(listener: Listener, client: number, gate: SourceGate | undefined, source: string): void {
+  /**
+   * Forwards the admitted client `client`: dials the target and moves bytes. `arrival`: the client
+   * sent a PROXY header (then it was counted at accept and is registered with epoll already).
+   */
+  #open(
+    listener: Listener,
+    client: number,
+    gate: SourceGate | undefined,
+    source: string,
+    arrival?: Arrival,
+  ): void {
     const counters = listener.counters;
-    counters[F.activeConnections]!++;
-    counters[F.connectionsTotal]!++;
-    if (listener.drainSeq !== undefined) {
+    if (arrival === undefined) {
+      counters[F.activeConnections]!++;
+      counters[F.connectionsTotal]!++;
+    } else {
+      this.#openConnections--; // counted again below
+    }
+    if (listener.drainSeq !== undefined && arrival === undefined) {
       // Accepted in the same batch as the drain request: never forwarded.
       counters[F.activeConnections]!--;
       listener.admission.release(gate, source);
@@ -529,7 +593,11 @@ export class SpliceEngineLoop {
       client,
       gate,
       source,
-      tally: sampledIn(listener.accessLogShare) ? this.#tally(listener) : undefined,
+      tally: arrival !== undefined
+        ? arrival.tally
+        : sampledIn(listener.accessLogShare)
+        ? this.#tally(listener, decodeSockaddr(this.#layout, this.#peer), undefined)
+        : undefined,
       upstream: -1,
       dialing: true,
       dialDeadlineMs: this.#nowMs + listener.dialTimeoutMs,
@@ -546,7 +614,7 @@ export class SpliceEngineLoop {
       this.#dialFailed(connection, "ResolveTargetAddress", "the target name does not resolve");
       return;
     }
-    if (listener.proxyProtocol !== undefined && !this.#parkHeader(connection)) return;
+    if (!this.#parkFirst(connection, arrival)) return;
     let connected: boolean;
     try {
       const dial = this.#sockets.connect(target.sockaddr, target.family);
@@ -560,6 +628,7 @@ export class SpliceEngineLoop {
       this.#dialFailed(connection, "DialServerTarget", errorMessage(error));
       return;
     }
+    if (arrival?.rdhup) connection.up.rdhup = true;
     if (!connected) {
       if (connection.up.pending > 0) this.#sendParkedEarly(connection);
       else if (this.#dialing.size < EARLY_SENDS_WHILE_DIALING) this.#sendEarly(connection);
@@ -573,7 +642,9 @@ export class SpliceEngineLoop {
     // the dial goes on, the client's events wait (its data stays in its socket until then).
     this.#connectionsByFd[client] = connection;
     try {
-      this.#control_(this.#layout.constants.EPOLL_CTL_ADD, client, this.#connectionEvents);
+      if (arrival === undefined) {
+        this.#control_(this.#layout.constants.EPOLL_CTL_ADD, client, this.#connectionEvents);
+      }
     } catch (error) {
       this.#abort(connection, "CopyClientToTarget", errorMessage(error));
       return;
@@ -582,35 +653,42 @@ export class SpliceEngineLoop {
   }
 
   /**
-   * Parks the PROXY header of the listener's version as the first bytes to the target (the client's
-   * follow it); false when the connection was aborted instead (no local address).
+   * Parks the PROXY header of the listener's version (if any) and the bytes that followed a load
+   * balancer's header (if any) as the first bytes to the target (the client's follow them); false
+   * when the connection was aborted instead (no local address).
    */
-  #parkHeader(connection: Connection): boolean {
+  #parkFirst(connection: Connection, arrival: Arrival | undefined): boolean {
     const up = connection.up;
-    try {
-      const local = this.#sockets.localAddress(connection.client);
-      up.parked = streamProxyHeader(
-        this.#layout,
-        connection.listener.proxyProtocol!,
-        this.#peer,
-        local,
-      );
-    } catch (error) {
-      this.#abort(connection, "CopyClientToTarget", errorMessage(error));
-      return false;
+    const version = connection.listener.proxyProtocol;
+    const rest = arrival?.rest ?? new Uint8Array(0);
+    let header: Uint8Array = new Uint8Array(0);
+    if (version !== undefined) {
+      try {
+        const local = this.#sockets.localAddress(connection.client);
+        const client = arrival?.client ?? decodeSockaddr(this.#layout, this.#peer);
+        header = streamProxyHeader(this.#layout, version, client, local);
+      } catch (error) {
+        this.#abort(connection, "CopyClientToTarget", errorMessage(error));
+        return false;
+      }
     }
-    up.pending = up.uncounted = up.parked.length;
+    if (header.length + rest.length === 0) return true;
+    up.parked = new Uint8Array(header.length + rest.length);
+    up.parked.set(header);
+    up.parked.set(rest, header.length);
+    up.pending = up.parked.length;
+    up.uncounted = header.length;
     return true;
   }
 
   /** The access record of a connection just accepted (the client's address is in `#peer`). */
-  #tally(listener: Listener): ConnectionTally {
-    const client = decodeSockaddr(this.#layout, this.#peer);
+  #tally(listener: Listener, client: Endpoint, peer: Endpoint | undefined): ConnectionTally {
     const target = listener.target;
     return {
       startMs: Date.now(),
       clientAddress: client.hostname,
       clientPort: client.port,
+      peer,
       targetAddress: target && decodeSockaddr(this.#layout, target.sockaddr).hostname,
       reason: undefined,
       detail: undefined,
@@ -1017,7 +1095,7 @@ export class SpliceEngineLoop {
     }
     this.#openConnections--;
     listener.counters[F.activeConnections]!--;
-    if (listener.drainSeq !== undefined && listener.connections.size === 0) {
+    if (listener.drainSeq !== undefined && this.#idle(listener)) {
       this.#post({ kind: "done", seq: listener.drainSeq, count: 0 });
       listener.drainSeq = undefined;
     }
@@ -1038,6 +1116,151 @@ export class SpliceEngineLoop {
     for (const fd of this.#toAbort) this.#sockets.abort(fd);
     this.#toClose.length = 0;
     this.#toAbort.length = 0;
+  }
+
+  /** True when the listener has no connection and no client whose header is awaited. */
+  #idle(listener: Listener): boolean {
+    return listener.connections.size === 0 && listener.waiting.size === 0;
+  }
+
+  /**
+   * Counts the client accepted as `fd` (from `#peer`) and waits for its PROXY header, within the
+   * listener's deadline; reads what is there already.
+   */
+  #awaitHeader(listener: Listener, fd: number): void {
+    const counters = listener.counters;
+    counters[F.activeConnections]!++;
+    counters[F.connectionsTotal]!++;
+    this.#openConnections++;
+    const waiting: Waiting = {
+      listener,
+      fd,
+      peer: decodeSockaddr(this.#layout, this.#peer),
+      header: new HeaderWait(this.#nowMs + listener.proxyHeaderTimeoutMs),
+      sampled: sampledIn(listener.accessLogShare),
+      rdhup: false,
+    };
+    listener.waiting.add(waiting);
+    this.#waitingByFd[fd] = waiting;
+    this.#dueBy(waiting.header.deadlineMs);
+    try {
+      this.#control_(this.#layout.constants.EPOLL_CTL_ADD, fd, this.#connectionEvents);
+    } catch (error) {
+      this.#refuseHeader(waiting, "malformed", errorMessage(error));
+      return;
+    }
+    this.#readHeader(waiting);
+  }
+
+  /** Reads the waiting client's header bytes until it is complete, refused, or the socket is dry. */
+  #readHeader(waiting: Waiting): void {
+    let progress: HeaderProgress;
+    for (;;) {
+      const room = Math.min(COPY_BYTES, waiting.header.room);
+      const read = this.#libc.recvInto(waiting.fd, this.#copyBuffer, room, 0);
+      if (read > 0) {
+        progress = waiting.header.add(this.#copyBuffer.subarray(0, read));
+        if (progress.kind === "incomplete") continue;
+        break;
+      }
+      if (read === 0) {
+        progress = waiting.header.ended();
+        break;
+      }
+      const errno = this.#errno.get();
+      if (errno === Errno.EAGAIN) return;
+      if (errno === Errno.EINTR) continue;
+      progress = {
+        kind: "refused",
+        fault: "malformed",
+        detail: `read failed: ${new OsError("recv", errno).message}`,
+      };
+      break;
+    }
+    if (progress.kind === "refused") this.#refuseHeader(waiting, progress.fault, progress.detail);
+    else if (progress.kind === "accepted") this.#headerRead(waiting, progress);
+  }
+
+  /**
+   * The header was read: the client it carries (else the peer) passes the source rules, limits and
+   * target rules, or is refused (closed, counted, recorded); an admitted one is forwarded.
+   */
+  #headerRead(waiting: Waiting, header: Extract<HeaderProgress, { kind: "accepted" }>): void {
+    const { listener, fd } = waiting;
+    const client = header.source ?? waiting.peer;
+    const peer = header.source === undefined ? undefined : waiting.peer;
+    const tally = waiting.sampled ? this.#tally(listener, client, peer) : undefined;
+    const gate = listener.admission.gate;
+    const source = gate === undefined ? "" : client.hostname;
+    this.#refreshTarget(listener);
+    const reason = listener.admission.admit(source, listener.forbidden, this.#nowMs);
+    if (reason !== undefined) {
+      this.#refused(listener, client.hostname, reason);
+      endWith(tally, "refused", reason);
+      this.#endWaiting(waiting, false, undefined, tally);
+      return;
+    }
+    this.#forget(waiting);
+    this.#open(listener, fd, gate, source, {
+      client,
+      peer,
+      rest: header.rest,
+      tally,
+      rdhup: waiting.rdhup,
+    });
+  }
+
+  /** Refuses a client whose PROXY header is missing, malformed or late: closed, counted, logged. */
+  #refuseHeader(
+    waiting: Waiting,
+    fault: "missing" | "malformed" | "timeout",
+    detail: string,
+  ): void {
+    const { listener, peer } = waiting;
+    listener.counters[E[HEADER_FAULTS[fault]]]!++;
+    this.#warn(
+      listener,
+      "reject",
+      "Refused a TCP client of {forwarder} from {peer}: PROXY header {fault}: {detail}",
+      { peer: `${peer.hostname}:${peer.port}`, fault, detail },
+    );
+    const tally = waiting.sampled ? this.#tally(listener, peer, undefined) : undefined;
+    endWith(tally, "refused", `PROXY header ${fault}: ${detail}`);
+    this.#endWaiting(waiting, false, undefined, tally);
+  }
+
+  /** Stops waiting for `waiting`'s header (the client goes on as a connection, or is closed). */
+  #forget(waiting: Waiting): void {
+    waiting.listener.waiting.delete(waiting);
+    this.#waitingByFd[waiting.fd] = undefined;
+  }
+
+  /**
+   * Closes a waiting client (with RST when `abort`, its record saying `cause`), uncounts it and
+   * posts its access record.
+   */
+  #endWaiting(
+    waiting: Waiting,
+    abort: boolean,
+    cause?: TcpCloseCause,
+    tally: ConnectionTally | undefined = waiting.sampled
+      ? this.#tally(waiting.listener, waiting.peer, undefined)
+      : undefined,
+  ): void {
+    const listener = waiting.listener;
+    this.#forget(waiting);
+    (abort ? this.#toAbort : this.#toClose).push(waiting.fd);
+    listener.counters[F.activeConnections]!--;
+    this.#openConnections--;
+    if (cause !== undefined) endWith(tally, cause);
+    if (tally !== undefined) {
+      const traffic = { connected: false, bytesClientToTarget: 0, bytesTargetToClient: 0 };
+      this.#post({ kind: "record", id: listener.id, record: recordOf(tally, traffic, Date.now()) });
+    }
+    if (listener.drainSeq !== undefined && this.#idle(listener)) {
+      this.#post({ kind: "done", seq: listener.drainSeq, count: 0 });
+      listener.drainSeq = undefined;
+    }
   }
 
   #refreshTarget(listener: Listener): void {
@@ -1067,6 +1290,8 @@ export class SpliceEngineLoop {
   #applyPolicy(listener: Listener, policy: TcpListenerPolicy): void {
     listener.proxyProtocol = policy.proxyProtocol;
     listener.accessLogShare = policy.accessLogShare;
+    listener.acceptProxy = policy.acceptProxyProtocol;
+    listener.proxyHeaderTimeoutMs = policy.proxyHeaderTimeoutMs;
     try {
       listener.admission.apply(policy);
     } catch (error) {
@@ -1137,6 +1362,16 @@ export class SpliceEngineLoop {
       }
       if (listener.connections.size > 0) nextMs = Math.min(nextMs, listener.nextIdleSweepMs);
     }
+    for (const listener of this.#listeners.values()) {
+      for (const waiting of listener.waiting) {
+        if (nowMs < waiting.header.deadlineMs) {
+          nextMs = Math.min(nextMs, waiting.header.deadlineMs);
+          continue;
+        }
+        const detail = `no complete PROXY header within ${listener.proxyHeaderTimeoutMs} ms`;
+        this.#refuseHeader(waiting, "timeout", detail);
+      }
+    }
     this.#nextSweepMs = nextMs;
   }
 
@@ -1155,11 +1390,12 @@ export class SpliceEngineLoop {
     this.#stopAccepting(listener);
     const drainSeq = listener.drainSeq;
     listener.drainSeq = undefined;
-    const count = listener.connections.size;
+    const count = listener.connections.size + listener.waiting.size;
     for (const connection of [...listener.connections]) {
       endWith(connection.tally, cause);
       this.#end(connection, true);
     }
+    for (const waiting of [...listener.waiting]) this.#endWaiting(waiting, true, cause);
     if (drainSeq !== undefined) this.#post({ kind: "done", seq: drainSeq, count: 0 });
     this.#listeners.delete(listener.id);
     return count;

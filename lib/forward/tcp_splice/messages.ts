@@ -25,6 +25,10 @@ export interface TcpListenerPolicy {
   readonly proxyProtocol: "v1" | "v2" | undefined;
   /** Share of new connections that get an access record, 0 (none) to 1 (all). */
   readonly accessLogShare: number;
+  /** Clients start with a PROXY header (from a load balancer); its client is the client. */
+  readonly acceptProxyProtocol: boolean;
+  /** Deadline for a client's whole PROXY header. */
+  readonly proxyHeaderTimeoutMs: number;
 }
 
 /** Why a listener's remaining connections end when it closes (their access records say so). */
@@ -39,6 +43,7 @@ export type TcpEndReason =
   | "target_closed"
   | "idle_timeout"
   | "dial_failed"
+  | "refused"
   | "error"
   | TcpCloseCause;
 
@@ -46,6 +51,9 @@ export type TcpEndReason =
 export interface ConnectionRecord {
   readonly clientAddress: string;
   readonly clientPort: number;
+  /** The socket peer, when a load balancer's PROXY header carried the client. */
+  readonly peerAddress?: string;
+  readonly peerPort?: number;
   /** The target address dialled (absent when the target name did not resolve). */
   readonly targetAddress?: string;
   readonly bytesClientToTarget: number;
@@ -66,6 +74,8 @@ export const OPEN_TCP_POLICY: TcpListenerPolicy = {
   connectionBurstPerSource: undefined,
   proxyProtocol: undefined,
   accessLogShare: 0,
+  acceptProxyProtocol: false,
+  proxyHeaderTimeoutMs: 5000,
 };
 
 /** Main thread → engine thread: a request. */

@@ -27,6 +27,8 @@ import type { SpliceTcpEngine } from "./splice_engine.ts";
 
 const log = getLogger(["undying-proxy", "tcp"]);
 
+/** Deadline for a client's PROXY header unless the program sets one (as the portable engine's). */
+const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
 /** How often a target name is looked up again. */
 const RERESOLVE_MS = 5000;
 /** Timeouts do not apply through the shared settings (TCP gets them once, at listen). */
@@ -52,6 +54,10 @@ export interface SpliceTcpForwarderOptions extends ForwarderPolicyOptions {
   readonly accessLog?: boolean;
   /** Share of connections with an access record, 0-1. @default 1 */
   readonly accessLogSampleRate?: number;
+  /** Whether clients send a PROXY header when the spec does not say. @default false */
+  readonly acceptProxyProtocol?: boolean;
+  /** Deadline for a client's whole PROXY header. @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
 }
 
 let lastId = 0;
@@ -265,14 +271,18 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
 }
 
 /**
- * The spec's source ranges (or the defaults), connection limits, PROXY header and access records,
- * as the engine threads take them.
+ * The spec's source ranges (or the defaults), connection limits, PROXY headers (sent, accepted)
+ * and access records, as the engine threads take them.
  */
 export function tcpListenerPolicy(
   spec: TcpSpec,
   defaults: Pick<
     SpliceTcpForwarderOptions,
-    "defaultSourceRanges" | "accessLog" | "accessLogSampleRate"
+    | "defaultSourceRanges"
+    | "accessLog"
+    | "accessLogSampleRate"
+    | "acceptProxyProtocol"
+    | "proxyHeaderTimeoutMs"
   > = {},
 ): TcpListenerPolicy {
   return {
@@ -285,6 +295,8 @@ export function tcpListenerPolicy(
     accessLogShare: (spec.accessLog ?? defaults.accessLog ?? false)
       ? defaults.accessLogSampleRate ?? 1
       : 0,
+    acceptProxyProtocol: spec.acceptProxyProtocol ?? defaults.acceptProxyProtocol ?? false,
+    proxyHeaderTimeoutMs: defaults.proxyHeaderTimeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS,
   };
 }
 
