@@ -22,7 +22,11 @@
  * get a stale event).
  *
  * Same behaviour as the portable engine: TCP_NODELAY both ways, dial timeout, idle timeout over both
- * directions, live target updates for new connections (shared memory), drain, every counter.
+ * directions, live target updates for new connections (shared memory), drain, every counter; the
+ * access policy at accept (`admission.ts`: a refused client is closed before any dial), PROXY
+ * headers sent first to the target (parked before the client's bytes) and read from a load balancer
+ * (`header_wait.ts`: the client waits, counted, until its header is judged), access records
+ * (`connection_tally.ts`: posted to the main thread when a recorded connection ends).
  *
  * Descriptors: a connection needs up to 6 (two sockets, two pipes while bulk data moves). Each thread
  * admits at most its share of the process's RLIMIT_NOFILE, less a reserve for the rest of the
