@@ -1201,7 +1201,7 @@ export class SpliceEngineLoop {
     if (reason !== undefined) {
       this.#refused(listener, client.hostname, reason);
       endWith(tally, "refused", reason);
-      this.#endWaiting(waiting, false, undefined, tally);
+      this.#endWaiting(waiting, false, tally);
       return;
     }
     this.#forget(waiting);
@@ -1230,7 +1230,7 @@ export class SpliceEngineLoop {
     );
     const tally = waiting.sampled ? this.#tally(listener, peer, undefined) : undefined;
     endWith(tally, "refused", `PROXY header ${fault}: ${detail}`);
-    this.#endWaiting(waiting, false, undefined, tally);
+    this.#endWaiting(waiting, false, tally);
   }
 
   /** Stops waiting for `waiting`'s header (the client goes on as a connection, or is closed). */
@@ -1239,24 +1239,13 @@ export class SpliceEngineLoop {
     this.#waitingByFd[waiting.fd] = undefined;
   }
 
-  /**
-   * Closes a waiting client (with RST when `abort`, its record saying `cause`), uncounts it and
-   * posts its access record.
-   */
-  #endWaiting(
-    waiting: Waiting,
-    abort: boolean,
-    cause?: TcpCloseCause,
-    tally: ConnectionTally | undefined = waiting.sampled
-      ? this.#tally(waiting.listener, waiting.peer, undefined)
-      : undefined,
-  ): void {
+  /** Closes a waiting client (with RST when `abort`), uncounts it and posts its access record. */
+  #endWaiting(waiting: Waiting, abort: boolean, tally: ConnectionTally | undefined): void {
     const listener = waiting.listener;
     this.#forget(waiting);
     (abort ? this.#toAbort : this.#toClose).push(waiting.fd);
     listener.counters[F.activeConnections]!--;
     this.#openConnections--;
-    if (cause !== undefined) endWith(tally, cause);
     if (tally !== undefined) {
       const traffic = { connected: false, bytesClientToTarget: 0, bytesTargetToClient: 0 };
       this.#post({ kind: "record", id: listener.id, record: recordOf(tally, traffic, Date.now()) });
@@ -1399,7 +1388,11 @@ export class SpliceEngineLoop {
       endWith(connection.tally, cause);
       this.#end(connection, true);
     }
-    for (const waiting of [...listener.waiting]) this.#endWaiting(waiting, true, cause);
+    for (const waiting of [...listener.waiting]) {
+      const tally = waiting.sampled ? this.#tally(listener, waiting.peer, undefined) : undefined;
+      endWith(tally, cause);
+      this.#endWaiting(waiting, true, tally);
+    }
     if (drainSeq !== undefined) this.#post({ kind: "done", seq: drainSeq, count: 0 });
     this.#listeners.delete(listener.id);
     return count;
