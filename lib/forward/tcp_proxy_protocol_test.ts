@@ -399,3 +399,26 @@ for (const engine of TCP_ENGINES) {
     assert.equal(target.accepted, 2, "refused clients were never dialled");
   });
 }
+
+for (const engine of TCP_ENGINES) {
+  Deno.test(`${engine} TCP engine: a client still sending its PROXY header when the listener closes is aborted and recorded with the cause`, async () => {
+    await using capture = await captureAccessRecords();
+    await using target = startRecordingTcpServer();
+    await using fx = await forwarder(engine, {
+      targetPort: target.port,
+      acceptProxyProtocol: true,
+      accessLog: true,
+    });
+    const conn = await fx.connect();
+    await writeAll(conn, encoder.encode("PROXY TCP4 203.0.113.7 "));
+    await waitUntil("the client is counted", () => fx.counters.activeConnections === 1);
+    await fx.forwarder.drain(0, "removed");
+    assert.ok(await closedByPeer(conn));
+    conn.close();
+    await waitUntil("its record", () => capture.records.length === 1);
+    assert.equal(capture.records[0]!.endReason, "removed");
+    assert.equal(fx.counters.errors.DrainTimeout, 1);
+    assert.equal(fx.counters.activeConnections, 0);
+    assert.equal(target.accepted, 0, "never dialled");
+  });
+}
