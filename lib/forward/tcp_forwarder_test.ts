@@ -170,6 +170,19 @@ for (const engine of TCP_ENGINES) {
     await using fx = await forwarderTo(hole.port, { dialTimeoutMs: 200 });
     await expectDialFailure(fx, "DialTimeout");
   });
+  Deno.test(`${engine} TCP engine: bytes the client sends while the dial is in progress arrive once it connects`, async () => {
+    await using hole = await startTcpBlackHole();
+    await using fx = await forwarderTo(hole.port, { dialTimeoutMs: 30_000 });
+    using conn = await fx.connect();
+    const data = patternBytes(1000);
+    await writeAll(conn, data);
+    await conn.closeWrite();
+    using target = await within(hole.acceptOther(), 20_000, "the forwarder's dial");
+    assert.deepEqual(await within(readAll(target), 10_000, "the client's bytes"), data);
+    await target.closeWrite();
+    assert.equal(await conn.read(new Uint8Array(1)), null, "the target's end reaches the client");
+    assert.equal(fx.counters.bytesClientToTarget, data.length);
+  });
   Deno.test(`${engine} TCP engine: drain() ends dials in progress at once`, async () => {
     await using hole = await startTcpBlackHole();
     await using fx = await forwarderTo(hole.port, { dialTimeoutMs: 60_000 });

@@ -80,6 +80,12 @@ export function startTcpEcho(options: { hostname?: string; port?: number } = {})
 export interface TcpBlackHole extends AsyncDisposable {
   readonly hostname: string;
   readonly port: number;
+  /**
+   * Starts accepting (a hung connect gets through when its kernel sends the SYN again, after about
+   * a second) and resolves with the first connection that is not one of those that filled the
+   * backlog.
+   */
+  acceptOther(): Promise<Deno.TcpConn>;
   close(): Promise<void>;
 }
 
@@ -114,7 +120,15 @@ export async function startTcpBlackHole(): Promise<TcpBlackHole> {
       clearTimeout(timer);
     }
   }
-  return { hostname, port, close, [Symbol.asyncDispose]: close };
+  const acceptOther = async () => {
+    const fillerPorts = new Set(fillers.map((conn) => conn.localAddr.port));
+    for await (const conn of listener) {
+      if (!fillerPorts.has(conn.remoteAddr.port)) return conn;
+      tryClose(conn);
+    }
+    throw new Error(`The listener of port ${port} closed`);
+  };
+  return { hostname, port, acceptOther, close, [Symbol.asyncDispose]: close };
 }
 
 /** Writes all of `data`. */
