@@ -422,3 +422,24 @@ for (const engine of TCP_ENGINES) {
     assert.equal(target.accepted, 0, "never dialled");
   });
 }
+
+for (const engine of TCP_ENGINES) {
+  Deno.test(`${engine} TCP engine: on a dual-stack listener an IPv4 client's header is TCP4, and sourceRanges see it as IPv4`, async () => {
+    await using target = startRecordingTcpServer();
+    await using fx = await forwarder(engine, {
+      targetPort: target.port,
+      targetHost: "127.0.0.1",
+      proxyProtocol: "v1",
+      sourceRanges: ["127.0.0.0/8"],
+    }, { listenAddress: "::" });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: fx.forwarder.port });
+    await echoThrough(conn, encoder.encode("v4"));
+    conn.close();
+    await waitUntil("target saw EOF", () => target.received.length === 1);
+    assert.equal(
+      new TextDecoder().decode(target.received[0]!),
+      `PROXY TCP4 127.0.0.1 127.0.0.1 ${conn.localAddr.port} ${fx.forwarder.port}\r\nv4`,
+    );
+    assert.equal(fx.counters.rejected.SourceNotAllowed, 0);
+  });
+}
