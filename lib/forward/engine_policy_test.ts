@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { TargetPolicy } from "./policy/target_policy.ts";
 import { portableOnly } from "./tcp_engine.ts";
 import { needsPortable } from "./udp_engine.ts";
 
@@ -19,19 +18,17 @@ Deno.test("needsPortable(): only a per-source session limit over several threads
   assert.equal(needsPortable({ ...SPEC, maxSessionsPerSource: 1 }, 2), true);
 });
 
-Deno.test("portableOnly(): the splice engine leaves TCP parts the access policy applies to", () => {
+Deno.test("portableOnly(): only per-source TCP limits over several threads leave the splice engine", () => {
   const tcp = { listenPort: 1, targetPort: 2, targetHost: "10.0.0.1" };
-  const open = TargetPolicy.ALLOW_ALL;
-  assert.deepEqual(portableOnly(tcp, open, []), []);
-  assert.deepEqual(portableOnly(tcp, new TargetPolicy({ deniedCidrs: ["127.0.0.0/8"] }), []), [
-    "the target policy",
-  ]);
-  assert.deepEqual(portableOnly(tcp, open, ["192.0.2.0/24"]), ["--default-source-ranges"]);
+  const limited = { ...tcp, sourceRanges: ["192.0.2.0/24"], maxConnections: 3 };
+  assert.deepEqual(portableOnly(tcp, 2), []);
+  assert.deepEqual(portableOnly(limited, 2), []);
+  assert.deepEqual(portableOnly({ ...limited, maxConnectionsPerSource: 1 }, 1), []);
   assert.deepEqual(
-    portableOnly({ ...tcp, sourceRanges: ["192.0.2.0/24"], maxConnections: 3 }, open, [
-      "10.0.0.0/8",
-    ]),
-    ["sourceRanges", "maxConnections"],
-    "the spec's own ranges replace the default",
+    portableOnly({ ...limited, maxConnectionsPerSource: 1, connectionsPerSecondPerSource: 5 }, 2),
+    [
+      "maxConnectionsPerSource with --workers > 1",
+      "connectionsPerSecondPerSource with --workers > 1",
+    ],
   );
 });

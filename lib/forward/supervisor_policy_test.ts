@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { openFdCount } from "../../tests/_support/net_fd.ts";
 import { freePort } from "../../tests/_support/net_ports.ts";
 import { tcpFrom, udpFrom } from "../../tests/_support/net_sources.ts";
+import { startTcpEcho } from "../../tests/_support/net_tcp.ts";
 import { startUdpEcho } from "../../tests/_support/net_udp.ts";
 import { waitUntil, within } from "../../tests/_support/wait.ts";
 import { ForwardWorkers } from "./forward_workers.ts";
@@ -165,7 +166,7 @@ Deno.test("Supervisor: with two batched UDP threads, maxSessionsPerSource stays 
   }
 });
 
-Deno.test("Supervisor: with the splice TCP engine, the target policy and default source ranges still hold", async () => {
+Deno.test("Supervisor: the splice TCP engine threads apply the target policy and default source ranges", async () => {
   const port = freePort("tcp");
   const baseline = await openFdCount();
   await using supervisor = settledOnClose(
@@ -187,4 +188,38 @@ Deno.test("Supervisor: with the splice TCP engine, the target policy and default
     "both refusals counted",
     () => tcp()?.rejected.TargetForbidden === 1 && tcp()?.rejected.SourceNotAllowed === 1,
   );
+});
+
+Deno.test("Supervisor: with two splice TCP threads, maxConnectionsPerSource stays exact (the part runs portable)", async () => {
+  await using echo = startTcpEcho();
+  const port = freePort("tcp");
+  const baseline = await openFdCount();
+  await using supervisor = settledOnClose(
+    new Supervisor({
+      listenAddress: "127.0.0.1",
+      drainGraceMs: 0,
+      tcpEngine: "splice",
+      workers: 2,
+    }),
+    baseline,
+  );
+  assert.equal(await supervisor.tcpEngine(), "splice");
+  const tcp = {
+    listenPort: port,
+    targetHost: "127.0.0.1",
+    targetPort: echo.port,
+    maxConnectionsPerSource: 1,
+  };
+  supervisor.apply([{ name: "ns/per-source", tcp }]);
+  await waitUntil("listening", () => supervisor.statuses()[0]?.tcp?.phase === "listening");
+  // Eight connections of one address: SO_REUSEPORT threads would spread them and each admit one.
+  const clients = await Promise.all(Array.from({ length: 8 }, () => tcpFrom("127.0.0.2", port)));
+  try {
+    const answers = await Promise.all(clients.map((client) => client.echo("q", 1000)));
+    assert.equal(answers.filter((answer) => answer === "q").length, 1);
+    const counters = [...supervisor.counters()][0]?.tcp;
+    assert.equal(counters?.rejected.MaxConnectionsPerSource, 7);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+  }
 });

@@ -5,9 +5,10 @@
  * listener and advance the same {@linkcode TcpCounters}.
  *
  * The splice engine implements the fields of {@linkcode TcpSpec} it knows ({@linkcode
- * SPLICE_TCP_FIELDS}); a forwarder whose spec sets any other field (a feature added to the portable
- * engine only) runs on the portable engine, with a log line saying so, never with the feature
- * silently ignored.
+ * SPLICE_TCP_FIELDS}) and the access policy (target rules, default source ranges); a forwarder whose
+ * spec sets any other field (a feature added to the portable engine only), or a per-source limit
+ * while several engine threads share the port, runs on the portable engine, with a log line saying
+ * so, never with the feature silently ignored.
  * @module
  */
 
@@ -21,7 +22,7 @@ import type { TcpSpec } from "../spec.ts";
 import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { Budget } from "./budget.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
-import { TargetPolicy } from "./policy/target_policy.ts";
+import type { TargetPolicy } from "./policy/target_policy.ts";
 import { newTcpCounters, type TcpCounters } from "./state.ts";
 import { TcpForwarder } from "./tcp_forwarder.ts";
 import { spliceSelfTest } from "./tcp_splice/self_test.ts";
@@ -34,11 +35,27 @@ export type { TcpEngineChoice, TcpEngineKind };
 
 const log = getLogger(["undying-proxy", "tcp"]);
 
+/**
+ * Per-source limits: each engine thread counts only its own clients, so with several threads they
+ * would not be exact; such parts run on the portable engine then (one accept loop per port).
+ */
+const PER_SOURCE_TCP_FIELDS = [
+  "maxConnectionsPerSource",
+  "connectionsPerSecondPerSource",
+  "connectionBurstPerSource",
+] as const;
+
 /** The `TcpSpec` fields the splice engine implements. */
 export const SPLICE_TCP_FIELDS: ReadonlySet<string> = new Set([
   "listenPort",
   "targetHost",
   "targetPort",
+  "sourceRanges",
+  "maxConnections",
+  ...PER_SOURCE_TCP_FIELDS,
+  "proxyProtocol",
+  "accessLog",
+  "acceptProxyProtocol",
 ]);
 
 /** What every TCP listener of a supervisor shares. */
@@ -64,29 +81,26 @@ export interface TcpEngineOptions {
   readonly policy?: TargetPolicy;
   /** `sourceRanges` of parts without their own. @default [] (everyone) */
   readonly defaultSourceRanges?: readonly string[];
-  /** Portable engine: clients send a PROXY header unless the spec says otherwise. @default false */
+  /** Clients send a PROXY header unless the spec says otherwise. @default false */
   readonly acceptProxyProtocol?: boolean;
-  /** Portable engine: deadline for a client's whole PROXY header. @default 5000 */
+  /** Deadline for a client's whole PROXY header. @default 5000 */
   readonly proxyHeaderTimeoutMs?: number;
-  /** Portable engine: access records unless the spec says otherwise. @default false */
+  /** Access records unless the spec says otherwise. @default false */
   readonly accessLog?: boolean;
-  /** Portable engine: share of connections with an access record, 0-1. @default 1 */
+  /** Share of connections with an access record, 0-1. @default 1 */
   readonly accessLogSampleRate?: number;
 }
 
 /**
- * Why a TCP part must run on the portable engine: the spec fields the splice engine does not
- * implement, plus the access policy (target rules, default source ranges), which it does not check.
+ * Why a TCP part must run on the portable engine when `threads` engine threads share each port:
+ * the spec fields the splice engine does not implement, and per-source limits over several threads.
  */
-export function portableOnly(
-  spec: TcpSpec,
-  policy: TargetPolicy,
-  defaultSourceRanges: readonly string[],
-): string[] {
+export function portableOnly(spec: TcpSpec, threads: number): string[] {
   const reasons = unsupportedBySplice(spec);
-  if (!policy.allowsAll) reasons.push("the target policy");
-  if (spec.sourceRanges === undefined && defaultSourceRanges.length > 0) {
-    reasons.push("--default-source-ranges");
+  if (threads > 1) {
+    for (const field of PER_SOURCE_TCP_FIELDS) {
+      if (spec[field] !== undefined) reasons.push(`${field} with --workers > 1`);
+    }
   }
   return reasons;
 }
@@ -132,21 +146,11 @@ export class TcpEngine {
   }
 
   /**
-   * Why `spec` needs the portable engine whatever the choice: the fields the splice engine does not
-   * implement, the access policy (see {@linkcode portableOnly}), and the program defaults it does not either (`--accept-proxy-protocol`,
-   * `--access-log`) when the spec does not turn them off. Empty when the splice engine can serve it.
+   * Why `spec` needs the portable engine whatever the choice (see {@linkcode portableOnly}); empty
+   * when the splice engine can serve it.
    */
   portableReasons(spec: TcpSpec): string[] {
-    const reasons = portableOnly(
-      spec,
-      this.#options.policy ?? TargetPolicy.ALLOW_ALL,
-      this.#options.defaultSourceRanges ?? [],
-    );
-    if (spec.acceptProxyProtocol === undefined && this.#options.acceptProxyProtocol) {
-      reasons.push("--accept-proxy-protocol");
-    }
-    if (spec.accessLog === undefined && this.#options.accessLog) reasons.push("--access-log");
-    return reasons;
+    return portableOnly(spec, this.#options.threads);
   }
 
   /** False when a listener of `before` must be rebound to serve `after` (the engine changes). */
@@ -189,6 +193,17 @@ export class TcpEngine {
             Math.floor((this.#options.maxOpenSockets ?? Infinity) / splice.count / 2),
           ),
           ...(this.#options.onForcedClose && { onForcedClose: this.#options.onForcedClose }),
+          ...(this.#options.policy && { policy: this.#options.policy }),
+          ...(this.#options.defaultSourceRanges &&
+            { defaultSourceRanges: this.#options.defaultSourceRanges }),
+          ...(onTarget && { onTarget }),
+          ...(this.#options.accessLog !== undefined && { accessLog: this.#options.accessLog }),
+          ...(this.#options.accessLogSampleRate !== undefined &&
+            { accessLogSampleRate: this.#options.accessLogSampleRate }),
+          ...(this.#options.acceptProxyProtocol !== undefined &&
+            { acceptProxyProtocol: this.#options.acceptProxyProtocol }),
+          ...(this.#options.proxyHeaderTimeoutMs !== undefined &&
+            { proxyHeaderTimeoutMs: this.#options.proxyHeaderTimeoutMs }),
         });
       },
     );

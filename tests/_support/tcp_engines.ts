@@ -6,6 +6,8 @@
  */
 
 import type { TcpSpec } from "../../lib/spec.ts";
+import type { ForwarderPolicyOptions } from "../../lib/forward/policy/forwarder_policy.ts";
+import type { StopCause } from "../../lib/forward/access_log.ts";
 import { newTcpCounters, type TcpCounters } from "../../lib/forward/state.ts";
 import { TcpForwarder } from "../../lib/forward/tcp_forwarder.ts";
 import { SharedTcpCounters } from "../../lib/forward/tcp_splice/shared_tcp_counters.ts";
@@ -25,6 +27,18 @@ export interface TcpFixtureOptions {
   readonly listenAddress?: string;
   /** Engine threads (splice engine). @default 1 */
   readonly threads?: number;
+  /** Further spec fields (source ranges, limits, PROXY protocol, access log). */
+  readonly spec?: Partial<TcpSpec>;
+  /** Target rules, default source ranges and where verdicts go. */
+  readonly policy?: ForwarderPolicyOptions;
+  /** Forwarder name (`namespace/name`), for logs and access records. @default "test/tcp" */
+  readonly name?: string;
+  /** Access records unless the spec says otherwise. @default false */
+  readonly accessLog?: boolean;
+  /** Share of connections with an access record. @default 1 */
+  readonly accessLogSampleRate?: number;
+  /** Deadline for a client's PROXY header (with `spec.acceptProxyProtocol`). @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
 }
 
 /** What the engines have in common, as tests use it. */
@@ -32,7 +46,7 @@ export interface TestTcpForwarder {
   readonly port: number;
   readonly released: Promise<void>;
   update(spec: TcpSpec): void;
-  drain(graceMs: number): Promise<void>;
+  drain(graceMs: number, cause?: StopCause): Promise<void>;
 }
 
 /** A forwarder (port chosen by the OS), drained at once on dispose. */
@@ -53,6 +67,15 @@ export async function tcpForwarderTo(
     listenPort: 0,
     targetHost: options.targetHost ?? "127.0.0.1",
     targetPort,
+    ...options.spec,
+  };
+  const name = options.name ?? "test/tcp";
+  const records = {
+    ...(options.accessLog !== undefined && { accessLog: options.accessLog }),
+    ...(options.accessLogSampleRate !== undefined &&
+      { accessLogSampleRate: options.accessLogSampleRate }),
+    ...(options.proxyHeaderTimeoutMs !== undefined &&
+      { proxyHeaderTimeoutMs: options.proxyHeaderTimeoutMs }),
   };
   const listenAddress = options.listenAddress ?? "127.0.0.1";
   const dialTimeoutMs = options.dialTimeoutMs ?? 5000;
@@ -63,11 +86,13 @@ export async function tcpForwarderTo(
     const counters = newTcpCounters();
     const listener = Deno.listen({ hostname: listenAddress, port: 0 });
     const forwarder = new TcpForwarder(listener, {
-      name: "test/tcp",
+      name,
       counters,
       spec,
       dialTimeoutMs,
       idleTimeoutMs,
+      ...options.policy,
+      ...records,
     });
     return {
       forwarder,
@@ -82,12 +107,14 @@ export async function tcpForwarderTo(
   let forwarder: SpliceTcpForwarder;
   try {
     forwarder = await SpliceTcpForwarder.open(splice, {
-      name: "test/tcp",
+      name,
       counters,
       spec,
       listenAddress,
       dialTimeoutMs,
       idleTimeoutMs,
+      ...options.policy,
+      ...records,
     });
   } catch (error) {
     await splice.close();

@@ -22,7 +22,11 @@
  * get a stale event).
  *
  * Same behaviour as the portable engine: TCP_NODELAY both ways, dial timeout, idle timeout over both
- * directions, live target updates for new connections (shared memory), drain, every counter.
+ * directions, live target updates for new connections (shared memory), drain, every counter; the
+ * access policy at accept (`admission.ts`: a refused client is closed before any dial), PROXY
+ * headers sent first to the target (parked before the client's bytes) and read from a load balancer
+ * (`header_wait.ts`: the client waits, counted, until its header is judged), access records
+ * (`connection_tally.ts`: posted to the main thread when a recorded connection ends).
  *
  * Descriptors: a connection needs up to 6 (two sockets, two pipes while bulk data moves). Each thread
  * admits at most its share of the process's RLIMIT_NOFILE, less a reserve for the rest of the
@@ -48,11 +52,23 @@ import { NativeArena } from "../../ffi/native_memory.ts";
 import { decodeSockaddr } from "../../ffi/sockaddr.ts";
 import { errorMessage } from "../../util/error_message.ts";
 import { LogThrottle } from "../log_throttle.ts";
-import type { TcpErrorType } from "../state.ts";
+import type { SourceGate } from "../policy/source_gate.ts";
+import type { TcpErrorType, TcpRejectReason } from "../state.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
-import type { TcpAnswer, TcpRequest } from "./messages.ts";
+import { TcpAdmission } from "./admission.ts";
+import type {
+  TcpAnswer,
+  TcpCloseCause,
+  TcpEndReason,
+  TcpListenerPolicy,
+  TcpRequest,
+} from "./messages.ts";
+import { streamProxyHeader } from "./proxy_header.ts";
+import { type HeaderProgress, HeaderWait } from "./header_wait.ts";
+import type { Endpoint } from "../proxy_protocol/encode.ts";
+import { type ConnectionTally, endWith, recordOf, sampledIn } from "./connection_tally.ts";
 import { PIPE_BYTES, PipePool } from "./pipe_pool.ts";
-import { E, F, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
+import { E, F, R, TCP_FIELD_COUNT } from "./shared_tcp_counters.ts";
 import { type Pipe, type SpliceLibc, TcpSockets } from "./tcp_sockets.ts";
 
 /** Events per epoll_wait. */
@@ -91,6 +107,10 @@ const DRAINED = 1;
 const FAILED = 2;
 /** Empty pipes kept per thread for reuse. */
 const IDLE_PIPES = 64;
+/** Longest wait for a policy message the main thread announced before clients are accepted. */
+const POLICY_WAIT_MS = 100;
+/** Room for a client's `sockaddr_in6` from accept4. */
+const PEER_BYTES = 32;
 /** Descriptors a connection may hold: two sockets and two pipes. */
 const FDS_PER_CONNECTION = 6;
 
@@ -115,13 +135,30 @@ interface Listener {
   readonly settings: ListenerSettings;
   generation: number;
   target: EngineTarget | undefined;
+  /** The target rules forbid the target: new clients are closed at accept. */
+  forbidden: boolean;
+  /** Source ranges and connection limits of new clients. */
+  readonly admission: TcpAdmission;
+  /** The generation of the policy applied (see `ListenerSettings.policyGeneration`). */
+  policyGeneration: number;
+  /** Since when accepts wait for a newer policy, or undefined. */
+  policyWaitSinceMs: number | undefined;
+  /** New connections send this PROXY header to the target first. */
+  proxyProtocol: "v1" | "v2" | undefined;
+  /** Share of new connections with an access record (0 = none). */
+  accessLogShare: number;
+  /** Clients start with a PROXY header from a load balancer, read within `proxyHeaderTimeoutMs`. */
+  acceptProxy: boolean;
+  proxyHeaderTimeoutMs: number;
+  /** Clients whose PROXY header is awaited (they count as connections). */
+  readonly waiting: Set<Waiting>;
   readonly dialTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connections: Set<Connection>;
   /** Set while draining: the request to answer once no connection is left. */
   drainSeq: number | undefined;
   nextIdleSweepMs: number;
-  readonly logs: Record<"accept" | "dial" | "copy", LogThrottle>;
+  readonly logs: Record<"accept" | "dial" | "copy" | "reject", LogThrottle>;
 }
 
 /** One direction of a connection: `from` → buffer or pipe → `to`. */
@@ -136,6 +173,10 @@ interface Direction {
   parked: Uint8Array | undefined;
   /** Bytes in the pipe or parked. */
   pending: number;
+  /** Parked bytes of ours (a PROXY header), not counted as the client's. */
+  uncounted: number;
+  /** Bytes of the client's (or target's) this direction delivered. */
+  moved: number;
   /** The source reported EPOLLRDHUP (or an error): read until EOF, a short read is no drain. */
   rdhup: boolean;
   /** The source reported EPOLLERR (a reset may hide behind the FIN a read reports first). */
@@ -152,6 +193,11 @@ interface Direction {
 interface Connection {
   readonly listener: Listener;
   readonly client: number;
+  /** The gate that admitted the connection and the client's address as it counts it. */
+  readonly gate: SourceGate | undefined;
+  readonly source: string;
+  /** Set when the connection gets an access record. */
+  readonly tally: ConnectionTally | undefined;
   upstream: number;
   dialing: boolean;
   dialDeadlineMs: number;
@@ -162,6 +208,35 @@ interface Connection {
   readonly down: Direction;
   closed: boolean;
 }
+
+/** A client whose PROXY header is awaited (accepted, counted, not yet admitted or dialled). */
+interface Waiting {
+  readonly listener: Listener;
+  readonly fd: number;
+  readonly peer: Endpoint;
+  readonly header: HeaderWait;
+  /** Whether the connection gets an access record (decided at accept). */
+  readonly sampled: boolean;
+  /** The client reported EPOLLRDHUP while its header was read. */
+  rdhup: boolean;
+}
+
+/** A client whose PROXY header was read: the client it carried and the bytes after it. */
+interface Arrival {
+  readonly client: Endpoint;
+  /** The socket peer when the header carried a client. */
+  readonly peer: Endpoint | undefined;
+  readonly rest: Uint8Array;
+  readonly tally: ConnectionTally | undefined;
+  readonly rdhup: boolean;
+}
+
+/** Counter of each way a client's PROXY header is refused. */
+const HEADER_FAULTS: Readonly<Record<"missing" | "malformed" | "timeout", TcpErrorType>> = {
+  missing: "ProxyHeaderMissing",
+  malformed: "ProxyHeaderMalformed",
+  timeout: "ProxyHeaderTimeout",
+};
 
 /** One engine thread's sockets, connections and pipes. */
 export class SpliceEngineLoop {
@@ -176,6 +251,10 @@ export class SpliceEngineLoop {
   readonly #epoll: number;
   readonly #doorbell: number;
   readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
+  /** The address of the client accepted last. */
+  readonly #peer = new Uint8Array(new ArrayBuffer(PEER_BYTES));
+  /** A listener waits for a policy message: yield to the event loop after this batch. */
+  #policyWait = false;
   /** The doorbell's port, for the main thread. */
   readonly doorbellPort: number;
   /** Bytes of small copies (shared by every connection of the thread: a copy is sent at once). */
@@ -185,6 +264,7 @@ export class SpliceEngineLoop {
   readonly #listeners = new Map<number, Listener>();
   readonly #listenersByFd: (Listener | undefined)[] = [];
   readonly #connectionsByFd: (Connection | undefined)[] = [];
+  readonly #waitingByFd: (Waiting | undefined)[] = [];
   readonly #dialing = new Set<Connection>();
   /** Sockets to close (true: with RST) after the current batch of events. */
   readonly #toClose: number[] = [];
@@ -256,17 +336,26 @@ export class SpliceEngineLoop {
         this.#post({ kind: "done", seq: message.seq, count: 0 });
         break;
       case "drain":
-        if (listener === undefined || listener.connections.size === 0) {
+        if (listener === undefined || this.#idle(listener)) {
           this.#post({ kind: "done", seq: message.seq, count: 0 });
         } else {
           listener.drainSeq = message.seq;
         }
         break;
       case "close": {
-        const count = listener === undefined ? 0 : this.#close(listener);
+        const count = listener === undefined
+          ? 0
+          : this.#close(listener, message.cause ?? "drained");
         this.#post({ kind: "done", seq: message.seq, count });
         break;
       }
+      case "policy":
+        if (listener !== undefined) {
+          this.#applyPolicy(listener, message.policy);
+          listener.policyGeneration = Math.max(listener.policyGeneration, message.generation);
+        }
+        this.#post({ kind: "done", seq: message.seq, count: 0 });
+        break;
     }
     this.#closeDeferred();
   }
@@ -302,18 +391,27 @@ export class SpliceEngineLoop {
           this.#onEvent(connection, fd, events.view.getUint32(at + eventsAt, true));
         } else if (fd === this.#doorbell) {
           rang = this.#drainDoorbell();
+        } else {
+          const waiting = this.#waitingByFd[fd];
+          if (waiting !== undefined) {
+            if ((events.view.getUint32(at + eventsAt, true) & this.#layout.tcp.EPOLLRDHUP) !== 0) {
+              waiting.rdhup = true;
+            }
+            this.#readHeader(waiting);
+          }
         }
       }
       if (this.#unfinished.length > 0) this.#continueUnfinished();
       if (this.#nowMs >= this.#nextSweepMs) this.#sweep();
       this.#closeDeferred();
       const posted = this.#control.takePosted();
-      if (rang || posted || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS) {
+      if (rang || posted || this.#policyWait || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS) {
+        this.#policyWait = false;
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = Date.now();
       }
     }
-    for (const listener of [...this.#listeners.values()]) this.#close(listener);
+    for (const listener of [...this.#listeners.values()]) this.#close(listener, "drained");
     this.#closeDeferred();
     this.#pipes.close();
     if (this.#reserve !== undefined) this.#closePipe(this.#reserve);
@@ -352,7 +450,15 @@ export class SpliceEngineLoop {
     );
     const offset = this.#row * TCP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
-    const { generation, target } = settings.read();
+    const { generation, target, forbidden } = settings.read();
+    let admission: TcpAdmission;
+    try {
+      admission = new TcpAdmission(message.connectionsInUse, message.policy);
+    } catch (error) {
+      this.#sockets.close(fd);
+      this.#post({ kind: "listenFailed", seq: message.seq, message: errorMessage(error) });
+      return;
+    }
     const listener: Listener = {
       id: message.id,
       name: message.name,
@@ -362,12 +468,26 @@ export class SpliceEngineLoop {
       settings,
       generation,
       target,
+      forbidden,
+      admission,
+      policyGeneration: settings.policyGeneration,
+      policyWaitSinceMs: undefined,
+      proxyProtocol: message.policy.proxyProtocol,
+      accessLogShare: message.policy.accessLogShare,
+      acceptProxy: message.policy.acceptProxyProtocol,
+      proxyHeaderTimeoutMs: message.policy.proxyHeaderTimeoutMs,
+      waiting: new Set(),
       dialTimeoutMs: message.dialTimeoutMs,
       idleTimeoutMs: message.idleTimeoutMs,
       connections: new Set(),
       drainSeq: undefined,
       nextIdleSweepMs: 0,
-      logs: { accept: new LogThrottle(), dial: new LogThrottle(), copy: new LogThrottle() },
+      logs: {
+        accept: new LogThrottle(),
+        dial: new LogThrottle(),
+        copy: new LogThrottle(),
+        reject: new LogThrottle(),
+      },
     };
     this.#listeners.set(listener.id, listener);
     this.#listenersByFd[fd] = listener;
@@ -388,9 +508,17 @@ export class SpliceEngineLoop {
 
   /** Accepts up to `max` waiting clients. */
   #accept(listener: Listener, max: number): void {
+    if (this.#policyBehind(listener)) return;
     for (let n = 0; n < max && listener.fd >= 0; n++) {
-      const fd = this.#sockets.accept(listener.fd);
+      const gate = listener.admission.gate;
+      const fd = this.#sockets.accept(listener.fd, this.#peer);
+      const source = fd < 0 || gate === undefined
+        ? ""
+        : decodeSockaddr(this.#layout, this.#peer).hostname;
+      // With PROXY headers accepted, the client is known (and admitted) once its header is read.
+      if (fd >= 0 && !listener.acceptProxy && !this.#admit(listener, fd, source)) continue;
       if (fd >= 0 && this.#openConnections >= this.#maxConnections) {
+        if (!listener.acceptProxy) listener.admission.release(gate, source);
         this.#sockets.abort(fd);
         listener.counters[E.SocketLimit]!++;
         this.#warn(
@@ -405,7 +533,8 @@ export class SpliceEngineLoop {
         continue;
       }
       if (fd >= 0) {
-        this.#open(listener, fd);
+        if (listener.acceptProxy) this.#awaitHeader(listener, fd);
+        else this.#open(listener, fd, gate, source);
         continue;
       }
       const errno = -fd;
@@ -438,20 +567,41 @@ export class SpliceEngineLoop {
     return fd >= 0;
   }
 
-  #open(listener: Listener, client: number): void {
+  /**
+   * Forwards the admitted client `client`: dials the target and moves bytes. `arrival`: the client
+   * sent a PROXY header (then it was counted at accept and is registered with epoll already).
+   */
+  #open(
+    listener: Listener,
+    client: number,
+    gate: SourceGate | undefined,
+    source: string,
+    arrival?: Arrival,
+  ): void {
     const counters = listener.counters;
-    counters[F.activeConnections]!++;
-    counters[F.connectionsTotal]!++;
-    if (listener.drainSeq !== undefined) {
+    if (arrival === undefined) {
+      counters[F.activeConnections]!++;
+      counters[F.connectionsTotal]!++;
+    } else {
+      this.#openConnections--; // counted again below
+    }
+    if (listener.drainSeq !== undefined && arrival === undefined) {
       // Accepted in the same batch as the drain request: never forwarded.
       counters[F.activeConnections]!--;
+      listener.admission.release(gate, source);
       this.#sockets.abort(client);
       return;
     }
-    this.#refreshTarget(listener);
     const connection: Connection = {
       listener,
       client,
+      gate,
+      source,
+      tally: arrival !== undefined
+        ? arrival.tally
+        : sampledIn(listener.accessLogShare)
+        ? this.#tally(listener, decodeSockaddr(this.#layout, this.#peer), undefined)
+        : undefined,
       upstream: -1,
       dialing: true,
       dialDeadlineMs: this.#nowMs + listener.dialTimeoutMs,
@@ -468,6 +618,7 @@ export class SpliceEngineLoop {
       this.#dialFailed(connection, "ResolveTargetAddress", "the target name does not resolve");
       return;
     }
+    if (!this.#parkFirst(connection, arrival)) return;
     let connected: boolean;
     try {
       const dial = this.#sockets.connect(target.sockaddr, target.family);
@@ -481,8 +632,10 @@ export class SpliceEngineLoop {
       this.#dialFailed(connection, "DialServerTarget", errorMessage(error));
       return;
     }
+    if (arrival?.rdhup) connection.up.rdhup = true;
     if (!connected) {
-      if (this.#dialing.size < EARLY_SENDS_WHILE_DIALING) this.#sendEarly(connection);
+      if (connection.up.pending > 0) this.#sendParkedEarly(connection);
+      else if (this.#dialing.size < EARLY_SENDS_WHILE_DIALING) this.#sendEarly(connection);
       if (connection.closed) return;
       if (connection.dialing) {
         this.#dialing.add(connection);
@@ -493,12 +646,89 @@ export class SpliceEngineLoop {
     // the dial goes on, the client's events wait (its data stays in its socket until then).
     this.#connectionsByFd[client] = connection;
     try {
-      this.#control_(this.#layout.constants.EPOLL_CTL_ADD, client, this.#connectionEvents);
+      if (arrival === undefined) {
+        this.#control_(this.#layout.constants.EPOLL_CTL_ADD, client, this.#connectionEvents);
+      }
     } catch (error) {
       this.#abort(connection, "CopyClientToTarget", errorMessage(error));
       return;
     }
     if (connected) this.#connected(connection, this.#layout.constants.EPOLLIN);
+  }
+
+  /**
+   * Parks the PROXY header of the listener's version (if any) and the bytes that followed a load
+   * balancer's header (if any) as the first bytes to the target (the client's follow them); false
+   * when the connection was aborted instead (no local address).
+   */
+  #parkFirst(connection: Connection, arrival: Arrival | undefined): boolean {
+    const up = connection.up;
+    const version = connection.listener.proxyProtocol;
+    const rest = arrival?.rest ?? new Uint8Array(0);
+    let header: Uint8Array = new Uint8Array(0);
+    if (version !== undefined) {
+      try {
+        const local = this.#sockets.localAddress(connection.client);
+        const client = arrival?.client ?? decodeSockaddr(this.#layout, this.#peer);
+        header = streamProxyHeader(this.#layout, version, client, local);
+      } catch (error) {
+        this.#abort(connection, "CopyClientToTarget", errorMessage(error));
+        return false;
+      }
+    }
+    if (header.length + rest.length === 0) return true;
+    up.parked = new Uint8Array(header.length + rest.length);
+    up.parked.set(header);
+    up.parked.set(rest, header.length);
+    up.pending = up.parked.length;
+    up.uncounted = header.length;
+    return true;
+  }
+
+  /** The access record of a connection just accepted (the client's address is in `#peer`). */
+  #tally(listener: Listener, client: Endpoint, peer: Endpoint | undefined): ConnectionTally {
+    const target = listener.target;
+    return {
+      startMs: Date.now(),
+      clientAddress: client.hostname,
+      clientPort: client.port,
+      peer,
+      targetAddress: target && decodeSockaddr(this.#layout, target.sockaddr).hostname,
+      reason: undefined,
+      detail: undefined,
+    };
+  }
+
+  /** Takes the header bytes among `moved` sent bytes back out of the client's count. */
+  #uncount(counters: Float64Array, dir: Direction, moved: number): void {
+    const ours = Math.min(moved, dir.uncounted);
+    dir.uncounted -= ours;
+    dir.moved -= ours;
+    counters[dir.bytesField]! -= ours;
+  }
+
+  /**
+   * Tries the parked bytes (a PROXY header) on the dialing upstream socket, as {@linkcode
+   * #sendEarly} tries the client's: a send that succeeds ends the dial; the client's bytes follow.
+   */
+  #sendParkedEarly(connection: Connection): void {
+    const up = connection.up;
+    const sent = this.#libc.send(connection.upstream, up.parked!, up.pending, this.#sendFlags);
+    if (sent < 0) {
+      const errno = this.#errno.get();
+      if (errno !== Errno.EAGAIN) {
+        this.#dialFailed(connection, "DialServerTarget", new OsError("connect", errno).message);
+      }
+      return; // EAGAIN: still connecting
+    }
+    const counters = connection.listener.counters;
+    up.pending -= sent;
+    up.moved += sent;
+    counters[up.bytesField]! += sent;
+    this.#uncount(counters, up, sent);
+    up.parked = up.pending > 0 ? up.parked!.subarray(sent) : undefined;
+    connection.dialing = false;
+    this.#pump(connection, up);
   }
 
   /**
@@ -528,6 +758,7 @@ export class SpliceEngineLoop {
       sent = 0; // still connecting
     }
     connection.listener.counters[up.bytesField]! += sent;
+    up.moved += sent;
     if (sent < read) {
       up.parked = this.#copyBuffer.slice(sent, read);
       up.pending = read - sent;
@@ -622,11 +853,18 @@ export class SpliceEngineLoop {
           const errno = this.#errno.get();
           if (errno === Errno.EAGAIN) return; // EPOLLOUT on `to` resumes
           if (errno === Errno.EINTR) continue;
-          this.#abort(connection, dir.errorType, new OsError("send", errno).message);
+          this.#abort(
+            connection,
+            dir.errorType,
+            new OsError("send", errno).message,
+            toEnd(connection, dir),
+          );
           return;
         }
         dir.pending -= moved;
         counters[dir.bytesField]! += moved;
+        dir.moved += moved;
+        if (dir.uncounted > 0) this.#uncount(counters, dir, moved);
         if (dir.parked !== undefined) {
           dir.parked = dir.pending > 0 ? dir.parked.subarray(moved) : undefined;
         }
@@ -669,12 +907,18 @@ export class SpliceEngineLoop {
       if (sent < 0) {
         const errno = this.#errno.get();
         if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
-          this.#abort(connection, dir.errorType, new OsError("send", errno).message);
+          this.#abort(
+            connection,
+            dir.errorType,
+            new OsError("send", errno).message,
+            toEnd(connection, dir),
+          );
           return FAILED;
         }
         sent = 0;
       }
       counters[dir.bytesField]! += sent;
+      dir.moved += sent;
       if (sent < read) {
         dir.parked = buffer.slice(sent, read);
         dir.pending = read - sent;
@@ -726,10 +970,16 @@ export class SpliceEngineLoop {
   #readEnd(connection: Connection, dir: Direction, call: "recv" | "splice"): ReadStatus {
     const error = call === "recv" && !dir.failed ? 0 : this.#sockets.socketError(dir.from);
     if (error !== 0) {
-      this.#abort(connection, dir.errorType, new OsError(call, error).message);
+      this.#abort(
+        connection,
+        dir.errorType,
+        new OsError(call, error).message,
+        fromEnd(connection, dir),
+      );
       return FAILED;
     }
     dir.eof = true;
+    endWith(connection.tally, fromEnd(connection, dir));
     return MORE;
   }
 
@@ -738,7 +988,12 @@ export class SpliceEngineLoop {
     const errno = this.#errno.get();
     if (errno === Errno.EAGAIN) return DRAINED;
     if (errno === Errno.EINTR) return MORE;
-    this.#abort(connection, dir.errorType, new OsError(call, errno).message);
+    this.#abort(
+      connection,
+      dir.errorType,
+      new OsError(call, errno).message,
+      fromEnd(connection, dir),
+    );
     return FAILED;
   }
 
@@ -776,6 +1031,7 @@ export class SpliceEngineLoop {
 
   #dialFailed(connection: Connection, type: TcpErrorType, error: string): void {
     const listener = connection.listener;
+    endWith(connection.tally, "dial_failed", `${type}: ${error}`);
     listener.counters[E[type]]!++;
     const target = listener.target === undefined
       ? undefined
@@ -794,9 +1050,15 @@ export class SpliceEngineLoop {
     this.#end(connection, false);
   }
 
-  /** A copy failed: counts it once, resets both sockets. */
-  #abort(connection: Connection, type: TcpErrorType, error: string): void {
+  /** A copy failed: counts it once, resets both sockets (`reason`: for the access record). */
+  #abort(
+    connection: Connection,
+    type: TcpErrorType,
+    error: string,
+    reason: TcpEndReason = "error",
+  ): void {
     if (connection.closed) return;
+    endWith(connection.tally, reason, error);
     const listener = connection.listener;
     listener.counters[E[type]]!++;
     this.#warn(listener, "copy", "TCP connection of {forwarder} aborted ({type}): {error}", {
@@ -822,9 +1084,22 @@ export class SpliceEngineLoop {
     this.#dropBuffers(connection.up);
     this.#dropBuffers(connection.down);
     listener.connections.delete(connection);
+    listener.admission.release(connection.gate, connection.source);
+    if (connection.tally !== undefined) {
+      const { tally, up, down } = connection;
+      this.#post({
+        kind: "record",
+        id: listener.id,
+        record: recordOf(tally, {
+          connected: !connection.dialing && connection.upstream >= 0,
+          bytesClientToTarget: up.moved,
+          bytesTargetToClient: down.moved,
+        }, Date.now()),
+      });
+    }
     this.#openConnections--;
     listener.counters[F.activeConnections]!--;
-    if (listener.drainSeq !== undefined && listener.connections.size === 0) {
+    if (listener.drainSeq !== undefined && this.#idle(listener)) {
       this.#post({ kind: "done", seq: listener.drainSeq, count: 0 });
       listener.drainSeq = undefined;
     }
@@ -847,11 +1122,206 @@ export class SpliceEngineLoop {
     this.#toAbort.length = 0;
   }
 
+  /** True when the listener has no connection and no client whose header is awaited. */
+  #idle(listener: Listener): boolean {
+    return listener.connections.size === 0 && listener.waiting.size === 0;
+  }
+
+  /**
+   * Counts the client accepted as `fd` (from `#peer`) and waits for its PROXY header, within the
+   * listener's deadline; reads what is there already.
+   */
+  #awaitHeader(listener: Listener, fd: number): void {
+    const counters = listener.counters;
+    counters[F.activeConnections]!++;
+    counters[F.connectionsTotal]!++;
+    this.#openConnections++;
+    const waiting: Waiting = {
+      listener,
+      fd,
+      peer: decodeSockaddr(this.#layout, this.#peer),
+      header: new HeaderWait(this.#nowMs + listener.proxyHeaderTimeoutMs),
+      sampled: sampledIn(listener.accessLogShare),
+      rdhup: false,
+    };
+    listener.waiting.add(waiting);
+    this.#waitingByFd[fd] = waiting;
+    this.#dueBy(waiting.header.deadlineMs);
+    try {
+      this.#control_(this.#layout.constants.EPOLL_CTL_ADD, fd, this.#connectionEvents);
+    } catch (error) {
+      this.#refuseHeader(waiting, "malformed", errorMessage(error));
+      return;
+    }
+    this.#readHeader(waiting);
+  }
+
+  /** Reads the waiting client's header bytes until it is complete, refused, or the socket is dry. */
+  #readHeader(waiting: Waiting): void {
+    let progress: HeaderProgress;
+    for (;;) {
+      const room = Math.min(COPY_BYTES, waiting.header.room);
+      const read = this.#libc.recvInto(waiting.fd, this.#copyBuffer, room, 0);
+      if (read > 0) {
+        progress = waiting.header.add(this.#copyBuffer.subarray(0, read));
+        if (progress.kind === "incomplete") continue;
+        break;
+      }
+      if (read === 0) {
+        progress = waiting.header.ended();
+        break;
+      }
+      const errno = this.#errno.get();
+      if (errno === Errno.EAGAIN) return;
+      if (errno === Errno.EINTR) continue;
+      progress = {
+        kind: "refused",
+        fault: "malformed",
+        detail: `read failed: ${new OsError("recv", errno).message}`,
+      };
+      break;
+    }
+    if (progress.kind === "refused") this.#refuseHeader(waiting, progress.fault, progress.detail);
+    else if (progress.kind === "accepted") this.#headerRead(waiting, progress);
+  }
+
+  /**
+   * The header was read: the client it carries (else the peer) passes the source rules, limits and
+   * target rules, or is refused (closed, counted, recorded); an admitted one is forwarded.
+   */
+  #headerRead(waiting: Waiting, header: Extract<HeaderProgress, { kind: "accepted" }>): void {
+    const { listener, fd } = waiting;
+    const client = header.source ?? waiting.peer;
+    const peer = header.source === undefined ? undefined : waiting.peer;
+    const tally = waiting.sampled ? this.#tally(listener, client, peer) : undefined;
+    const gate = listener.admission.gate;
+    const source = gate === undefined ? "" : client.hostname;
+    this.#refreshTarget(listener);
+    const reason = listener.admission.admit(source, listener.forbidden, this.#nowMs);
+    if (reason !== undefined) {
+      this.#refused(listener, client.hostname, reason);
+      endWith(tally, "refused", reason);
+      this.#endWaiting(waiting, false, tally);
+      return;
+    }
+    this.#forget(waiting);
+    this.#open(listener, fd, gate, source, {
+      client,
+      peer,
+      rest: header.rest,
+      tally,
+      rdhup: waiting.rdhup,
+    });
+  }
+
+  /** Refuses a client whose PROXY header is missing, malformed or late: closed, counted, logged. */
+  #refuseHeader(
+    waiting: Waiting,
+    fault: "missing" | "malformed" | "timeout",
+    detail: string,
+  ): void {
+    const { listener, peer } = waiting;
+    listener.counters[E[HEADER_FAULTS[fault]]]!++;
+    this.#warn(
+      listener,
+      "reject",
+      "Refused a TCP client of {forwarder} from {peer}: PROXY header {fault}: {detail}",
+      { peer: `${peer.hostname}:${peer.port}`, fault, detail },
+    );
+    const tally = waiting.sampled ? this.#tally(listener, peer, undefined) : undefined;
+    endWith(tally, "refused", `PROXY header ${fault}: ${detail}`);
+    this.#endWaiting(waiting, false, tally);
+  }
+
+  /** Stops waiting for `waiting`'s header (the client goes on as a connection, or is closed). */
+  #forget(waiting: Waiting): void {
+    waiting.listener.waiting.delete(waiting);
+    this.#waitingByFd[waiting.fd] = undefined;
+  }
+
+  /** Closes a waiting client (with RST when `abort`), uncounts it and posts its access record. */
+  #endWaiting(waiting: Waiting, abort: boolean, tally: ConnectionTally | undefined): void {
+    const listener = waiting.listener;
+    this.#forget(waiting);
+    (abort ? this.#toAbort : this.#toClose).push(waiting.fd);
+    listener.counters[F.activeConnections]!--;
+    this.#openConnections--;
+    if (tally !== undefined) {
+      const traffic = { connected: false, bytesClientToTarget: 0, bytesTargetToClient: 0 };
+      this.#post({ kind: "record", id: listener.id, record: recordOf(tally, traffic, Date.now()) });
+    }
+    if (listener.drainSeq !== undefined && this.#idle(listener)) {
+      this.#post({ kind: "done", seq: listener.drainSeq, count: 0 });
+      listener.drainSeq = undefined;
+    }
+  }
+
   #refreshTarget(listener: Listener): void {
     if (listener.settings.generation === listener.generation) return;
-    const { generation, target } = listener.settings.read();
+    const { generation, target, forbidden } = listener.settings.read();
     listener.generation = generation;
     listener.target = target;
+    listener.forbidden = forbidden;
+  }
+
+  /**
+   * True while the main thread announced a newer policy than `listener` applied (for at most
+   * {@linkcode POLICY_WAIT_MS}): its clients wait in the accept queue until the message arrives.
+   */
+  #policyBehind(listener: Listener): boolean {
+    if (listener.settings.policyGeneration <= listener.policyGeneration) {
+      listener.policyWaitSinceMs = undefined;
+      return false;
+    }
+    listener.policyWaitSinceMs ??= this.#nowMs;
+    if (this.#nowMs - listener.policyWaitSinceMs > POLICY_WAIT_MS) return false;
+    this.#policyWait = true;
+    return true;
+  }
+
+  /** New clients of `listener` follow `policy`; open connections keep theirs. */
+  #applyPolicy(listener: Listener, policy: TcpListenerPolicy): void {
+    listener.proxyProtocol = policy.proxyProtocol;
+    listener.accessLogShare = policy.accessLogShare;
+    listener.acceptProxy = policy.acceptProxyProtocol;
+    listener.proxyHeaderTimeoutMs = policy.proxyHeaderTimeoutMs;
+    try {
+      listener.admission.apply(policy);
+    } catch (error) {
+      // The main thread validated it; keep the old rules if this one is still refused.
+      this.#post({
+        kind: "log",
+        level: "error",
+        message: "TCP port {port} keeps its source rules: {error}",
+        properties: { port: listener.port, error: errorMessage(error) },
+      });
+    }
+  }
+
+  /**
+   * Admits the client accepted as `fd` from `source` (source rules, limits, target rules); a
+   * refused one is closed before anything is dialled, counted and logged rate-limited. False then.
+   */
+  #admit(listener: Listener, fd: number, source: string): boolean {
+    this.#refreshTarget(listener);
+    const reason = listener.admission.admit(source, listener.forbidden, this.#nowMs);
+    if (reason === undefined) return true;
+    this.#refused(listener, source, reason); // counted before the client can see the close
+    this.#sockets.close(fd);
+    return false;
+  }
+
+  #refused(listener: Listener, source: string, reason: TcpRejectReason): void {
+    listener.counters[R[reason]]!++;
+    this.#warn(
+      listener,
+      "reject",
+      "Refused a TCP connection from {source} on port {port} of {forwarder}: {reason}",
+      {
+        source: source === "" ? decodeSockaddr(this.#layout, this.#peer).hostname : source,
+        reason,
+      },
+    );
   }
 
   /**
@@ -878,11 +1348,22 @@ export class SpliceEngineLoop {
         for (const connection of listener.connections) {
           if (!connection.dialing && nowMs - connection.lastActiveMs >= idleMs) {
             listener.counters[E.IdleTimeout]!++;
+            endWith(connection.tally, "idle_timeout");
             this.#end(connection, false);
           }
         }
       }
       if (listener.connections.size > 0) nextMs = Math.min(nextMs, listener.nextIdleSweepMs);
+    }
+    for (const listener of this.#listeners.values()) {
+      for (const waiting of listener.waiting) {
+        if (nowMs < waiting.header.deadlineMs) {
+          nextMs = Math.min(nextMs, waiting.header.deadlineMs);
+          continue;
+        }
+        const detail = `no complete PROXY header within ${listener.proxyHeaderTimeoutMs} ms`;
+        this.#refuseHeader(waiting, "timeout", detail);
+      }
     }
     this.#nextSweepMs = nextMs;
   }
@@ -898,12 +1379,20 @@ export class SpliceEngineLoop {
    * Aborts every connection left (RST; the main thread counts them as DrainTimeout) and forgets
    * the listener. Returns how many were aborted.
    */
-  #close(listener: Listener): number {
+  #close(listener: Listener, cause: TcpCloseCause): number {
     this.#stopAccepting(listener);
     const drainSeq = listener.drainSeq;
     listener.drainSeq = undefined;
-    const count = listener.connections.size;
-    for (const connection of [...listener.connections]) this.#end(connection, true);
+    const count = listener.connections.size + listener.waiting.size;
+    for (const connection of [...listener.connections]) {
+      endWith(connection.tally, cause);
+      this.#end(connection, true);
+    }
+    for (const waiting of [...listener.waiting]) {
+      const tally = waiting.sampled ? this.#tally(listener, waiting.peer, undefined) : undefined;
+      endWith(tally, cause);
+      this.#endWaiting(waiting, true, tally);
+    }
     if (drainSeq !== undefined) this.#post({ kind: "done", seq: drainSeq, count: 0 });
     this.#listeners.delete(listener.id);
     return count;
@@ -916,7 +1405,7 @@ export class SpliceEngineLoop {
 
   #warn(
     listener: Listener,
-    kind: "accept" | "dial" | "copy",
+    kind: "accept" | "dial" | "copy" | "reject",
     message: string,
     properties: Record<string, unknown>,
   ): void {
@@ -944,6 +1433,8 @@ function direction(
     pipe: undefined,
     parked: undefined,
     pending: 0,
+    uncounted: 0,
+    moved: 0,
     rdhup: false,
     failed: false,
     drainedBatch: -1,
@@ -952,4 +1443,14 @@ function direction(
     bytesField,
     errorType,
   };
+}
+
+/** The end that reading `dir` met: its source closed. */
+function fromEnd(connection: Connection, dir: Direction): TcpEndReason {
+  return dir === connection.up ? "client_closed" : "target_closed";
+}
+
+/** The end that writing `dir` met: its destination closed. */
+function toEnd(connection: Connection, dir: Direction): TcpEndReason {
+  return dir === connection.up ? "target_closed" : "client_closed";
 }

@@ -10,6 +10,7 @@ import { currentLayout } from "../../ffi/layout.ts";
 import { errorMessage } from "../../util/error_message.ts";
 import { engineTarget } from "../udp_batched/batched_forwarder.ts";
 import { ListenerSettings } from "../udp_batched/listener_settings.ts";
+import { OPEN_TCP_POLICY } from "./messages.ts";
 import { SharedTcpCounters } from "./shared_tcp_counters.ts";
 import type { SpliceTcpEngine } from "./splice_engine.ts";
 
@@ -61,6 +62,8 @@ async function roundTrip(engine: SpliceTcpEngine, index: number, echoPort: numbe
     maxConnections: 16,
     counters: counters.block.buffer,
     settings: settings.buffer,
+    connectionsInUse: new SharedArrayBuffer(4),
+    policy: OPEN_TCP_POLICY,
   });
   if (answer.kind !== "listening") {
     throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);

@@ -2,7 +2,10 @@
  * One TCP listener on the splice engine, seen from the main thread: binds the port on every engine
  * thread (SO_REUSEPORT when there are several, so the kernel spreads connections over them),
  * resolves the listen address and the target here (the engine threads get addresses, never names;
- * a target name is looked up again every few seconds and on every update), and relays drains.
+ * a target name is looked up again every few seconds and on every update), and relays drains. The
+ * access policy is checked as the portable engine checks it: the target rules here (a forbidden
+ * target is published as such and reported; new clients are closed), the source ranges and limits
+ * by the engine threads at accept (see `admission.ts`).
  * @module
  */
 
@@ -11,21 +14,28 @@ import type { TcpSpec } from "../../spec.ts";
 import { abortableDelay } from "../../util/abortable_delay.ts";
 import type { RunningForwarder } from "../listener_part.ts";
 import { LogThrottle } from "../log_throttle.ts";
-import { TargetResolver } from "../target_resolver.ts";
+import type { ForwarderPolicyOptions } from "../policy/forwarder_policy.ts";
+import { TargetForbiddenError, TargetPolicy } from "../policy/target_policy.ts";
+import { reportingResolver, type TargetResolver } from "../target_resolver.ts";
 import { engineTarget, listenHostname } from "../udp_batched/batched_forwarder.ts";
 import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
+import { validateTcpPolicy } from "./admission.ts";
+import type { ConnectionRecord, TcpCloseCause, TcpListenerPolicy } from "./messages.ts";
+import { splitForwarderName, type StopCause, writeAccessRecord } from "../access_log.ts";
 import type { SharedTcpCounters } from "./shared_tcp_counters.ts";
 import type { SpliceTcpEngine } from "./splice_engine.ts";
 
 const log = getLogger(["undying-proxy", "tcp"]);
 
+/** Deadline for a client's PROXY header unless the program sets one (as the portable engine's). */
+const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
 /** How often a target name is looked up again. */
 const RERESOLVE_MS = 5000;
 /** Timeouts do not apply through the shared settings (TCP gets them once, at listen). */
 const NO_TIMEOUTS = { readTimeoutMs: 0, writeTimeoutMs: 0 };
 
 /** Options of {@linkcode SpliceTcpForwarder.open}. */
-export interface SpliceTcpForwarderOptions {
+export interface SpliceTcpForwarderOptions extends ForwarderPolicyOptions {
   /** Forwarder name, for logs. */
   readonly name: string;
   /** Shared with the engine threads (one row each). */
@@ -40,6 +50,14 @@ export interface SpliceTcpForwarderOptions {
   readonly maxConnectionsPerThread?: number;
   /** Told how many connections were aborted because the drain grace period ended. */
   readonly onForcedClose?: (count: number) => void;
+  /** Whether connections get access records when the spec does not say. @default false */
+  readonly accessLog?: boolean;
+  /** Share of connections with an access record, 0-1. @default 1 */
+  readonly accessLogSampleRate?: number;
+  /** Whether clients send a PROXY header when the spec does not say. @default false */
+  readonly acceptProxyProtocol?: boolean;
+  /** Deadline for a client's whole PROXY header. @default 5000 */
+  readonly proxyHeaderTimeoutMs?: number;
 }
 
 let lastId = 0;
@@ -57,8 +75,10 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #onForcedClose: ((count: number) => void) | undefined;
   readonly #settings: ListenerSettings;
   readonly #resolveLog = new LogThrottle();
+  readonly #options: SpliceTcpForwarderOptions;
+  #spec: TcpSpec;
   #resolver: TargetResolver;
-  #target: EngineTarget | undefined;
+  #target: EngineTarget | "forbidden" | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopping: Promise<unknown> | undefined;
   #drained: Promise<unknown> | undefined;
@@ -72,12 +92,15 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     engine: SpliceTcpEngine,
     options: SpliceTcpForwarderOptions,
   ): Promise<SpliceTcpForwarder> {
+    const policy = tcpListenerPolicy(options.spec, options);
+    validateTcpPolicy(policy);
     const hostname = await listenHostname(options.listenAddress);
-    const resolver = new TargetResolver(options.spec.targetHost, options.spec.targetPort);
+    const resolver = newResolver(options.spec, options);
     const target = await resolve(resolver, options.name, undefined);
     const id = ++lastId;
     const settings = new ListenerSettings();
     settings.write(target, NO_TIMEOUTS);
+    const connectionsInUse = new SharedArrayBuffer(4);
     let port = options.spec.listenPort;
     const bound: number[] = [];
     try {
@@ -95,6 +118,8 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
           maxConnections: options.maxConnectionsPerThread ?? Infinity,
           counters: options.counters.block.buffer,
           settings: settings.buffer,
+          connectionsInUse,
+          policy,
         });
         if (answer.kind !== "listening") {
           throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
@@ -117,7 +142,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
       id: number;
       port: number;
       resolver: TargetResolver;
-      target: EngineTarget | undefined;
+      target: EngineTarget | "forbidden" | undefined;
       settings: ListenerSettings;
       options: SpliceTcpForwarderOptions;
     },
@@ -128,9 +153,12 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     this.#name = bound.options.name;
     this.#counters = bound.options.counters;
     this.#onForcedClose = bound.options.onForcedClose;
+    this.#options = bound.options;
+    this.#spec = bound.options.spec;
     this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
+    engine.onRecords(this.#id, (record) => this.#writeRecord(record as ConnectionRecord));
     this.released = this.#released.promise;
     this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
@@ -140,17 +168,33 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     return this.#port;
   }
 
-  /** New connections go to the target of `spec` (at once on every thread); live ones keep theirs. */
+  /**
+   * New connections go to the target of `spec` and follow its rules (at once on every thread);
+   * live ones keep theirs.
+   * @throws {RangeError} when a source range or limit is invalid (then nothing changes).
+   */
   update(spec: TcpSpec): void {
-    this.#resolver = new TargetResolver(spec.targetHost, spec.targetPort);
-    const literal = this.#resolver.cached(Date.now());
-    if (literal === undefined) {
+    const old = this.#spec;
+    const policy = tcpListenerPolicy(spec, this.#options);
+    validateTcpPolicy(policy);
+    this.#spec = spec;
+    if (JSON.stringify(policy) !== JSON.stringify(tcpListenerPolicy(old, this.#options))) {
+      const generation = this.#settings.nextPolicy();
+      this.#engine.requestAll({ kind: "policy", id: this.#id, policy, generation }).catch(() => {});
+    }
+    if (old.targetHost === spec.targetHost && old.targetPort === spec.targetPort) return;
+    this.#resolver = newResolver(spec, this.#options);
+    const nowMs = Date.now();
+    const literal = this.#resolver.cached(nowMs);
+    if (literal === undefined && this.#resolver.forbidden(nowMs) === undefined) {
       // Until the lookup answers (milliseconds), the threads keep the old address.
       this.#target = undefined;
       this.#refreshTarget();
       return;
     }
-    this.#target = engineTarget(literal.addr.hostname, literal.addr.port);
+    this.#target = literal === undefined
+      ? "forbidden"
+      : engineTarget(literal.addr.hostname, literal.addr.port);
     this.#settings.write(this.#target, NO_TIMEOUTS);
   }
 
@@ -158,7 +202,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
    * Stops accepting at once (the port is free when `released` resolves), gives live connections up
    * to `graceMs` to finish, then resets the rest. A later call with a shorter grace ends it sooner.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
     this.#stopping ??= this.#engine.requestAll({ kind: "stopAccepting", id: this.#id })
       .catch(() => {}).then(() => this.#released.resolve());
     await this.#stopping;
@@ -168,13 +212,15 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
       await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
       graceOver.abort();
     }
-    this.#closing ??= this.#close(graceMs);
+    this.#closing ??= this.#close(graceMs, cause);
     await this.#closing;
   }
 
-  async #close(graceMs: number): Promise<void> {
+  async #close(graceMs: number, cause: TcpCloseCause): Promise<void> {
     clearInterval(this.#timer);
-    const answers = await this.#engine.requestAll({ kind: "close", id: this.#id }).catch(() => []);
+    const answers = await this.#engine.requestAll({ kind: "close", id: this.#id, cause })
+      .catch(() => []);
+    this.#engine.forgetRecords(this.#id); // a thread's records arrive before its answer
     const forced = answers.reduce(
       (sum, answer) => sum + (answer.kind === "done" ? answer.count : 0),
       0,
@@ -189,10 +235,31 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     }
   }
 
+  /** Writes the access record of a connection an engine thread ended. */
+  #writeRecord(record: ConnectionRecord): void {
+    const { startMs, endMs, reason, detail, ...traffic } = record;
+    const forwarder = this.#name;
+    writeAccessRecord({
+      forwarder,
+      ...splitForwarderName(forwarder),
+      protocol: "tcp",
+      listenPort: this.#port,
+      targetHost: this.#spec.targetHost,
+      targetPort: this.#spec.targetPort,
+      ...traffic,
+      startTime: new Date(startMs).toISOString(),
+      durationMs: endMs - startMs,
+      endReason: reason,
+      ...(detail !== undefined && { endDetail: detail }),
+    });
+  }
+
   #refreshTarget(): void {
     if (this.#stopping !== undefined) return;
     const resolver = this.#resolver;
-    if (resolver.cached(Date.now()) !== undefined && this.#target !== undefined) return;
+    const nowMs = Date.now();
+    const fresh = resolver.cached(nowMs) ?? resolver.forbidden(nowMs);
+    if (fresh !== undefined && this.#target !== undefined) return;
     resolve(resolver, this.#name, this.#resolveLog).then((target) => {
       if (resolver !== this.#resolver || this.#stopping !== undefined) return;
       // A failed lookup keeps the last good address of this name for new connections.
@@ -203,16 +270,58 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
   }
 }
 
-/** The target, or undefined (logged) when its name does not resolve. */
+/**
+ * The spec's source ranges (or the defaults), connection limits, PROXY headers (sent, accepted)
+ * and access records, as the engine threads take them.
+ */
+export function tcpListenerPolicy(
+  spec: TcpSpec,
+  defaults: Pick<
+    SpliceTcpForwarderOptions,
+    | "defaultSourceRanges"
+    | "accessLog"
+    | "accessLogSampleRate"
+    | "acceptProxyProtocol"
+    | "proxyHeaderTimeoutMs"
+  > = {},
+): TcpListenerPolicy {
+  return {
+    sourceRanges: spec.sourceRanges ?? defaults.defaultSourceRanges ?? [],
+    maxConnections: spec.maxConnections,
+    maxConnectionsPerSource: spec.maxConnectionsPerSource,
+    connectionsPerSecondPerSource: spec.connectionsPerSecondPerSource,
+    connectionBurstPerSource: spec.connectionBurstPerSource,
+    proxyProtocol: spec.proxyProtocol,
+    accessLogShare: (spec.accessLog ?? defaults.accessLog ?? false)
+      ? defaults.accessLogSampleRate ?? 1
+      : 0,
+    acceptProxyProtocol: spec.acceptProxyProtocol ?? defaults.acceptProxyProtocol ?? false,
+    proxyHeaderTimeoutMs: defaults.proxyHeaderTimeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS,
+  };
+}
+
+/** A resolver of the spec's target that checks the target rules and reports their verdict. */
+function newResolver(spec: TcpSpec, options: ForwarderPolicyOptions): TargetResolver {
+  return reportingResolver(spec.targetHost, spec.targetPort, {
+    policy: options.policy ?? TargetPolicy.ALLOW_ALL,
+    ...(options.onTarget && { onTarget: options.onTarget }),
+  }).resolver;
+}
+
+/**
+ * The target, `"forbidden"` when the target rules allow none of its addresses, or undefined
+ * (logged) when its name does not resolve.
+ */
 async function resolve(
   resolver: TargetResolver,
   name: string,
   throttle: LogThrottle | undefined,
-): Promise<EngineTarget | undefined> {
+): Promise<EngineTarget | "forbidden" | undefined> {
   try {
     const { addr } = await resolver.resolve();
     return engineTarget(addr.hostname, addr.port);
   } catch (error) {
+    if (error instanceof TargetForbiddenError) return "forbidden";
     const suppressed = throttle === undefined ? 0 : throttle.take();
     if (suppressed !== undefined) {
       log.warn("Cannot resolve the TCP target of {forwarder}: {error}", {

@@ -133,6 +133,34 @@ Deno.test("TcpEngine runs a forwarder with a TCP field the splice engine lacks o
   }
 });
 
+Deno.test("TcpEngine keeps per-source TCP limits on the portable engine only with several threads", async () => {
+  await using echo = startTcpEcho();
+  const spec: TcpSpec = {
+    listenPort: 0,
+    targetHost: "127.0.0.1",
+    targetPort: echo.port,
+    sourceRanges: ["127.0.0.0/8"],
+    maxConnectionsPerSource: 2,
+  };
+  for (const [threads, engineOf] of [[1, SpliceTcpForwarder], [2, TcpForwarder]] as const) {
+    const engine = new TcpEngine({
+      choice: "splice",
+      threads,
+      listenAddress: "127.0.0.1",
+      dialTimeoutMs: 1000,
+      idleTimeoutMs: 0,
+      reusePort: false,
+    });
+    try {
+      const forwarder = await engine.open("a", spec, engine.newCounters());
+      assert.ok(forwarder instanceof engineOf, `${threads} thread(s)`);
+      await forwarder.drain(0);
+    } finally {
+      await engine.close();
+    }
+  }
+});
+
 Deno.test("splice TCP engine out of descriptors: extra clients are refused visibly, the engine lives on", async () => {
   await using echo = startTcpEcho();
   const child = new Deno.Command("sh", {

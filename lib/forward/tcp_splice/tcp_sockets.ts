@@ -34,6 +34,9 @@ export class TcpSockets {
   readonly #intView = new DataView(this.#int.buffer);
   readonly #name = new Uint8Array(new ArrayBuffer(32));
   readonly #nameLength = new Uint8Array(new ArrayBuffer(4));
+  /** accept4's address length (in: room, out: used). */
+  readonly #peerLength = new Uint8Array(new ArrayBuffer(4));
+  readonly #peerLengthView = new DataView(this.#peerLength.buffer);
   readonly #linger: Uint8Array<ArrayBuffer>;
 
   constructor(libc: SpliceLibc, layout: AbiLayout, errno: ErrnoReader) {
@@ -86,16 +89,30 @@ export class TcpSockets {
     return new DataView(this.#name.buffer).getUint16(this.#layout.sockaddr.port, false);
   }
 
-  /** A new non-blocking connection from `listener`, or `-errno` (EAGAIN: none waiting). */
-  accept(listener: number): number {
+  /**
+   * A new non-blocking connection from `listener`, or `-errno` (EAGAIN: none waiting). With `peer`
+   * (room for a `sockaddr_in6`), the client's address is written there.
+   */
+  accept(listener: number, peer: Uint8Array | null = null): number {
     const { constants } = this.#layout;
+    if (peer !== null) this.#peerLengthView.setUint32(0, peer.length, true);
     const fd = this.#libc.accept4(
       listener,
-      null,
-      null,
+      peer,
+      peer === null ? null : this.#peerLength,
       constants.SOCK_NONBLOCK | constants.SOCK_CLOEXEC,
     );
     return fd >= 0 ? fd : -this.#errno.get();
+  }
+
+  /** The local address of `fd` (a `sockaddr_in` or `sockaddr_in6`, copied). */
+  localAddress(fd: number): Uint8Array {
+    const length = new DataView(this.#nameLength.buffer);
+    length.setUint32(0, this.#name.length, true);
+    if (this.#libc.getsockname(fd, this.#name, this.#nameLength) !== 0) {
+      throw new OsError("getsockname", this.#errno.get());
+    }
+    return this.#name.slice(0, Math.min(this.#name.length, length.getUint32(0, true)));
   }
 
   /**
