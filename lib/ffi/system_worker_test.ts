@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { runPermissionProbe } from "../../tests/_support/permission_probe.ts";
 import { SystemWorker, systemWorker } from "./system_worker_client.ts";
 
 Deno.test("system worker: the fd limit, open fds and allow-listed /proc files", async () => {
@@ -40,25 +41,18 @@ Deno.test("system worker: resetTcp() also resets a connection Deno dialed (found
 });
 
 Deno.test("system worker: keeps working after the main thread revoked FFI, which can open no library", async () => {
-  const probe = new URL("../../tests/_support/system_worker_probe.ts", import.meta.url);
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-worker-options",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-net",
-      probe.pathname,
-    ],
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(output.success, new TextDecoder().decode(output.stderr));
-  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  const report = await runPermissionProbe("system_worker_probe.ts") as {
+    revoked: string;
+    dlopen: string;
+    fdLimit?: { soft: number };
+    openFds: number;
+    limitsFile: boolean;
+    reset: boolean;
+    peer: string;
+  };
   assert.equal(report.revoked, "prompt");
   assert.equal(report.dlopen, "NotCapable", "the main thread cannot dlopen after the revoke");
-  assert.ok(report.fdLimit?.soft > 0, JSON.stringify(report));
+  assert.ok((report.fdLimit?.soft ?? 0) > 0, JSON.stringify(report));
   assert.ok(report.openFds > 0, JSON.stringify(report));
   assert.equal(report.limitsFile, true);
   assert.equal(report.reset, true);

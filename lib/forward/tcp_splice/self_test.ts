@@ -8,7 +8,7 @@
 
 import { currentLayout } from "../../ffi/layout.ts";
 import { errorMessage } from "../../util/error_message.ts";
-import { engineTarget } from "../udp_batched/batched_forwarder.ts";
+import { engineTarget } from "../native_target.ts";
 import { ListenerSettings } from "../udp_batched/listener_settings.ts";
 import { OPEN_TCP_POLICY } from "./messages.ts";
 import { SharedTcpCounters } from "./shared_tcp_counters.ts";

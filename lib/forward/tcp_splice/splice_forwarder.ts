@@ -13,15 +13,13 @@ import { getLogger } from "@logtape/logtape";
 import type { TcpSpec } from "../../spec.ts";
 import { abortableDelay } from "../../util/abortable_delay.ts";
 import type { RunningForwarder } from "../listener_part.ts";
-import { LogThrottle } from "../log_throttle.ts";
 import type { ForwarderPolicyOptions } from "../policy/forwarder_policy.ts";
-import { TargetForbiddenError, TargetPolicy } from "../policy/target_policy.ts";
-import { reportingResolver, type TargetResolver } from "../target_resolver.ts";
-import { engineTarget, listenHostname } from "../udp_batched/batched_forwarder.ts";
-import { type EngineTarget, ListenerSettings } from "../udp_batched/listener_settings.ts";
+import { bindEveryThread, writeEngineRecord } from "../native_listener.ts";
+import { listenHostname, NativeTarget } from "../native_target.ts";
+import { ListenerSettings } from "../udp_batched/listener_settings.ts";
 import { validateTcpPolicy } from "./admission.ts";
 import type { ConnectionRecord, TcpCloseCause, TcpListenerPolicy } from "./messages.ts";
-import { splitForwarderName, type StopCause, writeAccessRecord } from "../access_log.ts";
+import type { StopCause } from "../access_log.ts";
 import type { SharedTcpCounters } from "./shared_tcp_counters.ts";
 import type { SpliceTcpEngine } from "./splice_engine.ts";
 
@@ -29,8 +27,6 @@ const log = getLogger(["undying-proxy", "tcp"]);
 
 /** Deadline for a client's PROXY header unless the program sets one (as the portable engine's). */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
-/** How often a target name is looked up again. */
-const RERESOLVE_MS = 5000;
 /** Timeouts do not apply through the shared settings (TCP gets them once, at listen). */
 const NO_TIMEOUTS = { readTimeoutMs: 0, writeTimeoutMs: 0 };
 
@@ -73,13 +69,10 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
   readonly #name: string;
   readonly #counters: SharedTcpCounters;
   readonly #onForcedClose: ((count: number) => void) | undefined;
-  readonly #settings: ListenerSettings;
-  readonly #resolveLog = new LogThrottle();
   readonly #options: SpliceTcpForwarderOptions;
+  readonly #settings: ListenerSettings;
   #spec: TcpSpec;
-  #resolver: TargetResolver;
-  #target: EngineTarget | "forbidden" | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #target: NativeTarget;
   #stopping: Promise<unknown> | undefined;
   #drained: Promise<unknown> | undefined;
   #closing: Promise<void> | undefined;
@@ -95,45 +88,44 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     const policy = tcpListenerPolicy(options.spec, options);
     validateTcpPolicy(policy);
     const hostname = await listenHostname(options.listenAddress);
-    const resolver = newResolver(options.spec, options);
-    const target = await resolve(resolver, options.name, undefined);
-    const id = ++lastId;
     const settings = new ListenerSettings();
-    settings.write(target, NO_TIMEOUTS);
+    const { spec } = options;
+    const target = await NativeTarget.open(spec.targetHost, spec.targetPort, {
+      ...options,
+      protocol: "TCP",
+      publish: (current) => settings.write(current, NO_TIMEOUTS),
+    });
+    settings.write(target.current, NO_TIMEOUTS);
+    const id = ++lastId;
     const connectionsInUse = new SharedArrayBuffer(4);
-    let port = options.spec.listenPort;
-    const bound: number[] = [];
     try {
-      for (let index = 0; index < engine.count; index++) {
-        const answer = await engine.request(index, {
-          kind: "listen",
-          id,
-          name: options.name,
-          hostname,
-          port,
-          reusePort: engine.count > 1,
-          threads: engine.count,
-          dialTimeoutMs: options.dialTimeoutMs,
-          idleTimeoutMs: options.idleTimeoutMs,
-          maxConnections: options.maxConnectionsPerThread ?? Infinity,
-          counters: options.counters.block.buffer,
-          settings: settings.buffer,
-          connectionsInUse,
-          policy,
-        });
-        if (answer.kind !== "listening") {
-          throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
-        }
-        bound.push(index);
-        port = answer.port;
-      }
-    } catch (error) {
-      await Promise.all(
-        bound.map((index) => engine.request(index, { kind: "close", id }).catch(() => {})),
+      const port = await bindEveryThread(
+        engine.count,
+        spec.listenPort,
+        (index, port) =>
+          engine.request(index, {
+            kind: "listen",
+            id,
+            name: options.name,
+            hostname,
+            port,
+            reusePort: engine.count > 1,
+            threads: engine.count,
+            dialTimeoutMs: options.dialTimeoutMs,
+            idleTimeoutMs: options.idleTimeoutMs,
+            maxConnections: options.maxConnectionsPerThread ?? Infinity,
+            counters: options.counters.block.buffer,
+            settings: settings.buffer,
+            connectionsInUse,
+            policy,
+          }),
+        (index) => engine.request(index, { kind: "close", id }),
       );
+      return new SpliceTcpForwarder(engine, { id, port, target, settings, options });
+    } catch (error) {
+      target.stop();
       throw error;
     }
-    return new SpliceTcpForwarder(engine, { id, port, resolver, target, settings, options });
   }
 
   private constructor(
@@ -141,8 +133,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     bound: {
       id: number;
       port: number;
-      resolver: TargetResolver;
-      target: EngineTarget | "forbidden" | undefined;
+      target: NativeTarget;
       settings: ListenerSettings;
       options: SpliceTcpForwarderOptions;
     },
@@ -155,12 +146,10 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
     this.#onForcedClose = bound.options.onForcedClose;
     this.#options = bound.options;
     this.#spec = bound.options.spec;
-    this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
     engine.onRecords(this.#id, (record) => this.#writeRecord(record as ConnectionRecord));
     this.released = this.#released.promise;
-    this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
 
   /** The bound port. */
@@ -182,20 +171,9 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
       const generation = this.#settings.nextPolicy();
       this.#engine.requestAll({ kind: "policy", id: this.#id, policy, generation }).catch(() => {});
     }
-    if (old.targetHost === spec.targetHost && old.targetPort === spec.targetPort) return;
-    this.#resolver = newResolver(spec, this.#options);
-    const nowMs = Date.now();
-    const literal = this.#resolver.cached(nowMs);
-    if (literal === undefined && this.#resolver.forbidden(nowMs) === undefined) {
-      // Until the lookup answers (milliseconds), the threads keep the old address.
-      this.#target = undefined;
-      this.#refreshTarget();
-      return;
+    if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
+      this.#target.retarget(spec.targetHost, spec.targetPort);
     }
-    this.#target = literal === undefined
-      ? "forbidden"
-      : engineTarget(literal.addr.hostname, literal.addr.port);
-    this.#settings.write(this.#target, NO_TIMEOUTS);
   }
 
   /**
@@ -203,6 +181,7 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
    * to `graceMs` to finish, then resets the rest. A later call with a shorter grace ends it sooner.
    */
   async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
+    this.#target.stop();
     this.#stopping ??= this.#engine.requestAll({ kind: "stopAccepting", id: this.#id })
       .catch(() => {}).then(() => this.#released.resolve());
     await this.#stopping;
@@ -217,7 +196,6 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
   }
 
   async #close(graceMs: number, cause: TcpCloseCause): Promise<void> {
-    clearInterval(this.#timer);
     const answers = await this.#engine.requestAll({ kind: "close", id: this.#id, cause })
       .catch(() => []);
     this.#engine.forgetRecords(this.#id); // a thread's records arrive before its answer
@@ -237,36 +215,19 @@ export class SpliceTcpForwarder implements RunningForwarder<TcpSpec> {
 
   /** Writes the access record of a connection an engine thread ended. */
   #writeRecord(record: ConnectionRecord): void {
-    const { startMs, endMs, reason, detail, ...traffic } = record;
-    const forwarder = this.#name;
-    writeAccessRecord({
-      forwarder,
-      ...splitForwarderName(forwarder),
-      protocol: "tcp",
-      listenPort: this.#port,
-      targetHost: this.#spec.targetHost,
-      targetPort: this.#spec.targetPort,
-      ...traffic,
-      startTime: new Date(startMs).toISOString(),
-      durationMs: endMs - startMs,
-      endReason: reason,
-      ...(detail !== undefined && { endDetail: detail }),
-    });
-  }
-
-  #refreshTarget(): void {
-    if (this.#stopping !== undefined) return;
-    const resolver = this.#resolver;
-    const nowMs = Date.now();
-    const fresh = resolver.cached(nowMs) ?? resolver.forbidden(nowMs);
-    if (fresh !== undefined && this.#target !== undefined) return;
-    resolve(resolver, this.#name, this.#resolveLog).then((target) => {
-      if (resolver !== this.#resolver || this.#stopping !== undefined) return;
-      // A failed lookup keeps the last good address of this name for new connections.
-      if (target === undefined && this.#target !== undefined) return;
-      this.#target = target;
-      this.#settings.write(target, NO_TIMEOUTS);
-    });
+    const { reason, detail, ...traffic } = record;
+    writeEngineRecord(
+      {
+        forwarder: this.#name,
+        protocol: "tcp",
+        listenPort: this.#port,
+        targetHost: this.#spec.targetHost,
+        targetPort: this.#spec.targetPort,
+      },
+      traffic,
+      reason,
+      detail,
+    );
   }
 }
 
@@ -298,38 +259,4 @@ export function tcpListenerPolicy(
     acceptProxyProtocol: spec.acceptProxyProtocol ?? defaults.acceptProxyProtocol ?? false,
     proxyHeaderTimeoutMs: defaults.proxyHeaderTimeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS,
   };
-}
-
-/** A resolver of the spec's target that checks the target rules and reports their verdict. */
-function newResolver(spec: TcpSpec, options: ForwarderPolicyOptions): TargetResolver {
-  return reportingResolver(spec.targetHost, spec.targetPort, {
-    policy: options.policy ?? TargetPolicy.ALLOW_ALL,
-    ...(options.onTarget && { onTarget: options.onTarget }),
-  }).resolver;
-}
-
-/**
- * The target, `"forbidden"` when the target rules allow none of its addresses, or undefined
- * (logged) when its name does not resolve.
- */
-async function resolve(
-  resolver: TargetResolver,
-  name: string,
-  throttle: LogThrottle | undefined,
-): Promise<EngineTarget | "forbidden" | undefined> {
-  try {
-    const { addr } = await resolver.resolve();
-    return engineTarget(addr.hostname, addr.port);
-  } catch (error) {
-    if (error instanceof TargetForbiddenError) return "forbidden";
-    const suppressed = throttle === undefined ? 0 : throttle.take();
-    if (suppressed !== undefined) {
-      log.warn("Cannot resolve the TCP target of {forwarder}: {error}", {
-        forwarder: name,
-        error,
-        suppressed,
-      });
-    }
-    return undefined;
-  }
 }

@@ -11,32 +11,19 @@
 
 import type { Budget } from "../budget.ts";
 import { getLogger } from "@logtape/logtape";
-import { lookup } from "node:dns/promises";
-import { currentLayout } from "../../ffi/layout.ts";
-import { encodeSockaddr } from "../../ffi/sockaddr.ts";
-import { ipLiteralFamily, type UdpSpec } from "../../spec.ts";
+import type { UdpSpec } from "../../spec.ts";
 import { abortableDelay } from "../../util/abortable_delay.ts";
 import type { RunningForwarder } from "../listener_part.ts";
-import { LogThrottle } from "../log_throttle.ts";
 import type { ForwarderPolicyOptions } from "../policy/forwarder_policy.ts";
-import { TargetForbiddenError, TargetPolicy } from "../policy/target_policy.ts";
-import { reportingResolver, type TargetResolver } from "../target_resolver.ts";
+import { bindEveryThread, writeEngineRecord } from "../native_listener.ts";
+import { listenHostname, NativeTarget } from "../native_target.ts";
 import type { BatchedUdpEngine } from "./batched_engine.ts";
-import { type EngineTarget, type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
+import { type EngineTimeouts, ListenerSettings } from "./listener_settings.ts";
 import type { CloseCause, ListenerPolicy, SessionRecord } from "./messages.ts";
-import {
-  splitForwarderName,
-  type StopCause,
-  UDP_FAILURE_REASONS,
-  writeAccessRecord,
-} from "../access_log.ts";
+import { type StopCause, UDP_FAILURE_REASONS } from "../access_log.ts";
 import type { SharedUdpCounters } from "./shared_udp_counters.ts";
-import { errorMessage } from "../../util/error_message.ts";
 
 const log = getLogger(["undying-proxy", "udp"]);
-
-/** How often a target name is looked up again. */
-const RERESOLVE_MS = 5000;
 
 /** Options of {@linkcode BatchedUdpForwarder.open}. */
 export interface BatchedUdpForwarderOptions extends ForwarderPolicyOptions {
@@ -73,13 +60,10 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   readonly #port: number;
   readonly #name: string;
   readonly #counters: SharedUdpCounters;
-  readonly #resolveLog = new LogThrottle();
   #spec: UdpSpec;
-  #resolver: TargetResolver;
-  #target: EngineTarget | "forbidden" | undefined;
+  readonly #target: NativeTarget;
   readonly #options: BatchedUdpForwarderOptions;
   readonly #settings: ListenerSettings;
-  #timer: ReturnType<typeof setInterval> | undefined;
   #drained: Promise<unknown> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -92,44 +76,47 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     options: BatchedUdpForwarderOptions,
   ): Promise<BatchedUdpForwarder> {
     const hostname = await listenHostname(options.listenAddress);
-    const resolver = newResolver(options.spec, options);
-    const target = await resolveTarget(resolver, options.name, undefined);
+    const settings = new ListenerSettings();
+    const { spec } = options;
+    let forwarder: BatchedUdpForwarder | undefined;
+    const target = await NativeTarget.open(spec.targetHost, spec.targetPort, {
+      ...options,
+      protocol: "UDP",
+      // Before the forwarder exists, with the spec it opens with.
+      publish: (current) =>
+        settings.write(current, timeoutsOf(forwarder === undefined ? spec : forwarder.#spec)),
+    });
+    settings.write(target.current, timeoutsOf(spec));
     const id = ++lastId;
     const sessionsInUse = new SharedArrayBuffer(4);
-    const settings = new ListenerSettings();
-    settings.write(target, timeoutsOf(options.spec));
-    let port = options.spec.listenPort;
-    const bound: number[] = [];
     try {
-      for (let index = 0; index < engine.count; index++) {
-        const answer = await engine.request(index, {
-          kind: "listen",
-          id,
-          hostname,
-          port,
-          reusePort: engine.count > 1,
-          maxSessions: options.maxSessions,
-          bufferBytes: options.bufferBytes,
-          counters: options.counters.block.buffer,
-          sessionsInUse,
-          settings: settings.buffer,
-          sockets: { max: options.sockets.max, share: options.sockets.share },
-          sessionBytes: { max: options.sessionBytes.max, share: options.sessionBytes.share },
-          policy: listenerPolicy(options.spec, options),
-        });
-        if (answer.kind !== "listening") {
-          throw new Error(answer.kind === "listenFailed" ? answer.message : answer.kind);
-        }
-        bound.push(index);
-        port = answer.port;
-      }
-    } catch (error) {
-      await Promise.all(
-        bound.map((index) => engine.request(index, { kind: "close", id }).catch(() => {})),
+      const port = await bindEveryThread(
+        engine.count,
+        spec.listenPort,
+        (index, port) =>
+          engine.request(index, {
+            kind: "listen",
+            id,
+            hostname,
+            port,
+            reusePort: engine.count > 1,
+            maxSessions: options.maxSessions,
+            bufferBytes: options.bufferBytes,
+            counters: options.counters.block.buffer,
+            sessionsInUse,
+            settings: settings.buffer,
+            sockets: { max: options.sockets.max, share: options.sockets.share },
+            sessionBytes: { max: options.sessionBytes.max, share: options.sessionBytes.share },
+            policy: listenerPolicy(spec, options),
+          }),
+        (index) => engine.request(index, { kind: "close", id }),
       );
+      forwarder = new BatchedUdpForwarder(engine, { id, port, target, settings, options });
+      return forwarder;
+    } catch (error) {
+      target.stop();
       throw error;
     }
-    return new BatchedUdpForwarder(engine, { id, port, resolver, target, settings, options });
   }
 
   private constructor(
@@ -137,8 +124,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     bound: {
       id: number;
       port: number;
-      resolver: TargetResolver;
-      target: EngineTarget | "forbidden" | undefined;
+      target: NativeTarget;
       settings: ListenerSettings;
       options: BatchedUdpForwarderOptions;
     },
@@ -149,13 +135,11 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     this.#name = bound.options.name;
     this.#counters = bound.options.counters;
     this.#spec = bound.options.spec;
-    this.#resolver = bound.resolver;
     this.#target = bound.target;
     this.#settings = bound.settings;
     this.#options = bound.options;
     engine.onRecords(this.#id, (record) => this.#writeRecord(record as SessionRecord));
     this.released = this.#released.promise;
-    this.#timer = setInterval(() => this.#refreshTarget(), RERESOLVE_MS);
   }
 
   /** The bound port. */
@@ -173,22 +157,10 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
     const policy = listenerPolicy(spec, this.#options);
     if (JSON.stringify(policy) !== JSON.stringify(listenerPolicy(old, this.#options))) {
       const generation = this.#settings.nextPolicy();
-      for (let index = 0; index < this.#engine.count; index++) {
-        this.#engine.request(index, { kind: "policy", id: this.#id, policy, generation })
-          .catch(() => {});
-      }
+      this.#engine.requestAll({ kind: "policy", id: this.#id, policy, generation }).catch(() => {});
     }
     if (old.targetHost !== spec.targetHost || old.targetPort !== spec.targetPort) {
-      this.#resolver = newResolver(spec, this.#options);
-      const nowMs = Date.now();
-      const literal = this.#resolver.cached(nowMs);
-      if (literal === undefined && this.#resolver.forbidden(nowMs) === undefined) {
-        this.#refreshTarget();
-        return;
-      }
-      this.#target = literal === undefined
-        ? "forbidden"
-        : engineTarget(literal.addr.hostname, literal.addr.port);
+      this.#target.retarget(spec.targetHost, spec.targetPort);
     }
     this.#publish();
   }
@@ -198,12 +170,7 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
    * passes; then every thread closes the socket. A later call with a shorter grace ends it sooner.
    */
   async drain(graceMs: number, cause: StopCause = "drained"): Promise<void> {
-    this.#drained ??= Promise.all(
-      Array.from(
-        { length: this.#engine.count },
-        (_, index) => this.#engine.request(index, { kind: "drain", id: this.#id }).catch(() => {}),
-      ),
-    );
+    this.#drained ??= this.#everyThread({ kind: "drain", id: this.#id });
     if (this.#closing === undefined) {
       const graceOver = new AbortController();
       await Promise.race([this.#drained, abortableDelay(graceMs, graceOver.signal)]);
@@ -227,66 +194,42 @@ export class BatchedUdpForwarder implements RunningForwarder<UdpSpec> {
   }
 
   async #close(cause: CloseCause): Promise<void> {
-    clearInterval(this.#timer);
-    await Promise.all(
-      Array.from(
-        { length: this.#engine.count },
-        (_, index) =>
-          this.#engine.request(index, { kind: "close", id: this.#id, cause }).catch(() => {}),
-      ),
-    );
+    this.#target.stop();
+    await this.#everyThread({ kind: "close", id: this.#id, cause });
     this.#engine.forgetRecords(this.#id); // a thread's records arrive before its answer
     this.#released.resolve();
   }
 
+  /** Sends `request` to every thread and waits for every answer (a broken thread's failure too). */
+  #everyThread(request: Parameters<BatchedUdpEngine["requestAll"]>[0]): Promise<unknown> {
+    return Promise.all(
+      Array.from(
+        { length: this.#engine.count },
+        (_, index) => this.#engine.request(index, request).catch(() => {}),
+      ),
+    );
+  }
+
   /** Writes the access record of a session an engine thread ended. */
   #writeRecord(record: SessionRecord): void {
-    const { errorType, detail, startMs, endMs, reason, ...traffic } = record;
-    const forwarder = this.#name;
-    writeAccessRecord({
-      forwarder,
-      ...splitForwarderName(forwarder),
-      protocol: "udp",
-      listenPort: this.#port,
-      targetHost: this.#spec.targetHost,
-      targetPort: this.#spec.targetPort,
-      ...traffic,
-      startTime: new Date(startMs).toISOString(),
-      durationMs: endMs - startMs,
-      endReason: reason ?? (errorType && UDP_FAILURE_REASONS[errorType]) ?? "error",
-      ...(errorType !== undefined && { endDetail: `${errorType}: ${detail ?? ""}` }),
-    });
+    const { errorType, detail, reason, ...traffic } = record;
+    writeEngineRecord(
+      {
+        forwarder: this.#name,
+        protocol: "udp",
+        listenPort: this.#port,
+        targetHost: this.#spec.targetHost,
+        targetPort: this.#spec.targetPort,
+      },
+      traffic,
+      reason ?? (errorType && UDP_FAILURE_REASONS[errorType]) ?? "error",
+      errorType === undefined ? undefined : `${errorType}: ${detail ?? ""}`,
+    );
   }
 
-  #refreshTarget(): void {
-    if (this.#closing !== undefined) return;
-    const resolver = this.#resolver;
-    const nowMs = Date.now();
-    const fresh = resolver.cached(nowMs) ?? resolver.forbidden(nowMs);
-    if (fresh !== undefined && this.#target !== undefined) return;
-    resolveTarget(resolver, this.#name, this.#resolveLog).then((target) => {
-      if (resolver !== this.#resolver || this.#closing !== undefined) return;
-      // A failed lookup keeps the last good address for new sessions.
-      if (target === undefined && this.#target !== undefined) return;
-      this.#target = target;
-      this.#publish();
-    });
-  }
-
+  /** Publishes the target and the timeouts to the engine threads. */
   #publish(): void {
-    this.#settings.write(this.#target, timeoutsOf(this.#spec));
-  }
-}
-
-/** The IP literal to bind: `address` itself, or what its name resolves to (also for TCP). */
-export async function listenHostname(address: string): Promise<string> {
-  if (ipLiteralFamily(address) !== 0) return address;
-  try {
-    return (await lookup(address)).address;
-  } catch (error) {
-    // The message the portable engine's lookup errors carry, so both count ResolveListenAddress.
-    const reason = errorMessage(error);
-    throw new Error(`failed to lookup address information: ${reason}`);
+    this.#settings.write(this.#target.current, timeoutsOf(this.#spec));
   }
 }
 
@@ -309,50 +252,6 @@ export function listenerPolicy(
     accessLogShare: (spec.accessLog ?? defaults.accessLog ?? false)
       ? defaults.accessLogSampleRate ?? 1
       : 0,
-  };
-}
-
-/** A resolver of the spec's target that checks the target policy and reports its verdict. */
-function newResolver(spec: UdpSpec, options: ForwarderPolicyOptions): TargetResolver {
-  return reportingResolver(spec.targetHost, spec.targetPort, {
-    policy: options.policy ?? TargetPolicy.ALLOW_ALL,
-    ...(options.onTarget && { onTarget: options.onTarget }),
-  }).resolver;
-}
-
-/**
- * The target as the engine threads take it, `"forbidden"` when the target policy allows none of
- * its addresses, or undefined (logged) when its name does not resolve.
- */
-async function resolveTarget(
-  resolver: TargetResolver,
-  name: string,
-  throttle: LogThrottle | undefined,
-): Promise<EngineTarget | "forbidden" | undefined> {
-  try {
-    const { addr } = await resolver.resolve();
-    return engineTarget(addr.hostname, addr.port);
-  } catch (error) {
-    if (error instanceof TargetForbiddenError) return "forbidden";
-    const suppressed = throttle === undefined ? 0 : throttle.take();
-    if (suppressed !== undefined) {
-      log.warn("Cannot resolve the UDP target of {forwarder}: {error}", {
-        forwarder: name,
-        error,
-        suppressed,
-      });
-    }
-    return undefined;
-  }
-}
-
-/** `hostname:port` (an IP literal) as the engine threads take it. */
-export function engineTarget(hostname: string, port: number): EngineTarget {
-  const layout = currentLayout();
-  if (layout === undefined) throw new Error("Native engines need Linux on x86-64/aarch64");
-  return {
-    sockaddr: encodeSockaddr(layout, hostname, port),
-    family: hostname.includes(":") ? 6 : 4,
   };
 }
 
