@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import {
   directPeer,
   haproxyPeer,
+  nginxHalfClosePeer,
   nginxPeer,
   type Peer,
   type PeerContext,
@@ -197,6 +198,7 @@ async function main(): Promise<void> {
     undyingPeer(undying, SCALE_WORKERS, "portable"),
     undyingPeer(undying, 1, "portable", { accessLog: true }),
     nginxPeer,
+    nginxHalfClosePeer,
     haproxyPeer,
     socatPeer,
   ];

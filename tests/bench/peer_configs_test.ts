@@ -31,6 +31,12 @@ Deno.test("renderNginxConfig() forwards each port on loopback with one worker an
   assert.equal(config.split("{").length, config.split("}").length, "balanced braces");
 });
 
+Deno.test("renderNginxConfig() keeps half-closed connections open only when asked", () => {
+  assert.doesNotMatch(renderNginxConfig(PORTS, "/tmp/x", "/mod/stream.so"), /proxy_half_close/);
+  const config = renderNginxConfig(PORTS, "/tmp/x", "/mod/stream.so", { halfClose: true });
+  assert.match(config, /^\s+proxy_half_close on;$/m);
+});
+
 Deno.test("renderHaproxyConfig() has one thread, TCP mode and only the TCP forwards", () => {
   const config = renderHaproxyConfig(PORTS, 1234);
   assert.match(config, /^\s+nbthread 1$/m);

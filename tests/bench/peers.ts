@@ -327,29 +327,42 @@ export const directPeer: Peer = {
   },
 };
 
-/** nginx stream module, one worker. */
-export const nginxPeer: Peer = {
-  name: "nginx",
-  udp: true,
-  describe: "nginx stream, 1 worker, proxy_buffer_size 64k",
-  async start(ctx) {
-    const listen = allocateListen();
-    const dir = `${ctx.workDir}/nginx`;
-    await Deno.mkdir(dir, { recursive: true });
-    const ports: PeerPorts = { listen, target: ctx.targets };
-    await Deno.writeTextFile(
-      `${dir}/nginx.conf`,
-      renderNginxConfig(ports, dir, ctx.tools.nginxStreamModule),
-    );
-    const args = ["-p", dir, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`];
-    return startProcesses(
-      ctx,
-      listen,
-      true,
-      () => [ctx.group.spawn("nginx", ctx.tools.nginx, args)],
-    );
-  },
-};
+/** nginx stream module, one worker (`halfClose`: `proxy_half_close on`). */
+function nginx(name: string, halfClose: boolean): Peer {
+  return {
+    name,
+    udp: !halfClose,
+    describe: `nginx stream, 1 worker, proxy_buffer_size 64k${
+      halfClose ? ", proxy_half_close on" : ""
+    }`,
+    async start(ctx) {
+      const listen = allocateListen();
+      const dir = `${ctx.workDir}/${name}`;
+      await Deno.mkdir(dir, { recursive: true });
+      const ports: PeerPorts = { listen, target: ctx.targets };
+      await Deno.writeTextFile(
+        `${dir}/nginx.conf`,
+        renderNginxConfig(ports, dir, ctx.tools.nginxStreamModule, { halfClose }),
+      );
+      const args = ["-p", dir, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`];
+      return startProcesses(
+        ctx,
+        listen,
+        true,
+        () => [ctx.group.spawn("nginx", ctx.tools.nginx, args)],
+      );
+    },
+  };
+}
+
+/** nginx stream module, one worker: the reference every ratio is taken against. */
+export const nginxPeer: Peer = nginx("nginx", false);
+
+/**
+ * nginx with `proxy_half_close on` (TCP only): keeps a half-closed connection open as UnDyingProxy
+ * does, which costs it a wake-up per connection too; the like-for-like latency comparison.
+ */
+export const nginxHalfClosePeer: Peer = nginx("nginx-half-close", true);
 
 /** haproxy in TCP mode, one thread. */
 export const haproxyPeer: Peer = {
