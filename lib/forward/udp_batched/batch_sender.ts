@@ -37,11 +37,6 @@ export class BatchSender {
     this.#runs = kernelSegments(libc, layout, sockets) ? new SegmentedBatch(layout) : undefined;
   }
 
-  /** Whether sends may be segmented on this kernel. */
-  get segments(): boolean {
-    return this.#runs !== undefined;
-  }
-
   /**
    * Sends datagrams `[first, end)` of `batch` (byte counts in `lengths`) on `fd`: `owners` is the
    * connected socket's destination, or per datagram the destination its address names. Returns how

@@ -22,7 +22,7 @@ import { BATCH, type DatagramBatch } from "./datagram_batch.ts";
 import type { EngineLibc, UdpSockets } from "./udp_sockets.ts";
 
 /** Datagrams per run (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels, 128 on newer). */
-export const MAX_SEGMENTS = 64;
+const MAX_SEGMENTS = 64;
 /** Bytes per run: the payload of one IPv4 packet, the kernel's limit for a segmented send. */
 export const MAX_RUN_BYTES = MAX_UDP_PAYLOAD_BYTES_IPV4;
 
