@@ -80,9 +80,6 @@ const MAX_EVENTS = 256;
 const IDLE_POLL_MS = 1000;
 /** The loop yields to the event loop at least this often (a safety net for a lost doorbell). */
 const SAFETY_YIELD_MS = 1000;
-/** Room for one doorbell datagram (they carry no data); `size_t` is a BigInt in Deno's FFI. */
-const DOORBELL_BYTES = 16;
-const DOORBELL_BYTES_T = BigInt(DOORBELL_BYTES);
 /** How often idle connections are checked (at most). */
 const SWEEP_MS = 10;
 /**
@@ -250,7 +247,6 @@ export class SpliceEngineLoop {
   readonly #post: (message: TcpAnswer | EngineNotice) => void;
   readonly #epoll: number;
   readonly #doorbell: number;
-  readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
   /** The address of the client accepted last. */
   readonly #peer = new Uint8Array(new ArrayBuffer(PEER_BYTES));
   /** A listener waits for a policy message: yield to the event loop after this batch. */
@@ -390,7 +386,8 @@ export class SpliceEngineLoop {
         if (connection !== undefined) {
           this.#onEvent(connection, fd, events.view.getUint32(at + eventsAt, true));
         } else if (fd === this.#doorbell) {
-          rang = this.#drainDoorbell();
+          this.#sockets.drainDoorbell(this.#doorbell);
+          rang = true;
         } else {
           const waiting = this.#waitingByFd[fd];
           if (waiting !== undefined) {
@@ -417,15 +414,6 @@ export class SpliceEngineLoop {
     if (this.#reserve !== undefined) this.#closePipe(this.#reserve);
     this.#sockets.close(this.#doorbell);
     this.#sockets.close(this.#epoll);
-  }
-
-  /** Reads every pending doorbell datagram; true. */
-  #drainDoorbell(): boolean {
-    const { MSG_DONTWAIT } = this.#layout.constants;
-    while (
-      this.#libc.recv(this.#doorbell, this.#doorbellBuffer, DOORBELL_BYTES_T, MSG_DONTWAIT) >= 0
-    );
-    return true;
   }
 
   #listen(message: Extract<TcpRequest, { kind: "listen" }>): void {

@@ -11,6 +11,7 @@ import { Errno, type ErrnoReader, OsError } from "../../ffi/errno.ts";
 import type { AbiLayout } from "../../ffi/layout.ts";
 import type { SOCKET_SYMBOLS, TCP_SYMBOLS } from "../../ffi/libc.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
+import { SocketCalls } from "../../ffi/socket_calls.ts";
 
 /** What the engine opens libc with. */
 export type SpliceLibc = Deno.DynamicLibrary<typeof SOCKET_SYMBOLS & typeof TCP_SYMBOLS>;
@@ -25,24 +26,21 @@ export interface Pipe {
 }
 
 /** Socket and pipe calls of one engine thread. */
-export class TcpSockets {
+export class TcpSockets extends SocketCalls {
   readonly #libc: SpliceLibc["symbols"];
-  readonly #layout: AbiLayout;
-  readonly #errno: ErrnoReader;
-  /** Scratch for option values, getsockname and pipe2 (allocated once). */
+  /** Scratch for getsockopt and pipe2 (allocated once). */
   readonly #int = new Uint8Array(new ArrayBuffer(8));
   readonly #intView = new DataView(this.#int.buffer);
-  readonly #name = new Uint8Array(new ArrayBuffer(32));
-  readonly #nameLength = new Uint8Array(new ArrayBuffer(4));
+  /** getsockopt's value length (in: room, out: used). */
+  readonly #optionLength = new Uint8Array(new ArrayBuffer(4));
   /** accept4's address length (in: room, out: used). */
   readonly #peerLength = new Uint8Array(new ArrayBuffer(4));
   readonly #peerLengthView = new DataView(this.#peerLength.buffer);
   readonly #linger: Uint8Array<ArrayBuffer>;
 
   constructor(libc: SpliceLibc, layout: AbiLayout, errno: ErrnoReader) {
+    super(libc, layout, errno);
     this.#libc = libc.symbols;
-    this.#layout = layout;
-    this.#errno = errno;
     // struct linger { l_onoff = 1, l_linger = 0 }: close() sends RST.
     this.#linger = new Uint8Array(new ArrayBuffer(layout.tcp.lingerSize));
     new DataView(this.#linger.buffer).setInt32(0, 1, true);
@@ -53,40 +51,7 @@ export class TcpSockets {
    * "0.0.0.0" when the host has no IPv6).
    */
   listen(hostname: string, port: number, reusePort: boolean): number {
-    try {
-      return this.#listen(hostname, port, reusePort);
-    } catch (error) {
-      if (hostname !== "::" || !(error instanceof OsError) || error.errno !== Errno.EAFNOSUPPORT) {
-        throw error;
-      }
-      return this.#listen("0.0.0.0", port, reusePort);
-    }
-  }
-
-  /**
-   * A non-blocking UDP socket on 127.0.0.1 (port chosen by the kernel): the doorbell the main
-   * thread rings to wake `epoll_wait`.
-   */
-  doorbell(): number {
-    const { constants } = this.#layout;
-    const fd = this.#libc.socket(
-      constants.AF_INET,
-      constants.SOCK_DGRAM | constants.SOCK_NONBLOCK | constants.SOCK_CLOEXEC,
-      0,
-    );
-    if (fd < 0) throw new OsError("socket", this.#errno.get());
-    const address = encodeSockaddr(this.#layout, "127.0.0.1", 0);
-    if (this.#libc.bind(fd, address, address.length) !== 0) this.#failWith(fd, "bind");
-    return fd;
-  }
-
-  /** The port `fd` is bound to. */
-  port(fd: number): number {
-    new DataView(this.#nameLength.buffer).setUint32(0, this.#name.length, true);
-    if (this.#libc.getsockname(fd, this.#name, this.#nameLength) !== 0) {
-      throw new OsError("getsockname", this.#errno.get());
-    }
-    return new DataView(this.#name.buffer).getUint16(this.#layout.sockaddr.port, false);
+    return this.dualStack(hostname, (address) => this.#listen(address, port, reusePort));
   }
 
   /**
@@ -94,7 +59,7 @@ export class TcpSockets {
    * (room for a `sockaddr_in6`), the client's address is written there.
    */
   accept(listener: number, peer: Uint8Array | null = null): number {
-    const { constants } = this.#layout;
+    const { constants } = this.layout;
     if (peer !== null) this.#peerLengthView.setUint32(0, peer.length, true);
     const fd = this.#libc.accept4(
       listener,
@@ -102,17 +67,7 @@ export class TcpSockets {
       peer === null ? null : this.#peerLength,
       constants.SOCK_NONBLOCK | constants.SOCK_CLOEXEC,
     );
-    return fd >= 0 ? fd : -this.#errno.get();
-  }
-
-  /** The local address of `fd` (a `sockaddr_in` or `sockaddr_in6`, copied). */
-  localAddress(fd: number): Uint8Array {
-    const length = new DataView(this.#nameLength.buffer);
-    length.setUint32(0, this.#name.length, true);
-    if (this.#libc.getsockname(fd, this.#name, this.#nameLength) !== 0) {
-      throw new OsError("getsockname", this.#errno.get());
-    }
-    return this.#name.slice(0, Math.min(this.#name.length, length.getUint32(0, true)));
+    return fd >= 0 ? fd : -this.errno.get();
   }
 
   /**
@@ -120,10 +75,10 @@ export class TcpSockets {
    * `connected` is false while the connect is in progress (EPOLLOUT tells when it ends).
    */
   connect(target: Uint8Array, family: 4 | 6): { fd: number; connected: boolean } {
-    const fd = this.#socket(family);
+    const fd = this.socket(family, this.layout.tcp.SOCK_STREAM);
     this.#noDelay(fd);
     if (this.#libc.connect(fd, target, target.length) === 0) return { fd, connected: true };
-    const errno = this.#errno.get();
+    const errno = this.errno.get();
     if (errno === Errno.EINPROGRESS) return { fd, connected: false };
     this.#libc.close(fd);
     throw new OsError("connect", errno);
@@ -131,33 +86,39 @@ export class TcpSockets {
 
   /** The pending error of `fd` (SO_ERROR: 0 once a connect succeeded). */
   socketError(fd: number): number {
-    const { constants, tcp } = this.#layout;
+    const { constants, tcp } = this.layout;
     this.#intView.setInt32(0, 0, true);
-    new DataView(this.#nameLength.buffer).setUint32(0, 4, true);
+    new DataView(this.#optionLength.buffer).setUint32(0, 4, true);
     if (
-      this.#libc.getsockopt(fd, constants.SOL_SOCKET, tcp.SO_ERROR, this.#int, this.#nameLength) !==
+      this.#libc.getsockopt(
+        fd,
+        constants.SOL_SOCKET,
+        tcp.SO_ERROR,
+        this.#int,
+        this.#optionLength,
+      ) !==
         0
     ) {
-      return this.#errno.get();
+      return this.errno.get();
     }
     return this.#intView.getInt32(0, true);
   }
 
   /** Small writes go out at once, as on the portable engine (best effort). */
   #noDelay(fd: number): void {
-    const { tcp } = this.#layout;
+    const { tcp } = this.layout;
     this.#intView.setInt32(0, 1, true);
     this.#libc.setsockopt(fd, tcp.IPPROTO_TCP, tcp.TCP_NODELAY, this.#int, 4);
   }
 
   /** Sends FIN (the other direction stays open); errors ignored (the peer may be gone). */
   shutdownWrite(fd: number): void {
-    this.#libc.shutdown(fd, this.#layout.tcp.SHUT_WR);
+    this.#libc.shutdown(fd, this.layout.tcp.SHUT_WR);
   }
 
   /** Closes `fd` with a reset (SO_LINGER 0): the peer sees an abort, never a clean end. */
   abort(fd: number): void {
-    const { constants, tcp } = this.#layout;
+    const { constants, tcp } = this.layout;
     this.#libc.setsockopt(fd, constants.SOL_SOCKET, tcp.SO_LINGER, this.#linger, tcp.lingerSize);
     this.#libc.close(fd);
   }
@@ -165,15 +126,10 @@ export class TcpSockets {
   /** The soft limit of open descriptors of the process (RLIMIT_NOFILE), or Infinity if unknown. */
   fileLimit(): number {
     const limit = new Uint8Array(new ArrayBuffer(16)); // struct rlimit: two 64-bit numbers
-    if (this.#libc.getrlimit(this.#layout.tcp.RLIMIT_NOFILE, limit) !== 0) return Infinity;
+    if (this.#libc.getrlimit(this.layout.tcp.RLIMIT_NOFILE, limit) !== 0) return Infinity;
     const view = new DataView(limit.buffer);
     const soft = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
     return soft >= 2 ** 53 ? Infinity : soft;
-  }
-
-  /** Closes `fd` (errors ignored: the descriptor is gone either way). */
-  close(fd: number): void {
-    this.#libc.close(fd);
   }
 
   /**
@@ -181,9 +137,9 @@ export class TcpSockets {
    * pipe-user-pages-soft); `resized` false means it kept the default (64 KiB).
    */
   pipe(bytes: number): { pipe: Pipe; resized: boolean } {
-    const { tcp } = this.#layout;
+    const { tcp } = this.layout;
     if (this.#libc.pipe2(this.#int, tcp.O_NONBLOCK | tcp.O_CLOEXEC) !== 0) {
-      throw new OsError("pipe2", this.#errno.get());
+      throw new OsError("pipe2", this.errno.get());
     }
     const pipe = { read: this.#intView.getInt32(0, true), write: this.#intView.getInt32(4, true) };
     const resized = this.#libc.fcntl(pipe.write, tcp.F_SETPIPE_SZ, bytes) >= 0;
@@ -191,45 +147,20 @@ export class TcpSockets {
   }
 
   #listen(hostname: string, port: number, reusePort: boolean): number {
-    const { constants, tcp } = this.#layout;
-    const address = encodeSockaddr(this.#layout, hostname, port);
-    const family = address.length === this.#layout.sockaddr.in4Size ? 4 : 6;
-    const fd = this.#socket(family);
+    const { constants, tcp } = this.layout;
+    const address = encodeSockaddr(this.layout, hostname, port);
+    const family = address.length === this.layout.sockaddr.in4Size ? 4 : 6;
+    const fd = this.socket(family, this.layout.tcp.SOCK_STREAM);
     if (family === 6 && hostname === "::") {
-      this.#setInt(fd, constants.IPPROTO_IPV6, constants.IPV6_V6ONLY, 0);
+      this.setInt(fd, constants.IPPROTO_IPV6, constants.IPV6_V6ONLY, 0);
     }
     // As Deno.listen: a port in TIME_WAIT can be bound again at once.
-    this.#setInt(fd, constants.SOL_SOCKET, tcp.SO_REUSEADDR, 1);
-    if (reusePort) this.#setInt(fd, constants.SOL_SOCKET, constants.SO_REUSEPORT, 1);
+    this.setInt(fd, constants.SOL_SOCKET, tcp.SO_REUSEADDR, 1);
+    if (reusePort) this.setInt(fd, constants.SOL_SOCKET, constants.SO_REUSEPORT, 1);
     // Accepted sockets inherit TCP_NODELAY: one setsockopt per listener, not per connection.
-    this.#setInt(fd, tcp.IPPROTO_TCP, tcp.TCP_NODELAY, 1);
-    if (this.#libc.bind(fd, address, address.length) !== 0) this.#failWith(fd, "bind");
-    if (this.#libc.listen(fd, BACKLOG) !== 0) this.#failWith(fd, "listen");
+    this.setInt(fd, tcp.IPPROTO_TCP, tcp.TCP_NODELAY, 1);
+    if (this.#libc.bind(fd, address, address.length) !== 0) this.failWith(fd, "bind");
+    if (this.#libc.listen(fd, BACKLOG) !== 0) this.failWith(fd, "listen");
     return fd;
-  }
-
-  #socket(family: 4 | 6): number {
-    const { constants, tcp } = this.#layout;
-    const fd = this.#libc.socket(
-      family === 4 ? constants.AF_INET : constants.AF_INET6,
-      tcp.SOCK_STREAM | constants.SOCK_NONBLOCK | constants.SOCK_CLOEXEC,
-      0,
-    );
-    if (fd < 0) throw new OsError("socket", this.#errno.get());
-    return fd;
-  }
-
-  #setInt(fd: number, level: number, option: number, value: number): void {
-    this.#intView.setInt32(0, value, true);
-    if (this.#libc.setsockopt(fd, level, option, this.#int, 4) !== 0) {
-      this.#failWith(fd, "setsockopt");
-    }
-  }
-
-  /** Throws the current errno for `call` after closing `fd`. */
-  #failWith(fd: number, call: string): never {
-    const errno = this.#errno.get();
-    this.#libc.close(fd);
-    throw new OsError(call, errno);
   }
 }

@@ -56,9 +56,6 @@ const MAX_EVENTS = 256;
  * doorbell datagram were lost. Messages and stop requests ring the doorbell, waking the wait at once.
  */
 const IDLE_POLL_MS = 1000;
-/** Room for one doorbell datagram (they carry no data); `size_t` is a BigInt in Deno's FFI. */
-const DOORBELL_BYTES = 16;
-const DOORBELL_BYTES_T = BigInt(DOORBELL_BYTES);
 /**
  * A busy loop yields to the event loop at least this often (a safety net: it yields at once when
  * the main thread posted a message, and whenever a poll times out).
@@ -185,7 +182,6 @@ export class EngineLoop {
   #nextSweepMs = 0;
   /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
   readonly #doorbell: number;
-  readonly #doorbellBuffer = new Uint8Array(new ArrayBuffer(DOORBELL_BYTES));
   /** The doorbell's port, for the main thread. */
   readonly doorbellPort: number;
 
@@ -217,7 +213,7 @@ export class EngineLoop {
     this.#fromTargets = new DatagramBatch(layout, { withNames: false, slots: true });
     this.#toClients = new DatagramBatch(layout, { withNames: true, slots: false });
     this.#sender = new BatchSender(this.#libc, layout, this.#errno, this.#sockets);
-    this.#doorbell = this.#sockets.listen("127.0.0.1", 0, false);
+    this.#doorbell = this.#sockets.doorbell();
     this.doorbellPort = this.#sockets.port(this.#doorbell);
     this.#watch(this.#doorbell);
   }
@@ -284,7 +280,7 @@ export class EngineLoop {
           }
           const session = this.#sessionsByFd[fd];
           if (session !== undefined) this.#receiveFromTarget(session, nowMs);
-          else if (fd === this.#doorbell) this.#drainDoorbell();
+          else if (fd === this.#doorbell) this.#sockets.drainDoorbell(this.#doorbell);
         }
         this.#flushToClients(nowMs);
         if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
@@ -298,14 +294,6 @@ export class EngineLoop {
       this.#sockets.close(this.#doorbell);
       this.#sockets.close(this.#epoll);
     }
-  }
-
-  /** Reads every pending doorbell datagram (the messages they announce are taken by `run`). */
-  #drainDoorbell(): void {
-    const { MSG_DONTWAIT } = this.#layout.constants;
-    while (
-      this.#libc.recv(this.#doorbell, this.#doorbellBuffer, DOORBELL_BYTES_T, MSG_DONTWAIT) >= 0
-    );
   }
 
   /**
