@@ -182,7 +182,8 @@ export function patternBytes(length: number, seed = 1): Uint8Array {
   return bytes;
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+/** The bytes of `chunks`, one after the other. */
+export function concat(chunks: Uint8Array[]): Uint8Array {
   const result = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
   let offset = 0;
   for (const chunk of chunks) {

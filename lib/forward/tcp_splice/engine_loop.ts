@@ -93,6 +93,17 @@ export const COPY_BYTES = 16 * 1024;
  * this many such buffers per thread; the client's bytes stay in its socket otherwise.
  */
 const EARLY_SENDS_WHILE_DIALING = 64;
+/**
+ * A poll that returned fewer events accepts one client per ready listening socket: more rarely
+ * wait then, and the accept4 that would find the queue empty is spared (level-triggered, a client
+ * left waiting is reported again by the next poll).
+ */
+const FEW_EVENTS = 4;
+/**
+ * Polls without waiting after a batch that brought new clients or data together with peers' ends,
+ * before the ends are handled (each while the previous poll still brought new work).
+ */
+const REPOLLS = 2;
 /** Connections accepted per ready listening socket per poll, so one port cannot starve others. */
 const ACCEPTS_PER_EVENT = 64;
 /** Splices per direction per event before other connections get their turn. */
@@ -249,6 +260,8 @@ export class SpliceEngineLoop {
   readonly #doorbell: number;
   /** The address of the client accepted last. */
   readonly #peer = new Uint8Array(new ArrayBuffer(PEER_BYTES));
+  /** The doorbell rang in this round of polls: yield to the event loop to take the message. */
+  #rang = false;
   /** A listener waits for a policy message: yield to the event loop after this batch. */
   #policyWait = false;
   /** The doorbell's port, for the main thread. */
@@ -265,6 +278,8 @@ export class SpliceEngineLoop {
   /** Sockets to close (true: with RST) after the current batch of events. */
   readonly #toClose: number[] = [];
   readonly #toAbort: number[] = [];
+  /** Events of this batch that report a peer's end (pairs of fd and events), handled last. */
+  readonly #ending: number[] = [];
   /** Connections and directions (pairs) whose turn ended before their source was drained. */
   #unfinished: (Connection | Direction)[] = [];
   /** The other list of {@linkcode #unfinished}'s pair (empty; swapped to avoid allocations). */
@@ -279,6 +294,8 @@ export class SpliceEngineLoop {
   /** Counts polls: a direction drained in this batch ignores the batch's older events. */
   #batch = 0;
   readonly #connectionEvents: number;
+  /** Events that report a peer's FIN, a reset or an error. */
+  readonly #endingEvents: number;
   readonly #spliceFlags: number;
   readonly #sendFlags: number;
 
@@ -311,6 +328,7 @@ export class SpliceEngineLoop {
     const { constants, tcp } = layout;
     this.#connectionEvents = (constants.EPOLLIN | tcp.EPOLLOUT | tcp.EPOLLRDHUP | tcp.EPOLLET) >>>
       0;
+    this.#endingEvents = tcp.EPOLLRDHUP | tcp.EPOLLERR | tcp.EPOLLHUP;
     this.#spliceFlags = tcp.SPLICE_F_MOVE | tcp.SPLICE_F_NONBLOCK;
     this.#sendFlags = tcp.MSG_NOSIGNAL | constants.MSG_DONTWAIT;
     this.#reserve = this.#sockets.pipe(4096).pipe;
@@ -358,51 +376,27 @@ export class SpliceEngineLoop {
 
   /** Runs until the stop flag is set; then closes every socket. */
   async run(): Promise<void> {
-    const { size, events: eventsAt, data } = this.#layout.epollEvent;
-    const events = this.#events;
     let lastYieldMs = Date.now();
     while (!this.#control.stopRequested) {
       const waitMs = this.#unfinished.length > 0
         ? 0
         : Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - this.#nowMs));
-      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
-      this.#nowMs = Date.now();
-      if (count < 0 && this.#errno.get() !== Errno.EINTR) {
-        throw new OsError("epoll_wait", this.#errno.get());
+      const count = this.#poll(waitMs);
+      this.#rang = false;
+      let urgent = this.#handleEvents(count);
+      // New clients or data came with ends: what arrived meanwhile (a target's answer to the new
+      // client, most often) goes before the ends too.
+      for (let n = 0; n < REPOLLS && urgent > 0 && this.#ending.length > 0; n++) {
+        urgent = this.#handleEvents(this.#poll(0));
       }
-      let rang = false;
-      this.#batch++;
-      for (let i = 0; i < count; i++) {
-        const at = i * size;
-        const fd = events.view.getUint32(at + data, true);
-        const listener = this.#listenersByFd[fd];
-        if (listener !== undefined) {
-          // Level-triggered: clients left waiting are reported again by the next poll. A batch of
-          // few events spares the accept4 that would only find the queue empty.
-          this.#accept(listener, Math.min(ACCEPTS_PER_EVENT, count));
-          continue;
-        }
-        const connection = this.#connectionsByFd[fd];
-        if (connection !== undefined) {
-          this.#onEvent(connection, fd, events.view.getUint32(at + eventsAt, true));
-        } else if (fd === this.#doorbell) {
-          this.#sockets.drainDoorbell(this.#doorbell);
-          rang = true;
-        } else {
-          const waiting = this.#waitingByFd[fd];
-          if (waiting !== undefined) {
-            if ((events.view.getUint32(at + eventsAt, true) & this.#layout.tcp.EPOLLRDHUP) !== 0) {
-              waiting.rdhup = true;
-            }
-            this.#readHeader(waiting);
-          }
-        }
-      }
+      if (this.#ending.length > 0) this.#handleEnding();
       if (this.#unfinished.length > 0) this.#continueUnfinished();
       if (this.#nowMs >= this.#nextSweepMs) this.#sweep();
       this.#closeDeferred();
       const posted = this.#control.takePosted();
-      if (rang || posted || this.#policyWait || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS) {
+      if (
+        this.#rang || posted || this.#policyWait || this.#nowMs - lastYieldMs >= SAFETY_YIELD_MS
+      ) {
         this.#policyWait = false;
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = Date.now();
@@ -414,6 +408,59 @@ export class SpliceEngineLoop {
     if (this.#reserve !== undefined) this.#closePipe(this.#reserve);
     this.#sockets.close(this.#doorbell);
     this.#sockets.close(this.#epoll);
+  }
+
+  /** epoll_wait for up to `waitMs` into `#events`: how many events (0 after EINTR). */
+  #poll(waitMs: number): number {
+    const count = this.#libc.epoll_wait(this.#epoll, this.#events.bytes, MAX_EVENTS, waitMs);
+    this.#nowMs = Date.now();
+    if (count >= 0) return count;
+    const errno = this.#errno.get();
+    if (errno !== Errno.EINTR) throw new OsError("epoll_wait", errno);
+    return 0;
+  }
+
+  /**
+   * Handles a batch of `count` events: accepts, data and dial progress at once, the events that
+   * report a peer's end later (`#ending`). Returns how many events were handled at once.
+   */
+  #handleEvents(count: number): number {
+    const { size, events: eventsAt, data } = this.#layout.epollEvent;
+    const view = this.#events.view;
+    let urgent = 0;
+    this.#batch++;
+    for (let i = 0; i < count; i++) {
+      const at = i * size;
+      const fd = view.getUint32(at + data, true);
+      const listener = this.#listenersByFd[fd];
+      if (listener !== undefined) {
+        urgent++;
+        this.#accept(listener, count < FEW_EVENTS ? 1 : Math.min(ACCEPTS_PER_EVENT, count));
+        continue;
+      }
+      const connection = this.#connectionsByFd[fd];
+      if (connection !== undefined) {
+        const flags = view.getUint32(at + eventsAt, true);
+        if ((flags & this.#endingEvents) !== 0) {
+          this.#ending.push(fd, flags);
+        } else {
+          urgent++;
+          this.#onEvent(connection, fd, flags);
+        }
+      } else if (fd === this.#doorbell) {
+        this.#sockets.drainDoorbell(this.#doorbell);
+        this.#rang = true;
+      } else {
+        const waiting = this.#waitingByFd[fd];
+        if (waiting !== undefined) {
+          if ((view.getUint32(at + eventsAt, true) & this.#layout.tcp.EPOLLRDHUP) !== 0) {
+            waiting.rdhup = true;
+          }
+          this.#readHeader(waiting);
+        }
+      }
+    }
+    return urgent;
   }
 
   #listen(message: Extract<TcpRequest, { kind: "listen" }>): void {
@@ -983,6 +1030,22 @@ export class SpliceEngineLoop {
       fromEnd(connection, dir),
     );
     return FAILED;
+  }
+
+  /**
+   * Handles the batch's events that report a peer's FIN, reset or error (pairs of fd and events),
+   * after its other events: ending a connection (shutdown, then closing both sockets) never delays
+   * a new client or bytes in flight. Each fd still names its connection: sockets close only after
+   * the batch.
+   */
+  #handleEnding(): void {
+    const ending = this.#ending;
+    for (let i = 0; i < ending.length; i += 2) {
+      const fd = ending[i]!;
+      const connection = this.#connectionsByFd[fd];
+      if (connection !== undefined) this.#onEvent(connection, fd, ending[i + 1]!);
+    }
+    ending.length = 0;
   }
 
   /** Gives the directions that used up their turn another one (after the batch of events). */

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { openFdCount } from "../../../tests/_support/net_fd.ts";
 import { SystemWorker } from "../../ffi/system_worker_client.ts";
 import {
+  concat,
+  echoThrough,
   patternBytes,
   readAll,
   readExactly,
@@ -79,6 +81,35 @@ Deno.test("splice TCP engine: connections still open after the drain grace are r
   await assert.rejects(readAll(conn), Deno.errors.ConnectionReset);
   assert.equal(fx.counters.activeConnections, 0);
   assert.equal(fx.counters.errors.DrainTimeout, 1, "counted as cut by the drain");
+});
+
+Deno.test("splice TCP engine: ends polled together with new clients and data pass on both ways", async () => {
+  // The target answers after the client's FIN, then sends a trailer and ends: each connection
+  // needs the client's FIN passed on, then the answer and the target's FIN. Waves of clients that
+  // start while earlier ones end put ends, new clients and data into the same polls (the engine
+  // handles the ends last, after polling again for what the new work brought).
+  const trailer = new TextEncoder().encode("end");
+  await using server = startTcpServer(async (conn) => {
+    const request = await readAll(conn);
+    await writeAll(conn, request);
+    await writeAll(conn, trailer);
+  });
+  await using fx = await tcpForwarderTo("splice", server.port);
+  const waves = 8;
+  const perWave = 25;
+  for (let wave = 0; wave < waves; wave++) {
+    const connections = Promise.all(Array.from({ length: perWave }, async (_, i) => {
+      using conn = await fx.connect();
+      const data = patternBytes(64 + i, wave * perWave + i + 1);
+      const answer = await echoThrough(conn, data);
+      assert.deepEqual(answer, concat([data, trailer]));
+    }));
+    await within(connections, 10_000, `wave ${wave}: every connection ended both ways`);
+  }
+  await waitUntil("connections closed", () => fx.counters.activeConnections === 0);
+  assert.equal(fx.counters.connectionsTotal, waves * perWave);
+  const errors = Object.values(fx.counters.errors).reduce((sum, n) => sum + n, 0);
+  assert.equal(errors, 0, "every connection ended cleanly");
 });
 
 Deno.test("splice TCP engine: two threads share a port, both forward, retarget reaches both", async () => {
