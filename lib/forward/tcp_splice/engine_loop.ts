@@ -16,10 +16,12 @@
  * EPOLLRDHUP is remembered, and then the loop reads on to the end). A send that does not take every
  * byte keeps the rest (only then a copy) until the destination is writable again. A direction at
  * EOF half-closes its destination once its pipe or parked bytes are sent; when both ended, both
- * sockets close. A failed read or write aborts the connection: both sockets close with RST and the
- * failure is counted once (as on the portable engine, by direction). Sockets are closed after the
- * batch of events that may still name them (an fd closed and reused within a batch would otherwise
- * get a stale event).
+ * sockets close. A poll's events that report a peer's end (FIN, reset, error) are handled after its
+ * new clients and data, and after polling again without waiting when it brought both: ending a
+ * connection does not delay a new one. A failed read or write aborts the connection: both sockets
+ * close with RST and the failure is counted once (as on the portable engine, by direction). Sockets
+ * are closed after the batch of events that may still name them (an fd closed and reused within a
+ * batch would otherwise get a stale event).
  *
  * Same behaviour as the portable engine: TCP_NODELAY both ways, dial timeout, idle timeout over both
  * directions, live target updates for new connections (shared memory), drain, every counter; the
@@ -94,9 +96,9 @@ export const COPY_BYTES = 16 * 1024;
  */
 const EARLY_SENDS_WHILE_DIALING = 64;
 /**
- * A poll that returned fewer events accepts one client per ready listening socket: more rarely
- * wait then, and the accept4 that would find the queue empty is spared (level-triggered, a client
- * left waiting is reported again by the next poll).
+ * A poll of fewer events accepts one client per ready listening socket: at such a load more
+ * clients rarely wait, and the accept4 that would only find the queue empty is spared
+ * (level-triggered, a client left waiting is reported again by the next poll).
  */
 const FEW_EVENTS = 4;
 /**
