@@ -58,6 +58,7 @@ const MAP_FAILED = 2n ** 64n - 1n;
 
 /** Operations the engines submit (`enum io_uring_op`). */
 export const Op = {
+  POLL_ADD: 6,
   SENDMSG: 9,
   RECVMSG: 10,
   ASYNC_CANCEL: 14,
@@ -77,6 +78,8 @@ const SQE_FLAG_BUFFER_SELECT = 1 << 5;
 const RECV_MULTISHOT = 1 << 1;
 const CANCEL_ALL = 1 << 0;
 const CANCEL_FD = 1 << 1;
+const POLL_ADD_MULTI = 1 << 0;
+const POLLIN = 0x0001;
 
 /** Words (u32) per submission entry and per completion entry. */
 const SQE_WORDS = 16;
@@ -217,9 +220,8 @@ export class Ring {
   }
 
   /**
-   * Queues send(2) of `length` bytes at `offset` of `data`, to `name` (a sockaddr of `nameLength`
-   * bytes) when given. With MSG_DONTWAIT in `flags`, a full socket completes with -EAGAIN instead
-   * of waiting inside the ring.
+   * Queues send(2) of `length` bytes at `offset` of `data`. With MSG_DONTWAIT in `flags`, a full
+   * socket completes with -EAGAIN instead of waiting inside the ring.
    */
   send(
     fd: number,
@@ -228,16 +230,29 @@ export class Ring {
     length: number,
     flags: number,
     userData: number,
-    name?: { arena: NativeArena; offset: number; length: number },
-  ): void {
+  ): number {
     const w = this.#entry(Op.SEND, fd, userData);
     this.#setAddress(w, 4, data, offset);
     this.#sqe32[w + 6] = length;
     this.#sqe32[w + 7] = flags;
-    if (name !== undefined) {
-      this.#setAddress(w, 2, name.arena, name.offset);
-      this.#sqe16[w * 2 + 22] = name.length;
-    }
+    return w;
+  }
+
+  /** As {@linkcode send}, to the `nameLength`-byte sockaddr at `nameOffset` of `names`. */
+  sendTo(
+    fd: number,
+    data: NativeArena,
+    offset: number,
+    length: number,
+    flags: number,
+    userData: number,
+    names: NativeArena,
+    nameOffset: number,
+    nameLength: number,
+  ): void {
+    const w = this.send(fd, data, offset, length, flags, userData);
+    this.#setAddress(w, 2, names, nameOffset);
+    this.#sqe16[w * 2 + 22] = nameLength;
   }
 
   /** Queues sendmsg(2) of the `msghdr` at `offset` of `msghdr` (which must outlive the request). */
@@ -246,6 +261,22 @@ export class Ring {
     this.#setAddress(w, 4, msghdr, offset);
     this.#sqe32[w + 6] = 1;
     this.#sqe32[w + 7] = flags;
+  }
+
+  /**
+   * Queues a multishot poll for input on `fd`: a completion each time `fd` is woken (not when it
+   * stays readable: read until empty, or poll again by other means).
+   */
+  pollMultishot(fd: number, userData: number): void {
+    const w = this.#entry(Op.POLL_ADD, fd, userData);
+    this.#sqe32[w + 6] = POLL_ADD_MULTI;
+    this.#sqe32[w + 7] = POLLIN;
+  }
+
+  /** Queues the cancellation of the request with `target` as `user_data` (result 0 or -ENOENT). */
+  cancel(target: number, userData: number): void {
+    const w = this.#entry(Op.ASYNC_CANCEL, -1, userData);
+    this.#sqe32[w + 4] = target;
   }
 
   /** Queues the cancellation of every request on `fd` (its result: how many were cancelled). */
@@ -288,6 +319,11 @@ export class Ring {
     }
     if (errno === 4 || errno === 16) return -1;
     throw new OsError("io_uring_enter", errno);
+  }
+
+  /** Entries queued and not submitted yet. */
+  get queued(): number {
+    return this.#queued;
   }
 
   /** Index of the oldest unread completion. */

@@ -47,6 +47,8 @@ import {
 } from "../proxy_protocol/encode.ts";
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
+import { Kind, UpstreamRing, VALUE_MASK } from "./upstream_ring.ts";
+import { CompletionFlag } from "../../ffi/io_uring.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
@@ -67,6 +69,8 @@ const POLICY_WAIT_MS = 100;
 const SWEEP_MS = 25;
 /** recvmmsg calls per ready listening socket per poll, so one busy port cannot starve others. */
 const ROUNDS_PER_EVENT = 4;
+const ENOBUFS = 105;
+const ECANCELED = 125;
 
 interface Listener {
   readonly id: number;
@@ -107,6 +111,8 @@ interface Listener {
 
 interface Session extends SegmentOwner {
   readonly fd: number;
+  /** Names the session in io_uring completions (fds are reused, serials are not). */
+  readonly serial: number;
   readonly listener: Listener;
   readonly key: number | string;
   /** The client's `sockaddr` as received. */
@@ -180,6 +186,17 @@ export class EngineLoop {
   readonly #toClientLengths = new Int32Array(BATCH);
   #lastSession: Session | undefined;
   #nextSweepMs = 0;
+  /** Set once the main thread asked for io_uring and the kernel allowed it. */
+  #ring: UpstreamRing<Session> | undefined;
+  /** Sessions by serial (io_uring completions name them so). */
+  readonly #sessionsBySerial = new Map<number, Session>();
+  #nextSerial = 0;
+  /** The ring's buffer behind each gathered reply. */
+  readonly #replyBuffers = new Int32Array(BATCH);
+  /** Sessions whose multishot receive ended (no buffer was free, or an error) and goes on. */
+  #rearm: Session[] = [];
+  /** The epoll set woke the ring, or yielded events the last time: poll it (without waiting). */
+  #epollDue = false;
   /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
   readonly #doorbell: number;
   /** The doorbell's port, for the main thread. */
@@ -238,6 +255,8 @@ export class EngineLoop {
         this.#post({ kind: "closed", seq: message.seq });
         return;
       }
+      case "ioUring":
+        return this.#post({ kind: "ioUring", seq: message.seq, ...this.#enableRing() });
       case "policy": {
         const listener = this.#listeners.get(message.id);
         if (listener !== undefined) {
@@ -261,6 +280,10 @@ export class EngineLoop {
     try {
       while (!this.#control.stopRequested) {
         const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
+        if (this.#ring !== undefined) {
+          if (await this.#ringPass(this.#ring, waitMs, lastYieldMs)) lastYieldMs = Date.now();
+          continue;
+        }
         const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
         if (count < 0 && this.#errno.get() !== Errno.EINTR) {
           throw new OsError("epoll_wait", this.#errno.get());
@@ -293,6 +316,162 @@ export class EngineLoop {
       for (const listener of [...this.#listeners.values()]) this.#close(listener, "drained");
       this.#sockets.close(this.#doorbell);
       this.#sockets.close(this.#epoll);
+      this.#ring?.close();
+    }
+  }
+
+  /**
+   * One pass with io_uring: submits what is queued and waits (at most `waitMs`) for completions,
+   * handles them, then the epoll set when it is due (listening sockets, doorbell). Returns whether
+   * it yielded to the event loop.
+   */
+  async #ringPass(
+    ring: UpstreamRing<Session>,
+    waitMs: number,
+    lastYieldMs: number,
+  ): Promise<boolean> {
+    // While the epoll set is due, look without waiting (and an empty look is no idle time).
+    const looked = this.#epollDue;
+    const waited = ring.ring.submit(1, looked ? 0 : waitMs);
+    let yielded = false;
+    if (this.#control.takePosted()) {
+      await this.#receiveMessages();
+      yielded = true;
+    }
+    const nowMs = Date.now();
+    let handled = this.#completions(ring, nowMs);
+    if (this.#epollDue) {
+      this.#epollDue = false;
+      const { size, data } = this.#layout.epollEvent;
+      const events = this.#events;
+      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, 0);
+      if (count < 0 && this.#errno.get() !== Errno.EINTR) {
+        throw new OsError("epoll_wait", this.#errno.get());
+      }
+      // The ring hears of the set only when something new arrives: while a socket may still hold
+      // datagrams (or more events wait), look again instead of waiting for a wake-up.
+      this.#epollDue = count === MAX_EVENTS;
+      for (let i = 0; i < count; i++) {
+        const fd = events.view.getUint32(i * size + data, true);
+        const listener = this.#listenersByFd[fd];
+        if (listener !== undefined) {
+          if (this.#receiveFromClients(listener, nowMs)) this.#epollDue = true;
+          if (ring.sendsCrowded) {
+            ring.ring.submit(0, 0);
+            this.#completions(ring, nowMs);
+          }
+        } else if (fd === this.#doorbell) this.#sockets.drainDoorbell(this.#doorbell);
+      }
+      handled += Math.max(0, count);
+    }
+    this.#flushToClients(nowMs);
+    for (const session of this.#rearm) if (!session.ended) ring.arm(session.fd, session.serial);
+    this.#rearm = [];
+    if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
+    if (waited < 0 || (handled === 0 && !looked) || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      yielded = true;
+    }
+    return yielded;
+  }
+
+  /** Handles the ring's completions; returns how many. */
+  #completions(ring: UpstreamRing<Session>, nowMs: number): number {
+    const uring = ring.ring;
+    let head = uring.head;
+    const tail = uring.tail;
+    const count = (tail - head) >>> 0;
+    for (; head !== tail; head = (head + 1) >>> 0) {
+      const userData = uring.userData(head);
+      const result = uring.result(head);
+      const flags = uring.flags(head);
+      const value = userData & VALUE_MASK;
+      switch (userData >>> 28) {
+        case Kind.UPSTREAM:
+          this.#fromTargetRing(ring, value, result, flags, nowMs);
+          break;
+        case Kind.SEND: {
+          const session = ring.takeSendOwner(value);
+          if (session === undefined) break;
+          if (result >= 0) session.toTargetBlockedSinceMs = 0;
+          else this.#sendToTargetFailed(session, ring.sendBytes(value), 0, -result, nowMs);
+          break;
+        }
+        case Kind.REPLY: {
+          const session = ring.takeSendOwner(value);
+          if (session === undefined) break;
+          if (result >= 0) this.#replied(session, ring.sendBytes(value));
+          else this.#replyFailed(session, ring.sendBytes(value), -result, nowMs);
+          break;
+        }
+        case Kind.EPOLL:
+          this.#epollDue = true;
+          if ((flags & CompletionFlag.MORE) === 0) ring.watchEpoll(this.#epoll);
+          break;
+      }
+    }
+    uring.consume(head);
+    return count;
+  }
+
+  /** A completion of session `serial`'s multishot receive: a reply, or why it ended. */
+  #fromTargetRing(
+    ring: UpstreamRing<Session>,
+    serial: number,
+    result: number,
+    flags: number,
+    nowMs: number,
+  ): void {
+    const buffer = UpstreamRing.bufferOf(flags);
+    const session = this.#sessionsBySerial.get(serial);
+    if (session === undefined || session.ended) {
+      if (buffer >= 0) ring.buffers.recycle(buffer);
+      return;
+    }
+    if ((flags & CompletionFlag.MORE) === 0) this.#rearm.push(session);
+    if (result < 0) {
+      const errno = -result;
+      if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recvmsg");
+      else if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
+        this.#fail(session, "ReadFromTarget", new OsError("recvmsg", errno).message);
+      }
+      return;
+    }
+    if (buffer < 0) return;
+    const listener = session.listener;
+    session.lastActiveMs = nowMs;
+    const length = ring.payloadLength(buffer);
+    if (
+      (ring.messageFlags(buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
+      length > listener.receiveBytes
+    ) {
+      ring.buffers.recycle(buffer);
+      this.#truncated(listener, "target");
+      return;
+    }
+    if (this.#replyListener !== listener) {
+      this.#flushToClients(nowMs);
+      this.#replyListener = listener;
+    }
+    if (this.#replyCount === BATCH) this.#flushToClients(nowMs);
+    const k = this.#replyCount++;
+    this.#toClients.pointAt(k, ring.buffers.data, ring.payloadOffset(buffer), length);
+    this.#toClientLengths[k] = length;
+    this.#toClients.setName(k, session.client);
+    this.#replySessions[k] = session;
+    this.#replyBuffers[k] = buffer;
+  }
+
+  /** Switches to io_uring (before any listener); says why not when the kernel refuses. */
+  #enableRing(): { refused?: string } {
+    if (this.#ring !== undefined) return {};
+    if (this.#listeners.size > 0) return { refused: "listeners are open already" };
+    try {
+      this.#ring = new UpstreamRing<Session>(this.#epoll);
+      this.#epollDue = true;
+      return {};
+    } catch (error) {
+      return { refused: errorMessage(error) };
     }
   }
 
@@ -412,13 +591,20 @@ export class EngineLoop {
     }
   }
 
-  #receiveFromClients(listener: Listener, nowMs: number): void {
+  /**
+   * Receives and forwards `listener`'s datagrams, at most {@linkcode ROUNDS_PER_EVENT} batches;
+   * returns whether it stopped with the socket perhaps not empty (the last batch was full).
+   */
+  #receiveFromClients(listener: Listener, nowMs: number): boolean {
     const batch = this.#fromClients;
     const toTarget = this.#toTarget;
     const withHeaders = this.#toTargetWithHeaders;
     const counters = listener.counters;
     const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
+    const ring = this.#ring?.ring;
     for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
+      // Queued sends point into the batch: they leave before it is received into again.
+      if (ring !== undefined && ring.queued > 0) ring.submit(0, 0);
       batch.prepareReceive(0, listener.receiveBytes);
       const received = this.#libc.recvmmsg(
         listener.fd,
@@ -435,10 +621,11 @@ export class EngineLoop {
             error: new OsError("recvmmsg", errno).message,
           });
         }
-        return;
+        return false;
       }
       let pending: Session | undefined;
       let queued = 0;
+      let first = 0;
       for (let j = 0; j < received; j++) {
         if ((batch.flags(j) & MSG_TRUNC) !== 0) {
           this.#truncated(listener, "client");
@@ -456,9 +643,10 @@ export class EngineLoop {
         }
         session.lastActiveMs = nowMs;
         if (session !== pending) {
-          if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
+          if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs, first);
           pending = session;
           queued = 0;
+          first = j;
         }
         const length = batch.length(j);
         const header = session.header;
@@ -481,17 +669,20 @@ export class EngineLoop {
           );
         }
       }
-      if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
-      if (received < BATCH) return;
+      if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs, first);
+      if (received < BATCH) return false;
     }
+    return true;
   }
 
   /**
    * Sends the first `count` datagrams of `#toTarget` (or `#toTargetWithHeaders`) on the session's
    * upstream socket. They are counted before they leave (and uncounted if dropped), so a counter
-   * never lags behind a reply; bytes count the client's bytes, not a PROXY header.
+   * never lags behind a reply; bytes count the client's bytes, not a PROXY header. With io_uring, a
+   * single datagram without a header is queued on the ring instead (`first`: its index in
+   * `#fromClients`), to leave with the other sessions' datagrams in one call.
    */
-  #sendToTarget(session: Session, count: number, nowMs: number): void {
+  #sendToTarget(session: Session, count: number, nowMs: number, first: number): void {
     if (count === 0) return;
     const toTarget = session.header === undefined ? this.#toTarget : this.#toTargetWithHeaders;
     const headerBytes = session.header?.bytes.length ?? 0;
@@ -506,6 +697,16 @@ export class EngineLoop {
       tally.bytesClientToTarget += bytes;
       tally.datagramsClientToTarget += count;
     }
+    const ring = this.#ring;
+    if (ring !== undefined) {
+      if (count === 1 && headerBytes === 0) {
+        const batch = this.#fromClients;
+        ring.send(session.fd, batch.arena, batch.dataOffset(first), bytes, session);
+        return;
+      }
+      // Datagrams queued on the ring leave first: a session's datagrams keep their order.
+      if (ring.ring.queued > 0) ring.ring.submit(0, 0);
+    }
     let sent = 0;
     while (sent < count) {
       const done = this.#sender.send(session.fd, toTarget, sent, count, lengths, session);
@@ -515,27 +716,42 @@ export class EngineLoop {
         sent += done;
         continue;
       }
-      const errno = this.#sender.errno;
-      counters[F.bytesClientToTarget]! -= lengths[sent]! - headerBytes;
-      counters[F.datagramsClientToTarget]!--;
-      if (tally !== undefined) {
-        tally.bytesClientToTarget -= lengths[sent]! - headerBytes;
-        tally.datagramsClientToTarget--;
-      }
-      counters[F.droppedDatagrams]!++;
-      if (errno === Errno.EAGAIN) {
-        if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
-      } else if (errno === Errno.ECONNREFUSED) {
-        // Reported on this send, for an earlier datagram; this one is not sent.
-        this.#unreachable(session, "sendmmsg");
-      } else {
-        // A failed send drops the datagram but keeps the session (as the portable engine).
-        counters[E.WriteToTarget]!++;
-        this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
-          error: new OsError("sendmmsg", errno).message,
-        });
-      }
+      this.#sendToTargetFailed(session, lengths[sent]!, headerBytes, this.#sender.errno, nowMs);
       sent++;
+    }
+  }
+
+  /**
+   * A datagram of `length` bytes (with a header of `headerBytes`) to the target could not leave:
+   * uncounted, counted as dropped, and the error counted as the portable engine does.
+   */
+  #sendToTargetFailed(
+    session: Session,
+    length: number,
+    headerBytes: number,
+    errno: number,
+    nowMs: number,
+  ): void {
+    const counters = session.listener.counters;
+    const tally = session.tally;
+    counters[F.bytesClientToTarget]! -= length - headerBytes;
+    counters[F.datagramsClientToTarget]!--;
+    if (tally !== undefined) {
+      tally.bytesClientToTarget -= length - headerBytes;
+      tally.datagramsClientToTarget--;
+    }
+    counters[F.droppedDatagrams]!++;
+    if (errno === Errno.EAGAIN) {
+      if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
+    } else if (errno === Errno.ECONNREFUSED) {
+      // Reported on this send, for an earlier datagram; this one is not sent.
+      this.#unreachable(session, "send");
+    } else {
+      // A failed send drops the datagram but keeps the session (as the portable engine).
+      counters[E.WriteToTarget]!++;
+      this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
+        error: new OsError("send", errno).message,
+      });
     }
   }
 
@@ -612,37 +828,77 @@ export class EngineLoop {
     for (let k = 0; k < count; k++) bytes += lengths[k]!;
     counters[F.bytesTargetToClient]! += bytes;
     counters[F.datagramsTargetToClient]! += count;
-    let sent = 0;
-    while (sent < count) {
-      const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
-      if (done >= 0) {
-        counters[F.segmentedDatagrams]! += this.#sender.segmented;
-        for (let k = sent; k < sent + done; k++) {
-          const session = sessions[k]!;
-          session.toClientBlockedSinceMs = 0;
-          const tally = session.tally;
-          if (tally !== undefined) {
-            tally.bytesTargetToClient += lengths[k]!;
-            tally.datagramsTargetToClient++;
-          }
+    const ring = this.#ring;
+    if (ring !== undefined && this.#fewRuns(count)) {
+      // Replies to many clients: one SEND each, all in one call (their data is copied by then).
+      for (let k = 0; k < count; k++) {
+        const at = toClients.nameOffset(k);
+        ring.sendTo(
+          listener.fd,
+          ring.buffers.data,
+          ring.payloadOffset(this.#replyBuffers[k]!),
+          lengths[k]!,
+          toClients.arena,
+          at,
+          sessions[k]!.client.length,
+          sessions[k]!,
+        );
+      }
+      ring.ring.submit(0, 0);
+    } else {
+      let sent = 0;
+      while (sent < count) {
+        const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
+        if (done >= 0) {
+          counters[F.segmentedDatagrams]! += this.#sender.segmented;
+          for (let k = sent; k < sent + done; k++) this.#replied(sessions[k]!, lengths[k]!);
+          sent += done;
+          continue;
         }
-        sent += done;
-        continue;
+        this.#replyFailed(sessions[sent]!, lengths[sent]!, this.#sender.errno, nowMs);
+        sent++;
       }
-      const errno = this.#sender.errno;
-      const session = sessions[sent]!;
-      counters[F.bytesTargetToClient]! -= lengths[sent]!;
-      counters[F.datagramsTargetToClient]!--;
-      if (errno === Errno.EAGAIN) {
-        counters[F.droppedDatagrams]!++;
-        if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
-      } else if (!session.ended) {
-        // A failed send to the client ends the session (as the portable engine).
-        this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
-      }
-      sent++;
     }
     sessions.fill(undefined, 0, count);
+    if (ring !== undefined) {
+      for (let k = 0; k < count; k++) ring.buffers.recycle(this.#replyBuffers[k]!);
+      ring.buffers.publish();
+    }
+  }
+
+  /**
+   * Whether the gathered replies go to so many different clients (runs shorter than 2 on
+   * average) that segmenting them would not pay.
+   */
+  #fewRuns(count: number): boolean {
+    const sessions = this.#replySessions;
+    let runs = 1;
+    for (let k = 1; k < count; k++) if (sessions[k] !== sessions[k - 1]) runs++;
+    return runs * 2 > count;
+  }
+
+  /** A reply of `length` bytes left for the session's client. */
+  #replied(session: Session, length: number): void {
+    session.toClientBlockedSinceMs = 0;
+    const tally = session.tally;
+    if (tally !== undefined) {
+      tally.bytesTargetToClient += length;
+      tally.datagramsTargetToClient++;
+    }
+  }
+
+  /** A reply of `length` bytes could not leave: uncounted; a full buffer drops it, else the session ends. */
+  #replyFailed(session: Session, length: number, errno: number, nowMs: number): void {
+    const counters = session.listener.counters;
+    counters[F.bytesTargetToClient]! -= length;
+    counters[F.datagramsTargetToClient]!--;
+    if (errno === Errno.EAGAIN) {
+      counters[F.droppedDatagrams]!++;
+      if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
+    } else if (!session.ended) {
+      // A failed send to the client ends the session (as the portable engine).
+      this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
+    }
   }
 
   /** A new session for the client of datagram `j`, or undefined (counted) when none may open. */
@@ -700,11 +956,13 @@ export class EngineLoop {
     try {
       if (target === undefined) throw new Error("the target name does not resolve");
       fd = this.#sockets.connect(target.sockaddr, target.family);
-      try {
-        this.#watch(fd);
-      } catch (error) {
-        this.#sockets.close(fd);
-        throw error;
+      if (this.#ring === undefined) {
+        try {
+          this.#watch(fd);
+        } catch (error) {
+          this.#sockets.close(fd);
+          throw error;
+        }
       }
     } catch (error) {
       gate?.release(source);
@@ -719,8 +977,11 @@ export class EngineLoop {
       });
       return undefined;
     }
+    const serial = this.#nextSerial;
+    this.#nextSerial = (serial + 1) & VALUE_MASK;
     const session: Session = {
       fd,
+      serial,
       listener,
       key,
       client,
@@ -745,7 +1006,11 @@ export class EngineLoop {
       segment: true,
     };
     listener.sessions.set(key, session);
-    this.#sessionsByFd[fd] = session;
+    if (this.#ring === undefined) this.#sessionsByFd[fd] = session;
+    else {
+      this.#sessionsBySerial.set(serial, session);
+      this.#ring.arm(fd, serial);
+    }
     counters[F.activeSessions]!++;
     counters[F.sessionsTotal]!++;
     return session;
@@ -900,7 +1165,11 @@ export class EngineLoop {
     const listener = session.listener;
     if (session.tally !== undefined) this.#record(session, session.tally, end);
     if (listener.sessions.get(session.key) === session) listener.sessions.delete(session.key);
-    this.#sessionsByFd[session.fd] = undefined;
+    if (this.#ring === undefined) this.#sessionsByFd[session.fd] = undefined;
+    else {
+      this.#sessionsBySerial.delete(session.serial);
+      this.#ring.cancel(session.serial);
+    }
     if (this.#lastSession === session) this.#lastSession = undefined;
     this.#sockets.close(session.fd);
     session.gate?.release(session.source);
