@@ -96,7 +96,8 @@ export class UdpEngine {
           await engine.close();
           throw new Error(`io_uring is not available: ${refused}`);
         }
-        log.warn("io_uring is not available ({reason}); the batched UDP engine uses epoll", {
+        // Expected under RuntimeDefault seccomp profiles: information, not a warning.
+        log.info("io_uring is not available ({reason}); the batched UDP engine uses epoll", {
           reason: refused,
         });
         return engine;

@@ -47,8 +47,8 @@ import {
 } from "../proxy_protocol/encode.ts";
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
-import { Kind, UpstreamRing, VALUE_MASK } from "./upstream_ring.ts";
-import { CompletionFlag } from "../../ffi/io_uring.ts";
+import { EngineRing, Kind, VALUE_MASK } from "./engine_ring.ts";
+import { CompletionFlag, type UringLibc } from "../../ffi/io_uring.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
@@ -74,6 +74,8 @@ const ECANCELED = 125;
 
 interface Listener {
   readonly id: number;
+  /** Names the listener in io_uring completions (ids of the main thread may be negative). */
+  readonly serial: number;
   readonly fd: number;
   /** The bound address and port (the destination a PROXY header names). */
   readonly hostname: string;
@@ -155,6 +157,7 @@ function sampledIn(share: number): boolean {
 /** One engine thread's sockets, sessions and buffers. */
 export class EngineLoop {
   readonly #libc: EngineLibc["symbols"];
+  readonly #uringLibc: UringLibc;
   readonly #layout: AbiLayout;
   readonly #errno: ErrnoReader;
   readonly #sockets: UdpSockets;
@@ -187,29 +190,40 @@ export class EngineLoop {
   #lastSession: Session | undefined;
   #nextSweepMs = 0;
   /** Set once the main thread asked for io_uring and the kernel allowed it. */
-  #ring: UpstreamRing<Session> | undefined;
-  /** Sessions by serial (io_uring completions name them so). */
+  #ring: EngineRing<Session> | undefined;
+  /** Sessions and listeners by serial (io_uring completions name them so). */
   readonly #sessionsBySerial = new Map<number, Session>();
+  readonly #listenersBySerial = new Map<number, Listener>();
   #nextSerial = 0;
   /** The ring's buffer behind each gathered reply. */
   readonly #replyBuffers = new Int32Array(BATCH);
-  /** Sessions whose multishot receive ended (no buffer was free, or an error) and goes on. */
-  #rearm: Session[] = [];
-  /** The epoll set woke the ring, or yielded events the last time: poll it (without waiting). */
-  #epollDue = false;
+  /** Sessions and listeners whose multishot receive ended (no buffer was free, an error). */
+  #rearmSessions: Session[] = [];
+  #rearmListeners: Listener[] = [];
+  /** The datagrams to one session's target queued by `#queueToTarget`, sent by `#sendRun`. */
+  #runSession: Session | undefined;
+  #runCount = 0;
+  /** Where the run's first datagram is (a single one is sent from there through the ring). */
+  #runArena: NativeArena | undefined;
+  #runDataAt = 0;
+  /** The client ring buffer of each datagram of the run, or -1. */
+  readonly #runBuffers = new Int32Array(BATCH);
   /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
   readonly #doorbell: number;
   /** The doorbell's port, for the main thread. */
   readonly doorbellPort: number;
 
+  /** @param uringLibc io_uring's calls, used once the main thread asks for io_uring. */
   constructor(
     libc: EngineLibc,
+    uringLibc: UringLibc,
     layout: AbiLayout,
     control: WorkerControl,
     row: number,
     post: (message: FromEngine) => void,
   ) {
     this.#libc = libc.symbols;
+    this.#uringLibc = uringLibc;
     this.#layout = layout;
     this.#errno = new ErrnoReader(libc.symbols.__errno_location);
     this.#sockets = new UdpSockets(libc, layout, this.#errno);
@@ -322,53 +336,35 @@ export class EngineLoop {
 
   /**
    * One pass with io_uring: submits what is queued and waits (at most `waitMs`) for completions,
-   * handles them, then the epoll set when it is due (listening sockets, doorbell). Returns whether
-   * it yielded to the event loop.
+   * then handles them. Returns whether it yielded to the event loop.
    */
   async #ringPass(
-    ring: UpstreamRing<Session>,
+    ring: EngineRing<Session>,
     waitMs: number,
     lastYieldMs: number,
   ): Promise<boolean> {
-    // While the epoll set is due, look without waiting (and an empty look is no idle time).
-    const looked = this.#epollDue;
-    const waited = ring.ring.submit(1, looked ? 0 : waitMs);
+    const waited = ring.ring.submit(1, waitMs);
     let yielded = false;
     if (this.#control.takePosted()) {
       await this.#receiveMessages();
       yielded = true;
     }
     const nowMs = Date.now();
-    let handled = this.#completions(ring, nowMs);
-    if (this.#epollDue) {
-      this.#epollDue = false;
-      const { size, data } = this.#layout.epollEvent;
-      const events = this.#events;
-      const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, 0);
-      if (count < 0 && this.#errno.get() !== Errno.EINTR) {
-        throw new OsError("epoll_wait", this.#errno.get());
-      }
-      // The ring hears of the set only when something new arrives: while a socket may still hold
-      // datagrams (or more events wait), look again instead of waiting for a wake-up.
-      this.#epollDue = count === MAX_EVENTS;
-      for (let i = 0; i < count; i++) {
-        const fd = events.view.getUint32(i * size + data, true);
-        const listener = this.#listenersByFd[fd];
-        if (listener !== undefined) {
-          if (this.#receiveFromClients(listener, nowMs)) this.#epollDue = true;
-          if (ring.sendsCrowded) {
-            ring.ring.submit(0, 0);
-            this.#completions(ring, nowMs);
-          }
-        } else if (fd === this.#doorbell) this.#sockets.drainDoorbell(this.#doorbell);
-      }
-      handled += Math.max(0, count);
-    }
+    const handled = this.#completions(ring, nowMs);
     this.#flushToClients(nowMs);
-    for (const session of this.#rearm) if (!session.ended) ring.arm(session.fd, session.serial);
-    this.#rearm = [];
+    ring.clientBuffers.publish();
+    for (const session of this.#rearmSessions) {
+      if (!session.ended) ring.arm(session.fd, session.serial);
+    }
+    this.#rearmSessions = [];
+    for (const listener of this.#rearmListeners) {
+      if (this.#listenersBySerial.get(listener.serial) === listener) {
+        ring.listen(listener.fd, listener.serial);
+      }
+    }
+    this.#rearmListeners = [];
     if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-    if (waited < 0 || (handled === 0 && !looked) || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+    if (waited < 0 || handled === 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
       await new Promise((resolve) => setTimeout(resolve, 0));
       yielded = true;
     }
@@ -376,7 +372,7 @@ export class EngineLoop {
   }
 
   /** Handles the ring's completions; returns how many. */
-  #completions(ring: UpstreamRing<Session>, nowMs: number): number {
+  #completions(ring: EngineRing<Session>, nowMs: number): number {
     const uring = ring.ring;
     let head = uring.head;
     const tail = uring.tail;
@@ -387,6 +383,9 @@ export class EngineLoop {
       const flags = uring.flags(head);
       const value = userData & VALUE_MASK;
       switch (userData >>> 28) {
+        case Kind.LISTENER:
+          this.#fromClientRing(ring, value, result, flags, nowMs);
+          break;
         case Kind.UPSTREAM:
           this.#fromTargetRing(ring, value, result, flags, nowMs);
           break;
@@ -404,31 +403,86 @@ export class EngineLoop {
           else this.#replyFailed(session, ring.sendBytes(value), -result, nowMs);
           break;
         }
-        case Kind.EPOLL:
-          this.#epollDue = true;
-          if ((flags & CompletionFlag.MORE) === 0) ring.watchEpoll(this.#epoll);
+        case Kind.DOORBELL:
+          this.#sockets.drainDoorbell(this.#doorbell);
+          if ((flags & CompletionFlag.MORE) === 0) ring.pollDoorbell(this.#doorbell);
           break;
       }
     }
     uring.consume(head);
+    this.#sendRun(nowMs);
     return count;
   }
 
-  /** A completion of session `serial`'s multishot receive: a reply, or why it ended. */
-  #fromTargetRing(
-    ring: UpstreamRing<Session>,
+  /** A completion of listener `serial`'s multishot receive: a client's datagram, or why it ended. */
+  #fromClientRing(
+    ring: EngineRing<Session>,
     serial: number,
     result: number,
     flags: number,
     nowMs: number,
   ): void {
-    const buffer = UpstreamRing.bufferOf(flags);
-    const session = this.#sessionsBySerial.get(serial);
-    if (session === undefined || session.ended) {
-      if (buffer >= 0) ring.buffers.recycle(buffer);
+    const buffer = EngineRing.bufferOf(flags);
+    const listener = this.#listenersBySerial.get(serial);
+    if (listener === undefined) {
+      if (buffer >= 0) ring.clientBuffers.recycle(buffer);
       return;
     }
-    if ((flags & CompletionFlag.MORE) === 0) this.#rearm.push(session);
+    if ((flags & CompletionFlag.MORE) === 0) this.#rearmListeners.push(listener);
+    if (result < 0) {
+      const errno = -result;
+      if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
+        this.#receiveFailed(listener, new OsError("recvmsg", errno).message);
+      }
+      return;
+    }
+    if (buffer < 0) return;
+    const buffers = ring.clientBuffers;
+    const length = EngineRing.payloadLength(buffers, buffer);
+    if (
+      (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
+      length > listener.receiveBytes
+    ) {
+      buffers.recycle(buffer);
+      this.#truncated(listener, "client");
+      return;
+    }
+    const session = this.#sessionFor(
+      listener,
+      buffers.data,
+      ring.clientNameOffset(buffer),
+      ring.clientNameLength(buffer),
+      nowMs,
+    );
+    if (session === undefined) {
+      buffers.recycle(buffer);
+      return;
+    }
+    this.#queueToTarget(
+      session,
+      buffers.data,
+      ring.clientPayloadOffset(buffer),
+      length,
+      buffer,
+      nowMs,
+    );
+  }
+
+  /** A completion of session `serial`'s multishot receive: a reply, or why it ended. */
+  #fromTargetRing(
+    ring: EngineRing<Session>,
+    serial: number,
+    result: number,
+    flags: number,
+    nowMs: number,
+  ): void {
+    const buffer = EngineRing.bufferOf(flags);
+    const session = this.#sessionsBySerial.get(serial);
+    if (session === undefined || session.ended) {
+      if (buffer >= 0) ring.replyBuffers.recycle(buffer);
+      return;
+    }
+    if ((flags & CompletionFlag.MORE) === 0) this.#rearmSessions.push(session);
     if (result < 0) {
       const errno = -result;
       if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recvmsg");
@@ -440,12 +494,13 @@ export class EngineLoop {
     if (buffer < 0) return;
     const listener = session.listener;
     session.lastActiveMs = nowMs;
-    const length = ring.payloadLength(buffer);
+    const buffers = ring.replyBuffers;
+    const length = EngineRing.payloadLength(buffers, buffer);
     if (
-      (ring.messageFlags(buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
+      (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
       length > listener.receiveBytes
     ) {
-      ring.buffers.recycle(buffer);
+      buffers.recycle(buffer);
       this.#truncated(listener, "target");
       return;
     }
@@ -455,7 +510,7 @@ export class EngineLoop {
     }
     if (this.#replyCount === BATCH) this.#flushToClients(nowMs);
     const k = this.#replyCount++;
-    this.#toClients.pointAt(k, ring.buffers.data, ring.payloadOffset(buffer), length);
+    this.#toClients.pointAt(k, buffers.data, ring.replyPayloadOffset(buffer), length);
     this.#toClientLengths[k] = length;
     this.#toClients.setName(k, session.client);
     this.#replySessions[k] = session;
@@ -467,8 +522,9 @@ export class EngineLoop {
     if (this.#ring !== undefined) return {};
     if (this.#listeners.size > 0) return { refused: "listeners are open already" };
     try {
-      this.#ring = new UpstreamRing<Session>(this.#epoll);
-      this.#epollDue = true;
+      const ring = new EngineRing<Session>(this.#uringLibc, this.#layout.maxSockaddrSize);
+      ring.pollDoorbell(this.#doorbell);
+      this.#ring = ring;
       return {};
     } catch (error) {
       return { refused: errorMessage(error) };
@@ -500,7 +556,7 @@ export class EngineLoop {
       fd = this.#sockets.listen(message.hostname, message.port, message.reusePort);
       try {
         port = this.#sockets.port(fd);
-        this.#watch(fd);
+        if (this.#ring === undefined) this.#watch(fd);
       } catch (error) {
         this.#sockets.close(fd);
         throw error;
@@ -513,8 +569,11 @@ export class EngineLoop {
     const offset = this.#row * UDP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
     const { generation, target, forbidden, timeouts } = settings.read();
+    const serial = this.#nextSerial;
+    this.#nextSerial = (serial + 1) & VALUE_MASK;
     const listener: Listener = {
       id: message.id,
+      serial,
       fd,
       hostname: message.hostname,
       port,
@@ -547,6 +606,8 @@ export class EngineLoop {
       },
     };
     this.#applyPolicy(listener, message.policy);
+    this.#ring?.listen(fd, serial);
+    this.#listenersBySerial.set(serial, listener);
     this.#listeners.set(listener.id, listener);
     this.#listenersByFd[fd] = listener;
     this.#nextSweepMs = 0; // schedules its sweeps
@@ -597,14 +658,8 @@ export class EngineLoop {
    */
   #receiveFromClients(listener: Listener, nowMs: number): boolean {
     const batch = this.#fromClients;
-    const toTarget = this.#toTarget;
-    const withHeaders = this.#toTargetWithHeaders;
-    const counters = listener.counters;
     const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
-    const ring = this.#ring?.ring;
     for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
-      // Queued sends point into the batch: they leave before it is received into again.
-      if (ring !== undefined && ring.queued > 0) ring.submit(0, 0);
       batch.prepareReceive(0, listener.receiveBytes);
       const received = this.#libc.recvmmsg(
         listener.fd,
@@ -616,73 +671,141 @@ export class EngineLoop {
       if (received < 0) {
         const errno = this.#errno.get();
         if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
-          counters[E.ReadFromClient]!++;
-          this.#warn(listener, "drop", "Receive failed on UDP port {port}: {error}", {
-            error: new OsError("recvmmsg", errno).message,
-          });
+          this.#receiveFailed(listener, new OsError("recvmmsg", errno).message);
         }
         return false;
       }
-      let pending: Session | undefined;
-      let queued = 0;
-      let first = 0;
       for (let j = 0; j < received; j++) {
         if ((batch.flags(j) & MSG_TRUNC) !== 0) {
           this.#truncated(listener, "client");
           continue;
         }
-        const key = this.#clientKey(batch, j);
-        let session = this.#lastSession;
-        if (
-          session === undefined || session.key !== key || session.listener !== listener ||
-          session.ended
-        ) {
-          session = listener.sessions.get(key) ?? this.#open(listener, key, batch, j, nowMs);
-          if (session === undefined) continue;
-          this.#lastSession = session;
-        }
-        session.lastActiveMs = nowMs;
-        if (session !== pending) {
-          if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs, first);
-          pending = session;
-          queued = 0;
-          first = j;
-        }
-        const length = batch.length(j);
-        const header = session.header;
-        if (header === undefined) {
-          toTarget.point(queued, batch, j, length);
-          this.#toTargetLengths[queued++] = length;
-        } else if (header.bytes.length + length <= session.maxToTarget) {
-          withHeaders.point(queued, batch, j, length);
-          withHeaders.setHeader(queued, header, header.bytes.length);
-          this.#toTargetLengths[queued++] = header.bytes.length + length;
-        } else {
-          // Never cut: too long with the header for one datagram to the target.
-          counters[E.ProxyHeaderTooLarge]!++;
-          counters[F.droppedDatagrams]!++;
-          this.#warn(
-            listener,
-            "drop",
-            "Dropped a datagram of {bytes} bytes on UDP port {port}: with the PROXY header it exceeds {max} bytes",
-            { bytes: length, max: session.maxToTarget },
-          );
+        const arena = batch.arena;
+        const session = this.#sessionFor(
+          listener,
+          arena,
+          batch.nameOffset(j),
+          batch.nameLength(j),
+          nowMs,
+        );
+        if (session !== undefined) {
+          this.#queueToTarget(session, arena, batch.dataOffset(j), batch.length(j), -1, nowMs);
         }
       }
-      if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs, first);
+      this.#sendRun(nowMs);
       if (received < BATCH) return false;
     }
     return true;
+  }
+
+  #receiveFailed(listener: Listener, error: string): void {
+    listener.counters[E.ReadFromClient]!++;
+    this.#warn(listener, "drop", "Receive failed on UDP port {port}: {error}", { error });
+  }
+
+  /**
+   * The session of the client whose sockaddr (`nameLength` bytes) is at `nameAt` of `arena`,
+   * opened if new; undefined (counted) when none may open.
+   */
+  #sessionFor(
+    listener: Listener,
+    arena: NativeArena,
+    nameAt: number,
+    nameLength: number,
+    nowMs: number,
+  ): Session | undefined {
+    const key = this.#clientKey(arena.view, nameAt);
+    let session = this.#lastSession;
+    if (
+      session === undefined || session.key !== key || session.listener !== listener ||
+      session.ended
+    ) {
+      session = listener.sessions.get(key) ??
+        this.#open(listener, key, arena, nameAt, nameLength, nowMs);
+      if (session === undefined) return undefined;
+      this.#lastSession = session;
+    }
+    session.lastActiveMs = nowMs;
+    return session;
+  }
+
+  /**
+   * Adds `length` bytes at `dataAt` of `arena` (in ring buffer `buffer`, or -1) to the run of
+   * datagrams to `session`'s target, sending the run first when it is another session's or full.
+   * A datagram too long for its PROXY header is dropped (counted), never cut.
+   */
+  #queueToTarget(
+    session: Session,
+    arena: NativeArena,
+    dataAt: number,
+    length: number,
+    buffer: number,
+    nowMs: number,
+  ): void {
+    if (session !== this.#runSession || this.#runCount === BATCH) {
+      this.#sendRun(nowMs);
+      this.#runSession = session;
+    }
+    const queued = this.#runCount;
+    const header = session.header;
+    if (header === undefined) {
+      this.#toTarget.pointAt(queued, arena, dataAt, length);
+      this.#toTargetLengths[queued] = length;
+    } else if (header.bytes.length + length <= session.maxToTarget) {
+      this.#toTargetWithHeaders.pointAt(queued, arena, dataAt, length);
+      this.#toTargetWithHeaders.setHeader(queued, header, header.bytes.length);
+      this.#toTargetLengths[queued] = header.bytes.length + length;
+    } else {
+      const counters = session.listener.counters;
+      counters[E.ProxyHeaderTooLarge]!++;
+      counters[F.droppedDatagrams]!++;
+      this.#warn(
+        session.listener,
+        "drop",
+        "Dropped a datagram of {bytes} bytes on UDP port {port}: with the PROXY header it exceeds {max} bytes",
+        { bytes: length, max: session.maxToTarget },
+      );
+      if (buffer >= 0) this.#ring?.clientBuffers.recycle(buffer);
+      return;
+    }
+    if (queued === 0) {
+      this.#runArena = arena;
+      this.#runDataAt = dataAt;
+    }
+    this.#runBuffers[queued] = buffer;
+    this.#runCount = queued + 1;
+  }
+
+  /** Sends the run of datagrams queued by {@linkcode #queueToTarget}. */
+  #sendRun(nowMs: number): void {
+    const session = this.#runSession;
+    const count = this.#runCount;
+    this.#runSession = undefined;
+    this.#runCount = 0;
+    if (session !== undefined && count > 0) this.#sendToTarget(session, count, nowMs);
+  }
+
+  /** Forgets the queued run (its session ended): its ring buffers go back. */
+  #dropRun(): void {
+    const ring = this.#ring;
+    if (ring !== undefined) {
+      for (let k = 0; k < this.#runCount; k++) {
+        const buffer = this.#runBuffers[k]!;
+        if (buffer >= 0) ring.clientBuffers.recycle(buffer);
+      }
+    }
+    this.#runSession = undefined;
+    this.#runCount = 0;
   }
 
   /**
    * Sends the first `count` datagrams of `#toTarget` (or `#toTargetWithHeaders`) on the session's
    * upstream socket. They are counted before they leave (and uncounted if dropped), so a counter
    * never lags behind a reply; bytes count the client's bytes, not a PROXY header. With io_uring, a
-   * single datagram without a header is queued on the ring instead (`first`: its index in
-   * `#fromClients`), to leave with the other sessions' datagrams in one call.
+   * single datagram without a header is queued on the ring instead, to leave with the other
+   * sessions' datagrams in one call; the ring buffers of a run go back once it left.
    */
-  #sendToTarget(session: Session, count: number, nowMs: number, first: number): void {
+  #sendToTarget(session: Session, count: number, nowMs: number): void {
     if (count === 0) return;
     const toTarget = session.header === undefined ? this.#toTarget : this.#toTargetWithHeaders;
     const headerBytes = session.header?.bytes.length ?? 0;
@@ -699,9 +822,9 @@ export class EngineLoop {
     }
     const ring = this.#ring;
     if (ring !== undefined) {
-      if (count === 1 && headerBytes === 0) {
-        const batch = this.#fromClients;
-        ring.send(session.fd, batch.arena, batch.dataOffset(first), bytes, session);
+      const arena = this.#runArena;
+      if (count === 1 && headerBytes === 0 && arena !== undefined) {
+        ring.send(session.fd, arena, this.#runDataAt, bytes, session, this.#runBuffers[0]!);
         return;
       }
       // Datagrams queued on the ring leave first: a session's datagrams keep their order.
@@ -718,6 +841,12 @@ export class EngineLoop {
       }
       this.#sendToTargetFailed(session, lengths[sent]!, headerBytes, this.#sender.errno, nowMs);
       sent++;
+    }
+    if (ring !== undefined) {
+      for (let k = 0; k < count; k++) {
+        const buffer = this.#runBuffers[k]!;
+        if (buffer >= 0) ring.clientBuffers.recycle(buffer);
+      }
     }
   }
 
@@ -835,8 +964,8 @@ export class EngineLoop {
         const at = toClients.nameOffset(k);
         ring.sendTo(
           listener.fd,
-          ring.buffers.data,
-          ring.payloadOffset(this.#replyBuffers[k]!),
+          ring.replyBuffers.data,
+          ring.replyPayloadOffset(this.#replyBuffers[k]!),
           lengths[k]!,
           toClients.arena,
           at,
@@ -861,8 +990,8 @@ export class EngineLoop {
     }
     sessions.fill(undefined, 0, count);
     if (ring !== undefined) {
-      for (let k = 0; k < count; k++) ring.buffers.recycle(this.#replyBuffers[k]!);
-      ring.buffers.publish();
+      for (let k = 0; k < count; k++) ring.replyBuffers.recycle(this.#replyBuffers[k]!);
+      ring.replyBuffers.publish();
     }
   }
 
@@ -905,8 +1034,9 @@ export class EngineLoop {
   #open(
     listener: Listener,
     key: number | string,
-    batch: DatagramBatch,
-    j: number,
+    arena: NativeArena,
+    nameAt: number,
+    nameLength: number,
     nowMs: number,
   ): Session | undefined {
     const counters = listener.counters;
@@ -924,8 +1054,7 @@ export class EngineLoop {
       });
       return undefined;
     }
-    const name = batch.nameOffset(j);
-    const client = batch.arena.bytes.slice(name, name + batch.nameLength(j));
+    const client = arena.bytes.slice(nameAt, nameAt + nameLength);
     const gate = listener.gate;
     const source = gate === undefined ? "" : decodeSockaddr(this.#layout, client).hostname;
     this.#refreshSettings(listener);
@@ -1083,13 +1212,11 @@ export class EngineLoop {
   }
 
   /**
-   * The client address of datagram `j` as a map key: a number for IPv4 and IPv4-mapped IPv6
+   * The client address at `at` of `view` as a map key: a number for IPv4 and IPv4-mapped IPv6
    * (address * 65536 + port, below 2^48), a string for other IPv6 addresses.
    */
-  #clientKey(batch: DatagramBatch, j: number): number | string {
+  #clientKey(view: DataView, at: number): number | string {
     const { sockaddr, constants } = this.#layout;
-    const view = batch.arena.view;
-    const at = batch.nameOffset(j);
     const port = view.getUint16(at + sockaddr.port, false);
     if (view.getUint16(at + sockaddr.family, true) === constants.AF_INET) {
       return view.getUint32(at + sockaddr.in4Addr, false) * 65_536 + port;
@@ -1168,9 +1295,10 @@ export class EngineLoop {
     if (this.#ring === undefined) this.#sessionsByFd[session.fd] = undefined;
     else {
       this.#sessionsBySerial.delete(session.serial);
-      this.#ring.cancel(session.serial);
+      this.#ring.cancelSession(session.serial);
     }
     if (this.#lastSession === session) this.#lastSession = undefined;
+    if (this.#runSession === session) this.#dropRun();
     this.#sockets.close(session.fd);
     session.gate?.release(session.source);
     listener.counters[F.activeSessions]!--;
@@ -1208,6 +1336,8 @@ export class EngineLoop {
     if (drainSeq !== undefined) this.#post({ kind: "drained", seq: drainSeq });
     this.#listeners.delete(listener.id);
     this.#listenersByFd[listener.fd] = undefined;
+    this.#listenersBySerial.delete(listener.serial);
+    this.#ring?.cancelListener(listener.serial);
     this.#sockets.close(listener.fd);
   }
 
