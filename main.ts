@@ -112,7 +112,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     const udpEngine = await supervisor.udpEngine();
     log.info("UDP engine: {engine} ({threads} thread(s))", {
       engine: udpEngine,
-      threads: udpEngine === "batched" ? options.workers : 1,
+      threads: udpEngine === "portable" ? 1 : options.workers,
     });
     metrics.recordUdpEngine(udpEngine);
     const tcpEngine = await supervisor.tcpEngine();

@@ -206,8 +206,10 @@ export const FLAGS = {
     default: "auto",
     help:
       "batched (libc through FFI in engine threads: epoll, recvmmsg/sendmmsg; needs --allow-ffi), " +
-      "portable (Deno.listenDatagram), or auto (batched on Linux x86-64/aarch64 when FFI is allowed " +
-      "and its self-test passes, else portable with a warning).",
+      "io_uring (the batched engine with io_uring for every socket: multishot receives, batched " +
+      "sends; needs a kernel and seccomp profile that allow it), portable (Deno.listenDatagram), or " +
+      "auto (io_uring, else batched when io_uring is refused, on Linux x86-64/aarch64 when FFI is " +
+      "allowed and the self-test passes; else portable with a warning).",
     parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
   },
   "tcp-engine": {

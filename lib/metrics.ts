@@ -19,6 +19,7 @@ import {
   UDP_REJECT_REASONS,
   type UdpCounters,
 } from "./forward/state.ts";
+import { UDP_ENGINE_KINDS, type UdpEngineKind } from "./forward/udp_engine_choice.ts";
 
 /** What the metrics read on scrape; the `Supervisor` provides both. */
 export interface ForwardingView {
@@ -337,7 +338,8 @@ export class ProgramMetrics {
     this.shuttingDown.set(0);
     this.udpEngine = new Gauge({
       name: "undying_proxy_udp_engine",
-      help: "1 for the UDP engine in use (batched or portable; see --udp-engine), 0 for the other.",
+      help:
+        "1 for the UDP engine in use (io_uring, batched or portable; see --udp-engine), 0 for the others.",
       labelNames: ["engine"],
       registers,
     });
@@ -357,8 +359,8 @@ export class ProgramMetrics {
   }
 
   /** Records the UDP engine in use (known once the batched engine's self-test ran). */
-  recordUdpEngine(engine: "batched" | "portable"): void {
-    for (const kind of ["batched", "portable"] as const) {
+  recordUdpEngine(engine: UdpEngineKind): void {
+    for (const kind of UDP_ENGINE_KINDS) {
       this.udpEngine.set({ engine: kind }, kind === engine ? 1 : 0);
     }
   }

@@ -20,6 +20,7 @@ import {
 import { startUdpEcho, udpClient } from "./_support/net_udp.ts";
 import { startRecordingTcpServer } from "./_support/net_proxy_protocol.ts";
 import { parseProxyHeader } from "../lib/forward/proxy_protocol/decode.ts";
+import { AUTO_NATIVE_UDP_ENGINE } from "./_support/io_uring_probe.ts";
 import {
   bundleProgram,
   freePort,
@@ -587,8 +588,8 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
     await waitReady(program);
     // The UDP engine threads' own bundle must be found and pass the self-test.
     await program.waitForLog(
-      "the batched UDP engine",
-      (line) => line.message === "UDP engine: batched (2 thread(s))",
+      "the native UDP engine",
+      (line) => line.message === `UDP engine: ${AUTO_NATIVE_UDP_ENGINE} (2 thread(s))`,
     );
     for (let seed = 0; seed < 4; seed++) await echoThrough(tcpPort, 10_000, seed);
     using client = udpClient();
@@ -728,12 +729,18 @@ Deno.test("file mode: a PROXY header is accepted and sent on, and access records
 async function udpEngineMetric(program: ProgramProcess): Promise<Record<string, number>> {
   const { series } = await program.scrape();
   return {
+    io_uring: series.get('undying_proxy_udp_engine{engine="io_uring"}') ?? -1,
     batched: series.get('undying_proxy_udp_engine{engine="batched"}') ?? -1,
     portable: series.get('undying_proxy_udp_engine{engine="portable"}') ?? -1,
   };
 }
 
-Deno.test("UDP goes through the batched engine by default: logged at start, exported as a metric", async () => {
+/** {@linkcode udpEngineMetric} when `engine` is in use. */
+function onlyEngine(engine: "io_uring" | "batched" | "portable"): Record<string, number> {
+  return { io_uring: 0, batched: 0, portable: 0, [engine]: 1 };
+}
+
+Deno.test("UDP goes through a native engine by default (io_uring where allowed): logged at start, exported as a metric", async () => {
   await using udpEcho = startUdpEcho();
   const udpPort = freePort();
   await using config = await tempConfig([
@@ -743,11 +750,29 @@ Deno.test("UDP goes through the batched engine by default: logged at start, expo
   await waitReady(program);
   await program.waitForLog(
     "the engine",
-    (line) => line.message === "UDP engine: batched (1 thread(s))",
+    (line) => line.message === `UDP engine: ${AUTO_NATIVE_UDP_ENGINE} (1 thread(s))`,
   );
-  assert.deepEqual(await udpEngineMetric(program), { batched: 1, portable: 0 });
+  assert.deepEqual(await udpEngineMetric(program), onlyEngine(AUTO_NATIVE_UDP_ENGINE));
   using client = udpClient();
   const datagram = patternBytes(65_507, 5);
+  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+});
+
+Deno.test("--udp-engine=batched keeps the batched engine on epoll (no io_uring)", async () => {
+  await using udpEcho = startUdpEcho();
+  const udpPort = freePort();
+  await using config = await tempConfig([
+    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  await using program = await startProgram([`--config=${config.path}`, "--udp-engine=batched"]);
+  await waitReady(program);
+  await program.waitForLog(
+    "the engine",
+    (line) => line.message === "UDP engine: batched (1 thread(s))",
+  );
+  assert.deepEqual(await udpEngineMetric(program), onlyEngine("batched"));
+  using client = udpClient();
+  const datagram = patternBytes(1200, 7);
   assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
 });
 
@@ -765,7 +790,7 @@ Deno.test("without FFI permission, --udp-engine=auto falls back to the portable 
     (line) => line.level === "WARNING" && /batched UDP engine cannot run/.test(line.message),
   );
   assert.match(warning.message, /FFI is not permitted/);
-  assert.deepEqual(await udpEngineMetric(program), { batched: 0, portable: 1 });
+  assert.deepEqual(await udpEngineMetric(program), onlyEngine("portable"));
   using client = udpClient();
   const datagram = patternBytes(1200, 6);
   assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);

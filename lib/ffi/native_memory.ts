@@ -41,6 +41,11 @@ export class NativeArena {
     this.view.setUint32(at + 4, Math.floor(address / TWO_32), true);
   }
 
+  /** The absolute address of byte `offset` (for fields written by other means than this arena). */
+  address(offset: number): number {
+    return this.#base + offset;
+  }
+
   /** Writes a NULL pointer at `at`. */
   setNull(at: number): void {
     this.view.setUint32(at, 0, true);

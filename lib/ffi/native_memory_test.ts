@@ -17,6 +17,7 @@ Deno.test("NativeArena writes absolute addresses as two 32-bit halves", () => {
   assert.equal(arena.view.getBigUint64(8, true), addressOf(other, 40));
   assert.equal(arena.view.getBigUint64(16, true), 0n);
   assert.equal(arena.view.getBigUint64(24, true), 2n ** 40n + 7n);
+  assert.equal(BigInt(arena.address(12_345)), addressOf(arena, 12_345));
 });
 
 Deno.test("NativeArena refuses offsets outside the target arena", () => {

@@ -40,7 +40,7 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
     [{ defaultSourceRanges: ["nope"] }, /"nope" is not an IP address/],
     [
       { udpEngine: "fast" } as unknown as SupervisorOptions,
-      /Invalid udpEngine "fast": must be one of auto, batched, portable/,
+      /Invalid udpEngine "fast": must be one of auto, io_uring, batched, portable/,
     ],
     [
       { tcpEngine: "zero-copy" } as unknown as SupervisorOptions,

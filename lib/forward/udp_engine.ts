@@ -17,7 +17,11 @@ import { bindDualStack } from "./_bind_dual_stack.ts";
 import type { RunningForwarder, TargetReport } from "./listener_part.ts";
 import type { TargetPolicy } from "./policy/target_policy.ts";
 import { newUdpCounters, type UdpCounters } from "./state.ts";
-import { type BatchedUdpEngine, startBatchedUdpEngine } from "./udp_batched/batched_engine.ts";
+import {
+  type BatchedUdpEngine,
+  enableIoUring,
+  startBatchedUdpEngine,
+} from "./udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
 import { selfTest } from "./udp_batched/self_test.ts";
 import { SharedUdpCounters } from "./udp_batched/shared_udp_counters.ts";
@@ -73,18 +77,36 @@ export class UdpEngine {
   /** Starts the batched engine in the background when `choice` allows it. */
   constructor(options: UdpEngineOptions) {
     this.#options = options;
-    this.#batchedCandidate = options.choice === "batched" ||
+    this.#batchedCandidate = options.choice === "batched" || options.choice === "io_uring" ||
       (options.choice === "auto" && nativeUnavailableReason() === undefined);
-    const choice: EngineChoice = options.choice === "batched" ? "native" : options.choice;
+    const choice: EngineChoice = options.choice === "batched" || options.choice === "io_uring"
+      ? "native"
+      : options.choice;
+    let ioUring = false;
     this.ready = startNativeEngine({
       name: "batched UDP",
       choice,
-      start: () => startBatchedUdpEngine(options.threads),
+      start: async () => {
+        const engine = await startBatchedUdpEngine(options.threads);
+        if (options.choice === "batched" || options.choice === "portable") return engine;
+        const refused = await enableIoUring(engine);
+        ioUring = refused === undefined;
+        if (refused === undefined) return engine;
+        if (options.choice === "io_uring") {
+          await engine.close();
+          throw new Error(`io_uring is not available: ${refused}`);
+        }
+        // Expected under RuntimeDefault seccomp profiles: information, not a warning.
+        log.info("io_uring is not available ({reason}); the batched UDP engine uses epoll", {
+          reason: refused,
+        });
+        return engine;
+      },
       selfTest,
       close: (engine) => engine.close(),
     }).then((engine) => {
       this.#batched = engine;
-      return engine === undefined ? "portable" : "batched";
+      return engine === undefined ? "portable" : ioUring ? "io_uring" : "batched";
     });
     this.ready.catch(() => {}); // reported by open() and by whoever awaits `ready`
   }

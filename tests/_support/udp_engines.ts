@@ -1,7 +1,7 @@
 /**
- * UDP forwarders on either engine for tests that prove both behave the same: the portable
+ * UDP forwarders on every engine for tests that prove they behave the same: the portable
  * {@linkcode UdpForwarder} on a `Deno.listenDatagram` socket, or a {@linkcode BatchedUdpForwarder}
- * on engine threads started for the test (stopped on dispose).
+ * on engine threads started for the test (stopped on dispose), with epoll or with io_uring.
  * @module
  */
 
@@ -9,14 +9,17 @@ import type { UdpSpec } from "../../lib/spec.ts";
 import type { ForwarderPolicyOptions } from "../../lib/forward/policy/forwarder_policy.ts";
 import { Budget } from "../../lib/forward/budget.ts";
 import { newUdpCounters, type UdpCounters } from "../../lib/forward/state.ts";
-import { startBatchedUdpEngine } from "../../lib/forward/udp_batched/batched_engine.ts";
+import {
+  enableIoUring,
+  startBatchedUdpEngine,
+} from "../../lib/forward/udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "../../lib/forward/udp_batched/batched_forwarder.ts";
 import { SharedUdpCounters } from "../../lib/forward/udp_batched/shared_udp_counters.ts";
 import { UdpForwarder } from "../../lib/forward/udp_forwarder.ts";
 import type { UdpEngineKind } from "../../lib/forward/udp_engine_choice.ts";
 
-/** Both engines, the portable one first. */
-export const UDP_ENGINES: readonly UdpEngineKind[] = ["portable", "batched"];
+/** Every engine, the portable one first ("io_uring": the batched engine with io_uring). */
+export const UDP_ENGINES: readonly UdpEngineKind[] = ["portable", "batched", "io_uring"];
 
 /** Options of {@linkcode udpForwarderTo}. */
 export interface UdpFixtureOptions {
@@ -123,6 +126,10 @@ export async function udpForwarderTo(
   const counters = new SharedUdpCounters(threads);
   let forwarder: BatchedUdpForwarder;
   try {
+    if (engine === "io_uring") {
+      const refused = await enableIoUring(batched);
+      if (refused !== undefined) throw new Error(`io_uring refused: ${refused}`);
+    }
     forwarder = await BatchedUdpForwarder.open(batched, {
       name: options.name ?? "test/udp",
       counters,

@@ -48,8 +48,8 @@ const USAGE = `Usage: deno task bench [options]
                    or auto: the program when it runs, else the runner (default auto)
   --help           this text
 
-Peers: direct, undying-proxy (native engines: batched UDP, splice TCP), undying-proxy-w${SCALE_WORKERS}
-(--workers ${SCALE_WORKERS}), undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable
+Peers: direct, undying-proxy (native engines: io_uring UDP, splice TCP), undying-proxy-w${SCALE_WORKERS}
+(--workers ${SCALE_WORKERS}), undying-proxy-batched (epoll UDP), undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable
 --tcp-engine=portable), undying-proxy-portable-log (--access-log),
 nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
@@ -194,6 +194,7 @@ async function main(): Promise<void> {
     directPeer,
     undyingPeer(undying, 1),
     undyingPeer(undying, SCALE_WORKERS),
+    undyingPeer(undying, 1, "batched"),
     undyingPeer(undying, 1, "portable"),
     undyingPeer(undying, SCALE_WORKERS, "portable"),
     undyingPeer(undying, 1, "portable", { accessLog: true }),

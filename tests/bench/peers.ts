@@ -212,23 +212,24 @@ export async function resolveUndying(repoDir: string, mode: UndyingMode): Promis
 }
 
 /**
- * The engines an UnDyingProxy variant runs: "batched" is the native pair (`--udp-engine=batched
- * --tcp-engine=splice`), "portable" the portable pair (`--udp-engine=portable --tcp-engine=portable`).
+ * The engines an UnDyingProxy variant runs: "io_uring" and "batched" are native pairs
+ * (`--udp-engine=io_uring` or `batched`, `--tcp-engine=splice`), "portable" the portable pair
+ * (`--udp-engine=portable --tcp-engine=portable`).
  */
-export type BenchUdpEngine = "batched" | "portable";
+export type BenchUdpEngine = "io_uring" | "batched" | "portable";
 
 /** The TCP engine that goes with `udpEngine` in a variant. */
 function tcpEngineOf(udpEngine: BenchUdpEngine): "splice" | "portable" {
-  return udpEngine === "batched" ? "splice" : "portable";
+  return udpEngine === "portable" ? "portable" : "splice";
 }
 
 /**
  * Peer name of UnDyingProxy with `workers` forwarding threads and an engine pair: `undying-proxy`
- * (native: batched UDP, splice TCP; the default), `undying-proxy-w2`, `undying-proxy-portable`,
- * `undying-proxy-portable-w2`.
+ * (native: io_uring UDP, splice TCP; the default), `undying-proxy-w2`, `undying-proxy-batched`
+ * (epoll UDP), `undying-proxy-portable`, `undying-proxy-portable-w2`.
  */
-export function undyingName(workers: number, udpEngine: BenchUdpEngine = "batched"): string {
-  return `undying-proxy${udpEngine === "portable" ? "-portable" : ""}${
+export function undyingName(workers: number, udpEngine: BenchUdpEngine = "io_uring"): string {
+  return `undying-proxy${udpEngine === "io_uring" ? "" : `-${udpEngine}`}${
     workers === 1 ? "" : `-w${workers}`
   }`;
 }
@@ -241,10 +242,10 @@ export function undyingName(workers: number, udpEngine: BenchUdpEngine = "batche
 export function undyingPeer(
   entry: UndyingEntry,
   workers: number,
-  udpEngine: BenchUdpEngine = "batched",
+  udpEngine: BenchUdpEngine = "io_uring",
   options: { readonly accessLog?: boolean } = {},
 ): Peer {
-  const udpThreads = udpEngine === "batched" ? workers : 1;
+  const udpThreads = udpEngine === "portable" ? 1 : workers;
   const tcpEngine = tcpEngineOf(udpEngine);
   const threads = workers === 1
     ? `1 thread, TCP ${tcpEngine}, UDP ${udpEngine}`

@@ -58,7 +58,7 @@ if (import.meta.main) {
     listenAddress,
     specsJson,
     workersArg = "1",
-    udpEngine = "batched",
+    udpEngine = "io_uring",
     tcpEngine = "splice",
   ] = Deno.args;
   const workers = Number(workersArg);

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { echoThrough, patternBytes, startTcpEcho } from "../_support/net_tcp.ts";
 import { startUdpEcho, udpClient } from "../_support/net_udp.ts";
+import { AUTO_NATIVE_UDP_ENGINE } from "../_support/io_uring_probe.ts";
 import { waitUntil } from "../_support/wait.ts";
 import { freePort, startProgram } from "../_support/program.ts";
 import { tcpDocument, tempConfigFile, udpDocument } from "./_config.ts";
@@ -32,8 +33,11 @@ Deno.test(`at nofile=${LIMIT}, connections, sessions and reloads together are sh
     timeoutMs: 30_000,
   });
   const before = await program.scrape();
-  // The default UDP engine (batched here) counts its sessions in the same sockets budget.
-  assert.equal(before.series.get('undying_proxy_udp_engine{engine="batched"}'), 1);
+  // The default UDP engine (native here) counts its sessions in the same sockets budget.
+  assert.equal(
+    before.series.get(`undying_proxy_udp_engine{engine="${AUTO_NATIVE_UDP_ENGINE}"}`),
+    1,
+  );
   assert.equal(before.series.get("process_max_fds"), LIMIT);
   const budget = before.series.get("undying_proxy_max_open_sockets") ?? 0;
   assert.ok(budget > 0 && budget < LIMIT, `budget ${budget}`);

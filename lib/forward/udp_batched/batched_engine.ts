@@ -16,6 +16,19 @@ export type UdpAnswer = Extract<FromEngine, { seq: number }>;
 /** Running batched UDP engine threads. */
 export type BatchedUdpEngine = EngineThreads<UdpRequest, UdpAnswer>;
 
+/**
+ * Asks every thread to use io_uring for its sessions' sockets (before any listener); resolves with
+ * why a thread could not (the kernel's refusal), or undefined when all do.
+ */
+export async function enableIoUring(engine: BatchedUdpEngine): Promise<string | undefined> {
+  const answers = await engine.requestAll({ kind: "ioUring" });
+  for (const answer of answers) {
+    if (answer.kind !== "ioUring") throw new Error(`Unexpected answer ${answer.kind} to ioUring`);
+    if (answer.refused !== undefined) return answer.refused;
+  }
+  return undefined;
+}
+
 /** Starts `threads` engine threads and waits until each has opened libc. */
 export function startBatchedUdpEngine(threads: number): Promise<BatchedUdpEngine> {
   return EngineThreads.start<UdpRequest, UdpAnswer>(

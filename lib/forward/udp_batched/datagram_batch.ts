@@ -120,9 +120,19 @@ export class DatagramBatch {
 
   /** Points datagram `k` of a sending batch at `length` bytes of slot `j` of `source`. */
   point(k: number, source: DatagramBatch, j: number, length: number): void {
+    this.pointAt(k, source.arena, source.dataOffset(j), length);
+  }
+
+  /** Offset in {@linkcode arena} of the data slot of datagram `j` of a receiving batch. */
+  dataOffset(j: number): number {
+    return this.#slotOffset + j * SLOT_BYTES;
+  }
+
+  /** Points datagram `k` of a sending batch at `length` bytes at `offset` of `arena`. */
+  pointAt(k: number, arena: NativeArena, offset: number, length: number): void {
     const { iovec } = this.#layout;
     const iov = this.iovecOffset(k) + (this.iovecsPerDatagram - 1) * iovec.size;
-    this.arena.setPointerTo(iov + iovec.base, source.arena, source.#slotOffset + j * SLOT_BYTES);
+    this.arena.setPointerTo(iov + iovec.base, arena, offset);
     this.arena.setSize(iov + iovec.len, length);
   }
 

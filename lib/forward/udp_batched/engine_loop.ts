@@ -47,6 +47,8 @@ import {
 } from "../proxy_protocol/encode.ts";
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
+import { EngineRing, Kind, VALUE_MASK } from "./engine_ring.ts";
+import { CompletionFlag, type UringLibc } from "../../ffi/io_uring.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
@@ -67,9 +69,13 @@ const POLICY_WAIT_MS = 100;
 const SWEEP_MS = 25;
 /** recvmmsg calls per ready listening socket per poll, so one busy port cannot starve others. */
 const ROUNDS_PER_EVENT = 4;
+const ENOBUFS = 105;
+const ECANCELED = 125;
 
 interface Listener {
   readonly id: number;
+  /** Names the listener in io_uring completions (ids of the main thread may be negative). */
+  readonly serial: number;
   readonly fd: number;
   /** The bound address and port (the destination a PROXY header names). */
   readonly hostname: string;
@@ -107,6 +113,8 @@ interface Listener {
 
 interface Session extends SegmentOwner {
   readonly fd: number;
+  /** Names the session in io_uring completions (fds are reused, serials are not). */
+  readonly serial: number;
   readonly listener: Listener;
   readonly key: number | string;
   /** The client's `sockaddr` as received. */
@@ -149,6 +157,7 @@ function sampledIn(share: number): boolean {
 /** One engine thread's sockets, sessions and buffers. */
 export class EngineLoop {
   readonly #libc: EngineLibc["symbols"];
+  readonly #uringLibc: UringLibc;
   readonly #layout: AbiLayout;
   readonly #errno: ErrnoReader;
   readonly #sockets: UdpSockets;
@@ -180,19 +189,41 @@ export class EngineLoop {
   readonly #toClientLengths = new Int32Array(BATCH);
   #lastSession: Session | undefined;
   #nextSweepMs = 0;
+  /** Set once the main thread asked for io_uring and the kernel allowed it. */
+  #ring: EngineRing<Session> | undefined;
+  /** Sessions and listeners by serial (io_uring completions name them so). */
+  readonly #sessionsBySerial = new Map<number, Session>();
+  readonly #listenersBySerial = new Map<number, Listener>();
+  #nextSerial = 0;
+  /** The ring's buffer behind each gathered reply. */
+  readonly #replyBuffers = new Int32Array(BATCH);
+  /** Sessions and listeners whose multishot receive ended (no buffer was free, an error). */
+  #rearmSessions: Session[] = [];
+  #rearmListeners: Listener[] = [];
+  /** The datagrams to one session's target queued by `#queueToTarget`, sent by `#sendRun`. */
+  #runSession: Session | undefined;
+  #runCount = 0;
+  /** Where the run's first datagram is (a single one is sent from there through the ring). */
+  #runArena: NativeArena | undefined;
+  #runDataAt = 0;
+  /** The client ring buffer of each datagram of the run, or -1. */
+  readonly #runBuffers = new Int32Array(BATCH);
   /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
   readonly #doorbell: number;
   /** The doorbell's port, for the main thread. */
   readonly doorbellPort: number;
 
+  /** @param uringLibc io_uring's calls, used once the main thread asks for io_uring. */
   constructor(
     libc: EngineLibc,
+    uringLibc: UringLibc,
     layout: AbiLayout,
     control: WorkerControl,
     row: number,
     post: (message: FromEngine) => void,
   ) {
     this.#libc = libc.symbols;
+    this.#uringLibc = uringLibc;
     this.#layout = layout;
     this.#errno = new ErrnoReader(libc.symbols.__errno_location);
     this.#sockets = new UdpSockets(libc, layout, this.#errno);
@@ -238,6 +269,8 @@ export class EngineLoop {
         this.#post({ kind: "closed", seq: message.seq });
         return;
       }
+      case "ioUring":
+        return this.#post({ kind: "ioUring", seq: message.seq, ...this.#enableRing() });
       case "policy": {
         const listener = this.#listeners.get(message.id);
         if (listener !== undefined) {
@@ -261,6 +294,10 @@ export class EngineLoop {
     try {
       while (!this.#control.stopRequested) {
         const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
+        if (this.#ring !== undefined) {
+          if (await this.#ringPass(this.#ring, waitMs, lastYieldMs)) lastYieldMs = Date.now();
+          continue;
+        }
         const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
         if (count < 0 && this.#errno.get() !== Errno.EINTR) {
           throw new OsError("epoll_wait", this.#errno.get());
@@ -293,6 +330,204 @@ export class EngineLoop {
       for (const listener of [...this.#listeners.values()]) this.#close(listener, "drained");
       this.#sockets.close(this.#doorbell);
       this.#sockets.close(this.#epoll);
+      this.#ring?.close();
+    }
+  }
+
+  /**
+   * One pass with io_uring: submits what is queued and waits (at most `waitMs`) for completions,
+   * then handles them. Returns whether it yielded to the event loop.
+   */
+  async #ringPass(
+    ring: EngineRing<Session>,
+    waitMs: number,
+    lastYieldMs: number,
+  ): Promise<boolean> {
+    const waited = ring.ring.submit(1, waitMs);
+    let yielded = false;
+    if (this.#control.takePosted()) {
+      await this.#receiveMessages();
+      yielded = true;
+    }
+    const nowMs = Date.now();
+    const handled = this.#completions(ring, nowMs);
+    this.#flushToClients(nowMs);
+    ring.clientBuffers.publish();
+    for (const session of this.#rearmSessions) {
+      if (!session.ended) ring.arm(session.fd, session.serial);
+    }
+    this.#rearmSessions = [];
+    for (const listener of this.#rearmListeners) {
+      if (this.#listenersBySerial.get(listener.serial) === listener) {
+        ring.listen(listener.fd, listener.serial);
+      }
+    }
+    this.#rearmListeners = [];
+    if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
+    if (waited < 0 || handled === 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      yielded = true;
+    }
+    return yielded;
+  }
+
+  /** Handles the ring's completions; returns how many. */
+  #completions(ring: EngineRing<Session>, nowMs: number): number {
+    const uring = ring.ring;
+    let head = uring.head;
+    const tail = uring.tail;
+    const count = (tail - head) >>> 0;
+    for (; head !== tail; head = (head + 1) >>> 0) {
+      const userData = uring.userData(head);
+      const result = uring.result(head);
+      const flags = uring.flags(head);
+      const value = userData & VALUE_MASK;
+      switch (userData >>> 28) {
+        case Kind.LISTENER:
+          this.#fromClientRing(ring, value, result, flags, nowMs);
+          break;
+        case Kind.UPSTREAM:
+          this.#fromTargetRing(ring, value, result, flags, nowMs);
+          break;
+        case Kind.SEND: {
+          const session = ring.takeSendOwner(value);
+          if (session === undefined) break;
+          if (result >= 0) session.toTargetBlockedSinceMs = 0;
+          else this.#sendToTargetFailed(session, ring.sendBytes(value), 0, -result, nowMs);
+          break;
+        }
+        case Kind.REPLY: {
+          const session = ring.takeSendOwner(value);
+          if (session === undefined) break;
+          if (result >= 0) this.#replied(session, ring.sendBytes(value));
+          else this.#replyFailed(session, ring.sendBytes(value), -result, nowMs);
+          break;
+        }
+        case Kind.DOORBELL:
+          this.#sockets.drainDoorbell(this.#doorbell);
+          if ((flags & CompletionFlag.MORE) === 0) ring.pollDoorbell(this.#doorbell);
+          break;
+      }
+    }
+    uring.consume(head);
+    this.#sendRun(nowMs);
+    return count;
+  }
+
+  /** A completion of listener `serial`'s multishot receive: a client's datagram, or why it ended. */
+  #fromClientRing(
+    ring: EngineRing<Session>,
+    serial: number,
+    result: number,
+    flags: number,
+    nowMs: number,
+  ): void {
+    const buffer = EngineRing.bufferOf(flags);
+    const listener = this.#listenersBySerial.get(serial);
+    if (listener === undefined) {
+      if (buffer >= 0) ring.clientBuffers.recycle(buffer);
+      return;
+    }
+    if ((flags & CompletionFlag.MORE) === 0) this.#rearmListeners.push(listener);
+    if (result < 0) {
+      const errno = -result;
+      if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
+        this.#receiveFailed(listener, new OsError("recvmsg", errno).message);
+      }
+      return;
+    }
+    if (buffer < 0) return;
+    const buffers = ring.clientBuffers;
+    const length = EngineRing.payloadLength(buffers, buffer);
+    if (
+      (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
+      length > listener.receiveBytes
+    ) {
+      buffers.recycle(buffer);
+      this.#truncated(listener, "client");
+      return;
+    }
+    const session = this.#sessionFor(
+      listener,
+      buffers.data,
+      ring.clientNameOffset(buffer),
+      ring.clientNameLength(buffer),
+      nowMs,
+    );
+    if (session === undefined) {
+      buffers.recycle(buffer);
+      return;
+    }
+    this.#queueToTarget(
+      session,
+      buffers.data,
+      ring.clientPayloadOffset(buffer),
+      length,
+      buffer,
+      nowMs,
+    );
+  }
+
+  /** A completion of session `serial`'s multishot receive: a reply, or why it ended. */
+  #fromTargetRing(
+    ring: EngineRing<Session>,
+    serial: number,
+    result: number,
+    flags: number,
+    nowMs: number,
+  ): void {
+    const buffer = EngineRing.bufferOf(flags);
+    const session = this.#sessionsBySerial.get(serial);
+    if (session === undefined || session.ended) {
+      if (buffer >= 0) ring.replyBuffers.recycle(buffer);
+      return;
+    }
+    if ((flags & CompletionFlag.MORE) === 0) this.#rearmSessions.push(session);
+    if (result < 0) {
+      const errno = -result;
+      if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recvmsg");
+      else if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
+        this.#fail(session, "ReadFromTarget", new OsError("recvmsg", errno).message);
+      }
+      return;
+    }
+    if (buffer < 0) return;
+    const listener = session.listener;
+    session.lastActiveMs = nowMs;
+    const buffers = ring.replyBuffers;
+    const length = EngineRing.payloadLength(buffers, buffer);
+    if (
+      (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
+      length > listener.receiveBytes
+    ) {
+      buffers.recycle(buffer);
+      this.#truncated(listener, "target");
+      return;
+    }
+    if (this.#replyListener !== listener) {
+      this.#flushToClients(nowMs);
+      this.#replyListener = listener;
+    }
+    if (this.#replyCount === BATCH) this.#flushToClients(nowMs);
+    const k = this.#replyCount++;
+    this.#toClients.pointAt(k, buffers.data, ring.replyPayloadOffset(buffer), length);
+    this.#toClientLengths[k] = length;
+    this.#toClients.setName(k, session.client);
+    this.#replySessions[k] = session;
+    this.#replyBuffers[k] = buffer;
+  }
+
+  /** Switches to io_uring (before any listener); says why not when the kernel refuses. */
+  #enableRing(): { refused?: string } {
+    if (this.#ring !== undefined) return {};
+    if (this.#listeners.size > 0) return { refused: "listeners are open already" };
+    try {
+      const ring = new EngineRing<Session>(this.#uringLibc, this.#layout.maxSockaddrSize);
+      ring.pollDoorbell(this.#doorbell);
+      this.#ring = ring;
+      return {};
+    } catch (error) {
+      return { refused: errorMessage(error) };
     }
   }
 
@@ -321,7 +556,7 @@ export class EngineLoop {
       fd = this.#sockets.listen(message.hostname, message.port, message.reusePort);
       try {
         port = this.#sockets.port(fd);
-        this.#watch(fd);
+        if (this.#ring === undefined) this.#watch(fd);
       } catch (error) {
         this.#sockets.close(fd);
         throw error;
@@ -334,8 +569,11 @@ export class EngineLoop {
     const offset = this.#row * UDP_FIELD_COUNT * Float64Array.BYTES_PER_ELEMENT;
     const settings = new ListenerSettings(message.settings);
     const { generation, target, forbidden, timeouts } = settings.read();
+    const serial = this.#nextSerial;
+    this.#nextSerial = (serial + 1) & VALUE_MASK;
     const listener: Listener = {
       id: message.id,
+      serial,
       fd,
       hostname: message.hostname,
       port,
@@ -368,6 +606,8 @@ export class EngineLoop {
       },
     };
     this.#applyPolicy(listener, message.policy);
+    this.#ring?.listen(fd, serial);
+    this.#listenersBySerial.set(serial, listener);
     this.#listeners.set(listener.id, listener);
     this.#listenersByFd[fd] = listener;
     this.#nextSweepMs = 0; // schedules its sweeps
@@ -412,11 +652,12 @@ export class EngineLoop {
     }
   }
 
-  #receiveFromClients(listener: Listener, nowMs: number): void {
+  /**
+   * Receives and forwards `listener`'s datagrams, at most {@linkcode ROUNDS_PER_EVENT} batches;
+   * returns whether it stopped with the socket perhaps not empty (the last batch was full).
+   */
+  #receiveFromClients(listener: Listener, nowMs: number): boolean {
     const batch = this.#fromClients;
-    const toTarget = this.#toTarget;
-    const withHeaders = this.#toTargetWithHeaders;
-    const counters = listener.counters;
     const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
     for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
       batch.prepareReceive(0, listener.receiveBytes);
@@ -430,66 +671,139 @@ export class EngineLoop {
       if (received < 0) {
         const errno = this.#errno.get();
         if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
-          counters[E.ReadFromClient]!++;
-          this.#warn(listener, "drop", "Receive failed on UDP port {port}: {error}", {
-            error: new OsError("recvmmsg", errno).message,
-          });
+          this.#receiveFailed(listener, new OsError("recvmmsg", errno).message);
         }
-        return;
+        return false;
       }
-      let pending: Session | undefined;
-      let queued = 0;
       for (let j = 0; j < received; j++) {
         if ((batch.flags(j) & MSG_TRUNC) !== 0) {
           this.#truncated(listener, "client");
           continue;
         }
-        const key = this.#clientKey(batch, j);
-        let session = this.#lastSession;
-        if (
-          session === undefined || session.key !== key || session.listener !== listener ||
-          session.ended
-        ) {
-          session = listener.sessions.get(key) ?? this.#open(listener, key, batch, j, nowMs);
-          if (session === undefined) continue;
-          this.#lastSession = session;
-        }
-        session.lastActiveMs = nowMs;
-        if (session !== pending) {
-          if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
-          pending = session;
-          queued = 0;
-        }
-        const length = batch.length(j);
-        const header = session.header;
-        if (header === undefined) {
-          toTarget.point(queued, batch, j, length);
-          this.#toTargetLengths[queued++] = length;
-        } else if (header.bytes.length + length <= session.maxToTarget) {
-          withHeaders.point(queued, batch, j, length);
-          withHeaders.setHeader(queued, header, header.bytes.length);
-          this.#toTargetLengths[queued++] = header.bytes.length + length;
-        } else {
-          // Never cut: too long with the header for one datagram to the target.
-          counters[E.ProxyHeaderTooLarge]!++;
-          counters[F.droppedDatagrams]!++;
-          this.#warn(
-            listener,
-            "drop",
-            "Dropped a datagram of {bytes} bytes on UDP port {port}: with the PROXY header it exceeds {max} bytes",
-            { bytes: length, max: session.maxToTarget },
-          );
+        const arena = batch.arena;
+        const session = this.#sessionFor(
+          listener,
+          arena,
+          batch.nameOffset(j),
+          batch.nameLength(j),
+          nowMs,
+        );
+        if (session !== undefined) {
+          this.#queueToTarget(session, arena, batch.dataOffset(j), batch.length(j), -1, nowMs);
         }
       }
-      if (pending !== undefined) this.#sendToTarget(pending, queued, nowMs);
-      if (received < BATCH) return;
+      this.#sendRun(nowMs);
+      if (received < BATCH) return false;
     }
+    return true;
+  }
+
+  #receiveFailed(listener: Listener, error: string): void {
+    listener.counters[E.ReadFromClient]!++;
+    this.#warn(listener, "drop", "Receive failed on UDP port {port}: {error}", { error });
+  }
+
+  /**
+   * The session of the client whose sockaddr (`nameLength` bytes) is at `nameAt` of `arena`,
+   * opened if new; undefined (counted) when none may open.
+   */
+  #sessionFor(
+    listener: Listener,
+    arena: NativeArena,
+    nameAt: number,
+    nameLength: number,
+    nowMs: number,
+  ): Session | undefined {
+    const key = this.#clientKey(arena.view, nameAt);
+    let session = this.#lastSession;
+    if (
+      session === undefined || session.key !== key || session.listener !== listener ||
+      session.ended
+    ) {
+      session = listener.sessions.get(key) ??
+        this.#open(listener, key, arena, nameAt, nameLength, nowMs);
+      if (session === undefined) return undefined;
+      this.#lastSession = session;
+    }
+    session.lastActiveMs = nowMs;
+    return session;
+  }
+
+  /**
+   * Adds `length` bytes at `dataAt` of `arena` (in ring buffer `buffer`, or -1) to the run of
+   * datagrams to `session`'s target, sending the run first when it is another session's or full.
+   * A datagram too long for its PROXY header is dropped (counted), never cut.
+   */
+  #queueToTarget(
+    session: Session,
+    arena: NativeArena,
+    dataAt: number,
+    length: number,
+    buffer: number,
+    nowMs: number,
+  ): void {
+    if (session !== this.#runSession || this.#runCount === BATCH) {
+      this.#sendRun(nowMs);
+      this.#runSession = session;
+    }
+    const queued = this.#runCount;
+    const header = session.header;
+    if (header === undefined) {
+      this.#toTarget.pointAt(queued, arena, dataAt, length);
+      this.#toTargetLengths[queued] = length;
+    } else if (header.bytes.length + length <= session.maxToTarget) {
+      this.#toTargetWithHeaders.pointAt(queued, arena, dataAt, length);
+      this.#toTargetWithHeaders.setHeader(queued, header, header.bytes.length);
+      this.#toTargetLengths[queued] = header.bytes.length + length;
+    } else {
+      const counters = session.listener.counters;
+      counters[E.ProxyHeaderTooLarge]!++;
+      counters[F.droppedDatagrams]!++;
+      this.#warn(
+        session.listener,
+        "drop",
+        "Dropped a datagram of {bytes} bytes on UDP port {port}: with the PROXY header it exceeds {max} bytes",
+        { bytes: length, max: session.maxToTarget },
+      );
+      if (buffer >= 0) this.#ring?.clientBuffers.recycle(buffer);
+      return;
+    }
+    if (queued === 0) {
+      this.#runArena = arena;
+      this.#runDataAt = dataAt;
+    }
+    this.#runBuffers[queued] = buffer;
+    this.#runCount = queued + 1;
+  }
+
+  /** Sends the run of datagrams queued by {@linkcode #queueToTarget}. */
+  #sendRun(nowMs: number): void {
+    const session = this.#runSession;
+    const count = this.#runCount;
+    this.#runSession = undefined;
+    this.#runCount = 0;
+    if (session !== undefined && count > 0) this.#sendToTarget(session, count, nowMs);
+  }
+
+  /** Forgets the queued run (its session ended): its ring buffers go back. */
+  #dropRun(): void {
+    const ring = this.#ring;
+    if (ring !== undefined) {
+      for (let k = 0; k < this.#runCount; k++) {
+        const buffer = this.#runBuffers[k]!;
+        if (buffer >= 0) ring.clientBuffers.recycle(buffer);
+      }
+    }
+    this.#runSession = undefined;
+    this.#runCount = 0;
   }
 
   /**
    * Sends the first `count` datagrams of `#toTarget` (or `#toTargetWithHeaders`) on the session's
    * upstream socket. They are counted before they leave (and uncounted if dropped), so a counter
-   * never lags behind a reply; bytes count the client's bytes, not a PROXY header.
+   * never lags behind a reply; bytes count the client's bytes, not a PROXY header. With io_uring, a
+   * single datagram without a header is queued on the ring instead, to leave with the other
+   * sessions' datagrams in one call; the ring buffers of a run go back once it left.
    */
   #sendToTarget(session: Session, count: number, nowMs: number): void {
     if (count === 0) return;
@@ -506,6 +820,16 @@ export class EngineLoop {
       tally.bytesClientToTarget += bytes;
       tally.datagramsClientToTarget += count;
     }
+    const ring = this.#ring;
+    if (ring !== undefined) {
+      const arena = this.#runArena;
+      if (count === 1 && headerBytes === 0 && arena !== undefined) {
+        ring.send(session.fd, arena, this.#runDataAt, bytes, session, this.#runBuffers[0]!);
+        return;
+      }
+      // Datagrams queued on the ring leave first: a session's datagrams keep their order.
+      if (ring.ring.queued > 0) ring.ring.submit(0, 0);
+    }
     let sent = 0;
     while (sent < count) {
       const done = this.#sender.send(session.fd, toTarget, sent, count, lengths, session);
@@ -515,27 +839,48 @@ export class EngineLoop {
         sent += done;
         continue;
       }
-      const errno = this.#sender.errno;
-      counters[F.bytesClientToTarget]! -= lengths[sent]! - headerBytes;
-      counters[F.datagramsClientToTarget]!--;
-      if (tally !== undefined) {
-        tally.bytesClientToTarget -= lengths[sent]! - headerBytes;
-        tally.datagramsClientToTarget--;
-      }
-      counters[F.droppedDatagrams]!++;
-      if (errno === Errno.EAGAIN) {
-        if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
-      } else if (errno === Errno.ECONNREFUSED) {
-        // Reported on this send, for an earlier datagram; this one is not sent.
-        this.#unreachable(session, "sendmmsg");
-      } else {
-        // A failed send drops the datagram but keeps the session (as the portable engine).
-        counters[E.WriteToTarget]!++;
-        this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
-          error: new OsError("sendmmsg", errno).message,
-        });
-      }
+      this.#sendToTargetFailed(session, lengths[sent]!, headerBytes, this.#sender.errno, nowMs);
       sent++;
+    }
+    if (ring !== undefined) {
+      for (let k = 0; k < count; k++) {
+        const buffer = this.#runBuffers[k]!;
+        if (buffer >= 0) ring.clientBuffers.recycle(buffer);
+      }
+    }
+  }
+
+  /**
+   * A datagram of `length` bytes (with a header of `headerBytes`) to the target could not leave:
+   * uncounted, counted as dropped, and the error counted as the portable engine does.
+   */
+  #sendToTargetFailed(
+    session: Session,
+    length: number,
+    headerBytes: number,
+    errno: number,
+    nowMs: number,
+  ): void {
+    const counters = session.listener.counters;
+    const tally = session.tally;
+    counters[F.bytesClientToTarget]! -= length - headerBytes;
+    counters[F.datagramsClientToTarget]!--;
+    if (tally !== undefined) {
+      tally.bytesClientToTarget -= length - headerBytes;
+      tally.datagramsClientToTarget--;
+    }
+    counters[F.droppedDatagrams]!++;
+    if (errno === Errno.EAGAIN) {
+      if (session.toTargetBlockedSinceMs === 0) session.toTargetBlockedSinceMs = nowMs;
+    } else if (errno === Errno.ECONNREFUSED) {
+      // Reported on this send, for an earlier datagram; this one is not sent.
+      this.#unreachable(session, "send");
+    } else {
+      // A failed send drops the datagram but keeps the session (as the portable engine).
+      counters[E.WriteToTarget]!++;
+      this.#warn(session.listener, "target", "Cannot send to UDP target: {error}", {
+        error: new OsError("send", errno).message,
+      });
     }
   }
 
@@ -612,45 +957,86 @@ export class EngineLoop {
     for (let k = 0; k < count; k++) bytes += lengths[k]!;
     counters[F.bytesTargetToClient]! += bytes;
     counters[F.datagramsTargetToClient]! += count;
-    let sent = 0;
-    while (sent < count) {
-      const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
-      if (done >= 0) {
-        counters[F.segmentedDatagrams]! += this.#sender.segmented;
-        for (let k = sent; k < sent + done; k++) {
-          const session = sessions[k]!;
-          session.toClientBlockedSinceMs = 0;
-          const tally = session.tally;
-          if (tally !== undefined) {
-            tally.bytesTargetToClient += lengths[k]!;
-            tally.datagramsTargetToClient++;
-          }
+    const ring = this.#ring;
+    if (ring !== undefined && this.#fewRuns(count)) {
+      // Replies to many clients: one SEND each, all in one call (their data is copied by then).
+      for (let k = 0; k < count; k++) {
+        const at = toClients.nameOffset(k);
+        ring.sendTo(
+          listener.fd,
+          ring.replyBuffers.data,
+          ring.replyPayloadOffset(this.#replyBuffers[k]!),
+          lengths[k]!,
+          toClients.arena,
+          at,
+          sessions[k]!.client.length,
+          sessions[k]!,
+        );
+      }
+      ring.ring.submit(0, 0);
+    } else {
+      let sent = 0;
+      while (sent < count) {
+        const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
+        if (done >= 0) {
+          counters[F.segmentedDatagrams]! += this.#sender.segmented;
+          for (let k = sent; k < sent + done; k++) this.#replied(sessions[k]!, lengths[k]!);
+          sent += done;
+          continue;
         }
-        sent += done;
-        continue;
+        this.#replyFailed(sessions[sent]!, lengths[sent]!, this.#sender.errno, nowMs);
+        sent++;
       }
-      const errno = this.#sender.errno;
-      const session = sessions[sent]!;
-      counters[F.bytesTargetToClient]! -= lengths[sent]!;
-      counters[F.datagramsTargetToClient]!--;
-      if (errno === Errno.EAGAIN) {
-        counters[F.droppedDatagrams]!++;
-        if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
-      } else if (!session.ended) {
-        // A failed send to the client ends the session (as the portable engine).
-        this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
-      }
-      sent++;
     }
     sessions.fill(undefined, 0, count);
+    if (ring !== undefined) {
+      for (let k = 0; k < count; k++) ring.replyBuffers.recycle(this.#replyBuffers[k]!);
+      ring.replyBuffers.publish();
+    }
+  }
+
+  /**
+   * Whether the gathered replies go to so many different clients (runs shorter than 2 on
+   * average) that segmenting them would not pay.
+   */
+  #fewRuns(count: number): boolean {
+    const sessions = this.#replySessions;
+    let runs = 1;
+    for (let k = 1; k < count; k++) if (sessions[k] !== sessions[k - 1]) runs++;
+    return runs * 2 > count;
+  }
+
+  /** A reply of `length` bytes left for the session's client. */
+  #replied(session: Session, length: number): void {
+    session.toClientBlockedSinceMs = 0;
+    const tally = session.tally;
+    if (tally !== undefined) {
+      tally.bytesTargetToClient += length;
+      tally.datagramsTargetToClient++;
+    }
+  }
+
+  /** A reply of `length` bytes could not leave: uncounted; a full buffer drops it, else the session ends. */
+  #replyFailed(session: Session, length: number, errno: number, nowMs: number): void {
+    const counters = session.listener.counters;
+    counters[F.bytesTargetToClient]! -= length;
+    counters[F.datagramsTargetToClient]!--;
+    if (errno === Errno.EAGAIN) {
+      counters[F.droppedDatagrams]!++;
+      if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
+    } else if (!session.ended) {
+      // A failed send to the client ends the session (as the portable engine).
+      this.#fail(session, "WriteToClient", new OsError("sendmmsg", errno).message);
+    }
   }
 
   /** A new session for the client of datagram `j`, or undefined (counted) when none may open. */
   #open(
     listener: Listener,
     key: number | string,
-    batch: DatagramBatch,
-    j: number,
+    arena: NativeArena,
+    nameAt: number,
+    nameLength: number,
     nowMs: number,
   ): Session | undefined {
     const counters = listener.counters;
@@ -668,8 +1054,7 @@ export class EngineLoop {
       });
       return undefined;
     }
-    const name = batch.nameOffset(j);
-    const client = batch.arena.bytes.slice(name, name + batch.nameLength(j));
+    const client = arena.bytes.slice(nameAt, nameAt + nameLength);
     const gate = listener.gate;
     const source = gate === undefined ? "" : decodeSockaddr(this.#layout, client).hostname;
     this.#refreshSettings(listener);
@@ -700,11 +1085,13 @@ export class EngineLoop {
     try {
       if (target === undefined) throw new Error("the target name does not resolve");
       fd = this.#sockets.connect(target.sockaddr, target.family);
-      try {
-        this.#watch(fd);
-      } catch (error) {
-        this.#sockets.close(fd);
-        throw error;
+      if (this.#ring === undefined) {
+        try {
+          this.#watch(fd);
+        } catch (error) {
+          this.#sockets.close(fd);
+          throw error;
+        }
       }
     } catch (error) {
       gate?.release(source);
@@ -719,8 +1106,11 @@ export class EngineLoop {
       });
       return undefined;
     }
+    const serial = this.#nextSerial;
+    this.#nextSerial = (serial + 1) & VALUE_MASK;
     const session: Session = {
       fd,
+      serial,
       listener,
       key,
       client,
@@ -745,7 +1135,11 @@ export class EngineLoop {
       segment: true,
     };
     listener.sessions.set(key, session);
-    this.#sessionsByFd[fd] = session;
+    if (this.#ring === undefined) this.#sessionsByFd[fd] = session;
+    else {
+      this.#sessionsBySerial.set(serial, session);
+      this.#ring.arm(fd, serial);
+    }
     counters[F.activeSessions]!++;
     counters[F.sessionsTotal]!++;
     return session;
@@ -818,13 +1212,11 @@ export class EngineLoop {
   }
 
   /**
-   * The client address of datagram `j` as a map key: a number for IPv4 and IPv4-mapped IPv6
+   * The client address at `at` of `view` as a map key: a number for IPv4 and IPv4-mapped IPv6
    * (address * 65536 + port, below 2^48), a string for other IPv6 addresses.
    */
-  #clientKey(batch: DatagramBatch, j: number): number | string {
+  #clientKey(view: DataView, at: number): number | string {
     const { sockaddr, constants } = this.#layout;
-    const view = batch.arena.view;
-    const at = batch.nameOffset(j);
     const port = view.getUint16(at + sockaddr.port, false);
     if (view.getUint16(at + sockaddr.family, true) === constants.AF_INET) {
       return view.getUint32(at + sockaddr.in4Addr, false) * 65_536 + port;
@@ -900,8 +1292,13 @@ export class EngineLoop {
     const listener = session.listener;
     if (session.tally !== undefined) this.#record(session, session.tally, end);
     if (listener.sessions.get(session.key) === session) listener.sessions.delete(session.key);
-    this.#sessionsByFd[session.fd] = undefined;
+    if (this.#ring === undefined) this.#sessionsByFd[session.fd] = undefined;
+    else {
+      this.#sessionsBySerial.delete(session.serial);
+      this.#ring.cancelSession(session.serial);
+    }
     if (this.#lastSession === session) this.#lastSession = undefined;
+    if (this.#runSession === session) this.#dropRun();
     this.#sockets.close(session.fd);
     session.gate?.release(session.source);
     listener.counters[F.activeSessions]!--;
@@ -939,6 +1336,8 @@ export class EngineLoop {
     if (drainSeq !== undefined) this.#post({ kind: "drained", seq: drainSeq });
     this.#listeners.delete(listener.id);
     this.#listenersByFd[listener.fd] = undefined;
+    this.#listenersBySerial.delete(listener.serial);
+    this.#ring?.cancelListener(listener.serial);
     this.#sockets.close(listener.fd);
   }
 

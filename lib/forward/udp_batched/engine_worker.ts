@@ -7,9 +7,17 @@
 
 import { serveEngineThread } from "../../ffi/engine_thread_entry.ts";
 import { BATCH_SYMBOLS, openLibc, SOCKET_SYMBOLS } from "../../ffi/libc.ts";
+import { URING_SYMBOLS } from "../../ffi/io_uring.ts";
 import { EngineLoop } from "./engine_loop.ts";
 import type { ToEngine } from "./messages.ts";
 
 serveEngineThread<ToEngine>((layout, control, row, post) =>
-  new EngineLoop(openLibc({ ...SOCKET_SYMBOLS, ...BATCH_SYMBOLS }), layout, control, row, post)
+  new EngineLoop(
+    openLibc({ ...SOCKET_SYMBOLS, ...BATCH_SYMBOLS }),
+    openLibc(URING_SYMBOLS),
+    layout,
+    control,
+    row,
+    post,
+  )
 );

@@ -108,6 +108,8 @@ export type ToEngine =
     readonly generation: number;
   }
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
+  /** Use io_uring for the sessions' upstream sockets (sent before any `listen`). */
+  | { readonly kind: "ioUring"; readonly seq: number }
   | {
     readonly kind: "close";
     readonly seq: number;
@@ -127,6 +129,8 @@ export type FromEngine =
   | { readonly kind: "drained"; readonly seq: number }
   | { readonly kind: "closed"; readonly seq: number }
   | { readonly kind: "configured"; readonly seq: number }
+  /** The answer to `ioUring`: `refused` says why the thread keeps epoll, if it does. */
+  | { readonly kind: "ioUring"; readonly seq: number; readonly refused?: string }
   /** A session of listener `id` that had an access record ended. */
   | { readonly kind: "record"; readonly id: number; readonly record: SessionRecord }
   | {

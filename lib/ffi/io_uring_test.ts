@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { ErrnoReader, OsError } from "./errno.ts";
+import { BufferRing, CompletionFlag, Ring, URING_SYMBOLS } from "./io_uring.ts";
+import { NativeArena } from "./native_memory.ts";
+
+const ECANCELED = 125;
+const ENOBUFS = 105;
+const EAGAIN = 11;
+const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+
+const libc = Deno.dlopen("libc.so.6", URING_SYMBOLS);
+const sockets = Deno.dlopen("libc.so.6", {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+}).symbols;
+const errno = new ErrnoReader(libc.symbols.__errno_location);
+
+/** A UDP socket on 127.0.0.1 with a kernel-chosen port, and its sockaddr_in. */
+function udpSocket(): { fd: number; name: Uint8Array<ArrayBuffer>; port: number } {
+  const fd = sockets.socket(2, 2, 0);
+  const name = new Uint8Array(16);
+  name.set([2, 0, 0, 0, 127, 0, 0, 1]);
+  assert.equal(sockets.bind(fd, name, 16), 0, `bind: ${errno.get()}`);
+  assert.equal(sockets.getsockname(fd, name, new Uint32Array([16])), 0);
+  return { fd, name, port: name[2]! * 256 + name[3]! };
+}
+
+interface Completion {
+  readonly userData: number;
+  readonly result: number;
+  readonly flags: number;
+}
+
+/** Submits and collects completions until `enough` says so (at most `waitMs`). */
+function collect(ring: Ring, enough: (all: Completion[]) => boolean, waitMs = 2000): Completion[] {
+  const all: Completion[] = [];
+  const deadline = Date.now() + waitMs;
+  while (!enough(all) && Date.now() < deadline) {
+    ring.submit(1, 50);
+    let head = ring.head;
+    for (const tail = ring.tail; head !== tail; head = (head + 1) >>> 0) {
+      all.push({
+        userData: ring.userData(head),
+        result: ring.result(head),
+        flags: ring.flags(head),
+      });
+    }
+    ring.consume(head);
+  }
+  return all;
+}
+
+/** A `msghdr` asking for a sockaddr_in name and no control data. */
+function recvMsgHeader(): NativeArena {
+  const msghdr = new NativeArena(56);
+  msghdr.view.setUint32(8, 16, true);
+  return msghdr;
+}
+
+/** Payload, name and flags of a multishot recvmsg completion (`struct io_uring_recvmsg_out`). */
+function received(buffers: BufferRing, completion: Completion) {
+  const at = buffers.offsetOf(completion.flags >>> 16);
+  const view = buffers.data.view;
+  const payloadBytes = view.getUint32(at + 8, true);
+  return {
+    payloadBytes,
+    flags: view.getUint32(at + 12, true),
+    port: view.getUint16(at + 16 + 2, false),
+    payload: buffers.data.bytes.slice(at + 32, at + 32 + Math.min(payloadBytes, buffers.size - 32)),
+  };
+}
+
+function withRing(test: (ring: Ring) => void): void {
+  const ring = new Ring(libc, { entries: 64, completions: 256 });
+  try {
+    test(ring);
+  } finally {
+    ring.close();
+  }
+}
+
+Deno.test("a multishot recvmsg posts every datagram with its sender and flags one cut short with MSG_TRUNC", () => {
+  withRing((ring) => {
+    const buffers = new BufferRing(0, 8, 256);
+    ring.register(buffers);
+    const receiver = udpSocket();
+    const sender = udpSocket();
+    assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
+    const msghdr = recvMsgHeader();
+    const data = new NativeArena(300);
+    data.bytes.set(new TextEncoder().encode("hello"));
+    ring.recvMsgMultishot(receiver.fd, msghdr, 0, 0, 1);
+    ring.send(sender.fd, data, 0, 5, 0, 2);
+    ring.send(sender.fd, data, 0, 300, 0, 3);
+    const all = collect(ring, (all) => all.filter((c) => c.userData === 1).length === 2);
+    assert.deepEqual(all.filter((c) => c.userData !== 1).map((c) => c.result), [5, 300]);
+    const [short, long] = all.filter((c) => c.userData === 1);
+    assert.ok(
+      (short!.flags & CompletionFlag.BUFFER) !== 0 && (short!.flags & CompletionFlag.MORE) !== 0,
+    );
+    const first = received(buffers, short!);
+    assert.equal(new TextDecoder().decode(first.payload), "hello");
+    assert.equal(first.port, sender.port);
+    assert.equal(first.flags & MSG_TRUNC, 0);
+    const second = received(buffers, long!);
+    assert.notEqual(second.flags & MSG_TRUNC, 0, "cut short: flagged, to be dropped");
+    assert.equal(second.payloadBytes, 256 - 32, "what fit after the header and the name");
+    sockets.close(receiver.fd);
+    sockets.close(sender.fd);
+  });
+});
+
+Deno.test("a send with MSG_DONTWAIT to a full peer completes with -EAGAIN; without it, it waits in the ring", () => {
+  withRing((ring) => {
+    const pair = new Int32Array(2);
+    assert.equal(sockets.socketpair(1, 2, 0, pair), 0); // AF_UNIX, SOCK_DGRAM: the peer's queue fills
+    const data = new NativeArena(1024);
+    for (let i = 0; i < 200; i++) ring.send(pair[0]!, data, 0, 1024, MSG_DONTWAIT, 1);
+    const sent = collect(ring, (all) => all.length === 200);
+    assert.equal(sent.length, 200);
+    assert.ok(sent.some((c) => c.result === 1024));
+    assert.ok(sent.some((c) => c.result === -EAGAIN), "the queue filled up");
+    ring.send(pair[0]!, data, 0, 1024, 0, 2);
+    assert.deepEqual(collect(ring, () => false, 200), [], "parked until the peer reads");
+    sockets.close(pair[0]!);
+    sockets.close(pair[1]!);
+  });
+});
+
+Deno.test("cancelling a socket's requests ends its multishot receive with -ECANCELED", () => {
+  withRing((ring) => {
+    const buffers = new BufferRing(0, 4, 128);
+    ring.register(buffers);
+    const socket = udpSocket();
+    ring.recvMsgMultishot(socket.fd, recvMsgHeader(), 0, 0, 1);
+    ring.submit(0, 0);
+    ring.cancelFd(socket.fd, 2);
+    const all = collect(ring, (all) => all.length === 2);
+    const receive = all.find((c) => c.userData === 1)!;
+    assert.equal(receive.result, -ECANCELED);
+    assert.equal(receive.flags & CompletionFlag.MORE, 0, "no more completions follow");
+    assert.equal(all.find((c) => c.userData === 2)!.result, 1, "one request cancelled");
+    sockets.close(socket.fd);
+  });
+});
+
+Deno.test("a dry buffer ring ends a multishot receive with -ENOBUFS; recycled buffers and a new receive resume", () => {
+  withRing((ring) => {
+    const buffers = new BufferRing(3, 2, 128);
+    ring.register(buffers);
+    const receiver = udpSocket();
+    const sender = udpSocket();
+    assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
+    const msghdr = recvMsgHeader();
+    const data = new NativeArena(8);
+    ring.recvMsgMultishot(receiver.fd, msghdr, 0, 3, 1);
+    for (let i = 0; i < 3; i++) {
+      data.bytes[0] = i;
+      ring.send(sender.fd, data, 0, 8, 0, 2);
+      ring.submit(0, 0);
+    }
+    const first = collect(ring, (all) => all.some((c) => c.userData === 1 && c.result < 0))
+      .filter((c) => c.userData === 1);
+    assert.deepEqual(first.map((c) => c.result > 0 ? "datagram" : c.result), [
+      "datagram",
+      "datagram",
+      -ENOBUFS,
+    ]);
+    assert.equal(first[2]!.flags & CompletionFlag.MORE, 0);
+    for (const c of first.slice(0, 2)) buffers.recycle(c.flags >>> 16);
+    buffers.publish();
+    ring.recvMsgMultishot(receiver.fd, msghdr, 0, 3, 4);
+    const again = collect(ring, (all) => all.length === 1);
+    assert.equal(
+      received(buffers, again[0]!).payload[0],
+      2,
+      "the third datagram waited in the socket",
+    );
+    sockets.close(receiver.fd);
+    sockets.close(sender.fd);
+  });
+});
+
+Deno.test("a refused io_uring_setup names the call and the error", () => {
+  assert.throws(
+    () => new Ring(libc, { entries: 0, completions: 0 }),
+    (error) => error instanceof OsError && /^io_uring_setup: .*EINVAL/.test(error.message),
+  );
+});
+
+Deno.test("a buffer ring refuses a count that is not a power of two", () => {
+  assert.throws(() => new BufferRing(0, 3, 64), /Buffer count 3 is not a power of two/);
+});

@@ -1,0 +1,219 @@
+/**
+ * The io_uring side of a batched UDP engine thread (`--udp-engine=io_uring`, or `auto` where the
+ * kernel allows it). With many sessions every datagram goes to another socket, where epoll and
+ * recvmmsg/sendmmsg cost a system call per socket; here instead:
+ * - every listening socket and every session's upstream socket has a multishot recvmsg into a
+ *   ring of provided buffers (one ring for clients' datagrams, one for replies), so datagrams
+ *   arrive without a call per socket;
+ * - single datagrams to a target, and replies to many clients, go out as SEND entries
+ *   (MSG_DONTWAIT: a full socket buffer completes with -EAGAIN, never parks the send in the ring),
+ *   submitted together; runs of datagrams to one address keep sendmmsg (they are segmented);
+ * - the doorbell is polled through the ring, so one `io_uring_enter` submits and waits for
+ *   everything.
+ * `user_data` carries a kind (top 4 bits) and a value: a listener's or session's serial, a send
+ * record. Imports no third-party code.
+ * @module
+ */
+
+import { BufferRing, CompletionFlag, Ring, type UringLibc } from "../../ffi/io_uring.ts";
+import { NativeArena } from "../../ffi/native_memory.ts";
+import { SLOT_BYTES } from "./datagram_batch.ts";
+
+/** What a completion is about (`user_data >>> 28`). */
+export const Kind = {
+  LISTENER: 1,
+  UPSTREAM: 2,
+  SEND: 3,
+  REPLY: 4,
+  DOORBELL: 5,
+  CANCEL: 6,
+} as const;
+/** The value bits of `user_data`. */
+export const VALUE_MASK = 0x0fff_ffff;
+
+/** Buffers per ring: enough for a burst from every session between two waits. */
+const BUFFERS = 512;
+/** `struct io_uring_recvmsg_out` before each name and payload. */
+const OUT_BYTES = 16;
+/** Sends in flight at most (records of what to uncount if one fails). */
+const SEND_RECORDS = 4096;
+const MSG_DONTWAIT = 0x40;
+const CLIENT_GROUP = 0;
+const REPLY_GROUP = 1;
+
+/** The ring, its buffers and the records of sends in flight, of one engine thread. */
+export class EngineRing<Owner> {
+  readonly ring: Ring;
+  /** Datagrams from clients: header, a name of `nameRoom` bytes, then the payload. */
+  readonly clientBuffers: BufferRing;
+  /**
+   * Replies from targets (connected sockets: header, then the payload; recvmsg, not recv, whose
+   * multishot cannot tell an empty datagram).
+   */
+  readonly replyBuffers: BufferRing;
+  readonly #nameRoom: number;
+  /** `msghdr`s for the multishot receives: with room for a name (listeners), and without. */
+  readonly #withName = new NativeArena(64);
+  readonly #withoutName = new NativeArena(64);
+  readonly #sendOwners: (Owner | undefined)[] = new Array(SEND_RECORDS).fill(undefined);
+  readonly #sendBytes = new Int32Array(SEND_RECORDS);
+  readonly #sendBuffers = new Int32Array(SEND_RECORDS);
+  #sendSeq = 0;
+
+  /**
+   * Sets up the ring; `nameRoom`: bytes for a client's sockaddr (`sockaddr_in6`).
+   * @throws OsError when the kernel refuses io_uring (EPERM: `kernel.io_uring_disabled` or a
+   * seccomp profile, e.g. RuntimeDefault; ENOSYS: no io_uring).
+   */
+  constructor(libc: UringLibc, nameRoom: number) {
+    this.#nameRoom = nameRoom;
+    this.#withName.view.setUint32(8, nameRoom, true); // msg_namelen
+    this.ring = new Ring(libc, { entries: 1024, completions: 8192 });
+    try {
+      this.clientBuffers = new BufferRing(CLIENT_GROUP, BUFFERS, OUT_BYTES + nameRoom + SLOT_BYTES);
+      this.replyBuffers = new BufferRing(REPLY_GROUP, BUFFERS, OUT_BYTES + SLOT_BYTES);
+      this.ring.register(this.clientBuffers);
+      this.ring.register(this.replyBuffers);
+    } catch (error) {
+      this.ring.close();
+      throw error;
+    }
+  }
+
+  /** (Again) receives on listening socket `fd` of listener `serial`. */
+  listen(fd: number, serial: number): void {
+    this.ring.recvMsgMultishot(fd, this.#withName, 0, CLIENT_GROUP, (Kind.LISTENER << 28) | serial);
+  }
+
+  /** (Again) receives on a session's upstream socket. */
+  arm(fd: number, serial: number): void {
+    this.ring.recvMsgMultishot(
+      fd,
+      this.#withoutName,
+      0,
+      REPLY_GROUP,
+      (Kind.UPSTREAM << 28) | serial,
+    );
+  }
+
+  /** (Again) polls the doorbell. */
+  pollDoorbell(fd: number): void {
+    this.ring.pollMultishot(fd, Kind.DOORBELL << 28);
+  }
+
+  /** Ends the receives of listener `serial` (before its socket is closed: the ring holds it). */
+  cancelListener(serial: number): void {
+    this.ring.cancel((Kind.LISTENER << 28) | serial, Kind.CANCEL << 28);
+  }
+
+  /** Ends the receives of session `serial` (before its socket is closed: the ring holds it). */
+  cancelSession(serial: number): void {
+    this.ring.cancel((Kind.UPSTREAM << 28) | serial, Kind.CANCEL << 28);
+  }
+
+  /**
+   * Queues `length` bytes at `offset` of `arena` to `fd` (connected), recording `owner` and the
+   * client buffer (or -1) to give back once sent.
+   */
+  send(
+    fd: number,
+    arena: NativeArena,
+    offset: number,
+    length: number,
+    owner: Owner,
+    buffer: number,
+  ): void {
+    const userData = (Kind.SEND << 28) | this.#record(owner, length, buffer);
+    this.ring.send(fd, arena, offset, length, MSG_DONTWAIT, userData);
+  }
+
+  /**
+   * Queues a reply of `length` bytes at `offset` of `arena` from `fd` to the sockaddr at
+   * `nameOffset` of `names`, recording `owner`.
+   */
+  sendTo(
+    fd: number,
+    arena: NativeArena,
+    offset: number,
+    length: number,
+    names: NativeArena,
+    nameOffset: number,
+    nameLength: number,
+    owner: Owner,
+  ): void {
+    const userData = (Kind.REPLY << 28) | this.#record(owner, length, -1);
+    this.ring.sendTo(
+      fd,
+      arena,
+      offset,
+      length,
+      MSG_DONTWAIT,
+      userData,
+      names,
+      nameOffset,
+      nameLength,
+    );
+  }
+
+  #record(owner: Owner, length: number, buffer: number): number {
+    const index = this.#sendSeq++ & (SEND_RECORDS - 1);
+    this.#sendOwners[index] = owner;
+    this.#sendBytes[index] = length;
+    this.#sendBuffers[index] = buffer;
+    return index;
+  }
+
+  /** The owner of send record `index`, which is released (its client buffer given back). */
+  takeSendOwner(index: number): Owner | undefined {
+    const owner = this.#sendOwners[index];
+    this.#sendOwners[index] = undefined;
+    const buffer = this.#sendBuffers[index]!;
+    if (buffer >= 0) this.clientBuffers.recycle(buffer);
+    return owner;
+  }
+
+  /** Bytes of send record `index`. */
+  sendBytes(index: number): number {
+    return this.#sendBytes[index]!;
+  }
+
+  /** Offset in `clientBuffers.data` of the sockaddr in buffer `id`. */
+  clientNameOffset(id: number): number {
+    return this.clientBuffers.offsetOf(id) + OUT_BYTES;
+  }
+
+  /** Length of the sockaddr in client buffer `id`. */
+  clientNameLength(id: number): number {
+    return this.clientBuffers.data.view.getUint32(this.clientBuffers.offsetOf(id), true);
+  }
+
+  /** Offset in `clientBuffers.data` of the payload in buffer `id`. */
+  clientPayloadOffset(id: number): number {
+    return this.clientBuffers.offsetOf(id) + OUT_BYTES + this.#nameRoom;
+  }
+
+  /** Offset in `replyBuffers.data` of the payload in buffer `id`. */
+  replyPayloadOffset(id: number): number {
+    return this.replyBuffers.offsetOf(id) + OUT_BYTES;
+  }
+
+  /** Payload bytes (what fit, when cut) in buffer `id` of `buffers`. */
+  static payloadLength(buffers: BufferRing, id: number): number {
+    return buffers.data.view.getUint32(buffers.offsetOf(id) + 8, true);
+  }
+
+  /** `msg_flags` of the datagram in buffer `id` of `buffers` (MSG_TRUNC when cut). */
+  static messageFlags(buffers: BufferRing, id: number): number {
+    return buffers.data.view.getUint32(buffers.offsetOf(id) + 12, true);
+  }
+
+  /** The buffer a completion used, or -1. */
+  static bufferOf(flags: number): number {
+    return (flags & CompletionFlag.BUFFER) !== 0 ? flags >>> 16 : -1;
+  }
+
+  /** Unmaps and closes the ring (the kernel cancels what is in flight). */
+  close(): void {
+    this.ring.close();
+  }
+}
