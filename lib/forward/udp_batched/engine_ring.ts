@@ -31,8 +31,13 @@ export const Kind = {
 /** The value bits of `user_data`. */
 export const VALUE_MASK = 0x0fff_ffff;
 
-/** Buffers per ring: enough for a burst from every session between two waits. */
-const BUFFERS = 512;
+/**
+ * Buffers per ring. Each holds the largest datagram (64 KiB) and its pages stay resident once a
+ * large datagram used them, so this bounds the memory a flood of large datagrams leaves behind
+ * (2 x 128 x 64 KiB per thread). When a ring runs dry, the receives pause until the pass gives
+ * buffers back; the datagrams wait in the socket's buffer meanwhile.
+ */
+const BUFFERS = 128;
 /** `struct io_uring_recvmsg_out` before each name and payload. */
 const OUT_BYTES = 16;
 /** Sends in flight at most (records of what to uncount if one fails). */
