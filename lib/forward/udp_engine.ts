@@ -84,7 +84,7 @@ export class UdpEngine {
       : options.choice;
     let ioUring = false;
     this.ready = startNativeEngine({
-      name: "batched UDP",
+      name: options.choice === "io_uring" ? "io_uring UDP" : "batched UDP",
       choice,
       start: async () => {
         const engine = await startBatchedUdpEngine(options.threads);
