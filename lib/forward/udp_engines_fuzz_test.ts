@@ -32,6 +32,7 @@ function randomSize(random: SeededRandom): number {
 const variants = [
   ...UDP_ENGINES.map((engine) => ({ engine, threads: 1 })),
   { engine: "batched" as const, threads: 2 },
+  { engine: "io_uring" as const, threads: 2 },
 ];
 
 for (const { engine, threads } of variants) {
