@@ -57,13 +57,11 @@ const TWO_32 = 2 ** 32;
 const MAP_FAILED = 2n ** 64n - 1n;
 
 /** Operations the engines submit (`enum io_uring_op`). */
-export const Op = {
+const Op = {
   POLL_ADD: 6,
-  SENDMSG: 9,
   RECVMSG: 10,
   ASYNC_CANCEL: 14,
   SEND: 26,
-  RECV: 27,
 } as const;
 
 /** Bits of a completion's `flags`. */
@@ -76,8 +74,6 @@ export const CompletionFlag = {
 
 const SQE_FLAG_BUFFER_SELECT = 1 << 5;
 const RECV_MULTISHOT = 1 << 1;
-const CANCEL_ALL = 1 << 0;
-const CANCEL_FD = 1 << 1;
 const POLL_ADD_MULTI = 1 << 0;
 const POLLIN = 0x0001;
 
@@ -255,14 +251,6 @@ export class Ring {
     this.#sqe16[w * 2 + 22] = nameLength;
   }
 
-  /** Queues sendmsg(2) of the `msghdr` at `offset` of `msghdr` (which must outlive the request). */
-  sendMsg(fd: number, msghdr: NativeArena, offset: number, flags: number, userData: number): void {
-    const w = this.#entry(Op.SENDMSG, fd, userData);
-    this.#setAddress(w, 4, msghdr, offset);
-    this.#sqe32[w + 6] = 1;
-    this.#sqe32[w + 7] = flags;
-  }
-
   /**
    * Queues a multishot poll for input on `fd`: a completion each time `fd` is woken (not when it
    * stays readable: read until empty, or poll again by other means).
@@ -277,12 +265,6 @@ export class Ring {
   cancel(target: number, userData: number): void {
     const w = this.#entry(Op.ASYNC_CANCEL, -1, userData);
     this.#sqe32[w + 4] = target;
-  }
-
-  /** Queues the cancellation of every request on `fd` (its result: how many were cancelled). */
-  cancelFd(fd: number, userData: number): void {
-    const w = this.#entry(Op.ASYNC_CANCEL, fd, userData);
-    this.#sqe32[w + 7] = CANCEL_FD | CANCEL_ALL;
   }
 
   /**

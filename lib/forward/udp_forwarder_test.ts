@@ -369,32 +369,37 @@ Deno.test("UdpForwarder (portable engine) drops and counts a datagram when no up
 });
 
 // Where the engines differ: the portable engine cuts a datagram longer than bufferBytes (Deno gives
-// no signal but the length), the batched engine sees MSG_TRUNC and drops it (never forwarded cut).
-Deno.test("batched UDP engine drops datagrams longer than bufferBytes (MSG_TRUNC, counted)", async () => {
-  await using echo = startUdpEcho();
-  await using fx = await udpForwarderTo("batched", echo.port, { bufferBytes: 100 });
-  using client = udpClient();
-  const exact = patternBytes(100, 1);
-  assert.deepEqual(await client.request(exact, fx.forwarder.port), exact);
-  for (const size of [101, 300, 65_507]) await client.send(patternBytes(size), fx.forwarder.port);
-  await waitUntil("3 truncated reads", () => fx.counters.truncatedDatagrams === 3);
-  assert.deepEqual(await client.request(exact, fx.forwarder.port), exact, "the session goes on");
-  assert.equal(fx.counters.errors.Truncated, 3);
-  assert.equal(echo.received, 2, "nothing cut reached the target");
-  assert.equal(fx.counters.bytesClientToTarget, 200);
-});
+// no signal but the length), the native ones (epoll or io_uring) see it is longer and drop it (never
+// forwarded cut).
+for (const engine of ["batched", "io_uring"] as const) {
+  Deno.test(`${engine} UDP engine drops datagrams longer than bufferBytes (counted)`, async () => {
+    await using echo = startUdpEcho();
+    await using fx = await udpForwarderTo(engine, echo.port, { bufferBytes: 100 });
+    using client = udpClient();
+    const exact = patternBytes(100, 1);
+    assert.deepEqual(await client.request(exact, fx.forwarder.port), exact);
+    for (const size of [101, 300, 65_507]) await client.send(patternBytes(size), fx.forwarder.port);
+    await waitUntil("3 truncated reads", () => fx.counters.truncatedDatagrams === 3);
+    assert.deepEqual(await client.request(exact, fx.forwarder.port), exact, "the session goes on");
+    assert.equal(fx.counters.errors.Truncated, 3);
+    assert.equal(echo.received, 2, "nothing cut reached the target");
+    assert.equal(fx.counters.bytesClientToTarget, 200);
+  });
 
-Deno.test("batched UDP engine drops replies longer than bufferBytes (counted)", async () => {
-  const long = patternBytes(300, 3);
-  await using target = startUdpEcho({ reply: (request) => request.length === 1 ? long : request });
-  await using fx = await udpForwarderTo("batched", target.port, { bufferBytes: 100 });
-  using client = udpClient();
-  await client.send(new Uint8Array(1), fx.forwarder.port);
-  await waitUntil("the truncated reply", () => fx.counters.truncatedDatagrams === 1);
-  const fits = patternBytes(50);
-  assert.deepEqual(await client.request(fits, fx.forwarder.port), fits);
-  assert.equal(fx.counters.bytesTargetToClient, 50);
-});
+  Deno.test(`${engine} UDP engine drops replies longer than bufferBytes (counted)`, async () => {
+    const long = patternBytes(300, 3);
+    await using target = startUdpEcho({
+      reply: (request) => request.length === 1 ? long : request,
+    });
+    await using fx = await udpForwarderTo(engine, target.port, { bufferBytes: 100 });
+    using client = udpClient();
+    await client.send(new Uint8Array(1), fx.forwarder.port);
+    await waitUntil("the truncated reply", () => fx.counters.truncatedDatagrams === 1);
+    const fits = patternBytes(50);
+    assert.deepEqual(await client.request(fits, fx.forwarder.port), fits);
+    assert.equal(fx.counters.bytesTargetToClient, 50);
+  });
+}
 
 Deno.test("batched UDP engine counts DialUDPTarget when connect() fails, then recovers", async () => {
   await using echo = startUdpEcho();

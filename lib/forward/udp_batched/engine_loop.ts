@@ -48,7 +48,7 @@ import {
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
 import { EngineRing, Kind, VALUE_MASK } from "./engine_ring.ts";
-import { CompletionFlag, type UringLibc } from "../../ffi/io_uring.ts";
+import { type BufferRing, CompletionFlag, type UringLibc } from "../../ffi/io_uring.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
 /** Events per epoll_wait. */
@@ -198,8 +198,8 @@ export class EngineLoop {
   /** The ring's buffer behind each gathered reply. */
   readonly #replyBuffers = new Int32Array(BATCH);
   /** Sessions and listeners whose multishot receive ended (no buffer was free, an error). */
-  #rearmSessions: Session[] = [];
-  #rearmListeners: Listener[] = [];
+  readonly #rearmSessions: Session[] = [];
+  readonly #rearmListeners: Listener[] = [];
   /** The datagrams to one session's target queued by `#queueToTarget`, sent by `#sendRun`. */
   #runSession: Session | undefined;
   #runCount = 0;
@@ -356,13 +356,13 @@ export class EngineLoop {
     for (const session of this.#rearmSessions) {
       if (!session.ended) ring.arm(session.fd, session.serial);
     }
-    this.#rearmSessions = [];
+    this.#rearmSessions.length = 0;
     for (const listener of this.#rearmListeners) {
       if (this.#listenersBySerial.get(listener.serial) === listener) {
         ring.listen(listener.fd, listener.serial);
       }
     }
-    this.#rearmListeners = [];
+    this.#rearmListeners.length = 0;
     if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
     if (waited < 0 || handled === 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
       await new Promise((resolve) => setTimeout(resolve, 0));
@@ -438,15 +438,8 @@ export class EngineLoop {
     }
     if (buffer < 0) return;
     const buffers = ring.clientBuffers;
-    const length = EngineRing.payloadLength(buffers, buffer);
-    if (
-      (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
-      length > listener.receiveBytes
-    ) {
-      buffers.recycle(buffer);
-      this.#truncated(listener, "client");
-      return;
-    }
+    const length = this.#ringDatagramLength(buffers, buffer, listener, "client");
+    if (length < 0) return;
     const session = this.#sessionFor(
       listener,
       buffers.data,
@@ -466,6 +459,24 @@ export class EngineLoop {
       buffer,
       nowMs,
     );
+  }
+
+  /**
+   * Bytes of the datagram in ring buffer `buffer`, or -1 when it was longer than `listener` takes
+   * (counted as truncated, dropped, its buffer given back): never forwarded cut.
+   */
+  #ringDatagramLength(
+    buffers: BufferRing,
+    buffer: number,
+    listener: Listener,
+    from: "client" | "target",
+  ): number {
+    const length = EngineRing.payloadLength(buffers, buffer);
+    const cut = (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0;
+    if (!cut && length <= listener.receiveBytes) return length;
+    buffers.recycle(buffer);
+    this.#truncated(listener, from);
+    return -1;
   }
 
   /** A completion of session `serial`'s multishot receive: a reply, or why it ended. */
@@ -495,15 +506,8 @@ export class EngineLoop {
     const listener = session.listener;
     session.lastActiveMs = nowMs;
     const buffers = ring.replyBuffers;
-    const length = EngineRing.payloadLength(buffers, buffer);
-    if (
-      (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0 ||
-      length > listener.receiveBytes
-    ) {
-      buffers.recycle(buffer);
-      this.#truncated(listener, "target");
-      return;
-    }
+    const length = this.#ringDatagramLength(buffers, buffer, listener, "target");
+    if (length < 0) return;
     if (this.#replyListener !== listener) {
       this.#flushToClients(nowMs);
       this.#replyListener = listener;
@@ -652,11 +656,8 @@ export class EngineLoop {
     }
   }
 
-  /**
-   * Receives and forwards `listener`'s datagrams, at most {@linkcode ROUNDS_PER_EVENT} batches;
-   * returns whether it stopped with the socket perhaps not empty (the last batch was full).
-   */
-  #receiveFromClients(listener: Listener, nowMs: number): boolean {
+  /** Receives and forwards `listener`'s datagrams, at most {@linkcode ROUNDS_PER_EVENT} batches. */
+  #receiveFromClients(listener: Listener, nowMs: number): void {
     const batch = this.#fromClients;
     const MSG_TRUNC = this.#layout.constants.MSG_TRUNC;
     for (let round = 0; round < ROUNDS_PER_EVENT; round++) {
@@ -673,7 +674,7 @@ export class EngineLoop {
         if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) {
           this.#receiveFailed(listener, new OsError("recvmmsg", errno).message);
         }
-        return false;
+        return;
       }
       for (let j = 0; j < received; j++) {
         if ((batch.flags(j) & MSG_TRUNC) !== 0) {
@@ -693,9 +694,8 @@ export class EngineLoop {
         }
       }
       this.#sendRun(nowMs);
-      if (received < BATCH) return false;
+      if (received < BATCH) return;
     }
-    return true;
   }
 
   #receiveFailed(listener: Listener, error: string): void {
