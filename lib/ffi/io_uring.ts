@@ -50,6 +50,7 @@ const ENTER_GETEVENTS = 1 << 0;
 const ENTER_EXT_ARG = 1 << 3;
 const FEAT_SINGLE_MMAP = 1 << 0;
 const FEAT_EXT_ARG = 1 << 8;
+const FEAT_CQE_SKIP = 1 << 11;
 const REGISTER_PBUF_RING = 22;
 const PROT_READ_WRITE = 3;
 const MAP_SHARED_POPULATE = 0x8001;
@@ -73,6 +74,7 @@ export const CompletionFlag = {
 } as const;
 
 const SQE_FLAG_BUFFER_SELECT = 1 << 5;
+const SQE_FLAG_CQE_SKIP_SUCCESS = 1 << 6;
 const RECV_MULTISHOT = 1 << 1;
 const POLL_ADD_MULTI = 1 << 0;
 const POLLIN = 0x0001;
@@ -91,6 +93,8 @@ export interface RingSize {
 export class Ring {
   /** The ring's file descriptor. */
   readonly fd: number;
+  /** Whether a send can skip its completion when it succeeds (Linux 5.17+). */
+  readonly skipsSuccess: boolean;
   readonly #libc: UringLibc["symbols"];
   readonly #errno: ErrnoReader;
   readonly #mapping: { pointer: Deno.PointerObject; bytes: bigint }[];
@@ -109,6 +113,8 @@ export class Ring {
   readonly #cqesAt: number;
   /** `struct io_uring_getevents_arg` and the timespec it points to. */
   readonly #wait = new NativeArena(40);
+  /** The timeout written in `#wait` (milliseconds; its high halves stay 0). */
+  #timeoutMs = 0;
   #sqTail: number;
   #queued = 0;
 
@@ -129,6 +135,7 @@ export class Ring {
       this.#libc.close(this.fd);
       throw new Error("io_uring lacks single mmap or extended wait arguments (Linux 5.11+)");
     }
+    this.skipsSuccess = (features & FEAT_CQE_SKIP) !== 0;
     const sq = 10, cq = 20; // word offsets of io_sqring_offsets and io_cqring_offsets
     this.#sqEntries = params[0]!;
     const cqEntries = params[1]!;
@@ -217,7 +224,8 @@ export class Ring {
 
   /**
    * Queues send(2) of `length` bytes at `offset` of `data`. With MSG_DONTWAIT in `flags`, a full
-   * socket completes with -EAGAIN instead of waiting inside the ring.
+   * socket completes with -EAGAIN instead of waiting inside the ring. `quiet`: no completion when
+   * it succeeds (where {@linkcode skipsSuccess}).
    */
   send(
     fd: number,
@@ -226,8 +234,10 @@ export class Ring {
     length: number,
     flags: number,
     userData: number,
+    quiet: boolean,
   ): number {
     const w = this.#entry(Op.SEND, fd, userData);
+    if (quiet && this.skipsSuccess) this.#sqe8[w * 4 + 1] = SQE_FLAG_CQE_SKIP_SUCCESS;
     this.#setAddress(w, 4, data, offset);
     this.#sqe32[w + 6] = length;
     this.#sqe32[w + 7] = flags;
@@ -242,11 +252,12 @@ export class Ring {
     length: number,
     flags: number,
     userData: number,
+    quiet: boolean,
     names: NativeArena,
     nameOffset: number,
     nameLength: number,
   ): void {
-    const w = this.send(fd, data, offset, length, flags, userData);
+    const w = this.send(fd, data, offset, length, flags, userData, quiet);
     this.#setAddress(w, 2, names, nameOffset);
     this.#sqe16[w * 2 + 22] = nameLength;
   }
@@ -274,11 +285,12 @@ export class Ring {
    */
   submit(waitFor: number, timeoutMs: number): number {
     this.#words[this.#sqTailAt] = this.#sqTail;
-    const wait = this.#wait.view;
-    wait.setUint32(24, Math.floor(timeoutMs / 1000), true);
-    wait.setUint32(28, 0, true);
-    wait.setUint32(32, (timeoutMs % 1000) * 1_000_000, true);
-    wait.setUint32(36, 0, true);
+    if (timeoutMs !== this.#timeoutMs) {
+      this.#timeoutMs = timeoutMs;
+      const wait = this.#wait.view;
+      wait.setUint32(24, Math.floor(timeoutMs / 1000), true);
+      wait.setUint32(32, (timeoutMs % 1000) * 1_000_000, true);
+    }
     const flags = waitFor > 0 ? ENTER_GETEVENTS | ENTER_EXT_ARG : ENTER_EXT_ARG;
     const submitted = this.#libc.io_uring_enter(
       SYS_ENTER,

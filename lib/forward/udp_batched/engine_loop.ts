@@ -47,7 +47,7 @@ import {
 } from "../proxy_protocol/encode.ts";
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
-import { EngineRing, Kind, VALUE_MASK } from "./engine_ring.ts";
+import { EngineRing, Kind, SENT_BUFFERS_FLUSH, VALUE_MASK } from "./engine_ring.ts";
 import { type BufferRing, CompletionFlag, type UringLibc } from "../../ffi/io_uring.ts";
 import { errorMessage } from "../../util/error_message.ts";
 
@@ -293,11 +293,11 @@ export class EngineLoop {
     let lastYieldMs = Date.now();
     try {
       while (!this.#control.stopRequested) {
-        const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
         if (this.#ring !== undefined) {
-          if (await this.#ringPass(this.#ring, waitMs, lastYieldMs)) lastYieldMs = Date.now();
-          continue;
+          await this.#runRing(this.#ring);
+          break;
         }
+        const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
         const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
         if (count < 0 && this.#errno.get() !== Errno.EINTR) {
           throw new OsError("epoll_wait", this.#errno.get());
@@ -334,41 +334,52 @@ export class EngineLoop {
     }
   }
 
-  /**
-   * One pass with io_uring: submits what is queued and waits (at most `waitMs`) for completions,
-   * then handles them. Returns whether it yielded to the event loop.
-   */
-  async #ringPass(
-    ring: EngineRing<Session>,
-    waitMs: number,
-    lastYieldMs: number,
-  ): Promise<boolean> {
-    const waited = ring.ring.submit(1, waitMs);
-    let yielded = false;
-    if (this.#control.takePosted()) {
-      await this.#receiveMessages();
-      yielded = true;
+  /** The loop of {@linkcode run} once io_uring is on. */
+  async #runRing(ring: EngineRing<Session>): Promise<void> {
+    let lastYieldMs = Date.now();
+    let nowMs = lastYieldMs;
+    while (!this.#control.stopRequested) {
+      const waited = ring.submit(1, Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - nowMs)));
+      if (this.#control.takePosted()) {
+        // Messages before datagrams: a new rule already applies to the next new client.
+        await this.#receiveMessages();
+        lastYieldMs = Date.now();
+      }
+      nowMs = Date.now();
+      const handled = this.#ringPass(ring, nowMs);
+      if (waited < 0 || handled === 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYieldMs = nowMs = Date.now();
+      }
     }
-    const nowMs = Date.now();
+  }
+
+  /**
+   * Handles what the ring's last wait brought (the sends it submitted are done), gives back the
+   * buffers and re-arms the receives that ended. Returns how many completions it handled.
+   */
+  #ringPass(ring: EngineRing<Session>, nowMs: number): number {
+    const submittedSends = ring.submittedSends;
     const handled = this.#completions(ring, nowMs);
+    ring.releaseRecords(submittedSends);
     this.#flushToClients(nowMs);
     ring.clientBuffers.publish();
-    for (const session of this.#rearmSessions) {
+    const sessions = this.#rearmSessions;
+    for (let k = 0; k < sessions.length; k++) {
+      const session = sessions[k]!;
       if (!session.ended) ring.arm(session.fd, session.serial);
     }
-    this.#rearmSessions.length = 0;
-    for (const listener of this.#rearmListeners) {
+    sessions.length = 0;
+    const listeners = this.#rearmListeners;
+    for (let k = 0; k < listeners.length; k++) {
+      const listener = listeners[k]!;
       if (this.#listenersBySerial.get(listener.serial) === listener) {
         ring.listen(listener.fd, listener.serial);
       }
     }
-    this.#rearmListeners.length = 0;
+    listeners.length = 0;
     if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-    if (waited < 0 || handled === 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      yielded = true;
-    }
-    return yielded;
+    return handled;
   }
 
   /** Handles the ring's completions; returns how many. */
@@ -399,7 +410,7 @@ export class EngineLoop {
         case Kind.REPLY: {
           const session = ring.takeSendOwner(value);
           if (session === undefined) break;
-          if (result >= 0) this.#replied(session, ring.sendBytes(value));
+          if (result >= 0) this.#replied(session);
           else this.#replyFailed(session, ring.sendBytes(value), -result, nowMs);
           break;
         }
@@ -824,11 +835,13 @@ export class EngineLoop {
     if (ring !== undefined) {
       const arena = this.#runArena;
       if (count === 1 && headerBytes === 0 && arena !== undefined) {
-        ring.send(session.fd, arena, this.#runDataAt, bytes, session, this.#runBuffers[0]!);
+        const quiet = session.toTargetBlockedSinceMs === 0;
+        ring.send(session.fd, arena, this.#runDataAt, bytes, session, this.#runBuffers[0]!, quiet);
+        if (ring.sentBuffers >= SENT_BUFFERS_FLUSH) ring.submit(0, 0);
         return;
       }
       // Datagrams queued on the ring leave first: a session's datagrams keep their order.
-      if (ring.ring.queued > 0) ring.ring.submit(0, 0);
+      if (ring.ring.queued > 0) ring.submit(0, 0);
     }
     let sent = 0;
     while (sent < count) {
@@ -954,51 +967,55 @@ export class EngineLoop {
     const counters = listener.counters;
     const sessions = this.#replySessions;
     let bytes = 0;
-    for (let k = 0; k < count; k++) bytes += lengths[k]!;
+    for (let k = 0; k < count; k++) {
+      bytes += lengths[k]!;
+      const tally = sessions[k]!.tally;
+      if (tally !== undefined) {
+        tally.bytesTargetToClient += lengths[k]!;
+        tally.datagramsTargetToClient++;
+      }
+    }
     counters[F.bytesTargetToClient]! += bytes;
     counters[F.datagramsTargetToClient]! += count;
     const ring = this.#ring;
     if (ring !== undefined && this.#fewRuns(count)) {
-      // Replies to many clients: one SEND each, all in one call (their data is copied by then).
+      // Replies to many clients: one SEND each, submitted with the next wait.
       for (let k = 0; k < count; k++) {
-        const at = toClients.nameOffset(k);
+        const session = sessions[k]!;
         ring.sendTo(
           listener.fd,
-          ring.replyBuffers.data,
-          ring.replyPayloadOffset(this.#replyBuffers[k]!),
+          this.#replyBuffers[k]!,
           lengths[k]!,
           toClients.arena,
-          at,
-          sessions[k]!.client.length,
-          sessions[k]!,
+          toClients.nameOffset(k),
+          session.client.length,
+          session,
+          session.toClientBlockedSinceMs === 0,
         );
       }
-      ring.ring.submit(0, 0);
-    } else {
-      let sent = 0;
-      while (sent < count) {
-        const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
-        if (done >= 0) {
-          counters[F.segmentedDatagrams]! += this.#sender.segmented;
-          for (let k = sent; k < sent + done; k++) this.#replied(sessions[k]!, lengths[k]!);
-          sent += done;
-          continue;
-        }
-        this.#replyFailed(sessions[sent]!, lengths[sent]!, this.#sender.errno, nowMs);
-        sent++;
-      }
+      for (let k = 0; k < count; k++) sessions[k] = undefined;
+      if (ring.sentBuffers >= SENT_BUFFERS_FLUSH) ring.submit(0, 0);
+      return;
     }
-    sessions.fill(undefined, 0, count);
+    let sent = 0;
+    while (sent < count) {
+      const done = this.#sender.send(listener.fd, toClients, sent, count, lengths, sessions);
+      if (done >= 0) {
+        counters[F.segmentedDatagrams]! += this.#sender.segmented;
+        for (let k = sent; k < sent + done; k++) this.#replied(sessions[k]!);
+        sent += done;
+        continue;
+      }
+      this.#replyFailed(sessions[sent]!, lengths[sent]!, this.#sender.errno, nowMs);
+      sent++;
+    }
+    for (let k = 0; k < count; k++) sessions[k] = undefined;
     if (ring !== undefined) {
       for (let k = 0; k < count; k++) ring.replyBuffers.recycle(this.#replyBuffers[k]!);
       ring.replyBuffers.publish();
     }
   }
 
-  /**
-   * Whether the gathered replies go to so many different clients (runs shorter than 2 on
-   * average) that segmenting them would not pay.
-   */
   #fewRuns(count: number): boolean {
     const sessions = this.#replySessions;
     let runs = 1;
@@ -1007,13 +1024,8 @@ export class EngineLoop {
   }
 
   /** A reply of `length` bytes left for the session's client. */
-  #replied(session: Session, length: number): void {
+  #replied(session: Session): void {
     session.toClientBlockedSinceMs = 0;
-    const tally = session.tally;
-    if (tally !== undefined) {
-      tally.bytesTargetToClient += length;
-      tally.datagramsTargetToClient++;
-    }
   }
 
   /** A reply of `length` bytes could not leave: uncounted; a full buffer drops it, else the session ends. */
@@ -1021,6 +1033,11 @@ export class EngineLoop {
     const counters = session.listener.counters;
     counters[F.bytesTargetToClient]! -= length;
     counters[F.datagramsTargetToClient]!--;
+    const tally = session.tally;
+    if (tally !== undefined) {
+      tally.bytesTargetToClient -= length;
+      tally.datagramsTargetToClient--;
+    }
     if (errno === Errno.EAGAIN) {
       counters[F.droppedDatagrams]!++;
       if (session.toClientBlockedSinceMs === 0) session.toClientBlockedSinceMs = nowMs;
@@ -1296,6 +1313,7 @@ export class EngineLoop {
     else {
       this.#sessionsBySerial.delete(session.serial);
       this.#ring.cancelSession(session.serial);
+      if (this.#ring.sendsQueued) this.#ring.submit(0, 0);
     }
     if (this.#lastSession === session) this.#lastSession = undefined;
     if (this.#runSession === session) this.#dropRun();
@@ -1337,7 +1355,10 @@ export class EngineLoop {
     this.#listeners.delete(listener.id);
     this.#listenersByFd[listener.fd] = undefined;
     this.#listenersBySerial.delete(listener.serial);
-    this.#ring?.cancelListener(listener.serial);
+    if (this.#ring !== undefined) {
+      this.#ring.cancelListener(listener.serial);
+      if (this.#ring.sendsQueued) this.#ring.submit(0, 0);
+    }
     this.#sockets.close(listener.fd);
   }
 

@@ -6,8 +6,11 @@
  *   ring of provided buffers (one ring for clients' datagrams, one for replies), so datagrams
  *   arrive without a call per socket;
  * - single datagrams to a target, and replies to many clients, go out as SEND entries
- *   (MSG_DONTWAIT: a full socket buffer completes with -EAGAIN, never parks the send in the ring),
- *   submitted together; runs of datagrams to one address keep sendmmsg (they are segmented);
+ *   (MSG_DONTWAIT: a full socket buffer completes with -EAGAIN, never parks the send in the ring,
+ *   so a send is done when the `io_uring_enter` that submitted it returns, and its buffer goes
+ *   back to the kernel then), submitted together with the wait for more datagrams; a send that
+ *   succeeds posts no completion unless its session waits for a blocked socket to drain; runs of
+ *   datagrams to one address keep sendmmsg (they are segmented);
  * - the doorbell is polled through the ring, so one `io_uring_enter` submits and waits for
  *   everything.
  * `user_data` carries a kind (top 4 bits) and a value: a listener's or session's serial, a send
@@ -40,8 +43,15 @@ export const VALUE_MASK = 0x0fff_ffff;
 const BUFFERS = 128;
 /** `struct io_uring_recvmsg_out` before each name and payload. */
 const OUT_BYTES = 16;
-/** Sends in flight at most (records of what to uncount if one fails). */
-const SEND_RECORDS = 4096;
+/**
+ * Records of sends (what to uncount if one fails). A failure's completion is posted by the
+ * `io_uring_enter` that submits the send, and read in the pass after at the latest: fewer sends
+ * than two passes of completions (2 x 8192) follow a send before then, so no record is reused
+ * while its completion may still come.
+ */
+const SEND_RECORDS = 16384;
+/** Buffers given back once the queued sends are submitted, at most (then they are submitted). */
+export const SENT_BUFFERS_FLUSH = BUFFERS / 2;
 const MSG_DONTWAIT = 0x40;
 const CLIENT_GROUP = 0;
 const REPLY_GROUP = 1;
@@ -62,8 +72,15 @@ export class EngineRing<Owner> {
   readonly #withoutName = new NativeArena(64);
   readonly #sendOwners: (Owner | undefined)[] = new Array(SEND_RECORDS).fill(undefined);
   readonly #sendBytes = new Int32Array(SEND_RECORDS);
-  readonly #sendBuffers = new Int32Array(SEND_RECORDS);
   #sendSeq = 0;
+  /** Sends before this one are submitted; records before `#releasedSeq` are released. */
+  #submittedSeq = 0;
+  #releasedSeq = 0;
+  /** Buffers of queued sends, given back once those are submitted. */
+  readonly #sentClientBuffers = new Int32Array(BUFFERS);
+  #sentClientCount = 0;
+  readonly #sentReplyBuffers = new Int32Array(BUFFERS);
+  #sentReplyCount = 0;
 
   /**
    * Sets up the ring; `nameRoom`: bytes for a client's sockaddr (`sockaddr_in6`).
@@ -117,8 +134,8 @@ export class EngineRing<Owner> {
   }
 
   /**
-   * Queues `length` bytes at `offset` of `arena` to `fd` (connected), recording `owner` and the
-   * client buffer (or -1) to give back once sent.
+   * Queues `length` bytes at `offset` of `arena` to `fd` (connected), recording `owner`; client
+   * buffer `buffer` (or -1) goes back once submitted. `quiet`: no completion if it succeeds.
    */
   send(
     fd: number,
@@ -127,53 +144,105 @@ export class EngineRing<Owner> {
     length: number,
     owner: Owner,
     buffer: number,
+    quiet: boolean,
   ): void {
-    const userData = (Kind.SEND << 28) | this.#record(owner, length, buffer);
-    this.ring.send(fd, arena, offset, length, MSG_DONTWAIT, userData);
+    const userData = (Kind.SEND << 28) | this.#record(owner, length);
+    this.ring.send(fd, arena, offset, length, MSG_DONTWAIT, userData, quiet);
+    if (buffer >= 0) this.#sentClientBuffers[this.#sentClientCount++] = buffer;
   }
 
   /**
-   * Queues a reply of `length` bytes at `offset` of `arena` from `fd` to the sockaddr at
-   * `nameOffset` of `names`, recording `owner`.
+   * Queues the reply in reply buffer `buffer` (`length` bytes) from `fd` to the sockaddr at
+   * `nameOffset` of `names`, recording `owner`; the buffer goes back once submitted. `quiet`: no
+   * completion if it succeeds.
    */
   sendTo(
     fd: number,
-    arena: NativeArena,
-    offset: number,
+    buffer: number,
     length: number,
     names: NativeArena,
     nameOffset: number,
     nameLength: number,
     owner: Owner,
+    quiet: boolean,
   ): void {
-    const userData = (Kind.REPLY << 28) | this.#record(owner, length, -1);
+    const userData = (Kind.REPLY << 28) | this.#record(owner, length);
     this.ring.sendTo(
       fd,
-      arena,
-      offset,
+      this.replyBuffers.data,
+      this.replyPayloadOffset(buffer),
       length,
       MSG_DONTWAIT,
       userData,
+      quiet,
       names,
       nameOffset,
       nameLength,
     );
+    this.#sentReplyBuffers[this.#sentReplyCount++] = buffer;
   }
 
-  #record(owner: Owner, length: number, buffer: number): number {
+  /** Buffers waiting for their sends' submission (the larger count of the two rings). */
+  get sentBuffers(): number {
+    return Math.max(this.#sentClientCount, this.#sentReplyCount);
+  }
+
+  /**
+   * Submits what is queued and waits for `waitFor` completions or `timeoutMs` (see
+   * {@linkcode Ring.submit}); once everything queued is submitted, the sent buffers go back.
+   */
+  submit(waitFor: number, timeoutMs: number): number {
+    const submitted = this.ring.submit(waitFor, timeoutMs);
+    if (this.ring.queued === 0) {
+      this.#submittedSeq = this.#sendSeq;
+      const clients = this.clientBuffers;
+      for (let k = 0; k < this.#sentClientCount; k++) clients.recycle(this.#sentClientBuffers[k]!);
+      this.#sentClientCount = 0;
+      const replies = this.replyBuffers;
+      for (let k = 0; k < this.#sentReplyCount; k++) replies.recycle(this.#sentReplyBuffers[k]!);
+      this.#sentReplyCount = 0;
+      clients.publish();
+      replies.publish();
+    }
+    return submitted;
+  }
+
+  #record(owner: Owner, length: number): number {
     const index = this.#sendSeq++ & (SEND_RECORDS - 1);
     this.#sendOwners[index] = owner;
     this.#sendBytes[index] = length;
-    this.#sendBuffers[index] = buffer;
     return index;
   }
 
-  /** The owner of send record `index`, which is released (its client buffer given back). */
+  /**
+   * Whether sends are queued and not submitted: they name their socket by its number, so submit
+   * them before closing one (a new socket could take the number).
+   */
+  get sendsQueued(): boolean {
+    return this.#sendSeq !== this.#submittedSeq;
+  }
+
+  /** Sends submitted so far (a bound for {@linkcode releaseRecords}). */
+  get submittedSends(): number {
+    return this.#submittedSeq;
+  }
+
+  /**
+   * Releases the records of the sends before `upTo` (of {@linkcode submittedSends}) once the
+   * completions their submission posted are read: a quiet send that succeeded leaves no completion
+   * to release its record, which must not keep its owner alive.
+   */
+  releaseRecords(upTo: number): void {
+    const owners = this.#sendOwners;
+    for (; this.#releasedSeq !== upTo; this.#releasedSeq++) {
+      owners[this.#releasedSeq & (SEND_RECORDS - 1)] = undefined;
+    }
+  }
+
+  /** The owner of send record `index`, which is released. */
   takeSendOwner(index: number): Owner | undefined {
     const owner = this.#sendOwners[index];
     this.#sendOwners[index] = undefined;
-    const buffer = this.#sendBuffers[index]!;
-    if (buffer >= 0) this.clientBuffers.recycle(buffer);
     return owner;
   }
 
