@@ -30,6 +30,14 @@ function udpSocket(): { fd: number; name: Uint8Array<ArrayBuffer>; port: number 
   return { fd, name, port: name[2]! * 256 + name[3]! };
 }
 
+/** Two UDP sockets on 127.0.0.1, the sender connected to the receiver. */
+function connectedPair() {
+  const receiver = udpSocket();
+  const sender = udpSocket();
+  assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
+  return { receiver, sender };
+}
+
 interface Completion {
   readonly userData: number;
   readonly result: number;
@@ -88,9 +96,7 @@ Deno.test("a multishot recvmsg posts every datagram with its sender and flags on
   withRing((ring) => {
     const buffers = new BufferRing(0, 8, 256);
     ring.register(buffers);
-    const receiver = udpSocket();
-    const sender = udpSocket();
-    assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
+    const { receiver, sender } = connectedPair();
     const msghdr = recvMsgHeader();
     const data = new NativeArena(300);
     data.bytes.set(new TextEncoder().encode("hello"));
@@ -136,9 +142,7 @@ Deno.test("a send with MSG_DONTWAIT is done when io_uring_enter returns: its buf
   withRing((ring) => {
     const buffers = new BufferRing(0, 8, 256);
     ring.register(buffers);
-    const receiver = udpSocket();
-    const sender = udpSocket();
-    assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
+    const { receiver, sender } = connectedPair();
     const data = new NativeArena(8);
     const names = new NativeArena(16);
     names.bytes.set(receiver.name);
@@ -181,9 +185,7 @@ Deno.test("a dry buffer ring ends a multishot receive with -ENOBUFS; recycled bu
   withRing((ring) => {
     const buffers = new BufferRing(3, 2, 128);
     ring.register(buffers);
-    const receiver = udpSocket();
-    const sender = udpSocket();
-    assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
+    const { receiver, sender } = connectedPair();
     const msghdr = recvMsgHeader();
     const data = new NativeArena(8);
     ring.recvMsgMultishot(receiver.fd, msghdr, 0, 3, 1);
