@@ -51,6 +51,8 @@ const ENTER_EXT_ARG = 1 << 3;
 const FEAT_SINGLE_MMAP = 1 << 0;
 const FEAT_EXT_ARG = 1 << 8;
 const FEAT_CQE_SKIP = 1 << 11;
+const REGISTER_FILES = 2;
+const REGISTER_FILES_UPDATE = 6;
 const REGISTER_PBUF_RING = 22;
 const PROT_READ_WRITE = 3;
 const MAP_SHARED_POPULATE = 0x8001;
@@ -73,6 +75,7 @@ export const CompletionFlag = {
   MORE: 1 << 1,
 } as const;
 
+const SQE_FLAG_FIXED_FILE = 1 << 0;
 const SQE_FLAG_BUFFER_SELECT = 1 << 5;
 const SQE_FLAG_CQE_SKIP_SUCCESS = 1 << 6;
 const RECV_MULTISHOT = 1 << 1;
@@ -115,6 +118,10 @@ export class Ring {
   readonly #wait = new NativeArena(40);
   /** The timeout written in `#wait` (milliseconds; its high halves stay 0). */
   #timeoutMs = 0;
+  /** Which fds are in the registered file table (at their own index), see {@linkcode fix}. */
+  #fixed = new Uint8Array(0);
+  /** `struct io_uring_files_update` and the fd it points to. */
+  readonly #fileUpdate = new NativeArena(24);
   #sqTail: number;
   #queued = 0;
 
@@ -161,6 +168,7 @@ export class Ring {
     this.#cqesAt = params[cq + 5]! / 4;
     this.#sqTail = this.#words[this.#sqTailAt]!;
     this.#wait.setPointer(16, 24); // ts: the timespec right after the argument
+    this.#fileUpdate.setPointer(8, 16); // fds: the int right after the struct
   }
 
   #map(bytes: number, offset: bigint): ArrayBuffer {
@@ -237,7 +245,9 @@ export class Ring {
     quiet: boolean,
   ): number {
     const w = this.#entry(Op.SEND, fd, userData);
-    if (quiet && this.skipsSuccess) this.#sqe8[w * 4 + 1] = SQE_FLAG_CQE_SKIP_SUCCESS;
+    this.#sqe8[w * 4 + 1] =
+      (fd < this.#fixed.length && this.#fixed[fd] === 1 ? SQE_FLAG_FIXED_FILE : 0) |
+      (quiet && this.skipsSuccess ? SQE_FLAG_CQE_SKIP_SUCCESS : 0);
     this.#setAddress(w, 4, data, offset);
     this.#sqe32[w + 6] = length;
     this.#sqe32[w + 7] = flags;
@@ -348,6 +358,57 @@ export class Ring {
   /** Marks the completions before `head` as read. */
   consume(head: number): void {
     this.#words[this.#cqHeadAt] = head >>> 0;
+  }
+
+  /**
+   * Registers an empty table of `count` files. Sends on an fd below `count` that {@linkcode fix}
+   * put in the table then name its slot, and the kernel skips looking the fd up.
+   * @throws OsError when refused (EMFILE: `count` above RLIMIT_NOFILE).
+   */
+  registerFiles(count: number): void {
+    const fds = new Int32Array(count).fill(-1);
+    const done = this.#libc.io_uring_register(
+      SYS_REGISTER,
+      this.fd,
+      REGISTER_FILES,
+      new Uint8Array(fds.buffer),
+      count,
+    );
+    if (done < 0) throw new OsError("io_uring_register", this.#errno.get());
+    this.#fixed = new Uint8Array(count);
+  }
+
+  /**
+   * Puts `fd` in the file table (at index `fd`) when it fits; false when not. The table holds the
+   * file open: {@linkcode unfix} before closing `fd`. @throws OsError when the kernel refuses.
+   */
+  fix(fd: number): boolean {
+    if (fd >= this.#fixed.length) return false;
+    this.#updateFile(fd, fd);
+    this.#fixed[fd] = 1;
+    return true;
+  }
+
+  /** Takes `fd` out of the file table (before it is closed); queued sends on it go out first. */
+  unfix(fd: number): void {
+    if (fd >= this.#fixed.length || this.#fixed[fd] === 0) return;
+    if (this.#queued > 0) this.submit(0, 0);
+    this.#updateFile(fd, -1);
+    this.#fixed[fd] = 0;
+  }
+
+  #updateFile(slot: number, fd: number): void {
+    const update = this.#fileUpdate.view;
+    update.setUint32(0, slot, true);
+    update.setInt32(16, fd, true);
+    const done = this.#libc.io_uring_register(
+      SYS_REGISTER,
+      this.fd,
+      REGISTER_FILES_UPDATE,
+      this.#fileUpdate.bytes,
+      1,
+    );
+    if (done < 0) throw new OsError("io_uring_register", this.#errno.get());
   }
 
   /** Registers `buffers` as provided-buffer group `group`. @throws OsError when refused. */

@@ -163,6 +163,31 @@ Deno.test("a send with MSG_DONTWAIT is done when io_uring_enter returns: its buf
   });
 });
 
+Deno.test("a send on a registered socket goes out through its slot; the table holds the socket until unfix", () => {
+  withRing((ring) => {
+    ring.registerFiles(4096);
+    const buffers = new BufferRing(0, 8, 256);
+    ring.register(buffers);
+    const { receiver, sender } = connectedPair();
+    assert.ok(ring.fix(sender.fd));
+    const data = new NativeArena(8);
+    data.bytes.set(new TextEncoder().encode("fixed"));
+    ring.send(sender.fd, data, 0, 5, MSG_DONTWAIT, 2, false);
+    ring.recvMsgMultishot(receiver.fd, recvMsgHeader(), 0, 0, 1);
+    const all = collect(ring, (all) => all.length === 2);
+    assert.equal(all.find((c) => c.userData === 2)?.result, 5);
+    const datagram = all.find((c) => c.userData === 1)!;
+    assert.equal(new TextDecoder().decode(received(buffers, datagram).payload), "fixed");
+    sockets.close(sender.fd);
+    const probe = sockets.socket(2, 2, 0);
+    assert.equal(sockets.bind(probe, sender.name, 16), -1, "the port is taken: the table holds it");
+    ring.unfix(sender.fd);
+    assert.equal(sockets.bind(probe, sender.name, 16), 0, "closed once out of the table");
+    sockets.close(probe);
+    sockets.close(receiver.fd);
+  });
+});
+
 Deno.test("a multishot receive cancelled by its user_data ends with -ECANCELED, also once its socket is closed", () => {
   withRing((ring) => {
     const buffers = new BufferRing(0, 4, 128);

@@ -621,6 +621,7 @@ export class EngineLoop {
       },
     };
     this.#applyPolicy(listener, message.policy);
+    this.#ring?.opened(fd);
     this.#ring?.listen(fd, serial);
     this.#listenersBySerial.set(serial, listener);
     this.#listeners.set(listener.id, listener);
@@ -1155,6 +1156,7 @@ export class EngineLoop {
     if (this.#ring === undefined) this.#sessionsByFd[fd] = session;
     else {
       this.#sessionsBySerial.set(serial, session);
+      this.#ring.opened(fd);
       this.#ring.arm(fd, serial);
     }
     counters[F.activeSessions]!++;
@@ -1313,7 +1315,7 @@ export class EngineLoop {
     else {
       this.#sessionsBySerial.delete(session.serial);
       this.#ring.cancelSession(session.serial);
-      if (this.#ring.sendsQueued) this.#ring.submit(0, 0);
+      this.#ring.closing(session.fd);
     }
     if (this.#lastSession === session) this.#lastSession = undefined;
     if (this.#runSession === session) this.#dropRun();
@@ -1357,7 +1359,7 @@ export class EngineLoop {
     this.#listenersBySerial.delete(listener.serial);
     if (this.#ring !== undefined) {
       this.#ring.cancelListener(listener.serial);
-      if (this.#ring.sendsQueued) this.#ring.submit(0, 0);
+      this.#ring.closing(listener.fd);
     }
     this.#sockets.close(listener.fd);
   }

@@ -50,6 +50,11 @@ const OUT_BYTES = 16;
  * while its completion may still come.
  */
 const SEND_RECORDS = 16384;
+/**
+ * Slots of the registered file table: sockets with a lower fd are registered, so sends on them skip
+ * the kernel's fd lookup (the table takes 8 bytes of kernel memory a slot).
+ */
+const FILE_SLOTS = 65_536;
 /** Buffers given back once the queued sends are submitted, at most (then they are submitted). */
 export const SENT_BUFFERS_FLUSH = BUFFERS / 2;
 const MSG_DONTWAIT = 0x40;
@@ -96,10 +101,44 @@ export class EngineRing<Owner> {
       this.replyBuffers = new BufferRing(REPLY_GROUP, BUFFERS, OUT_BYTES + SLOT_BYTES);
       this.ring.register(this.clientBuffers);
       this.ring.register(this.replyBuffers);
+      this.#registerFiles();
     } catch (error) {
       this.ring.close();
       throw error;
     }
+  }
+
+  /**
+   * Registers the largest file table RLIMIT_NOFILE allows (fds stay below it), from
+   * {@linkcode FILE_SLOTS} down to 256 slots; without one, sends look their fd up.
+   */
+  #registerFiles(): void {
+    for (let slots = FILE_SLOTS; slots >= 256; slots /= 2) {
+      try {
+        this.ring.registerFiles(slots);
+        return;
+      } catch {
+        // EMFILE: more slots than RLIMIT_NOFILE; try half.
+      }
+    }
+  }
+
+  /** Registers socket `fd` (a listener's or a session's), for faster sends; see {@linkcode closing}. */
+  opened(fd: number): void {
+    try {
+      this.ring.fix(fd);
+    } catch {
+      // Sends on it look the fd up.
+    }
+  }
+
+  /**
+   * Before socket `fd` is closed: submits queued sends (they name the socket by its number, which a
+   * new socket could take) and takes it out of the file table (which holds it open).
+   */
+  closing(fd: number): void {
+    if (this.sendsQueued) this.submit(0, 0);
+    this.ring.unfix(fd);
   }
 
   /** (Again) receives on listening socket `fd` of listener `serial`. */
