@@ -61,7 +61,8 @@ const FULL: Budget = {
   rateSeconds: 3,
   latencyConnections: 2000,
   udpSeconds: 2,
-  udpLatencyDatagrams: 3000,
+  udpLatencyDatagrams: 10000,
+  udpLatencyWarmup: 10000,
   holdCount: 1000,
 };
 const QUICK: Budget = {
@@ -71,6 +72,7 @@ const QUICK: Budget = {
   latencyConnections: 500,
   udpSeconds: 0.5,
   udpLatencyDatagrams: 1000,
+  udpLatencyWarmup: 1000,
   holdCount: 1000,
 };
 

@@ -4,6 +4,7 @@
  * @module
  */
 import { UDP_TIMEOUT_SECONDS } from "./peer_configs.ts";
+import { canPin, forwarderCpu, pinTree, unpinTree } from "./cpu_pinning.ts";
 import { cpuSeconds, memoryKiB, treeMemory } from "./procfs.ts";
 import type { RunningPeer } from "./peers.ts";
 import type { ProcessGroup } from "./processes.ts";
@@ -23,6 +24,8 @@ export interface Budget {
   readonly latencyConnections: number;
   readonly udpSeconds: number;
   readonly udpLatencyDatagrams: number;
+  /** Round trips before the timed ones (JIT tiers and caches of a fresh forwarder warm up). */
+  readonly udpLatencyWarmup: number;
   /** Idle TCP connections and UDP sessions held for the memory figures. */
   readonly holdCount: number;
 }
@@ -67,8 +70,17 @@ const UDP_WINDOW = 64;
 const ECHO_BYTES = 64;
 
 /** Runs a load generator to completion and parses its JSON output. */
-async function loadClient(ctx: RunContext, args: string[], timeoutMs: number): Promise<unknown> {
-  const process = ctx.group.spawn("load_client", ctx.tools.loadClient, args, { stdout: true });
+async function loadClient(
+  ctx: RunContext,
+  args: string[],
+  timeoutMs: number,
+  cpus?: string,
+): Promise<unknown> {
+  const process = cpus === undefined
+    ? ctx.group.spawn("load_client", ctx.tools.loadClient, args, { stdout: true })
+    : ctx.group.spawn("load_client", "taskset", ["-c", cpus, ctx.tools.loadClient, ...args], {
+      stdout: true,
+    });
   try {
     const { stdout, status } = await process.readAll(timeoutMs);
     if (!status.success) {
@@ -252,7 +264,8 @@ function udpPackets(bytes: number, sessions: number): Scenario {
 function udpRoundTrip(bytes: number): Scenario {
   return {
     id: `udp-rtt-${bytes}`,
-    title: `UDP round trip, ${bytes} B, 1 datagram in flight`,
+    title: `UDP round trip, ${bytes} B, 1 datagram in flight (after a warm-up; forwarder pinned ` +
+      `to the last CPU, load generator and echo server to CPU 0)`,
     udp: true,
     forwarderOnly: false,
     metrics: [
@@ -261,13 +274,21 @@ function udpRoundTrip(bytes: number): Scenario {
       { key: "lost", label: "lost", decimals: 0 },
     ],
     async run(ctx) {
-      const count = ctx.budget.udpLatencyDatagrams;
+      const { udpLatencyDatagrams: count, udpLatencyWarmup: warmup } = ctx.budget;
       const args = ["udp-lat", String(ctx.peer.listen.udp), String(bytes), String(count)];
-      const result = await loadClient(ctx, args, 60_000) as {
-        received: number;
-        lost: number;
-        latUs: number[];
-      };
+      args.push(String(warmup));
+      const pinned = canPin();
+      const echo = [ctx.targets.udpEchoPid];
+      if (pinned) {
+        await pinTree(ctx.peer.pids, String(forwarderCpu()));
+        await pinTree(echo, "0");
+      }
+      let result: { received: number; lost: number; latUs: number[] };
+      try {
+        result = await loadClient(ctx, args, 60_000, pinned ? "0" : undefined) as typeof result;
+      } finally {
+        if (pinned) await unpinTree(echo);
+      }
       if (result.received === 0) throw new Error("no UDP reply");
       return {
         p50Us: percentile(result.latUs, 50),

@@ -68,6 +68,11 @@ export class Targets {
     await waitTcp(this.ports.bulk, "iperf3 server");
   }
 
+  /** The UDP echo server's process id. */
+  get udpEchoPid(): number {
+    return this.#echo[1]!.pid;
+  }
+
   /** Stops every target. */
   async stop(): Promise<void> {
     await Promise.all([this.#iperf, ...this.#echo].map((p) => this.#group.stop(p)));

@@ -11,8 +11,9 @@
 //       {sessions, warm, received, lost, elapsedNs}.
 //   bench_load udp-hold PORT SESSIONS
 //       the warm-up round trip of udp-rr, then "ready", wait for stdin, close, "closed".
-//   bench_load udp-lat PORT SIZE COUNT
-//       one session, one datagram in flight; prints JSON {received, lost, latUs[]}.
+//   bench_load udp-lat PORT SIZE COUNT [WARMUP]
+//       one session, one datagram in flight, after WARMUP untimed round trips; prints JSON
+//       {received, lost, latUs[]}.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -295,7 +296,8 @@ static int udp_hold(int port, int sessions) {
   return 0;
 }
 
-static int udp_lat(int port, int size, long count) {
+// The first `warmup` round trips are neither timed nor counted: a fresh forwarder warms up in them.
+static int udp_lat(int port, int size, long count, long warmup) {
   struct udp u;
   udp_open(&u, port, 1, size);
   udp_warm(&u);
@@ -303,7 +305,7 @@ static int udp_lat(int port, int size, long count) {
   double *lat = calloc(count, sizeof *lat);
   long received = 0, lost = 0;
   uint64_t seq = 0;
-  for (long i = 0; i < count; i++) {
+  for (long i = -warmup; i < count; i++) {
     seq++;
     memcpy(u.buf, &seq, sizeof seq);
     uint64_t t0 = now_ns();
@@ -311,14 +313,14 @@ static int udp_lat(int port, int size, long count) {
     for (;;) {  // skip late replies to earlier datagrams; give up after 200 ms
       struct epoll_event ev;
       if (epoll_wait(u.ep, &ev, 1, 200) <= 0) {
-        lost++;
+        if (i >= 0) lost++;
         break;
       }
       uint64_t got = 0;
       if (recv(fd, u.buf, 65536, 0) < (ssize_t)sizeof got) continue;
       memcpy(&got, u.buf, sizeof got);
       if (got != seq) continue;
-      lat[received++] = (now_ns() - t0) / 1000.0;
+      if (i >= 0) lat[received++] = (now_ns() - t0) / 1000.0;
       break;
     }
   }
@@ -332,7 +334,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: bench_load tcp-rate PORT CONNS CONCURRENCY SECONDS SIZE | tcp-hold PORT COUNT |\n"
           "       udp-rr PORT SESSIONS SIZE WINDOW SECONDS | udp-hold PORT SESSIONS |\n"
-          "       udp-lat PORT SIZE COUNT\n");
+          "       udp-lat PORT SIZE COUNT [WARMUP]\n");
   exit(2);
 }
 
@@ -351,7 +353,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "udp-rr") == 0 && argc == 7)
     return udp_rr(port, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]));
   if (strcmp(cmd, "udp-hold") == 0 && argc == 4) return udp_hold(port, atoi(argv[3]));
-  if (strcmp(cmd, "udp-lat") == 0 && argc == 5) return udp_lat(port, atoi(argv[3]), atol(argv[4]));
+  if (strcmp(cmd, "udp-lat") == 0 && (argc == 5 || argc == 6))
+    return udp_lat(port, atoi(argv[3]), atol(argv[4]), argc == 6 ? atol(argv[5]) : 0);
   usage();
   return 2;
 }
