@@ -67,6 +67,12 @@ const BUSY_YIELD_MS = 200;
 const POLICY_WAIT_MS = 100;
 /** How often sessions are checked for idle and write timeouts (at most). */
 const SWEEP_MS = 25;
+/**
+ * Runs to one target shorter than this go out as ring sends; longer ones as one segmented
+ * `sendmmsg` (two system calls, as the ring's queue is submitted first, but one trip through the
+ * stack for the whole run).
+ */
+const RING_RUN_MAX = 4;
 /** recvmmsg calls per ready listening socket per poll, so one busy port cannot starve others. */
 const ROUNDS_PER_EVENT = 4;
 const ENOBUFS = 105;
@@ -205,7 +211,8 @@ export class EngineLoop {
   #runCount = 0;
   /** Where the run's first datagram is (a single one is sent from there through the ring). */
   #runArena: NativeArena | undefined;
-  #runDataAt = 0;
+  /** Where each datagram of the run is in `#runArena` (short runs go out through the ring). */
+  readonly #runDataOffsets = new Int32Array(BATCH);
   /** The client ring buffer of each datagram of the run, or -1. */
   readonly #runBuffers = new Int32Array(BATCH);
   /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
@@ -760,12 +767,8 @@ export class EngineLoop {
     }
     const queued = this.#runCount;
     const header = session.header;
-    if (header === undefined) {
-      this.#toTarget.pointAt(queued, arena, dataAt, length);
-      this.#toTargetLengths[queued] = length;
-    } else if (header.bytes.length + length <= session.maxToTarget) {
-      this.#toTargetWithHeaders.pointAt(queued, arena, dataAt, length);
-      this.#toTargetWithHeaders.setHeader(queued, header, header.bytes.length);
+    if (header === undefined) this.#toTargetLengths[queued] = length;
+    else if (header.bytes.length + length <= session.maxToTarget) {
       this.#toTargetLengths[queued] = header.bytes.length + length;
     } else {
       const counters = session.listener.counters;
@@ -780,10 +783,8 @@ export class EngineLoop {
       if (buffer >= 0) this.#ring?.clientBuffers.recycle(buffer);
       return;
     }
-    if (queued === 0) {
-      this.#runArena = arena;
-      this.#runDataAt = dataAt;
-    }
+    if (queued === 0) this.#runArena = arena;
+    this.#runDataOffsets[queued] = dataAt;
     this.#runBuffers[queued] = buffer;
     this.#runCount = queued + 1;
   }
@@ -832,17 +833,25 @@ export class EngineLoop {
       tally.bytesClientToTarget += bytes;
       tally.datagramsClientToTarget += count;
     }
+    const arena = this.#runArena!;
+    const offsets = this.#runDataOffsets;
+    const buffers = this.#runBuffers;
     const ring = this.#ring;
     if (ring !== undefined) {
-      const arena = this.#runArena;
-      if (count === 1 && headerBytes === 0 && arena !== undefined) {
+      if (count < RING_RUN_MAX && headerBytes === 0) {
         const quiet = session.toTargetBlockedSinceMs === 0;
-        ring.send(session.fd, arena, this.#runDataAt, bytes, session, this.#runBuffers[0]!, quiet);
+        for (let k = 0; k < count; k++) {
+          ring.send(session.fd, arena, offsets[k]!, lengths[k]!, session, buffers[k]!, quiet);
+        }
         if (ring.sentBuffers >= SENT_BUFFERS_FLUSH) ring.submit(0, 0);
         return;
       }
       // Datagrams queued on the ring leave first: a session's datagrams keep their order.
       if (ring.ring.queued > 0) ring.submit(0, 0);
+    }
+    for (let k = 0; k < count; k++) {
+      toTarget.pointAt(k, arena, offsets[k]!, lengths[k]! - headerBytes);
+      if (headerBytes > 0) toTarget.setHeader(k, session.header!, headerBytes);
     }
     let sent = 0;
     while (sent < count) {
@@ -857,10 +866,7 @@ export class EngineLoop {
       sent++;
     }
     if (ring !== undefined) {
-      for (let k = 0; k < count; k++) {
-        const buffer = this.#runBuffers[k]!;
-        if (buffer >= 0) ring.clientBuffers.recycle(buffer);
-      }
+      for (let k = 0; k < count; k++) if (buffers[k]! >= 0) ring.clientBuffers.recycle(buffers[k]!);
     }
   }
 
