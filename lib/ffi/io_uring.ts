@@ -63,6 +63,7 @@ const MAP_FAILED = 2n ** 64n - 1n;
 const Op = {
   POLL_ADD: 6,
   RECVMSG: 10,
+  RECV: 27,
   ASYNC_CANCEL: 14,
   SEND: 26,
 } as const;
@@ -227,6 +228,18 @@ export class Ring {
     this.#sqe16[w * 2 + 1] = RECV_MULTISHOT;
     this.#setAddress(w, 4, msghdr, offset);
     this.#sqe32[w + 6] = 1;
+    this.#sqe16[w * 2 + 20] = group;
+  }
+
+  /**
+   * Queues a multishot recv(2) into buffers of `group`: one completion per datagram, its result
+   * the payload's length. On a datagram socket an empty datagram completes with 0 and ends the
+   * request (no buffer, no MORE): receive again.
+   */
+  recvMultishot(fd: number, group: number, userData: number): void {
+    const w = this.#entry(Op.RECV, fd, userData);
+    this.#sqe8[w * 4 + 1] = SQE_FLAG_BUFFER_SELECT;
+    this.#sqe16[w * 2 + 1] = RECV_MULTISHOT;
     this.#sqe16[w * 2 + 20] = group;
   }
 

@@ -456,7 +456,7 @@ export class EngineLoop {
     }
     if (buffer < 0) return;
     const buffers = ring.clientBuffers;
-    const length = this.#ringDatagramLength(buffers, buffer, listener, "client");
+    const length = this.#clientDatagramLength(buffers, buffer, listener);
     if (length < 0) return;
     const session = this.#sessionFor(
       listener,
@@ -480,20 +480,15 @@ export class EngineLoop {
   }
 
   /**
-   * Bytes of the datagram in ring buffer `buffer`, or -1 when it was longer than `listener` takes
+   * Bytes of the client's datagram in ring buffer `buffer`, or -1 when it was longer than `listener` takes
    * (counted as truncated, dropped, its buffer given back): never forwarded cut.
    */
-  #ringDatagramLength(
-    buffers: BufferRing,
-    buffer: number,
-    listener: Listener,
-    from: "client" | "target",
-  ): number {
+  #clientDatagramLength(buffers: BufferRing, buffer: number, listener: Listener): number {
     const length = EngineRing.payloadLength(buffers, buffer);
     const cut = (EngineRing.messageFlags(buffers, buffer) & this.#layout.constants.MSG_TRUNC) !== 0;
     if (!cut && length <= listener.receiveBytes) return length;
     buffers.recycle(buffer);
-    this.#truncated(listener, from);
+    this.#truncated(listener, "client");
     return -1;
   }
 
@@ -514,18 +509,23 @@ export class EngineLoop {
     if ((flags & CompletionFlag.MORE) === 0) this.#rearmSessions.push(session);
     if (result < 0) {
       const errno = -result;
-      if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recvmsg");
+      if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recv");
       else if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
-        this.#fail(session, "ReadFromTarget", new OsError("recvmsg", errno).message);
+        this.#fail(session, "ReadFromTarget", new OsError("recv", errno).message);
       }
       return;
     }
-    if (buffer < 0) return;
+    // The payload's bytes; 0 without a buffer is an empty datagram (it ended the receive).
+    const length = result;
+    if (buffer < 0 && length !== 0) return;
     const listener = session.listener;
     session.lastActiveMs = nowMs;
     const buffers = ring.replyBuffers;
-    const length = this.#ringDatagramLength(buffers, buffer, listener, "target");
-    if (length < 0) return;
+    if (length > listener.receiveBytes) {
+      buffers.recycle(buffer);
+      this.#truncated(listener, "target");
+      return;
+    }
     if (this.#replyListener !== listener) {
       this.#flushToClients(nowMs);
       this.#replyListener = listener;
@@ -1018,7 +1018,9 @@ export class EngineLoop {
     }
     for (let k = 0; k < count; k++) sessions[k] = undefined;
     if (ring !== undefined) {
-      for (let k = 0; k < count; k++) ring.replyBuffers.recycle(this.#replyBuffers[k]!);
+      for (let k = 0; k < count; k++) {
+        if (this.#replyBuffers[k]! >= 0) ring.replyBuffers.recycle(this.#replyBuffers[k]!);
+      }
       ring.replyBuffers.publish();
     }
   }

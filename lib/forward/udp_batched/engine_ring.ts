@@ -67,14 +67,13 @@ export class EngineRing<Owner> {
   /** Datagrams from clients: header, a name of `nameRoom` bytes, then the payload. */
   readonly clientBuffers: BufferRing;
   /**
-   * Replies from targets (connected sockets: header, then the payload; recvmsg, not recv, whose
-   * multishot cannot tell an empty datagram).
+   * Replies from targets: the payload only (connected sockets, so no name; a buffer holds the
+   * largest datagram, so none is cut).
    */
   readonly replyBuffers: BufferRing;
   readonly #nameRoom: number;
-  /** `msghdr`s for the multishot receives: with room for a name (listeners), and without. */
+  /** The `msghdr` of the listeners' multishot receives: room for a name, no control data. */
   readonly #withName = new NativeArena(64);
-  readonly #withoutName = new NativeArena(64);
   readonly #sendOwners: (Owner | undefined)[] = new Array(SEND_RECORDS).fill(undefined);
   readonly #sendBytes = new Int32Array(SEND_RECORDS);
   #sendSeq = 0;
@@ -98,7 +97,7 @@ export class EngineRing<Owner> {
     this.ring = new Ring(libc, { entries: 1024, completions: 8192 });
     try {
       this.clientBuffers = new BufferRing(CLIENT_GROUP, BUFFERS, OUT_BYTES + nameRoom + SLOT_BYTES);
-      this.replyBuffers = new BufferRing(REPLY_GROUP, BUFFERS, OUT_BYTES + SLOT_BYTES);
+      this.replyBuffers = new BufferRing(REPLY_GROUP, BUFFERS, SLOT_BYTES);
       this.ring.register(this.clientBuffers);
       this.ring.register(this.replyBuffers);
       this.#registerFiles();
@@ -146,15 +145,9 @@ export class EngineRing<Owner> {
     this.ring.recvMsgMultishot(fd, this.#withName, 0, CLIENT_GROUP, (Kind.LISTENER << 28) | serial);
   }
 
-  /** (Again) receives on a session's upstream socket. */
+  /** (Again) receives on a session's upstream socket (an empty datagram ends the receive). */
   arm(fd: number, serial: number): void {
-    this.ring.recvMsgMultishot(
-      fd,
-      this.#withoutName,
-      0,
-      REPLY_GROUP,
-      (Kind.UPSTREAM << 28) | serial,
-    );
+    this.ring.recvMultishot(fd, REPLY_GROUP, (Kind.UPSTREAM << 28) | serial);
   }
 
   /** (Again) polls the doorbell. */
@@ -191,7 +184,8 @@ export class EngineRing<Owner> {
   }
 
   /**
-   * Queues the reply in reply buffer `buffer` (`length` bytes) from `fd` to the sockaddr at
+   * Queues the reply in reply buffer `buffer` (`length` bytes; -1 and 0 for an empty reply) from
+   * `fd` to the sockaddr at
    * `nameOffset` of `names`, recording `owner`; the buffer goes back once submitted. `quiet`: no
    * completion if it succeeds.
    */
@@ -218,7 +212,7 @@ export class EngineRing<Owner> {
       nameOffset,
       nameLength,
     );
-    this.#sentReplyBuffers[this.#sentReplyCount++] = buffer;
+    if (buffer >= 0) this.#sentReplyBuffers[this.#sentReplyCount++] = buffer;
   }
 
   /** Buffers waiting for their sends' submission (the larger count of the two rings). */
@@ -305,9 +299,9 @@ export class EngineRing<Owner> {
     return this.clientBuffers.offsetOf(id) + OUT_BYTES + this.#nameRoom;
   }
 
-  /** Offset in `replyBuffers.data` of the payload in buffer `id`. */
+  /** Offset in `replyBuffers.data` of the payload in buffer `id` (-1: an empty reply, none). */
   replyPayloadOffset(id: number): number {
-    return this.replyBuffers.offsetOf(id) + OUT_BYTES;
+    return id < 0 ? 0 : this.replyBuffers.offsetOf(id);
   }
 
   /** Payload bytes (what fit, when cut) in buffer `id` of `buffers`. */
