@@ -23,6 +23,8 @@ export interface Budget {
   readonly rateSeconds: number;
   readonly latencyConnections: number;
   readonly udpSeconds: number;
+  /** Load before the measured `udpSeconds` (JIT tiers of a fresh forwarder; not counted). */
+  readonly udpWarmupSeconds: number;
   readonly udpLatencyDatagrams: number;
   /** Round trips before the timed ones (JIT tiers and caches of a fresh forwarder warm up). */
   readonly udpLatencyWarmup: number;
@@ -227,7 +229,7 @@ function udpPackets(bytes: number, sessions: number): Scenario {
     id: `udp-pps-${bytes}-${sessions}`,
     title: `UDP request/response, ${bytes} B, ${sessions} session${
       sessions > 1 ? "s" : ""
-    }, ${UDP_WINDOW} in flight, packets/s`,
+    }, ${UDP_WINDOW} in flight, packets/s (after a warm-up)`,
     udp: true,
     forwarderOnly: false,
     metrics: [
@@ -238,7 +240,7 @@ function udpPackets(bytes: number, sessions: number): Scenario {
       { key: "unanswered", label: "sessions unanswered at start", decimals: 0 },
     ],
     async run(ctx) {
-      const seconds = ctx.budget.udpSeconds;
+      const { udpSeconds: seconds, udpWarmupSeconds: warmup } = ctx.budget;
       const args = [
         "udp-rr",
         String(ctx.peer.listen.udp),
@@ -246,17 +248,31 @@ function udpPackets(bytes: number, sessions: number): Scenario {
         String(bytes),
         String(UDP_WINDOW),
         String(seconds),
+        String(warmup),
       ];
-      const sample = await withCpu(ctx.peer, async () => {
-        const result = await loadClient(ctx, args, (seconds + 30) * 1000) as RrResult;
-        if (result.warm === 0) throw new Error(`none of ${sessions} UDP sessions answered`);
-        return {
-          pps: result.received / (result.elapsedNs / 1e9),
-          lost: result.lost,
-          unanswered: sessions - result.warm,
-        };
-      });
-      return { ...sample, ppsPerCore: perCore(sample["pps"], sample["cpuPct"]) };
+      const process = ctx.group.spawn("load_client", ctx.tools.loadClient, args, { stdout: true });
+      try {
+        const timeoutMs = (warmup + seconds + 30) * 1000;
+        const line = warmup > 0 ? await process.readLine(timeoutMs) : "measuring";
+        if (line !== "measuring") throw new Error(`load_client ${args.join(" ")}: said "${line}"`);
+        // The forwarder's CPU over the measured seconds only ("measuring" starts them).
+        const sample = await withCpu(ctx.peer, async () => {
+          const { stdout, status } = await process.readAll(timeoutMs);
+          if (!status.success) {
+            throw new Error(`load_client ${args.join(" ")}: code ${status.code}`);
+          }
+          const result = JSON.parse(stdout) as RrResult;
+          if (result.warm === 0) throw new Error(`none of ${sessions} UDP sessions answered`);
+          return {
+            pps: result.received / (result.elapsedNs / 1e9),
+            lost: result.lost,
+            unanswered: sessions - result.warm,
+          };
+        });
+        return { ...sample, ppsPerCore: perCore(sample["pps"], sample["cpuPct"]) };
+      } finally {
+        await ctx.group.stop(process);
+      }
     },
   };
 }

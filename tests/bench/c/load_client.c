@@ -5,10 +5,11 @@
 //   bench_load tcp-hold PORT COUNT
 //       opens COUNT connections, echoes one byte on each, prints "ready", waits for a line or EOF on
 //       stdin, closes them all, prints "closed".
-//   bench_load udp-rr PORT SESSIONS SIZE WINDOW SECONDS
+//   bench_load udp-rr PORT SESSIONS SIZE WINDOW SECONDS [WARMUP_SECONDS]
 //       SESSIONS sockets (one per client session); after one warm-up round trip per session keeps
-//       WINDOW datagrams in flight round-robin over the sessions for SECONDS. Prints JSON
-//       {sessions, warm, received, lost, elapsedNs}.
+//       WINDOW datagrams in flight round-robin over the sessions, for WARMUP_SECONDS (then prints
+//       "measuring") and then SECONDS. Prints JSON {sessions, warm, received, lost, elapsedNs} of
+//       the SECONDS.
 //   bench_load udp-hold PORT SESSIONS
 //       the warm-up round trip of udp-rr, then "ready", wait for stdin, close, "closed".
 //   bench_load udp-lat PORT SIZE COUNT [WARMUP]
@@ -249,16 +250,29 @@ static int udp_warm(struct udp *u) {
   return warm;
 }
 
-static int udp_rr(int port, int sessions, int size, int window, double seconds) {
+// With `warmup` seconds, the load runs that long first, then "measuring" is printed and the
+// counts start from zero (the bench reads the forwarder's CPU time at that line).
+static int udp_rr(int port, int sessions, int size, int window, double seconds, double warmup) {
   struct udp u;
   udp_open(&u, port, sessions, size);
   int warm = udp_warm(&u);
   long received = 0, lost = 0, outstanding = 0, next = 0;
   struct epoll_event events[EVENTS];
-  uint64_t start = now_ns(), stopAt = start + (uint64_t)(seconds * 1e9), lastRecv = start;
+  uint64_t start = now_ns(), lastRecv = start;
+  uint64_t measureAt = start + (uint64_t)(warmup * 1e9);
+  uint64_t stopAt = measureAt + (uint64_t)(seconds * 1e9);
+  int measuring = warmup <= 0;
   for (;;) {
     uint64_t t = now_ns();
     if (t >= stopAt) break;
+    if (!measuring && t >= measureAt) {
+      measuring = 1;
+      received = 0;
+      lost = 0;
+      start = t;
+      printf("measuring\n");
+      fflush(stdout);
+    }
     if (t - lastRecv > 200000000ull) {  // nothing came back for 200 ms: count what is in flight
       lost += outstanding;
       outstanding = 0;
@@ -333,7 +347,7 @@ static int udp_lat(int port, int size, long count, long warmup) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_load tcp-rate PORT CONNS CONCURRENCY SECONDS SIZE | tcp-hold PORT COUNT |\n"
-          "       udp-rr PORT SESSIONS SIZE WINDOW SECONDS | udp-hold PORT SESSIONS |\n"
+          "       udp-rr PORT SESSIONS SIZE WINDOW SECONDS [WARMUP_SECONDS] | udp-hold PORT SESSIONS |\n"
           "       udp-lat PORT SIZE COUNT [WARMUP]\n");
   exit(2);
 }
@@ -350,8 +364,9 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "tcp-rate") == 0 && argc == 7)
     return tcp_rate(port, atol(argv[3]), atoi(argv[4]), atof(argv[5]), atoi(argv[6]));
   if (strcmp(cmd, "tcp-hold") == 0 && argc == 4) return tcp_hold(port, atoi(argv[3]));
-  if (strcmp(cmd, "udp-rr") == 0 && argc == 7)
-    return udp_rr(port, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]));
+  if (strcmp(cmd, "udp-rr") == 0 && (argc == 7 || argc == 8))
+    return udp_rr(port, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]),
+                  argc == 8 ? atof(argv[7]) : 0);
   if (strcmp(cmd, "udp-hold") == 0 && argc == 4) return udp_hold(port, atoi(argv[3]));
   if (strcmp(cmd, "udp-lat") == 0 && (argc == 5 || argc == 6))
     return udp_lat(port, atoi(argv[3]), atol(argv[4]), argc == 6 ? atol(argv[5]) : 0);
