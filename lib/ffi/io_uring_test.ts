@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import { ErrnoReader, OsError } from "./errno.ts";
+import { OsError } from "./errno.ts";
 import { BufferRing, CompletionFlag, Ring, URING_SYMBOLS } from "./io_uring.ts";
 import { NativeArena } from "./native_memory.ts";
+import {
+  connectedPair,
+  nativeSockets as sockets,
+  udpSocket,
+} from "../../tests/_support/native_udp.ts";
 
 const ECANCELED = 125;
 const ENOBUFS = 105;
@@ -10,34 +15,6 @@ const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 
 const libc = Deno.dlopen("libc.so.6", URING_SYMBOLS);
-const sockets = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-}).symbols;
-const errno = new ErrnoReader(libc.symbols.__errno_location);
-
-/** A UDP socket on 127.0.0.1 with a kernel-chosen port, and its sockaddr_in. */
-function udpSocket(): { fd: number; name: Uint8Array<ArrayBuffer>; port: number } {
-  const fd = sockets.socket(2, 2, 0);
-  const name = new Uint8Array(16);
-  name.set([2, 0, 0, 0, 127, 0, 0, 1]);
-  assert.equal(sockets.bind(fd, name, 16), 0, `bind: ${errno.get()}`);
-  assert.equal(sockets.getsockname(fd, name, new Uint32Array([16])), 0);
-  return { fd, name, port: name[2]! * 256 + name[3]! };
-}
-
-/** Two UDP sockets on 127.0.0.1, the sender connected to the receiver. */
-function connectedPair() {
-  const receiver = udpSocket();
-  const sender = udpSocket();
-  assert.equal(sockets.connect(sender.fd, receiver.name, 16), 0);
-  return { receiver, sender };
-}
-
 interface Completion {
   readonly userData: number;
   readonly result: number;
@@ -92,10 +69,22 @@ function withRing(test: (ring: Ring) => void): void {
   }
 }
 
-Deno.test("a multishot recvmsg posts every datagram with its sender and flags one cut short with MSG_TRUNC", () => {
+/** As {@linkcode withRing}, with `count` buffers of `size` bytes registered as group `group`. */
+function withBuffers(
+  group: number,
+  count: number,
+  size: number,
+  test: (ring: Ring, buffers: BufferRing) => void,
+): void {
   withRing((ring) => {
-    const buffers = new BufferRing(0, 8, 256);
+    const buffers = new BufferRing(group, count, size);
     ring.register(buffers);
+    test(ring, buffers);
+  });
+}
+
+Deno.test("a multishot recvmsg posts every datagram with its sender and flags one cut short with MSG_TRUNC", () => {
+  withBuffers(0, 8, 256, (ring, buffers) => {
     const { receiver, sender } = connectedPair();
     const msghdr = recvMsgHeader();
     const data = new NativeArena(300);
@@ -139,9 +128,7 @@ Deno.test("a quiet send with MSG_DONTWAIT to a full peer completes only with -EA
 });
 
 Deno.test("a send with MSG_DONTWAIT is done when io_uring_enter returns: its buffer can be reused at once", () => {
-  withRing((ring) => {
-    const buffers = new BufferRing(0, 8, 256);
-    ring.register(buffers);
+  withBuffers(0, 8, 256, (ring, buffers) => {
     const { receiver, sender } = connectedPair();
     const data = new NativeArena(8);
     const names = new NativeArena(16);
@@ -164,10 +151,8 @@ Deno.test("a send with MSG_DONTWAIT is done when io_uring_enter returns: its buf
 });
 
 Deno.test("a send on a registered socket goes out through its slot; the table holds the socket until unfix", () => {
-  withRing((ring) => {
+  withBuffers(0, 8, 256, (ring, buffers) => {
     ring.registerFiles(4096);
-    const buffers = new BufferRing(0, 8, 256);
-    ring.register(buffers);
     const { receiver, sender } = connectedPair();
     assert.ok(ring.fix(sender.fd));
     const data = new NativeArena(8);
@@ -189,9 +174,7 @@ Deno.test("a send on a registered socket goes out through its slot; the table ho
 });
 
 Deno.test("a multishot receive cancelled by its user_data ends with -ECANCELED, also once its socket is closed", () => {
-  withRing((ring) => {
-    const buffers = new BufferRing(0, 4, 128);
-    ring.register(buffers);
+  withBuffers(0, 4, 128, (ring) => {
     const socket = udpSocket();
     ring.recvMsgMultishot(socket.fd, recvMsgHeader(), 0, 0, 1);
     ring.submit(0, 0);
@@ -207,9 +190,7 @@ Deno.test("a multishot receive cancelled by its user_data ends with -ECANCELED, 
 });
 
 Deno.test("a dry buffer ring ends a multishot receive with -ENOBUFS; recycled buffers and a new receive resume", () => {
-  withRing((ring) => {
-    const buffers = new BufferRing(3, 2, 128);
-    ring.register(buffers);
+  withBuffers(3, 2, 128, (ring, buffers) => {
     const { receiver, sender } = connectedPair();
     const msghdr = recvMsgHeader();
     const data = new NativeArena(8);

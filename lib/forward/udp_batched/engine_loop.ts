@@ -160,6 +160,19 @@ function sampledIn(share: number): boolean {
   return share >= 1 || (share > 0 && Math.random() < share);
 }
 
+/** Gives ring buffer `buffer` (-1: none) of a completion nobody takes back to `buffers`. */
+function giveBack(buffers: BufferRing, buffer: number): void {
+  if (buffer >= 0) buffers.recycle(buffer);
+}
+
+/**
+ * Whether a multishot receive ended for a reason nobody needs to hear of: no buffer was free (it is
+ * re-armed), it was cancelled (its socket is closing), or a signal interrupted it.
+ */
+function endsQuietly(errno: number): boolean {
+  return errno === ENOBUFS || errno === ECANCELED || errno === Errno.EINTR;
+}
+
 /** One engine thread's sockets, sessions and buffers. */
 export class EngineLoop {
   readonly #libc: EngineLibc["symbols"];
@@ -442,15 +455,11 @@ export class EngineLoop {
   ): void {
     const buffer = EngineRing.bufferOf(flags);
     const listener = this.#listenersBySerial.get(serial);
-    if (listener === undefined) {
-      if (buffer >= 0) ring.clientBuffers.recycle(buffer);
-      return;
-    }
+    if (listener === undefined) return giveBack(ring.clientBuffers, buffer);
     if ((flags & CompletionFlag.MORE) === 0) this.#rearmListeners.push(listener);
     if (result < 0) {
-      const errno = -result;
-      if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
-        this.#receiveFailed(listener, new OsError("recvmsg", errno).message);
+      if (!endsQuietly(-result)) {
+        this.#receiveFailed(listener, new OsError("recvmsg", -result).message);
       }
       return;
     }
@@ -502,15 +511,12 @@ export class EngineLoop {
   ): void {
     const buffer = EngineRing.bufferOf(flags);
     const session = this.#sessionsBySerial.get(serial);
-    if (session === undefined || session.ended) {
-      if (buffer >= 0) ring.replyBuffers.recycle(buffer);
-      return;
-    }
+    if (session === undefined || session.ended) return giveBack(ring.replyBuffers, buffer);
     if ((flags & CompletionFlag.MORE) === 0) this.#rearmSessions.push(session);
     if (result < 0) {
       const errno = -result;
       if (errno === Errno.ECONNREFUSED) this.#unreachable(session, "recv");
-      else if (errno !== ENOBUFS && errno !== ECANCELED && errno !== Errno.EINTR) {
+      else if (!endsQuietly(errno)) {
         this.#fail(session, "ReadFromTarget", new OsError("recv", errno).message);
       }
       return;
@@ -802,10 +808,7 @@ export class EngineLoop {
   #dropRun(): void {
     const ring = this.#ring;
     if (ring !== undefined) {
-      for (let k = 0; k < this.#runCount; k++) {
-        const buffer = this.#runBuffers[k]!;
-        if (buffer >= 0) ring.clientBuffers.recycle(buffer);
-      }
+      for (let k = 0; k < this.#runCount; k++) giveBack(ring.clientBuffers, this.#runBuffers[k]!);
     }
     this.#runSession = undefined;
     this.#runCount = 0;
@@ -866,7 +869,7 @@ export class EngineLoop {
       sent++;
     }
     if (ring !== undefined) {
-      for (let k = 0; k < count; k++) if (buffers[k]! >= 0) ring.clientBuffers.recycle(buffers[k]!);
+      for (let k = 0; k < count; k++) giveBack(ring.clientBuffers, buffers[k]!);
     }
   }
 
@@ -1018,9 +1021,7 @@ export class EngineLoop {
     }
     for (let k = 0; k < count; k++) sessions[k] = undefined;
     if (ring !== undefined) {
-      for (let k = 0; k < count; k++) {
-        if (this.#replyBuffers[k]! >= 0) ring.replyBuffers.recycle(this.#replyBuffers[k]!);
-      }
+      for (let k = 0; k < count; k++) giveBack(ring.replyBuffers, this.#replyBuffers[k]!);
       ring.replyBuffers.publish();
     }
   }
