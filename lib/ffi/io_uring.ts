@@ -64,6 +64,8 @@ const Op = {
   POLL_ADD: 6,
   RECVMSG: 10,
   RECV: 27,
+  TIMEOUT: 11,
+  TIMEOUT_REMOVE: 12,
   ASYNC_CANCEL: 14,
   SEND: 26,
 } as const;
@@ -86,6 +88,8 @@ const POLLIN = 0x0001;
 /** Words (u32) per submission entry and per completion entry. */
 const SQE_WORDS = 16;
 const CQE_WORDS = 4;
+/** Bytes of a `struct __kernel_timespec`. */
+const TIMESPEC_BYTES = 16;
 
 /** Sizes of a ring (the kernel rounds both up to powers of two). */
 export interface RingSize {
@@ -119,6 +123,10 @@ export class Ring {
   readonly #wait = new NativeArena(40);
   /** The timeout written in `#wait` (milliseconds; its high halves stay 0). */
   #timeoutMs = 0;
+  /** `struct io_uring_getevents_arg` without a timespec: a wait without a time limit. */
+  readonly #waitForever = new NativeArena(24);
+  /** A timespec per submission entry, for TIMEOUT entries (read when submitted). */
+  readonly #timespecs: NativeArena;
   /** Which fds are in the registered file table (at their own index), see {@linkcode fix}. */
   #fixed = new Uint8Array(0);
   /** `struct io_uring_files_update` and the fd it points to. */
@@ -168,6 +176,7 @@ export class Ring {
     this.#cqMask = this.#words[params[cq + 2]! / 4]!;
     this.#cqesAt = params[cq + 5]! / 4;
     this.#sqTail = this.#words[this.#sqTailAt]!;
+    this.#timespecs = new NativeArena(this.#sqEntries * TIMESPEC_BYTES);
     this.#wait.setPointer(16, 24); // ts: the timespec right after the argument
     this.#fileUpdate.setPointer(8, 16); // fds: the int right after the struct
   }
@@ -295,6 +304,26 @@ export class Ring {
     this.#sqe32[w + 7] = POLLIN;
   }
 
+  /**
+   * Queues a timer of `timeoutMs` milliseconds (from its submission): it completes with -ETIME when
+   * the time is up, or -ECANCELED when {@linkcode removeTimeout} ends it first.
+   */
+  timeout(timeoutMs: number, userData: number): void {
+    const w = this.#entry(Op.TIMEOUT, -1, userData);
+    const at = (w / SQE_WORDS) * TIMESPEC_BYTES;
+    const spec = this.#timespecs.view;
+    spec.setUint32(at, Math.floor(timeoutMs / 1000), true);
+    spec.setUint32(at + 8, (timeoutMs % 1000) * 1_000_000, true);
+    this.#setAddress(w, 4, this.#timespecs, at);
+    this.#sqe32[w + 6] = 1;
+  }
+
+  /** Queues the removal of the timer with `target` as `user_data` (result 0 or -ENOENT). */
+  removeTimeout(target: number, userData: number): void {
+    const w = this.#entry(Op.TIMEOUT_REMOVE, -1, userData);
+    this.#sqe32[w + 4] = target;
+  }
+
   /** Queues the cancellation of the request with `target` as `user_data` (result 0 or -ENOENT). */
   cancel(target: number, userData: number): void {
     const w = this.#entry(Op.ASYNC_CANCEL, -1, userData);
@@ -303,16 +332,18 @@ export class Ring {
 
   /**
    * Submits the queued entries and waits until `waitFor` completions are ready or `timeoutMs`
-   * passed (0: no wait). Returns the number submitted; -1 when interrupted (EINTR) or the
+   * passed (0: no wait; Infinity: no time limit, so no timer per wait: a {@linkcode timeout}
+   * entry bounds it instead). Returns the number submitted; -1 when interrupted (EINTR) or the
    * completion ring is full (EBUSY). @throws OsError on any other failure.
    */
   submit(waitFor: number, timeoutMs: number): number {
     this.#words[this.#sqTailAt] = this.#sqTail;
-    if (timeoutMs !== this.#timeoutMs) {
+    const wait = timeoutMs === Infinity ? this.#waitForever : this.#wait;
+    if (timeoutMs !== this.#timeoutMs && timeoutMs !== Infinity) {
       this.#timeoutMs = timeoutMs;
-      const wait = this.#wait.view;
-      wait.setUint32(24, Math.floor(timeoutMs / 1000), true);
-      wait.setUint32(32, (timeoutMs % 1000) * 1_000_000, true);
+      const view = this.#wait.view;
+      view.setUint32(24, Math.floor(timeoutMs / 1000), true);
+      view.setUint32(32, (timeoutMs % 1000) * 1_000_000, true);
     }
     const flags = waitFor > 0 ? ENTER_GETEVENTS | ENTER_EXT_ARG : ENTER_EXT_ARG;
     const submitted = this.#libc.io_uring_enter(
@@ -321,7 +352,7 @@ export class Ring {
       this.#queued,
       waitFor,
       flags,
-      this.#wait.bytes,
+      wait.bytes,
       GETEVENTS_ARG_BYTES,
     );
     if (submitted >= 0) {

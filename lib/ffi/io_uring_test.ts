@@ -9,6 +9,7 @@ import {
 } from "../../tests/_support/native_udp.ts";
 
 const ECANCELED = 125;
+const ETIME = 62;
 const ENOBUFS = 105;
 const EAGAIN = 11;
 const MSG_TRUNC = 0x20;
@@ -21,21 +22,24 @@ interface Completion {
   readonly flags: number;
 }
 
+/** Reads (and consumes) the completions posted so far. */
+function posted(ring: Ring): Completion[] {
+  const all: Completion[] = [];
+  let head = ring.head;
+  for (const tail = ring.tail; head !== tail; head = (head + 1) >>> 0) {
+    all.push({ userData: ring.userData(head), result: ring.result(head), flags: ring.flags(head) });
+  }
+  ring.consume(head);
+  return all;
+}
+
 /** Submits and collects completions until `enough` says so (at most `waitMs`). */
 function collect(ring: Ring, enough: (all: Completion[]) => boolean, waitMs = 2000): Completion[] {
   const all: Completion[] = [];
   const deadline = Date.now() + waitMs;
   while (!enough(all) && Date.now() < deadline) {
     ring.submit(1, 50);
-    let head = ring.head;
-    for (const tail = ring.tail; head !== tail; head = (head + 1) >>> 0) {
-      all.push({
-        userData: ring.userData(head),
-        result: ring.result(head),
-        flags: ring.flags(head),
-      });
-    }
-    ring.consume(head);
+    all.push(...posted(ring));
   }
   return all;
 }
@@ -186,6 +190,28 @@ Deno.test("a multishot receive cancelled by its user_data ends with -ECANCELED, 
     assert.equal(receive.result, -ECANCELED);
     assert.equal(receive.flags & CompletionFlag.MORE, 0, "no more completions follow");
     assert.equal(all.find((c) => c.userData === 2)!.result, 0, "the request was found");
+  });
+});
+
+Deno.test("a wait without a time limit ends with a timer entry; each queued timer keeps its own time", () => {
+  withRing((ring) => {
+    // Both timers go out in one submission: a shared timespec would give them the same time.
+    ring.timeout(30, 1);
+    ring.timeout(5_000, 2);
+    const started = performance.now();
+    ring.submit(1, Infinity);
+    const waitedMs = performance.now() - started;
+    const all = posted(ring);
+    assert.deepEqual(
+      all.map((c) => [c.userData, c.result]),
+      [[1, -ETIME]],
+      "only the short timer fired",
+    );
+    assert.ok(waitedMs >= 25 && waitedMs < 2_500, `waited ${waitedMs} ms for a 30 ms timer`);
+    ring.removeTimeout(2, 3);
+    const removed = collect(ring, (all) => all.length === 2);
+    assert.equal(removed.find((c) => c.userData === 2)?.result, -ECANCELED, "the long timer ended");
+    assert.equal(removed.find((c) => c.userData === 3)?.result, 0, "the removal found it");
   });
 });
 

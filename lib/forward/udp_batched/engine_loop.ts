@@ -359,7 +359,13 @@ export class EngineLoop {
     let lastYieldMs = Date.now();
     let nowMs = lastYieldMs;
     while (!this.#control.stopRequested) {
-      const waited = ring.submit(1, Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - nowMs)));
+      const dueMs = Math.min(nowMs + IDLE_POLL_MS, this.#nextSweepMs);
+      let waited: number;
+      if (dueMs <= nowMs) waited = ring.submit(1, 0);
+      else {
+        ring.wakeBy(dueMs, nowMs);
+        waited = ring.submit(1, Infinity);
+      }
       if (this.#control.takePosted()) {
         // Messages before datagrams: a new rule already applies to the next new client.
         await this.#receiveMessages();
@@ -437,6 +443,9 @@ export class EngineLoop {
         case Kind.DOORBELL:
           this.#sockets.drainDoorbell(this.#doorbell);
           if ((flags & CompletionFlag.MORE) === 0) ring.pollDoorbell(this.#doorbell);
+          break;
+        case Kind.TIMER:
+          ring.timerEnded(value);
           break;
       }
     }

@@ -12,7 +12,8 @@
  *   succeeds posts no completion unless its session waits for a blocked socket to drain; runs of
  *   datagrams to one address keep sendmmsg (they are segmented);
  * - the doorbell is polled through the ring, so one `io_uring_enter` submits and waits for
- *   everything.
+ *   everything; the wait has no time limit of its own (the kernel would arm and cancel a timer on
+ *   every wait): one TIMEOUT entry, armed for the next sweep, ends it instead.
  * `user_data` carries a kind (top 4 bits) and a value: a listener's or session's serial, a send
  * record. Imports no third-party code.
  * @module
@@ -30,6 +31,7 @@ export const Kind = {
   REPLY: 4,
   DOORBELL: 5,
   CANCEL: 6,
+  TIMER: 7,
 } as const;
 /** The value bits of `user_data`. */
 export const VALUE_MASK = 0x0fff_ffff;
@@ -85,6 +87,9 @@ export class EngineRing<Owner> {
   #sentClientCount = 0;
   readonly #sentReplyBuffers = new Int32Array(BUFFERS);
   #sentReplyCount = 0;
+  /** The armed timer's serial, and when it fires (Infinity: none is armed). */
+  #timerSerial = 0;
+  #timerDueMs = Infinity;
 
   /**
    * Sets up the ring; `nameRoom`: bytes for a client's sockaddr (`sockaddr_in6`).
@@ -153,6 +158,26 @@ export class EngineRing<Owner> {
   /** (Again) polls the doorbell. */
   pollDoorbell(fd: number): void {
     this.ring.pollMultishot(fd, Kind.DOORBELL << 28);
+  }
+
+  /**
+   * Makes sure a wait without a time limit ends by `dueMs` (at the latest; `nowMs`: the time now):
+   * one timer entry stays armed, replaced only when an earlier time is due, so a wait arms no
+   * timer of its own.
+   */
+  wakeBy(dueMs: number, nowMs: number): void {
+    if (dueMs >= this.#timerDueMs) return;
+    if (this.#timerDueMs !== Infinity) {
+      this.ring.removeTimeout((Kind.TIMER << 28) | this.#timerSerial, Kind.CANCEL << 28);
+    }
+    this.#timerSerial = (this.#timerSerial + 1) & VALUE_MASK;
+    this.#timerDueMs = dueMs;
+    this.ring.timeout(Math.max(0, dueMs - nowMs), (Kind.TIMER << 28) | this.#timerSerial);
+  }
+
+  /** The timer `serial` completed (fired, or replaced): when it is the armed one, none is. */
+  timerEnded(serial: number): void {
+    if (serial === this.#timerSerial) this.#timerDueMs = Infinity;
   }
 
   /** Ends the receives of listener `serial` (before its socket is closed: the ring holds it). */
