@@ -1297,18 +1297,18 @@ export class EngineLoop {
     const { readTimeoutMs, writeTimeoutMs } = listener.timeouts;
     listener.nextSweepMs = nowMs +
       Math.max(SWEEP_MS, Math.min(1000, Math.min(readTimeoutMs, writeTimeoutMs) / 4));
+    const blocked = `send blocked for ${writeTimeoutMs} ms`;
     for (const session of listener.sessions.values()) {
-      const blockedMs = `send blocked for ${writeTimeoutMs} ms`;
       if (
         session.toTargetBlockedSinceMs > 0 &&
         nowMs - session.toTargetBlockedSinceMs >= writeTimeoutMs
       ) {
-        this.#fail(session, "WriteToTarget", blockedMs, "write_timeout");
+        this.#fail(session, "WriteToTarget", blocked, "write_timeout");
       } else if (
         session.toClientBlockedSinceMs > 0 &&
         nowMs - session.toClientBlockedSinceMs >= writeTimeoutMs
       ) {
-        this.#fail(session, "WriteToClient", blockedMs, "write_timeout");
+        this.#fail(session, "WriteToClient", blocked, "write_timeout");
       } else if (nowMs - session.lastActiveMs >= readTimeoutMs) {
         this.#end(session, { reason: "idle_timeout" });
       }
