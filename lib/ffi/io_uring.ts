@@ -63,11 +63,11 @@ const MAP_FAILED = 2n ** 64n - 1n;
 const Op = {
   POLL_ADD: 6,
   RECVMSG: 10,
-  RECV: 27,
   TIMEOUT: 11,
   TIMEOUT_REMOVE: 12,
   ASYNC_CANCEL: 14,
   SEND: 26,
+  RECV: 27,
 } as const;
 
 /** Bits of a completion's `flags`. */
@@ -90,6 +90,12 @@ const SQE_WORDS = 16;
 const CQE_WORDS = 4;
 /** Bytes of a `struct __kernel_timespec`. */
 const TIMESPEC_BYTES = 16;
+
+/** Writes `ms` milliseconds as the `struct __kernel_timespec` at `at` (its high halves stay 0). */
+function writeTimespec(view: DataView, at: number, ms: number): void {
+  view.setUint32(at, Math.floor(ms / 1000), true);
+  view.setUint32(at + 8, (ms % 1000) * 1_000_000, true);
+}
 
 /** Sizes of a ring (the kernel rounds both up to powers of two). */
 export interface RingSize {
@@ -121,7 +127,7 @@ export class Ring {
   readonly #cqesAt: number;
   /** `struct io_uring_getevents_arg` and the timespec it points to. */
   readonly #wait = new NativeArena(40);
-  /** The timeout written in `#wait` (milliseconds; its high halves stay 0). */
+  /** The timeout written in `#wait`, in milliseconds. */
   #timeoutMs = 0;
   /** `struct io_uring_getevents_arg` without a timespec: a wait without a time limit. */
   readonly #waitForever = new NativeArena(24);
@@ -311,22 +317,24 @@ export class Ring {
   timeout(timeoutMs: number, userData: number): void {
     const w = this.#entry(Op.TIMEOUT, -1, userData);
     const at = (w / SQE_WORDS) * TIMESPEC_BYTES;
-    const spec = this.#timespecs.view;
-    spec.setUint32(at, Math.floor(timeoutMs / 1000), true);
-    spec.setUint32(at + 8, (timeoutMs % 1000) * 1_000_000, true);
+    writeTimespec(this.#timespecs.view, at, timeoutMs);
     this.#setAddress(w, 4, this.#timespecs, at);
     this.#sqe32[w + 6] = 1;
   }
 
   /** Queues the removal of the timer with `target` as `user_data` (result 0 or -ENOENT). */
   removeTimeout(target: number, userData: number): void {
-    const w = this.#entry(Op.TIMEOUT_REMOVE, -1, userData);
-    this.#sqe32[w + 4] = target;
+    this.#aimedAt(Op.TIMEOUT_REMOVE, target, userData);
   }
 
   /** Queues the cancellation of the request with `target` as `user_data` (result 0 or -ENOENT). */
   cancel(target: number, userData: number): void {
-    const w = this.#entry(Op.ASYNC_CANCEL, -1, userData);
+    this.#aimedAt(Op.ASYNC_CANCEL, target, userData);
+  }
+
+  /** Queues `op` on the request with `target` as `user_data`. */
+  #aimedAt(op: number, target: number, userData: number): void {
+    const w = this.#entry(op, -1, userData);
     this.#sqe32[w + 4] = target;
   }
 
@@ -341,9 +349,7 @@ export class Ring {
     const wait = timeoutMs === Infinity ? this.#waitForever : this.#wait;
     if (timeoutMs !== this.#timeoutMs && timeoutMs !== Infinity) {
       this.#timeoutMs = timeoutMs;
-      const view = this.#wait.view;
-      view.setUint32(24, Math.floor(timeoutMs / 1000), true);
-      view.setUint32(32, (timeoutMs % 1000) * 1_000_000, true);
+      writeTimespec(this.#wait.view, 24, timeoutMs);
     }
     const flags = waitFor > 0 ? ENTER_GETEVENTS | ENTER_EXT_ARG : ENTER_EXT_ARG;
     const submitted = this.#libc.io_uring_enter(
@@ -433,10 +439,12 @@ export class Ring {
     return true;
   }
 
-  /** Takes `fd` out of the file table (before it is closed); queued sends on it go out first. */
+  /**
+   * Takes `fd` out of the file table (before it is closed). Submit the entries queued for it first:
+   * they name its slot, which `fd`'s next owner may take.
+   */
   unfix(fd: number): void {
     if (fd >= this.#fixed.length || this.#fixed[fd] === 0) return;
-    if (this.#queued > 0) this.submit(0, 0);
     this.#updateFile(fd, -1);
     this.#fixed[fd] = 0;
   }

@@ -1035,6 +1035,10 @@ export class EngineLoop {
     }
   }
 
+  /**
+   * Whether the gathered replies go to so many different clients (runs shorter than 2 on
+   * average) that segmenting them would not pay.
+   */
   #fewRuns(count: number): boolean {
     const sessions = this.#replySessions;
     let runs = 1;
@@ -1042,7 +1046,7 @@ export class EngineLoop {
     return runs * 2 > count;
   }
 
-  /** A reply of `length` bytes left for the session's client. */
+  /** A reply left for the session's client: its socket is not blocked (any more). */
   #replied(session: Session): void {
     session.toClientBlockedSinceMs = 0;
   }

@@ -63,6 +63,12 @@ const MSG_DONTWAIT = 0x40;
 const CLIENT_GROUP = 0;
 const REPLY_GROUP = 1;
 
+/** Gives the first `count` buffers of `ids` back to `buffers`, and publishes them. */
+function recycleAll(buffers: BufferRing, ids: Int32Array, count: number): void {
+  for (let k = 0; k < count; k++) buffers.recycle(ids[k]!);
+  buffers.publish();
+}
+
 /** The ring, its buffers and the records of sends in flight, of one engine thread. */
 export class EngineRing<Owner> {
   readonly ring: Ring;
@@ -137,11 +143,11 @@ export class EngineRing<Owner> {
   }
 
   /**
-   * Before socket `fd` is closed: submits queued sends (they name the socket by its number, which a
-   * new socket could take) and takes it out of the file table (which holds it open).
+   * Before socket `fd` is closed: submits what is queued (sends name their socket by its number,
+   * which a new socket could take) and takes it out of the file table (which holds it open).
    */
   closing(fd: number): void {
-    if (this.sendsQueued) this.submit(0, 0);
+    if (this.ring.queued > 0) this.submit(0, 0);
     this.ring.unfix(fd);
   }
 
@@ -210,9 +216,8 @@ export class EngineRing<Owner> {
 
   /**
    * Queues the reply in reply buffer `buffer` (`length` bytes; -1 and 0 for an empty reply) from
-   * `fd` to the sockaddr at
-   * `nameOffset` of `names`, recording `owner`; the buffer goes back once submitted. `quiet`: no
-   * completion if it succeeds.
+   * `fd` to the sockaddr at `nameOffset` of `names`, recording `owner`; the buffer goes back once
+   * submitted. `quiet`: no completion if it succeeds.
    */
   sendTo(
     fd: number,
@@ -253,14 +258,10 @@ export class EngineRing<Owner> {
     const submitted = this.ring.submit(waitFor, timeoutMs);
     if (this.ring.queued === 0) {
       this.#submittedSeq = this.#sendSeq;
-      const clients = this.clientBuffers;
-      for (let k = 0; k < this.#sentClientCount; k++) clients.recycle(this.#sentClientBuffers[k]!);
+      recycleAll(this.clientBuffers, this.#sentClientBuffers, this.#sentClientCount);
       this.#sentClientCount = 0;
-      const replies = this.replyBuffers;
-      for (let k = 0; k < this.#sentReplyCount; k++) replies.recycle(this.#sentReplyBuffers[k]!);
+      recycleAll(this.replyBuffers, this.#sentReplyBuffers, this.#sentReplyCount);
       this.#sentReplyCount = 0;
-      clients.publish();
-      replies.publish();
     }
     return submitted;
   }
@@ -270,14 +271,6 @@ export class EngineRing<Owner> {
     this.#sendOwners[index] = owner;
     this.#sendBytes[index] = length;
     return index;
-  }
-
-  /**
-   * Whether sends are queued and not submitted: they name their socket by its number, so submit
-   * them before closing one (a new socket could take the number).
-   */
-  get sendsQueued(): boolean {
-    return this.#sendSeq !== this.#submittedSeq;
   }
 
   /** Sends submitted so far (a bound for {@linkcode releaseRecords}). */
