@@ -101,6 +101,7 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
     accessLog: options.accessLog,
     accessLogSampleRate: options.accessLogSampleRate,
     udpEngine: options.udpEngine,
+    udpBusyPollUs: options.udpBusyPollUs,
     tcpEngine: options.tcpEngine,
   });
   const metrics = new ProgramMetrics(supervisor, {
@@ -115,6 +116,9 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
       threads: udpEngine === "portable" ? 1 : options.workers,
     });
     metrics.recordUdpEngine(udpEngine);
+    if (options.udpBusyPollUs > 0 && udpEngine === "portable") {
+      log.warn("--udp-busy-poll applies to the batched UDP engines only; the portable one sleeps");
+    }
     const tcpEngine = await supervisor.tcpEngine();
     log.info("TCP engine: {engine} ({threads} thread(s))", {
       engine: tcpEngine,

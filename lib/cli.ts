@@ -51,8 +51,8 @@ interface Flag<T> {
   /** Shown instead of `default` when the real default is computed at run time. */
   readonly defaultText?: string;
   readonly help: string;
-  /** Appended to the option name: durations are `...Ms` in {@linkcode Options}. */
-  readonly unit?: "Ms";
+  /** Appended to the option name: durations are `...Ms` (or `...Us`) in {@linkcode Options}. */
+  readonly unit?: "Ms" | "Us";
   /**
    * Turns the raw text into the typed value; throws `RangeError` with the reason. `warn` reports a
    * value that is accepted but changed (logged at start).
@@ -211,6 +211,17 @@ export const FLAGS = {
       "auto (io_uring, else batched when io_uring is refused, on Linux x86-64/aarch64 when FFI is " +
       "allowed and the self-test passes; else portable with a warning).",
     parse: (raw) => oneOf(raw, UDP_ENGINE_CHOICES),
+  },
+  "udp-busy-poll": {
+    group: "Forwarding",
+    valueName: "DURATION",
+    unit: "Us",
+    default: durationText(SUPERVISOR_DEFAULTS.udpBusyPollUs / 1000),
+    help:
+      "After traffic, each batched UDP engine thread keeps polling its sockets this long instead " +
+      "of sleeping (e.g. 50us, at most 10ms; 0 = off). Saves a wake-up per hop, which in VMs is " +
+      "most of a round trip, at the price of up to a CPU per engine thread while traffic flows.",
+    parse: parseBusyPollUs,
   },
   "tcp-engine": {
     group: "Forwarding",
@@ -600,37 +611,60 @@ export function flagsMarkdown(): string {
   return rows.join("\n");
 }
 
-/** A duration in milliseconds as the flags write it: `0`, `1m`, `10s` or `500ms`. */
+/** A duration in milliseconds as the flags write it: `0`, `1m`, `10s`, `500ms` or `50us`. */
 function durationText(ms: number): string {
   if (ms === 0) return "0";
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
+  if (Number.isInteger(ms)) return `${ms}ms`;
+  return `${Math.round(ms * 1000)}us`;
 }
 
 /**
- * Parses a duration: Go syntax with units (`500ms`, `5s`, `1m30s`, `1h`) or `0`.
- * @returns milliseconds
+ * Parses a duration: Go syntax with units (`50us`, `500ms`, `5s`, `1m30s`, `1h`) or `0`.
+ * @returns milliseconds, rounded
  * @throws {RangeError} naming the problem.
  */
 export function parseDurationMs(raw: string, limits: { readonly min: number }): number {
-  const text = raw.trim();
-  let ms = 0;
-  if (text !== "0") {
-    const parts = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(text)
-      ? text.match(/\d+(?:\.\d+)?(?:ms|s|m|h)/g)
-      : null;
-    if (parts === null) {
-      throw new RangeError("not a duration: use a number with a unit (ms, s, m, h), e.g. 5s");
-    }
-    for (const part of parts) {
-      const unit = /[a-z]+$/.exec(part)?.[0] ?? "";
-      ms += Number.parseFloat(part) * (UNIT_MS[unit] ?? Number.NaN);
-    }
-    ms = Math.round(ms);
-  }
+  const ms = Math.round(parseDuration(raw));
   if (ms < limits.min) {
     throw new RangeError(limits.min > 0 ? "must be more than 0" : "must not be negative");
+  }
+  return ms;
+}
+
+/**
+ * Parses `--udp-busy-poll`: a duration of at most {@linkcode MAX_BUSY_POLL_US} microseconds.
+ * @returns microseconds, rounded
+ * @throws {RangeError} naming the problem.
+ */
+export function parseBusyPollUs(raw: string): number {
+  const us = Math.round(parseDuration(raw) * 1000);
+  if (us > MAX_BUSY_POLL_US) {
+    throw new RangeError(
+      `must be at most ${durationText(MAX_BUSY_POLL_US / 1000)}: a longer window only burns CPU`,
+    );
+  }
+  return us;
+}
+
+/** The longest `--udp-busy-poll`, in microseconds. */
+const MAX_BUSY_POLL_US = 10_000;
+
+/** A duration in Go syntax, in milliseconds (not rounded). */
+function parseDuration(raw: string): number {
+  const text = raw.trim();
+  if (text === "0") return 0;
+  const parts = /^(?:\d+(?:\.\d+)?(?:us|µs|ms|s|m|h))+$/.test(text)
+    ? text.match(/\d+(?:\.\d+)?(?:us|µs|ms|s|m|h)/g)
+    : null;
+  if (parts === null) {
+    throw new RangeError("not a duration: use a number with a unit (us, ms, s, m, h), e.g. 5s");
+  }
+  let ms = 0;
+  for (const part of parts) {
+    const unit = /(?:us|µs|ms|s|m|h)$/.exec(part)?.[0] ?? "";
+    ms += Number.parseFloat(part) * (UNIT_MS[unit] ?? Number.NaN);
   }
   return ms;
 }
@@ -650,7 +684,14 @@ export function parseBindAddress(raw: string): BindAddress | null {
   return { hostname: match[1] ?? match[2] ?? "", port };
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = {
+  us: 0.001,
+  µs: 0.001,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 function parseConfigMapFlag(raw: string): ConfigMapRef | undefined {
   if (raw === "") return undefined;

@@ -260,6 +260,19 @@ Deno.test("parseDurationMs() reads Go durations and rejects bare numbers", () =>
   assert.throws(() => parseDurationMs("10", { min: 0 }), RangeError);
   assert.throws(() => parseDurationMs("-1s", { min: 0 }), RangeError);
   assert.throws(() => parseDurationMs("5 s", { min: 0 }), RangeError);
+  assert.equal(parseDurationMs("1500us", { min: 0 }), 2, "rounded to milliseconds");
+});
+
+Deno.test("--udp-busy-poll takes microseconds (us or µs) up to 10ms; 0, the default, is off", () => {
+  assert.equal(options(["--config=c"]).udpBusyPollUs, 0);
+  const cases: [string, number][] = [["50us", 50], ["50µs", 50], ["0.5ms", 500], ["10ms", 10_000]];
+  for (const [raw, us] of cases) {
+    assert.equal(options(["--config=c", `--udp-busy-poll=${raw}`]).udpBusyPollUs, us, raw);
+  }
+  const tooLong = flagError(["--config=c", "--udp-busy-poll=11ms"]);
+  assert.equal(tooLong.flag, "--udp-busy-poll");
+  assert.match(tooLong.message, /"11ms" for --udp-busy-poll: must be at most 10ms/);
+  assert.match(flagError(["--config=c", "--udp-busy-poll=50"]).message, /unit \(us, ms/);
 });
 
 Deno.test("parseBindAddress() reads host:port, :port, [ipv6]:port and 0", () => {

@@ -345,13 +345,29 @@ export class Ring {
    * completion ring is full (EBUSY). @throws OsError on any other failure.
    */
   submit(waitFor: number, timeoutMs: number): number {
-    this.#words[this.#sqTailAt] = this.#sqTail;
     const wait = timeoutMs === Infinity ? this.#waitForever : this.#wait;
     if (timeoutMs !== this.#timeoutMs && timeoutMs !== Infinity) {
       this.#timeoutMs = timeoutMs;
       writeTimespec(this.#wait.view, 24, timeoutMs);
     }
-    const flags = waitFor > 0 ? ENTER_GETEVENTS | ENTER_EXT_ARG : ENTER_EXT_ARG;
+    return this.#enter(
+      waitFor,
+      waitFor > 0 ? ENTER_GETEVENTS | ENTER_EXT_ARG : ENTER_EXT_ARG,
+      wait,
+    );
+  }
+
+  /**
+   * Submits the queued entries and collects what completed meanwhile (with DEFER_TASKRUN, finished
+   * receives are posted only when asked for events), without waiting. Returns as {@linkcode submit}.
+   */
+  poll(): number {
+    return this.#enter(0, ENTER_GETEVENTS | ENTER_EXT_ARG, this.#waitForever);
+  }
+
+  /** One `io_uring_enter` for {@linkcode submit} and {@linkcode poll}. */
+  #enter(waitFor: number, flags: number, wait: NativeArena): number {
+    this.#words[this.#sqTailAt] = this.#sqTail;
     const submitted = this.#libc.io_uring_enter(
       SYS_ENTER,
       this.fd,

@@ -215,6 +215,26 @@ Deno.test("a wait without a time limit ends with a timer entry; each queued time
   });
 });
 
+Deno.test("poll submits and collects what completed without waiting (deferred receives included)", () => {
+  withBuffers(0, 8, 256, (ring, buffers) => {
+    const { receiver, sender } = connectedPair();
+    const msghdr = recvMsgHeader();
+    ring.recvMsgMultishot(receiver.fd, msghdr, 0, 0, 1);
+    assert.equal(ring.poll(), 1);
+    assert.deepEqual(posted(ring), [], "nothing to receive: it returned without waiting");
+    const data = new NativeArena(8);
+    data.bytes.set(new TextEncoder().encode("ping"));
+    ring.send(sender.fd, data, 0, 4, 0, 2, false);
+    assert.equal(ring.poll(), 1);
+    const all = posted(ring);
+    assert.deepEqual(all.map((c) => c.userData), [2, 1], "the send, then the receive it caused");
+    assert.equal(all[0]!.result, 4);
+    assert.equal(new TextDecoder().decode(received(buffers, all[1]!).payload), "ping");
+    sockets.close(receiver.fd);
+    sockets.close(sender.fd);
+  });
+});
+
 Deno.test("a dry buffer ring ends a multishot receive with -ENOBUFS; recycled buffers and a new receive resume", () => {
   withBuffers(3, 2, 128, (ring, buffers) => {
     const { receiver, sender } = connectedPair();

@@ -125,6 +125,7 @@ export class Supervisor {
     this.#udpEngine = new UdpEngine({
       choice: resolved.udpEngine,
       threads: resolved.workers,
+      busyPollUs: resolved.udpBusyPollUs,
       listenAddress: resolved.listenAddress,
       maxSessions: resolved.udpMaxSessions,
       bufferBytes: resolved.udpBufferBytes,

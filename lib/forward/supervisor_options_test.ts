@@ -30,6 +30,7 @@ Deno.test("resolveSupervisorOptions() names the bad option and its value", () =>
     [{ accessLog: "yes" as unknown as boolean }, /Invalid accessLog "yes": must be a boolean/],
     [{ proxyHeaderTimeoutMs: 0 }, /Invalid proxyHeaderTimeoutMs 0/],
     [{ drainGraceMs: -1 }, /Invalid drainGraceMs -1/],
+    [{ udpBusyPollUs: -50 }, /Invalid udpBusyPollUs -50/],
     [{ listenAddress: "" }, /Invalid listenAddress ""/],
     [
       { bindRetryInitialMs: 10, bindRetryMaxMs: 5 },

@@ -20,6 +20,7 @@ import { newUdpCounters, type UdpCounters } from "./state.ts";
 import {
   type BatchedUdpEngine,
   enableIoUring,
+  setBusyPoll,
   startBatchedUdpEngine,
 } from "./udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "./udp_batched/batched_forwarder.ts";
@@ -38,6 +39,8 @@ export interface UdpEngineOptions {
   readonly choice: UdpEngineChoice;
   /** Engine threads of the batched engine (each binds every UDP port with SO_REUSEPORT). */
   readonly threads: number;
+  /** Busy-polling window of the batched engine's threads, in microseconds. @default 0 (off) */
+  readonly busyPollUs?: number;
   readonly listenAddress: string;
   readonly maxSessions: number;
   readonly bufferBytes: number;
@@ -88,6 +91,7 @@ export class UdpEngine {
       choice,
       start: async () => {
         const engine = await startBatchedUdpEngine(options.threads);
+        if (options.busyPollUs) await setBusyPoll(engine, options.busyPollUs);
         if (options.choice === "batched" || options.choice === "portable") return engine;
         const refused = await enableIoUring(engine);
         ioUring = refused === undefined;

@@ -11,6 +11,7 @@ import { Budget } from "../../lib/forward/budget.ts";
 import { newUdpCounters, type UdpCounters } from "../../lib/forward/state.ts";
 import {
   enableIoUring,
+  setBusyPoll,
   startBatchedUdpEngine,
 } from "../../lib/forward/udp_batched/batched_engine.ts";
 import { BatchedUdpForwarder } from "../../lib/forward/udp_batched/batched_forwarder.ts";
@@ -34,6 +35,8 @@ export interface UdpFixtureOptions {
   readonly bufferBudget?: Budget;
   /** Engine threads (batched engine). @default 1 */
   readonly threads?: number;
+  /** Busy-polling window of the engine threads (batched engine), in microseconds. @default 0 */
+  readonly busyPollUs?: number;
   /** Portable engine only: the listening socket. @default a fresh one on 127.0.0.1 */
   readonly socket?: Deno.DatagramConn;
   /** Portable engine only: see `UdpForwarderOptions.openUpstream`. */
@@ -126,6 +129,7 @@ export async function udpForwarderTo(
   const counters = new SharedUdpCounters(threads);
   let forwarder: BatchedUdpForwarder;
   try {
+    if (options.busyPollUs !== undefined) await setBusyPoll(batched, options.busyPollUs);
     if (engine === "io_uring") {
       const refused = await enableIoUring(batched);
       if (refused !== undefined) throw new Error(`io_uring refused: ${refused}`);

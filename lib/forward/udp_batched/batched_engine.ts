@@ -29,6 +29,15 @@ export async function enableIoUring(engine: BatchedUdpEngine): Promise<string | 
   return undefined;
 }
 
+/** Sets every thread's busy-polling window (`--udp-busy-poll`) in microseconds; 0 turns it off. */
+export async function setBusyPoll(engine: BatchedUdpEngine, microseconds: number): Promise<void> {
+  for (const answer of await engine.requestAll({ kind: "busyPoll", microseconds })) {
+    if (answer.kind !== "configured") {
+      throw new Error(`Unexpected answer ${answer.kind} to busyPoll`);
+    }
+  }
+}
+
 /** Starts `threads` engine threads and waits until each has opened libc. */
 export function startBatchedUdpEngine(threads: number): Promise<BatchedUdpEngine> {
   return EngineThreads.start<UdpRequest, UdpAnswer>(

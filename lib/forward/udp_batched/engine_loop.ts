@@ -14,7 +14,8 @@
  * The loop yields to the event loop when a poll times out, at once when the main thread posted a
  * message (a shared count says so; then before it reads any datagram, so that a new policy applies
  * to the very next client), and at least every 200 ms when busy, so that control messages arrive;
- * it stops when the shared stop flag is set. This module imports no third-party code.
+ * it stops when the shared stop flag is set. With `--udp-busy-poll`, the loop polls without
+ * sleeping for a while after traffic ({@linkcode BusyPoll}). This module imports no third-party code.
  * @module
  */
 
@@ -47,6 +48,7 @@ import {
 } from "../proxy_protocol/encode.ts";
 import type { SegmentOwner } from "./segmented_batch.ts";
 import { BatchSender } from "./batch_sender.ts";
+import { BusyPoll } from "./busy_poll.ts";
 import { EngineRing, Kind, SENT_BUFFERS_FLUSH, VALUE_MASK } from "./engine_ring.ts";
 import { type BufferRing, CompletionFlag, type UringLibc } from "../../ffi/io_uring.ts";
 import { errorMessage } from "../../util/error_message.ts";
@@ -228,6 +230,10 @@ export class EngineLoop {
   readonly #runDataOffsets = new Int32Array(BATCH);
   /** The client ring buffer of each datagram of the run, or -1. */
   readonly #runBuffers = new Int32Array(BATCH);
+  /** Polling without sleeping for a while after traffic (`--udp-busy-poll`); off by default. */
+  readonly #busyPoll = new BusyPoll();
+  /** One epoll_wait that returns at once, for {@linkcode BusyPoll.spin}. */
+  readonly #pollEpoll = () => this.#libc.epoll_wait(this.#epoll, this.#events.bytes, MAX_EVENTS, 0);
   /** A UDP socket on 127.0.0.1 the main thread sends a byte to after posting a message. */
   readonly #doorbell: number;
   /** The doorbell's port, for the main thread. */
@@ -291,6 +297,9 @@ export class EngineLoop {
       }
       case "ioUring":
         return this.#post({ kind: "ioUring", seq: message.seq, ...this.#enableRing() });
+      case "busyPoll":
+        this.#busyPoll.microseconds = message.microseconds;
+        return this.#post({ kind: "configured", seq: message.seq });
       case "policy": {
         const listener = this.#listeners.get(message.id);
         if (listener !== undefined) {
@@ -318,7 +327,10 @@ export class EngineLoop {
           break;
         }
         const waitMs = Math.max(0, Math.min(IDLE_POLL_MS, this.#nextSweepMs - Date.now()));
-        const count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
+        let count = this.#busyPoll.spin(this.#pollEpoll);
+        if (count === 0) {
+          count = this.#libc.epoll_wait(this.#epoll, events.bytes, MAX_EVENTS, waitMs);
+        }
         if (count < 0 && this.#errno.get() !== Errno.EINTR) {
           throw new OsError("epoll_wait", this.#errno.get());
         }
@@ -341,6 +353,7 @@ export class EngineLoop {
         }
         this.#flushToClients(nowMs);
         if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
+        if (count > 0) this.#busyPoll.active();
         if (count <= 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
           await new Promise((resolve) => setTimeout(resolve, 0));
           lastYieldMs = Date.now();
@@ -358,10 +371,16 @@ export class EngineLoop {
   async #runRing(ring: EngineRing<Session>): Promise<void> {
     let lastYieldMs = Date.now();
     let nowMs = lastYieldMs;
+    const pollRing = () => {
+      ring.poll();
+      return (ring.ring.tail - ring.ring.head) >>> 0;
+    };
     while (!this.#control.stopRequested) {
       const dueMs = Math.min(nowMs + IDLE_POLL_MS, this.#nextSweepMs);
-      let waited: number;
-      if (dueMs <= nowMs) waited = ring.submit(1, 0);
+      let waited = 0;
+      if (this.#busyPoll.spin(pollRing) > 0) {
+        // Completions arrived while polling: no wait.
+      } else if (dueMs <= nowMs) waited = ring.submit(1, 0);
       else {
         ring.wakeBy(dueMs, nowMs);
         waited = ring.submit(1, Infinity);
@@ -373,6 +392,7 @@ export class EngineLoop {
       }
       nowMs = Date.now();
       const handled = this.#ringPass(ring, nowMs);
+      if (handled > 0) this.#busyPoll.active();
       if (waited < 0 || handled === 0 || nowMs - lastYieldMs >= BUSY_YIELD_MS) {
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYieldMs = nowMs = Date.now();

@@ -255,7 +255,16 @@ export class EngineRing<Owner> {
    * {@linkcode Ring.submit}); once everything queued is submitted, the sent buffers go back.
    */
   submit(waitFor: number, timeoutMs: number): number {
-    const submitted = this.ring.submit(waitFor, timeoutMs);
+    return this.#submitted(this.ring.submit(waitFor, timeoutMs));
+  }
+
+  /** Submits what is queued and collects what completed, without waiting (see {@linkcode Ring.poll}). */
+  poll(): number {
+    return this.#submitted(this.ring.poll());
+  }
+
+  /** Once everything queued is submitted, gives the sent buffers back; returns `submitted`. */
+  #submitted(submitted: number): number {
     if (this.ring.queued === 0) {
       this.#submittedSeq = this.#sendSeq;
       recycleAll(this.clientBuffers, this.#sentClientBuffers, this.#sentClientCount);

@@ -110,6 +110,8 @@ export type ToEngine =
   | { readonly kind: "drain"; readonly seq: number; readonly id: number }
   /** Use io_uring for the sessions' upstream sockets (sent before any `listen`). */
   | { readonly kind: "ioUring"; readonly seq: number }
+  /** Poll without sleeping for `microseconds` after traffic (0: off); see `BusyPoll`. */
+  | { readonly kind: "busyPoll"; readonly seq: number; readonly microseconds: number }
   | {
     readonly kind: "close";
     readonly seq: number;
