@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import {
+  BENCH_BUSY_POLL_US,
   directPeer,
   haproxyPeer,
   nginxHalfClosePeer,
@@ -51,7 +52,7 @@ const USAGE = `Usage: deno task bench [options]
 Peers: direct, undying-proxy (native engines: io_uring UDP, splice TCP), undying-proxy-w${SCALE_WORKERS}
 (--workers ${SCALE_WORKERS}), undying-proxy-batched (epoll UDP), undying-proxy-portable, undying-proxy-portable-w${SCALE_WORKERS} (--udp-engine=portable
 --tcp-engine=portable), undying-proxy-portable-log (--access-log),
-nginx, haproxy, socat.
+undying-proxy-busy-poll (--udp-busy-poll=${BENCH_BUSY_POLL_US}us), nginx, haproxy, socat.
 Scenarios: ${SCENARIOS.map((s) => s.id).join(", ")}.
 `;
 
@@ -202,6 +203,7 @@ async function main(): Promise<void> {
     undyingPeer(undying, 1, "portable"),
     undyingPeer(undying, SCALE_WORKERS, "portable"),
     undyingPeer(undying, 1, "portable", { accessLog: true }),
+    undyingPeer(undying, 1, "io_uring", { busyPoll: true }),
     nginxPeer,
     nginxHalfClosePeer,
     haproxyPeer,

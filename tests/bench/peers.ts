@@ -234,16 +234,21 @@ export function undyingName(workers: number, udpEngine: BenchUdpEngine = "io_uri
   }`;
 }
 
+/** The busy-polling window of the `...-busy-poll` variant (`--udp-busy-poll`). */
+export const BENCH_BUSY_POLL_US = 50;
+
 /**
  * The UnDyingProxy peer with `workers` forwarding threads and `udpEngine` for UDP; with `accessLog`,
  * named `...-log`, every connection and session writes an access record (to the harness's stderr
- * pipe, as to a container log; UDP then runs on the portable engine, which writes them).
+ * pipe, as to a container log; UDP then runs on the portable engine, which writes them); with
+ * `busyPoll`, named `...-busy-poll`, the UDP engine threads poll for
+ * {@linkcode BENCH_BUSY_POLL_US} µs after traffic instead of sleeping.
  */
 export function undyingPeer(
   entry: UndyingEntry,
   workers: number,
   udpEngine: BenchUdpEngine = "io_uring",
-  options: { readonly accessLog?: boolean } = {},
+  options: { readonly accessLog?: boolean; readonly busyPoll?: boolean } = {},
 ): Peer {
   const udpThreads = udpEngine === "portable" ? 1 : workers;
   const tcpEngine = tcpEngineOf(udpEngine);
@@ -251,13 +256,17 @@ export function undyingPeer(
     ? `1 thread, TCP ${tcpEngine}, UDP ${udpEngine}`
     : `--workers ${workers}: TCP ${tcpEngine} on ${workers} threads (SO_REUSEPORT), UDP ${udpEngine} on ${udpThreads}`;
   const accessLog = options.accessLog ?? false;
-  const name = undyingName(workers, udpEngine) + (accessLog ? "-log" : "");
+  const busyPollUs = options.busyPoll ? BENCH_BUSY_POLL_US : 0;
+  const name = undyingName(workers, udpEngine) + (accessLog ? "-log" : "") +
+    (busyPollUs > 0 ? "-busy-poll" : "");
   return {
     name,
     udp: true,
     describe: `${
       entry.program ? "main.ts --config" : "tests/bench/undying_runner.ts (engine only)"
-    }, ${threads}${accessLog ? ", --access-log" : ""}`,
+    }, ${threads}${accessLog ? ", --access-log" : ""}${
+      busyPollUs > 0 ? `, --udp-busy-poll=${busyPollUs}us` : ""
+    }`,
     async start(ctx) {
       const listen = allocateListen();
       const specs = undyingSpecs({ listen, target: ctx.targets }).map((spec) =>
@@ -282,6 +291,7 @@ export function undyingPeer(
           `--tcp-engine=${tcpEngine}`,
           "--drain-grace-period=0",
           ...(accessLog ? ["--access-log"] : []),
+          `--udp-busy-poll=${busyPollUs}us`,
           "--metrics-bind-address=0",
           `--health-probe-bind-address=${LOOPBACK}:${freePort("tcp")}`,
         );
@@ -293,6 +303,7 @@ export function undyingPeer(
           String(workers),
           udpEngine,
           tcpEngine,
+          String(busyPollUs),
         );
       }
       const running = await startProcesses(ctx, listen, true, () => [

@@ -1,6 +1,6 @@
 /**
  * Runs the UnDyingProxy forwarding engine alone for the benchmark, in its own process:
- * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE [TCP_ENGINE]]]`. Builds a `Supervisor`, applies
+ * `deno run tests/bench/undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE [TCP_ENGINE [UDP_BUSY_POLL_US]]]]`. Builds a `Supervisor`, applies
  * the specs, prints `ready` once every part listens, and closes on SIGTERM or SIGINT. Used until the
  * program (`main.ts --config`) is available.
  * @module
@@ -23,6 +23,7 @@ async function run(
   workers: number,
   udpEngine: UdpEngineChoice,
   tcpEngine: TcpEngineChoice,
+  udpBusyPollUs: number,
 ): Promise<void> {
   const supervisor = new Supervisor({
     listenAddress,
@@ -30,6 +31,7 @@ async function run(
     workers,
     udpEngine,
     tcpEngine,
+    udpBusyPollUs,
   });
   const stop = Promise.withResolvers<void>();
   const onSignal = () => stop.resolve();
@@ -60,15 +62,19 @@ if (import.meta.main) {
     workersArg = "1",
     udpEngine = "io_uring",
     tcpEngine = "splice",
+    busyPollArg = "0",
   ] = Deno.args;
   const workers = Number(workersArg);
+  const busyPollUs = Number(busyPollArg);
   if (
     listenAddress === undefined || specsJson === undefined || !Number.isInteger(workers) ||
+    !Number.isInteger(busyPollUs) ||
     !(UDP_ENGINE_CHOICES as readonly string[]).includes(udpEngine) ||
     !(TCP_ENGINE_CHOICES as readonly string[]).includes(tcpEngine)
   ) {
     throw new TypeError(
-      "Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON [WORKERS [UDP_ENGINE [TCP_ENGINE]]]",
+      "Usage: undying_runner.ts LISTEN_ADDRESS SPECS_JSON " +
+        "[WORKERS [UDP_ENGINE [TCP_ENGINE [UDP_BUSY_POLL_US]]]]",
     );
   }
   await run(
@@ -77,5 +83,6 @@ if (import.meta.main) {
     workers,
     udpEngine as UdpEngineChoice,
     tcpEngine as TcpEngineChoice,
+    busyPollUs,
   );
 }
