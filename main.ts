@@ -111,9 +111,11 @@ async function run(options: Options, warnings: readonly string[]): Promise<numbe
   });
   try {
     const udpEngine = await supervisor.udpEngine();
-    log.info("UDP engine: {engine} ({threads} thread(s))", {
+    const busyPolls = options.udpBusyPollUs > 0 && udpEngine !== "portable";
+    log.info("UDP engine: {engine} ({threads} thread(s){busyPoll})", {
       engine: udpEngine,
       threads: udpEngine === "portable" ? 1 : options.workers,
+      busyPoll: busyPolls ? `, busy polling ${options.udpBusyPollUs} µs after traffic` : "",
     });
     metrics.recordUdpEngine(udpEngine);
     if (options.udpBusyPollUs > 0 && udpEngine === "portable") {

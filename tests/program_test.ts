@@ -776,6 +776,38 @@ Deno.test("--udp-engine=batched keeps the batched engine on epoll (no io_uring)"
   assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
 });
 
+Deno.test("--udp-busy-poll is named in the engine's start line; the portable engine warns that it sleeps", async () => {
+  await using udpEcho = startUdpEcho();
+  const udpPort = freePort();
+  await using config = await tempConfig([
+    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
+  ]);
+  {
+    await using program = await startProgram([`--config=${config.path}`, "--udp-busy-poll=50us"]);
+    await waitReady(program);
+    await program.waitForLog(
+      "the engine",
+      (line) =>
+        line.message ===
+          `UDP engine: ${AUTO_NATIVE_UDP_ENGINE} (1 thread(s), busy polling 50 µs after traffic)`,
+    );
+    using client = udpClient();
+    const datagram = patternBytes(1200, 8);
+    assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+  }
+  await using program = await startProgram([
+    `--config=${config.path}`,
+    "--udp-busy-poll=50us",
+    "--udp-engine=portable",
+  ]);
+  await waitReady(program);
+  await program.waitForLog(
+    "the warning",
+    (line) =>
+      line.level === "WARNING" && /--udp-busy-poll applies to the batched/.test(line.message),
+  );
+});
+
 Deno.test("without FFI permission, --udp-engine=auto falls back to the portable engine with a warning", async () => {
   await using udpEcho = startUdpEcho();
   const udpPort = freePort();

@@ -8,6 +8,7 @@ import {
   startTcpServer,
   writeAll,
 } from "../../tests/_support/net_tcp.ts";
+import { cpuDuring, sparseUdpTraffic } from "../../tests/_support/cpu_use.ts";
 import { startUdpEcho, udpClient } from "../../tests/_support/net_udp.ts";
 import { waitUntil } from "../../tests/_support/wait.ts";
 import { TCP_ENGINES } from "../../tests/_support/tcp_engines.ts";
@@ -532,4 +533,17 @@ Deno.test("Supervisor.settled() resolves once binds in engine threads are done",
   assert.equal(stateOf(sup, "threaded", "tcp")?.phase, "pending", "the engine thread binds");
   await sup.settled();
   assert.deepEqual(stateOf(sup, "threaded", "tcp"), { phase: "listening", port });
+});
+
+Deno.test("Supervisor: udpBusyPollUs reaches the batched engine's threads (they poll through 2 ms gaps)", async () => {
+  await using udpEcho = startUdpEcho();
+  await using sup = supervisor({ udpEngine: "batched", udpBusyPollUs: 10_000 });
+  const udpPort = freePort("udp");
+  sup.apply([{ name: "ns/game", udp: udpSpec(udpPort, udpEcho.port) }]);
+  await waitForPhase(sup, "ns/game", "udp", "listening");
+  const traffic = await cpuDuring(() => sparseUdpTraffic(udpPort, 400));
+  assert.ok(
+    traffic.cpuMs > traffic.wallMs * 0.5,
+    `${traffic.cpuMs} ms CPU in ${traffic.wallMs} ms: the threads slept between datagrams`,
+  );
 });

@@ -1,43 +1,35 @@
 import assert from "node:assert/strict";
-import process from "node:process";
-import { startUdpEcho, udpClient } from "../../../tests/_support/net_udp.ts";
+import { cpuDuring, sparseUdpTraffic } from "../../../tests/_support/cpu_use.ts";
+import { startUdpEcho } from "../../../tests/_support/net_udp.ts";
 import { udpForwarderTo } from "../../../tests/_support/udp_engines.ts";
 import { sleep } from "../../util/abortable_delay.ts";
 import { BusyPoll } from "./busy_poll.ts";
 
 /** A clock the test moves: each read advances it by `stepMs`. */
-function steppingClock(stepMs: number): { now: () => number; reads: () => number } {
+function steppingClock(stepMs: number): () => number {
   let ms = 1000;
-  let reads = 0;
-  return {
-    now: () => {
-      reads++;
-      return ms += stepMs;
-    },
-    reads: () => reads,
-  };
+  return () => ms += stepMs;
 }
 
 Deno.test("BusyPoll: off, or with no traffic in the window, it does not poll", () => {
   let polls = 0;
   const poll = () => (polls++, 0);
-  const off = new BusyPoll(steppingClock(0.001).now);
+  const off = new BusyPoll(steppingClock(0.001));
   off.active();
   assert.equal(off.spin(poll), 0);
   const clock = steppingClock(0.001);
-  const quiet = new BusyPoll(clock.now);
+  const quiet = new BusyPoll(clock);
   quiet.microseconds = 50;
   assert.equal(quiet.spin(poll), 0, "no traffic seen yet");
   quiet.active();
-  clock.now(); // 0.001 ms
-  for (let i = 0; i < 60; i++) clock.now(); // past the 50 µs window
+  for (let i = 0; i < 60; i++) clock(); // past the 50 µs window
   assert.equal(quiet.spin(poll), 0);
   assert.equal(polls, 0);
 });
 
 Deno.test("BusyPoll: after traffic, polls until something is found, which restarts the window", () => {
   const clock = steppingClock(0.001); // 1 µs per clock read
-  const busy = new BusyPoll(clock.now);
+  const busy = new BusyPoll(clock);
   busy.microseconds = 50;
   busy.active();
   let polls = 0;
@@ -51,7 +43,7 @@ Deno.test("BusyPoll: after traffic, polls until something is found, which restar
 
 Deno.test("BusyPoll: gives up once the window has passed without traffic", () => {
   const clock = steppingClock(0.001);
-  const busy = new BusyPoll(clock.now);
+  const busy = new BusyPoll(clock);
   busy.microseconds = 50;
   busy.active();
   let polls = 0;
@@ -64,31 +56,12 @@ Deno.test("BusyPoll: gives up once the window has passed without traffic", () =>
   assert.equal(busy.spin(() => 1), 0, "turned off");
 });
 
-/** CPU milliseconds this process spends while `work` runs, and the wall-clock milliseconds. */
-async function cpuDuring(work: () => Promise<void>): Promise<{ cpuMs: number; wallMs: number }> {
-  const startedAt = performance.now();
-  const before = process.cpuUsage();
-  await work();
-  const used = process.cpuUsage(before);
-  return { cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - startedAt };
-}
-
-/** A round trip through `port` every 2 ms for `ms`. */
-async function sparseTraffic(port: number, ms: number): Promise<void> {
-  using client = udpClient();
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    await client.request(new Uint8Array(32), port);
-    await sleep(2);
-  }
-}
-
 for (const engine of ["batched", "io_uring"] as const) {
   Deno.test(`${engine} UDP engine: busy polling keeps the thread awake between datagrams, and lets it sleep once traffic stops`, async () => {
     await using echo = startUdpEcho();
     await using fx = await udpForwarderTo(engine, echo.port, { busyPollUs: 10_000 });
     const port = fx.forwarder.port;
-    const traffic = await cpuDuring(() => sparseTraffic(port, 400));
+    const traffic = await cpuDuring(() => sparseUdpTraffic(port, 400));
     assert.ok(
       traffic.cpuMs > traffic.wallMs * 0.5,
       `polling through 2 ms gaps: ${traffic.cpuMs} ms CPU in ${traffic.wallMs} ms`,
@@ -104,7 +77,7 @@ for (const engine of ["batched", "io_uring"] as const) {
   Deno.test(`${engine} UDP engine: without busy polling, the thread sleeps between datagrams`, async () => {
     await using echo = startUdpEcho();
     await using fx = await udpForwarderTo(engine, echo.port);
-    const traffic = await cpuDuring(() => sparseTraffic(fx.forwarder.port, 400));
+    const traffic = await cpuDuring(() => sparseUdpTraffic(fx.forwarder.port, 400));
     assert.ok(
       traffic.cpuMs < traffic.wallMs * 0.5,
       `sleeping through 2 ms gaps: ${traffic.cpuMs} ms CPU in ${traffic.wallMs} ms`,
