@@ -219,8 +219,9 @@ export const FLAGS = {
     default: durationText(SUPERVISOR_DEFAULTS.udpBusyPollUs / 1000),
     help:
       "After traffic, each batched UDP engine thread keeps polling its sockets this long instead " +
-      "of sleeping (e.g. 50us, at most 10ms; 0 = off). Saves a wake-up per hop, which in VMs is " +
-      "most of a round trip, at the price of up to a CPU per engine thread while traffic flows.",
+      "of sleeping (e.g. 50us, at most 10ms; 0 = off): a datagram within that window finds it " +
+      "awake (in VMs, a wake-up is most of a round trip), at the price of up to a CPU per engine " +
+      "thread while traffic flows.",
     parse: parseBusyPollUs,
   },
   "tcp-engine": {
