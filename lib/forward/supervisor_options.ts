@@ -71,9 +71,9 @@ export interface SupervisorOptions {
    */
   udpEngine?: UdpEngineChoice;
   /**
-   * Microseconds a batched UDP engine thread keeps polling after traffic instead of sleeping: the
-   * next datagram finds it awake, which saves a wake-up (costly in VMs) per hop at the price of a
-   * CPU while traffic flows. 0 turns it off. @default 0
+   * Microseconds a batched UDP engine thread keeps polling after traffic instead of sleeping: a
+   * datagram within that window finds it awake, without a wake-up (costly in VMs), at the price of
+   * a CPU while traffic flows. 0 turns it off. @default 0
    */
   udpBusyPollUs?: number;
   /**

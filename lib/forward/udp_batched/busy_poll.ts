@@ -34,16 +34,13 @@ export class BusyPoll {
   /**
    * Calls `poll` (which must not block) until it finds something (a result above 0, returned) or
    * the window since the last traffic has passed (0 is returned; at once when busy polling is off
-   * or the window had passed already). A found result counts as traffic.
+   * or the window had passed already). The caller notes what it handles with {@linkcode active}.
    */
   spin(poll: () => number): number {
     if (this.#windowMs === 0 || this.#now() - this.#activeAtMs >= this.#windowMs) return 0;
     for (let polls = 1;; polls++) {
       const found = poll();
-      if (found > 0) {
-        this.#activeAtMs = this.#now();
-        return found;
-      }
+      if (found > 0) return found;
       if (polls % POLLS_PER_CLOCK_READ === 0 && this.#now() - this.#activeAtMs >= this.#windowMs) {
         return 0;
       }
