@@ -656,18 +656,11 @@ const MAX_BUSY_POLL_US = 10_000;
 function parseDuration(raw: string): number {
   const text = raw.trim();
   if (text === "0") return 0;
-  const parts = /^(?:\d+(?:\.\d+)?(?:us|µs|ms|s|m|h))+$/.test(text)
-    ? text.match(/\d+(?:\.\d+)?(?:us|µs|ms|s|m|h)/g)
-    : null;
-  if (parts === null) {
+  const parts = [...text.matchAll(DURATION_PART)];
+  if (parts.length === 0 || parts.map(([part]) => part).join("") !== text) {
     throw new RangeError("not a duration: use a number with a unit (us, ms, s, m, h), e.g. 5s");
   }
-  let ms = 0;
-  for (const part of parts) {
-    const unit = /(?:us|µs|ms|s|m|h)$/.exec(part)?.[0] ?? "";
-    ms += Number.parseFloat(part) * (UNIT_MS[unit] ?? Number.NaN);
-  }
-  return ms;
+  return parts.reduce((ms, [, number, unit]) => ms + Number(number) * UNIT_MS[unit!]!, 0);
 }
 
 /**
@@ -685,7 +678,8 @@ export function parseBindAddress(raw: string): BindAddress | null {
   return { hostname: match[1] ?? match[2] ?? "", port };
 }
 
-const UNIT_MS: Record<string, number> = {
+/** Milliseconds per duration unit. */
+const UNIT_MS: Readonly<Record<string, number>> = {
   us: 0.001,
   µs: 0.001,
   ms: 1,
@@ -693,6 +687,8 @@ const UNIT_MS: Record<string, number> = {
   m: 60_000,
   h: 3_600_000,
 };
+/** One number and unit of a duration (`ms` before `m` and `s`, `us` before `s`). */
+const DURATION_PART = /(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)/g;
 
 function parseConfigMapFlag(raw: string): ConfigMapRef | undefined {
   if (raw === "") return undefined;

@@ -68,6 +68,32 @@ async function tempConfig(forwards: readonly Forward[]) {
   };
 }
 
+/** A UDP echo server and a config file whose object "game" forwards a free UDP port to it. */
+async function udpGame() {
+  const echo = startUdpEcho();
+  const port = freePort();
+  const file = await tempConfig([{
+    name: "game",
+    udp: { listenPort: port, targetPort: echo.port },
+  }]);
+  return {
+    port,
+    /** The `--config` flag naming the file. */
+    config: `--config=${file.path}`,
+    async [Symbol.asyncDispose]() {
+      await file[Symbol.asyncDispose]();
+      await echo[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Sends `size` bytes (pattern `seed`) to UDP `port` and expects them back whole. */
+async function assertUdpEchoes(port: number, size: number, seed: number): Promise<void> {
+  using client = udpClient();
+  const datagram = patternBytes(size, seed);
+  assert.deepEqual(await client.request(datagram, port, WAIT_MS), datagram);
+}
+
 async function waitReady(program: ProgramProcess): Promise<void> {
   try {
     await waitUntil(
@@ -226,9 +252,7 @@ Deno.test("standalone mode forwards TCP and UDP, and /metrics counts the traffic
   await waitReady(program);
 
   await echoThrough(tcpPort, 1000);
-  using client = udpClient();
-  const datagram = patternBytes(300, 7);
-  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+  await assertUdpEchoes(udpPort, 300, 7);
 
   const expected: Record<string, number> = {
     "undying_proxy_tcp_forwarders": 1,
@@ -592,9 +616,7 @@ Deno.test("the bundles the compile task embeds run the program with its permissi
       (line) => line.message === `UDP engine: ${AUTO_NATIVE_UDP_ENGINE} (2 thread(s))`,
     );
     for (let seed = 0; seed < 4; seed++) await echoThrough(tcpPort, 10_000, seed);
-    using client = udpClient();
-    const datagram = patternBytes(1200, 3);
-    assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+    await assertUdpEchoes(udpPort, 1200, 3);
     program.signal("SIGTERM");
     assert.equal(await program.exited, 0, program.output().slice(-3000));
     assert.ok(!/error|failed/i.test(program.output()), program.output().slice(-3000));
@@ -741,49 +763,33 @@ function onlyEngine(engine: "io_uring" | "batched" | "portable"): Record<string,
 }
 
 Deno.test("UDP goes through a native engine by default (io_uring where allowed): logged at start, exported as a metric", async () => {
-  await using udpEcho = startUdpEcho();
-  const udpPort = freePort();
-  await using config = await tempConfig([
-    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
-  ]);
-  await using program = await startProgram([`--config=${config.path}`]);
+  await using game = await udpGame();
+  await using program = await startProgram([game.config]);
   await waitReady(program);
   await program.waitForLog(
     "the engine",
     (line) => line.message === `UDP engine: ${AUTO_NATIVE_UDP_ENGINE} (1 thread(s))`,
   );
   assert.deepEqual(await udpEngineMetric(program), onlyEngine(AUTO_NATIVE_UDP_ENGINE));
-  using client = udpClient();
-  const datagram = patternBytes(65_507, 5);
-  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+  await assertUdpEchoes(game.port, 65_507, 5);
 });
 
 Deno.test("--udp-engine=batched keeps the batched engine on epoll (no io_uring)", async () => {
-  await using udpEcho = startUdpEcho();
-  const udpPort = freePort();
-  await using config = await tempConfig([
-    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
-  ]);
-  await using program = await startProgram([`--config=${config.path}`, "--udp-engine=batched"]);
+  await using game = await udpGame();
+  await using program = await startProgram([game.config, "--udp-engine=batched"]);
   await waitReady(program);
   await program.waitForLog(
     "the engine",
     (line) => line.message === "UDP engine: batched (1 thread(s))",
   );
   assert.deepEqual(await udpEngineMetric(program), onlyEngine("batched"));
-  using client = udpClient();
-  const datagram = patternBytes(1200, 7);
-  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+  await assertUdpEchoes(game.port, 1200, 7);
 });
 
 Deno.test("--udp-busy-poll is named in the engine's start line; the portable engine warns that it sleeps", async () => {
-  await using udpEcho = startUdpEcho();
-  const udpPort = freePort();
-  await using config = await tempConfig([
-    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
-  ]);
+  await using game = await udpGame();
   {
-    await using program = await startProgram([`--config=${config.path}`, "--udp-busy-poll=50us"]);
+    await using program = await startProgram([game.config, "--udp-busy-poll=50us"]);
     await waitReady(program);
     await program.waitForLog(
       "the engine",
@@ -791,12 +797,10 @@ Deno.test("--udp-busy-poll is named in the engine's start line; the portable eng
         line.message ===
           `UDP engine: ${AUTO_NATIVE_UDP_ENGINE} (1 thread(s), busy polling 50 µs after traffic)`,
     );
-    using client = udpClient();
-    const datagram = patternBytes(1200, 8);
-    assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+    await assertUdpEchoes(game.port, 1200, 8);
   }
   await using program = await startProgram([
-    `--config=${config.path}`,
+    game.config,
     "--udp-busy-poll=50us",
     "--udp-engine=portable",
   ]);
@@ -809,13 +813,9 @@ Deno.test("--udp-busy-poll is named in the engine's start line; the portable eng
 });
 
 Deno.test("without FFI permission, --udp-engine=auto falls back to the portable engine with a warning", async () => {
-  await using udpEcho = startUdpEcho();
-  const udpPort = freePort();
-  await using config = await tempConfig([
-    { name: "game", udp: { listenPort: udpPort, targetPort: udpEcho.port } },
-  ]);
+  await using game = await udpGame();
   const flags = (await taskPermissionFlags()).filter((flag) => flag !== "--allow-ffi");
-  await using program = await startProgram([`--config=${config.path}`], { flags });
+  await using program = await startProgram([game.config], { flags });
   await waitReady(program);
   const warning = await program.waitForLog(
     "the fallback warning",
@@ -823,9 +823,7 @@ Deno.test("without FFI permission, --udp-engine=auto falls back to the portable 
   );
   assert.match(warning.message, /FFI is not permitted/);
   assert.deepEqual(await udpEngineMetric(program), onlyEngine("portable"));
-  using client = udpClient();
-  const datagram = patternBytes(1200, 6);
-  assert.deepEqual(await client.request(datagram, udpPort, WAIT_MS), datagram);
+  await assertUdpEchoes(game.port, 1200, 6);
 });
 
 Deno.test("--udp-engine=batched without FFI permission stops with a clear error", async () => {

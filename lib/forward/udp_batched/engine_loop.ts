@@ -371,19 +371,16 @@ export class EngineLoop {
   async #runRing(ring: EngineRing<Session>): Promise<void> {
     let lastYieldMs = Date.now();
     let nowMs = lastYieldMs;
-    const pollRing = () => {
-      ring.poll();
-      return (ring.ring.tail - ring.ring.head) >>> 0;
-    };
+    const pollRing = () => ring.poll();
     while (!this.#control.stopRequested) {
       const dueMs = Math.min(nowMs + IDLE_POLL_MS, this.#nextSweepMs);
       let waited = 0;
-      if (this.#busyPoll.spin(pollRing) > 0) {
-        // Completions arrived while polling: no wait.
-      } else if (dueMs <= nowMs) waited = ring.submit(1, 0);
-      else {
-        ring.wakeBy(dueMs, nowMs);
-        waited = ring.submit(1, Infinity);
+      if (this.#busyPoll.spin(pollRing) === 0) {
+        if (dueMs <= nowMs) waited = ring.submit(1, 0);
+        else {
+          ring.wakeBy(dueMs, nowMs);
+          waited = ring.submit(1, Infinity);
+        }
       }
       if (this.#control.takePosted()) {
         // Messages before datagrams: a new rule already applies to the next new client.

@@ -258,9 +258,13 @@ export class EngineRing<Owner> {
     return this.#submitted(this.ring.submit(waitFor, timeoutMs));
   }
 
-  /** Submits what is queued and collects what completed, without waiting (see {@linkcode Ring.poll}). */
+  /**
+   * Submits what is queued and collects what completed, without waiting (see {@linkcode Ring.poll});
+   * returns how many completions are ready.
+   */
   poll(): number {
-    return this.#submitted(this.ring.poll());
+    this.#submitted(this.ring.poll());
+    return (this.ring.tail - this.ring.head) >>> 0;
   }
 
   /** Once everything queued is submitted, gives the sent buffers back; returns `submitted`. */
